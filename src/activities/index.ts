@@ -1,0 +1,18 @@
+// Builds the activity object the worker registers, from injected dependencies (config, env).
+import type { Config } from '../config/index.js';
+import { createLogicalBackupActivities } from './logicalBackup.js';
+
+export interface ActivityDeps {
+  config: Config;
+  /** Where secrets are resolved from (password and passphrase env vars); process.env in production. */
+  env: NodeJS.ProcessEnv;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    ...createLogicalBackupActivities(deps),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupProgress } from './logicalBackup.js';

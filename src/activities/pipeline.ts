@@ -1,0 +1,182 @@
+// One stream, many stages: the bytes a PostgreSQL tool writes pass once through compression,
+// OpenPGP encryption and sha256 on their way to a `*.partial` file, which is fsynced and renamed.
+// Memory stays bounded (stream backpressure end to end) and no plaintext touches the disk.
+import { createHash } from 'node:crypto';
+import { open, readFile, rename } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { dirname } from 'node:path';
+import { Duplex, PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
+import * as openpgp from 'openpgp';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
+import { PARTIAL_SUFFIX } from '../lib/layout.js';
+
+export interface Compression {
+  algorithm: 'zstd' | 'none';
+  level?: number;
+}
+
+/** Counts the bytes that pass. */
+export class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+}
+
+/** sha256 and size of the bytes that pass. */
+export class Sha256Stage extends Transform {
+  bytes = 0;
+  private readonly hash = createHash('sha256');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/**
+ * Caps throughput at `bytesPerSecond`, like pg_basebackup's --max-rate: a backup can be told to
+ * leave disk and network bandwidth to production traffic.
+ */
+export class RateLimit extends Transform {
+  private readonly started = Date.now();
+  private passed = 0;
+  constructor(private readonly bytesPerSecond: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.passed += chunk.length;
+    const due = this.started + (this.passed / this.bytesPerSecond) * 1000;
+    const wait = due - Date.now();
+    if (wait <= 0) return done(null, chunk);
+    setTimeout(() => done(null, chunk), wait);
+  }
+}
+
+export function compressStage(compression: Compression): Transform {
+  if (compression.algorithm === 'none') return new PassThrough();
+  // zlib's zstd runs on the libuv thread pool, beside the JavaScript thread doing the encryption.
+  return createZstdCompress({
+    params: { [zlibConstants.ZSTD_c_compressionLevel]: compression.level ?? 3 },
+  });
+}
+
+export interface RecipientKeys {
+  keys: openpgp.PublicKey[];
+  fingerprints: string[];
+}
+
+/** Reads and checks the recipients' public keys: each must be readable and able to encrypt now. */
+export async function loadRecipientKeys(paths: readonly string[]): Promise<RecipientKeys> {
+  const keys: openpgp.PublicKey[] = [];
+  for (const path of paths) {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (err) {
+      throw nonRetryable(ErrorType.KeyUnreadable, `encryption key ${path} is unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      const text = bytes.toString('utf8');
+      const key = text.includes('-----BEGIN PGP')
+        ? await openpgp.readKey({ armoredKey: text })
+        : await openpgp.readKey({ binaryKey: bytes });
+      await key.getEncryptionKey(); // throws when expired, revoked, or without an encryption subkey
+      keys.push(key.isPrivate() ? key.toPublic() : (key as openpgp.PublicKey));
+    } catch (err) {
+      throw nonRetryable(ErrorType.KeyUnreadable, `encryption key ${path} is not a usable OpenPGP public key: ${(err as Error).message}`);
+    }
+  }
+  return { keys, fingerprints: keys.map((k) => k.getFingerprint().toUpperCase()) };
+}
+
+/**
+ * OpenPGP encryption as a stream stage. SEIPD v1 with MDC and no OpenPGP-level compression (the
+ * data is compressed already): what stock `gpg --decrypt` (GnuPG 2.2 and later) reads.
+ */
+export function encryptStage(recipients: RecipientKeys): Duplex {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const web = Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>;
+  openpgp
+    .createMessage({ binary: web, format: 'binary' })
+    .then((message) =>
+      openpgp.encrypt({
+        message,
+        encryptionKeys: recipients.keys,
+        format: 'binary',
+        config: { aeadProtect: false, preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
+      }),
+    )
+    .then((encrypted) => pipeline(Readable.fromWeb(encrypted as never), output))
+    .catch((err: Error) => output.destroy(err));
+  return Duplex.from({ writable: input, readable: output });
+}
+
+export interface StoredArtifact {
+  bytes: number;
+  sha256: string;
+  rawBytes: number;
+}
+
+export interface StoreOptions {
+  compression: Compression;
+  recipients?: RecipientKeys;
+  signal?: AbortSignal;
+  /** Throttle the raw stream to this many bytes per second. */
+  maxRate?: number;
+  /** Called with the raw and stored byte counts as they grow (for heartbeats). */
+  counters?: { raw?: ByteCounter; stored?: Sha256Stage };
+}
+
+/**
+ * Streams `source` through compression, encryption and sha256 into `path`: written as
+ * `path.partial`, fsynced, renamed, directory fsynced. A failure leaves only the partial file,
+ * which the caller's directory cleanup removes.
+ */
+export async function storeArtifact(source: Readable, path: string, options: StoreOptions): Promise<StoredArtifact> {
+  const raw = options.counters?.raw ?? new ByteCounter();
+  const hash = options.counters?.stored ?? new Sha256Stage();
+  const partial = path + PARTIAL_SUFFIX;
+  const stages: NodeJS.ReadWriteStream[] = [raw];
+  if (options.maxRate) stages.push(new RateLimit(options.maxRate));
+  stages.push(compressStage(options.compression));
+  if (options.recipients) stages.push(encryptStage(options.recipients));
+  stages.push(hash);
+  await pipeline([source, ...stages, createWriteStream(partial, { flags: 'wx' })] as never, {
+    signal: options.signal,
+  } as never);
+  await fsyncPath(partial);
+  await rename(partial, path);
+  await fsyncPath(dirname(path));
+  return { bytes: hash.bytes, sha256: hash.digest(), rawBytes: raw.bytes };
+}
+
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes a small file atomically: `.partial`, fsync, rename, fsync the directory. */
+export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
+  const partial = path + PARTIAL_SUFFIX;
+  const handle = await open(partial, 'w');
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(partial, path);
+  await fsyncPath(dirname(path));
+}

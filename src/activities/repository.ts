@@ -1,0 +1,105 @@
+// The local backup repository on disk (DESIGN.md layout). A backup directory without
+// manifest.json is not a backup: retries and cleanups remove it.
+import { access, constants, mkdir, readFile, readdir, rm, statfs } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Config, RepositoryConfig } from '../config/index.js';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
+import { isBackupId } from '../lib/ids.js';
+import { logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';
+import { parseLogicalManifest, type LogicalManifest } from '../lib/manifest.js';
+import { writeFileAtomic } from './pipeline.js';
+
+export class LocalRepository {
+  constructor(
+    readonly name: string,
+    readonly root: string,
+  ) {}
+
+  static forCluster(config: Config, clusterName: string): LocalRepository {
+    const cluster = config.clusters[clusterName];
+    if (!cluster) throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${clusterName}"`);
+    const repo: RepositoryConfig | undefined = config.repositories[cluster.repository];
+    if (!repo) throw nonRetryable(ErrorType.RepositoryUnavailable, `cluster "${clusterName}" names unknown repository "${cluster.repository}"`);
+    return new LocalRepository(cluster.repository, repo.path);
+  }
+
+  logicalBackupDir(cluster: string, database: string, backupId: string): string {
+    return logicalBackupDir(this.root, cluster, database, backupId);
+  }
+
+  /** The manifest of a committed backup, or undefined when the directory holds no committed backup. */
+  async readManifest(dir: string): Promise<LogicalManifest | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    return parseLogicalManifest(text);
+  }
+
+  /** Removes whatever an interrupted attempt left and creates the directory afresh. */
+  async prepareDir(dir: string): Promise<void> {
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+  }
+
+  async removeDir(dir: string): Promise<void> {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /** manifest.json is the commit marker: written last, atomically. */
+  async commit(dir: string, manifest: LogicalManifest): Promise<void> {
+    await writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+  }
+
+  /** Committed logical backups of a database, oldest first. */
+  async listLogicalBackups(cluster: string, database: string): Promise<LogicalManifest[]> {
+    const base = logicalDatabaseDir(this.root, cluster, database);
+    let entries: string[];
+    try {
+      entries = await readdir(base);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const manifests: LogicalManifest[] = [];
+    for (const id of entries.filter(isBackupId).sort()) {
+      const manifest = await this.readManifest(join(base, id));
+      if (manifest) manifests.push(manifest);
+    }
+    return manifests;
+  }
+
+  /** Free bytes where the repository lives (its nearest existing ancestor if not created yet). */
+  async freeBytes(): Promise<number> {
+    const dir = await this.existingAncestor(this.root);
+    const s = await statfs(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  }
+
+  /** Refuses early when the repository cannot be created or written. */
+  async assertWritable(): Promise<void> {
+    const dir = await this.existingAncestor(this.root);
+    try {
+      await access(dir, constants.W_OK);
+    } catch {
+      throw nonRetryable(ErrorType.RepositoryUnavailable, `repository "${this.name}" at ${this.root} is not writable (${dir})`);
+    }
+  }
+
+  private async existingAncestor(path: string): Promise<string> {
+    let dir = path;
+    for (;;) {
+      try {
+        await access(dir);
+        return dir;
+      } catch {
+        const parent = dirname(dir);
+        if (parent === dir) return dir;
+        dir = parent;
+      }
+    }
+  }
+}

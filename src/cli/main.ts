@@ -1,0 +1,125 @@
+#!/usr/bin/env node
+// The `pgwarden` command: start and watch procedures, run the worker and the dev stack.
+import { Command, Option } from 'commander';
+import { NativeConnection } from '@temporalio/worker';
+import { WorkflowFailedError } from '@temporalio/client';
+import { loadConfig, ConfigError, type Config } from '../config/index.js';
+import { fullBackupWorkflowId, formatBackupId, isBackupId } from '../lib/ids.js';
+import { runWorkers } from '../worker/worker.js';
+import { startDevServer } from '../worker/devServer.js';
+import { connectClient, liveStatus } from './client.js';
+import { formatBytes, formatDuration, progressLine } from './format.js';
+import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
+
+const program = new Command('pgwarden')
+  .description('PostgreSQL backup and disaster recovery as durable Temporal workflows')
+  .option('-c, --config <file>', 'config file (default: $PGWARDEN_CONFIG or ./pgwarden.config.json)')
+  .showHelpAfterError();
+
+function config(): Config {
+  return loadConfig(program.opts<{ config?: string }>().config);
+}
+
+program
+  .command('worker')
+  .description('run a worker on the shared queue `pgwarden` and this host\'s queue `pgwarden@<host>`')
+  .addHelpText('after', '\nExample:\n  TEMPORAL_ADDRESS=temporal:7233 pgwarden worker --config /etc/pgwarden/pgwarden.config.json')
+  .action(async () => {
+    const cfg = config();
+    const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+    try {
+      await runWorkers({ config: cfg, connection });
+    } finally {
+      await connection.close();
+    }
+  });
+
+program
+  .command('dev')
+  .description('start the Temporal dev server (with its web UI) and a worker, for trying pgwarden on one machine')
+  .option('--port <port>', 'Temporal frontend port', '7233')
+  .option('--ui-port <port>', 'web UI port', '8233')
+  .option('--db-file <file>', 'keep workflow history in this SQLite file', '.pgwarden-dev.sqlite')
+  .action(async (opts: { port: string; uiPort: string; dbFile: string }) => {
+    const cfg = config();
+    const server = await startDevServer({ port: Number(opts.port), uiPort: Number(opts.uiPort), dbFile: opts.dbFile });
+    console.log(`Temporal dev server at ${server.address}; UI at ${server.uiAddress}`);
+    const connection = await NativeConnection.connect({ address: server.address });
+    try {
+      await runWorkers({ config: { ...cfg, temporal: { ...cfg.temporal, address: server.address } }, connection });
+    } finally {
+      await connection.close();
+      await server.stop();
+    }
+  });
+
+program
+  .command('backup')
+  .description('start a fullBackup (logical, pg_dump) of one database, or of all with --database "*"')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .requiredOption('--database <name>', 'database name, or "*" for every database')
+  .option('--backup-id <id>', 'backup id (default: the start time, e.g. 20261122T020000Z)')
+  .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
+  .addHelpText('after', '\nExamples:\n  pgwarden backup --cluster main --database app --wait\n  pgwarden backup --cluster main --database "*"')
+  .action(async (opts: { cluster: string; database: string; backupId?: string; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+    if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const backupId = opts.backupId ?? formatBackupId(new Date());
+    const input: FullBackupInput = { cluster: opts.cluster, database: opts.database, backupId };
+    const client = await connectClient(cfg);
+    const workflowId = fullBackupWorkflowId(opts.cluster, opts.database === '*' ? 'all' : opts.database, backupId);
+    const handle = await client.workflow.start('fullBackup', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    if (!opts.json) console.log(`started fullBackup ${workflowId}`);
+    if (!opts.wait) {
+      if (opts.json) console.log(JSON.stringify({ workflowId }));
+      return;
+    }
+    const result = await waitWithProgress<FullBackupResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(result));
+    for (const b of result.backups) {
+      console.log(
+        `${b.cluster}/${b.database} ${b.backupId}: ${formatBytes(b.bytes)} stored (${formatBytes(b.rawBytes)} dumped), ` +
+          `${b.tables} tables, ${b.rows} rows, ${formatDuration(b.seconds)}${b.reused ? ' (already committed)' : ''}\n  ${b.path}`,
+      );
+    }
+  });
+
+async function waitWithProgress<T>(handle: Awaited<ReturnType<Awaited<ReturnType<typeof connectClient>>['workflow']['start']>>, quiet: boolean): Promise<T> {
+  let last = '';
+  const timer = quiet
+    ? undefined
+    : setInterval(() => {
+        liveStatus(handle)
+          .then((live) => {
+            const line = progressLine(live);
+            if (line !== last) console.log(`  ${line}`);
+            last = line;
+          })
+          .catch(() => undefined);
+      }, 2000);
+  try {
+    return (await handle.result()) as T;
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+class UserError extends Error {}
+
+function oneLine(err: unknown): string {
+  if (err instanceof WorkflowFailedError) {
+    let cause: Error | undefined = err.cause;
+    while (cause && (cause as { cause?: Error }).cause) cause = (cause as { cause?: Error }).cause;
+    return `workflow failed: ${cause?.message ?? err.message}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const known = err instanceof UserError || err instanceof ConfigError || err instanceof WorkflowFailedError;
+  console.error(`pgwarden: ${oneLine(err)}`);
+  if (!known && process.env.PGWARDEN_DEBUG) console.error(err);
+  process.exit(1);
+});

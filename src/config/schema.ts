@@ -1,0 +1,116 @@
+// The pgwarden config file (pgwarden.config.json). Secrets are never in it: it names the
+// environment variables or files that hold them.
+import { z } from 'zod';
+
+const name = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/, 'letters, digits, _ . @ + - (max 63)');
+
+export const clusterSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535).default(5432),
+    user: z.string().min(1).default('postgres'),
+    /** Name of the environment variable that holds the password. */
+    passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+    /** A libpq passfile (host:port:db:user:password, mode 0600). */
+    passfile: z.string().optional(),
+    /** Database to connect to for cluster-wide queries. */
+    maintenanceDatabase: z.string().default('postgres'),
+    /** libpq sslmode for every connection. */
+    sslmode: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+    /** The data directory on the database host (used by physical backup and PITR). */
+    dataDirectory: z.string().optional(),
+    /** Task queue of the worker on the database host; default `pgwarden@<host>`. */
+    hostQueue: z.string().optional(),
+    /** Directory of pg_dump, pg_restore, ...; default /usr/lib/postgresql/<server major>/bin, else PATH. */
+    binDir: z.string().optional(),
+    /** Repository (a key of `repositories`) that holds this cluster's backups. */
+    repository: z.string().default('local'),
+  })
+  .strict();
+export type ClusterConfig = z.infer<typeof clusterSchema>;
+
+export const localRepositorySchema = z.object({ type: z.literal('local'), path: z.string().min(1) }).strict();
+export const repositorySchema = z.discriminatedUnion('type', [localRepositorySchema]);
+export type RepositoryConfig = z.infer<typeof repositorySchema>;
+
+export const encryptionSchema = z
+  .object({
+    /** Armored or binary OpenPGP public key files; every backup is encrypted to all of them. */
+    recipients: z.array(z.string().min(1)).min(1),
+    /** Private key file for restore and verification (only on hosts that restore). */
+    privateKeyFile: z.string().optional(),
+    /** Environment variable holding the private key's passphrase. */
+    passphraseEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  })
+  .strict();
+export type EncryptionConfig = z.infer<typeof encryptionSchema>;
+
+export const retentionSchema = z
+  .object({
+    daily: z.number().int().nonnegative().default(7),
+    weekly: z.number().int().nonnegative().default(4),
+    monthly: z.number().int().nonnegative().default(12),
+    /** null keeps yearly backups forever. */
+    yearly: z.number().int().nonnegative().nullable().default(null),
+    minimum: z.number().int().min(1).default(3),
+  })
+  .strict();
+
+export const compressionSchema = z
+  .object({
+    algorithm: z.enum(['zstd', 'none']).default('zstd'),
+    /** zstd level: 1-3 keep up with pg_dump; higher levels cost CPU for a few percent. */
+    level: z.number().int().min(1).max(19).default(3),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    /** Cap a backup's read rate (bytes per second of pg_dump output), like pg_basebackup --max-rate. */
+    maxRate: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const temporalSchema = z
+  .object({
+    address: z.string().default('127.0.0.1:7233'),
+    namespace: z.string().default('default'),
+    taskQueue: z.string().default('pgwarden'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    temporal: temporalSchema.prefault({}),
+    clusters: z.record(name, clusterSchema),
+    repositories: z.record(name, repositorySchema),
+    encryption: encryptionSchema.optional(),
+    retention: retentionSchema.prefault({}),
+    compression: compressionSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
+    worker: z
+      .object({
+        /** This host's name for its host-local queue `pgwarden@<host>`. */
+        host: z.string().optional(),
+        maxConcurrentActivities: z.number().int().min(1).default(4),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    for (const [clusterName, cluster] of Object.entries(config.clusters)) {
+      if (!(cluster.repository in config.repositories)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', clusterName, 'repository'],
+          message: `names repository "${cluster.repository}", which is not in "repositories"`,
+        });
+      }
+      if (cluster.passwordEnv && cluster.passfile) {
+        ctx.addIssue({ code: 'custom', path: ['clusters', clusterName], message: 'set passwordEnv or passfile, not both' });
+      }
+    }
+  });
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,42 @@
+// Backup ids and workflow ids. Pure: used by workflows (deterministic) and activities alike.
+
+/** `20261122T020000Z`, optionally followed by `-<suffix>` (lowercase letters, digits). */
+const BACKUP_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-([a-z0-9]{1,16}))?$/;
+
+/** The backup id for a start time: the UTC second, e.g. `20261122T020000Z`. */
+export function formatBackupId(start: Date, suffix?: string): string {
+  const iso = start.toISOString(); // 2026-11-22T02:00:00.000Z
+  const id = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+  return suffix ? `${id}-${suffix}` : id;
+}
+
+export function isBackupId(value: string): boolean {
+  const m = BACKUP_ID.exec(value);
+  if (!m) return false;
+  const t = backupIdTime(value);
+  return t !== undefined && formatBackupId(t) === value.slice(0, 16);
+}
+
+/** The UTC time encoded in a backup id, or undefined if it is not one. */
+export function backupIdTime(value: string): Date | undefined {
+  const m = BACKUP_ID.exec(value);
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s] = m;
+  const t = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)));
+  return Number.isNaN(t.getTime()) ? undefined : t;
+}
+
+/**
+ * Names used as a path component in the repository (cluster and database names).
+ * PostgreSQL allows almost anything in a database name; the repository refuses what could
+ * escape its directory or confuse a shell-using operator.
+ */
+const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/;
+export function isSafeName(value: string): boolean {
+  return SAFE_NAME.test(value) && !value.includes('..');
+}
+
+/** Stable, readable workflow ids: `pgwarden/main/app/full/20261122T020000Z`. */
+export function fullBackupWorkflowId(cluster: string, database: string, backupId: string): string {
+  return `pgwarden/${cluster}/${database}/full/${backupId}`;
+}

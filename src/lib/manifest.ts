@@ -1,0 +1,64 @@
+// manifest.json: the commit marker of a backup (written last) and its description.
+import { z } from 'zod';
+
+export const MANIFEST_FORMAT = 1;
+
+const artifactSchema = z.object({
+  /** File name inside the backup directory. */
+  name: z.string(),
+  role: z.enum(['dump', 'globals', 'base', 'backup_manifest']),
+  /** Bytes stored on disk (after compression and encryption). */
+  bytes: z.number().int().nonnegative(),
+  /** sha256 of the stored bytes, hex. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Bytes produced by the PostgreSQL tool, before compression and encryption. */
+  rawBytes: z.number().int().nonnegative(),
+});
+export type Artifact = z.infer<typeof artifactSchema>;
+
+const tableSchema = z.object({ schema: z.string(), name: z.string(), rows: z.number().int().nonnegative() });
+export type TableCount = z.infer<typeof tableSchema>;
+
+const verificationSchema = z.object({
+  at: z.string(),
+  ok: z.boolean(),
+  method: z.string(),
+  restoreSeconds: z.number().optional(),
+  detail: z.string().optional(),
+});
+export type Verification = z.infer<typeof verificationSchema>;
+
+export const logicalManifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  kind: z.literal('logical'),
+  cluster: z.string(),
+  database: z.string(),
+  backupId: z.string(),
+  serverVersion: z.string(),
+  serverVersionNum: z.number().int(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  /** Total stored bytes of all artifacts. */
+  bytes: z.number().int().nonnegative(),
+  /** sha256 of the stored dump artifact (the main one). */
+  sha256: z.string(),
+  artifacts: z.array(artifactSchema),
+  compression: z.object({ algorithm: z.enum(['zstd', 'none']), level: z.number().int().optional() }),
+  encryption: z.object({ format: z.literal('openpgp'), recipients: z.array(z.string()) }).nullable(),
+  dumpFormat: z.literal('custom'),
+  /** Entries pg_restore --list read from the dump's table of contents (the sanity check). */
+  tocEntries: z.number().int().nonnegative(),
+  globals: z.object({ rolePasswords: z.boolean() }),
+  tables: z.array(tableSchema),
+  verifications: z.array(verificationSchema),
+  pgwardenVersion: z.string(),
+});
+export type LogicalManifest = z.infer<typeof logicalManifestSchema>;
+
+export function parseLogicalManifest(json: string): LogicalManifest {
+  return logicalManifestSchema.parse(JSON.parse(json));
+}
+
+export function totalRows(tables: readonly TableCount[]): number {
+  return tables.reduce((sum, t) => sum + t.rows, 0);
+}

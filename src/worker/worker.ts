@@ -1,0 +1,61 @@
+// Builds pgwarden's workers: one on the shared queue `pgwarden` (workflows and activities), and
+// one on this host's own queue `pgwarden@<host>` for activities that must run where the data is.
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { Config } from '../config/index.js';
+
+export function workflowsPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '../workflows/index.ts'), join(here, '../workflows/index.js')];
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) throw new Error(`workflow sources not found next to ${here}`);
+  return found;
+}
+
+export function hostQueue(config: Config): string {
+  return `pgwarden@${config.worker.host ?? hostname()}`;
+}
+
+export interface WorkerSetup {
+  config: Config;
+  connection: NativeConnection;
+  env?: NodeJS.ProcessEnv;
+  /** A prebuilt bundle (tests build it once per run); default: bundle src/workflows at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** How long running activities get to finish on shutdown before they are cancelled (and retried elsewhere). */
+  shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+}
+
+export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
+  const { config, connection } = setup;
+  const activities = createActivities({ config, env: setup.env ?? process.env });
+  const common = {
+    connection,
+    namespace: config.temporal.namespace,
+    activities,
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    shutdownGraceTime: setup.shutdownGraceTime ?? '30 seconds',
+  } satisfies Partial<WorkerOptions>;
+  const shared = await Worker.create({
+    ...common,
+    taskQueue: config.temporal.taskQueue,
+    ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: workflowsPath() }),
+  });
+  const local = await Worker.create({ ...common, taskQueue: hostQueue(config) });
+  return [shared, local];
+}
+
+/** Runs until SIGINT/SIGTERM (the SDK's default shutdown signals), then drains and returns. */
+export async function runWorkers(setup: WorkerSetup, log: (line: string) => void = console.log): Promise<void> {
+  const workers = await createWorkers(setup);
+  log(
+    `pgwarden worker: ${setup.config.temporal.address} namespace ${setup.config.temporal.namespace}, ` +
+      `queues ${setup.config.temporal.taskQueue} and ${hostQueue(setup.config)}`,
+  );
+  await Promise.all(workers.map((w) => w.run()));
+  log('pgwarden worker: stopped');
+}

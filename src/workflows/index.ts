@@ -1,0 +1,2 @@
+export * from './fullBackup.js';
+export * from './messages.js';

@@ -1,0 +1,42 @@
+// A throwaway OpenPGP key made by stock GnuPG, to prove pgwarden's output decrypts with `gpg`.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+import { requireBinary } from './require.js';
+
+export interface TestKey {
+  home: string;
+  publicKeyFile: string;
+  privateKeyFile: string;
+  passphrase: string;
+  fingerprint: string;
+  /** gpg --decrypt arguments for this key (non-interactive). */
+  decryptArgs(file: string): string[];
+  remove(): Promise<void>;
+}
+
+export async function createTestKey(): Promise<TestKey> {
+  const gpg = requireBinary('/usr/bin/gpg', 'GnuPG (gpg)');
+  const home = await mkdtemp(join(tmpdir(), 'pgwarden-gpg-'));
+  const passphrase = `pp-${randomBytes(12).toString('hex')}`;
+  const base = ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', passphrase];
+  await execa(gpg, [...base, '--quick-generate-key', 'pgwarden test <backup@pgwarden.test>', 'ed25519', 'sign', 'never']);
+  const { stdout } = await execa(gpg, ['--homedir', home, '--batch', '--with-colons', '--list-keys']);
+  const fingerprint = stdout.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
+  await execa(gpg, [...base, '--quick-add-key', fingerprint, 'cv25519', 'encr', 'never']);
+  const publicKeyFile = join(home, 'backup.pub.asc');
+  const privateKeyFile = join(home, 'backup.key.asc');
+  await execa(gpg, ['--homedir', home, '--batch', '--armor', '--output', publicKeyFile, '--export', fingerprint]);
+  await execa(gpg, [...base, '--armor', '--output', privateKeyFile, '--export-secret-keys', fingerprint]);
+  return {
+    home,
+    publicKeyFile,
+    privateKeyFile,
+    passphrase,
+    fingerprint,
+    decryptArgs: (file) => [...base, '--quiet', '--decrypt', file],
+    remove: () => rm(home, { recursive: true, force: true }),
+  };
+}

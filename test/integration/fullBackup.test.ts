@@ -1,0 +1,188 @@
+// fullBackup end to end: real PostgreSQL 15, the real Temporal dev server, real gpg and pg_restore.
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/index.js';
+import { parseLogicalManifest } from '../../src/lib/manifest.js';
+import type { FullBackupInput, FullBackupResult } from '../../src/workflows/fullBackup.js';
+import { testConfig, testSecrets } from '../helpers/config.js';
+import { createSampleDatabase } from '../helpers/data.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { startCluster, type TestCluster } from '../helpers/postgres.js';
+import { decryptArtifact, restoreWithStockTools, rowCounts } from '../helpers/restore.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+import { freePort } from '../helpers/ports.js';
+
+let cluster: TestCluster;
+let key: TestKey;
+let env: TestWorkflowEnvironment;
+let repository: string;
+let config: Config;
+let worker: RunningWorker;
+const queue = uniqueQueue('full-backup');
+
+beforeAll(async () => {
+  [cluster, key, env] = await Promise.all([startCluster(), createTestKey(), testEnvironment()]);
+  repository = await mkdtemp(join(tmpdir(), 'pgwarden-repo-'));
+  await Promise.all([createSampleDatabase(cluster, 'app'), createSampleDatabase(cluster, 'crm', 0.01)]);
+  const down = await freePort(); // nothing listens here
+  config = testConfig({
+    cluster,
+    repository,
+    taskQueue: queue,
+    key,
+    extra: {
+      clusters: {
+        main: { host: cluster.host, port: cluster.port, user: 'postgres', passwordEnv: 'PGWARDEN_TEST_PASSWORD' },
+        down: { host: '127.0.0.1', port: down, user: 'postgres', passwordEnv: 'PGWARDEN_TEST_PASSWORD' },
+      },
+    },
+  });
+  worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await env?.teardown();
+  await Promise.all([cluster?.stop(), key?.remove(), repository && rm(repository, { recursive: true, force: true })]);
+});
+
+async function runBackup(input: FullBackupInput, workflowId = `${queue}/${input.cluster}/${input.database}/${Math.random()}`) {
+  const handle = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId, args: [input] });
+  return { handle, result: handle.result() as Promise<FullBackupResult> };
+}
+
+describe('fullBackup', () => {
+  it('backs up a database: gpg decrypts it, pg_restore restores it, row counts match the manifest', async () => {
+    const { handle, result } = await runBackup({ cluster: 'main', database: 'app', backupId: '20261122T020000Z' });
+    const { backups } = await result;
+    expect(backups).toHaveLength(1);
+    const backup = backups[0]!;
+    expect(backup).toMatchObject({ cluster: 'main', database: 'app', backupId: '20261122T020000Z', encrypted: true, reused: false });
+    expect(await handle.query('progress')).toMatchObject({ step: 'done' });
+
+    const dir = join(repository, 'main/logical/app/20261122T020000Z');
+    expect((await readdir(dir)).sort()).toEqual(['dump.pgdump.zst.gpg', 'globals.sql.zst.gpg', 'manifest.json']);
+    const manifest = parseLogicalManifest(await readFile(join(dir, 'manifest.json'), 'utf8'));
+    expect(manifest).toMatchObject({ kind: 'logical', cluster: 'main', database: 'app', compression: { algorithm: 'zstd' } });
+    expect(manifest.serverVersion).toMatch(/^15\./);
+    expect(manifest.encryption?.recipients).toEqual([key.fingerprint]);
+    expect(manifest.tocEntries).toBeGreaterThan(10);
+    const names = manifest.tables.map((t) => `${t.schema}.${t.name}`);
+    expect(names).toEqual(['archive.Old Events', 'public.documents', 'public.empty_table', 'public.orders', 'public.users']);
+    expect(manifest.tables.find((t) => t.name === 'users')?.rows).toBe(200_000);
+
+    // The stored bytes are what the manifest says they are.
+    const dumpFile = join(dir, 'dump.pgdump.zst.gpg');
+    const stored = await readFile(dumpFile);
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(manifest.sha256);
+    expect(stored.length).toBe(manifest.artifacts[0]!.bytes);
+    // The large values really are in it: the dump is bigger than 40 x 256 KB of random text.
+    expect(manifest.artifacts[0]!.rawBytes).toBeGreaterThan(10_000_000);
+
+    await restoreWithStockTools(cluster, key, dir, manifest, 'app_restored');
+    expect(await rowCounts(cluster, 'app_restored', manifest.tables)).toEqual(manifest.tables);
+
+    const globals = (await decryptArtifact(key, join(dir, 'globals.sql.zst.gpg'))).toString();
+    expect(globals).toContain('CREATE ROLE app_reader');
+    expect(manifest.globals.rolePasswords).toBe(true);
+  });
+
+  it('never makes two backups of the same backupId', async () => {
+    const first = await (await runBackup({ cluster: 'main', database: 'crm', backupId: '20261122T030000Z' })).result;
+    const second = await (await runBackup({ cluster: 'main', database: 'crm', backupId: '20261122T030000Z' })).result;
+    expect(first.backups[0]!.reused).toBe(false);
+    expect(second.backups[0]!.reused).toBe(true);
+    expect(second.backups[0]!.sha256).toBe(first.backups[0]!.sha256);
+    expect(await readdir(join(repository, 'main/logical/crm'))).toEqual(['20261122T030000Z']);
+  });
+
+  it('backs up every database of the cluster with "*", one child workflow each', async () => {
+    const { result } = await runBackup({ cluster: 'main', database: '*', backupId: '20261122T040000Z' });
+    const { backups } = await result;
+    expect(backups.map((b) => b.database).sort()).toEqual(['app', 'app_restored', 'crm', 'postgres'].filter((d) => d !== 'app_restored' || backups.some((b) => b.database === d)));
+    for (const b of backups) expect(existsSync(join(repository, 'main/logical', b.database, '20261122T040000Z/manifest.json'))).toBe(true);
+  });
+
+  it('keeps secrets out of workflow history', async () => {
+    const { handle, result } = await runBackup({ cluster: 'main', database: 'crm' });
+    await result;
+    const history = await handle.fetchHistory();
+    const text = historyText(history);
+    expect(text).toContain('crm'); // the history was decoded: names are there
+    expect(text).not.toContain(cluster.password);
+    expect(text).not.toContain(key.passphrase);
+  });
+
+  describe('refuses bad input with a clear non-retryable error, writing nothing', () => {
+    const cases: [string, FullBackupInput, string, RegExp, (() => Config)?][] = [
+      ['unknown cluster', { cluster: 'nope', database: 'app' }, 'UnknownCluster', /unknown cluster "nope"/],
+      ['unknown database', { cluster: 'main', database: 'nosuchdb' }, 'UnknownDatabase', /no database "nosuchdb"/],
+      ['unreachable server', { cluster: 'down', database: 'app' }, 'ServerUnreachable', /cluster "down" .* unreachable/],
+      [
+        'unreadable key',
+        { cluster: 'main', database: 'app' },
+        'KeyUnreadable',
+        /encryption key .*missing\.asc is unreadable/,
+        () => ({ ...config, encryption: { recipients: [join(repository, 'missing.asc')] } }),
+      ],
+    ];
+    for (const [name, input, type, message, altConfig] of cases) {
+      it(name, async () => {
+        let taskQueue = queue;
+        let alt: RunningWorker | undefined;
+        if (altConfig) {
+          taskQueue = uniqueQueue('full-backup-alt');
+          const cfg = altConfig();
+          alt = await startPgwardenWorker(env, { ...cfg, temporal: { ...cfg.temporal, taskQueue }, worker: { ...cfg.worker, host: taskQueue } }, testSecrets(cluster, key));
+        }
+        try {
+          const before = await listTree(repository);
+          const handle = await env.client.workflow.start('fullBackup', { taskQueue, workflowId: `${taskQueue}/bad/${name}`, args: [input] });
+          const err = await handle.result().then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          expect(err).toBeInstanceOf(WorkflowFailedError);
+          const activityFailure = (err as WorkflowFailedError).cause;
+          expect(activityFailure).toBeInstanceOf(ActivityFailure);
+          const cause = (activityFailure as ActivityFailure).cause as ApplicationFailure;
+          expect(cause).toBeInstanceOf(ApplicationFailure);
+          expect(cause.type).toBe(type);
+          expect(cause.nonRetryable).toBe(true);
+          expect(cause.message).toMatch(message);
+          // Failed at the first attempt: nothing was retried.
+          const history = await handle.fetchHistory();
+          const started = history.events?.filter((e) => e.activityTaskStartedEventAttributes) ?? [];
+          expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([1]);
+          expect(await listTree(repository)).toEqual(before);
+        } finally {
+          await alt?.stop();
+        }
+      });
+    }
+  });
+});
+
+async function listTree(root: string): Promise<string[]> {
+  return (await readdir(root, { recursive: true })).map(String).sort();
+}
+
+/** Every string and every payload's bytes in a history, decoded, as one haystack. */
+function historyText(history: unknown): string {
+  const parts: string[] = [];
+  const walk = (node: unknown) => {
+    if (node === null || node === undefined) return;
+    if (typeof node === 'string') parts.push(node);
+    else if (node instanceof Uint8Array) parts.push(Buffer.from(node).toString('utf8'));
+    else if (typeof node === 'object') for (const value of Object.values(node)) walk(value);
+  };
+  walk(history);
+  return parts.join('\n');
+}
