@@ -269,10 +269,12 @@ async function dumpInSnapshot(args: DumpArgs) {
   const restoreResult = await settle(pgRestore).catch((err: unknown) => {
     throw nonRetryable(ErrorType.SanityCheckFailed, `pg_restore --list cannot read the dump: ${toolMessage(err)}`);
   });
-  const tocEntries = String(restoreResult.stdout)
-    .split('\n')
-    .filter((l) => l.trim() !== '' && !l.startsWith(';')).length;
-  if (tocEntries === 0) throw nonRetryable(ErrorType.SanityCheckFailed, 'pg_restore --list read no entries from the dump');
+  const listing = String(restoreResult.stdout);
+  // An empty database has no entries, but every readable archive has its header.
+  if (!/^; Archive created at /m.test(listing)) {
+    throw nonRetryable(ErrorType.SanityCheckFailed, 'pg_restore --list did not read an archive header from the dump');
+  }
+  const tocEntries = listing.split('\n').filter((l) => l.trim() !== '' && !l.startsWith(';')).length;
   const tables = await tablesPromise;
   const artifact: Artifact = { name: args.name, role: 'dump', ...stored.value };
   return { artifact, tocEntries, tables };
@@ -281,7 +283,7 @@ async function dumpInSnapshot(args: DumpArgs) {
 async function dumpGlobals(args: { path: string; tool: string; env: Record<string, string>; options: Parameters<typeof storeArtifact>[2] }) {
   const name = args.path.slice(args.path.lastIndexOf('/') + 1);
   const run = async (extra: string[]) => {
-    const p = execa(args.tool, ['--globals-only', '--no-password', `--dbname=${args.env.PGDATABASE}`, ...extra], {
+    const p = execa(args.tool, ['--globals-only', '--no-password', `--database=${args.env.PGDATABASE}`, ...extra], {
       env: args.env,
       extendEnv: false,
       cancelSignal: args.options.signal,
