@@ -39,6 +39,9 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
     activities,
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     shutdownGraceTime: setup.shutdownGraceTime ?? '30 seconds',
+    // Heartbeats carry progress (phase, bytes) to the UI and `pgwarden status`: send them every few
+    // seconds rather than the SDK's default of 80% of the heartbeat timeout.
+    maxHeartbeatThrottleInterval: '3 seconds',
   } satisfies Partial<WorkerOptions>;
   const shared = await Worker.create({
     ...common,
