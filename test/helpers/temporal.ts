@@ -56,6 +56,7 @@ export async function startStubWorker(
     taskQueue,
     workflowBundle: workflowBundle(),
     activities,
+    maxHeartbeatThrottleInterval: '1 second',
   });
   return run([worker]);
 }
