@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything pgwarden's tests, demo and benchmarks need on a fresh Debian machine.
 # Idempotent: a second run only checks, and finishes in seconds.
-#   - Debian packages: postgresql-15 (server + client), rsync, openssh-server/client, gnupg, zstd
+#   - Debian packages: postgresql-15 (server + client), rsync, openssh-server/client, gnupg, zstd,
+#     time (GNU time, for the benchmarks' peak RSS)
 #   - Node 24 LTS (from the npm registry's node@24 package) when the node on PATH is older than 22
 #   - Temporal CLI v1.5.1 and versitygw v1.7.0, built with `go install`
 #   - npm ci
@@ -18,7 +19,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 TEMPORAL_CLI_VERSION="v1.5.1"
 VERSITYGW_VERSION="v1.7.0"
 NODE_MAJOR=24
-APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd)
+APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd time)
 
 # --- Debian packages -------------------------------------------------------
 missing=()

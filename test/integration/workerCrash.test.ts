@@ -66,7 +66,7 @@ it('a worker killed mid-dump is replaced and the backup completes exactly once',
 
   // The activity really ran twice: the first attempt died with the worker.
   const history = await handle.fetchHistory();
-  const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+  const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 0);
   expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
 
   // Exactly one backup, complete, nothing partial anywhere in the repository.

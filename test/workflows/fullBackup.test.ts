@@ -134,7 +134,7 @@ it('backs up every database as its own child workflow with a readable id', async
       listClusterDatabases: async () => ['app', 'crm'],
       preflightLogicalBackup: preflightOk,
       createLogicalBackup: async (input: LogicalBackupInput) => {
-        seen.push(Context.current().info.workflowExecution.workflowId);
+        seen.push(Context.current().info.workflowExecution?.workflowId ?? "");
         return backupOf(input);
       },
     },
