@@ -8,7 +8,7 @@
 //   runbook   pg_dump -Fc -Z9 -f f; gzip -9 f; sha256sum f.gz; gpg --encrypt f.gz   (a pass each)
 //   pgwarden  the fullBackup workflow on a real worker process and the Temporal dev server
 // Prints the figures and, last, one JSON line. Options: --scale N (default 70).
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -40,7 +40,6 @@ async function timed(script: string, env: Record<string, string>): Promise<Run> 
   await writeFile(rssFile, '');
   const { stdout } = await execa('bash', ['-o', 'pipefail', '-c', wrapped], { env, extendEnv: true });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const { readFile } = await import('node:fs/promises');
   const kb = (await readFile(rssFile, 'utf8')).split('\n').filter(Boolean).map(Number);
   await rm(rssFile, { force: true });
   const bytes = Number(stdout.trim().split('\n').at(-1));
@@ -105,8 +104,8 @@ async function main() {
         worker: { host: 'bench' },
       }),
     );
-    const rssFile = join(work, 'worker.rss');
-    const worker = execa('/usr/bin/time', ['-o', rssFile, '-f', '%M', join(root, 'bin/pgwarden'), 'worker', '--config', configFile], {
+    // The worker's own peak RSS (VmHWM), read just before it is stopped.
+    const worker = execa(join(root, 'bin/pgwarden'), ['worker', '--config', configFile], {
       env: { BENCH_PGPASSWORD: cluster.password },
       reject: false,
       all: true,
@@ -124,12 +123,12 @@ async function main() {
       args: [{ cluster: 'main', database: 'bench' }],
     })) as FullBackupResult;
     const pgwardenSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const status = await readFile(`/proc/${worker.pid}/status`, 'utf8');
+    const workerRssMb = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
     worker.kill('SIGTERM');
     await worker;
     await connection.close();
     await server.stop();
-    const { readFile } = await import('node:fs/promises');
-    const workerRssMb = Number((await readFile(rssFile, 'utf8')).trim().split('\n').at(-1)) / 1024;
     const b = result.backups[0]!;
     const dumpArtifact = (await stat(join(b.path, 'dump.pgdump.zst.gpg'))).size;
     log(`  ${pgwardenSeconds.toFixed(1)} s, ${(dumpArtifact / 1e6).toFixed(0)} MB (raw ${(b.rawBytes / 1e6).toFixed(0)} MB), worker peak RSS ${workerRssMb.toFixed(0)} MB`);

@@ -63,8 +63,17 @@ export function compressStage(compression: Compression): Transform {
   if (compression.algorithm === 'none') return new PassThrough();
   // zlib's zstd runs on the libuv thread pool, beside the JavaScript thread doing the encryption.
   return createZstdCompress({
-    params: { [zlibConstants.ZSTD_c_compressionLevel]: compression.level ?? 3 },
+    chunkSize: 1 << 20,
+    params: { [zlibConstants.ZSTD_c_compressionLevel]: compression.level ?? 1 },
   });
+}
+
+/**
+ * A bounded buffer (16 MiB) between the producer and the compressor, so pg_dump keeps reading
+ * while zstd works on the previous megabytes instead of the two taking turns at a 64 KiB pipe.
+ */
+export function bufferStage(bytes = 16 << 20): PassThrough {
+  return new PassThrough({ highWaterMark: bytes });
 }
 
 export interface RecipientKeys {
@@ -146,7 +155,7 @@ export async function storeArtifact(source: Readable, path: string, options: Sto
   const partial = path + PARTIAL_SUFFIX;
   const stages: NodeJS.ReadWriteStream[] = [raw];
   if (options.maxRate) stages.push(new RateLimit(options.maxRate));
-  stages.push(compressStage(options.compression));
+  stages.push(bufferStage(), compressStage(options.compression));
   if (options.recipients) stages.push(encryptStage(options.recipients));
   stages.push(hash);
   await pipeline([source, ...stages, createWriteStream(partial, { flags: 'wx' })] as never, {

@@ -59,8 +59,11 @@ export const retentionSchema = z
 export const compressionSchema = z
   .object({
     algorithm: z.enum(['zstd', 'none']).default('zstd'),
-    /** zstd level: 1-3 keep up with pg_dump; higher levels cost CPU for a few percent. */
-    level: z.number().int().min(1).max(19).default(3),
+    /**
+     * zstd level. 1 by measurement (scripts/bench/backup.ts): on realistic rows it stores less than
+     * level 3 in half the CPU time; higher levels cost CPU for a few percent.
+     */
+    level: z.number().int().min(1).max(19).default(1),
   })
   .strict();
 

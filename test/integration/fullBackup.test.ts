@@ -1,12 +1,13 @@
 // fullBackup end to end: real PostgreSQL 15, the real Temporal dev server, real gpg and pg_restore.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config/index.js';
 import { parseLogicalManifest } from '../../src/lib/manifest.js';
 import type { FullBackupInput, FullBackupResult } from '../../src/workflows/fullBackup.js';
@@ -22,6 +23,7 @@ let cluster: TestCluster;
 let key: TestKey;
 let env: TestWorkflowEnvironment;
 let repository: string;
+let configDir: string;
 let config: Config;
 let worker: RunningWorker;
 const queue = uniqueQueue('full-backup');
@@ -29,6 +31,7 @@ const queue = uniqueQueue('full-backup');
 beforeAll(async () => {
   [cluster, key, env] = await Promise.all([startCluster(), createTestKey(), testEnvironment()]);
   repository = await mkdtemp(join(tmpdir(), 'pgwarden-repo-'));
+  configDir = await mkdtemp(join(tmpdir(), 'pgwarden-cli-'));
   await Promise.all([createSampleDatabase(cluster, 'app'), createSampleDatabase(cluster, 'crm', 0.01)]);
   const down = await freePort(); // nothing listens here
   config = testConfig({
@@ -49,7 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await env?.teardown();
-  await Promise.all([cluster?.stop(), key?.remove(), repository && rm(repository, { recursive: true, force: true })]);
+  await Promise.all([cluster?.stop(), key?.remove(), repository && rm(repository, { recursive: true, force: true }), configDir && rm(configDir, { recursive: true, force: true })]);
 });
 
 async function runBackup(input: FullBackupInput, workflowId = `${queue}/${input.cluster}/${input.database}/${Math.random()}`) {
@@ -120,6 +123,46 @@ describe('fullBackup', () => {
     expect(text).toContain('crm'); // the history was decoded: names are there
     expect(text).not.toContain(cluster.password);
     expect(text).not.toContain(key.passphrase);
+  });
+
+  describe('from the command line', () => {
+    const pgwarden = join(import.meta.dirname, '../../bin/pgwarden');
+    const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), PGWARDEN_CONFIG: join(configDir, 'pgwarden.config.json') });
+    beforeAll(async () => {
+      await writeFile(cliEnv().PGWARDEN_CONFIG, JSON.stringify(config));
+    });
+
+    it('pgwarden backup --wait prints the workflow id and the result', async () => {
+      const { stdout, exitCode } = await execa(pgwarden, ['backup', '--cluster', 'main', '--database', 'crm', '--backup-id', '20261122T050000Z', '--wait'], { env: cliEnv() });
+      expect(exitCode).toBe(0);
+      expect(stdout).toContain('started fullBackup pgwarden/main/crm/full/20261122T050000Z');
+      expect(stdout).toMatch(/main\/crm 20261122T050000Z: .* stored .* 5 tables, \d+ rows/);
+      expect(existsSync(join(repository, 'main/logical/crm/20261122T050000Z/manifest.json'))).toBe(true);
+    });
+
+    it('a user mistake is one line on stderr and exit code 1', async () => {
+      const r = await execa(pgwarden, ['backup', '--cluster', 'nope', '--database', 'app'], { env: cliEnv(), reject: false });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toBe('pgwarden: unknown cluster "nope" (configured: main, down)');
+      const bad = await execa(pgwarden, ['backup', '--cluster', 'main', '--database', 'app', '--backup-id', 'yesterday'], { env: cliEnv(), reject: false });
+      expect(bad.exitCode).toBe(1);
+      expect(bad.stderr).toBe('pgwarden: --backup-id "yesterday" is not of the form 20261122T020000Z[-suffix]');
+    });
+
+    it('the README\'s temporal workflow start command works as written', async () => {
+      const temporal = join(import.meta.dirname, '../../.tools/bin/temporal');
+      const workflowId = `${queue}/temporal-cli`;
+      // As in the README, with this test's address, queue and a known workflow id added.
+      await execa(temporal, [
+        'workflow', 'start', '--type', 'fullBackup', '--task-queue', queue,
+        '--input', '{"cluster":"main","database":"crm"}',
+        '--address', inject('temporalAddress'), '--workflow-id', workflowId,
+      ]);
+      const result = (await env.client.workflow.getHandle(workflowId).result()) as FullBackupResult;
+      expect(result.backups[0]).toMatchObject({ cluster: 'main', database: 'crm', reused: false });
+      const { stdout } = await execa(temporal, ['workflow', 'query', '--workflow-id', workflowId, '--type', 'progress', '--address', inject('temporalAddress')]);
+      expect(stdout).toContain('done');
+    });
   });
 
   describe('refuses bad input with a clear non-retryable error, writing nothing', () => {

@@ -15,7 +15,7 @@ describe('config', () => {
     expect(c.clusters.main).toMatchObject({ host: 'db1', port: 5432, user: 'postgres', repository: 'local', maintenanceDatabase: 'postgres' });
     expect(c.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'pgwarden' });
     expect(c.retention).toEqual({ daily: 7, weekly: 4, monthly: 12, yearly: null, minimum: 3 });
-    expect(c.compression).toEqual({ algorithm: 'zstd', level: 3 });
+    expect(c.compression).toEqual({ algorithm: 'zstd', level: 1 });
   });
 
   it('names the path of a bad field', () => {
