@@ -11,6 +11,8 @@ export interface WorkerProcess {
   pid: number;
   output(): string;
   kill(signal: NodeJS.Signals): Promise<void>;
+  /** Sends `signal` and returns the exit code. */
+  stop(signal: NodeJS.Signals): Promise<number | undefined>;
 }
 
 export async function spawnWorker(configFile: string, config: Config, secrets: NodeJS.ProcessEnv): Promise<WorkerProcess> {
@@ -38,6 +40,10 @@ export async function spawnWorker(configFile: string, config: Config, secrets: N
     async kill(signal) {
       proc.kill(signal);
       await proc;
+    },
+    async stop(signal) {
+      proc.kill(signal);
+      return (await proc).exitCode;
     },
   };
 }

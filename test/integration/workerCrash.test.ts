@@ -1,5 +1,5 @@
-// Kill the worker (SIGKILL) while pg_dump is streaming; a new worker finishes the workflow with
-// exactly one valid backup and nothing partial left behind.
+// Fault paths of a running dump: the worker killed (SIGKILL) mid-stream, a clean SIGTERM stop,
+// and a cancelled backup. Each ends with nothing partial in the repository and no pg_dump left.
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,10 @@ import { createSampleDatabase } from '../helpers/data.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
 import { restoreWithStockTools, rowCounts } from '../helpers/restore.js';
-import { testEnvironment, uniqueQueue } from '../helpers/temporal.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue } from '../helpers/temporal.js';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { existsSync } from 'node:fs';
 import { spawnWorker, type WorkerProcess } from '../helpers/workerProcess.js';
 import { liveStatus } from '../../src/cli/client.js';
 
@@ -81,4 +84,38 @@ it('a worker killed mid-dump is replaced and the backup completes exactly once',
   // The killed attempt's pg_dump did not linger: no pgwarden session is left on the server.
   const sessions = await cluster.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'pgwarden'`);
   expect(sessions).toEqual([]);
+
+  // SIGTERM is a clean stop: the worker drains and exits 0.
+  const last = workers.pop()!;
+  const exit = await last.stop('SIGTERM');
+  expect(exit).toBe(0);
+  expect(last.output()).toContain('pgwarden worker: stopped');
+});
+
+it('cancelling a running backup stops pg_dump and removes the partial backup', async () => {
+  const queue = uniqueQueue('cancel');
+  const repository = join(dir, 'repo-cancel');
+  const config = testConfig({ cluster, repository, taskQueue: queue, key, extra: { limits: { maxRate: 2_000_000 } } });
+  const worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
+  try {
+    const handle = await env.client.workflow.start('fullBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}/app`,
+      args: [{ cluster: 'main', database: 'app', backupId: '20261122T030000Z' }],
+    });
+    const deadline = Date.now() + 60_000;
+    while (!((await liveStatus(handle)).heartbeat?.rawBytes as number > 1_000_000)) {
+      if (Date.now() > deadline) throw new Error('dump never started');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await handle.cancel();
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect(existsSync(join(repository, 'main/logical/app/20261122T030000Z'))).toBe(false);
+    const dumps = await cluster.query(`SELECT pid FROM pg_stat_activity WHERE application_name = 'pgwarden'`);
+    expect(dumps).toEqual([]);
+  } finally {
+    await worker.stop();
+  }
 });
