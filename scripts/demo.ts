@@ -60,7 +60,7 @@ async function main() {
       args: [{ cluster: 'main', database: 'app' }],
     })) as FullBackupResult;
     const b = result.backups[0]!;
-    say(`backup ${b.backupId}: ${formatBytes(b.rawBytes)} dumped → ${formatBytes(b.bytes)} stored (zstd + OpenPGP), ${b.tables} tables, ${b.rows} rows, ${formatDuration((Date.now() - started) / 1000)}`);
+    say(`backup ${b.backupId}: ${formatBytes(b.bytes)} stored (zstd + OpenPGP), ${b.tables} tables, ${b.rows} rows, ${formatDuration((Date.now() - started) / 1000)}`);
     say(`  ${b.path}`);
 
     say('restoring it by hand: gpg --decrypt dump.pgdump.zst.gpg | zstd -d | pg_restore -d app_restored');

@@ -131,7 +131,7 @@ async function main() {
     await server.stop();
     const b = result.backups[0]!;
     const dumpArtifact = (await stat(join(b.path, 'dump.pgdump.zst.gpg'))).size;
-    log(`  ${pgwardenSeconds.toFixed(1)} s, ${(dumpArtifact / 1e6).toFixed(0)} MB (raw ${(b.rawBytes / 1e6).toFixed(0)} MB), worker peak RSS ${workerRssMb.toFixed(0)} MB`);
+    log(`  ${pgwardenSeconds.toFixed(1)} s, ${(dumpArtifact / 1e6).toFixed(0)} MB, worker peak RSS ${workerRssMb.toFixed(0)} MB`);
 
     const round = (n: number, d = 2) => Number(n.toFixed(d));
     console.log(

@@ -4,15 +4,14 @@
 // it, and manifest.json written last.
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { execa, type ResultPromise } from 'execa';
-import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import type { Config } from '../config/index.js';
 import { expectedBackupBytes, formatBytes } from '../lib/diskSpace.js';
-import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId, isSafeName } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
-import { MANIFEST_FORMAT, totalRows, type Artifact, type LogicalManifest } from '../lib/manifest.js';
-import { ByteCounter, loadRecipientKeys, Sha256Stage, storeArtifact, type Compression, type RecipientKeys } from './pipeline.js';
+import { MANIFEST_FORMAT, totalRows, type LogicalManifest } from '../lib/manifest.js';
+import { dumpDatabase, dumpGlobals, type DumpResult } from './dump.js';
+import { loadRecipientKeys, Sha256Stage, type Compression, type RecipientKeys } from './pipeline.js';
 import * as postgres from './postgres.js';
 import { LocalRepository } from './repository.js';
 
@@ -41,7 +40,6 @@ export interface LogicalBackupResult {
   backupId: string;
   path: string;
   bytes: number;
-  rawBytes: number;
   sha256: string;
   tables: number;
   rows: number;
@@ -53,7 +51,7 @@ export interface LogicalBackupResult {
 
 export interface BackupProgress {
   phase: 'connect' | 'dump' | 'globals' | 'commit';
-  rawBytes: number;
+  /** Bytes written to the repository so far (compressed and encrypted). */
   storedBytes: number;
 }
 
@@ -139,10 +137,9 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
     if (existing) return summarize(existing, dir, started, true);
 
     const recipients = await recipientsFor(config);
-    const raw = new ByteCounter();
     const stored = new Sha256Stage();
     let phase: BackupProgress['phase'] = 'connect';
-    const beat = () => ctx.heartbeat({ phase, rawBytes: raw.bytes, storedBytes: stored.bytes } satisfies BackupProgress);
+    const beat = () => ctx.heartbeat({ phase, storedBytes: stored.bytes } satisfies BackupProgress);
     const timer = setInterval(beat, 2000);
     beat();
 
@@ -150,7 +147,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
     try {
       const startedAt = new Date().toISOString();
       const client = await postgres.connect(cluster, input.database, env);
-      let dump: Awaited<ReturnType<typeof dumpInSnapshot>>;
+      let dump: DumpResult;
       let info: postgres.ServerInfo;
       try {
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -158,14 +155,18 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
         const { rows } = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
         phase = 'dump';
         const dumpName = artifactName('dump.pgdump', compression.algorithm, !!recipients);
-        dump = await dumpInSnapshot({
+        dump = await dumpDatabase({
           client,
           snapshot: rows[0]!.s,
           path: join(dir, dumpName),
           name: dumpName,
           tool: (name) => postgres.pgTool(name, cluster.config, info.versionNum),
           env: postgres.libpqEnv(cluster, input.database, env),
-          options: { compression, recipients, signal: ctx.cancellationSignal, maxRate: config.limits.maxRate, counters: { raw, stored } },
+          compression,
+          recipients,
+          signal: ctx.cancellationSignal,
+          maxRate: config.limits.maxRate,
+          stored,
         });
         await client.query('COMMIT');
       } finally {
@@ -173,11 +174,15 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
       }
 
       phase = 'globals';
+      const globalsName = artifactName('globals.sql', compression.algorithm, !!recipients);
       const globals = await dumpGlobals({
-        path: join(dir, artifactName('globals.sql', compression.algorithm, !!recipients)),
+        path: join(dir, globalsName),
+        name: globalsName,
         tool: postgres.pgTool('pg_dumpall', cluster.config, info.versionNum),
         env: postgres.libpqEnv(cluster, cluster.config.maintenanceDatabase, env),
-        options: { compression, recipients, signal: ctx.cancellationSignal },
+        compression,
+        recipients,
+        signal: ctx.cancellationSignal,
       });
 
       phase = 'commit';
@@ -219,14 +224,12 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
 }
 
 function summarize(m: LogicalManifest, path: string, started: number, reused: boolean): LogicalBackupResult {
-  const dump = m.artifacts.find((a) => a.role === 'dump');
   return {
     cluster: m.cluster,
     database: m.database,
     backupId: m.backupId,
     path,
     bytes: m.bytes,
-    rawBytes: dump?.rawBytes ?? 0,
     sha256: m.sha256,
     tables: m.tables.length,
     rows: totalRows(m.tables),
@@ -235,130 +238,3 @@ function summarize(m: LogicalManifest, path: string, started: number, reused: bo
     reused,
   };
 }
-
-interface DumpArgs {
-  client: import('pg').Client;
-  snapshot: string;
-  path: string;
-  name: string;
-  tool: (name: string) => string;
-  env: Record<string, string>;
-  options: Parameters<typeof storeArtifact>[2];
-}
-
-async function dumpInSnapshot(args: DumpArgs) {
-  const { signal } = args.options;
-  const common = { env: args.env, extendEnv: false, cancelSignal: signal, forceKillAfterDelay: 5000, stderr: 'pipe', maxBuffer: { stderr: 1024 * 1024 } } as const;
-  const pgDump = execa(args.tool('pg_dump'), ['--format=custom', '--compress=0', `--snapshot=${args.snapshot}`, '--no-password'], {
-    ...common,
-    stdin: 'ignore',
-    buffer: { stdout: false },
-  });
-  const pgRestore = execa(args.tool('pg_restore'), ['--list'], { ...common, stdin: 'pipe', stdout: 'pipe', maxBuffer: { stdout: 256 * 1024 * 1024 } });
-  const toc = new FeedWhileOpen(pgRestore.stdin);
-
-  const tablesPromise = postgres.listTables(args.client).then((tables) => postgres.countRows(args.client, tables));
-  const storePromise = storeArtifact(pgDump.stdout.pipe(toc), args.path, args.options);
-  // pg_dump failing is the root cause whenever it fails: report that, not the broken pipe.
-  const [dumpResult, stored] = await Promise.allSettled([settle(pgDump), storePromise]);
-  if (dumpResult.status === 'rejected') throw describeToolFailure('pg_dump', dumpResult.reason);
-  if (stored.status === 'rejected') {
-    pgRestore.kill();
-    throw stored.reason;
-  }
-  const restoreResult = await settle(pgRestore).catch((err: unknown) => {
-    throw nonRetryable(ErrorType.SanityCheckFailed, `pg_restore --list cannot read the dump: ${toolMessage(err)}`);
-  });
-  const listing = String(restoreResult.stdout);
-  // An empty database has no entries, but every readable archive has its header.
-  if (!/^; Archive created at /m.test(listing)) {
-    throw nonRetryable(ErrorType.SanityCheckFailed, 'pg_restore --list did not read an archive header from the dump');
-  }
-  const tocEntries = listing.split('\n').filter((l) => l.trim() !== '' && !l.startsWith(';')).length;
-  const tables = await tablesPromise;
-  const artifact: Artifact = { name: args.name, role: 'dump', ...stored.value };
-  return { artifact, tocEntries, tables };
-}
-
-async function dumpGlobals(args: { path: string; tool: string; env: Record<string, string>; options: Parameters<typeof storeArtifact>[2] }) {
-  const name = args.path.slice(args.path.lastIndexOf('/') + 1);
-  const run = async (extra: string[]) => {
-    const p = execa(args.tool, ['--globals-only', '--no-password', `--database=${args.env.PGDATABASE}`, ...extra], {
-      env: args.env,
-      extendEnv: false,
-      cancelSignal: args.options.signal,
-      stdin: 'ignore',
-      buffer: { stdout: false },
-      maxBuffer: { stderr: 1024 * 1024 },
-    });
-    const [result, stored] = await Promise.allSettled([settle(p), storeArtifact(p.stdout, args.path, args.options)]);
-    if (result.status === 'rejected') throw result.reason;
-    if (stored.status === 'rejected') throw stored.reason;
-    return stored.value;
-  };
-  try {
-    return { artifact: { name, role: 'globals', ...(await run([])) } satisfies Artifact, rolePasswords: true };
-  } catch (err) {
-    // Role passwords live in pg_authid, readable by superusers only; the rest is still worth keeping.
-    if (!/permission denied/.test(toolMessage(err))) throw describeToolFailure('pg_dumpall', err);
-    await import('node:fs/promises').then((fs) => fs.rm(args.path + '.partial', { force: true }));
-    const artifact = await run(['--no-role-passwords']).catch((e: unknown) => {
-      throw describeToolFailure('pg_dumpall', e);
-    });
-    return { artifact: { name, role: 'globals', ...artifact } satisfies Artifact, rolePasswords: false };
-  }
-}
-
-async function settle<T>(p: ResultPromise & Promise<T>): Promise<T> {
-  return p;
-}
-
-function toolMessage(err: unknown): string {
-  const e = err as { stderr?: unknown; shortMessage?: string; message?: string };
-  const stderr = typeof e.stderr === 'string' ? e.stderr.trim().split('\n').slice(-5).join(' | ') : '';
-  return stderr || e.shortMessage || e.message || String(err);
-}
-
-function describeToolFailure(tool: string, err: unknown): Error {
-  const e = err as { isCanceled?: boolean };
-  if (e.isCanceled) return err as Error;
-  const message = toolMessage(err);
-  // Permission problems do not go away by retrying; a dropped connection might.
-  if (/permission denied|must be (superuser|owner)/i.test(message)) {
-    return nonRetryable(ErrorType.DumpFailed, `${tool} failed: ${message}`);
-  }
-  return retryable(ErrorType.DumpFailed, `${tool} failed: ${message}`);
-}
-
-/**
- * Passes every chunk on, and also feeds it to `target` (pg_restore --list) for as long as that
- * process reads: it stops reading after the table of contents. Backpressure from the target is
- * respected, so a slow reader cannot make memory grow.
- */
-class FeedWhileOpen extends Transform {
-  private open = true;
-  constructor(private readonly target: Writable) {
-    super();
-    const close = () => {
-      this.open = false;
-      this.target.emit('pgwarden-closed');
-    };
-    target.on('error', close);
-    target.on('close', close);
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    if (!this.open || this.target.write(chunk)) return done(null, chunk);
-    const resume = () => {
-      this.target.off('drain', resume);
-      this.target.off('pgwarden-closed', resume);
-      done(null, chunk);
-    };
-    this.target.on('drain', resume);
-    this.target.on('pgwarden-closed', resume);
-  }
-  override _flush(done: TransformCallback): void {
-    if (this.open) this.target.end();
-    done();
-  }
-}
-

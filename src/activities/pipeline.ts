@@ -42,7 +42,8 @@ export class Sha256Stage extends Transform {
 
 /**
  * Caps throughput at `bytesPerSecond`, like pg_basebackup's --max-rate: a backup can be told to
- * leave disk and network bandwidth to production traffic.
+ * leave disk and network bandwidth to production traffic. Backpressure carries the limit back to
+ * the producer (pg_dump).
  */
 export class RateLimit extends Transform {
   private readonly started = Date.now();
@@ -131,21 +132,50 @@ export function encryptStage(recipients: RecipientKeys): Duplex {
 export interface StoredArtifact {
   bytes: number;
   sha256: string;
-  rawBytes: number;
+  /** Bytes before compression, when the compression ran in this process. */
+  rawBytes?: number;
 }
 
 export interface StoreOptions {
-  compression: Compression;
+  /** Compress in this process (zlib zstd); omit when the source is compressed already. */
+  compression?: Compression;
   recipients?: RecipientKeys;
   signal?: AbortSignal;
-  /** Throttle the raw stream to this many bytes per second. */
+  /** Throttle the stored stream to this many bytes per second. */
   maxRate?: number;
-  /** Called with the raw and stored byte counts as they grow (for heartbeats). */
+  /** The counters to use, so the caller can heartbeat their progress. */
   counters?: { raw?: ByteCounter; stored?: Sha256Stage };
 }
 
 /**
- * Streams `source` through compression, encryption and sha256 into `path`: written as
+ * Gathers small chunks into ~1 MiB ones: OpenPGP's streaming encryption costs per chunk, and
+ * pipes deliver 64 KiB at a time (measured: 153 MB/s at 64 KiB, 188 MB/s at 1 MiB).
+ */
+export class Rechunk extends Transform {
+  private parts: Buffer[] = [];
+  private size = 0;
+  constructor(private readonly target = 1 << 20) {
+    super({ highWaterMark: 4 });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.parts.push(chunk);
+    this.size += chunk.length;
+    if (this.size >= this.target) this.emitParts();
+    done();
+  }
+  override _flush(done: TransformCallback): void {
+    if (this.size > 0) this.emitParts();
+    done();
+  }
+  private emitParts(): void {
+    this.push(this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.size));
+    this.parts = [];
+    this.size = 0;
+  }
+}
+
+/**
+ * Streams `source` through (compression,) encryption and sha256 into `path`: written as
  * `path.partial`, fsynced, renamed, directory fsynced. A failure leaves only the partial file,
  * which the caller's directory cleanup removes.
  */
@@ -154,9 +184,9 @@ export async function storeArtifact(source: Readable, path: string, options: Sto
   const hash = options.counters?.stored ?? new Sha256Stage();
   const partial = path + PARTIAL_SUFFIX;
   const stages: NodeJS.ReadWriteStream[] = [raw];
+  if (options.compression) stages.push(bufferStage(), compressStage(options.compression));
+  if (options.recipients) stages.push(new Rechunk(), encryptStage(options.recipients));
   if (options.maxRate) stages.push(new RateLimit(options.maxRate));
-  stages.push(bufferStage(), compressStage(options.compression));
-  if (options.recipients) stages.push(encryptStage(options.recipients));
   stages.push(hash);
   await pipeline([source, ...stages, createWriteStream(partial, { flags: 'wx' })] as never, {
     signal: options.signal,
@@ -164,7 +194,11 @@ export async function storeArtifact(source: Readable, path: string, options: Sto
   await fsyncPath(partial);
   await rename(partial, path);
   await fsyncPath(dirname(path));
-  return { bytes: hash.bytes, sha256: hash.digest(), rawBytes: raw.bytes };
+  return {
+    bytes: hash.bytes,
+    sha256: hash.digest(),
+    ...(options.compression && options.compression.algorithm !== 'none' ? { rawBytes: raw.bytes } : {}),
+  };
 }
 
 export async function fsyncPath(path: string): Promise<void> {

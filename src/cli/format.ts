@@ -15,9 +15,6 @@ export function formatDuration(seconds: number): string {
 export function progressLine(live: LiveStatus): string {
   const step = live.progress?.step ?? live.status.toLowerCase();
   const hb = live.heartbeat;
-  const bytes =
-    hb && typeof hb.rawBytes === 'number'
-      ? ` ${hb.phase ?? ''}: ${formatBytes(hb.rawBytes)} read, ${formatBytes(Number(hb.storedBytes ?? 0))} stored`
-      : '';
+  const bytes = hb && typeof hb.storedBytes === 'number' ? ` ${hb.phase ?? ''}: ${formatBytes(hb.storedBytes)} stored` : '';
   return `${step}${bytes}`;
 }

@@ -80,7 +80,7 @@ program
     if (opts.json) return void console.log(JSON.stringify(result));
     for (const b of result.backups) {
       console.log(
-        `${b.cluster}/${b.database} ${b.backupId}: ${formatBytes(b.bytes)} stored (${formatBytes(b.rawBytes)} dumped), ` +
+        `${b.cluster}/${b.database} ${b.backupId}: ${formatBytes(b.bytes)} stored, ` +
           `${b.tables} tables, ${b.rows} rows, ${formatDuration(b.seconds)}${b.reused ? ' (already committed)' : ''}\n  ${b.path}`,
       );
     }

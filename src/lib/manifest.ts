@@ -11,8 +11,8 @@ const artifactSchema = z.object({
   bytes: z.number().int().nonnegative(),
   /** sha256 of the stored bytes, hex. */
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  /** Bytes produced by the PostgreSQL tool, before compression and encryption. */
-  rawBytes: z.number().int().nonnegative(),
+  /** Bytes produced by the PostgreSQL tool, before compression and encryption, when measured. */
+  rawBytes: z.number().int().nonnegative().optional(),
 });
 export type Artifact = z.infer<typeof artifactSchema>;
 

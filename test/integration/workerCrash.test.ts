@@ -40,8 +40,8 @@ afterAll(async () => {
 it('a worker killed mid-dump is replaced and the backup completes exactly once', async () => {
   const queue = uniqueQueue('crash');
   const repository = join(dir, 'repo');
-  // Throttled to 4 MB/s so the ~30 MB dump streams for several seconds.
-  const config = testConfig({ cluster, repository, taskQueue: queue, key, extra: { limits: { maxRate: 4_000_000 } } });
+  // Throttled to 1 MB/s stored, so the dump (~12 MB compressed) streams for several seconds.
+  const config = testConfig({ cluster, repository, taskQueue: queue, key, extra: { limits: { maxRate: 1_000_000 } } });
   const secrets = testSecrets(cluster, key);
   workers.push(await spawnWorker(join(dir, 'config.json'), config, secrets));
 
@@ -55,7 +55,7 @@ it('a worker killed mid-dump is replaced and the backup completes exactly once',
   const deadline = Date.now() + 60_000;
   for (;;) {
     const live = await liveStatus(handle);
-    if (live.heartbeat?.phase === 'dump' && Number(live.heartbeat.rawBytes) > 2_000_000) break;
+    if (live.heartbeat?.phase === 'dump' && Number(live.heartbeat.storedBytes) > 1_000_000) break;
     if (Date.now() > deadline) throw new Error(`dump never started: ${JSON.stringify(live)}\n${workers[0]!.output()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -95,7 +95,7 @@ it('a worker killed mid-dump is replaced and the backup completes exactly once',
 it('cancelling a running backup stops pg_dump and removes the partial backup', async () => {
   const queue = uniqueQueue('cancel');
   const repository = join(dir, 'repo-cancel');
-  const config = testConfig({ cluster, repository, taskQueue: queue, key, extra: { limits: { maxRate: 2_000_000 } } });
+  const config = testConfig({ cluster, repository, taskQueue: queue, key, extra: { limits: { maxRate: 1_000_000 } } });
   const worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
   try {
     const handle = await env.client.workflow.start('fullBackup', {
@@ -104,7 +104,7 @@ it('cancelling a running backup stops pg_dump and removes the partial backup', a
       args: [{ cluster: 'main', database: 'app', backupId: '20261122T030000Z' }],
     });
     const deadline = Date.now() + 60_000;
-    while (!((await liveStatus(handle)).heartbeat?.rawBytes as number > 1_000_000)) {
+    while (!(Number((await liveStatus(handle)).heartbeat?.storedBytes) > 1_000_000)) {
       if (Date.now() > deadline) throw new Error('dump never started');
       await new Promise((r) => setTimeout(r, 250));
     }

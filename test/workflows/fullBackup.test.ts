@@ -31,7 +31,6 @@ const backupOf = (input: LogicalBackupInput): LogicalBackupResult => ({
   ...input,
   path: `/repo/${input.cluster}/logical/${input.database}/${input.backupId}`,
   bytes: 10,
-  rawBytes: 20,
   sha256: '0'.repeat(64),
   tables: 1,
   rows: 1,
