@@ -16,6 +16,12 @@ export function workflowsPath(): string {
   return found;
 }
 
+/** The bundle `npm run build` writes beside the compiled code (dist/workflow-bundle.js), if any. */
+export function prebuiltBundle(): string | undefined {
+  const candidate = join(dirname(fileURLToPath(import.meta.url)), '../workflow-bundle.js');
+  return existsSync(candidate) ? candidate : undefined;
+}
+
 export function hostQueue(config: Config): string {
   return `pgwarden@${config.worker.host ?? hostname()}`;
 }
@@ -24,7 +30,8 @@ export interface WorkerSetup {
   config: Config;
   connection: NativeConnection;
   env?: NodeJS.ProcessEnv;
-  /** A prebuilt bundle (tests build it once per run); default: bundle src/workflows at start. */
+  /** A prebuilt bundle (tests build it once per run); default: dist/workflow-bundle.js when running
+   * the built code, else bundle the workflow sources at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** How long running activities get to finish on shutdown before they are cancelled (and retried elsewhere). */
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
@@ -43,11 +50,13 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
     // seconds rather than the SDK's default of 80% of the heartbeat timeout.
     maxHeartbeatThrottleInterval: '3 seconds',
   } satisfies Partial<WorkerOptions>;
-  const shared = await Worker.create({
-    ...common,
-    taskQueue: config.temporal.taskQueue,
-    ...(setup.workflowBundle ? { workflowBundle: setup.workflowBundle } : { workflowsPath: workflowsPath() }),
-  });
+  const bundlePath = prebuiltBundle();
+  const workflows = setup.workflowBundle
+    ? { workflowBundle: setup.workflowBundle }
+    : bundlePath
+      ? { workflowBundle: { codePath: bundlePath } }
+      : { workflowsPath: workflowsPath() };
+  const shared = await Worker.create({ ...common, taskQueue: config.temporal.taskQueue, ...workflows });
   const local = await Worker.create({ ...common, taskQueue: hostQueue(config) });
   return [shared, local];
 }

@@ -37,6 +37,9 @@ export async function createTestKey(): Promise<TestKey> {
     passphrase,
     fingerprint,
     decryptArgs: (file) => [...base, '--quiet', '--decrypt', file],
-    remove: () => rm(home, { recursive: true, force: true }),
+    async remove() {
+      await execa('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { reject: false });
+      await rm(home, { recursive: true, force: true });
+    },
   };
 }

@@ -149,6 +149,14 @@ describe('fullBackup', () => {
       expect(bad.stderr).toBe('pgwarden: --backup-id "yesterday" is not of the form 20261122T020000Z[-suffix]');
     });
 
+    it('a worker refuses an invalid config at start, naming the bad field', async () => {
+      const bad = join(configDir, 'bad.json');
+      await writeFile(bad, JSON.stringify({ ...config, clusters: { main: { ...config.clusters.main, port: 'five' } } }));
+      const r = await execa(pgwarden, ['worker', '--config', bad], { env: cliEnv(), reject: false });
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr).toMatch(/^pgwarden: invalid config .*bad\.json: clusters\.main\.port: /);
+    });
+
     it('the README\'s temporal workflow start command works as written', async () => {
       const temporal = join(import.meta.dirname, '../../.tools/bin/temporal');
       const workflowId = `${queue}/temporal-cli`;
