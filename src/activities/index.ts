@@ -1,6 +1,7 @@
 // Builds the activity object the worker registers, from injected dependencies (config, env).
 import type { Config } from '../config/index.js';
 import { createLogicalBackupActivities } from './logicalBackup.js';
+import { createVerifyActivities } from './verify.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -11,8 +12,10 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createLogicalBackupActivities(deps),
+    ...createVerifyActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+export type { VerifyPlan, VerifyTarget, RestoreResult, CompareResult } from './verify.js';
 export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupProgress } from './logicalBackup.js';

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { dirname } from 'node:path';
-import { Duplex, PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
+import { Duplex, PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import * as openpgp from 'openpgp';
@@ -127,6 +127,51 @@ export function encryptStage(recipients: RecipientKeys): Duplex {
     .then((encrypted) => pipeline(Readable.fromWeb(encrypted as never), output))
     .catch((err: Error) => output.destroy(err));
   return Duplex.from({ writable: input, readable: output });
+}
+
+/** The private key for restores, unlocked with its passphrase (from the worker's environment). */
+export async function loadDecryptionKey(path: string, passphrase: string | undefined): Promise<openpgp.PrivateKey> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw nonRetryable(ErrorType.KeyUnreadable, `private key ${path} is unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const key = await openpgp.readPrivateKey({ armoredKey: text });
+    if (key.isDecrypted()) return key;
+    if (passphrase === undefined) throw new Error('it is protected by a passphrase and no passphraseEnv is set on this worker');
+    return await openpgp.decryptKey({ privateKey: key, passphrase });
+  } catch (err) {
+    throw nonRetryable(ErrorType.KeyUnreadable, `private key ${path} cannot be used: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * OpenPGP decryption as a stream stage. Plaintext is released as it is decrypted, before the
+ * MDC at the end is checked (openpgp would otherwise hold all of it in memory): callers check
+ * the stored bytes' sha256 against the manifest first, and a bad MDC still fails the stream.
+ */
+export function decryptStage(key: openpgp.PrivateKey): Duplex {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const web = Readable.toWeb(input) as unknown as ReadableStream<Uint8Array>;
+  openpgp
+    .readMessage({ binaryMessage: web })
+    .then((message) =>
+      openpgp.decrypt({ message, decryptionKeys: key, format: 'binary', config: { allowUnauthenticatedStream: true } }),
+    )
+    .then(({ data }) => pipeline(Readable.fromWeb(data as never), output))
+    .catch((err: Error) => output.destroy(nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt: ${err.message}`)));
+  return Duplex.from({ writable: input, readable: output });
+}
+
+/** sha256 and size of a file, streamed. */
+export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
+  const hash = new Sha256Stage();
+  const { createReadStream } = await import('node:fs');
+  await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), hash, new Writable({ write: (_c, _e, cb) => cb() }));
+  return { sha256: hash.digest(), bytes: hash.bytes };
 }
 
 export interface StoredArtifact {

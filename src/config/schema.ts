@@ -74,6 +74,17 @@ export const limitsSchema = z
   })
   .strict();
 
+export const verificationSchema = z
+  .object({
+    /** Restore into a temporary database on this cluster instead of the backup's own. */
+    cluster: z.string().optional(),
+    /** SQL checks per database: the first column of the first row must be a number >= min. */
+    checks: z
+      .record(z.string(), z.array(z.object({ name: z.string(), sql: z.string().min(1), min: z.number().default(1) }).strict()))
+      .default({}),
+  })
+  .strict();
+
 export const temporalSchema = z
   .object({
     address: z.string().default('127.0.0.1:7233'),
@@ -91,6 +102,7 @@ export const configSchema = z
     retention: retentionSchema.prefault({}),
     compression: compressionSchema.prefault({}),
     limits: limitsSchema.prefault({}),
+    verification: verificationSchema.prefault({}),
     worker: z
       .object({
         /** This host's name for its host-local queue `pgwarden@<host>`. */
@@ -109,6 +121,9 @@ export const configSchema = z
           path: ['clusters', clusterName, 'repository'],
           message: `names repository "${cluster.repository}", which is not in "repositories"`,
         });
+      }
+      if (config.verification.cluster && !(config.verification.cluster in config.clusters)) {
+        ctx.addIssue({ code: 'custom', path: ['verification', 'cluster'], message: `names cluster "${config.verification.cluster}", which is not in "clusters"` });
       }
       if (cluster.passwordEnv && cluster.passfile) {
         ctx.addIssue({ code: 'custom', path: ['clusters', clusterName], message: 'set passwordEnv or passfile, not both' });

@@ -13,6 +13,10 @@ export const ErrorType = {
   DumpFailed: 'DumpFailed',
   SanityCheckFailed: 'SanityCheckFailed',
   IntegrityError: 'IntegrityError',
+  DecryptionFailed: 'DecryptionFailed',
+  RestoreFailed: 'RestoreFailed',
+  VerificationFailed: 'VerificationFailed',
+  NoBackup: 'NoBackup',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

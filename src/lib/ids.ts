@@ -40,3 +40,7 @@ export function isSafeName(value: string): boolean {
 export function fullBackupWorkflowId(cluster: string, database: string, backupId: string): string {
   return `pgwarden/${cluster}/${database}/full/${backupId}`;
 }
+
+export function verifyBackupWorkflowId(cluster: string, database: string, backupId: string): string {
+  return `pgwarden/${cluster}/${database}/verify/${backupId}`;
+}

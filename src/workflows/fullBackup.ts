@@ -2,7 +2,8 @@
 // Replaces backup-full.sh / backup-database.sh: preflight → dump → done, each a durable step.
 import { executeChild, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities, LogicalBackupResult, PreflightResult } from '../activities/index.js';
-import { formatBackupId, fullBackupWorkflowId } from '../lib/ids.js';
+import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
+import { verifyBackup, type VerifyBackupResult } from './verifyBackup.js';
 import { progressQuery, type Progress } from './messages.js';
 
 export interface FullBackupInput {
@@ -11,7 +12,7 @@ export interface FullBackupInput {
   database: string;
   /** Default: the workflow's start time, e.g. 20261122T020000Z. */
   backupId?: string;
-  /** Reserved: verify-by-restore after the backup (not available in this version). */
+  /** Verify the backup by restoring it (a child verifyBackup workflow) before finishing. */
   verify?: boolean;
   /** Reserved: offsite sync after the backup (not available in this version). */
   offsite?: boolean;
@@ -21,6 +22,7 @@ export interface FullBackupResult {
   cluster: string;
   backups: LogicalBackupResult[];
   preflight?: PreflightResult;
+  verifications: VerifyBackupResult[];
   /** Requested follow-ups this version does not perform yet. */
   skipped: string[];
 }
@@ -50,7 +52,7 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
   };
 
   const backupId = input.backupId ?? formatBackupId(workflowInfo().startTime);
-  const skipped = [input.verify && 'verify', input.offsite && 'offsite'].filter((s): s is string => !!s);
+  const skipped = [input.offsite && 'offsite'].filter((s): s is string => !!s);
   if (skipped.length) log.warn('requested follow-ups are not available in this version', { skipped });
 
   if (input.database === '*') {
@@ -58,22 +60,31 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
     const databases = await listClusterDatabases({ cluster: input.cluster });
     step('backup-databases', databases.join(', '));
     const backups: LogicalBackupResult[] = [];
+    const verifications: VerifyBackupResult[] = [];
     // One child per database, one at a time: a cluster's databases share its disks and CPU.
     for (const database of databases) {
       const child = await executeChild(fullBackup, {
         workflowId: fullBackupWorkflowId(input.cluster, database, backupId),
-        args: [{ cluster: input.cluster, database, backupId }],
+        args: [{ cluster: input.cluster, database, backupId, verify: input.verify }],
       });
       backups.push(...child.backups);
+      verifications.push(...child.verifications);
     }
     step('done');
-    return { cluster: input.cluster, backups, skipped };
+    return { cluster: input.cluster, backups, verifications, skipped };
   }
 
   const target = { cluster: input.cluster, database: input.database, backupId };
   const preflight = await preflightLogicalBackup(target);
   step('dump', preflight.backupExists ? 'already committed' : undefined);
   const backup = await createLogicalBackup(target);
+  const verifications: VerifyBackupResult[] = [];
+  if (input.verify) {
+    step('verify');
+    verifications.push(
+      await executeChild(verifyBackup, { workflowId: verifyBackupWorkflowId(input.cluster, input.database, backupId), args: [target] }),
+    );
+  }
   step('done');
-  return { cluster: input.cluster, backups: [backup], preflight, skipped };
+  return { cluster: input.cluster, backups: [backup], preflight, verifications, skipped };
 }

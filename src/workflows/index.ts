@@ -1,2 +1,3 @@
 export * from './fullBackup.js';
+export * from './verifyBackup.js';
 export * from './messages.js';

@@ -1,0 +1,218 @@
+// Verify-by-restore: the stored bytes match the manifest; they decrypt, decompress and restore into
+// a temporary database `pgwarden_verify_<backupId>`; its tables and row counts match the manifest;
+// the configured SQL checks pass. The temporary database is pgwarden's own and is always dropped.
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Context } from '@temporalio/activity';
+import type { Config } from '../config/index.js';
+import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { isBackupId, isSafeName } from '../lib/ids.js';
+import type { LogicalManifest, Verification } from '../lib/manifest.js';
+import { ByteCounter, decryptStage, hashFile, loadDecryptionKey, RateLimit } from './pipeline.js';
+import * as postgres from './postgres.js';
+import { startTool, ToolError } from './processes.js';
+import { LocalRepository } from './repository.js';
+
+const TOOL_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+
+export interface VerifyTarget {
+  cluster: string;
+  database: string;
+  backupId: string;
+}
+
+export interface VerifyPlan extends VerifyTarget {
+  /** The cluster the temporary database is made on. */
+  restoreCluster: string;
+  /** `pgwarden_verify_<backupId>`. */
+  scratchDatabase: string;
+}
+
+export interface RestoreResult {
+  restoreSeconds: number;
+}
+
+export interface CompareResult {
+  tables: number;
+  rows: number;
+  checks: { name: string; value: number; min: number }[];
+}
+
+export function scratchDatabaseName(backupId: string): string {
+  return `pgwarden_verify_${backupId.toLowerCase().replace(/[^a-z0-9]/g, '_')}`;
+}
+
+export function createVerifyActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
+  const clusterRef = (name: string): postgres.ClusterRef => {
+    const cluster = config.clusters[name];
+    if (!cluster) throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${name}" (configured: ${Object.keys(config.clusters).join(', ')})`);
+    return { name, config: cluster };
+  };
+
+  async function manifestOf(t: VerifyTarget): Promise<{ manifest: LogicalManifest; dir: string; repo: LocalRepository }> {
+    const repo = LocalRepository.forCluster(config, t.cluster);
+    const dir = repo.logicalBackupDir(t.cluster, t.database, t.backupId);
+    const manifest = await repo.readManifest(dir);
+    if (!manifest) throw nonRetryable(ErrorType.NoBackup, `no committed backup ${t.cluster}/${t.database}/${t.backupId} in repository "${repo.name}"`);
+    return { manifest, dir, repo };
+  }
+
+  /** Picks the backup (default: the newest not yet verified) and names the temporary database. */
+  async function planVerify(input: { cluster: string; database: string; backupId?: string }): Promise<VerifyPlan> {
+    clusterRef(input.cluster);
+    if (!isSafeName(input.database)) throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" is not valid here`);
+    if (input.backupId !== undefined && !isBackupId(input.backupId)) {
+      throw nonRetryable(ErrorType.InvalidInput, `backupId "${input.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    }
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const backups = await repo.listLogicalBackups(input.cluster, input.database);
+    const chosen = input.backupId
+      ? backups.find((b) => b.backupId === input.backupId)
+      : ([...backups].reverse().find((b) => !b.verifications.some((v) => v.ok)) ?? backups.at(-1));
+    if (!chosen) {
+      throw nonRetryable(ErrorType.NoBackup, `no committed backup ${input.backupId ? `${input.backupId} ` : ''}of ${input.cluster}/${input.database} in repository "${repo.name}"`);
+    }
+    return {
+      cluster: input.cluster,
+      database: input.database,
+      backupId: chosen.backupId,
+      restoreCluster: config.verification.cluster ?? input.cluster,
+      scratchDatabase: scratchDatabaseName(chosen.backupId),
+    };
+  }
+
+  /** Every stored artifact has the size and sha256 the manifest recorded. */
+  async function checkIntegrity(t: VerifyTarget): Promise<{ bytes: number }> {
+    const { manifest, dir } = await manifestOf(t);
+    let bytes = 0;
+    for (const a of manifest.artifacts) {
+      const path = join(dir, a.name);
+      let actual: { sha256: string; bytes: number };
+      try {
+        actual = await hashFile(path);
+      } catch (err) {
+        throw nonRetryable(ErrorType.IntegrityError, `${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      if (actual.sha256 !== a.sha256 || actual.bytes !== a.bytes) {
+        throw nonRetryable(
+          ErrorType.IntegrityError,
+          `${path} is corrupt: sha256 ${actual.sha256} (${actual.bytes} bytes), manifest says ${a.sha256} (${a.bytes} bytes)`,
+        );
+      }
+      bytes += actual.bytes;
+      Context.current().heartbeat({ phase: 'checksum', bytes });
+    }
+    return { bytes };
+  }
+
+  /** Drops the temporary database if it exists (terminating its sessions). Idempotent. */
+  async function dropScratchDatabase(plan: Pick<VerifyPlan, 'restoreCluster' | 'scratchDatabase'>): Promise<void> {
+    if (!plan.scratchDatabase.startsWith('pgwarden_verify_')) throw nonRetryable(ErrorType.InvalidInput, `refusing to drop "${plan.scratchDatabase}": not a pgwarden_verify_ database`);
+    const cluster = clusterRef(plan.restoreCluster);
+    await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+      await client.query(`DROP DATABASE IF EXISTS ${postgres.quoteIdent(plan.scratchDatabase)} WITH (FORCE)`);
+    });
+  }
+
+  /** Restores the backup into a fresh temporary database: file → OpenPGP → zstd -d → pg_restore. */
+  async function restoreIntoScratch(plan: VerifyPlan): Promise<RestoreResult> {
+    const ctx = Context.current();
+    const { manifest, dir } = await manifestOf(plan);
+    const dump = manifest.artifacts.find((a) => a.role === 'dump');
+    if (!dump) throw nonRetryable(ErrorType.IntegrityError, `manifest of ${plan.backupId} lists no dump`);
+    const key = manifest.encryption
+      ? config.encryption?.privateKeyFile
+        ? await loadDecryptionKey(config.encryption.privateKeyFile, config.encryption.passphraseEnv ? env[config.encryption.passphraseEnv] : undefined)
+        : (() => {
+            throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
+          })()
+      : undefined;
+
+    // A retry starts from an empty database: whatever an earlier attempt restored is dropped.
+    await dropScratchDatabase(plan);
+    const cluster = clusterRef(plan.restoreCluster);
+    const info = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+      await client.query(`CREATE DATABASE ${postgres.quoteIdent(plan.scratchDatabase)}`);
+      return postgres.serverInfo(client);
+    });
+
+    const started = Date.now();
+    const read = new ByteCounter();
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read.bytes }), 2000);
+    try {
+      const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--no-password', `--dbname=${plan.scratchDatabase}`];
+      const restoreEnv = { ...TOOL_ENV, ...postgres.libpqEnv(cluster, plan.scratchDatabase, env) };
+      const pgRestore = postgres.pgTool('pg_restore', cluster.config, info.versionNum);
+      const source = createReadStream(join(dir, dump.name), { highWaterMark: 1 << 20 });
+      const stages: NodeJS.ReadWriteStream[] = [read];
+      if (config.limits.maxRate) stages.push(new RateLimit(config.limits.maxRate));
+      if (key) stages.push(decryptStage(key));
+      if (manifest.compression.algorithm === 'zstd') {
+        // zstd -d writes straight into pg_restore: a kernel pipe, no copy in this process.
+        const unzstd = startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin: 'pipe', env: TOOL_ENV, signal: ctx.cancellationSignal });
+        const restore = startTool('pg_restore', pgRestore, restoreArgs, { stdin: unzstd.child.stdout!, stdout: 'ignore', env: restoreEnv, signal: ctx.cancellationSignal });
+        unzstd.child.stdout!.destroy();
+        const feed = pipeline([source, ...stages, unzstd.child.stdin!] as never);
+        throwFirst(await Promise.allSettled([feed, unzstd.exited, restore.exited]));
+      } else {
+        const restore = startTool('pg_restore', pgRestore, restoreArgs, { stdin: 'pipe', stdout: 'ignore', env: restoreEnv, signal: ctx.cancellationSignal });
+        throwFirst(await Promise.allSettled([pipeline([source, ...stages, restore.child.stdin!] as never), restore.exited]));
+      }
+    } finally {
+      clearInterval(timer);
+    }
+    return { restoreSeconds: (Date.now() - started) / 1000 };
+  }
+
+  /** Tables and row counts of the temporary database against the manifest; then the SQL checks. */
+  async function compareWithManifest(plan: VerifyPlan): Promise<CompareResult> {
+    const { manifest } = await manifestOf(plan);
+    const cluster = clusterRef(plan.restoreCluster);
+    return postgres.withConnection(cluster, plan.scratchDatabase, env, async (client) => {
+      const tables = await postgres.countRows(client, await postgres.listTables(client));
+      const key = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
+      const restored = new Map(tables.map((t) => [key(t), t.rows]));
+      const problems: string[] = [];
+      for (const t of manifest.tables) {
+        const rows = restored.get(key(t));
+        if (rows === undefined) problems.push(`table ${key(t)} is missing`);
+        else if (rows !== t.rows) problems.push(`table ${key(t)} has ${rows} rows, manifest says ${t.rows}`);
+      }
+      const expected = new Set(manifest.tables.map(key));
+      for (const t of tables) if (!expected.has(key(t))) problems.push(`table ${key(t)} is not in the manifest`);
+      const checks: CompareResult['checks'] = [];
+      for (const check of config.verification.checks[plan.database] ?? []) {
+        const { rows } = await client.query(check.sql).catch((err: Error) => {
+          throw nonRetryable(ErrorType.VerificationFailed, `check "${check.name}" failed to run: ${err.message}`);
+        });
+        const value = Number(Object.values(rows[0] ?? {})[0]);
+        checks.push({ name: check.name, value, min: check.min });
+        if (!(value >= check.min)) problems.push(`check "${check.name}" returned ${value}, expected at least ${check.min}`);
+      }
+      if (problems.length) throw nonRetryable(ErrorType.VerificationFailed, `backup ${plan.backupId} does not match its manifest: ${problems.join('; ')}`);
+      return { tables: tables.length, rows: tables.reduce((s, t) => s + t.rows, 0), checks };
+    });
+  }
+
+  /** Appends a verification run to the manifest (rewritten atomically). Idempotent per `at`. */
+  async function recordVerification(input: VerifyTarget & { verification: Verification }): Promise<void> {
+    const { manifest, dir, repo } = await manifestOf(input);
+    if (manifest.verifications.some((v) => v.at === input.verification.at)) return;
+    manifest.verifications.push(input.verification);
+    await repo.commit(dir, manifest);
+  }
+
+  return { planVerify, checkIntegrity, restoreIntoScratch, compareWithManifest, dropScratchDatabase, recordVerification };
+}
+
+function throwFirst(results: PromiseSettledResult<unknown>[]): void {
+  // The decryption's own error names the cause best; then pg_restore's; then the plumbing's.
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
+  if (failures.length === 0) return;
+  const decryption = failures.find((e) => (e as { type?: string }).type === ErrorType.DecryptionFailed);
+  if (decryption) throw decryption;
+  const tool = failures.find((e) => e instanceof ToolError && e.tool === 'pg_restore') ?? failures.find((e) => e instanceof ToolError);
+  if (tool) throw retryable(ErrorType.RestoreFailed, tool.message);
+  throw failures[0];
+}

@@ -1,0 +1,70 @@
+// verifyBackup: prove a backup restores. Replaces backup-verify.sh / test-restore.sh:
+// plan → checksum → restore into pgwarden_verify_<id> → compare with the manifest → record,
+// and the temporary database is dropped on every path (success, failure, cancellation).
+import { CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { Activities, CompareResult, VerifyPlan } from '../activities/index.js';
+import { progressQuery, type Progress } from './messages.js';
+
+export interface VerifyBackupInput {
+  cluster: string;
+  database: string;
+  /** Default: the newest backup not verified yet (else the newest). */
+  backupId?: string;
+}
+
+export interface VerifyBackupResult {
+  cluster: string;
+  database: string;
+  backupId: string;
+  ok: true;
+  restoreSeconds: number;
+  tables: number;
+  rows: number;
+  checks: CompareResult['checks'];
+}
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '5s', maximumAttempts: 5 },
+});
+
+const long = proxyActivities<Activities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '30 seconds',
+  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
+});
+
+export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBackupResult> {
+  const progress: Progress = { step: 'plan', since: new Date().toISOString(), done: [] };
+  setHandler(progressQuery, () => progress);
+  const step = (name: string, detail?: string) => {
+    progress.done.push(progress.step);
+    Object.assign(progress, { step: name, since: new Date().toISOString(), detail });
+  };
+
+  const plan: VerifyPlan = await quick.planVerify(input);
+  const target = { cluster: plan.cluster, database: plan.database, backupId: plan.backupId };
+  const at = new Date(workflowInfo().startTime).toISOString();
+  try {
+    step('checksum', plan.backupId);
+    await long.checkIntegrity(target);
+    step('restore', plan.scratchDatabase);
+    const { restoreSeconds } = await long.restoreIntoScratch(plan);
+    step('compare');
+    const compared = await long.compareWithManifest(plan);
+    step('record');
+    await quick.recordVerification({ ...target, verification: { at, ok: true, method: 'restore', restoreSeconds, detail: `${compared.tables} tables, ${compared.rows} rows` } });
+    step('done');
+    return { ...target, ok: true, restoreSeconds, tables: compared.tables, rows: compared.rows, checks: compared.checks };
+  } catch (err) {
+    // A failed verification is recorded too, unless the workflow was cancelled.
+    if (!CancellationScope.current().consideredCancelled) {
+      const detail = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      await quick.recordVerification({ ...target, verification: { at, ok: false, method: 'restore', detail } }).catch(() => undefined);
+    }
+    throw err;
+  } finally {
+    await CancellationScope.nonCancellable(() => quick.dropScratchDatabase(plan));
+  }
+}
