@@ -1,10 +1,11 @@
 // fullBackup: the nightly logical backup of one database (or of every database with "*").
 // Replaces backup-full.sh / backup-database.sh: preflight → dump → done, each a durable step.
-import { executeChild, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { executeChild, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, LogicalBackupResult, PreflightResult } from '../activities/index.js';
 import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
 import { verifyBackup, type VerifyBackupResult } from './verifyBackup.js';
-import { progressQuery, type Progress } from './messages.js';
+import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import { trackProgress } from './messages.js';
 
 export interface FullBackupInput {
   cluster: string;
@@ -27,29 +28,11 @@ export interface FullBackupResult {
   skipped: string[];
 }
 
-const { preflightLogicalBackup, listClusterDatabases } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  // Bad input fails non-retryable at once; a transient failure gets two more tries.
-  retry: { initialInterval: '5s', maximumAttempts: 3 },
-});
-
-const { createLogicalBackup } = proxyActivities<Activities>({
-  // A dump of a big database takes hours; the heartbeat, not this, detects a dead worker.
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '30 seconds',
-  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
-});
+const { preflightLogicalBackup, listClusterDatabases } = proxyActivities<Activities>(QUICK_ACTIVITY);
+const { createLogicalBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function fullBackup(input: FullBackupInput): Promise<FullBackupResult> {
-  const progress: Progress = { step: 'preflight', since: new Date().toISOString(), done: [] };
-  setHandler(progressQuery, () => progress);
-  const step = (name: string, detail?: string) => {
-    progress.done.push(progress.step);
-    progress.step = name;
-    progress.since = new Date().toISOString();
-    progress.detail = detail;
-  };
+  const step = trackProgress('preflight');
 
   const backupId = input.backupId ?? formatBackupId(workflowInfo().startTime);
   const skipped = [input.offsite && 'offsite'].filter((s): s is string => !!s);

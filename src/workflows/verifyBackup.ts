@@ -1,9 +1,10 @@
 // verifyBackup: prove a backup restores. Replaces backup-verify.sh / test-restore.sh:
 // plan → checksum → restore into pgwarden_verify_<id> → compare with the manifest → record,
 // and the temporary database is dropped on every path (success, failure, cancellation).
-import { CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, CompareResult, VerifyPlan } from '../activities/index.js';
-import { progressQuery, type Progress } from './messages.js';
+import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import { trackProgress } from './messages.js';
 
 export interface VerifyBackupInput {
   cluster: string;
@@ -23,25 +24,11 @@ export interface VerifyBackupResult {
   checks: CompareResult['checks'];
 }
 
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '5s', maximumAttempts: 5 },
-});
-
-const long = proxyActivities<Activities>({
-  startToCloseTimeout: '24 hours',
-  heartbeatTimeout: '30 seconds',
-  cancellationType: 'WAIT_CANCELLATION_COMPLETED',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
-});
+const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
+const long = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBackupResult> {
-  const progress: Progress = { step: 'plan', since: new Date().toISOString(), done: [] };
-  setHandler(progressQuery, () => progress);
-  const step = (name: string, detail?: string) => {
-    progress.done.push(progress.step);
-    Object.assign(progress, { step: name, since: new Date().toISOString(), detail });
-  };
+  const step = trackProgress('plan');
 
   const plan: VerifyPlan = await quick.planVerify(input);
   const target = { cluster: plan.cluster, database: plan.database, backupId: plan.backupId };

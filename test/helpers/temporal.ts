@@ -3,6 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkerOptions } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
+import { liveStatus } from '../../src/cli/client.js';
 import { inject } from 'vitest';
 import type { Config } from '../../src/config/index.js';
 import { createWorkers } from '../../src/worker/worker.js';
@@ -59,4 +61,19 @@ export async function startStubWorker(
     maxHeartbeatThrottleInterval: '1 second',
   });
   return run([worker]);
+}
+
+/** Polls a workflow's pending activity heartbeat until `ready` holds (or fails after a minute). */
+export async function waitForHeartbeat(
+  handle: WorkflowHandle,
+  ready: (heartbeat: Record<string, unknown>) => boolean,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const live = await liveStatus(handle);
+    if (live.heartbeat && ready(live.heartbeat)) return;
+    if (Date.now() > deadline) throw new Error(`no matching heartbeat within ${timeoutMs} ms: ${JSON.stringify(live)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

@@ -9,7 +9,6 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { liveStatus } from '../../src/cli/client.js';
 import type { Config } from '../../src/config/index.js';
 import { parseLogicalManifest } from '../../src/lib/manifest.js';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
@@ -18,7 +17,7 @@ import { testConfig, testSecrets } from '../helpers/config.js';
 import { createSampleDatabase } from '../helpers/data.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
-import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, waitForHeartbeat, type RunningWorker } from '../helpers/temporal.js';
 import { spawnWorker } from '../helpers/workerProcess.js';
 
 let cluster: TestCluster;
@@ -151,13 +150,7 @@ describe('verifyBackup', () => {
       workflowId: `${crashQueue}/verify`,
       args: [{ cluster: 'main', database: 'app', backupId: '20261122T020000Z' }],
     });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const live = await liveStatus(handle);
-      if (live.heartbeat?.phase === 'restore' && Number(live.heartbeat.bytes) > 500_000) break;
-      if (Date.now() > deadline) throw new Error(`restore never started: ${JSON.stringify(live)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitForHeartbeat(handle, (hb) => hb.phase === 'restore' && Number(hb.bytes) > 500_000);
     expect(await scratchDatabases()).toEqual(['pgwarden_verify_20261122t020000z']);
     await first.kill('SIGKILL');
     const second = await spawnWorker(configFile, crashConfig, secrets);

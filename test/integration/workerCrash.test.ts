@@ -12,12 +12,11 @@ import { createSampleDatabase } from '../helpers/data.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
 import { restoreWithStockTools, rowCounts } from '../helpers/restore.js';
-import { startPgwardenWorker, testEnvironment, uniqueQueue } from '../helpers/temporal.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, waitForHeartbeat } from '../helpers/temporal.js';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { existsSync } from 'node:fs';
 import { spawnWorker, type WorkerProcess } from '../helpers/workerProcess.js';
-import { liveStatus } from '../../src/cli/client.js';
 
 let cluster: TestCluster;
 let key: TestKey;
@@ -52,13 +51,7 @@ it('a worker killed mid-dump is replaced and the backup completes exactly once',
   });
 
   // Wait until the dump is really streaming (heartbeat shows bytes), then kill the worker.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const live = await liveStatus(handle);
-    if (live.heartbeat?.phase === 'dump' && Number(live.heartbeat.storedBytes) > 1_000_000) break;
-    if (Date.now() > deadline) throw new Error(`dump never started: ${JSON.stringify(live)}\n${workers[0]!.output()}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await waitForHeartbeat(handle, (hb) => hb.phase === 'dump' && Number(hb.storedBytes) > 1_000_000);
   await workers[0]!.kill('SIGKILL');
   const backupDir = join(repository, 'main/logical/app/20261122T020000Z');
   expect((await readdir(backupDir)).some((f) => f.endsWith('.partial'))).toBe(true); // killed mid-write
@@ -103,11 +96,7 @@ it('cancelling a running backup stops pg_dump and removes the partial backup', a
       workflowId: `${queue}/app`,
       args: [{ cluster: 'main', database: 'app', backupId: '20261122T030000Z' }],
     });
-    const deadline = Date.now() + 60_000;
-    while (!(Number((await liveStatus(handle)).heartbeat?.storedBytes) > 1_000_000)) {
-      if (Date.now() > deadline) throw new Error('dump never started');
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitForHeartbeat(handle, (hb) => Number(hb.storedBytes) > 1_000_000);
     await handle.cancel();
     const err = await handle.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
