@@ -2,6 +2,7 @@
 import type { Config } from '../config/index.js';
 import { createLogicalBackupActivities } from './logicalBackup.js';
 import { createVerifyActivities } from './verify.js';
+import { createRestoreActivities } from './restore.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -13,6 +14,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createLogicalBackupActivities(deps),
     ...createVerifyActivities(deps),
+    ...createRestoreActivities(deps),
   };
 }
 

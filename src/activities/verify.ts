@@ -58,8 +58,8 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     return { manifest, dir, repo };
   }
 
-  /** Picks the backup (default: the newest not yet verified) and names the temporary database. */
-  async function planVerify(input: { cluster: string; database: string; backupId?: string }): Promise<VerifyPlan> {
+  /** Picks the backup (default: the newest not yet verified; or the newest) and names the temporary database. */
+  async function planVerify(input: { cluster: string; database: string; backupId?: string; pick?: 'unverified' | 'newest' }): Promise<VerifyPlan> {
     clusterRef(input.cluster);
     if (!isSafeName(input.database)) throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" is not valid here`);
     if (input.backupId !== undefined && !isBackupId(input.backupId)) {
@@ -69,7 +69,9 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     const backups = await repo.listLogicalBackups(input.cluster, input.database);
     const chosen = input.backupId
       ? backups.find((b) => b.backupId === input.backupId)
-      : ([...backups].reverse().find((b) => !b.verifications.some((v) => v.ok)) ?? backups.at(-1));
+      : input.pick === 'newest'
+        ? backups.at(-1)
+        : ([...backups].reverse().find((b) => !b.verifications.some((v) => v.ok)) ?? backups.at(-1));
     if (!chosen) {
       throw nonRetryable(ErrorType.NoBackup, `no committed backup ${input.backupId ? `${input.backupId} ` : ''}of ${input.cluster}/${input.database} in repository "${repo.name}"`);
     }
@@ -108,7 +110,10 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
 
   /** Drops the temporary database if it exists (terminating its sessions). Idempotent. */
   async function dropScratchDatabase(plan: Pick<VerifyPlan, 'restoreCluster' | 'scratchDatabase'>): Promise<void> {
-    if (!plan.scratchDatabase.startsWith('pgwarden_verify_')) throw nonRetryable(ErrorType.InvalidInput, `refusing to drop "${plan.scratchDatabase}": not a pgwarden_verify_ database`);
+    // Only pgwarden's own: a verify database, or a restore's staging `<db>_restore_<id>`; never a
+    // live database nor the `<db>_pre_restore_<id>` kept as the way back.
+    const ours = plan.scratchDatabase.startsWith('pgwarden_verify_') || (/_restore_\d{8}t\d{6}z/.test(plan.scratchDatabase) && !plan.scratchDatabase.includes('_pre_restore_'));
+    if (!ours) throw nonRetryable(ErrorType.InvalidInput, `refusing to drop "${plan.scratchDatabase}": not a database pgwarden made`);
     const cluster = clusterRef(plan.restoreCluster);
     await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       await client.query(`DROP DATABASE IF EXISTS ${postgres.quoteIdent(plan.scratchDatabase)} WITH (FORCE)`);

@@ -4,12 +4,13 @@ import { Command, Option } from 'commander';
 import { NativeConnection } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { loadConfig, ConfigError, type Config } from '../config/index.js';
-import { fullBackupWorkflowId, formatBackupId, isBackupId } from '../lib/ids.js';
+import { fullBackupWorkflowId, formatBackupId, isBackupId, restoreDatabaseWorkflowId } from '../lib/ids.js';
 import { runWorkers } from '../worker/worker.js';
 import { startDevServer } from '../worker/devServer.js';
 import { connectClient, liveStatus } from './client.js';
 import { formatBytes, formatDuration, progressLine } from './format.js';
 import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
+import type { RestoreDatabaseInput, RestoreDatabaseResult } from '../workflows/restoreDatabase.js';
 
 const program = new Command('pgwarden')
   .description('PostgreSQL backup and disaster recovery as durable Temporal workflows')
@@ -85,6 +86,55 @@ program
       );
     }
   });
+
+program
+  .command('restore')
+  .description('start a restoreDatabase: restore a logical backup over a database, after approval (the live one is kept renamed)')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .requiredOption('--database <name>', 'database to restore')
+  .option('--backup-id <id>', 'backup to restore (default: the newest)')
+  .option('--approval-timeout <duration>', 'how long to wait for approve/reject', '24 hours')
+  .option('--reindex', 'REINDEX DATABASE after the restore')
+  .option('--wait', 'wait for the result, showing progress')
+  .addHelpText('after', '\nExample:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
+  .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; wait?: boolean }) => {
+    const cfg = config();
+    if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+    if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const client = await connectClient(cfg);
+    const workflowId = restoreDatabaseWorkflowId(opts.cluster, opts.database, opts.backupId ?? formatBackupId(new Date()));
+    const input: RestoreDatabaseInput = { cluster: opts.cluster, database: opts.database, backupId: opts.backupId, approvalTimeout: opts.approvalTimeout, reindex: opts.reindex };
+    const handle = await client.workflow.start('restoreDatabase', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    console.log(`started restoreDatabase ${workflowId}; it waits for approval:`);
+    console.log(`  pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
+    if (!opts.wait) return;
+    const result = await waitWithProgress<RestoreDatabaseResult>(handle, false);
+    console.log(
+      result.outcome === 'restored'
+        ? `restored ${opts.cluster}/${opts.database} from ${result.backupId}; the previous database is kept as ${result.previousDatabase}`
+        : `not restored: ${result.outcome}${result.decision ? ` by ${result.decision.approver} (${result.decision.reason})` : ''}`,
+    );
+  });
+
+for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as const) {
+  program
+    .command(`${name} <workflowId>`)
+    .description(`${name} a restore or recovery waiting at its approval step (recorded with who and why)`)
+    .requiredOption('--approver <name>', 'who decides')
+    .requiredOption('--reason <text>', 'why (a ticket, an incident)')
+    .addHelpText('after', `\nExample:\n  pgwarden ${name} pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"`)
+    .action(async (workflowId: string, opts: { approver: string; reason: string }) => {
+      if (!opts.approver.trim() || !opts.reason.trim()) throw new UserError('--approver and --reason must not be empty');
+      const client = await connectClient(config());
+      const handle = client.workflow.getHandle(workflowId);
+      const live = await liveStatus(handle).catch((err: Error) => {
+        throw new UserError(`no workflow ${workflowId}: ${err.message}`);
+      });
+      if (live.progress?.step !== 'approve') throw new UserError(`${workflowId} is not waiting for approval (step: ${live.progress?.step ?? live.status.toLowerCase()})`);
+      await handle.signal(signal, { approver: opts.approver, reason: opts.reason });
+      console.log(`${name === 'approve' ? 'approved' : 'rejected'} ${workflowId} as ${opts.approver}: ${opts.reason}`);
+    });
+}
 
 async function waitWithProgress<T>(handle: Awaited<ReturnType<Awaited<ReturnType<typeof connectClient>>['workflow']['start']>>, quiet: boolean): Promise<T> {
   let last = '';

@@ -23,6 +23,11 @@ export const clusterSchema = z
     hostQueue: z.string().optional(),
     /** Directory of pg_dump, pg_restore, ...; default /usr/lib/postgresql/<server major>/bin, else PATH. */
     binDir: z.string().optional(),
+    /** Commands (argv, no shell) run around a restore: stop the applications, start them again. */
+    hooks: z
+      .object({ preRestore: z.array(z.string()).min(1).optional(), postRestore: z.array(z.string()).min(1).optional() })
+      .strict()
+      .default({}),
     /** Repository (a key of `repositories`) that holds this cluster's backups. */
     repository: z.string().default('local'),
   })

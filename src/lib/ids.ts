@@ -1,4 +1,6 @@
-// Backup ids and workflow ids. Pure: used by workflows (deterministic) and activities alike.
+// Backup ids, workflow ids and the names pgwarden gives databases. Pure: used by workflows
+// (deterministic) and activities alike.
+import { ErrorType, nonRetryable } from './errors.js';
 
 /** `20261122T020000Z`, optionally followed by `-<suffix>` (lowercase letters, digits). */
 const BACKUP_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-([a-z0-9]{1,16}))?$/;
@@ -43,4 +45,27 @@ export function fullBackupWorkflowId(cluster: string, database: string, backupId
 
 export function verifyBackupWorkflowId(cluster: string, database: string, backupId: string): string {
   return `pgwarden/${cluster}/${database}/verify/${backupId}`;
+}
+
+export function restoreDatabaseWorkflowId(cluster: string, database: string, backupId: string): string {
+  return `pgwarden/${cluster}/${database}/restore/${backupId}`;
+}
+
+export interface RestoreNames {
+  /** Where the backup is restored first: `<db>_restore_<id>`. */
+  restoreDatabase: string;
+  /** What the live database is renamed to, and kept as: `<db>_pre_restore_<id>`. */
+  preRestoreDatabase: string;
+}
+
+export function restoreNames(database: string, backupId: string): RestoreNames {
+  const id = backupId.toLowerCase().replace(/[^a-z0-9]/g, '_');
+  const names = { restoreDatabase: `${database}_restore_${id}`, preRestoreDatabase: `${database}_pre_restore_${id}` };
+  if (names.preRestoreDatabase.length > 63) {
+    throw nonRetryable(
+      ErrorType.InvalidInput,
+      `database name "${database}" is too long to keep beside its restore (${names.preRestoreDatabase} exceeds 63 characters)`,
+    );
+  }
+  return names;
 }

@@ -1,5 +1,5 @@
 // Public signals, queries and updates (names are public: operators use them from the UI and CLI).
-import { defineQuery, setHandler } from '@temporalio/workflow';
+import { condition, defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
 
 export interface Progress {
   /** The step the workflow is in, as named in the README. */
@@ -10,6 +10,23 @@ export interface Progress {
   done: string[];
   detail?: string;
 }
+
+/** Who decided, and why: sent with `approve` and `reject`. */
+export interface ApprovalInput {
+  approver: string;
+  reason: string;
+}
+
+export interface ApprovalDecision extends ApprovalInput {
+  approved: boolean;
+  /** ISO time the workflow received the signal. */
+  at: string;
+}
+
+/** `temporal workflow signal --name approve --input '{"approver":"alice","reason":"INC-42"}'` */
+export const approveSignal = defineSignal<[ApprovalInput]>('approve');
+/** `temporal workflow signal --name reject --input '{"approver":"alice","reason":"wrong backup"}'` */
+export const rejectSignal = defineSignal<[ApprovalInput]>('reject');
 
 /** `temporal workflow query --type progress` */
 export const progressQuery = defineQuery<Progress>('progress');
@@ -25,4 +42,20 @@ export function trackProgress(first: string): (step: string, detail?: string) =>
     progress.done.push(progress.step);
     Object.assign(progress, { step, since: new Date().toISOString(), detail });
   };
+}
+
+/**
+ * Waits for `approve` or `reject` up to `timeout`. Returns the decision, or undefined when nobody
+ * answered in time. Signals without an approver or a reason are ignored: a decision is recorded.
+ */
+export async function waitForApproval(timeout: string | number): Promise<ApprovalDecision | undefined> {
+  let decision: ApprovalDecision | undefined;
+  const decide = (approved: boolean) => (input: ApprovalInput) => {
+    if (decision || !input?.approver?.trim() || !input?.reason?.trim()) return;
+    decision = { approved, approver: input.approver.trim(), reason: input.reason.trim(), at: new Date().toISOString() };
+  };
+  setHandler(approveSignal, decide(true));
+  setHandler(rejectSignal, decide(false));
+  await condition(() => decision !== undefined, timeout as never);
+  return decision;
 }

@@ -1,0 +1,75 @@
+// The logical restore's own steps: names, hooks, the swap and ANALYZE. The restore itself and the
+// comparison with the manifest are verify.ts's, pointed at `<db>_restore_<id>`.
+import { Context } from '@temporalio/activity';
+import { execa } from 'execa';
+import type { Config } from '../config/index.js';
+import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import * as postgres from './postgres.js';
+import type { RestoreNames } from '../lib/ids.js';
+import type { VerifyPlan } from './verify.js';
+
+export function createRestoreActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
+  const clusterRef = (name: string): postgres.ClusterRef => {
+    const cluster = config.clusters[name];
+    if (!cluster) throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${name}"`);
+    return { name, config: cluster };
+  };
+
+  /** Runs the cluster's pre- or post-restore hook, if configured. A failing hook stops the restore. */
+  async function runRestoreHook(input: { cluster: string; database: string; hook: 'preRestore' | 'postRestore' }): Promise<string> {
+    const argv = clusterRef(input.cluster).config.hooks[input.hook];
+    if (!argv) return 'no hook configured';
+    const [file, ...args] = argv;
+    const result = await execa(file!, args, {
+      env: { PGWARDEN_CLUSTER: input.cluster, PGWARDEN_DATABASE: input.database, PGWARDEN_HOOK: input.hook },
+      cancelSignal: Context.current().cancellationSignal,
+      reject: false,
+      timeout: 10 * 60_000,
+      all: true,
+    });
+    if (result.exitCode !== 0) {
+      throw nonRetryable(ErrorType.RestoreFailed, `${input.hook} hook ${argv.join(' ')} failed (exit ${result.exitCode}): ${String(result.all ?? '').trim().slice(-500)}`);
+    }
+    return `${argv.join(' ')}: ok`;
+  }
+
+  /**
+   * Renames the live database to `<db>_pre_restore_<id>` and the restored one to `<db>`. Safe to
+   * repeat: each rename happens only if its source still exists. Sessions on a database being
+   * renamed are refused and terminated first.
+   */
+  async function swapDatabases(plan: VerifyPlan & RestoreNames): Promise<void> {
+    const cluster = clusterRef(plan.restoreCluster);
+    await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+      const exists = async (name: string) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+      const rename = async (from: string, to: string) => {
+        await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} ALLOW_CONNECTIONS false`);
+        await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [from]);
+        try {
+          await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} RENAME TO ${postgres.quoteIdent(to)}`);
+        } catch (err) {
+          await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+          throw retryable(ErrorType.RestoreFailed, `cannot rename ${from} to ${to}: ${(err as Error).message}`);
+        }
+        await client.query(`ALTER DATABASE ${postgres.quoteIdent(to)} ALLOW_CONNECTIONS true`);
+      };
+      if ((await exists(plan.database)) && !(await exists(plan.preRestoreDatabase)) && (await exists(plan.restoreDatabase))) {
+        await rename(plan.database, plan.preRestoreDatabase);
+      }
+      if (!(await exists(plan.database)) && (await exists(plan.restoreDatabase))) {
+        await rename(plan.restoreDatabase, plan.database);
+      }
+      if (!(await exists(plan.database))) throw nonRetryable(ErrorType.RestoreFailed, `after the swap there is no database "${plan.database}"`);
+    });
+  }
+
+  async function analyzeDatabase(input: { cluster: string; database: string; reindex: boolean }): Promise<void> {
+    const cluster = clusterRef(input.cluster);
+    await postgres.withConnection(cluster, input.database, env, async (client) => {
+      if (input.reindex) await client.query(`REINDEX DATABASE ${postgres.quoteIdent(input.database)}`);
+      await client.query('ANALYZE');
+    });
+  }
+
+  return { runRestoreHook, swapDatabases, analyzeDatabase };
+}

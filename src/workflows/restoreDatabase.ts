@@ -1,0 +1,78 @@
+// restoreDatabase: the logical restore done safely (replaces restore-database.sh). Nothing is
+// touched before an operator approves; the live database is renamed, never dropped.
+// plan → approve → stop → restore → verify → swap → analyze → start
+import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities, VerifyPlan } from '../activities/index.js';
+import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import { restoreNames, type RestoreNames } from '../lib/ids.js';
+import { trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
+
+export interface RestoreDatabaseInput {
+  cluster: string;
+  database: string;
+  /** Default: the newest committed backup. */
+  backupId?: string;
+  /** How long to wait for `approve` / `reject`; default 24 hours. */
+  approvalTimeout?: string;
+  /** REINDEX DATABASE after the restore (ANALYZE always runs). */
+  reindex?: boolean;
+}
+
+export interface RestoreDatabaseResult {
+  outcome: 'restored' | 'rejected' | 'timed-out';
+  cluster: string;
+  database: string;
+  backupId: string;
+  decision?: ApprovalDecision;
+  /** Where the previous live database is kept (after a restore). */
+  previousDatabase?: string;
+  restoreSeconds?: number;
+}
+
+const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
+const long = proxyActivities<Activities>(LONG_ACTIVITY);
+
+export async function restoreDatabase(input: RestoreDatabaseInput): Promise<RestoreDatabaseResult> {
+  const step = trackProgress('plan');
+  const chosen = await quick.planVerify({ cluster: input.cluster, database: input.database, backupId: input.backupId, pick: 'newest' });
+  const names: RestoreNames = restoreNames(input.database, chosen.backupId);
+  const plan: VerifyPlan & RestoreNames = { ...chosen, ...names, scratchDatabase: names.restoreDatabase, restoreCluster: input.cluster };
+  const base = { cluster: input.cluster, database: input.database, backupId: plan.backupId };
+  await long.checkIntegrity(base); // the backup is readable before anyone is asked
+
+  step(
+    'approve',
+    `restore ${input.cluster}/${input.database} from backup ${plan.backupId}; the live database is kept as ${names.preRestoreDatabase}. ` +
+      `Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`,
+  );
+  const decision = await waitForApproval(input.approvalTimeout ?? '24 hours');
+  if (!decision) return { ...base, outcome: 'timed-out' };
+  if (!decision.approved) return { ...base, outcome: 'rejected', decision };
+
+  step('stop');
+  await quick.runRestoreHook({ cluster: input.cluster, database: input.database, hook: 'preRestore' });
+  let swapped = false;
+  try {
+    step('restore', names.restoreDatabase);
+    const { restoreSeconds } = await long.restoreIntoScratch(plan);
+    step('verify');
+    await long.compareWithManifest(plan);
+    step('swap');
+    await quick.swapDatabases(plan);
+    swapped = true;
+    step('analyze');
+    await long.analyzeDatabase({ cluster: input.cluster, database: input.database, reindex: input.reindex ?? false });
+    step('start');
+    await quick.runRestoreHook({ cluster: input.cluster, database: input.database, hook: 'postRestore' });
+    step('done');
+    return { ...base, outcome: 'restored', decision, previousDatabase: names.preRestoreDatabase, restoreSeconds };
+  } catch (err) {
+    await CancellationScope.nonCancellable(async () => {
+      // Before the swap the live database was never touched: drop the half-made copy and start the
+      // applications again on it.
+      if (!swapped) await quick.dropScratchDatabase(plan);
+      await quick.runRestoreHook({ cluster: input.cluster, database: input.database, hook: 'postRestore' }).catch(() => undefined);
+    });
+    throw err;
+  }
+}

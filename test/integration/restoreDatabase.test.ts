@@ -1,0 +1,123 @@
+// restoreDatabase: approved, the live database holds the backup's data and the previous one is kept
+// as <db>_pre_restore_<id>; rejected or unanswered, the live database is untouched.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Config } from '../../src/config/index.js';
+import type { Progress } from '../../src/workflows/messages.js';
+import type { RestoreDatabaseResult } from '../../src/workflows/restoreDatabase.js';
+import { testConfig, testSecrets } from '../helpers/config.js';
+import { createSampleDatabase } from '../helpers/data.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { startCluster, type TestCluster } from '../helpers/postgres.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+
+let cluster: TestCluster;
+let key: TestKey;
+let env: TestWorkflowEnvironment;
+let dir: string;
+let config: Config;
+let worker: RunningWorker;
+const queue = uniqueQueue('restore');
+const root = join(import.meta.dirname, '../..');
+const BACKUP = '20261122T020000Z';
+
+beforeAll(async () => {
+  [cluster, key, env] = await Promise.all([startCluster(), createTestKey(), testEnvironment()]);
+  dir = await mkdtemp(join(tmpdir(), 'pgwarden-restore-'));
+  await createSampleDatabase(cluster, 'app', 0.1);
+  const hookLog = join(dir, 'hooks.log');
+  config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, key });
+  config.clusters.main!.hooks = {
+    preRestore: ['/bin/sh', '-c', `echo "stop $PGWARDEN_DATABASE" >> ${hookLog}`],
+    postRestore: ['/bin/sh', '-c', `echo "start $PGWARDEN_DATABASE" >> ${hookLog}`],
+  };
+  worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
+  await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+  await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await env?.teardown();
+  await Promise.all([cluster?.stop(), key?.remove(), dir && rm(dir, { recursive: true, force: true })]);
+});
+
+const counts = async (database: string) =>
+  cluster.query<{ users: string; orders: string }>('SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM orders) AS orders', database);
+const databases = async () => (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+
+async function startRestore(name: string, approvalTimeout = '10 minutes'): Promise<WorkflowHandle> {
+  const handle = await env.client.workflow.start('restoreDatabase', {
+    taskQueue: queue,
+    workflowId: `${queue}/${name}`,
+    args: [{ cluster: 'main', database: 'app', backupId: BACKUP, approvalTimeout }],
+  });
+  const deadline = Date.now() + 60_000;
+  while ((await handle.query<Progress>('progress')).step !== 'approve') {
+    if (Date.now() > deadline) throw new Error('never reached approve');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return handle;
+}
+
+describe('restoreDatabase', () => {
+  it('does nothing when rejected (with the temporal CLI, as the README shows)', async () => {
+    await cluster.query('DELETE FROM orders WHERE id % 2 = 0', 'app');
+    const before = await counts('app');
+    const handle = await startRestore('rejected');
+    await execa(join(root, '.tools/bin/temporal'), [
+      'workflow', 'signal', '--workflow-id', handle.workflowId, '--name', 'reject',
+      '--input', '{"approver":"alice","reason":"wrong backup"}', '--address', inject('temporalAddress'),
+    ]);
+    const result = (await handle.result()) as RestoreDatabaseResult;
+    expect(result).toMatchObject({ outcome: 'rejected', decision: { approved: false, approver: 'alice', reason: 'wrong backup' } });
+    expect(await counts('app')).toEqual(before);
+    expect((await databases()).filter((d) => d.startsWith('app_'))).toEqual([]);
+  });
+
+  it('does nothing when nobody answers before the timeout', async () => {
+    const before = await counts('app');
+    const handle = await startRestore('timeout', '2 seconds');
+    const result = (await handle.result()) as RestoreDatabaseResult;
+    expect(result.outcome).toBe('timed-out');
+    expect(await counts('app')).toEqual(before);
+    expect((await databases()).filter((d) => d.startsWith('app_'))).toEqual([]);
+  });
+
+  it('ignores an approval without approver or reason', async () => {
+    const handle = await startRestore('anonymous', '3 seconds');
+    await handle.signal('approve', { approver: '', reason: '' });
+    expect(((await handle.result()) as RestoreDatabaseResult).outcome).toBe('timed-out');
+  });
+
+  it('restores when approved (pgwarden approve), keeping the previous database', async () => {
+    const before = await counts('app');
+    const handle = await startRestore('approved');
+    const cli = await execa(join(root, 'bin/pgwarden'), ['approve', handle.workflowId, '--approver', 'bob', '--reason', 'INC-42'], {
+      env: { PGWARDEN_CONFIG: join(dir, 'config.json'), TEMPORAL_ADDRESS: inject('temporalAddress') },
+    });
+    expect(cli.stdout).toBe(`approved ${handle.workflowId} as bob: INC-42`);
+    const result = (await handle.result()) as RestoreDatabaseResult;
+    expect(result).toMatchObject({ outcome: 'restored', previousDatabase: 'app_pre_restore_20261122t020000z', decision: { approved: true, approver: 'bob' } });
+    // The live database holds the backup's rows again; the modified one survives, renamed.
+    expect(await counts('app')).toEqual([{ users: '20000', orders: '15000' }]);
+    expect(await counts('app_pre_restore_20261122t020000z')).toEqual(before);
+    expect((await databases()).filter((d) => d.startsWith('app'))).toEqual(['app', 'app_pre_restore_20261122t020000z']);
+    const { readFile } = await import('node:fs/promises');
+    expect(await readFile(join(dir, 'hooks.log'), 'utf8')).toBe('stop app\nstart app\n');
+  });
+
+  it('refuses to approve a workflow that is not waiting, in one line', async () => {
+    const r = await execa(join(root, 'bin/pgwarden'), ['approve', `${queue}/approved`, '--approver', 'bob', '--reason', 'again'], {
+      env: { PGWARDEN_CONFIG: join(dir, 'config.json'), TEMPORAL_ADDRESS: inject('temporalAddress') },
+      reject: false,
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe(`pgwarden: ${queue}/approved is not waiting for approval (step: done)`);
+  });
+});
