@@ -3,6 +3,7 @@ import type { Config } from '../config/index.js';
 import { createLogicalBackupActivities } from './logicalBackup.js';
 import { createVerifyActivities } from './verify.js';
 import { createRestoreActivities } from './restore.js';
+import { createRetentionActivities } from './retention.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLogicalBackupActivities(deps),
     ...createVerifyActivities(deps),
     ...createRestoreActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

@@ -13,6 +13,7 @@ import { ByteCounter, decryptStage, hashFile, loadDecryptionKey, RateLimit } fro
 import * as postgres from './postgres.js';
 import { startTool, ToolError } from './processes.js';
 import { LocalRepository } from './repository.js';
+import { markInUse } from './retention.js';
 
 const TOOL_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 
@@ -143,6 +144,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     });
 
     const started = Date.now();
+    const release = await markInUse(dir, `${plan.scratchDatabase}-${ctx.info.workflowExecution?.runId ?? 'run'}`);
     const read = new ByteCounter();
     const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read.bytes }), 2000);
     try {
@@ -166,6 +168,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       }
     } finally {
       clearInterval(timer);
+      await release();
     }
     return { restoreSeconds: (Date.now() - started) / 1000 };
   }

@@ -2,6 +2,7 @@
 // Replaces backup-full.sh / backup-database.sh: preflight → dump → done, each a durable step.
 import { executeChild, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, LogicalBackupResult, PreflightResult } from '../activities/index.js';
+import type { RetentionDecision } from '../lib/retention.js';
 import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
 import { verifyBackup, type VerifyBackupResult } from './verifyBackup.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
@@ -24,11 +25,13 @@ export interface FullBackupResult {
   backups: LogicalBackupResult[];
   preflight?: PreflightResult;
   verifications: VerifyBackupResult[];
+  /** What the retention policy kept and deleted after this backup (single-database runs). */
+  retention?: RetentionDecision;
   /** Requested follow-ups this version does not perform yet. */
   skipped: string[];
 }
 
-const { preflightLogicalBackup, listClusterDatabases } = proxyActivities<Activities>(QUICK_ACTIVITY);
+const { preflightLogicalBackup, listClusterDatabases, applyLogicalRetention } = proxyActivities<Activities>(QUICK_ACTIVITY);
 const { createLogicalBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function fullBackup(input: FullBackupInput): Promise<FullBackupResult> {
@@ -68,6 +71,8 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
       await executeChild(verifyBackup, { workflowId: verifyBackupWorkflowId(input.cluster, input.database, backupId), args: [target] }),
     );
   }
+  step('retention');
+  const retention = await applyLogicalRetention({ cluster: input.cluster, database: input.database });
   step('done');
-  return { cluster: input.cluster, backups: [backup], preflight, verifications, skipped };
+  return { cluster: input.cluster, backups: [backup], preflight, verifications, retention, skipped };
 }

@@ -125,6 +125,35 @@ describe('fullBackup', () => {
     expect(text).not.toContain(key.passphrase);
   });
 
+  it('applies the retention policy after each backup', async () => {
+    const taskQueue = uniqueQueue('full-backup-retention');
+    const retention = { daily: 2, weekly: 0, monthly: 0, yearly: 0, minimum: 1 };
+    const own = join(configDir, 'retention-repo'); // a repository of its own: other tests back up "postgres" too
+    const alt = await startPgwardenWorker(
+      env,
+      { ...config, retention, repositories: { local: { type: 'local', path: own } }, temporal: { ...config.temporal, taskQueue }, worker: { ...config.worker, host: taskQueue } },
+      testSecrets(cluster, key),
+    );
+    try {
+      let last: FullBackupResult | undefined;
+      for (const day of ['01', '02', '03', '04']) {
+        last = (await env.client.workflow.execute('fullBackup', {
+          taskQueue,
+          workflowId: `${taskQueue}/${day}`,
+          args: [{ cluster: 'main', database: 'postgres', backupId: `202611${day}T010000Z` }],
+        })) as FullBackupResult;
+      }
+      expect(last!.retention!.keep).toEqual([
+        { backupId: '20261104T010000Z', reasons: ['minimum', 'daily'] },
+        { backupId: '20261103T010000Z', reasons: ['daily'] },
+      ]);
+      expect(last!.retention!.delete.map((d) => d.backupId)).toEqual(['20261102T010000Z']);
+      expect((await readdir(join(own, 'main/logical/postgres'))).sort()).toEqual(['20261103T010000Z', '20261104T010000Z']);
+    } finally {
+      await alt.stop();
+    }
+  });
+
   describe('from the command line', () => {
     const pgwarden = join(import.meta.dirname, '../../bin/pgwarden');
     const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), PGWARDEN_CONFIG: join(configDir, 'pgwarden.config.json') });

@@ -41,7 +41,7 @@ const backupOf = (input: LogicalBackupInput): LogicalBackupResult => ({
 
 async function withStubs<T>(activities: object, fn: (queue: string) => Promise<T>): Promise<T> {
   const queue = uniqueQueue('wf-full');
-  const worker = await startStubWorker(env, queue, { listClusterDatabases: async () => [], ...activities });
+  const worker = await startStubWorker(env, queue, { listClusterDatabases: async () => [], applyLogicalRetention: async () => ({ keep: [], delete: [] }), ...activities });
   try {
     return await fn(queue);
   } finally {
