@@ -20,6 +20,7 @@ import { startCluster } from '../../test/helpers/postgres.js';
 import { createTestKey } from '../../test/helpers/gpg.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { PG_BIN } from '../../test/helpers/require.js';
+import { buildBenchDatabase } from './database.js';
 import { writeFile } from 'node:fs/promises';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
 
@@ -57,23 +58,7 @@ async function main() {
   const [cluster, key] = await Promise.all([startCluster({ settings: { shared_buffers: "'256MB'" } }), createTestKey()]);
   try {
     const env = cluster.env('bench');
-    log(`building the benchmark database (pgbench scale ${scale}, random hex filler)...`);
-    const t0 = Date.now();
-    await cluster.query('CREATE DATABASE bench');
-    await execa(join(PG_BIN, 'pgbench'), ['-i', '-s', String(scale), '-I', 'dt', '-q'], { env });
-    await cluster.query(
-      `INSERT INTO pgbench_branches SELECT b, 0, '' FROM generate_series(1, ${scale}) b;
-       INSERT INTO pgbench_tellers SELECT t, (t - 1) / 10 + 1, 0, '' FROM generate_series(1, ${scale * 10}) t;
-       INSERT INTO pgbench_accounts
-         SELECT a, (a - 1) / 100000 + 1, 0, substr(md5(a::text || random()::text) || md5(random()::text) || md5(random()::text), 1, 84)
-           FROM generate_series(1, ${scale * 100000}) a;`,
-      'bench',
-    );
-    await execa(join(PG_BIN, 'pgbench'), ['-i', '-s', String(scale), '-I', 'vp', '-q'], { env });
-    await cluster.query('CHECKPOINT');
-    const [{ size }] = (await cluster.query<{ size: string }>(`SELECT pg_database_size('bench') AS size`)) as [{ size: string }];
-    const dbBytes = Number(size);
-    log(`  ${(dbBytes / 1e9).toFixed(2)} GB in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    const dbBytes = await buildBenchDatabase(cluster, scale, log);
 
     const pgDump = join(PG_BIN, 'pg_dump');
     // Warm the cache the same way for everyone: one untimed read.

@@ -1,0 +1,106 @@
+// npm run bench:verify — verifyBackup against a plain restore of the same database.
+//   pgRestore  pg_restore of an unencrypted `pg_dump -Fc` file into an empty database
+//   pgwarden   the verifyBackup workflow on a built worker process: sha256 of the stored bytes,
+//              OpenPGP decrypt → zstd -d → pg_restore into pgwarden_verify_<id>, row counts
+//              compared with the manifest, the temporary database dropped
+// Prints the figures and, last, one JSON line. Options: --scale N (default 70).
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { Client, Connection } from '@temporalio/client';
+import { startDevServer } from '../../src/worker/devServer.js';
+import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
+import { createTestKey } from '../../test/helpers/gpg.js';
+import { startCluster } from '../../test/helpers/postgres.js';
+import { freePort } from '../../test/helpers/ports.js';
+import { PG_BIN } from '../../test/helpers/require.js';
+import { buildBenchDatabase } from './database.js';
+
+const scale = Number(process.argv[process.argv.indexOf('--scale') + 1] ?? 70) || 70;
+const root = join(import.meta.dirname, '../..');
+const log = (line: string) => console.log(line);
+
+async function main() {
+  const work = await mkdtemp(join(tmpdir(), 'pgwarden-bench-verify-'));
+  const [cluster, key] = await Promise.all([startCluster({ settings: { shared_buffers: "'256MB'" } }), createTestKey()]);
+  const dist = join(root, '.bench', `dist-${process.pid}`);
+  try {
+    await buildBenchDatabase(cluster, scale, log);
+    const file = join(work, 'bench.dump');
+    await execa(join(PG_BIN, 'pg_dump'), ['-Fc', '-f', file], { env: cluster.env('bench') });
+    log('pg_restore of pg_dump -Fc into an empty database');
+    await cluster.query('CREATE DATABASE plain_restore');
+    let started = process.hrtime.bigint();
+    await execa(join(PG_BIN, 'pg_restore'), ['--no-owner', '--exit-on-error', '-d', 'plain_restore', file], { env: cluster.env('plain_restore') });
+    const pgRestoreSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    log(`  ${pgRestoreSeconds.toFixed(1)} s`);
+    await cluster.query('DROP DATABASE plain_restore');
+    await rm(file);
+
+    const server = await startDevServer({ port: await freePort() });
+    const configFile = join(work, 'pgwarden.config.json');
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        temporal: { address: server.address, taskQueue: 'pgwarden-bench' },
+        clusters: { main: { host: cluster.host, port: cluster.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD' } },
+        repositories: { local: { type: 'local', path: join(work, 'repo') } },
+        encryption: { recipients: [key.publicKeyFile], privateKeyFile: key.privateKeyFile, passphraseEnv: 'BENCH_PASSPHRASE' },
+        worker: { host: 'bench' },
+      }),
+    );
+    await execa('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', dist], { cwd: root });
+    await execa('npx', ['tsx', 'scripts/bundle-workflows.ts', dist], { cwd: root });
+    const worker = execa(process.execPath, [join(dist, 'cli/main.js'), 'worker', '--config', configFile], {
+      env: { BENCH_PGPASSWORD: cluster.password, BENCH_PASSPHRASE: key.passphrase },
+      reject: false,
+      all: true,
+      buffer: false,
+    });
+    let out = '';
+    worker.all?.on('data', (d: Buffer) => (out += d.toString()));
+    while (!out.includes('pgwarden worker:')) await new Promise((r) => setTimeout(r, 200));
+    const connection = await Connection.connect({ address: server.address });
+    const client = new Client({ connection });
+    log('pgwarden: fullBackup (untimed), then verifyBackup');
+    await client.workflow.execute('fullBackup', { taskQueue: 'pgwarden-bench', workflowId: 'bench-backup', args: [{ cluster: 'main', database: 'bench', backupId: '20261122T020000Z' }] });
+    const before = Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${worker.pid}/status`, 'utf8'))![1]);
+    let peakKb = before;
+    const sampler = setInterval(() => {
+      readFile(`/proc/${worker.pid}/status`, 'utf8')
+        .then((s) => (peakKb = Math.max(peakKb, Number(/VmRSS:\s+(\d+) kB/.exec(s)![1]))))
+        .catch(() => undefined);
+    }, 100);
+    started = process.hrtime.bigint();
+    const result = (await client.workflow.execute('verifyBackup', {
+      taskQueue: 'pgwarden-bench',
+      workflowId: 'bench-verify',
+      args: [{ cluster: 'main', database: 'bench', backupId: '20261122T020000Z' }],
+    })) as VerifyBackupResult;
+    const pgwardenSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    clearInterval(sampler);
+    log(`  ${pgwardenSeconds.toFixed(1)} s (restore step ${result.restoreSeconds.toFixed(1)} s), ${result.rows} rows checked, worker peak RSS ${(peakKb / 1024).toFixed(0)} MB`);
+    worker.kill('SIGTERM');
+    await worker;
+    await connection.close();
+    await server.stop();
+    const round = (n: number, d = 2) => Number(n.toFixed(d));
+    console.log(
+      JSON.stringify({
+        bench: 'verifyBackup',
+        pgRestoreSeconds: round(pgRestoreSeconds),
+        pgwardenSeconds: round(pgwardenSeconds),
+        ratio: round(pgwardenSeconds / pgRestoreSeconds),
+        peakRssMb: round(peakKb / 1024, 0),
+      }),
+    );
+  } finally {
+    await Promise.all([cluster.stop(), key.remove(), rm(work, { recursive: true, force: true }), rm(dist, { recursive: true, force: true })]);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench: ${err instanceof Error ? err.stack : String(err)}`);
+  process.exit(1);
+});
