@@ -24,6 +24,8 @@ export interface VerifyTarget {
 }
 
 export interface VerifyPlan extends VerifyTarget {
+  /** Restore only these tables (names as pg_restore --table takes them). */
+  tables?: string[];
   /** The cluster the temporary database is made on. */
   restoreCluster: string;
   /** `pgwarden_verify_<backupId>`. */
@@ -149,6 +151,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read.bytes }), 2000);
     try {
       const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--no-password', `--dbname=${plan.scratchDatabase}`];
+      for (const table of plan.tables ?? []) restoreArgs.push(`--table=${table}`);
       const restoreEnv = { ...TOOL_ENV, ...postgres.libpqEnv(cluster, plan.scratchDatabase, env) };
       const pgRestore = postgres.pgTool('pg_restore', cluster.config, info.versionNum);
       const source = createReadStream(join(dir, dump.name), { highWaterMark: 1 << 20 });

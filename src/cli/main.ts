@@ -95,24 +95,32 @@ program
   .option('--backup-id <id>', 'backup to restore (default: the newest)')
   .option('--approval-timeout <duration>', 'how long to wait for approve/reject', '24 hours')
   .option('--reindex', 'REINDEX DATABASE after the restore')
+  .option('--tables <names>', 'comma-separated: restore only these tables into <db>_restore_<id> and leave them there (no approval needed)')
   .option('--wait', 'wait for the result, showing progress')
   .addHelpText('after', '\nExample:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
-  .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; wait?: boolean }) => {
+  .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; tables?: string; wait?: boolean }) => {
     const cfg = config();
     if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
     if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
     const client = await connectClient(cfg);
     const workflowId = restoreDatabaseWorkflowId(opts.cluster, opts.database, opts.backupId ?? formatBackupId(new Date()));
-    const input: RestoreDatabaseInput = { cluster: opts.cluster, database: opts.database, backupId: opts.backupId, approvalTimeout: opts.approvalTimeout, reindex: opts.reindex };
+    const tables = opts.tables?.split(',').map((t) => t.trim()).filter(Boolean);
+    const input: RestoreDatabaseInput = { cluster: opts.cluster, database: opts.database, backupId: opts.backupId, approvalTimeout: opts.approvalTimeout, reindex: opts.reindex, tables };
     const handle = await client.workflow.start('restoreDatabase', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
-    console.log(`started restoreDatabase ${workflowId}; it waits for approval:`);
-    console.log(`  pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
+    if (tables?.length) {
+      console.log(`started restoreDatabase ${workflowId} (tables ${tables.join(', ')}; no approval needed)`);
+    } else {
+      console.log(`started restoreDatabase ${workflowId}; it waits for approval:`);
+      console.log(`  pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
+    }
     if (!opts.wait) return;
     const result = await waitWithProgress<RestoreDatabaseResult>(handle, false);
     console.log(
       result.outcome === 'restored'
         ? `restored ${opts.cluster}/${opts.database} from ${result.backupId}; the previous database is kept as ${result.previousDatabase}`
-        : `not restored: ${result.outcome}${result.decision ? ` by ${result.decision.approver} (${result.decision.reason})` : ''}`,
+        : result.outcome === 'tables-restored'
+          ? `restored ${tables!.join(', ')} from ${result.backupId} into ${result.tablesDatabase}; copy back what you need`
+          : `not restored: ${result.outcome}${result.decision ? ` by ${result.decision.approver} (${result.decision.reason})` : ''}`,
     );
   });
 

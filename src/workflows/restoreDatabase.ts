@@ -16,10 +16,17 @@ export interface RestoreDatabaseInput {
   approvalTimeout?: string;
   /** REINDEX DATABASE after the restore (ANALYZE always runs). */
   reindex?: boolean;
+  /**
+   * Restore only these tables into `<db>_restore_<id>` and leave them there for the operator to
+   * copy back: the live database is never touched, so no approval is asked.
+   */
+  tables?: string[];
 }
 
 export interface RestoreDatabaseResult {
-  outcome: 'restored' | 'rejected' | 'timed-out';
+  outcome: 'restored' | 'rejected' | 'timed-out' | 'tables-restored';
+  /** With `tables`: the database that holds them. */
+  tablesDatabase?: string;
   cluster: string;
   database: string;
   backupId: string;
@@ -39,6 +46,18 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
   const plan: VerifyPlan & RestoreNames = { ...chosen, ...names, scratchDatabase: names.restoreDatabase, restoreCluster: input.cluster };
   const base = { cluster: input.cluster, database: input.database, backupId: plan.backupId };
   await long.checkIntegrity(base); // the backup is readable before anyone is asked
+
+  if (input.tables?.length) {
+    step('restore', `${input.tables.join(', ')} into ${names.restoreDatabase}`);
+    try {
+      const { restoreSeconds } = await long.restoreIntoScratch({ ...plan, tables: input.tables });
+      step('done');
+      return { ...base, outcome: 'tables-restored', tablesDatabase: names.restoreDatabase, restoreSeconds };
+    } catch (err) {
+      await CancellationScope.nonCancellable(() => quick.dropScratchDatabase(plan));
+      throw err;
+    }
+  }
 
   step(
     'approve',

@@ -112,6 +112,22 @@ describe('restoreDatabase', () => {
     expect(await readFile(join(dir, 'hooks.log'), 'utf8')).toBe('stop app\nstart app\n');
   });
 
+  it('restores single tables into a scratch database without touching the live one or asking', async () => {
+    await cluster.query('DELETE FROM orders; DELETE FROM users WHERE id > 100', 'app');
+    const result = (await env.client.workflow.execute('restoreDatabase', {
+      taskQueue: queue,
+      workflowId: `${queue}/tables`,
+      args: [{ cluster: 'main', database: 'app', backupId: BACKUP, tables: ['users'] }],
+    })) as RestoreDatabaseResult;
+    expect(result).toMatchObject({ outcome: 'tables-restored', tablesDatabase: 'app_restore_20261122t020000z' });
+    const [{ n }] = (await cluster.query<{ n: string }>('SELECT count(*) AS n FROM users', 'app_restore_20261122t020000z')) as [{ n: string }];
+    expect(n).toBe('20000');
+    const tables = await cluster.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'`, 'app_restore_20261122t020000z');
+    expect(tables).toEqual([{ t: 'users' }]);
+    expect(await counts('app')).toEqual([{ users: '100', orders: '0' }]);
+    await cluster.query('DROP DATABASE app_restore_20261122t020000z');
+  });
+
   it('refuses to approve a workflow that is not waiting, in one line', async () => {
     const r = await execa(join(root, 'bin/pgwarden'), ['approve', `${queue}/approved`, '--approver', 'bob', '--reason', 'again'], {
       env: { PGWARDEN_CONFIG: join(dir, 'config.json'), TEMPORAL_ADDRESS: inject('temporalAddress') },
