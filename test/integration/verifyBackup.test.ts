@@ -27,13 +27,16 @@ let env: TestWorkflowEnvironment;
 let dir: string;
 let config: Config;
 let worker: RunningWorker;
+let keepAll: { retention: { daily: number; weekly: number; monthly: number; yearly: number; minimum: number } };
 const queue = uniqueQueue('verify');
 
 beforeAll(async () => {
   [cluster, key, otherKey, env] = await Promise.all([startCluster(), createTestKey(), createTestKey(), testEnvironment()]);
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-verify-'));
   await createSampleDatabase(cluster, 'app', 0.25);
-  config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, key });
+  // Retention keeps everything here: these tests verify older backups after newer ones are made.
+  keepAll = { retention: { daily: 0, weekly: 0, monthly: 0, yearly: 0, minimum: 100 } };
+  config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, key, extra: keepAll });
   worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
 });
 
@@ -141,7 +144,7 @@ describe('verifyBackup', () => {
   it('finishes after the worker is killed during the restore, leaving no temporary database', async () => {
     const crashQueue = uniqueQueue('verify-crash');
     // Throttled reading (1 MB/s) so the restore takes several seconds.
-    const crashConfig = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: crashQueue, key, extra: { limits: { maxRate: 1_000_000 } } });
+    const crashConfig = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: crashQueue, key, extra: { ...keepAll, limits: { maxRate: 1_000_000 } } });
     const configFile = join(dir, 'crash.json');
     const secrets = testSecrets(cluster, key);
     const first = await spawnWorker(configFile, crashConfig, secrets);
