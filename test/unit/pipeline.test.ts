@@ -59,7 +59,9 @@ describe('storeArtifact', () => {
   });
 
   it('keeps memory bounded on a large stream', async () => {
-    const total = 256 << 20;
+    // Big enough that buffering the stream would show far above V8's garbage, which comes and goes
+    // with the machine's load (up to ~110 MB seen for this pipeline on a loaded CI machine).
+    const total = 512 << 20;
     let sent = 0;
     const source = new Readable({
       read() {
@@ -75,8 +77,8 @@ describe('storeArtifact', () => {
     const stored = await storeArtifact(source, join(dir, 'big.zst.gpg'), { compression: { algorithm: 'zstd', level: 1 }, recipients });
     clearInterval(timer);
     expect(stored.rawBytes).toBe(total);
-    // 256 MiB went through; the process grew by far less than that.
-    expect(peak - before).toBeLessThan(96 << 20);
+    // 512 MiB went through; the process grew by far less than that.
+    expect(peak - before).toBeLessThan(192 << 20);
   });
 });
 
