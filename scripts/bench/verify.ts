@@ -80,7 +80,10 @@ async function main() {
     })) as VerifyBackupResult;
     const pgwardenSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     clearInterval(sampler);
-    log(`  ${pgwardenSeconds.toFixed(1)} s (restore step ${result.restoreSeconds.toFixed(1)} s), ${result.rows} rows checked, worker peak RSS ${(peakKb / 1024).toFixed(0)} MB`);
+    log(
+      `  ${pgwardenSeconds.toFixed(1)} s (restore step ${result.restoreSeconds.toFixed(1)} s), ${result.rows} rows checked, ` +
+        `worker peak RSS ${(peakKb / 1024).toFixed(0)} MB (${(before / 1024).toFixed(0)} MB when the verify started, after the backup)`,
+    );
     worker.kill('SIGTERM');
     await worker;
     await connection.close();
