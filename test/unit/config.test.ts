@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,5 +49,6 @@ describe('config', () => {
     expect(() => loadConfig(file, {})).toThrow(/cannot read config/);
     await writeFile(file, JSON.stringify(minimal));
     expect(loadConfig(undefined, { PGWARDEN_CONFIG: file }).clusters.main!.host).toBe('db1');
+    await rm(dir, { recursive: true, force: true });
   });
 });

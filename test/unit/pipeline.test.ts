@@ -1,13 +1,13 @@
 // The stream stages on real bytes: what goes in comes out of decrypt + decompress, the hash is of
 // the stored bytes, memory stays bounded, and a failure leaves only a partial file.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { zstdDecompressSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRecipientKeys, RateLimit, storeArtifact } from '../../src/activities/pipeline.js';
 
 let dir: string;
@@ -20,6 +20,10 @@ beforeAll(async () => {
   privateKey = await openpgp.readPrivateKey({ armoredKey: armoredPrivate });
   publicKeyFile = join(dir, 'pub.asc');
   await writeFile(publicKeyFile, publicKey);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
 });
 
 function chunks(data: Buffer, size = 64 * 1024): Readable {
@@ -76,6 +80,7 @@ describe('storeArtifact', () => {
     const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
     const stored = await storeArtifact(source, join(dir, 'big.zst.gpg'), { compression: { algorithm: 'zstd', level: 1 }, recipients });
     clearInterval(timer);
+    await rm(join(dir, 'big.zst.gpg'));
     expect(stored.rawBytes).toBe(total);
     // 512 MiB went through; the process grew by far less than that.
     expect(peak - before).toBeLessThan(192 << 20);
