@@ -9,7 +9,9 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm install --no-save typescript@5
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
-RUN npx tsc -p tsconfig.build.json && ln -s /opt/pgwarden/bin/pgwarden /usr/local/bin/pgwarden
+COPY scripts/bundle-workflows.ts ./scripts/
+# Compiled code plus the prebuilt workflow bundle: the worker starts without running webpack.
+RUN npm run build && ln -s /opt/pgwarden/bin/pgwarden /usr/local/bin/pgwarden
 USER node
 ENTRYPOINT ["pgwarden"]
 CMD ["worker"]

@@ -21,11 +21,11 @@ import { createTestKey } from '../../test/helpers/gpg.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { PG_BIN } from '../../test/helpers/require.js';
 import { buildBenchDatabase } from './database.js';
+import { median, startBuiltWorker } from './worker.js';
 import { writeFile } from 'node:fs/promises';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
 
 const scale = Number(process.argv[process.argv.indexOf('--scale') + 1] ?? 70) || 70;
-const root = join(import.meta.dirname, '../..');
 const log = (line: string) => console.log(line);
 
 interface Run {
@@ -49,10 +49,6 @@ async function timed(script: string, env: Record<string, string>): Promise<Run> 
   return { seconds, peakRssMb: Math.max(...kb) / 1024, bytes: Number.isFinite(bytes) ? bytes : undefined };
 }
 
-function median<T extends { seconds: number }>(runs: T[]): T {
-  return [...runs].sort((a, b) => a.seconds - b.seconds)[Math.floor(runs.length / 2)]!;
-}
-
 async function main() {
   const work = await mkdtemp(join(tmpdir(), 'pgwarden-bench-'));
   const [cluster, key] = await Promise.all([startCluster({ settings: { shared_buffers: "'256MB'" } }), createTestKey()]);
@@ -67,7 +63,7 @@ async function main() {
     log('floor: pg_dump -Fc -Z0 > /dev/null (median of 3)');
     const floors: Run[] = [];
     for (let i = 0; i < 3; i++) floors.push(await timed(`{T} ${pgDump} -Fc -Z0 | wc -c`, env));
-    const floor = median(floors);
+    const floor = median(floors, (r) => r.seconds);
     log(`  ${floor.seconds.toFixed(1)} s (runs: ${floors.map((r) => r.seconds.toFixed(1)).join(', ')})`);
     log('pg_dump -Fc > /dev/null (built-in gzip)');
     const dump = await timed(`{T} ${pgDump} -Fc | wc -c`, env);
@@ -98,20 +94,7 @@ async function main() {
         worker: { host: 'bench' },
       }),
     );
-    // The production worker: compiled code and the prebuilt workflow bundle (`npm run build`), built
-    // into the bench's own directory. Its peak RSS (VmHWM) is read just before it is stopped.
-    const dist = join(root, '.bench', `dist-${process.pid}`); // inside the project, so node_modules resolve
-    await execa('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', dist], { cwd: root });
-    await execa('npx', ['tsx', 'scripts/bundle-workflows.ts', dist], { cwd: root });
-    const worker = execa(process.execPath, [join(dist, 'cli/main.js'), 'worker', '--config', configFile], {
-      env: { BENCH_PGPASSWORD: cluster.password },
-      reject: false,
-      all: true,
-      buffer: false,
-    });
-    let out = '';
-    worker.all?.on('data', (d: Buffer) => (out += d.toString()));
-    while (!out.includes('pgwarden worker:')) await new Promise((r) => setTimeout(r, 200));
+    const worker = await startBuiltWorker(configFile, { BENCH_PGPASSWORD: cluster.password });
     const connection = await Connection.connect({ address: server.address });
     const client = new Client({ connection });
     const runs: { seconds: number; result: FullBackupResult }[] = [];
@@ -124,14 +107,11 @@ async function main() {
       })) as FullBackupResult;
       runs.push({ seconds: Number(process.hrtime.bigint() - started) / 1e9, result });
     }
-    const { seconds: pgwardenSeconds, result } = median(runs);
-    const status = await readFile(`/proc/${worker.pid}/status`, 'utf8');
-    const workerRssMb = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
-    worker.kill('SIGTERM');
-    await worker;
+    const { seconds: pgwardenSeconds, result } = median(runs, (r) => r.seconds);
+    const workerRssMb = (await worker.memoryKb('VmHWM')) / 1024;
+    await worker.stop();
     await connection.close();
     await server.stop();
-    await rm(dist, { recursive: true, force: true });
     const b = result.backups[0]!;
     const dumpArtifact = (await stat(join(b.path, 'dump.pgdump.zst.gpg'))).size;
     log(`  ${pgwardenSeconds.toFixed(1)} s (runs: ${runs.map((r) => r.seconds.toFixed(1)).join(', ')}), ${(dumpArtifact / 1e6).toFixed(0)} MB, worker peak RSS ${workerRssMb.toFixed(0)} MB`);

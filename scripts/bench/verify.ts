@@ -5,7 +5,7 @@
 //              OpenPGP decrypt → zstd -d → pg_restore into pgwarden_verify_<id>, row counts
 //              compared with the manifest, the temporary database dropped
 // Prints the figures and, last, one JSON line. Options: --scale N (default 70).
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -17,19 +17,14 @@ import { startCluster } from '../../test/helpers/postgres.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { PG_BIN } from '../../test/helpers/require.js';
 import { buildBenchDatabase } from './database.js';
+import { median, startBuiltWorker } from './worker.js';
 
 const scale = Number(process.argv[process.argv.indexOf('--scale') + 1] ?? 70) || 70;
-const root = join(import.meta.dirname, '../..');
 const log = (line: string) => console.log(line);
-
-function median(values: number[]): number {
-  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-}
 
 async function main() {
   const work = await mkdtemp(join(tmpdir(), 'pgwarden-bench-verify-'));
   const [cluster, key] = await Promise.all([startCluster({ settings: { shared_buffers: "'256MB'" } }), createTestKey()]);
-  const dist = join(root, '.bench', `dist-${process.pid}`);
   try {
     await buildBenchDatabase(cluster, scale, log);
     const file = join(work, 'bench.dump');
@@ -44,7 +39,7 @@ async function main() {
       plainRuns.push(Number(process.hrtime.bigint() - started) / 1e9);
       await cluster.query('DROP DATABASE plain_restore');
     }
-    const pgRestoreSeconds = median(plainRuns);
+    const pgRestoreSeconds = median(plainRuns, (r) => r);
     log(`  ${pgRestoreSeconds.toFixed(1)} s (runs: ${plainRuns.map((r) => r.toFixed(1)).join(', ')})`);
     await rm(file);
 
@@ -60,26 +55,17 @@ async function main() {
         worker: { host: 'bench' },
       }),
     );
-    await execa('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', dist], { cwd: root });
-    await execa('npx', ['tsx', 'scripts/bundle-workflows.ts', dist], { cwd: root });
-    const worker = execa(process.execPath, [join(dist, 'cli/main.js'), 'worker', '--config', configFile], {
-      env: { BENCH_PGPASSWORD: cluster.password, BENCH_PASSPHRASE: key.passphrase },
-      reject: false,
-      all: true,
-      buffer: false,
-    });
-    let out = '';
-    worker.all?.on('data', (d: Buffer) => (out += d.toString()));
-    while (!out.includes('pgwarden worker:')) await new Promise((r) => setTimeout(r, 200));
+    const worker = await startBuiltWorker(configFile, { BENCH_PGPASSWORD: cluster.password, BENCH_PASSPHRASE: key.passphrase });
     const connection = await Connection.connect({ address: server.address });
     const client = new Client({ connection });
     log('pgwarden: fullBackup (untimed), then verifyBackup (median of 3)');
     await client.workflow.execute('fullBackup', { taskQueue: 'pgwarden-bench', workflowId: 'bench-backup', args: [{ cluster: 'main', database: 'bench', backupId: '20261122T020000Z' }] });
-    const before = Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${worker.pid}/status`, 'utf8'))![1]);
+    const before = await worker.memoryKb('VmRSS');
     let peakKb = before;
     const sampler = setInterval(() => {
-      readFile(`/proc/${worker.pid}/status`, 'utf8')
-        .then((s) => (peakKb = Math.max(peakKb, Number(/VmRSS:\s+(\d+) kB/.exec(s)![1]))))
+      worker
+        .memoryKb('VmRSS')
+        .then((kb) => (peakKb = Math.max(peakKb, kb)))
         .catch(() => undefined);
     }, 100);
     const runs: number[] = [];
@@ -93,14 +79,13 @@ async function main() {
       })) as VerifyBackupResult;
       runs.push(Number(process.hrtime.bigint() - started) / 1e9);
     }
-    const pgwardenSeconds = median(runs);
+    const pgwardenSeconds = median(runs, (r) => r);
     clearInterval(sampler);
     log(
       `  ${pgwardenSeconds.toFixed(1)} s (runs: ${runs.map((r) => r.toFixed(1)).join(', ')}; last restore step ${result.restoreSeconds.toFixed(1)} s), ${result.rows} rows checked, ` +
         `worker peak RSS ${(peakKb / 1024).toFixed(0)} MB (${(before / 1024).toFixed(0)} MB when the verify started, after the backup)`,
     );
-    worker.kill('SIGTERM');
-    await worker;
+    await worker.stop();
     await connection.close();
     await server.stop();
     const round = (n: number, d = 2) => Number(n.toFixed(d));
@@ -114,7 +99,7 @@ async function main() {
       }),
     );
   } finally {
-    await Promise.all([cluster.stop(), key.remove(), rm(work, { recursive: true, force: true }), rm(dist, { recursive: true, force: true })]);
+    await Promise.all([cluster.stop(), key.remove(), rm(work, { recursive: true, force: true })]);
   }
 }
 

@@ -9,9 +9,7 @@ import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import type { Artifact, TableCount } from '../lib/manifest.js';
 import { storeArtifact, type Compression, type RecipientKeys, type Sha256Stage } from './pipeline.js';
 import * as postgres from './postgres.js';
-import { startTool, ToolError, type Tool } from './processes.js';
-
-const TOOL_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+import { startTool, TOOL_ENV, ToolError, type Tool } from './processes.js';
 
 export interface DumpArgs {
   /** The connection whose transaction exported `snapshot`; row counts run in it. */

@@ -60,15 +60,6 @@ export interface LogicalBackupDeps {
   env: NodeJS.ProcessEnv;
 }
 
-function clusterRef(config: Config, name: string): postgres.ClusterRef {
-  const cluster = config.clusters[name];
-  if (!cluster) {
-    const known = Object.keys(config.clusters).join(', ') || 'none';
-    throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${name}" (configured: ${known})`);
-  }
-  return { name, config: cluster };
-}
-
 function checkInput(input: LogicalBackupInput): void {
   if (!isSafeName(input.database)) {
     throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" cannot be used as a repository path component`);
@@ -87,7 +78,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
 
   /** Every reason a backup cannot succeed, found before anything is written. */
   async function preflightLogicalBackup(input: LogicalBackupInput): Promise<PreflightResult> {
-    const cluster = clusterRef(config, input.cluster);
+    const cluster = postgres.clusterRef(config, input.cluster);
     checkInput(input);
     const repo = LocalRepository.forCluster(config, input.cluster);
     const recipients = await recipientsFor(config);
@@ -117,7 +108,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
   }
 
   async function listClusterDatabases(input: { cluster: string }): Promise<string[]> {
-    const cluster = clusterRef(config, input.cluster);
+    const cluster = postgres.clusterRef(config, input.cluster);
     return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, postgres.listDatabases);
   }
 
@@ -128,7 +119,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
   async function createLogicalBackup(input: LogicalBackupInput): Promise<LogicalBackupResult> {
     const ctx = Context.current();
     const started = Date.now();
-    const cluster = clusterRef(config, input.cluster);
+    const cluster = postgres.clusterRef(config, input.cluster);
     checkInput(input);
     const repo = LocalRepository.forCluster(config, input.cluster);
     const dir = repo.logicalBackupDir(input.cluster, input.database, input.backupId);

@@ -3,7 +3,7 @@
 // Memory stays bounded (stream backpressure end to end) and no plaintext touches the disk.
 import { createHash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Duplex, PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -169,7 +169,6 @@ export function decryptStage(key: openpgp.PrivateKey): Duplex {
 /** sha256 and size of a file, streamed. */
 export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const hash = new Sha256Stage();
-  const { createReadStream } = await import('node:fs');
   await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), hash, new Writable({ write: (_c, _e, cb) => cb() }));
   return { sha256: hash.digest(), bytes: hash.bytes };
 }

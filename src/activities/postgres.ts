@@ -3,13 +3,23 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { ClusterConfig } from '../config/index.js';
+import type { ClusterConfig, Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { passfileLookup } from '../lib/passfile.js';
 
 export interface ClusterRef {
   name: string;
   config: ClusterConfig;
+}
+
+/** The named cluster from the config, or a non-retryable UnknownCluster failure listing the known ones. */
+export function clusterRef(config: Config, name: string): ClusterRef {
+  const cluster = config.clusters[name];
+  if (!cluster) {
+    const known = Object.keys(config.clusters).join(', ') || 'none';
+    throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${name}" (configured: ${known})`);
+  }
+  return { name, config: cluster };
 }
 
 /** Environment for libpq tools: everything they need to connect, the secret included. */

@@ -4,6 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 
+/** The environment of tools that need no connection: PATH only, no secret. */
+export const TOOL_ENV: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+
 export class ToolError extends Error {
   override name = 'ToolError';
   constructor(
@@ -38,7 +41,7 @@ export interface ToolOptions {
 
 export function startTool(name: string, file: string, args: string[], options: ToolOptions = {}): Tool {
   const child = spawn(file, args, {
-    env: options.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    env: options.env ?? TOOL_ENV,
     stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -9,11 +9,7 @@ import type { RestoreNames } from '../lib/ids.js';
 import type { VerifyPlan } from './verify.js';
 
 export function createRestoreActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
-  const clusterRef = (name: string): postgres.ClusterRef => {
-    const cluster = config.clusters[name];
-    if (!cluster) throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${name}"`);
-    return { name, config: cluster };
-  };
+  const clusterRef = (name: string) => postgres.clusterRef(config, name);
 
   /** Runs the cluster's pre- or post-restore hook, if configured. A failing hook stops the restore. */
   async function runRestoreHook(input: { cluster: string; database: string; hook: 'preRestore' | 'postRestore' }): Promise<string> {
@@ -21,7 +17,9 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
     if (!argv) return 'no hook configured';
     const [file, ...args] = argv;
     const result = await execa(file!, args, {
-      env: { PGWARDEN_CLUSTER: input.cluster, PGWARDEN_DATABASE: input.database, PGWARDEN_HOOK: input.hook },
+      // The worker's environment holds database passwords and the key passphrase: hooks get none of it.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PGWARDEN_CLUSTER: input.cluster, PGWARDEN_DATABASE: input.database, PGWARDEN_HOOK: input.hook },
+      extendEnv: false,
       cancelSignal: Context.current().cancellationSignal,
       reject: false,
       timeout: 10 * 60_000,
@@ -60,6 +58,10 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
         await rename(plan.restoreDatabase, plan.database);
       }
       if (!(await exists(plan.database))) throw nonRetryable(ErrorType.RestoreFailed, `after the swap there is no database "${plan.database}"`);
+      // An attempt that died between refusing connections and renaming may have left either refusing.
+      for (const name of [plan.database, plan.preRestoreDatabase]) {
+        if (await exists(name)) await client.query(`ALTER DATABASE ${postgres.quoteIdent(name)} ALLOW_CONNECTIONS true`);
+      }
     });
   }
 

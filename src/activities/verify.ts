@@ -11,11 +11,9 @@ import { isBackupId, isSafeName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
 import { ByteCounter, decryptStage, hashFile, loadDecryptionKey, RateLimit, Sha256Stage } from './pipeline.js';
 import * as postgres from './postgres.js';
-import { startTool, ToolError } from './processes.js';
+import { startTool, TOOL_ENV, ToolError } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
-
-const TOOL_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 
 export interface VerifyTarget {
   cluster: string;
@@ -47,11 +45,7 @@ export function scratchDatabaseName(backupId: string): string {
 }
 
 export function createVerifyActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
-  const clusterRef = (name: string): postgres.ClusterRef => {
-    const cluster = config.clusters[name];
-    if (!cluster) throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${name}" (configured: ${Object.keys(config.clusters).join(', ')})`);
-    return { name, config: cluster };
-  };
+  const clusterRef = (name: string) => postgres.clusterRef(config, name);
 
   async function manifestOf(t: VerifyTarget): Promise<{ manifest: LogicalManifest; dir: string; repo: LocalRepository }> {
     const repo = LocalRepository.forCluster(config, t.cluster);
@@ -118,19 +112,19 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     });
   }
 
+  async function decryptionKey() {
+    const enc = config.encryption;
+    if (!enc?.privateKeyFile) throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
+    return loadDecryptionKey(enc.privateKeyFile, enc.passphraseEnv ? env[enc.passphraseEnv] : undefined);
+  }
+
   /** Restores the backup into a fresh temporary database: file → OpenPGP → zstd -d → pg_restore. */
   async function restoreIntoScratch(plan: VerifyPlan): Promise<RestoreResult> {
     const ctx = Context.current();
     const { manifest, dir } = await manifestOf(plan);
     const dump = manifest.artifacts.find((a) => a.role === 'dump');
     if (!dump) throw nonRetryable(ErrorType.IntegrityError, `manifest of ${plan.backupId} lists no dump`);
-    const key = manifest.encryption
-      ? config.encryption?.privateKeyFile
-        ? await loadDecryptionKey(config.encryption.privateKeyFile, config.encryption.passphraseEnv ? env[config.encryption.passphraseEnv] : undefined)
-        : (() => {
-            throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
-          })()
-      : undefined;
+    const key = manifest.encryption ? await decryptionKey() : undefined;
 
     // A retry starts from an empty database: whatever an earlier attempt restored is dropped.
     await dropScratchDatabase(plan);
