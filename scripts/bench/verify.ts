@@ -2,7 +2,7 @@
 //   pgRestore  pg_restore of an unencrypted `pg_dump -Fc` file into an empty database
 // Both are the median of three runs; peak RSS is the worker's over the three verifications.
 //   pgwarden   the verifyBackup workflow on a built worker process: sha256 of the stored bytes,
-//              OpenPGP decrypt → zstd -d → pg_restore into pgwarden_verify_<id>, row counts
+//              gpg --decrypt → zstd -d → pg_restore into pgwarden_verify_<id>, row counts
 //              compared with the manifest, the temporary database dropped
 // Prints the figures and, last, one JSON line. Options: --scale N (default 70).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

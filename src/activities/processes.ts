@@ -37,13 +37,20 @@ export interface ToolOptions {
   okCodes?: number[];
   /** Death by these signals counts as success (e.g. SIGPIPE for a reader that stopped early). */
   okSignals?: NodeJS.Signals[];
+  /** Written to the process's file descriptor 3, then closed: a secret kept out of argv and env. */
+  secretFd3?: string;
 }
 
 export function startTool(name: string, file: string, args: string[], options: ToolOptions = {}): Tool {
   const child = spawn(file, args, {
     env: options.env ?? TOOL_ENV,
-    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe'],
+    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe', ...(options.secretFd3 !== undefined ? ['pipe' as const] : [])],
   });
+  if (options.secretFd3 !== undefined) {
+    const fd3 = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
+    fd3.on('error', () => undefined); // a process that exits without reading it fails on its own
+    fd3.end(options.secretFd3);
+  }
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-8192);

@@ -1,17 +1,17 @@
 // Verify-by-restore: the stored bytes match the manifest; they decrypt, decompress and restore into
 // a temporary database `pgwarden_verify_<backupId>`; its tables and row counts match the manifest;
 // the configured SQL checks pass. The temporary database is pgwarden's own and is always dropped.
-import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { isBackupId, isSafeName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
-import { ByteCounter, decryptStage, hashFile, loadDecryptionKey, RateLimit, Sha256Stage } from './pipeline.js';
+import { feedFile, hashFile } from './pipeline.js';
+import { gpgFailure, openKeyring } from './gpg.js';
 import * as postgres from './postgres.js';
-import { startTool, TOOL_ENV, ToolError } from './processes.js';
+import { startTool, TOOL_ENV, ToolError, type Tool } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
 
@@ -112,19 +112,25 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     });
   }
 
-  async function decryptionKey() {
+  /**
+   * The worker's private key and passphrase; gpg unlocks it. (Not openpgp: unlocking a GnuPG key
+   * there costs ~130 MB for its iterated S2K, more than the whole restore.)
+   */
+  function decryptionKey(): { file: string; passphrase?: string } {
     const enc = config.encryption;
     if (!enc?.privateKeyFile) throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
-    return loadDecryptionKey(enc.privateKeyFile, enc.passphraseEnv ? env[enc.passphraseEnv] : undefined);
+    const passphrase = enc.passphraseEnv ? env[enc.passphraseEnv] : undefined;
+    if (enc.passphraseEnv && passphrase === undefined) throw nonRetryable(ErrorType.KeyUnreadable, `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set on this worker`);
+    return { file: enc.privateKeyFile, passphrase };
   }
 
-  /** Restores the backup into a fresh temporary database: file → OpenPGP → zstd -d → pg_restore. */
+  /** Restores the backup into a fresh temporary database: file → gpg --decrypt → zstd -d → pg_restore. */
   async function restoreIntoScratch(plan: VerifyPlan): Promise<RestoreResult> {
     const ctx = Context.current();
     const { manifest, dir } = await manifestOf(plan);
     const dump = manifest.artifacts.find((a) => a.role === 'dump');
     if (!dump) throw nonRetryable(ErrorType.IntegrityError, `manifest of ${plan.backupId} lists no dump`);
-    const key = manifest.encryption ? await decryptionKey() : undefined;
+    const key = manifest.encryption ? decryptionKey() : undefined;
 
     // A retry starts from an empty database: whatever an earlier attempt restored is dropped.
     await dropScratchDatabase(plan);
@@ -136,41 +142,39 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
 
     const started = Date.now();
     const release = await markInUse(dir, `${plan.scratchDatabase}-${ctx.info.workflowExecution?.runId ?? 'run'}`);
-    const read = new ByteCounter();
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read.bytes }), 2000);
+    const keyring = key ? await openKeyring(key.file) : undefined;
+    let read = 0;
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read }), 2000);
     try {
       const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--no-password', `--dbname=${plan.scratchDatabase}`];
       for (const table of plan.tables ?? []) restoreArgs.push(`--table=${table}`);
       const restoreEnv = { ...TOOL_ENV, ...postgres.libpqEnv(cluster, plan.scratchDatabase, env) };
-      const pgRestore = postgres.pgTool('pg_restore', cluster.config, info.versionNum);
-      let results: PromiseSettledResult<unknown>[];
-      // The dump's sha256 is taken on the way to pg_restore, in the same single read of the file.
+      const signal = ctx.cancellationSignal;
+      // A chain of processes joined by kernel pipes; this process only reads the file into the first
+      // (hashing it on the way: one read of the stored bytes) and never sees the plaintext.
+      const tools: Tool[] = [];
+      const next = (start: (stdin: 'pipe' | Readable) => Tool) => {
+        const previous = tools.at(-1);
+        const tool = start(previous ? previous.child.stdout! : 'pipe');
+        previous?.child.stdout!.destroy(); // the child owns that pipe now
+        tools.push(tool);
+      };
+      if (keyring) next(() => keyring.decrypt({ passphrase: key!.passphrase, signal }));
+      if (manifest.compression.algorithm === 'zstd') next((stdin) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }));
+      next((stdin) => startTool('pg_restore', postgres.pgTool('pg_restore', cluster.config, info.versionNum), restoreArgs, { stdin, stdout: 'ignore', env: restoreEnv, signal }));
       const dumpPath = join(dir, dump.name);
-      const source = createReadStream(dumpPath, { highWaterMark: 1 << 20 });
-      const hash = new Sha256Stage();
-      const stages: NodeJS.ReadWriteStream[] = [hash, read];
-      if (config.limits.maxRate) stages.push(new RateLimit(config.limits.maxRate));
-      if (key) stages.push(decryptStage(key));
-      if (manifest.compression.algorithm === 'zstd') {
-        // zstd -d writes straight into pg_restore: a kernel pipe, no copy in this process.
-        const unzstd = startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin: 'pipe', env: TOOL_ENV, signal: ctx.cancellationSignal });
-        const restore = startTool('pg_restore', pgRestore, restoreArgs, { stdin: unzstd.child.stdout!, stdout: 'ignore', env: restoreEnv, signal: ctx.cancellationSignal });
-        unzstd.child.stdout!.destroy();
-        const feed = pipeline([source, ...stages, unzstd.child.stdin!] as never);
-        results = await Promise.allSettled([feed, unzstd.exited, restore.exited]);
-      } else {
-        const restore = startTool('pg_restore', pgRestore, restoreArgs, { stdin: 'pipe', stdout: 'ignore', env: restoreEnv, signal: ctx.cancellationSignal });
-        results = await Promise.allSettled([pipeline([source, ...stages, restore.child.stdin!] as never), restore.exited]);
-      }
-      if (results.every((r) => r.status === 'fulfilled')) {
-        assertIntact(dumpPath, { sha256: hash.digest(), bytes: hash.bytes }, dump);
+      const feed = feedFile(dumpPath, tools[0]!.child.stdin!, { maxRate: config.limits.maxRate, signal, progress: (b) => (read = b) });
+      const results = await Promise.allSettled([feed, ...tools.map((t) => t.exited)]);
+      if (results[0]!.status === 'fulfilled' && results.every((r) => r.status === 'fulfilled')) {
+        assertIntact(dumpPath, results[0].value as { sha256: string; bytes: number }, dump);
       } else {
         // A corrupt file shows up as a decryption or restore error: say what it really is.
-        if (!ctx.cancellationSignal.aborted) assertIntact(dumpPath, await hashFile(dumpPath), dump);
-        throwFirst(results);
+        if (!signal.aborted) assertIntact(dumpPath, await hashFile(dumpPath), dump);
+        throwFirst(dumpPath, results);
       }
     } finally {
       clearInterval(timer);
+      await keyring?.remove();
       await release();
     }
     return { restoreSeconds: (Date.now() - started) / 1000 };
@@ -226,12 +230,12 @@ function assertIntact(path: string, actual: { sha256: string; bytes: number }, e
   }
 }
 
-function throwFirst(results: PromiseSettledResult<unknown>[]): void {
+function throwFirst(path: string, results: PromiseSettledResult<unknown>[]): void {
   // The decryption's own error names the cause best; then pg_restore's; then the plumbing's.
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
   if (failures.length === 0) return;
-  const decryption = failures.find((e) => (e as { type?: string }).type === ErrorType.DecryptionFailed);
-  if (decryption) throw decryption;
+  const decryption = failures.find((e): e is ToolError => e instanceof ToolError && e.tool === 'gpg --decrypt');
+  if (decryption) throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt ${path}: ${gpgFailure(decryption.stderr)}`);
   const tool = failures.find((e) => e instanceof ToolError && e.tool === 'pg_restore') ?? failures.find((e) => e instanceof ToolError);
   if (tool) throw retryable(ErrorType.RestoreFailed, tool.message);
   throw failures[0];

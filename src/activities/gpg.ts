@@ -1,0 +1,94 @@
+// Decryption by stock GnuPG. pgwarden encrypts with openpgp in this process, but decrypts with
+// `gpg` in a child process: it runs beside the restore instead of on the worker's JavaScript
+// thread (measured: 0.7 s against 3.1 s for 300 MB, and no decrypt buffers in the worker), and
+// every verified backup is thereby proven readable by the tool an operator would reach for.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execa } from 'execa';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
+import { startTool, TOOL_ENV, type Tool, type ToolError } from './processes.js';
+
+export interface GpgKeyring {
+  home: string;
+  /** Starts `gpg --decrypt` reading stdin and writing plaintext to stdout. */
+  decrypt(options: { passphrase?: string; signal?: AbortSignal }): Tool;
+  /** Decrypts a small message held in memory (a WAL file). */
+  decryptBuffer(data: Uint8Array, passphrase?: string): Promise<Buffer>;
+  /** Stops the keyring's gpg-agent and deletes the keyring. */
+  remove(): Promise<void>;
+}
+
+/**
+ * A throwaway keyring holding the worker's private key, still protected by its passphrase (the
+ * passphrase reaches gpg through a pipe, never argv, env or disk). Short path under /tmp: the
+ * agent's socket path must fit in a sockaddr.
+ */
+export async function openKeyring(privateKeyFile: string): Promise<GpgKeyring> {
+  await removeOrphanedKeyrings();
+  const home = await mkdtemp(`${KEYRING_PREFIX}${process.pid}-`);
+  const remove = () => removeKeyring(home);
+  const imported = await execa('gpg', ['--homedir', home, '--batch', '--quiet', '--import', privateKeyFile], { env: TOOL_ENV, extendEnv: false, reject: false });
+  if (imported.exitCode !== 0) {
+    await remove();
+    throw nonRetryable(ErrorType.KeyUnreadable, `private key ${privateKeyFile} cannot be imported by gpg: ${lastLine(imported.stderr)}`);
+  }
+  const decrypt: GpgKeyring['decrypt'] = ({ passphrase, signal }) =>
+    startTool(
+      'gpg --decrypt',
+      'gpg',
+      // Not --quiet: it would hide "Bad passphrase" behind "No secret key".
+      ['--homedir', home, '--batch', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase-fd', '3', '--decrypt'],
+      { stdin: 'pipe', env: { ...TOOL_ENV, GNUPGHOME: home }, signal, secretFd3: passphrase ?? '' },
+    );
+  return {
+    home,
+    decrypt,
+    async decryptBuffer(data, passphrase) {
+      const gpg = decrypt({ passphrase });
+      const parts: Buffer[] = [];
+      gpg.child.stdout!.on('data', (d: Buffer) => parts.push(d));
+      gpg.child.stdin!.on('error', () => undefined); // gpg's exit status tells
+      gpg.child.stdin!.end(data);
+      await gpg.exited.catch((err: ToolError) => {
+        throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt: ${gpgFailure(err.stderr)}`);
+      });
+      return Buffer.concat(parts);
+    },
+    remove,
+  };
+}
+
+const KEYRING_PREFIX = '/tmp/pgwarden-gpg-';
+
+async function removeKeyring(home: string): Promise<void> {
+  await execa('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { env: TOOL_ENV, extendEnv: false, reject: false });
+  await rm(home, { recursive: true, force: true });
+}
+
+/** Keyrings of worker processes that died without cleaning up (SIGKILL, power loss). */
+async function removeOrphanedKeyrings(): Promise<void> {
+  const names = await readdir('/tmp').catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = Number(/^pgwarden-gpg-(\d+)-/.exec(name)?.[1]);
+    if (pid && !isAlive(pid)) await removeKeyring(`/tmp/${name}`);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** gpg's own words for why it could not decrypt, as one line. */
+export function gpgFailure(stderr: string): string {
+  if (/bad passphrase/i.test(stderr)) return 'the passphrase of the private key is wrong (gpg: bad passphrase)';
+  if (/no secret key/i.test(stderr)) return 'the backup is not encrypted to this worker\'s private key (gpg: no secret key)';
+  return `gpg: ${lastLine(stderr)}`;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').filter(Boolean).slice(-2).join(' | ') || 'no message';
+}

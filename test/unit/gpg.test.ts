@@ -1,0 +1,89 @@
+// Decryption by stock gpg in a throwaway keyring: what openpgp encrypted comes back byte for byte,
+// the failures say why in gpg's words, and keyrings of dead workers are removed.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gpgFailure, openKeyring } from '../../src/activities/gpg.js';
+import { feedFile, loadRecipientKeys, storeArtifact } from '../../src/activities/pipeline.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+
+let dir: string;
+let key: TestKey;
+let other: TestKey;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pgwarden-gpg-test-'));
+  [key, other] = await Promise.all([createTestKey(), createTestKey()]);
+});
+
+afterAll(async () => {
+  await Promise.all([key?.remove(), other?.remove(), rm(dir, { recursive: true, force: true })]);
+});
+
+async function encrypted(data: Buffer, to: TestKey): Promise<string> {
+  const path = join(dir, `${randomBytes(4).toString('hex')}.gpg`);
+  await storeArtifact(Readable.from([data]), path, { compression: { algorithm: 'none' }, recipients: await loadRecipientKeys([to.publicKeyFile]) });
+  return path;
+}
+
+async function decrypt(path: string, keyFile: string, passphrase: string): Promise<{ out: Buffer; exit: PromiseSettledResult<void> }> {
+  const keyring = await openKeyring(keyFile);
+  try {
+    const gpg = keyring.decrypt({ passphrase });
+    const parts: Buffer[] = [];
+    gpg.child.stdout!.on('data', (d: Buffer) => parts.push(d));
+    await feedFile(path, gpg.child.stdin!).catch(() => undefined);
+    const [exit] = await Promise.allSettled([gpg.exited]);
+    return { out: Buffer.concat(parts), exit: exit! };
+  } finally {
+    await keyring.remove();
+    await expect(stat(keyring.home)).rejects.toThrow();
+  }
+}
+
+describe('gpg decryption', () => {
+  it('returns what openpgp encrypted, byte for byte', async () => {
+    const data = randomBytes(3 << 20);
+    const { out, exit } = await decrypt(await encrypted(data, key), key.privateKeyFile, key.passphrase);
+    expect(exit.status).toBe('fulfilled');
+    expect(out.equals(data)).toBe(true);
+  });
+
+  it('says the backup is not for this key, or that the passphrase is wrong', async () => {
+    const path = await encrypted(randomBytes(1000), key);
+    const wrongKey = await decrypt(path, other.privateKeyFile, other.passphrase);
+    expect(wrongKey.exit.status).toBe('rejected');
+    expect(gpgFailure((wrongKey.exit as PromiseRejectedResult).reason.stderr)).toMatch(/not encrypted to this worker's private key/);
+    const wrongPassphrase = await decrypt(path, key.privateKeyFile, 'not-the-passphrase');
+    expect(wrongPassphrase.exit.status).toBe('rejected');
+    expect(gpgFailure((wrongPassphrase.exit as PromiseRejectedResult).reason.stderr)).toMatch(/passphrase .* wrong/);
+  });
+
+  it('removes keyrings left by a worker that died', async () => {
+    const orphan = '/tmp/pgwarden-gpg-2147483646-test';
+    await mkdir(orphan, { recursive: true });
+    await writeFile(join(orphan, 'leftover'), 'x');
+    const keyring = await openKeyring(key.privateKeyFile);
+    await keyring.remove();
+    await expect(stat(orphan)).rejects.toThrow();
+  });
+});
+
+describe('feedFile', () => {
+  it('hashes what it feeds and honours the rate limit', async () => {
+    const path = join(dir, 'plain');
+    const data = randomBytes(2_500_000);
+    await writeFile(path, data);
+    const parts: Buffer[] = [];
+    const sink = new Writable({ write: (c: Buffer, _e, cb) => (parts.push(Buffer.from(c)), cb()) });
+    const started = Date.now();
+    const fed = await feedFile(path, sink, { maxRate: 5_000_000 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+    expect(Buffer.concat(parts).equals(data)).toBe(true);
+    expect(fed.bytes).toBe(data.length);
+    expect(fed.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+  });
+});
