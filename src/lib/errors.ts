@@ -17,6 +17,12 @@ export const ErrorType = {
   RestoreFailed: 'RestoreFailed',
   VerificationFailed: 'VerificationFailed',
   NoBackup: 'NoBackup',
+  ArchivingOff: 'ArchivingOff',
+  WalConflict: 'WalConflict',
+  BadTarget: 'BadTarget',
+  WalGap: 'WalGap',
+  RecoveryFailed: 'RecoveryFailed',
+  ClusterControlFailed: 'ClusterControlFailed',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

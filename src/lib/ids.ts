@@ -69,3 +69,11 @@ export function restoreNames(database: string, backupId: string): RestoreNames {
   }
   return names;
 }
+
+export function baseBackupWorkflowId(cluster: string, backupId: string): string {
+  return `pgwarden/${cluster}/base/${backupId}`;
+}
+
+export function pitrWorkflowId(cluster: string, startedAt: string): string {
+  return `pgwarden/${cluster}/pitr/${startedAt}`;
+}

@@ -23,3 +23,20 @@ export function logicalBackupDir(repository: string, cluster: string, database: 
 export function artifactName(base: string, compression: 'zstd' | 'none', encrypted: boolean): string {
   return `${base}${compression === 'zstd' ? '.zst' : ''}${encrypted ? '.gpg' : ''}`;
 }
+
+export function walArchiveDir(repository: string, cluster: string): string {
+  return joinPath(repository, cluster, 'wal');
+}
+
+export function baseBackupDir(repository: string, cluster: string, backupId: string): string {
+  return joinPath(repository, cluster, 'base', backupId);
+}
+
+/**
+ * Each archived WAL file `<name>[.zst][.gpg]` has a record `<name>.json` beside it, written after
+ * it: the commit marker (a stored file without one is an interrupted push), and what wal-push needs
+ * to tell an identical re-push from a different file without the private key.
+ */
+export function walRecordName(walFile: string): string {
+  return `${walFile}.json`;
+}
