@@ -1,13 +1,12 @@
 #!/usr/bin/env node
 // The `pgwarden` command: start and watch procedures, run the worker and the dev stack.
+// Temporal's modules load lazily: wal-push / wal-get start once per WAL file and must be quick.
 import { Command, Option } from 'commander';
-import { NativeConnection } from '@temporalio/worker';
-import { WorkflowFailedError } from '@temporalio/client';
 import { loadConfig, ConfigError, type Config } from '../config/index.js';
 import { fullBackupWorkflowId, formatBackupId, isBackupId, restoreDatabaseWorkflowId } from '../lib/ids.js';
-import { runWorkers } from '../worker/worker.js';
-import { startDevServer } from '../worker/devServer.js';
-import { connectClient, liveStatus } from './client.js';
+import type { WorkflowHandle } from '@temporalio/client';
+import { registerWalCommands } from './wal.js';
+import { registerClusterCommands } from './cluster.js';
 import { formatBytes, formatDuration, progressLine } from './format.js';
 import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
 import type { RestoreDatabaseInput, RestoreDatabaseResult } from '../workflows/restoreDatabase.js';
@@ -27,6 +26,8 @@ program
   .addHelpText('after', '\nExample:\n  TEMPORAL_ADDRESS=temporal:7233 pgwarden worker --config /etc/pgwarden/pgwarden.config.json')
   .action(async () => {
     const cfg = config();
+    const { NativeConnection } = await import('@temporalio/worker');
+    const { runWorkers } = await import('../worker/worker.js');
     const connection = await NativeConnection.connect({ address: cfg.temporal.address });
     try {
       await runWorkers({ config: cfg, connection });
@@ -43,6 +44,9 @@ program
   .option('--db-file <file>', 'keep workflow history in this SQLite file', '.pgwarden-dev.sqlite')
   .action(async (opts: { port: string; uiPort: string; dbFile: string }) => {
     const cfg = config();
+    const { NativeConnection } = await import('@temporalio/worker');
+    const { runWorkers } = await import('../worker/worker.js');
+    const { startDevServer } = await import('../worker/devServer.js');
     const server = await startDevServer({ port: Number(opts.port), uiPort: Number(opts.uiPort), dbFile: opts.dbFile });
     console.log(`Temporal dev server at ${server.address}; UI at ${server.uiAddress}`);
     const connection = await NativeConnection.connect({ address: server.address });
@@ -144,7 +148,8 @@ for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as c
     });
 }
 
-async function waitWithProgress<T>(handle: Awaited<ReturnType<Awaited<ReturnType<typeof connectClient>>['workflow']['start']>>, quiet: boolean): Promise<T> {
+async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean): Promise<T> {
+  const { liveStatus } = await import('./client.js');
   let last = '';
   const timer = quiet
     ? undefined
@@ -166,8 +171,18 @@ async function waitWithProgress<T>(handle: Awaited<ReturnType<Awaited<ReturnType
 
 class UserError extends Error {}
 
+async function connectClient(cfg: Config) {
+  return (await import('./client.js')).connectClient(cfg);
+}
+
+async function liveStatus(handle: WorkflowHandle) {
+  return (await import('./client.js')).liveStatus(handle);
+}
+
+const isWorkflowFailure = (err: unknown): err is Error & { cause?: Error } => err instanceof Error && err.name === 'WorkflowFailedError';
+
 function oneLine(err: unknown): string {
-  if (err instanceof WorkflowFailedError) {
+  if (isWorkflowFailure(err)) {
     let cause: Error | undefined = err.cause;
     while (cause && (cause as { cause?: Error }).cause) cause = (cause as { cause?: Error }).cause;
     return `workflow failed: ${cause?.message ?? err.message}`;
@@ -175,8 +190,11 @@ function oneLine(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+registerWalCommands(program, config);
+registerClusterCommands(program, config);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const known = err instanceof UserError || err instanceof ConfigError || err instanceof WorkflowFailedError;
+  const known = err instanceof UserError || err instanceof ConfigError || isWorkflowFailure(err);
   console.error(`pgwarden: ${oneLine(err)}`);
   if (!known && process.env.PGWARDEN_DEBUG) console.error(err);
   process.exit(1);
