@@ -152,7 +152,7 @@ function toolMessage(err: unknown): string {
   return stderr || e.shortMessage || e.message || String(err);
 }
 
-function describeToolFailure(err: unknown, tool?: string): Error {
+export function describeToolFailure(err: unknown, tool?: string): Error {
   const e = err as { isCanceled?: boolean };
   if (e.isCanceled) return err as Error;
   const message = tool ? `${tool} failed: ${toolMessage(err)}` : toolMessage(err);
@@ -166,7 +166,7 @@ function describeToolFailure(err: unknown, tool?: string): Error {
  * table-of-contents check stops after the header. Backpressure from the target is respected, so a
  * slow reader cannot make memory grow.
  */
-class FeedWhileOpen extends Transform {
+export class FeedWhileOpen extends Transform {
   private open = true;
   private waiting?: () => void;
   constructor(private readonly target: Writable) {

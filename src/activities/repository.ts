@@ -5,8 +5,8 @@ import { dirname, join } from 'node:path';
 import type { Config, RepositoryConfig } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId } from '../lib/ids.js';
-import { logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';
-import { parseLogicalManifest, type LogicalManifest } from '../lib/manifest.js';
+import { baseBackupDir, logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';
+import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type LogicalManifest } from '../lib/manifest.js';
 import { writeFileAtomic } from './pipeline.js';
 
 export class LocalRepository {
@@ -29,14 +29,32 @@ export class LocalRepository {
 
   /** The manifest of a committed backup, or undefined when the directory holds no committed backup. */
   async readManifest(dir: string): Promise<LogicalManifest | undefined> {
-    let text: string;
-    try {
-      text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const text = await readManifestText(dir);
+    return text === undefined ? undefined : parseLogicalManifest(text);
+  }
+
+  baseBackupDir(cluster: string, backupId: string): string {
+    return baseBackupDir(this.root, cluster, backupId);
+  }
+
+  async readBaseManifest(dir: string): Promise<BaseManifest | undefined> {
+    const text = await readManifestText(dir);
+    return text === undefined ? undefined : parseBaseManifest(text);
+  }
+
+  /** Committed base backups of a cluster, oldest first. */
+  async listBaseBackups(cluster: string): Promise<BaseManifest[]> {
+    const base = join(this.root, cluster, 'base');
+    const entries = await readdir(base).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
       throw err;
+    });
+    const manifests: BaseManifest[] = [];
+    for (const id of entries.filter(isBackupId).sort()) {
+      const manifest = await this.readBaseManifest(join(base, id));
+      if (manifest) manifests.push(manifest);
     }
-    return parseLogicalManifest(text);
+    return manifests;
   }
 
   /** Removes whatever an interrupted attempt left and creates the directory afresh. */
@@ -50,7 +68,7 @@ export class LocalRepository {
   }
 
   /** manifest.json is the commit marker: written last, atomically. */
-  async commit(dir: string, manifest: LogicalManifest): Promise<void> {
+  async commit(dir: string, manifest: LogicalManifest | BaseManifest): Promise<void> {
     await writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   }
 
@@ -101,5 +119,14 @@ export class LocalRepository {
         dir = parent;
       }
     }
+  }
+}
+
+async function readManifestText(dir: string): Promise<string | undefined> {
+  try {
+    return await readFile(join(dir, MANIFEST_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
   }
 }

@@ -28,11 +28,10 @@ const verificationSchema = z.object({
 });
 export type Verification = z.infer<typeof verificationSchema>;
 
-export const logicalManifestSchema = z.object({
+/** What every backup's manifest records, whatever its kind. */
+const commonFields = {
   format: z.literal(MANIFEST_FORMAT),
-  kind: z.literal('logical'),
   cluster: z.string(),
-  database: z.string(),
   backupId: z.string(),
   serverVersion: z.string(),
   serverVersionNum: z.number().int(),
@@ -40,18 +39,24 @@ export const logicalManifestSchema = z.object({
   finishedAt: z.string(),
   /** Total stored bytes of all artifacts. */
   bytes: z.number().int().nonnegative(),
-  /** sha256 of the stored dump artifact (the main one). */
+  /** sha256 of the stored main artifact (the dump, the base tar). */
   sha256: z.string(),
   artifacts: z.array(artifactSchema),
   compression: z.object({ algorithm: z.enum(['zstd', 'none']), level: z.number().int().optional() }),
   encryption: z.object({ format: z.literal('openpgp'), recipients: z.array(z.string()) }).nullable(),
+  verifications: z.array(verificationSchema),
+  pgwardenVersion: z.string(),
+};
+
+export const logicalManifestSchema = z.object({
+  ...commonFields,
+  kind: z.literal('logical'),
+  database: z.string(),
   dumpFormat: z.literal('custom'),
   /** Entries pg_restore --list read from the dump's table of contents (the sanity check). */
   tocEntries: z.number().int().nonnegative(),
   globals: z.object({ rolePasswords: z.boolean() }),
   tables: z.array(tableSchema),
-  verifications: z.array(verificationSchema),
-  pgwardenVersion: z.string(),
 });
 export type LogicalManifest = z.infer<typeof logicalManifestSchema>;
 
@@ -61,4 +66,20 @@ export function parseLogicalManifest(json: string): LogicalManifest {
 
 export function totalRows(tables: readonly TableCount[]): number {
   return tables.reduce((sum, t) => sum + t.rows, 0);
+}
+
+export const baseManifestSchema = z.object({
+  ...commonFields,
+  kind: z.literal('base'),
+  /** System identifier of the cluster: WAL of another cluster never belongs to this backup. */
+  systemIdentifier: z.string(),
+  /** From pg_basebackup's backup_manifest ("WAL-Ranges"): replay from startLsn to at least stopLsn. */
+  timeline: z.number().int().positive(),
+  startLsn: z.string(),
+  stopLsn: z.string(),
+});
+export type BaseManifest = z.infer<typeof baseManifestSchema>;
+
+export function parseBaseManifest(json: string): BaseManifest {
+  return baseManifestSchema.parse(JSON.parse(json));
 }

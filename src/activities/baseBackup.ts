@@ -1,0 +1,206 @@
+// The physical base backup of a cluster: pg_basebackup (tar to stdout, WAL from the archive) → zstd
+// (a kernel pipe) → this process, where the compressed tar passes through encryption and sha256
+// into the repository and, on the way, into `zstd -d | tar -xO backup_manifest`, which both proves
+// the tar reads back and yields PostgreSQL's backup_manifest (its WAL range and file checksums).
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { Context } from '@temporalio/activity';
+import type { Config } from '../config/index.js';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
+import { isBackupId } from '../lib/ids.js';
+import { artifactName } from '../lib/layout.js';
+import { MANIFEST_FORMAT, type Artifact, type BaseManifest } from '../lib/manifest.js';
+import { describeToolFailure, FeedWhileOpen } from './dump.js';
+import { PGWARDEN_VERSION } from './logicalBackup.js';
+import { loadRecipientKeys, Sha256Stage, storeArtifact, writeFileAtomic } from './pipeline.js';
+import * as postgres from './postgres.js';
+import { startTool, TOOL_ENV, type Tool } from './processes.js';
+import { LocalRepository } from './repository.js';
+
+
+export interface BaseBackupInput {
+  cluster: string;
+  backupId: string;
+}
+
+export interface BaseBackupResult {
+  cluster: string;
+  backupId: string;
+  path: string;
+  bytes: number;
+  timeline: number;
+  startLsn: string;
+  stopLsn: string;
+  seconds: number;
+  reused: boolean;
+}
+
+export interface BasePreflight {
+  serverVersion: string;
+  systemIdentifier: string;
+  clusterBytes: number;
+  freeBytes: number;
+}
+
+export function createBaseBackupActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
+  /** Reachable, archiving on (a base backup without its WAL restores nothing), room in the repository. */
+  async function preflightBaseBackup(input: BaseBackupInput): Promise<BasePreflight> {
+    if (!isBackupId(input.backupId)) throw nonRetryable(ErrorType.InvalidInput, `backupId "${input.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const cluster = postgres.clusterRef(config, input.cluster);
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    await repo.assertWritable();
+    return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+      const { rows } = await client.query<{ name: string; setting: string }>(
+        `SELECT name, setting FROM pg_settings WHERE name IN ('wal_level', 'archive_mode', 'archive_command', 'wal_segment_size')`,
+      );
+      const s = Object.fromEntries(rows.map((r) => [r.name, r.setting]));
+      if (s.wal_level === 'minimal' || s.archive_mode === 'off' || !s.archive_command) {
+        throw nonRetryable(
+          ErrorType.ArchivingOff,
+          `cluster "${input.cluster}" does not archive WAL (wal_level=${s.wal_level}, archive_mode=${s.archive_mode}); a base backup needs it: see \`pgwarden cluster archiving --cluster ${input.cluster}\``,
+        );
+      }
+      if (Number(s.wal_segment_size) !== 16 * 1024 * 1024) throw nonRetryable(ErrorType.InvalidInput, `cluster "${input.cluster}" uses WAL segments of ${s.wal_segment_size} bytes; pgwarden supports 16 MiB`);
+      const info = await postgres.serverInfo(client);
+      const { rows: [ids] } = await client.query<{ id: string; bytes: string }>(
+        `SELECT system_identifier::text AS id, (SELECT sum(pg_database_size(oid)) FROM pg_database)::text AS bytes FROM pg_control_system()`,
+      );
+      const clusterBytes = Number(ids!.bytes);
+      const freeBytes = await repo.freeBytes();
+      // Compressed, a cluster takes about half its size; demand that plus a margin.
+      if (freeBytes < clusterBytes * 0.6) {
+        throw nonRetryable(ErrorType.InsufficientDiskSpace, `repository "${repo.name}" has ${freeBytes} bytes free; a base backup of ${clusterBytes} bytes needs about ${Math.round(clusterBytes * 0.6)}`);
+      }
+      return { serverVersion: info.version, systemIdentifier: ids!.id, clusterBytes, freeBytes };
+    });
+  }
+
+  async function createBaseBackup(input: BaseBackupInput): Promise<BaseBackupResult> {
+    const ctx = Context.current();
+    const started = Date.now();
+    const cluster = postgres.clusterRef(config, input.cluster);
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const dir = repo.baseBackupDir(input.cluster, input.backupId);
+    const done = await repo.readBaseManifest(dir);
+    if (done) return resultOf(done, dir, started, true);
+    await repo.prepareDir(dir); // a retry starts clean: an earlier attempt's partial files go
+
+    const pre = await preflightBaseBackup(input);
+    const info = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, (c) => postgres.serverInfo(c));
+    const recipients = config.encryption ? await loadRecipientKeys(config.encryption.recipients) : undefined;
+    const compression = config.compression;
+    const name = artifactName('base.tar', compression.algorithm, !!recipients);
+    const startedAt = new Date().toISOString();
+    const signal = ctx.cancellationSignal;
+
+    // --wal-method=none: the WAL comes from the archive, and pg_basebackup waits until the backup's
+    // last segment is archived. Tar to stdout carries PostgreSQL's backup_manifest inside.
+    const basebackup = startTool(
+      'pg_basebackup',
+      postgres.pgTool('pg_basebackup', cluster.config, info.versionNum),
+      ['--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', '--no-password', `--label=pgwarden ${input.backupId}`, '--manifest-checksums=SHA256'],
+      { env: { ...TOOL_ENV, ...postgres.libpqEnv(cluster, cluster.config.maintenanceDatabase, env) }, signal },
+    );
+    let source = basebackup.child.stdout!;
+    let zstd: Tool | undefined;
+    if (compression.algorithm === 'zstd') {
+      zstd = startTool('zstd', 'zstd', [`-${compression.level}`, '-T0', '-c', '-q'], { stdin: source, env: TOOL_ENV, signal });
+      source.destroy();
+      source = zstd.child.stdout!;
+    }
+    const extract = startManifestExtract(compression.algorithm === 'zstd', signal);
+    const stored = new Sha256Stage();
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'base', storedBytes: stored.bytes }), 2000);
+    let artifact: Artifact;
+    let backupManifest: string;
+    try {
+      const storing = storeArtifact(source.pipe(new FeedWhileOpen(extract.input)), join(dir, name), { recipients, signal, maxRate: config.limits.maxRate, counters: { stored } });
+      const [b, z, s] = await Promise.allSettled([basebackup.exited, zstd?.exited, storing]);
+      if (b.status === 'rejected') throw describeToolFailure(b.reason);
+      if (z.status === 'rejected') throw describeToolFailure(z.reason);
+      if (s.status === 'rejected') throw s.reason;
+      artifact = { name, role: 'base', ...s.value };
+      backupManifest = await extract.manifest.catch((err: Error) => {
+        throw nonRetryable(ErrorType.SanityCheckFailed, `the stored tar does not read back with its backup_manifest: ${err.message}`);
+      });
+    } finally {
+      clearInterval(timer);
+    }
+
+    const range = walRange(backupManifest);
+    await writeFileAtomic(join(dir, 'backup_manifest'), backupManifest);
+    const manifestArtifact: Artifact = {
+      name: 'backup_manifest',
+      role: 'backup_manifest',
+      bytes: Buffer.byteLength(backupManifest),
+      sha256: createHash('sha256').update(backupManifest).digest('hex'),
+    };
+    const manifest: BaseManifest = {
+      format: MANIFEST_FORMAT,
+      kind: 'base',
+      cluster: input.cluster,
+      backupId: input.backupId,
+      serverVersion: info.version,
+      serverVersionNum: info.versionNum,
+      systemIdentifier: pre.systemIdentifier,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      bytes: artifact.bytes + manifestArtifact.bytes,
+      sha256: artifact.sha256,
+      artifacts: [artifact, manifestArtifact],
+      compression: { algorithm: compression.algorithm, ...(compression.algorithm === 'zstd' ? { level: compression.level } : {}) },
+      encryption: recipients ? { format: 'openpgp', recipients: recipients.fingerprints } : null,
+      ...range,
+      verifications: [],
+      pgwardenVersion: PGWARDEN_VERSION,
+    };
+    await repo.commit(dir, manifest);
+    return resultOf(manifest, dir, started, false);
+  }
+
+  return { preflightBaseBackup, createBaseBackup };
+}
+
+function resultOf(m: BaseManifest, dir: string, started: number, reused: boolean): BaseBackupResult {
+  return {
+    cluster: m.cluster,
+    backupId: m.backupId,
+    path: dir,
+    bytes: m.bytes,
+    timeline: m.timeline,
+    startLsn: m.startLsn,
+    stopLsn: m.stopLsn,
+    seconds: (Date.now() - started) / 1000,
+    reused,
+  };
+}
+
+/** The WAL range from backup_manifest (one range: the backup did not cross a timeline switch). */
+export function walRange(backupManifest: string): { timeline: number; startLsn: string; stopLsn: string } {
+  const parsed = JSON.parse(backupManifest) as { 'WAL-Ranges'?: { Timeline: number; 'Start-LSN': string; 'End-LSN': string }[] };
+  const ranges = parsed['WAL-Ranges'] ?? [];
+  if (ranges.length !== 1) throw nonRetryable(ErrorType.SanityCheckFailed, `backup_manifest has ${ranges.length} WAL ranges; expected one`);
+  const r = ranges[0]!;
+  return { timeline: r.Timeline, startLsn: r['Start-LSN'], stopLsn: r['End-LSN'] };
+}
+
+/** `zstd -d | tar -xO backup_manifest` over the stored (compressed) bytes, reading all of them. */
+function startManifestExtract(compressed: boolean, signal: AbortSignal): { input: Writable; manifest: Promise<string> } {
+  let tar: Tool;
+  let input: Writable;
+  if (compressed) {
+    const unzstd = startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin: 'pipe', env: TOOL_ENV, signal });
+    tar = startTool('tar', 'tar', ['-xOf', '-', 'backup_manifest'], { stdin: unzstd.child.stdout!, env: TOOL_ENV, signal });
+    unzstd.child.stdout!.destroy();
+    input = unzstd.child.stdin!;
+    unzstd.exited.catch(() => undefined);
+  } else {
+    tar = startTool('tar', 'tar', ['-xOf', '-', 'backup_manifest'], { stdin: 'pipe', env: TOOL_ENV, signal });
+    input = tar.child.stdin!;
+  }
+  input.on('error', () => undefined);
+  const parts: Buffer[] = [];
+  tar.child.stdout!.on('data', (d: Buffer) => parts.push(d));
+  return { input, manifest: tar.exited.then(() => Buffer.concat(parts).toString('utf8')) };
+}
