@@ -90,6 +90,15 @@ export const verificationSchema = z
   })
   .strict();
 
+export const walMaintenanceSchema = z
+  .object({
+    /** Alert when WAL waits to be archived and nothing was archived for this long. */
+    archiveLagAlertSeconds: z.number().int().positive().default(600),
+    /** Alert when the cluster's WAL archive stores more than this many bytes. */
+    archiveSizeAlertBytes: z.number().int().positive().optional(),
+  })
+  .strict();
+
 export const temporalSchema = z
   .object({
     address: z.string().default('127.0.0.1:7233'),
@@ -108,6 +117,7 @@ export const configSchema = z
     compression: compressionSchema.prefault({}),
     limits: limitsSchema.prefault({}),
     verification: verificationSchema.prefault({}),
+    walMaintenance: walMaintenanceSchema.prefault({}),
     worker: z
       .object({
         /** This host's name for its host-local queue `pgwarden@<host>`. */

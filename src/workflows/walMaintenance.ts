@@ -1,0 +1,37 @@
+// walMaintenance: keep the WAL archive healthy and bounded. Replaces wal-archive-cleanup.sh:
+// health (pg_stat_archiver: lag, failures) → retention (delete only the WAL older than the oldest
+// base backup's start) → size (report, alert over the threshold). Alerts are returned in the
+// result; sending them on is a later step.
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities, ArchiverHealth, WalArchiveSize, WalRetentionResult } from '../activities/index.js';
+import { QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import { trackProgress } from './messages.js';
+
+export interface WalMaintenanceInput {
+  cluster: string;
+  /** Report what retention would delete, delete nothing. */
+  dryRun?: boolean;
+}
+
+export interface WalMaintenanceResult {
+  cluster: string;
+  health: ArchiverHealth;
+  retention: WalRetentionResult;
+  size: WalArchiveSize;
+  /** Every alert of every step; empty when all is well. */
+  alerts: string[];
+}
+
+const { archiverHealth, applyWalRetention, walArchiveSize } = proxyActivities<Activities>(QUICK_ACTIVITY);
+
+export async function walMaintenance(input: WalMaintenanceInput): Promise<WalMaintenanceResult> {
+  const step = trackProgress('health');
+  const health = await archiverHealth({ cluster: input.cluster });
+  step('retention', input.dryRun ? 'dry run' : undefined);
+  const retention = await applyWalRetention({ cluster: input.cluster, dryRun: input.dryRun });
+  step('size');
+  const size = await walArchiveSize({ cluster: input.cluster });
+  step('done');
+  const alerts = [...health.alerts, ...(size.alert ? [size.alert] : [])];
+  return { cluster: input.cluster, health, retention, size, alerts };
+}
