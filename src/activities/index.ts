@@ -4,6 +4,9 @@ import { createLogicalBackupActivities } from './logicalBackup.js';
 import { createVerifyActivities } from './verify.js';
 import { createRestoreActivities } from './restore.js';
 import { createRetentionActivities } from './retention.js';
+import { createBaseBackupActivities } from './baseBackup.js';
+import { createClusterActivities } from './cluster.js';
+import { createWalMaintenanceActivities } from './walMaintenance.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -17,9 +20,15 @@ export function createActivities(deps: ActivityDeps) {
     ...createVerifyActivities(deps),
     ...createRestoreActivities(deps),
     ...createRetentionActivities(deps),
+    ...createBaseBackupActivities(deps),
+    ...createClusterActivities(deps),
+    ...createWalMaintenanceActivities(deps),
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { VerifyPlan, VerifyTarget, RestoreResult, CompareResult } from './verify.js';
 export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupProgress } from './logicalBackup.js';
+export type { BaseBackupInput, BaseBackupResult, BasePreflight } from './baseBackup.js';
+export type { RecoveryPlan, RecoveryOutcome, RecoveryMode } from './cluster.js';
+export type { ArchiverHealth, WalRetentionResult, WalArchiveSize } from './walMaintenance.js';

@@ -7,7 +7,7 @@ export const PASSWORD_ENV = 'PGWARDEN_TEST_PASSWORD';
 export const PASSPHRASE_ENV = 'PGWARDEN_TEST_PASSPHRASE';
 
 export interface TestConfigOptions {
-  cluster: TestCluster;
+  cluster: Pick<TestCluster, 'host' | 'port' | 'user' | 'dataDir'>;
   repository: string;
   taskQueue: string;
   key?: TestKey;

@@ -25,6 +25,8 @@ export interface TestCluster {
 export interface ClusterOptions {
   /** Extra postgresql.conf settings, e.g. archiving. */
   settings?: Record<string, string>;
+  /** Runs after the port is chosen, before the server starts (e.g. to write a config that names it). */
+  beforeStart?: (cluster: Pick<TestCluster, 'host' | 'port' | 'user' | 'password' | 'dataDir'>) => Promise<void>;
 }
 
 const isRoot = process.getuid?.() === 0;
@@ -68,6 +70,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n',
   );
   if (isRoot) await execa('chown', ['postgres:postgres', join(dataDir, 'postgresql.auto.conf')]);
+  await options.beforeStart?.({ host: '127.0.0.1', port, user: 'postgres', password, dataDir });
   await asPostgres(pgCtl, ['-D', dataDir, '-l', join(base, 'server.log'), '-w', '-t', '60', 'start']);
 
   const connect = async (database: string) => {

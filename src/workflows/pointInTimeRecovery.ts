@@ -1,0 +1,106 @@
+// pointInTimeRecovery: the seven steps of DESIGN.md (replaces prepare-recovery.sh,
+// execute-recovery.sh, restore-pitr.sh): plan → stage → approve → stop → swap → recover → verify.
+// In-place mode waits for approval before touching anything and rolls back to the moved-aside data
+// directory if anything after the swap fails. Rehearsal mode recovers a scratch copy on a free
+// port, never touches the live cluster, asks nobody, and removes the copy at the end.
+import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '../activities/index.js';
+import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import type { RecoveryTarget } from '../lib/recovery.js';
+import { trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
+
+export interface PointInTimeRecoveryInput {
+  cluster: string;
+  target: RecoveryTarget;
+  /** Default "in-place". */
+  mode?: RecoveryMode;
+  /** How long `approve` waits (in-place); default 24 hours. */
+  approvalTimeout?: string;
+}
+
+export interface PointInTimeRecoveryResult {
+  outcome: 'recovered' | 'rehearsed' | 'rejected' | 'timed-out';
+  cluster: string;
+  mode: RecoveryMode;
+  target: string;
+  backupId: string;
+  decision?: ApprovalDecision;
+  recovery?: RecoveryOutcome;
+  /** Where the previous data directory is kept (in-place). */
+  previousDataDirectory?: string;
+  /** Seconds per step, in order. */
+  steps: { step: string; seconds: number }[];
+}
+
+const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
+
+export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Promise<PointInTimeRecoveryResult> {
+  const mode = input.mode ?? 'in-place';
+  const timings: { step: string; seconds: number }[] = [];
+  const progress = trackProgress('plan');
+  let current = { step: 'plan', at: Date.now() };
+  const step = (name: string, detail?: string) => {
+    timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });
+    current = { step: name, at: Date.now() };
+    progress(name, detail);
+  };
+
+  const plan: RecoveryPlan = await quick.planRecovery({ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId });
+  // Everything that touches the data directory runs on the database host's own worker.
+  const host = proxyActivities<Activities>({ ...LONG_ACTIVITY, taskQueue: plan.hostQueue });
+  const hostQuick = proxyActivities<Activities>({ ...QUICK_ACTIVITY, startToCloseTimeout: '15 minutes', taskQueue: plan.hostQueue });
+  const base = { cluster: input.cluster, mode, target: plan.targetDescription, backupId: plan.backupId };
+  const finish = () => timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });
+
+  let swapped = false;
+  let done = false;
+  try {
+    step('stage', `base backup ${plan.backupId} and ${plan.walFiles.length} WAL files into ${plan.workDirectory}`);
+    await host.stageRecovery(plan);
+
+    let decision: ApprovalDecision | undefined;
+    if (mode === 'in-place') {
+      step(
+        'approve',
+        `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}. ` +
+          `Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`,
+      );
+      decision = await waitForApproval(input.approvalTimeout ?? '24 hours');
+      if (!decision?.approved) {
+        finish();
+        return { ...base, outcome: decision ? 'rejected' : 'timed-out', decision, steps: timings };
+      }
+      step('stop');
+      await hostQuick.stopCluster(plan);
+      step('swap', `${plan.dataDirectory} → ${plan.asideDirectory}`);
+      swapped = true; // from here on, a failure rolls back (the swap itself is idempotent)
+      await hostQuick.swapDataDirectory(plan);
+    }
+    step('recover', plan.targetDescription);
+    const recovery = await host.recover(plan);
+    step('verify');
+    await host.verifyRecovery({ ...plan, port: recovery.port });
+    finish();
+    done = true;
+    return {
+      ...base,
+      outcome: mode === 'in-place' ? 'recovered' : 'rehearsed',
+      decision,
+      recovery,
+      previousDataDirectory: mode === 'in-place' ? plan.asideDirectory : undefined,
+      steps: timings,
+    };
+  } catch (err) {
+    if (swapped) {
+      const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      progress('rollback', reason);
+      const rolledBack = await CancellationScope.nonCancellable(() => hostQuick.rollbackRecovery({ ...plan, reason }));
+      throw ApplicationFailure.create({ type: 'RecoveryFailed', message: `recovery failed and was rolled back: ${reason}. ${rolledBack}`, nonRetryable: true });
+    }
+    throw err;
+  } finally {
+    // The working directory (staged copy, decoded WAL) goes on every path but a rollback, whose
+    // logs are kept for the post-mortem.
+    if (done || !swapped) await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery(plan)).catch(() => undefined);
+  }
+}
