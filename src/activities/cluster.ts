@@ -3,7 +3,7 @@
 // and roll back to the moved-aside directory if anything after the swap fails. These activities
 // run on the database host's own queue. Every one is safe to repeat: each checks what is done.
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
@@ -11,14 +11,14 @@ import pg from 'pg';
 import type { ClusterConfig, Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { describeTarget, planRecoveryPath, type RecoveryTarget } from '../lib/recovery.js';
-import { HISTORY_NAME, parseHistory, type TimelineSwitch } from '../lib/wal.js';
+import { HISTORY_NAME, parseHistory, parseSegmentName, type TimelineSwitch } from '../lib/wal.js';
 import { openKeyring } from './gpg.js';
 import { feedFile } from './pipeline.js';
 import * as postgres from './postgres.js';
 import { startTool, TOOL_ENV, type Tool } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { decodeWal, openWalDecryption, WalArchive } from './walArchive.js';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
 
 export type RecoveryMode = 'in-place' | 'rehearsal';
@@ -89,6 +89,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       histories,
       now: input.now ? new Date(input.now) : new Date(),
     });
+    if ('name' in input.target) await findRestorePoint(input.cluster, input.target.name, path.walFiles, path.backup.backupId);
     const id = input.runId.replace(/-/g, '').slice(-12); // the random end (run ids may start with a timestamp)
     const workDirectory = input.mode === 'in-place' ? `${dataDirectory}.pgwarden-pitr-${id}` : `${dirname(dataDirectory)}/pgwarden-rehearsal-${id}`;
     const loopback = ['127.0.0.1', 'localhost', '::1'].includes(cluster.config.host);
@@ -106,6 +107,36 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       asideDirectory: `${dataDirectory}.pre-pitr-${id}`,
       hostQueue: cluster.config.hostQueue ?? `pgwarden@${loopback ? (config.worker.host ?? hostname()) : cluster.config.host}`,
     };
+  }
+
+  /**
+   * A restore point exists only as a WAL record: pg_waldump reads the archived WAL from the base
+   * backup on (decoded into a scratch directory) for `RESTORE_POINT <name>`.
+   */
+  async function findRestorePoint(clusterName: string, name: string, walFiles: string[], backupId: string): Promise<void> {
+    const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-waldump-'));
+    const archive = WalArchive.forCluster(config, clusterName);
+    const decryption = await openWalDecryption(config, env);
+    try {
+      const byTimeline = new Map<number, string[]>();
+      for (const file of walFiles) {
+        const seg = parseSegmentName(file);
+        if (!seg) continue;
+        await writeFile(join(scratch, file), (await decodeWal(archive, file, decryption))!);
+        byTimeline.set(seg.timeline, [...(byTimeline.get(seg.timeline) ?? []), file]);
+        Context.current().heartbeat({ phase: 'find-restore-point', file });
+      }
+      const waldump = postgres.pgTool('pg_waldump', clusterRef(clusterName).config, 150000);
+      for (const [timeline, files] of byTimeline) {
+        // It stops with an error at the end of the WAL; what it printed before is what counts.
+        const r = await execa(waldump, ['--path', scratch, '--timeline', String(timeline), '--rmgr', 'XLOG', files[0]!, files.at(-1)!], { reject: false, env: TOOL_ENV, extendEnv: false });
+        if (r.stdout.split('\n').some((l) => l.includes(`RESTORE_POINT ${name}`) && l.trimEnd().endsWith(`RESTORE_POINT ${name}`))) return;
+      }
+      throw nonRetryable(ErrorType.BadTarget, `restore point "${name}" is not in the archived WAL after base backup ${backupId}`);
+    } finally {
+      await decryption?.keyring.remove();
+      await rm(scratch, { recursive: true, force: true });
+    }
   }
 
   /**

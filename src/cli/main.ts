@@ -3,7 +3,11 @@
 // Temporal's modules load lazily: wal-push / wal-get start once per WAL file and must be quick.
 import { Command, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from '../config/index.js';
-import { fullBackupWorkflowId, formatBackupId, isBackupId, restoreDatabaseWorkflowId } from '../lib/ids.js';
+import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, pitrWorkflowId, restoreDatabaseWorkflowId } from '../lib/ids.js';
+import type { RecoveryTarget } from '../lib/recovery.js';
+import type { RecoveryMode } from '../activities/cluster.js';
+import type { BaseBackupWorkflowInput, BaseBackupWorkflowResult } from '../workflows/baseBackup.js';
+import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../workflows/pointInTimeRecovery.js';
 import type { WorkflowHandle } from '@temporalio/client';
 import { registerWalCommands } from './wal.js';
 import { registerClusterCommands } from './cluster.js';
@@ -127,6 +131,79 @@ program
           : `not restored: ${result.outcome}${result.decision ? ` by ${result.decision.approver} (${result.decision.reason})` : ''}`,
     );
   });
+
+program
+  .command('base-backup')
+  .description('start a baseBackup (physical, pg_basebackup) of a cluster: the starting point of point-in-time recovery')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .option('--backup-id <id>', 'backup id (default: the start time, e.g. 20261122T030000Z)')
+  .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
+  .addHelpText('after', '\nExample:\n  pgwarden base-backup --cluster main --wait')
+  .action(async (opts: { cluster: string; backupId?: string; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    requireCluster(cfg, opts.cluster);
+    if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const backupId = opts.backupId ?? formatBackupId(new Date());
+    const input: BaseBackupWorkflowInput = { cluster: opts.cluster, backupId };
+    const client = await connectClient(cfg);
+    const workflowId = baseBackupWorkflowId(opts.cluster, backupId);
+    const handle = await client.workflow.start('baseBackup', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    if (!opts.json) console.log(`started baseBackup ${workflowId}`);
+    if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
+    const r = await waitWithProgress<BaseBackupWorkflowResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(r));
+    console.log(`${r.cluster} ${r.backupId}: ${formatBytes(r.bytes)} stored, timeline ${r.timeline}, WAL ${r.startLsn} to ${r.stopLsn}, ${formatDuration(r.seconds)}${r.reused ? ' (already committed)' : ''}\n  ${r.path}`);
+  });
+
+program
+  .command('pitr')
+  .description('start a pointInTimeRecovery of a cluster: in place after approval (the old data directory is kept), or a rehearsal on a scratch copy')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .option('--target-time <time>', "recover to this time, with its zone: '2026-11-22 14:31:00+00'")
+  .option('--target-lsn <lsn>', 'recover to this WAL position, e.g. 0/3000060')
+  .option('--target-name <name>', 'recover to a restore point made with pg_create_restore_point()')
+  .option('--latest', 'recover to the end of the archived WAL')
+  .addOption(new Option('--mode <mode>', 'in-place (approval needed) or rehearsal (scratch copy, live cluster untouched)').choices(['in-place', 'rehearsal']).default('in-place'))
+  .option('--approval-timeout <duration>', 'how long to wait for approve/reject (in-place)', '24 hours')
+  .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
+  .addHelpText(
+    'after',
+    "\nExamples:\n  pgwarden pitr --cluster main --target-time '2026-11-22 14:31:00+00' --wait\n" +
+      '  pgwarden approve pgwarden/main/pitr/20261122T143500Z --approver alice --reason "INC-42: undo the DELETE"\n' +
+      '  pgwarden pitr --cluster main --latest --mode rehearsal --wait',
+  )
+  .action(async (opts: { cluster: string; targetTime?: string; targetLsn?: string; targetName?: string; latest?: boolean; mode: RecoveryMode; approvalTimeout: string; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    requireCluster(cfg, opts.cluster);
+    const targets: RecoveryTarget[] = [];
+    if (opts.targetTime) targets.push({ time: opts.targetTime });
+    if (opts.targetLsn) targets.push({ lsn: opts.targetLsn });
+    if (opts.targetName) targets.push({ name: opts.targetName });
+    if (opts.latest) targets.push({ latest: true });
+    if (targets.length !== 1) throw new UserError('give exactly one of --target-time, --target-lsn, --target-name, --latest');
+    const input: PointInTimeRecoveryInput = { cluster: opts.cluster, target: targets[0]!, mode: opts.mode, approvalTimeout: opts.approvalTimeout };
+    const client = await connectClient(cfg);
+    const workflowId = pitrWorkflowId(opts.cluster, formatBackupId(new Date()), opts.mode);
+    const handle = await client.workflow.start('pointInTimeRecovery', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    if (!opts.json) {
+      console.log(`started pointInTimeRecovery ${workflowId} (${opts.mode})`);
+      if (opts.mode === 'in-place') console.log(`  it stages the backup, then waits for: pgwarden approve ${workflowId} --approver NAME --reason TEXT`);
+    }
+    if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
+    const r = await waitWithProgress<PointInTimeRecoveryResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(r));
+    if (!r.recovery) return void console.log(`not recovered: ${r.outcome}${r.decision ? ` by ${r.decision.approver} (${r.decision.reason})` : ''}`);
+    console.log(`${r.outcome}: ${r.cluster} to ${r.target} from base backup ${r.backupId}, timeline ${r.recovery.timeline}, at ${r.recovery.reachedLsn}`);
+    if (r.recovery.stoppedAt) console.log(`  ${r.recovery.stoppedAt}`);
+    console.log(`  steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.seconds)}`).join(', ')}`);
+    if (r.previousDataDirectory) console.log(`  the previous data directory is kept at ${r.previousDataDirectory}`);
+  });
+
+function requireCluster(cfg: Config, name: string): void {
+  if (!(name in cfg.clusters)) throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+}
 
 for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as const) {
   program

@@ -74,6 +74,7 @@ export function baseBackupWorkflowId(cluster: string, backupId: string): string 
   return `pgwarden/${cluster}/base/${backupId}`;
 }
 
-export function pitrWorkflowId(cluster: string, startedAt: string): string {
-  return `pgwarden/${cluster}/pitr/${startedAt}`;
+/** `pgwarden/main/pitr/20261122T143500Z`, or `.../pitr-rehearsal/...` for a drill. */
+export function pitrWorkflowId(cluster: string, startedAt: string, mode: 'in-place' | 'rehearsal' = 'in-place'): string {
+  return `pgwarden/${cluster}/${mode === 'rehearsal' ? 'pitr-rehearsal' : 'pitr'}/${startedAt}`;
 }

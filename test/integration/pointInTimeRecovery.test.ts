@@ -4,7 +4,7 @@
 // back A and the table without C, on a new timeline; a second PITR on that timeline works too.
 // Reject and timeout touch nothing; a WAL file lost after planning makes recovery fail and roll
 // back to the original data directory; bad targets fail in plan with nothing stopped.
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -16,6 +16,7 @@ import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '..
 import { testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+import { spawnWorker } from '../helpers/workerProcess.js';
 
 let setup: ArchivingSetup;
 let key: TestKey;
@@ -96,6 +97,7 @@ describe('pointInTimeRecovery', () => {
     expect(files.sort()).toEqual(['backup_manifest', 'base.tar.zst.gpg', 'manifest.json']);
 
     await q(`INSERT INTO items (batch) SELECT 'A' FROM generate_series(1, 100)`);
+    await q(`SELECT pg_create_restore_point('before-accident')`);
     await sleep(1100);
     targetT = await serverNow();
     await sleep(1100);
@@ -116,6 +118,12 @@ describe('pointInTimeRecovery', () => {
     expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'recover', 'verify']);
     expect(await state()).toMatchObject({ a: 50, c: 10, other: false, timeline: 1 }); // live: untouched
     expect((await readdir(join(setup.cluster.dataDir, '..'))).filter((f) => f.includes('rehearsal'))).toEqual([]);
+  });
+
+  it('rehearses to a named restore point', async () => {
+    const result = (await (await startPitr({ cluster: 'main', target: { name: 'before-accident' }, mode: 'rehearsal' })).result()) as PointInTimeRecoveryResult;
+    expect(result).toMatchObject({ outcome: 'rehearsed', target: 'restore point "before-accident"' });
+    expect(result.recovery!.stoppedAt).toMatch(/recovery stopping at restore point "before-accident"/);
   });
 
   it('leaves the live cluster running and untouched when rejected or unanswered', async () => {
@@ -149,11 +157,24 @@ describe('pointInTimeRecovery', () => {
       [{ time: '2020-01-01 00:00:00+00' }, 'BadTarget', /before the oldest usable base backup/],
       [{ time: '2026-11-22 14:31:00' }, 'BadTarget', /no time zone/],
       [{ lsn: 'not-an-lsn' }, 'BadTarget', /not an LSN/],
+      [{ name: 'no-such-point' }, 'BadTarget', /restore point "no-such-point" is not in the archived WAL/],
     ];
     for (const [target, type, message] of cases) {
       const f = await failure(await startPitr({ cluster: 'main', target }));
       expect(f.type, JSON.stringify(target)).toBe(type);
       expect(f.message).toMatch(message);
+    }
+    // A segment missing from the archive between the base backup and the target: a WAL gap.
+    const walDir = join(setup.repository, 'main/wal');
+    const records = (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort();
+    const hidden = join(setup.dir, 'hidden.json');
+    await rename(join(walDir, records[1]!), hidden);
+    try {
+      const f = await failure(await startPitr({ cluster: 'main', target: { time: targetT } }));
+      expect(f.type).toBe('WalGap');
+      expect(f.message).toContain(`WAL segment ${records[1]!.slice(0, 24)} is missing from the archive`);
+    } finally {
+      await rename(hidden, join(walDir, records[1]!));
     }
     expect(await state()).toMatchObject({ a: 50, c: 10, inRecovery: false });
   });
@@ -188,4 +209,40 @@ describe('pointInTimeRecovery', () => {
     expect(result.outcome).toBe('recovered');
     expect(await state()).toMatchObject({ a: 100, c: 0, d: 7, other: true, timeline: 3, inRecovery: false });
   });
+});
+
+describe('pointInTimeRecovery with a worker killed during recover', () => {
+  it('finishes on a new worker: the running recovery is picked up, not started over', async () => {
+    const crashQueue = uniqueQueue('pitr-crash');
+    const config = structuredClone(setup.config);
+    config.temporal.taskQueue = crashQueue;
+    config.worker.host = crashQueue;
+    config.clusters.main!.hostQueue = `pgwarden@${crashQueue}`;
+    const configFile = join(setup.dir, 'crash.json');
+    const secrets = testSecrets(setup.cluster, key);
+    const first = await spawnWorker(configFile, config, secrets);
+    const handle = await env.client.workflow.start('pointInTimeRecovery', {
+      taskQueue: crashQueue,
+      workflowId: `${crashQueue}/pitr`,
+      args: [{ cluster: 'main', target: { latest: true }, mode: 'rehearsal' }],
+    });
+    await waitForStep(handle, 'recover');
+    await first.kill('SIGKILL');
+    const second = await spawnWorker(configFile, config, secrets);
+    try {
+      const result = (await handle.result()) as PointInTimeRecoveryResult;
+      expect(result.outcome).toBe('rehearsed');
+      expect(result.recovery!.timeline).toBe(4);
+    } finally {
+      await second.kill('SIGTERM');
+    }
+    // The recover activity ran a second attempt (on the new worker).
+    const history = await handle.fetchHistory();
+    const recoverScheduled = new Set(
+      (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recover').map((e) => String(e.eventId)),
+    );
+    const started = (history.events ?? []).filter((e) => recoverScheduled.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)));
+    expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([2]);
+    expect((await readdir(join(setup.cluster.dataDir, '..'))).filter((f) => f.includes('rehearsal'))).toEqual([]);
+  }, 240_000);
 });
