@@ -16,7 +16,7 @@ import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { artifactName, walArchiveDir, walRecordName } from '../lib/layout.js';
 import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
-import { openKeyring, type GpgKeyring } from './gpg.js';
+import type { GpgKeyring } from './gpg.js';
 import { loadRecipientKeys, OPENPGP_WRITE_CONFIG, writeFileAtomic } from './pipeline.js';
 import { LocalRepository } from './repository.js';
 
@@ -160,6 +160,8 @@ export async function openWalDecryption(config: Config, env: NodeJS.ProcessEnv):
   if (!enc?.privateKeyFile) return undefined;
   const passphrase = enc.passphraseEnv ? env[enc.passphraseEnv] : undefined;
   if (enc.passphraseEnv && passphrase === undefined) throw nonRetryable(ErrorType.KeyUnreadable, `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set`);
+  // Loaded here, not at the top: wal-push (once per WAL file) never decrypts and starts faster without it.
+  const { openKeyring } = await import('./gpg.js');
   return { keyring: await openKeyring(enc.privateKeyFile), passphrase };
 }
 
