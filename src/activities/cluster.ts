@@ -163,43 +163,66 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     if (!manifest) throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
     const base = manifest.artifacts.find((a) => a.role === 'base')!;
     let read = 0;
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage', bytes: read }), 2000);
-    const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
-    try {
-      const signal = ctx.cancellationSignal;
-      const tools: Tool[] = [];
-      const next = (start: (stdin: 'pipe' | import('node:stream').Readable) => Tool) => {
-        const previous = tools.at(-1);
-        tools.push(start(previous ? previous.child.stdout! : 'pipe'));
-        previous?.child.stdout!.destroy();
-      };
-      if (keyring) next(() => keyring.decrypt({ passphrase: passphrase(), signal }));
-      if (manifest.compression.algorithm === 'zstd') next((stdin) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }));
-      next((stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }));
-      const results = await Promise.allSettled([feedFile(join(dir, base.name), tools[0]!.child.stdin!, { signal, progress: (b) => (read = b) }), ...tools.map((t) => t.exited)]);
-      const fed = results[0]!;
-      if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
-        throw nonRetryable(ErrorType.IntegrityError, `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`);
-      }
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw retryable(ErrorType.RecoveryFailed, `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`);
+    let walDone = 0;
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage', bytes: read, walFiles: walDone }), 2000);
+    const signal = ctx.cancellationSignal;
 
+    const unpackBase = async () => {
+      const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
+      try {
+        const tools: Tool[] = [];
+        const next = (start: (stdin: 'pipe' | import('node:stream').Readable) => Tool) => {
+          const previous = tools.at(-1);
+          tools.push(start(previous ? previous.child.stdout! : 'pipe'));
+          previous?.child.stdout!.destroy();
+        };
+        if (keyring) next(() => keyring.decrypt({ passphrase: passphrase(), signal }));
+        if (manifest.compression.algorithm === 'zstd') next((stdin) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }));
+        next((stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }));
+        const results = await Promise.allSettled([feedFile(join(dir, base.name), tools[0]!.child.stdin!, { signal, progress: (b) => (read = b) }), ...tools.map((t) => t.exited)]);
+        const fed = results[0]!;
+        if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
+          throw nonRetryable(ErrorType.IntegrityError, `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`);
+        }
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw retryable(ErrorType.RecoveryFailed, `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`);
+      } finally {
+        await keyring?.remove();
+      }
+    };
+
+    // WAL files are decoded beside the base backup's unpacking, a few at a time (each is at most
+    // 16 MiB in memory): gpg and the hashing use the other cores.
+    const decodeAll = async () => {
       const archive = WalArchive.forCluster(config, plan.cluster);
       const decryption = await openWalDecryption(config, env);
       try {
-        for (const name of plan.walFiles) {
+        const decodeOne = async (name: string) => {
+          signal.throwIfAborted();
           const raw = await decodeWal(archive, name, decryption);
           if (!raw) throw nonRetryable(ErrorType.WalGap, `WAL file ${name} left the archive after the plan step`);
           await writeFile(join(walDir, name), raw);
-          read += raw.length;
-          ctx.heartbeat({ phase: 'stage-wal', file: name });
-        }
+          walDone++;
+        };
+        const queue = [...plan.walFiles];
+        // The first alone: gpg-agent unlocks the key once and caches it; concurrent first unlocks
+        // over loopback pinentry race and fail as "bad passphrase".
+        if (queue.length) await decodeOne(queue.shift()!);
+        const worker = async () => {
+          for (let name = queue.shift(); name !== undefined; name = queue.shift()) await decodeOne(name);
+        };
+        await Promise.all([worker(), worker(), worker()]);
       } finally {
         await decryption?.keyring.remove();
       }
+    };
+
+    try {
+      const [b, w] = await Promise.allSettled([unpackBase(), decodeAll()]);
+      if (b.status === 'rejected') throw b.reason;
+      if (w.status === 'rejected') throw w.reason;
     } finally {
       clearInterval(timer);
-      await keyring?.remove();
     }
     // The server's files belong to the live data directory's owner, and PostgreSQL insists on 0700.
     await execa('chown', ['-R', `${owner.uid}:${owner.gid}`, plan.workDirectory]);
