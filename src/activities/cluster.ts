@@ -7,6 +7,7 @@ import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rename, rm, stat, w
 import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
+import type { Readable } from 'node:stream';
 import pg from 'pg';
 import type { ClusterConfig, Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
@@ -140,22 +141,29 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   }
 
   /**
-   * The stage step: the base backup laid into `<work>/data` (owner and mode of the live data
-   * directory) and the WAL files decoded into `<work>/wal`, every checksum verified. A retry starts
-   * over; a completed stage is recognised by its marker.
+   * The stage step, in two parts that can run side by side: the base backup laid into
+   * `<work>/data` (owner of the live data directory, mode 0700) and the WAL files decoded into
+   * `<work>/wal`, every checksum verified. In-place mode stages both before asking for approval;
+   * a rehearsal starts recovery as soon as the base is there and decodes WAL while it replays.
    */
   async function stageRecovery(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number }> {
+    const [base, wal] = await Promise.all([stageBaseBackup(plan), stageWal(plan)]);
+    return { bytes: base.bytes + wal.bytes, walFiles: wal.walFiles };
+  }
+
+  /** The base backup unpacked into `<work>/data`. A retry unpacks again; a done one has its marker. */
+  async function stageBaseBackup(plan: RecoveryPlan): Promise<{ bytes: number }> {
     const ctx = Context.current();
-    const marker = join(plan.workDirectory, 'STAGED');
-    if (existsSync(marker)) return JSON.parse(await readFile(marker, 'utf8')) as { bytes: number; walFiles: number };
+    const marker = join(plan.workDirectory, 'BASE-STAGED');
+    if (existsSync(marker)) return JSON.parse(await readFile(marker, 'utf8')) as { bytes: number };
     const owner = await stat(plan.dataDirectory).catch(() => {
       throw nonRetryable(ErrorType.InvalidInput, `data directory ${plan.dataDirectory} does not exist on ${hostname()}`);
     });
-    await rm(plan.workDirectory, { recursive: true, force: true });
     const dataDir = join(plan.workDirectory, 'data');
-    const walDir = join(plan.workDirectory, 'wal');
+    await rm(dataDir, { recursive: true, force: true });
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    await mkdir(walDir, { recursive: true });
+    // pg_ctl writes its log here and a rehearsal puts its socket here, as the data directory's owner.
+    await chown(plan.workDirectory, owner.uid, owner.gid);
 
     const repo = LocalRepository.forCluster(config, plan.cluster);
     const dir = repo.baseBackupDir(plan.cluster, plan.backupId);
@@ -163,73 +171,87 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     if (!manifest) throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
     const base = manifest.artifacts.find((a) => a.role === 'base')!;
     let read = 0;
-    let walDone = 0;
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage', bytes: read, walFiles: walDone }), 2000);
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-base', bytes: read }), 2000);
     const signal = ctx.cancellationSignal;
-
-    const unpackBase = async () => {
-      const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
-      try {
-        const tools: Tool[] = [];
-        const next = (start: (stdin: 'pipe' | import('node:stream').Readable) => Tool) => {
-          const previous = tools.at(-1);
-          tools.push(start(previous ? previous.child.stdout! : 'pipe'));
-          previous?.child.stdout!.destroy();
-        };
-        if (keyring) next(() => keyring.decrypt({ passphrase: passphrase(), signal }));
-        if (manifest.compression.algorithm === 'zstd') next((stdin) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }));
-        next((stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }));
-        const results = await Promise.allSettled([feedFile(join(dir, base.name), tools[0]!.child.stdin!, { signal, progress: (b) => (read = b) }), ...tools.map((t) => t.exited)]);
-        const fed = results[0]!;
-        if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
-          throw nonRetryable(ErrorType.IntegrityError, `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`);
-        }
-        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed) throw retryable(ErrorType.RecoveryFailed, `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`);
-      } finally {
-        await keyring?.remove();
-      }
-    };
-
-    // WAL files are decoded beside the base backup's unpacking, a few at a time (each is at most
-    // 16 MiB in memory): gpg and the hashing use the other cores.
-    const decodeAll = async () => {
-      const archive = WalArchive.forCluster(config, plan.cluster);
-      const decryption = await openWalDecryption(config, env);
-      try {
-        const decodeOne = async (name: string) => {
-          signal.throwIfAborted();
-          const raw = await decodeWal(archive, name, decryption);
-          if (!raw) throw nonRetryable(ErrorType.WalGap, `WAL file ${name} left the archive after the plan step`);
-          await writeFile(join(walDir, name), raw);
-          walDone++;
-        };
-        const queue = [...plan.walFiles];
-        // The first alone: gpg-agent unlocks the key once and caches it; concurrent first unlocks
-        // over loopback pinentry race and fail as "bad passphrase".
-        if (queue.length) await decodeOne(queue.shift()!);
-        const worker = async () => {
-          for (let name = queue.shift(); name !== undefined; name = queue.shift()) await decodeOne(name);
-        };
-        await Promise.all([worker(), worker(), worker()]);
-      } finally {
-        await decryption?.keyring.remove();
-      }
-    };
-
+    const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
     try {
-      const [b, w] = await Promise.allSettled([unpackBase(), decodeAll()]);
-      if (b.status === 'rejected') throw b.reason;
-      if (w.status === 'rejected') throw w.reason;
+      const tools: Tool[] = [];
+      const next = (start: (stdin: 'pipe' | Readable) => Tool) => {
+        const previous = tools.at(-1);
+        tools.push(start(previous ? previous.child.stdout! : 'pipe'));
+        previous?.child.stdout!.destroy();
+      };
+      if (keyring) next(() => keyring.decrypt({ passphrase: passphrase(), signal }));
+      if (manifest.compression.algorithm === 'zstd') next((stdin) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }));
+      next((stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }));
+      const results = await Promise.allSettled([feedFile(join(dir, base.name), tools[0]!.child.stdin!, { signal, progress: (b) => (read = b) }), ...tools.map((t) => t.exited)]);
+      const fed = results[0]!;
+      if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
+        throw nonRetryable(ErrorType.IntegrityError, `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`);
+      }
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw retryable(ErrorType.RecoveryFailed, `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`);
     } finally {
       clearInterval(timer);
+      await keyring?.remove();
     }
-    // The server's files belong to the live data directory's owner, and PostgreSQL insists on 0700.
-    await execa('chown', ['-R', `${owner.uid}:${owner.gid}`, plan.workDirectory]);
+    await execa('chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir]);
     await chmod(dataDir, 0o700);
-    const staged = { bytes: read, walFiles: plan.walFiles.length };
-    await writeFile(marker, JSON.stringify(staged));
-    return staged;
+    await writeFile(marker, JSON.stringify({ bytes: read }));
+    return { bytes: read };
+  }
+
+  /**
+   * The plan's WAL files decoded into `<work>/wal`, history files first (then `.histories`), then
+   * the segments, three at a time (then `.complete`). Each file appears by rename, complete; a
+   * retry skips what is there, so a recovery reading the directory meanwhile is never disturbed.
+   */
+  async function stageWal(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number }> {
+    const ctx = Context.current();
+    const walDir = join(plan.workDirectory, 'wal');
+    await mkdir(walDir, { recursive: true });
+    const signal = ctx.cancellationSignal;
+    const archive = WalArchive.forCluster(config, plan.cluster);
+    const decryption = await openWalDecryption(config, env);
+    let bytes = 0;
+    let done = 0;
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-wal', walFiles: done, of: plan.walFiles.length }), 2000);
+    try {
+      const decodeOne = async (name: string) => {
+        signal.throwIfAborted();
+        const path = join(walDir, name);
+        if (!existsSync(path)) {
+          const raw = await decodeWal(archive, name, decryption);
+          if (!raw) throw nonRetryable(ErrorType.WalGap, `WAL file ${name} left the archive after the plan step`);
+          await writeFile(join(walDir, `.${name}.tmp`), raw);
+          await rename(join(walDir, `.${name}.tmp`), path);
+          bytes += raw.length;
+        }
+        done++;
+      };
+      const histories = plan.walFiles.filter((f) => HISTORY_NAME.test(f));
+      const queue = plan.walFiles.filter((f) => !HISTORY_NAME.test(f));
+      // One at a time first: gpg-agent unlocks the key once and caches it; concurrent first
+      // unlocks over loopback pinentry race and fail as "bad passphrase".
+      for (const h of histories) await decodeOne(h);
+      await writeFile(join(walDir, '.histories'), '');
+      if (queue.length) await decodeOne(queue.shift()!);
+      const worker = async () => {
+        for (let name = queue.shift(); name !== undefined; name = queue.shift()) await decodeOne(name);
+      };
+      await Promise.all([worker(), worker(), worker()]);
+      await writeFile(join(walDir, '.complete'), '');
+    } finally {
+      clearInterval(timer);
+      await decryption?.keyring.remove();
+    }
+    return { bytes, walFiles: plan.walFiles.length };
+  }
+
+  /** Tells a recovery waiting for staged WAL that no more will come: it stops (restore_command exits 200). */
+  async function abortWalStaging(plan: RecoveryPlan): Promise<void> {
+    const walDir = join(plan.workDirectory, 'wal');
+    if (existsSync(walDir)) await writeFile(join(walDir, '.failed'), '');
   }
 
   function privateKeyFile(): string {
@@ -307,7 +329,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       if (plan.mode === 'rehearsal') port = await freePortOnLoopback();
       const walDir = join(plan.workDirectory, 'wal');
       const settings: Record<string, string> = {
-        restore_command: `cp '${walDir}/%f' '%p'`,
+        restore_command: stagedRestoreCommand(walDir),
         recovery_target_timeline: 'latest',
         recovery_target_action: 'promote',
       };
@@ -451,7 +473,21 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     if (r.exitCode !== 0) throw nonRetryable(ErrorType.ClusterControlFailed, `${name} hook ${argv.join(' ')} failed (exit ${r.exitCode}): ${String(r.all ?? '').trim().slice(-500)}`);
   }
 
-  return { planRecovery, stageRecovery, stopCluster, swapDataDirectory, recover, verifyRecovery, cleanupRecovery, rollbackRecovery };
+  return { planRecovery, stageRecovery, stageBaseBackup, stageWal, abortWalStaging, stopCluster, swapDataDirectory, recover, verifyRecovery, cleanupRecovery, rollbackRecovery };
+}
+
+/**
+ * restore_command reading the staged WAL. A segment not there yet is waited for until staging says
+ * `.complete` (history files: `.histories`), so replay can start while WAL is still being decoded;
+ * then a missing file is "not found", as PostgreSQL expects at the end of the archive. If staging
+ * failed (`.failed`), exit 200: above 125, PostgreSQL stops recovery instead of ending it early.
+ */
+export function stagedRestoreCommand(walDir: string): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return (
+    `f=${q(walDir)}/'%f'; case '%f' in ????????????????????????) m=${q(`${walDir}/.complete`)};; *) m=${q(`${walDir}/.histories`)};; esac; ` +
+    `while [ ! -e "$f" ] && [ ! -e "$m" ]; do [ -e ${q(`${walDir}/.failed`)} ] && exit 200; sleep 0.1; done; cp "$f" '%p'`
+  );
 }
 
 async function recoveryStopLine(logFile: string): Promise<string | undefined> {

@@ -56,10 +56,10 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
   let done = false;
   try {
     step('stage', `base backup ${plan.backupId} and ${plan.walFiles.length} WAL files into ${plan.workDirectory}`);
-    await host.stageRecovery(plan);
-
     let decision: ApprovalDecision | undefined;
+    let recovery: RecoveryOutcome;
     if (mode === 'in-place') {
+      await host.stageRecovery(plan);
       step(
         'approve',
         `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}. ` +
@@ -75,9 +75,29 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       step('swap', `${plan.dataDirectory} → ${plan.asideDirectory}`);
       swapped = true; // from here on, a failure rolls back (the swap itself is idempotent)
       await hostQuick.swapDataDirectory(plan);
+      step('recover', plan.targetDescription);
+      recovery = await host.recover(plan);
+    } else {
+      // A rehearsal asks nobody: replay starts once the base backup is unpacked, while the WAL is
+      // still being decoded (restore_command waits for each segment).
+      await host.stageBaseBackup(plan);
+      step('recover', `${plan.targetDescription}; WAL staged alongside`);
+      const scope = new CancellationScope();
+      try {
+        [, recovery] = await scope.run(() =>
+          Promise.all([
+            host.stageWal(plan).catch(async (err: unknown) => {
+              await hostQuick.abortWalStaging(plan);
+              throw err;
+            }),
+            host.recover(plan),
+          ]),
+        );
+      } catch (err) {
+        scope.cancel();
+        throw err;
+      }
     }
-    step('recover', plan.targetDescription);
-    const recovery = await host.recover(plan);
     step('verify');
     await host.verifyRecovery({ ...plan, port: recovery.port });
     finish();
