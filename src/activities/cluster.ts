@@ -18,6 +18,7 @@ import { feedFile } from './pipeline.js';
 import * as postgres from './postgres.js';
 import { startTool, TOOL_ENV, type Tool } from './processes.js';
 import { LocalRepository } from './repository.js';
+import { markInUse } from './retention.js';
 import { decodeWal, openWalDecryption, WalArchive } from './walArchive.js';
 import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
@@ -172,6 +173,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const base = manifest.artifacts.find((a) => a.role === 'base')!;
     let read = 0;
     const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-base', bytes: read }), 2000);
+    const release = await markInUse(dir, `pitr-${plan.workDirectory.split('-').at(-1)}`); // retention keeps it meanwhile
     const signal = ctx.cancellationSignal;
     const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
     try {
@@ -194,6 +196,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     } finally {
       clearInterval(timer);
       await keyring?.remove();
+      await release();
     }
     await execa('chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir]);
     await chmod(dataDir, 0o700);

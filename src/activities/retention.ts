@@ -1,4 +1,5 @@
-// Applies the GFS retention policy (src/lib/retention.ts) to a database's logical backups.
+// Applies the GFS retention policy (src/lib/retention.ts) to a database's logical backups and to a
+// cluster's base backups.
 // A backup in use by a running verification or restore carries an `.in-use-*` marker and is kept.
 import { readdir, stat, writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,5 +46,25 @@ export function createRetentionActivities({ config }: { config: Config }) {
     }
     return decision;
   }
-  return { applyLogicalRetention };
+  /**
+   * The same policy over the cluster's base backups, after each baseBackup. A base backup a PITR
+   * is staging is in use. walMaintenance then lets go of the WAL only the deleted ones needed.
+   */
+  async function applyBaseRetention(input: { cluster: string }): Promise<RetentionDecision> {
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const candidates = [];
+    for (const m of await repo.listBaseBackups(input.cluster)) {
+      const dir = repo.baseBackupDir(input.cluster, m.backupId);
+      candidates.push({ backupId: m.backupId, time: backupIdTime(m.backupId)!, verified: m.verifications.some((v) => v.ok), inUse: await inUse(dir) });
+    }
+    const decision = applyRetention(candidates, config.retention);
+    for (const d of decision.delete) {
+      const dir = repo.baseBackupDir(input.cluster, d.backupId);
+      await rm(join(dir, 'manifest.json'), { force: true });
+      await repo.removeDir(dir);
+    }
+    return decision;
+  }
+
+  return { applyLogicalRetention, applyBaseRetention };
 }

@@ -1,10 +1,12 @@
 // baseBackup: the physical backup of a cluster, the starting point of every point-in-time recovery.
 // Replaces backup-physical.sh: preflight (archiving on, room) → pg_basebackup streamed into the
-// repository with its backup_manifest and WAL range → done.
+// repository with its backup_manifest and WAL range → retention (the same GFS policy as logical
+// backups; walMaintenance then frees the WAL only deleted base backups needed).
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, BaseBackupResult, BasePreflight } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { formatBackupId } from '../lib/ids.js';
+import type { RetentionDecision } from '../lib/retention.js';
 import { trackProgress } from './messages.js';
 
 export interface BaseBackupWorkflowInput {
@@ -15,9 +17,11 @@ export interface BaseBackupWorkflowInput {
 
 export interface BaseBackupWorkflowResult extends BaseBackupResult {
   preflight: BasePreflight;
+  /** What the retention policy kept and deleted after this backup. */
+  retention: RetentionDecision;
 }
 
-const { preflightBaseBackup } = proxyActivities<Activities>(QUICK_ACTIVITY);
+const { preflightBaseBackup, applyBaseRetention } = proxyActivities<Activities>(QUICK_ACTIVITY);
 const { createBaseBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function baseBackup(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflowResult> {
@@ -26,6 +30,8 @@ export async function baseBackup(input: BaseBackupWorkflowInput): Promise<BaseBa
   const preflight = await preflightBaseBackup(target);
   step('backup', target.backupId);
   const result = await createBaseBackup(target);
+  step('retention');
+  const retention = await applyBaseRetention({ cluster: target.cluster });
   step('done');
-  return { ...result, preflight };
+  return { ...result, preflight, retention };
 }
