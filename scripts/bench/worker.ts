@@ -1,4 +1,4 @@
-// What both benchmarks run: the production worker (compiled code plus the prebuilt workflow
+// What the benchmarks run: the production worker (compiled code plus the prebuilt workflow
 // bundle, as `npm run build` makes them) as its own process, and medians of repeated runs.
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,10 +12,17 @@ export interface BenchWorker {
   stop(): Promise<void>;
 }
 
-export async function startBuiltWorker(configFile: string, env: Record<string, string>): Promise<BenchWorker> {
+/** Compiles the code and the workflow bundle as `npm run build` does, into .bench/dist-<pid>; returns that directory. */
+export async function buildDist(): Promise<string> {
   const dist = join(root, '.bench', `dist-${process.pid}`); // inside the project, so node_modules resolve
   await execa('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', dist], { cwd: root });
   await execa('npx', ['tsx', 'scripts/bundle-workflows.ts', dist], { cwd: root });
+  return dist;
+}
+
+/** Runs the built worker; builds dist first unless given one (then the caller removes it). */
+export async function startBuiltWorker(configFile: string, env: Record<string, string>, prebuilt?: string): Promise<BenchWorker> {
+  const dist = prebuilt ?? (await buildDist());
   const worker = execa(process.execPath, [join(dist, 'cli/main.js'), 'worker', '--config', configFile], { env, reject: false, all: true, buffer: false });
   let out = '';
   let exited = false;
@@ -33,7 +40,7 @@ export async function startBuiltWorker(configFile: string, env: Record<string, s
     async stop() {
       worker.kill('SIGTERM');
       await worker;
-      await rm(dist, { recursive: true, force: true });
+      if (!prebuilt) await rm(dist, { recursive: true, force: true });
     },
   };
 }
