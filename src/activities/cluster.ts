@@ -379,7 +379,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       if (!state && Date.now() - startedAt > 5000 && !(await isRunning(cc(plan), dataDir))) {
         throw nonRetryable(ErrorType.RecoveryFailed, `the server stopped during recovery (log ${logFile}): ${await logTail(logFile)}`);
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, 250));
     }
   }
 

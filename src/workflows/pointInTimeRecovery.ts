@@ -78,21 +78,21 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       step('recover', plan.targetDescription);
       recovery = await host.recover(plan);
     } else {
-      // A rehearsal asks nobody: replay starts once the base backup is unpacked, while the WAL is
-      // still being decoded (restore_command waits for each segment).
-      await host.stageBaseBackup(plan);
-      step('recover', `${plan.targetDescription}; WAL staged alongside`);
+      // A rehearsal asks nobody: WAL decoding starts with the base backup's unpacking, and replay
+      // as soon as the base is there (restore_command waits for segments not decoded yet).
       const scope = new CancellationScope();
       try {
-        [, recovery] = await scope.run(() =>
-          Promise.all([
-            host.stageWal(plan).catch(async (err: unknown) => {
-              await hostQuick.abortWalStaging(plan);
-              throw err;
-            }),
-            host.recover(plan),
-          ]),
-        );
+        recovery = await scope.run(async () => {
+          const staging = host.stageWal(plan).catch(async (err: unknown) => {
+            await CancellationScope.nonCancellable(() => hostQuick.abortWalStaging(plan));
+            throw err;
+          });
+          staging.catch(() => undefined); // observed below; never an unhandled rejection meanwhile
+          await host.stageBaseBackup(plan);
+          step('recover', `${plan.targetDescription}; WAL staged alongside`);
+          const [, outcome] = await Promise.all([staging, host.recover(plan)]);
+          return outcome;
+        });
       } catch (err) {
         scope.cancel();
         throw err;
