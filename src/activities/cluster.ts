@@ -8,7 +8,6 @@ import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import type { Readable } from 'node:stream';
-import pg from 'pg';
 import type { ClusterConfig, Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { describeTarget, planRecoveryPath, type RecoveryTarget } from '../lib/recovery.js';
@@ -16,7 +15,7 @@ import { HISTORY_NAME, parseHistory, parseSegmentName, type TimelineSwitch } fro
 import { openKeyring } from './gpg.js';
 import { feedFile } from './pipeline.js';
 import * as postgres from './postgres.js';
-import { startTool, TOOL_ENV, type Tool } from './processes.js';
+import { startChain, startTool, TOOL_ENV } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
 import { decodeWal, openWalDecryption, WalArchive } from './walArchive.js';
@@ -58,6 +57,8 @@ export interface RecoveryOutcome {
 export function createClusterActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   const clusterRef = (name: string) => postgres.clusterRef(config, name);
   const cc = (plan: { cluster: string }) => clusterRef(plan.cluster).config;
+  /** The cluster as configured, but at another address (a rehearsal's scratch server). */
+  const at = (cluster: postgres.ClusterRef, host: string, port: number): postgres.ClusterRef => ({ name: cluster.name, config: { ...cluster.config, host, port } });
 
   function dataDirectoryOf(cluster: string): string {
     const dir = clusterRef(cluster).config.dataDirectory;
@@ -177,15 +178,11 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const signal = ctx.cancellationSignal;
     const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
     try {
-      const tools: Tool[] = [];
-      const next = (start: (stdin: 'pipe' | Readable) => Tool) => {
-        const previous = tools.at(-1);
-        tools.push(start(previous ? previous.child.stdout! : 'pipe'));
-        previous?.child.stdout!.destroy();
-      };
-      if (keyring) next(() => keyring.decrypt({ passphrase: passphrase(), signal }));
-      if (manifest.compression.algorithm === 'zstd') next((stdin) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }));
-      next((stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }));
+      const tools = startChain([
+        ...(keyring ? [() => keyring.decrypt({ passphrase: passphrase(), signal })] : []),
+        ...(manifest.compression.algorithm === 'zstd' ? [(stdin: 'pipe' | Readable) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal })] : []),
+        (stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }),
+      ]);
       const results = await Promise.allSettled([feedFile(join(dir, base.name), tools[0]!.child.stdin!, { signal, progress: (b) => (read = b) }), ...tools.map((t) => t.exited)]);
       const fed = results[0]!;
       if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
@@ -384,18 +381,14 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   }
 
   async function probe(cluster: postgres.ClusterRef, host: string, port: number): Promise<{ inRecovery: boolean; lsn: string; timeline: number }> {
-    const client = new pg.Client({ host, port, user: cluster.config.user, password: postgres.resolvePassword(cluster, cluster.config.maintenanceDatabase, env), database: cluster.config.maintenanceDatabase, connectionTimeoutMillis: 3000 });
-    await client.connect();
-    try {
+    return postgres.withConnection(at(cluster, host, port), cluster.config.maintenanceDatabase, env, async (client) => {
       const { rows } = await client.query<{ r: boolean; lsn: string; tli: number }>(
         `SELECT pg_is_in_recovery() AS r,
                 CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text AS lsn,
                 (SELECT timeline_id FROM pg_control_checkpoint()) AS tli`,
       );
       return { inRecovery: rows[0]!.r, lsn: rows[0]!.lsn, timeline: Number(rows[0]!.tli) };
-    } finally {
-      await client.end();
-    }
+    });
   }
 
   /**
@@ -407,29 +400,21 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const host = plan.mode === 'rehearsal' ? '127.0.0.1' : cluster.config.host;
     const checks: { database: string; name: string; value: number }[] = [];
     for (const [database, list] of Object.entries(config.verification.checks)) {
-      const client = new pg.Client({ host, port: plan.port, user: cluster.config.user, password: postgres.resolvePassword(cluster, database, env), database });
-      await client.connect();
-      try {
+      await postgres.withConnection(at(cluster, host, plan.port), database, env, async (client) => {
         for (const check of list) {
           const { rows } = await client.query(check.sql);
           const value = Number(Object.values(rows[0] ?? {})[0]);
           if (!(value >= check.min)) throw nonRetryable(ErrorType.VerificationFailed, `check "${check.name}" on ${database} returned ${value}, expected at least ${check.min}`);
           checks.push({ database, name: check.name, value });
         }
-      } finally {
-        await client.end();
-      }
+      });
     }
     if (plan.mode === 'in-place') {
       // The recovery settings served their purpose; a later crash recovery must not see them.
-      const client = new pg.Client({ host, port: plan.port, user: cluster.config.user, password: postgres.resolvePassword(cluster, cluster.config.maintenanceDatabase, env), database: cluster.config.maintenanceDatabase });
-      await client.connect();
-      try {
+      await postgres.withConnection(at(cluster, host, plan.port), cluster.config.maintenanceDatabase, env, async (client) => {
         for (const s of ['restore_command', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_timeline', 'recovery_target_action']) await client.query(`ALTER SYSTEM RESET ${s}`);
         await client.query('SELECT pg_reload_conf()');
-      } finally {
-        await client.end();
-      }
+      });
       const hook = cluster.config.hooks.postRestore;
       if (hook) await runHook(plan, hook, 'postRestore');
     }

@@ -132,24 +132,6 @@ export function encryptStage(recipients: RecipientKeys): Duplex {
   return Duplex.from({ writable: input, readable: output });
 }
 
-/** The private key for restores, unlocked with its passphrase (from the worker's environment). */
-export async function loadDecryptionKey(path: string, passphrase: string | undefined): Promise<openpgp.PrivateKey> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw nonRetryable(ErrorType.KeyUnreadable, `private key ${path} is unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  try {
-    const key = await openpgp.readPrivateKey({ armoredKey: text });
-    if (key.isDecrypted()) return key;
-    if (passphrase === undefined) throw new Error('it is protected by a passphrase and no passphraseEnv is set on this worker');
-    return await openpgp.decryptKey({ privateKey: key, passphrase });
-  } catch (err) {
-    throw nonRetryable(ErrorType.KeyUnreadable, `private key ${path} cannot be used: ${(err as Error).message}`);
-  }
-}
-
 export interface FeedOptions {
   /** Bytes per second, at most. */
   maxRate?: number;

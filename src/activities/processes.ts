@@ -72,3 +72,18 @@ export function startTool(name: string, file: string, args: string[], options: T
   exited.catch(() => undefined); // callers await it; never an unhandled rejection meanwhile
   return { child, exited };
 }
+
+/**
+ * Processes joined stdout → stdin by kernel pipes: each `start` receives the previous process's
+ * stdout ('pipe' for the first, whose stdin the caller writes). The parent lets go of each pipe
+ * once the next process holds it, so a dying reader stops its writer with EPIPE.
+ */
+export function startChain(starts: ((stdin: 'pipe' | Readable) => Tool)[]): Tool[] {
+  const tools: Tool[] = [];
+  for (const start of starts) {
+    const previous = tools.at(-1);
+    tools.push(start(previous ? previous.child.stdout! : 'pipe'));
+    previous?.child.stdout!.destroy();
+  }
+  return tools;
+}

@@ -11,7 +11,7 @@ import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js
 import { feedFile, hashFile } from './pipeline.js';
 import { gpgFailure, openKeyring } from './gpg.js';
 import * as postgres from './postgres.js';
-import { startTool, TOOL_ENV, ToolError, type Tool } from './processes.js';
+import { startChain, startTool, TOOL_ENV, ToolError } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
 
@@ -152,16 +152,11 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       const signal = ctx.cancellationSignal;
       // A chain of processes joined by kernel pipes; this process only reads the file into the first
       // (hashing it on the way: one read of the stored bytes) and never sees the plaintext.
-      const tools: Tool[] = [];
-      const next = (start: (stdin: 'pipe' | Readable) => Tool) => {
-        const previous = tools.at(-1);
-        const tool = start(previous ? previous.child.stdout! : 'pipe');
-        previous?.child.stdout!.destroy(); // the child owns that pipe now
-        tools.push(tool);
-      };
-      if (keyring) next(() => keyring.decrypt({ passphrase: key!.passphrase, signal }));
-      if (manifest.compression.algorithm === 'zstd') next((stdin) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }));
-      next((stdin) => startTool('pg_restore', postgres.pgTool('pg_restore', cluster.config, info.versionNum), restoreArgs, { stdin, stdout: 'ignore', env: restoreEnv, signal }));
+      const tools = startChain([
+        ...(keyring ? [() => keyring.decrypt({ passphrase: key!.passphrase, signal })] : []),
+        ...(manifest.compression.algorithm === 'zstd' ? [(stdin: 'pipe' | Readable) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal })] : []),
+        (stdin) => startTool('pg_restore', postgres.pgTool('pg_restore', cluster.config, info.versionNum), restoreArgs, { stdin, stdout: 'ignore', env: restoreEnv, signal }),
+      ]);
       const dumpPath = join(dir, dump.name);
       const feed = feedFile(dumpPath, tools[0]!.child.stdin!, { maxRate: config.limits.maxRate, signal, progress: (b) => (read = b) });
       const results = await Promise.allSettled([feed, ...tools.map((t) => t.exited)]);
