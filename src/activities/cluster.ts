@@ -3,7 +3,7 @@
 // and roll back to the moved-aside directory if anything after the swap fails. These activities
 // run on the database host's own queue. Every one is safe to repeat: each checks what is done.
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
@@ -13,7 +13,7 @@ import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { describeTarget, planRecoveryPath, type RecoveryTarget } from '../lib/recovery.js';
 import { HISTORY_NAME, parseHistory, parseSegmentName, type TimelineSwitch } from '../lib/wal.js';
 import { openKeyring } from './gpg.js';
-import { feedFile } from './pipeline.js';
+import { feedFile, writeFileAtomic } from './pipeline.js';
 import * as postgres from './postgres.js';
 import { startChain, startTool, TOOL_ENV } from './processes.js';
 import { LocalRepository } from './repository.js';
@@ -23,6 +23,8 @@ import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
 
 export type RecoveryMode = 'in-place' | 'rehearsal';
+
+const RECOVERY_BLOCK_HEADER = '\n# pgwarden point-in-time recovery\n';
 
 export interface RecoveryPlan {
   cluster: string;
@@ -341,12 +343,12 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
         // A drill never reaches the live cluster's archive or port.
         Object.assign(settings, { port: String(port), listen_addresses: '127.0.0.1', unix_socket_directories: plan.workDirectory, archive_mode: 'off' });
       }
-      const block = Object.entries(settings).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`).join('\n');
-      await appendFile(join(dataDir, 'postgresql.auto.conf'), `\n# pgwarden point-in-time recovery\n${block}\n`);
       const owner = await stat(dataDir);
+      await writeRecoverySettings(dataDir, settings, owner);
       await writeFile(join(dataDir, 'recovery.signal'), '');
       await chown(join(dataDir, 'recovery.signal'), owner.uid, owner.gid);
-      await writeFile(settingsMarker, JSON.stringify({ port }));
+      // Atomic: a worker killed here must leave either no marker (settings written again) or a whole one.
+      await writeFileAtomic(settingsMarker, JSON.stringify({ port }));
     } else {
       port = (JSON.parse(await readFile(settingsMarker, 'utf8')) as { port: number }).port;
     }
@@ -378,6 +380,22 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /**
+   * Recovery settings go at the end of postgresql.auto.conf (later lines win). A repeated attempt
+   * replaces its own earlier block instead of stacking another; the file is swapped in atomically
+   * and keeps the data directory owner's ownership.
+   */
+  async function writeRecoverySettings(dataDir: string, settings: Record<string, string>, owner: { uid: number; gid: number }): Promise<void> {
+    const file = join(dataDir, 'postgresql.auto.conf');
+    const current = existsSync(file) ? await readFile(file, 'utf8') : '';
+    const at = current.indexOf(RECOVERY_BLOCK_HEADER);
+    const kept = at === -1 ? current : current.slice(0, at);
+    const block = Object.entries(settings).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`).join('\n');
+    await writeFileAtomic(file, `${kept.replace(/\n*$/, '\n')}${RECOVERY_BLOCK_HEADER}${block}\n`);
+    await chown(file, owner.uid, owner.gid);
+    await chmod(file, 0o600);
   }
 
   async function probe(cluster: postgres.ClusterRef, host: string, port: number): Promise<{ inRecovery: boolean; lsn: string; timeline: number }> {
