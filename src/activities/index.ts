@@ -7,6 +7,8 @@ import { createRetentionActivities } from './retention.js';
 import { createBaseBackupActivities } from './baseBackup.js';
 import { createClusterActivities } from './cluster.js';
 import { createWalMaintenanceActivities } from './walMaintenance.js';
+import { createOffsiteActivities } from './offsite/sync.js';
+import { createOffsiteFetchActivities } from './offsite/fetch.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -23,6 +25,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createBaseBackupActivities(deps),
     ...createClusterActivities(deps),
     ...createWalMaintenanceActivities(deps),
+    ...createOffsiteActivities(deps),
+    ...createOffsiteFetchActivities(deps),
   };
 }
 
@@ -32,3 +36,6 @@ export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupPr
 export type { BaseBackupInput, BaseBackupResult, BasePreflight } from './baseBackup.js';
 export type { RecoveryPlan, RecoveryOutcome, RecoveryMode } from './cluster.js';
 export type { ArchiverHealth, WalRetentionResult, WalArchiveSize } from './walMaintenance.js';
+export type { SyncResult, RetentionResult, CheckDepth, OffsiteTarget } from './offsite/sync.js';
+export type { CheckReport, CheckProblem } from '../lib/offsite.js';
+export type { FetchedFromOffsite } from './offsite/fetch.js';

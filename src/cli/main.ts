@@ -3,7 +3,8 @@
 // Temporal's modules load lazily: wal-push / wal-get start once per WAL file and must be quick.
 import { Command, Option } from 'commander';
 import { loadConfig, ConfigError, type Config } from '../config/index.js';
-import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, pitrWorkflowId, restoreDatabaseWorkflowId } from '../lib/ids.js';
+import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, offsiteWorkflowId, pitrWorkflowId, restoreDatabaseWorkflowId } from '../lib/ids.js';
+import type { OffsiteSyncInput, OffsiteSyncResult } from '../workflows/offsiteSync.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
 import type { RecoveryMode } from '../activities/cluster.js';
 import type { BaseBackupWorkflowInput, BaseBackupWorkflowResult } from '../workflows/baseBackup.js';
@@ -200,6 +201,47 @@ program
     console.log(`  steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.seconds)}`).join(', ')}`);
     if (r.previousDataDirectory) console.log(`  the previous data directory is kept at ${r.previousDataDirectory}`);
   });
+
+const offsite = program.command('offsite').description('copy backups and WAL offsite (S3, rsync over ssh) and check the copies');
+
+for (const what of ['sync', 'check'] as const) {
+  offsite
+    .command(what)
+    .description(
+      what === 'sync'
+        ? 'start an offsiteSync: upload what each offsite repository lacks (never deleting or overwriting there), its retention, then the remote check'
+        : 'run the remote check alone: every object present, with the size and sha256 the local manifests expect',
+    )
+    .requiredOption('--cluster <name>', 'cluster name from the config')
+    .option('--repository <name...>', 'offsite repositories (default: all of the cluster)')
+    .option('--wal-only', 'only the WAL archive')
+    .addOption(new Option('--check <depth>', 'full: read back and hash every object; quick: sizes and recorded sha256, content of new uploads').choices(['full', 'quick']).default('full'))
+    .option('--wait', 'wait for the result, showing progress (check: always waits)')
+    .addOption(new Option('--json', 'print the result as JSON'))
+    .addHelpText('after', `\nExample:\n  pgwarden offsite ${what} --cluster main${what === 'sync' ? ' --wait' : ''}`)
+    .action(async (opts: { cluster: string; repository?: string[]; walOnly?: boolean; check: 'full' | 'quick'; wait?: boolean; json?: boolean }) => {
+      const cfg = config();
+      requireCluster(cfg, opts.cluster);
+      for (const r of opts.repository ?? []) {
+        if (cfg.repositories[r]?.type !== 's3' && cfg.repositories[r]?.type !== 'rsync') throw new UserError(`"${r}" is not an s3 or rsync repository in the config`);
+      }
+      const input: OffsiteSyncInput = { cluster: opts.cluster, repositories: opts.repository, walOnly: opts.walOnly, check: opts.check, checkOnly: what === 'check' };
+      const client = await connectClient(cfg);
+      const workflowId = offsiteWorkflowId(opts.cluster, formatBackupId(new Date()), what === 'check' ? 'check' : opts.walOnly ? 'wal' : 'sync');
+      const handle = await client.workflow.start('offsiteSync', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+      if (!opts.json) console.log(`started offsiteSync ${workflowId}`);
+      if (!opts.wait && what === 'sync') return void (opts.json && console.log(JSON.stringify({ workflowId })));
+      const r = await waitWithProgress<OffsiteSyncResult>(handle, !!opts.json);
+      if (opts.json) return void console.log(JSON.stringify(r));
+      for (const repo of r.repositories) {
+        const c = repo.check!;
+        const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v.remote}`).join(', ');
+        const sync = repo.sync ? `uploaded ${repo.sync.uploaded} (${formatBytes(repo.sync.uploadedBytes)}), ${repo.sync.alreadyThere} already there; ` : '';
+        const removed = repo.retention?.removedObjects ? `retention removed ${repo.retention.removedObjects} objects; ` : '';
+        console.log(`${repo.repository}: ${sync}${removed}check passed: ${counts} objects, ${c.contentChecked} read back and hashed`);
+      }
+    });
+}
 
 function requireCluster(cfg: Config, name: string): void {
   if (!(name in cfg.clusters)) throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);

@@ -28,15 +28,65 @@ export const clusterSchema = z
       .object({ preRestore: z.array(z.string()).min(1).optional(), postRestore: z.array(z.string()).min(1).optional() })
       .strict()
       .default({}),
-    /** Repository (a key of `repositories`) that holds this cluster's backups. */
+    /** Repository (a key of `repositories`, type local) that holds this cluster's backups. */
     repository: z.string().default('local'),
+    /** Offsite repositories (keys of `repositories`, type s3 or rsync) this cluster syncs to; default all of them. */
+    offsite: z.array(z.string()).optional(),
   })
   .strict();
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
 export const localRepositorySchema = z.object({ type: z.literal('local'), path: z.string().min(1) }).strict();
-export const repositorySchema = z.discriminatedUnion('type', [localRepositorySchema]);
+
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/);
+const storageClass = z.string().regex(/^[A-Z_]+$/, 'an S3 storage class such as STANDARD or GLACIER_IR');
+
+/** An offsite S3 (or S3-compatible) bucket. Credentials: the named environment variables, else the AWS default chain. */
+export const s3RepositorySchema = z
+  .object({
+    type: z.literal('s3'),
+    bucket: z.string().min(3),
+    /** Key prefix inside the bucket; the repository layout follows it. */
+    prefix: z.string().default(''),
+    region: z.string().default('us-east-1'),
+    /** For S3-compatible stores (versitygw, Ceph RGW, ...). */
+    endpoint: z.url().optional(),
+    forcePathStyle: z.boolean().default(false),
+    /** Storage class per backup kind; the bucket's default when unset. */
+    storageClass: z.object({ logical: storageClass.optional(), base: storageClass.optional(), wal: storageClass.optional() }).strict().default({}),
+    accessKeyIdEnv: envName.optional(),
+    secretAccessKeyEnv: envName.optional(),
+    /** Remote retention in days for logical and base backups (WAL they need is kept). */
+    retentionDays: z.number().int().positive().default(90),
+    /** Multipart part size; memory per upload is about twice this. */
+    partSizeMiB: z.number().int().min(5).max(512).default(16),
+    /** Cap the upload rate (bytes per second), to spare a shared uplink. */
+    maxRate: z.number().int().positive().optional(),
+  })
+  .strict();
+
+/** An offsite directory on another host, reached by rsync over ssh. */
+export const rsyncRepositorySchema = z
+  .object({
+    type: z.literal('rsync'),
+    /** `user@host:/absolute/path` */
+    destination: z.string().regex(/^[A-Za-z0-9_.-]+@[A-Za-z0-9_.:\[\]-]+:\/.+$/, 'user@host:/absolute/path'),
+    port: z.number().int().min(1).max(65535).default(22),
+    identityFile: z.string().optional(),
+    /** Host keys to trust (StrictHostKeyChecking=yes always: an unknown key is refused). */
+    knownHostsFile: z.string().optional(),
+    retentionDays: z.number().int().positive().default(90),
+    /** Cap the upload rate (bytes per second; rsync --bwlimit). */
+    maxRate: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const repositorySchema = z.discriminatedUnion('type', [localRepositorySchema, s3RepositorySchema, rsyncRepositorySchema]);
 export type RepositoryConfig = z.infer<typeof repositorySchema>;
+export type LocalRepositoryConfig = z.infer<typeof localRepositorySchema>;
+export type S3RepositoryConfig = z.infer<typeof s3RepositorySchema>;
+export type RsyncRepositoryConfig = z.infer<typeof rsyncRepositorySchema>;
+export type OffsiteRepositoryConfig = S3RepositoryConfig | RsyncRepositoryConfig;
 
 export const encryptionSchema = z
   .object({
@@ -136,6 +186,14 @@ export const configSchema = z
           path: ['clusters', clusterName, 'repository'],
           message: `names repository "${cluster.repository}", which is not in "repositories"`,
         });
+      } else if (config.repositories[cluster.repository]!.type !== 'local') {
+        ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'repository'], message: `"${cluster.repository}" is offsite; a cluster's repository is a local one` });
+      }
+      for (const offsite of cluster.offsite ?? []) {
+        const repo = config.repositories[offsite];
+        if (!repo || repo.type === 'local') {
+          ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'offsite'], message: `names "${offsite}", which is not an s3 or rsync repository in "repositories"` });
+        }
       }
       if (config.verification.cluster && !(config.verification.cluster in config.clusters)) {
         ctx.addIssue({ code: 'custom', path: ['verification', 'cluster'], message: `names cluster "${config.verification.cluster}", which is not in "clusters"` });

@@ -23,6 +23,9 @@ export const ErrorType = {
   WalGap: 'WalGap',
   RecoveryFailed: 'RecoveryFailed',
   ClusterControlFailed: 'ClusterControlFailed',
+  OffsiteUnavailable: 'OffsiteUnavailable',
+  OffsiteMisconfigured: 'OffsiteMisconfigured',
+  OffsiteCheckFailed: 'OffsiteCheckFailed',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
 

@@ -78,3 +78,8 @@ export function baseBackupWorkflowId(cluster: string, backupId: string): string 
 export function pitrWorkflowId(cluster: string, startedAt: string, mode: 'in-place' | 'rehearsal' = 'in-place'): string {
   return `pgwarden/${cluster}/${mode === 'rehearsal' ? 'pitr-rehearsal' : 'pitr'}/${startedAt}`;
 }
+
+/** `pgwarden/main/offsite/20261122T050000Z`; WAL-only runs `offsite-wal`, checks alone `offsite-check`. */
+export function offsiteWorkflowId(cluster: string, startedAt: string, what: 'sync' | 'wal' | 'check' = 'sync'): string {
+  return `pgwarden/${cluster}/${what === 'sync' ? 'offsite' : `offsite-${what}`}/${startedAt}`;
+}

@@ -5,3 +5,4 @@ export * from './messages.js';
 export * from './baseBackup.js';
 export * from './pointInTimeRecovery.js';
 export * from './walMaintenance.js';
+export * from './offsiteSync.js';

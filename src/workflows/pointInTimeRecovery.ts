@@ -45,6 +45,9 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
     progress(name, detail);
   };
 
+  // Plan must see the base backups and WAL to prove the path: what only offsite has is fetched
+  // (checked) into the local repository first. Nothing here touches the cluster.
+  await proxyActivities<Activities>(LONG_ACTIVITY).fetchRecoveryFromOffsite({ cluster: input.cluster });
   const plan: RecoveryPlan = await quick.planRecovery({ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId });
   // Everything that touches the data directory runs on the database host's own worker.
   const host = proxyActivities<Activities>({ ...LONG_ACTIVITY, taskQueue: plan.hostQueue });

@@ -41,6 +41,7 @@ const long = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function restoreDatabase(input: RestoreDatabaseInput): Promise<RestoreDatabaseResult> {
   const step = trackProgress('plan');
+  await long.fetchLogicalFromOffsite({ cluster: input.cluster, database: input.database, backupId: input.backupId });
   const chosen = await quick.planVerify({ cluster: input.cluster, database: input.database, backupId: input.backupId, pick: 'newest' });
   const names: RestoreNames = restoreNames(input.database, chosen.backupId);
   const plan: VerifyPlan & RestoreNames = { ...chosen, ...names, scratchDatabase: names.restoreDatabase, restoreCluster: input.cluster };

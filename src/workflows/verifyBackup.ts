@@ -31,6 +31,8 @@ const long = proxyActivities<Activities>(LONG_ACTIVITY);
 export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBackupResult> {
   const step = trackProgress('plan');
 
+  // A new host with an empty disk: the backup comes from offsite, checked, into the local repository.
+  await long.fetchLogicalFromOffsite(input);
   const plan: VerifyPlan = await quick.planVerify(input);
   const target = { cluster: plan.cluster, database: plan.database, backupId: plan.backupId };
   const at = new Date(workflowInfo().startTime).toISOString();

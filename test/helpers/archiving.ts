@@ -45,7 +45,8 @@ export async function startArchivingCluster(o: { taskQueue: string; key?: TestKe
     settings: {
       wal_level: 'replica',
       archive_mode: 'on',
-      archive_command: `'${PGWARDEN} --config ${configFile} wal-push --cluster main %p %f'`,
+      // bin/pgwarden prefers a built dist/ when one exists; the tests run the sources they test.
+      archive_command: `'PGWARDEN_FROM_SOURCE=1 ${PGWARDEN} --config ${configFile} wal-push --cluster main %p %f'`,
       full_page_writes: 'on',
       max_wal_senders: '4',
     },

@@ -20,13 +20,19 @@ export function testConfig(o: TestConfigOptions): Config {
     clusters: {
       main: { host: o.cluster.host, port: o.cluster.port, user: o.cluster.user, passwordEnv: PASSWORD_ENV, dataDirectory: o.cluster.dataDir },
     },
-    repositories: { local: { type: 'local', path: o.repository } },
+    // Extra repositories (offsite) join the local one.
+    repositories: { local: { type: 'local', path: o.repository }, ...o.extra?.repositories },
     ...(o.key
       ? { encryption: { recipients: [o.key.publicKeyFile], privateKeyFile: o.key.privateKeyFile, passphraseEnv: PASSPHRASE_ENV } }
       : {}),
     worker: { host: o.taskQueue },
-    ...o.extra,
+    ...withoutRepositories(o.extra),
   });
+}
+
+function withoutRepositories(extra: Partial<ConfigInput> = {}): Partial<ConfigInput> {
+  const { repositories: _, ...rest } = extra;
+  return rest;
 }
 
 export function testSecrets(cluster: TestCluster, key?: TestKey): NodeJS.ProcessEnv {

@@ -30,7 +30,7 @@ afterAll(async () => {
 });
 
 const cli = (...args: string[]) =>
-  execa(PGWARDEN, ['--config', configFile, ...args], { reject: false, env: { [PASSPHRASE_ENV]: key.passphrase }, cwd: dir });
+  execa(PGWARDEN, ['--config', configFile, ...args], { reject: false, env: { [PASSPHRASE_ENV]: key.passphrase, PGWARDEN_FROM_SOURCE: '1' }, cwd: dir });
 
 async function segmentFile(name: string, bytes = 16 * 1024 * 1024): Promise<{ path: string; data: Buffer }> {
   const data = Buffer.concat([randomBytes(1 << 20), Buffer.alloc(bytes - (1 << 20))]); // mostly zeros, like a fresh segment

@@ -36,7 +36,7 @@ describe('config', () => {
     };
     const c = parseConfig(applyEnvOverrides(minimal, env));
     expect(c.clusters.main!.port).toBe(5433);
-    expect(c.repositories.local!.path).toBe('/mnt/backups');
+    expect(c.repositories.local).toMatchObject({ type: 'local', path: '/mnt/backups' });
     expect(c.temporal).toMatchObject({ address: 'temporal:7233', taskQueue: 'pgwarden-eu' });
   });
 

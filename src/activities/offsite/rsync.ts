@@ -1,0 +1,221 @@
+// The rsync driver of OffsiteStore: a directory on another host, reached with the system's ssh and
+// rsync. Each object `<path>/<key>` has a sidecar `<key>.sha256` (hex + newline) recording the sha256
+// it was uploaded with. Listing, hashing and removal are one ssh round trip each, whatever the
+// number of objects; hashing runs on the remote host, so checking an object never downloads it.
+// The remote needs a POSIX sh, GNU find (-printf), sha256sum, xargs and rsync.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { execa } from 'execa';
+import type { RsyncRepositoryConfig } from '../../config/schema.js';
+import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
+import { TOOL_ENV } from '../processes.js';
+import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
+
+const PARTIAL_DIR = '.rsync-partial';
+const SIDECAR = '.sha256';
+const SIDECAR_TMP = '.sha256.tmp';
+/** Exit codes of our own remote scripts, told apart from the tools' (ssh itself fails with 255). */
+const NOT_WRITABLE = 3;
+const NO_RSYNC = 4;
+
+export function createRsyncStore(name: string, config: RsyncRepositoryConfig): OffsiteStore {
+  // `user@host:/path`, host possibly a bracketed IPv6 address: the path starts at the first ':/'.
+  const at = config.destination.indexOf('@');
+  const colon = config.destination.indexOf(':/', at);
+  const user = config.destination.slice(0, at);
+  const host = config.destination.slice(at + 1, colon).replace(/^\[(.*)\]$/, '$1');
+  const root = config.destination.slice(colon + 1).replace(/(.)\/+$/, '$1');
+  const label = `offsite repository "${name}" (${config.destination})`;
+  if (host.startsWith('-')) throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: bad host name "${host}"`);
+
+  const sshOptions = [
+    '-p', String(config.port),
+    ...(config.identityFile ? ['-i', config.identityFile, '-o', 'IdentitiesOnly=yes'] : []),
+    '-o', 'BatchMode=yes', // never wait for a password or passphrase prompt
+    '-o', 'StrictHostKeyChecking=yes', // an unknown or changed host key is refused, never learned
+    ...(config.knownHostsFile ? ['-o', `UserKnownHostsFile=${config.knownHostsFile}`] : []),
+    '-o', 'ConnectTimeout=10',
+    // A silent peer fails the transfer within a minute instead of hanging until the heartbeat timeout.
+    '-o', 'ServerAliveInterval=15',
+    '-o', 'ServerAliveCountMax=4',
+  ];
+  const rsyncShell = ['ssh', ...sshOptions].map(rsyncQuote).join(' ');
+  const remote = (key: string) => `${user}@${host.includes(':') ? `[${host}]` : host}:${root}/${key}`;
+  // PATH only, as for every tool (no secret of the worker's environment reaches ssh), plus the
+  // agent socket for keys held by an ssh-agent when no identityFile is configured.
+  const env = { ...TOOL_ENV, ...(process.env.SSH_AUTH_SOCK ? { SSH_AUTH_SOCK: process.env.SSH_AUTH_SOCK } : {}) };
+
+  /** One mapping for every call: ssh's own failures (exit 255) are classified from its stderr. */
+  function failure(what: string, exitCode: number | undefined, stderr: string, detail?: string): ApplicationFailure {
+    const last = stderr.trim().split('\n').slice(-3).join(' | ');
+    // 255 is ssh's own failure (rsync passes it on); any other code is the remote command's.
+    if (exitCode !== 255) return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed (${detail ?? `exit code ${exitCode}`})${last ? `: ${last}` : ''}`);
+    if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/.test(stderr)) {
+      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: host key of ${host} does not match ${config.knownHostsFile ?? 'the known_hosts of the worker user'}`);
+    }
+    if (/Permission denied \((publickey|password|keyboard-interactive|hostbased|gssapi)/.test(stderr)) {
+      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ssh refused the key${config.identityFile ? ` ${config.identityFile}` : ''} for ${user}@${host} (${last})`);
+    }
+    if (/Connection refused|Connection timed out|timed out during banner|No route to host|Network is unreachable|Could not resolve hostname|Connection reset|Connection closed by/.test(stderr)) {
+      return retryable(ErrorType.OffsiteUnavailable, `${label}: cannot reach ${host}:${config.port} (${last})`);
+    }
+    // Anything else (the connection dropped mid-transfer): worth another attempt.
+    return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed (ssh: ${last})`);
+  }
+
+  async function run(tool: 'ssh' | 'rsync', args: string[], what: string, options: { input?: string; okCodes?: number[]; progress?: TransferProgress } = {}) {
+    const child = execa(tool, args, {
+      env,
+      extendEnv: false,
+      input: options.input,
+      reject: false,
+      stripFinalNewline: false,
+      cancelSignal: activitySignal(),
+      buffer: { stdout: tool === 'ssh', stderr: true }, // rsync's stdout is progress only
+    });
+    if (options.progress) child.stdout?.on('data', (d: Buffer) => reportProgress(d.toString(), options.progress!));
+    const r = await child;
+    if (r.isCanceled) throw new Error(`${label}: ${what} cancelled`);
+    if (r.exitCode === undefined) throw failure(what, undefined, r.stderr ?? '', r.shortMessage);
+    if (r.exitCode !== 0 && !options.okCodes?.includes(r.exitCode)) throw failure(what, r.exitCode, r.stderr ?? '');
+    return { stdout: typeof r.stdout === 'string' ? r.stdout : '', exitCode: r.exitCode };
+  }
+
+  /** Runs `script` with sh on the remote host (whatever the login shell), `input` on its stdin. */
+  const ssh = (script: string, what: string, options: { input?: string; okCodes?: number[] } = {}) =>
+    run('ssh', [...sshOptions, '-l', user, '--', host, `sh -c ${shQuote(script)}`], what, options);
+  const cdRoot = `cd -- ${shQuote(root)} 2>/dev/null || exit 0`; // no repository directory yet: nothing there
+
+  function checkKey(key: string): string {
+    if (!isKey(key)) throw nonRetryable(ErrorType.InvalidInput, `${label}: refusing key "${key}" (only letters, digits and _.-/ in segments not starting with ".")`);
+    return key;
+  }
+
+  return {
+    name,
+    type: 'rsync',
+
+    async probe() {
+      const q = shQuote(root);
+      const r = await ssh(
+        `mkdir -p -- ${q} 2>/dev/null && test -d ${q} && test -w ${q} || exit ${NOT_WRITABLE}; command -v rsync >/dev/null || exit ${NO_RSYNC}`,
+        'probe',
+        { okCodes: [NOT_WRITABLE, NO_RSYNC] },
+      );
+      if (r.exitCode === NOT_WRITABLE) throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ${root} is not a writable directory on ${host}`);
+      if (r.exitCode === NO_RSYNC) throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: rsync is not installed on ${host}`);
+    },
+
+    async list(prefix) {
+      if (prefix !== '' && !isKey(prefix.replace(/\/$/, ''))) throw nonRetryable(ErrorType.InvalidInput, `${label}: refusing prefix "${prefix}"`);
+      // Walk only the directory part of the prefix; the rest is filtered here, as a key prefix.
+      const start = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '.';
+      // NUL-separated records: `F<size> <path>` for every file, then `S<path> <content>` for every
+      // sidecar, read by sh's builtin `read` so that thousands cost no process each. Two walks, one
+      // after the other, so the two outputs never interleave.
+      const readSidecars = `for f; do h=; read -r h < "$f"; printf 'S%s %s\\0' "$f" "$h"; done`;
+      const walk = `find ${shQuote(start)} -name ${PARTIAL_DIR} -prune -o -type f`;
+      const { stdout } = await ssh(
+        `${cdRoot}; test -d ${shQuote(start)} || exit 0; ` +
+          `${walk} -printf 'F%s %p\\0' && ${walk} -name '*${SIDECAR}' -exec sh -c ${shQuote(readSidecars)} sh {} +`,
+        'list',
+      );
+      const sizes = new Map<string, number>();
+      const sums = new Map<string, string>();
+      for (const record of stdout.split('\0')) {
+        if (record.startsWith('F')) {
+          const space = record.indexOf(' ');
+          sizes.set(relative(record.slice(space + 1)), Number(record.slice(1, space)));
+        } else if (record.startsWith('S')) {
+          const space = record.lastIndexOf(' ');
+          sums.set(relative(record.slice(1, space)), record.slice(space + 1));
+        }
+      }
+      const entries = new Map<string, RemoteEntry>();
+      for (const [key, bytes] of sizes) {
+        // Sidecars are not objects, and anything not shaped like a key (rsync's `.name.XXXXXX`
+        // in-flight temp files, foreign files) is not pgwarden's.
+        if (!key.startsWith(prefix) || !isKey(key)) continue;
+        const sha = sums.get(key + SIDECAR);
+        entries.set(key, { key, bytes, recordedSha256: sha && /^[0-9a-f]{64}$/.test(sha) ? sha : undefined });
+      }
+      return entries;
+    },
+
+    async put(key, localFile, meta, progress) {
+      checkKey(key);
+      if (!/^[0-9a-f]{64}$/.test(meta.sha256)) throw nonRetryable(ErrorType.InvalidInput, `${label}: bad sha256 "${meta.sha256}" for ${key}`);
+      // rsync writes a temp file and renames it into place; an interrupted transfer waits in the
+      // partial dir to be resumed. --checksum makes a repeated put of the same bytes a no-op.
+      await run('rsync', ['-e', rsyncShell, `--partial-dir=${PARTIAL_DIR}`, '--checksum', '--mkpath', '--info=progress2', '--', localFile, remote(key)], `upload of ${key}`, { progress });
+      // The sidecar after the object, by rename: a sidecar always describes a complete object.
+      const q = (s: string) => shQuote(`${root}/${s}`);
+      await ssh(`cat > ${q(key + SIDECAR_TMP)} && mv -f -- ${q(key + SIDECAR_TMP)} ${q(key + SIDECAR)}`, `sha256 record of ${key}`, { input: `${meta.sha256}\n` });
+    },
+
+    async contentSha256(keys) {
+      if (keys.length === 0) return new Map();
+      keys.forEach(checkKey);
+      // xargs exits 123 when sha256sum failed for some file (a missing one): those are just absent.
+      const { stdout } = await ssh(`${cdRoot}; xargs -0 -r sha256sum -- 2>/dev/null; s=$?; [ $s -eq 123 ] && exit 0; exit $s`, 'remote sha256', {
+        input: keys.map((k) => `${k}\0`).join(''),
+      });
+      const sums = new Map<string, string>();
+      for (const line of stdout.split('\n')) {
+        const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+        if (m) sums.set(m[2]!, m[1]!);
+      }
+      return sums;
+    },
+
+    async get(key, localFile, progress) {
+      checkKey(key);
+      await run('rsync', ['-e', rsyncShell, '--info=progress2', '--', remote(key), localFile], `download of ${key}`, { progress });
+    },
+
+    async remove(keys) {
+      if (keys.length === 0) return;
+      keys.forEach(checkKey);
+      await ssh(`${cdRoot}; xargs -0 -r rm -f --`, 'remove', { input: keys.flatMap((k) => [k, k + SIDECAR, k + SIDECAR_TMP]).map((k) => `${k}\0`).join('') });
+    },
+
+    async close() {
+      // Every call is its own ssh connection: nothing to release.
+    },
+  };
+}
+
+/** A repository key: safe to put in a remote shell command, never a sidecar, never hidden. */
+function isKey(key: string): boolean {
+  return key.split('/').every((segment) => /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(segment)) && !key.endsWith(SIDECAR) && !key.endsWith(SIDECAR_TMP);
+}
+
+function relative(path: string): string {
+  return path.startsWith('./') ? path.slice(2) : path;
+}
+
+/** A single-quoted word for a POSIX shell. */
+function shQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** A word of rsync's -e command, which rsync splits itself: quotes group, a doubled quote is literal. */
+function rsyncQuote(s: string): string {
+  return /^[A-Za-z0-9_.,:=\/@+-]+$/.test(s) ? s : `'${s.replaceAll("'", "''")}'`;
+}
+
+/** rsync --info=progress2 prints `\r   1,234,567  12%  ...`: the bytes so far. */
+function reportProgress(chunk: string, progress: TransferProgress): void {
+  const matches = [...chunk.matchAll(/([\d,]+)\s+\d+%/g)];
+  const last = matches.at(-1);
+  if (last) progress(Number(last[1]!.replaceAll(',', '')));
+}
+
+/** The activity's cancellation, so a cancelled sync stops its transfer (none outside an activity). */
+function activitySignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}

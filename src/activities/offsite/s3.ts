@@ -1,0 +1,261 @@
+// The S3 driver of OffsiteStore (AWS S3 or an S3-compatible server such as versitygw or Ceph RGW).
+// Every transfer is streamed (rule 6): uploads go through lib-storage's Upload in 16 MiB parts, two
+// in flight; downloads and read-back hashing consume the response body as it arrives.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  paginateListObjectsV2,
+  S3Client,
+  type S3ClientConfig,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ApplicationFailure } from '@temporalio/common';
+import type { S3RepositoryConfig } from '../../config/schema.js';
+import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
+import { RateLimit } from '../pipeline.js';
+import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
+
+const DELETE_BATCH = 1000; // the most DeleteObjects accepts
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'XAdminUserNotFound']);
+
+export function createS3Store(name: string, config: S3RepositoryConfig, env: NodeJS.ProcessEnv): OffsiteStore {
+  const prefix = config.prefix === '' || config.prefix.endsWith('/') ? config.prefix : `${config.prefix}/`;
+  const Bucket = config.bucket;
+  const label = `offsite repository "${name}" (s3://${Bucket}/${prefix})`;
+  const endpoint = config.endpoint ?? `s3.${config.region}.amazonaws.com`;
+
+  const client = new S3Client({
+    region: config.region,
+    endpoint: config.endpoint,
+    forcePathStyle: config.forcePathStyle,
+    credentials: credentials(),
+    // Temporal retries the activity; the SDK's own retries only smooth over a blip.
+    maxAttempts: 3,
+    // We check content against our own sha256 (contentSha256, the caller of get); an SDK checksum
+    // error on read would turn a corrupt object into an endless transient failure instead.
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    // A silent endpoint fails the attempt rather than hanging until the heartbeat timeout.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+  });
+
+  function credentials(): S3ClientConfig['credentials'] {
+    if (!config.accessKeyIdEnv && !config.secretAccessKeyEnv) return undefined; // the SDK's default chain
+    const read = (variable: string | undefined, what: string): string => {
+      const value = variable ? env[variable] : undefined;
+      if (!value) {
+        throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ${variable ? `environment variable ${variable} (${what}) is not set` : `${what} has no environment variable configured`}`);
+      }
+      return value;
+    };
+    return { accessKeyId: read(config.accessKeyIdEnv, 'access key id'), secretAccessKey: read(config.secretAccessKeyEnv, 'secret access key') };
+  }
+
+  /** One mapping for every operation: network trouble is retryable, a refusal by the server is not. */
+  function failure(e: unknown, what: string): ApplicationFailure {
+    if (e instanceof ApplicationFailure) return e;
+    const err = e as { name?: string; code?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+    const status = err.$metadata?.httpStatusCode;
+    const code = err.Code ?? err.name ?? '';
+    if (code === 'CredentialsProviderError') {
+      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: no credentials found (configure accessKeyIdEnv/secretAccessKeyEnv or the AWS default chain)`);
+    }
+    if (code === 'NoSuchBucket' || (what === 'probe' && status === 404 && code !== 'XAdminUserNotFound')) {
+      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: bucket "${Bucket}" does not exist`);
+    }
+    if (status === 403 || CREDENTIAL_CODES.has(code)) {
+      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: credentials refused by ${endpoint} (${code || status})`);
+    }
+    if ((err.code && NETWORK_CODES.has(err.code)) || code === 'TimeoutError') {
+      return retryable(ErrorType.OffsiteUnavailable, `${label}: cannot reach ${endpoint} (${what}: ${err.message ?? code})`);
+    }
+    if (status !== undefined && status >= 500) {
+      return retryable(ErrorType.OffsiteUnavailable, `${label}: ${endpoint} is unavailable (${what}: HTTP ${status} ${code})`);
+    }
+    // Anything else (an interrupted body, an unexpected answer): worth another attempt.
+    return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed: ${code}${status ? ` (HTTP ${status})` : ''}: ${err.message ?? String(e)}`);
+  }
+
+  async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw failure(e, what);
+    }
+  }
+
+  /**
+   * Multipart uploads of this key left by an earlier attempt (the server died, so their abort did
+   * too): aborted before a new one starts, so their parts neither linger nor bill. The key itself
+   * is absent (sync uploads only missing keys), so no upload of it can be a finished one.
+   */
+  async function abortStaleUploads(fullKey: string): Promise<void> {
+    const { Uploads = [] } = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: fullKey }));
+    for (const u of Uploads.filter((u) => u.Key === fullKey && u.UploadId)) {
+      await client.send(new AbortMultipartUploadCommand({ Bucket, Key: fullKey, UploadId: u.UploadId }));
+    }
+  }
+
+  const getBody = async (key: string): Promise<Readable> => {
+    const res = await client.send(new GetObjectCommand({ Bucket, Key: prefix + key }));
+    return res.Body as Readable;
+  };
+
+  return {
+    name,
+    type: 's3',
+
+    async probe() {
+      try {
+        await client.send(new HeadBucketCommand({ Bucket }));
+      } catch (e) {
+        // A HEAD error has no body, so no S3 error code (versitygw even answers 404 for an unknown
+        // access key): ask again with a GET whose answer names the cause.
+        if ((e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== undefined) {
+          await attempt('probe', () => client.send(new ListObjectsV2Command({ Bucket, MaxKeys: 1 })));
+        }
+        throw failure(e, 'probe');
+      }
+    },
+
+    list(listPrefix) {
+      return attempt('list', async () => {
+        const objects: { key: string; bytes: number }[] = [];
+        for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix: prefix + listPrefix })) {
+          for (const o of page.Contents ?? []) objects.push({ key: o.Key!.slice(prefix.length), bytes: o.Size ?? 0 });
+        }
+        const entries = await mapLimit(objects, 8, async ({ key, bytes }): Promise<RemoteEntry> => {
+          const head = await client.send(new HeadObjectCommand({ Bucket, Key: prefix + key }));
+          return { key, bytes, recordedSha256: head.Metadata?.sha256 };
+        });
+        return new Map(entries.map((e) => [e.key, e]));
+      });
+    },
+
+    put(key, localFile, meta, progress) {
+      return attempt('upload', async () => {
+        await abortStaleUploads(prefix + key);
+        const file = createReadStream(localFile);
+        const body: Readable = config.maxRate ? file.pipe(new RateLimit(config.maxRate)) : file;
+        const upload = new Upload({
+          client,
+          params: {
+            Bucket,
+            Key: prefix + key,
+            Body: body,
+            ContentLength: meta.bytes,
+            Metadata: { sha256: meta.sha256 },
+            StorageClass: config.storageClass[meta.kind] as StorageClass | undefined,
+          },
+          partSize: config.partSizeMiB * 1024 * 1024,
+          queueSize: 2,
+          // A failed multipart upload is aborted, so no parts linger (and bill) on the remote.
+          leavePartsOnError: false,
+        });
+        if (progress) upload.on('httpUploadProgress', (p) => progress(p.loaded ?? 0));
+        try {
+          await upload.done();
+        } finally {
+          file.destroy(); // a failed upload may leave the file half read
+          body.destroy();
+        }
+      });
+    },
+
+    contentSha256(keys, progress) {
+      return attempt('read-back', async () => {
+        let total = 0;
+        const sums = await mapLimit(keys, 2, async (key): Promise<[string, string] | undefined> => {
+          let body: Readable;
+          try {
+            body = await getBody(key);
+          } catch (e) {
+            if ((e as { name?: string }).name === 'NoSuchKey') return undefined;
+            throw e;
+          }
+          const hash = createHash('sha256');
+          for await (const chunk of body) {
+            hash.update(chunk as Buffer);
+            total += (chunk as Buffer).length;
+            progress?.(total);
+          }
+          return [key, hash.digest('hex')];
+        });
+        return new Map(sums.filter((s) => s !== undefined));
+      });
+    },
+
+    get(key, localFile, progress) {
+      return attempt('download', async () => {
+        const body = await getBody(key);
+        let total = 0;
+        const count = async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            progress?.((total += chunk.length));
+            yield chunk;
+          }
+        };
+        await pipeline(body, count, createWriteStream(localFile));
+        const file = await open(localFile, 'r+');
+        try {
+          await file.sync(); // the caller renames it into place: the bytes must be on disk first
+        } finally {
+          await file.close();
+        }
+      });
+    },
+
+    remove(keys) {
+      return attempt('remove', async () => {
+        for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+          const batch = keys.slice(i, i + DELETE_BATCH);
+          const res = await client.send(
+            new DeleteObjectsCommand({ Bucket, Delete: { Objects: batch.map((k) => ({ Key: prefix + k })), Quiet: true } }),
+          );
+          // DeleteObjects answers 200 even when some keys failed; the failures are in the body.
+          const failed = res.Errors ?? [];
+          if (failed.length > 0) {
+            const first = failed[0]!;
+            throw retryable(ErrorType.OffsiteUnavailable, `${label}: could not remove ${failed.length} object(s), first ${first.Key}: ${first.Code} ${first.Message ?? ''}`);
+          }
+        }
+      });
+    },
+
+    async close() {
+      client.destroy();
+    },
+  };
+}
+
+/** `fn` over `items`, at most `limit` at a time, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i]!);
+      } catch (e) {
+        failed = true; // the others stop taking new items
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

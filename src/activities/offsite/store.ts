@@ -1,0 +1,43 @@
+// One interface for every offsite repository (DESIGN.md, "one storage interface, several drivers").
+// Keys are the local repository's relative paths with '/' (`main/logical/app/<id>/dump.pgdump.zst.gpg`),
+// so an offsite copy has the same layout as the local repository it came from.
+//
+// Append-only from pgwarden's side (DESIGN.md rule 7): sync only ever calls `put` for a key the
+// remote lacks, and `remove` is reserved for the remote's own retention policy.
+import type { ObjectKind, RemoteEntry } from '../../lib/offsite.js';
+
+export type { RemoteEntry };
+
+/** Progress of a long transfer, for heartbeats. */
+export type TransferProgress = (bytes: number) => void;
+
+export interface OffsiteStore {
+  /** The repository's name in the config; every error message names it. */
+  readonly name: string;
+  readonly type: 's3' | 'rsync';
+
+  /** Fails with a clear non-retryable error when the remote cannot be used (unknown bucket, bad credentials, host key mismatch). */
+  probe(): Promise<void>;
+
+  /** Every object under `prefix` (a key prefix such as `main/`), with its recorded sha256. */
+  list(prefix: string): Promise<Map<string, RemoteEntry>>;
+
+  /**
+   * Uploads a local file under `key`, streaming, with its sha256 recorded beside it. Written so that
+   * a reader never sees a partial object under `key` (S3: multipart completes atomically; rsync:
+   * partial-dir and rename). Safe to call again after a failure.
+   */
+  put(key: string, localFile: string, meta: { bytes: number; sha256: string; kind: ObjectKind }, progress?: TransferProgress): Promise<void>;
+
+  /** sha256 of each object's content as it is now, computed from its bytes (S3: read back; rsync: on the remote host). */
+  contentSha256(keys: string[], progress?: TransferProgress): Promise<Map<string, string>>;
+
+  /** Downloads `key` to `localFile` (written as given; the caller renames it into place after checking). */
+  get(key: string, localFile: string, progress?: TransferProgress): Promise<void>;
+
+  /** Removes objects: remote retention only, never because of local state. */
+  remove(keys: string[]): Promise<void>;
+
+  /** Releases connections. */
+  close(): Promise<void>;
+}

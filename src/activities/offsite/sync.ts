@@ -1,0 +1,173 @@
+// offsiteSync's activities: upload what a remote lacks, the remote's own retention, and the remote
+// check. Every one is safe to repeat: the remote listing says what is done, uploads are atomic per
+// object, and nothing on a remote is removed or overwritten because of local state.
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../../config/index.js';
+import { ErrorType, nonRetryable } from '../../lib/errors.js';
+import { parseBaseManifest } from '../../lib/manifest.js';
+import { checkRemote, describeProblems, missingOnRemote, planRemoteRetention, remoteBackups, walNameOf, type CheckReport, type RemoteBackup } from '../../lib/offsite.js';
+import { LocalRepository } from '../repository.js';
+import { localInventory } from './inventory.js';
+import { offsiteNames, withStore } from './stores.js';
+import type { OffsiteStore } from './store.js';
+
+export interface OffsiteTarget {
+  cluster: string;
+  repository: string;
+  /** Only the WAL archive: the frequent WAL-shipping runs. */
+  walOnly?: boolean;
+}
+
+export interface SyncResult {
+  repository: string;
+  uploaded: number;
+  uploadedBytes: number;
+  /** Keys uploaded by this run (the quick check reads them back). */
+  uploadedKeys: string[];
+  alreadyThere: number;
+  /** When this run read the local repository. */
+  syncedAt: string;
+}
+
+export interface RetentionResult {
+  repository: string;
+  removedObjects: number;
+  removed: { what: string; reason: string }[];
+}
+
+/** `full`: read back and hash every object; `quick`: sizes and recorded sha256 of all, content of the given keys. */
+export type CheckDepth = 'full' | 'quick';
+
+export function createOffsiteActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
+  /** The repositories to sync, each checked to be usable: a misconfiguration fails before anything moves. */
+  async function planOffsite(input: { cluster: string; repositories?: string[] }): Promise<string[]> {
+    const names = input.repositories ?? offsiteNames(config, input.cluster);
+    if (names.length === 0) throw nonRetryable(ErrorType.InvalidInput, `cluster "${input.cluster}" has no offsite repository (add an s3 or rsync repository to the config)`);
+    for (const name of names) {
+      await withStore(config, name, env, (store) => store.probe()).catch((err: unknown) => {
+        // Unreachable at the start is reported, not retried for hours: the next scheduled run tries again.
+        if (err instanceof ApplicationFailure && err.type === ErrorType.OffsiteUnavailable) throw nonRetryable(ErrorType.OffsiteUnavailable, err.message);
+        throw err;
+      });
+    }
+    return names;
+  }
+
+  /**
+   * A remote as this run sees it: its objects, and the committed local objects it should hold —
+   * those its own retention keeps (a backup past the remote's age, or WAL below its oldest base
+   * backup, is neither uploaded nor expected, so sync and retention never undo each other).
+   */
+  async function remoteView(store: OffsiteStore, input: OffsiteTarget, now = new Date()) {
+    const repoConfig = config.repositories[input.repository];
+    if (!repoConfig || repoConfig.type === 'local') throw nonRetryable(ErrorType.InvalidInput, `"${input.repository}" is not an offsite repository`);
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const syncedAt = now.toISOString();
+    const inventory = await localInventory(repo, input.cluster, { walOnly: input.walOnly });
+    const remote = await store.list(`${input.cluster}/`);
+    const localBase = new Map((await repo.listBaseBackups(input.cluster)).map((m) => [m.backupId, m]));
+    const keys = [...new Set([...remote.keys(), ...inventory.map((o) => o.key), ...[...localBase.keys()].map((id) => `${input.cluster}/base/${id}/manifest.json`)])];
+    const backups: RemoteBackup[] = [];
+    for (const b of remoteBackups(keys)) {
+      const m = b.kind === 'base' ? localBase.get(b.backupId) : undefined;
+      if (b.kind !== 'base') backups.push(b);
+      else backups.push({ ...b, wal: m ? { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn } : await remoteBaseStart(store, b.dir) });
+    }
+    const retention = planRemoteRetention(keys, backups, repoConfig.retentionDays, now);
+    const dropped = new Set(retention.remove);
+    return { repo, remote, retention, syncedAt, local: inventory.filter((o) => !dropped.has(o.key)) };
+  }
+
+  async function syncToOffsite(input: OffsiteTarget): Promise<SyncResult> {
+    const ctx = Context.current();
+    return withStore(config, input.repository, env, async (store) => {
+      const { repo, local, remote, syncedAt } = await remoteView(store, input);
+      const missing = missingOnRemote(local, remote);
+      const result: SyncResult = { repository: input.repository, uploaded: 0, uploadedBytes: 0, uploadedKeys: [], alreadyThere: local.length - missing.length, syncedAt };
+      // On a timer, not per progress event: a driver may report progress rarely (rsync) or never.
+      let current = { key: '', bytes: 0 };
+      const timer = setInterval(() => ctx.heartbeat({ phase: 'upload', repository: input.repository, object: current.key, objects: result.uploaded, of: missing.length, bytes: result.uploadedBytes + current.bytes }), 2000);
+      try {
+        for (const object of missing) {
+          if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
+          current = { key: object.key, bytes: 0 };
+          await store.put(object.key, join(repo.root, object.key), { bytes: object.bytes, sha256: object.sha256, kind: object.kind }, (bytes) => (current.bytes = bytes));
+          result.uploaded++;
+          result.uploadedBytes += object.bytes;
+          result.uploadedKeys.push(object.key);
+        }
+      } finally {
+        clearInterval(timer);
+      }
+      return result;
+    });
+  }
+
+  /** The remote's own retention policy (days per repository), never driven by local state. */
+  async function applyOffsiteRetention(input: OffsiteTarget): Promise<RetentionResult> {
+    return withStore(config, input.repository, env, async (store) => {
+      const { remote, retention } = await remoteView(store, input);
+      const remove = retention.remove.filter((k) => remote.has(k));
+      // Commit markers first, in their own call: a backup stops being one before its data goes.
+      const markers = remove.filter((k) => k.endsWith('/manifest.json') || (k.split('/')[1] === 'wal' && k.endsWith('.json')));
+      await store.remove(markers);
+      await store.remove(remove.filter((k) => !markers.includes(k)));
+      const removedDirs = new Set(remove.map((k) => k.slice(0, k.lastIndexOf('/'))));
+      const removedWal = new Set(remove.map((k) => walNameOf(k.split('/').at(-1)!)));
+      return {
+        repository: input.repository,
+        removedObjects: remove.length,
+        removed: retention.reasons.filter((r) => removedDirs.has(r.what) || removedWal.has(r.what)),
+      };
+    });
+  }
+
+  /**
+   * The remote check: every committed local object present with its size and sha256, every remote
+   * object known and carrying a sha256, and content read back and hashed (all, or `keys`).
+   * Any problem fails with a report that names each object.
+   */
+  async function checkOffsite(input: OffsiteTarget & { depth: CheckDepth; keys?: string[]; syncedAt?: string }): Promise<CheckReport> {
+    const ctx = Context.current();
+    return withStore(config, input.repository, env, async (store) => {
+      const { local, remote } = await remoteView(store, input);
+      const scope = new Set(input.depth === 'full' ? remote.keys() : (input.keys ?? []).filter((k) => remote.has(k)));
+      let hashed = 0;
+      const timer = setInterval(() => ctx.heartbeat({ phase: 'check', repository: input.repository, objects: scope.size, bytesRead: hashed }), 2000);
+      let content: Map<string, string>;
+      try {
+        content = await store.contentSha256([...scope], (bytes) => (hashed = bytes));
+      } finally {
+        clearInterval(timer);
+      }
+      const report = checkRemote({ repository: input.repository, local, remote, content, contentScope: scope, syncedAt: input.syncedAt });
+      if (report.problems.length > 0) {
+        const lines = describeProblems(report).split('\n');
+        const shown = lines.slice(0, 40).join('\n') + (lines.length > 40 ? `\n... and ${lines.length - 40} more` : '');
+        throw nonRetryable(ErrorType.OffsiteCheckFailed, `offsite repository "${input.repository}" failed its check (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}):\n${shown}`);
+      }
+      return report;
+    });
+  }
+
+  return { planOffsite, syncToOffsite, applyOffsiteRetention, checkOffsite };
+}
+
+/** Where a remote base backup's WAL starts, from its manifest on the remote. */
+async function remoteBaseStart(store: OffsiteStore, dir: string): Promise<RemoteBackup['wal']> {
+  const file = join(tmpdir(), `pgwarden-manifest-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+  try {
+    await store.get(`${dir}/manifest.json`, file);
+    const m = parseBaseManifest(await readFile(file, 'utf8'));
+    return { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn };
+  } catch {
+    // Unreadable: retention then keeps every WAL file rather than guess.
+    return undefined;
+  } finally {
+    await rm(file, { force: true });
+  }
+}

@@ -1,0 +1,246 @@
+// Pure logic of offsite sync: what a remote lacks, the remote check's verdict, and the remote's
+// own retention. Keys are repository-relative paths: `<cluster>/logical/<db>/<id>/<file>`,
+// `<cluster>/base/<id>/<file>`, `<cluster>/wal/<file>`.
+import { backupIdTime, isBackupId } from './ids.js';
+import { MANIFEST_FILE } from './layout.js';
+import { planWalRetention, type RetainedBaseBackup } from './walRetention.js';
+
+/** Which part of the repository an object belongs to (storage class per kind, counts per kind in the check). */
+export type ObjectKind = 'logical' | 'base' | 'wal';
+export const OBJECT_KINDS: readonly ObjectKind[] = ['logical', 'base', 'wal'];
+
+export function objectKind(key: string): ObjectKind {
+  const kind = key.split('/')[1];
+  if (kind === 'logical' || kind === 'base' || kind === 'wal') return kind;
+  throw new Error(`not a repository key: ${key}`);
+}
+
+/** What a remote says about one object: its size, and the sha256 stored beside it at upload. */
+export interface RemoteEntry {
+  key: string;
+  bytes: number;
+  /** The sha256 recorded with the object (S3 metadata, rsync checksum file); undefined when it has none. */
+  recordedSha256?: string;
+}
+
+/** A committed local object that every offsite copy must hold. */
+export interface LocalObject {
+  key: string;
+  kind: ObjectKind;
+  bytes: number;
+  sha256: string;
+  /**
+   * A backup's manifest.json: the commit marker, uploaded after its artifacts. Locally it grows
+   * (verification runs are appended), so the remote keeps the copy it first received and the
+   * check holds it to its own recorded sha256 instead of the local one.
+   */
+  marker: boolean;
+  /** When it was committed locally (manifest finishedAt, WAL archivedAt). */
+  committedAt: string;
+}
+
+/**
+ * What to upload, in an order that commits like the local repository: a backup's artifacts before
+ * its manifest.json, a WAL file before its record. Anything the remote has under the key is left
+ * alone, whatever it holds (the check reports a difference; pgwarden never overwrites).
+ */
+export function missingOnRemote(local: readonly LocalObject[], remote: ReadonlyMap<string, RemoteEntry>): LocalObject[] {
+  const missing = local.filter((o) => !remote.has(o.key));
+  return missing.sort((a, b) => commitRank(a) - commitRank(b) || a.key.localeCompare(b.key));
+}
+
+function commitRank(o: LocalObject): number {
+  if (o.marker) return 2;
+  return o.kind === 'wal' && o.key.endsWith('.json') ? 1 : 0;
+}
+
+export type CheckProblemKind = 'missing' | 'short' | 'size' | 'differs' | 'corrupt' | 'unrecorded' | 'unknown';
+
+export interface CheckProblem {
+  key: string;
+  problem: CheckProblemKind;
+  detail: string;
+}
+
+export interface CheckReport {
+  repository: string;
+  /** Local objects committed while the sync ran, not on the remote yet: the next sync ships them. */
+  arrivedDuringSync: number;
+  /** Objects per kind: committed locally, and present on the remote. */
+  counts: Record<ObjectKind, { local: number; remote: number }>;
+  /** Objects whose content was read and hashed in this check. */
+  contentChecked: number;
+  problems: CheckProblem[];
+}
+
+/**
+ * The remote check. Every local object must be on the remote with the same size and sha256
+ * (manifest.json: its own recorded sha256); every remote object must carry a recorded sha256 and,
+ * where its content was hashed, match it; every remote object must belong to a committed backup or
+ * WAL record on the remote (anything else is unknown). Counts alone never pass a check.
+ */
+export function checkRemote(input: {
+  repository: string;
+  local: readonly LocalObject[];
+  remote: ReadonlyMap<string, RemoteEntry>;
+  /** sha256 of the content, for the keys that were read back. */
+  content: ReadonlyMap<string, string>;
+  contentScope: ReadonlySet<string>;
+  /**
+   * When the sync read the local repository: objects committed after this (less a minute, for a
+   * WAL push under way while it read) and missing remotely are not problems yet.
+   */
+  syncedAt?: string;
+}): CheckReport {
+  const { local, remote, content, contentScope } = input;
+  const problems: CheckProblem[] = [];
+  const settled = input.syncedAt ? new Date(input.syncedAt).getTime() - 60_000 : Infinity;
+  let arrivedDuringSync = 0;
+  const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, { local: 0, remote: 0 }])) as CheckReport['counts'];
+  for (const o of local) {
+    counts[o.kind].local++;
+    const r = remote.get(o.key);
+    if (!r) {
+      if (new Date(o.committedAt).getTime() >= settled) arrivedDuringSync++;
+      else problems.push({ key: o.key, problem: 'missing', detail: `not on the remote (${o.bytes} bytes locally)` });
+      continue;
+    }
+    if (o.marker) continue;
+    if (r.bytes < o.bytes) problems.push({ key: o.key, problem: 'short', detail: `${r.bytes} bytes on the remote, ${o.bytes} locally` });
+    else if (r.bytes !== o.bytes) problems.push({ key: o.key, problem: 'size', detail: `${r.bytes} bytes on the remote, ${o.bytes} locally` });
+    else if (r.recordedSha256 !== undefined && r.recordedSha256 !== o.sha256) {
+      problems.push({ key: o.key, problem: 'differs', detail: `remote records sha256 ${r.recordedSha256}, local is ${o.sha256}` });
+    }
+  }
+  const known = knownRemoteKeys([...remote.keys()]);
+  for (const r of remote.values()) {
+    const kind = kindOrUndefined(r.key);
+    if (kind) counts[kind].remote++;
+    if (!known.has(r.key)) {
+      problems.push({ key: r.key, problem: 'unknown', detail: 'belongs to no committed backup or WAL record on the remote' });
+      continue;
+    }
+    if (r.recordedSha256 === undefined) {
+      problems.push({ key: r.key, problem: 'unrecorded', detail: 'carries no sha256' });
+      continue;
+    }
+    if (!contentScope.has(r.key)) continue;
+    const actual = content.get(r.key);
+    if (actual === undefined) problems.push({ key: r.key, problem: 'missing', detail: 'disappeared while the check read it' });
+    else if (actual !== r.recordedSha256) problems.push({ key: r.key, problem: 'corrupt', detail: `content sha256 ${actual}, recorded ${r.recordedSha256}` });
+  }
+  problems.sort((a, b) => a.key.localeCompare(b.key) || a.problem.localeCompare(b.problem));
+  return { repository: input.repository, arrivedDuringSync, counts, contentChecked: contentScope.size, problems };
+}
+
+/** One line per problem, for failure messages and the CLI. */
+export function describeProblems(report: CheckReport): string {
+  return report.problems.map((p) => `${p.problem} ${p.key}: ${p.detail}`).join('\n');
+}
+
+function kindOrUndefined(key: string): ObjectKind | undefined {
+  try {
+    return objectKind(key);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The WAL file a stored WAL object or record belongs to: `<name>[.zst][.gpg]` or `<name>.json` → `<name>`. */
+export function walNameOf(file: string): string {
+  return file.replace(/\.json$/, '').replace(/(\.zst)?(\.gpg)?$/, '');
+}
+
+/**
+ * Remote objects that belong to something committed on the remote: files of a backup directory
+ * whose manifest.json is there, and WAL files whose record is there (records themselves too).
+ */
+export function knownRemoteKeys(keys: readonly string[]): Set<string> {
+  const all = new Set(keys);
+  const known = new Set<string>();
+  for (const key of keys) {
+    const parts = key.split('/');
+    const kind = parts[1];
+    if (kind === 'logical' && parts.length === 5 && isBackupId(parts[3]!)) {
+      if (all.has([...parts.slice(0, 4), MANIFEST_FILE].join('/'))) known.add(key);
+    } else if (kind === 'base' && parts.length === 4 && isBackupId(parts[2]!)) {
+      if (all.has([...parts.slice(0, 3), MANIFEST_FILE].join('/'))) known.add(key);
+    } else if (kind === 'wal' && parts.length === 3) {
+      if (all.has(`${parts[0]}/wal/${walNameOf(parts[2]!)}.json`)) known.add(key);
+    }
+  }
+  return known;
+}
+
+/** A committed backup on the remote, as retention sees it. */
+export interface RemoteBackup {
+  kind: 'logical' | 'base';
+  /** `<cluster>/logical/<db>/<id>` or `<cluster>/base/<id>`: every key under it belongs to it. */
+  dir: string;
+  /** Retention groups: one database's logical backups, or the cluster's base backups. */
+  group: string;
+  backupId: string;
+  /** Base backups: where their WAL starts. */
+  wal?: RetainedBaseBackup;
+}
+
+/** Committed remote backups, from the keys alone (manifest.json present). */
+export function remoteBackups(keys: readonly string[]): Omit<RemoteBackup, 'wal'>[] {
+  const out: Omit<RemoteBackup, 'wal'>[] = [];
+  for (const key of keys) {
+    const parts = key.split('/');
+    if (parts.at(-1) !== MANIFEST_FILE) continue;
+    if (parts[1] === 'logical' && parts.length === 5 && isBackupId(parts[3]!)) {
+      out.push({ kind: 'logical', dir: parts.slice(0, 4).join('/'), group: parts.slice(0, 3).join('/'), backupId: parts[3]! });
+    } else if (parts[1] === 'base' && parts.length === 4 && isBackupId(parts[2]!)) {
+      out.push({ kind: 'base', dir: parts.slice(0, 3).join('/'), group: parts.slice(0, 2).join('/'), backupId: parts[2]! });
+    }
+  }
+  return out.sort((a, b) => a.dir.localeCompare(b.dir));
+}
+
+export interface RemoteRetentionDecision {
+  /** Keys to remove, each backup's manifest.json first (it stops being a backup before its data goes). */
+  remove: string[];
+  reasons: { what: string; reason: string }[];
+}
+
+/**
+ * The remote's own retention (DESIGN.md rule 7: never driven by local state): backups older than
+ * `days` go, but each group keeps its newest backup whatever its age; WAL goes only below the
+ * start of the oldest base backup kept, and never when no base backup remains to anchor it.
+ */
+export function planRemoteRetention(keys: readonly string[], backups: readonly RemoteBackup[], days: number, now: Date): RemoteRetentionDecision {
+  const cutoff = now.getTime() - days * 86_400_000;
+  const newest = new Map<string, string>();
+  for (const b of backups) if ((newest.get(b.group) ?? '') < b.backupId) newest.set(b.group, b.backupId);
+  const expired = backups.filter((b) => {
+    const t = backupIdTime(b.backupId);
+    return t !== undefined && t.getTime() < cutoff && newest.get(b.group) !== b.backupId;
+  });
+  const remove: string[] = [];
+  const reasons: RemoteRetentionDecision['reasons'] = [];
+  for (const b of expired) {
+    const under = keys.filter((k) => k.startsWith(b.dir + '/'));
+    const manifest = `${b.dir}/${MANIFEST_FILE}`;
+    remove.push(...under.filter((k) => k === manifest), ...under.filter((k) => k !== manifest).sort());
+    reasons.push({ what: b.dir, reason: `older than ${days} days` });
+  }
+  const keptBase = backups.filter((b) => b.kind === 'base' && !expired.includes(b));
+  if (keptBase.length > 0 && keptBase.every((b) => b.wal)) {
+    const walKeys = keys.filter((k) => k.split('/')[1] === 'wal');
+    const byName = new Map<string, string[]>();
+    for (const k of walKeys) {
+      const name = walNameOf(k.split('/')[2]!);
+      byName.set(name, [...(byName.get(name) ?? []), k]);
+    }
+    const decision = planWalRetention([...byName.keys()], keptBase.map((b) => b.wal!));
+    for (const { name, reason } of decision.delete) {
+      const files = byName.get(name)!;
+      // The record first: a half-done removal leaves an unknown data object, never a record without data.
+      remove.push(...files.filter((k) => k.endsWith('.json')), ...files.filter((k) => !k.endsWith('.json')));
+      reasons.push({ what: name, reason });
+    }
+  }
+  return { remove, reasons };
+}

@@ -1,0 +1,233 @@
+// offsiteSync against a real S3 server (versitygw) and a real sshd with rsync, from a real
+// PostgreSQL 15 cluster's repository (logical backup, base backup, archived WAL): the copies pass
+// a check that reads every object back; a second run copies nothing; an object deleted or changed
+// behind pgwarden's back is named; the S3 server dying mid-upload is survived; a wiped local
+// repository deletes nothing offsite, and a verify and a rehearsal PITR then work from offsite alone.
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { S3Client, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OffsiteSyncInput, OffsiteSyncResult } from '../../src/workflows/offsiteSync.js';
+import type { PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
+import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
+import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
+import { testSecrets } from '../helpers/config.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { freePort } from '../helpers/ports.js';
+import { startS3Server, type S3Server } from '../helpers/s3.js';
+import { startSshd, type SshServer } from '../helpers/sshd.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, waitForHeartbeat, type RunningWorker } from '../helpers/temporal.js';
+
+const S3_KEY_ENV = 'PGWARDEN_TEST_S3_KEY';
+const S3_SECRET_ENV = 'PGWARDEN_TEST_S3_SECRET';
+const S3_BAD_SECRET_ENV = 'PGWARDEN_TEST_S3_BAD_SECRET';
+const BAD_SECRET = 'not-the-secret-0123456789';
+
+let setup: ArchivingSetup;
+let key: TestKey;
+let env: TestWorkflowEnvironment;
+let worker: RunningWorker;
+let s3: S3Server;
+let sshd: SshServer;
+let s3Client: S3Client;
+const queue = uniqueQueue('offsite');
+let runs = 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  [key, env, s3, sshd] = await Promise.all([createTestKey(), testEnvironment(), startS3Server(), startSshd()]);
+  await Promise.all([s3.bucket('offsite'), s3.bucket('slow')]);
+  const unreachablePort = await freePort();
+  const s3Base = { type: 's3' as const, endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV };
+  const rsyncBase = { type: 'rsync' as const, port: sshd.port, identityFile: sshd.identityFile, knownHostsFile: sshd.knownHostsFile };
+  setup = await startArchivingCluster({
+    taskQueue: queue,
+    key,
+    extra: {
+      repositories: {
+        s3: { ...s3Base, bucket: 'offsite', prefix: 'pgwarden' },
+        rsync: { ...rsyncBase, destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/pgwarden` },
+        // Only the fault tests name these.
+        slow: { ...s3Base, bucket: 'slow', partSizeMiB: 5, maxRate: 3_000_000 },
+        'no-bucket': { ...s3Base, bucket: 'no-such-bucket' },
+        'bad-credentials': { ...s3Base, bucket: 'offsite', secretAccessKeyEnv: S3_BAD_SECRET_ENV },
+        unreachable: { ...rsyncBase, port: unreachablePort, destination: `${sshd.user}@127.0.0.1:${sshd.remoteRoot}/x` },
+        'wrong-host-key': { ...rsyncBase, knownHostsFile: sshd.wrongKnownHostsFile, destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/x` },
+      },
+    },
+  });
+  setup.config.clusters.main!.offsite = ['s3', 'rsync'];
+  s3Client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey } });
+  await setup.cluster.query('CREATE DATABASE app');
+  await setup.cluster.query(`CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 5000) g`, 'app');
+  worker = await startPgwardenWorker(env, setup.config, {
+    ...testSecrets(setup.cluster, key),
+    [S3_KEY_ENV]: s3.accessKey,
+    [S3_SECRET_ENV]: s3.secretKey,
+    [S3_BAD_SECRET_ENV]: BAD_SECRET,
+  });
+  await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/full-app`, args: [{ cluster: 'main', database: 'app' }] });
+  await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base`, args: [{ cluster: 'main' }] });
+  await setup.cluster.query(`INSERT INTO items (note) VALUES ('after the base backup')`, 'app');
+  await switchAndArchive(setup.cluster);
+}, 180_000);
+
+afterAll(async () => {
+  s3Client?.destroy();
+  await worker?.stop();
+  await env?.teardown();
+  await Promise.all([setup?.remove(), key?.remove(), s3?.destroy(), sshd?.stop()]);
+});
+
+function startSync(input: Omit<OffsiteSyncInput, 'cluster'> = {}): Promise<WorkflowHandle> {
+  return env.client.workflow.start('offsiteSync', { taskQueue: queue, workflowId: `${queue}/sync-${++runs}`, args: [{ cluster: 'main', ...input }] });
+}
+const sync = async (input: Omit<OffsiteSyncInput, 'cluster'> = {}) => (await (await startSync(input)).result()) as OffsiteSyncResult;
+
+async function failure(handle: WorkflowHandle): Promise<{ type?: string; message: string; retryState?: string }> {
+  const err = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  let cause = (err as WorkflowFailedError).cause as (Error & { type?: string; cause?: Error; retryState?: string }) | undefined;
+  const retryState = cause?.retryState;
+  while (cause?.cause) cause = cause.cause as typeof cause;
+  return { type: cause?.type, message: cause?.message ?? '', retryState };
+}
+
+/** Every key under the cluster on the rsync destination (sidecars included). */
+async function rsyncFiles(): Promise<string[]> {
+  const root = join(sshd.remoteRoot, 'pgwarden');
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1)).sort();
+}
+
+async function s3Keys(bucket: string): Promise<string[]> {
+  const out = await s3Client.send(new ListObjectsV2Command({ Bucket: bucket }));
+  return (out.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+const dumpKey = async () => (await s3Keys('offsite')).find((k) => k.includes('/logical/app/') && k.includes('dump'))!.replace(/^pgwarden\//, '');
+
+describe('offsiteSync', () => {
+  it('copies logical, base and WAL to S3 and over rsync; the full check passes; a second run copies nothing', async () => {
+    const first = await sync();
+    expect(first.repositories.map((r) => r.repository)).toEqual(['s3', 'rsync']);
+    for (const r of first.repositories) {
+      expect(r.error).toBeUndefined();
+      expect(r.sync!.uploaded).toBeGreaterThan(6);
+      expect(r.check!.problems).toEqual([]);
+      for (const kind of ['logical', 'base', 'wal'] as const) {
+        expect(r.check!.counts[kind].local).toBeGreaterThan(0);
+        expect(r.check!.counts[kind].remote).toBe(r.check!.counts[kind].local);
+      }
+      // Every object was read back and hashed (on the remote host for rsync).
+      expect(r.check!.contentChecked).toBe(r.check!.counts.logical.remote + r.check!.counts.base.remote + r.check!.counts.wal.remote);
+    }
+    expect((await rsyncFiles()).some((f) => f.endsWith('.sha256'))).toBe(true);
+    const second = await sync({ check: 'quick' });
+    for (const r of second.repositories) expect(r.sync).toMatchObject({ uploaded: 0, uploadedBytes: 0 });
+  }, 120_000);
+
+  it('names an object deleted behind its back; the next sync copies it again and the check passes', async () => {
+    const key = await dumpKey();
+    await rm(s3.objectPath('offsite', `pgwarden/${key}`));
+    await rm(join(sshd.remoteRoot, 'pgwarden', key));
+    const check = await failure(await startSync({ checkOnly: true }));
+    expect(check.type).toBe('OffsiteSyncFailed');
+    expect(check.message).toContain(`s3: offsite repository "s3" failed its check`);
+    expect(check.message).toContain(`missing ${key}`);
+    expect(check.message).toContain(`rsync: offsite repository "rsync" failed its check`);
+    const again = await sync();
+    for (const r of again.repositories) {
+      expect(r.sync).toMatchObject({ uploaded: 1, uploadedKeys: [key] });
+      expect(r.check!.problems).toEqual([]);
+    }
+  }, 120_000);
+
+  it('names an object whose content changed behind its back (one flipped byte)', async () => {
+    const key = await dumpKey();
+    for (const file of [s3.objectPath('offsite', `pgwarden/${key}`), join(sshd.remoteRoot, 'pgwarden', key)]) {
+      const bytes = await readFile(file);
+      bytes[100] = bytes[100]! ^ 0xff;
+      await writeFile(file, bytes);
+    }
+    const check = await failure(await startSync({ checkOnly: true }));
+    expect(check.message).toMatch(new RegExp(`corrupt ${key.replace(/[.]/g, '\\.')}: content sha256 [0-9a-f]{64}, recorded [0-9a-f]{64}`));
+    expect(check.message.match(/corrupt /g)).toHaveLength(2); // both repositories
+    // A sync never overwrites a remote object: the operator removes the bad copy, the next sync replaces it.
+    await rm(s3.objectPath('offsite', `pgwarden/${key}`));
+    await rm(join(sshd.remoteRoot, 'pgwarden', key));
+    for (const r of (await sync()).repositories) expect(r.check!.problems).toEqual([]);
+  }, 120_000);
+
+  it('survives the S3 server stopping in the middle of a multipart upload: one correct copy afterwards', async () => {
+    // 13 MiB of random bytes: a multipart upload of 5 MiB parts, slowed to 3 MB/s.
+    await setup.cluster.query('CREATE DATABASE bulk');
+    await setup.cluster.query(
+      `CREATE TABLE blob AS SELECT g AS id, decode(md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text), 'hex') AS b FROM generate_series(1, 200000) g`,
+      'bulk',
+    );
+    await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/full-bulk`, args: [{ cluster: 'main', database: 'bulk' }] });
+    const handle = await startSync({ repositories: ['slow'] });
+    await waitForHeartbeat(handle, (h) => String(h.object).includes('logical/bulk/') && Number(h.bytes) > 0, 90_000);
+    await s3.stop();
+    await sleep(2000);
+    await s3.start();
+    const result = (await handle.result()) as OffsiteSyncResult;
+    expect(result.repositories[0]!.check!.problems).toEqual([]);
+    // The activity failed once and a retry finished the job.
+    const history = await handle.fetchHistory();
+    expect(history.events!.some((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt! > 1)).toBe(true);
+    const bulk = (await s3Keys('slow')).filter((k) => k.startsWith('main/logical/bulk/'));
+    expect(bulk.filter((k) => k.includes('dump'))).toHaveLength(1);
+    const uploads = await s3Client.send(new ListMultipartUploadsCommand({ Bucket: 'slow' }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+  }, 180_000);
+
+  it('refuses bad repositories with clear, non-retryable errors that name them and hold no secret', async () => {
+    const cases: [string, RegExp][] = [
+      ['no-bucket', /"no-bucket".*no-such-bucket.*does not exist/s],
+      ['bad-credentials', /"bad-credentials".*credentials/s],
+      ['unreachable', /"unreachable".*cannot reach 127\.0\.0\.1/s],
+      ['wrong-host-key', /"wrong-host-key".*host key/s],
+    ];
+    for (const [repository, message] of cases) {
+      const handle = await startSync({ repositories: [repository] });
+      const f = await failure(handle);
+      expect(f.retryState, repository).toBe('NON_RETRYABLE_FAILURE');
+      expect(f.message).toMatch(message);
+      const history = JSON.stringify(await handle.fetchHistory());
+      for (const secret of [s3.secretKey, BAD_SECRET]) expect(history).not.toContain(secret);
+    }
+  }, 120_000);
+
+  it('deletes nothing offsite when the local repository is wiped; verify and a rehearsal PITR then work from offsite alone', async () => {
+    // Offsite is current (the WAL written since, too), then the disk is lost.
+    await switchAndArchive(setup.cluster);
+    for (const r of (await sync({ check: 'quick' })).repositories) expect(r.check!.problems).toEqual([]);
+    const before = { s3: await s3Keys('offsite'), rsync: await rsyncFiles() };
+    // The disk is gone: every backup and archived WAL file (the WAL directory stays so archiving goes on).
+    await rm(join(setup.repository, 'main/logical'), { recursive: true, force: true });
+    await rm(join(setup.repository, 'main/base'), { recursive: true, force: true });
+    for (const f of await readdir(join(setup.repository, 'main/wal'))) await rm(join(setup.repository, 'main/wal', f));
+    const after = await sync();
+    for (const r of after.repositories) expect(r.sync!.uploaded).toBe(0);
+    expect(await s3Keys('offsite')).toEqual(expect.arrayContaining(before.s3));
+    expect(await rsyncFiles()).toEqual(expect.arrayContaining(before.rsync));
+
+    const verified = (await env.client.workflow.execute('verifyBackup', { taskQueue: queue, workflowId: `${queue}/verify`, args: [{ cluster: 'main', database: 'app' }] })) as VerifyBackupResult;
+    expect(verified).toMatchObject({ ok: true, rows: 5000 });
+
+    const pitr = (await env.client.workflow.execute('pointInTimeRecovery', {
+      taskQueue: queue,
+      workflowId: `${queue}/pitr`,
+      args: [{ cluster: 'main', target: { latest: true }, mode: 'rehearsal' }],
+    })) as PointInTimeRecoveryResult;
+    expect(pitr.outcome).toBe('rehearsed');
+    expect(await readdir(join(setup.repository, 'main/base'))).toHaveLength(1);
+  }, 240_000);
+});
