@@ -167,8 +167,9 @@ describe('rsync offsite store', () => {
 
   it('a host key that does not match known_hosts is a non-retryable error naming the repository', async () => {
     const bad = createRsyncStore('offsite-rsync', repository({ knownHostsFile: server.wrongKnownHostsFile }));
-    for (const attempt of [bad.probe(), bad.put(WAL, local.get(WAL)!.file, local.get(WAL)!)]) {
-      const err = await failureOf(attempt);
+    // One at a time: a second promise rejecting while the first is awaited would go unhandled.
+    for (const attempt of [() => bad.probe(), () => bad.put(WAL, local.get(WAL)!.file, local.get(WAL)!)]) {
+      const err = await failureOf(attempt());
       expect(err.type).toBe(ErrorType.OffsiteMisconfigured);
       expect(err.nonRetryable).toBe(true);
       expect(err.message).toContain(`offsite repository "offsite-rsync" (root@127.0.0.1:${remoteDir})`);

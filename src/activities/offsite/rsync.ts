@@ -40,6 +40,8 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): O
     '-o', 'ServerAliveCountMax=4',
   ];
   const rsyncShell = ['ssh', ...sshOptions].map(rsyncQuote).join(' ');
+  // rsync counts in KiB/s.
+  const bwlimit = config.maxRate ? [`--bwlimit=${Math.max(1, Math.floor(config.maxRate / 1024))}`] : [];
   const remote = (key: string) => `${user}@${host.includes(':') ? `[${host}]` : host}:${root}/${key}`;
   // PATH only, as for every tool (no secret of the worker's environment reaches ssh), plus the
   // agent socket for keys held by an ssh-agent when no identityFile is configured.
@@ -147,7 +149,7 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): O
       if (!/^[0-9a-f]{64}$/.test(meta.sha256)) throw nonRetryable(ErrorType.InvalidInput, `${label}: bad sha256 "${meta.sha256}" for ${key}`);
       // rsync writes a temp file and renames it into place; an interrupted transfer waits in the
       // partial dir to be resumed. --checksum makes a repeated put of the same bytes a no-op.
-      await run('rsync', ['-e', rsyncShell, `--partial-dir=${PARTIAL_DIR}`, '--checksum', '--mkpath', '--info=progress2', '--', localFile, remote(key)], `upload of ${key}`, { progress });
+      await run('rsync', ['-e', rsyncShell, `--partial-dir=${PARTIAL_DIR}`, '--checksum', '--mkpath', '--info=progress2', ...bwlimit, '--', localFile, remote(key)], `upload of ${key}`, { progress });
       // The sidecar after the object, by rename: a sidecar always describes a complete object.
       const q = (s: string) => shQuote(`${root}/${s}`);
       await ssh(`cat > ${q(key + SIDECAR_TMP)} && mv -f -- ${q(key + SIDECAR_TMP)} ${q(key + SIDECAR)}`, `sha256 record of ${key}`, { input: `${meta.sha256}\n` });
