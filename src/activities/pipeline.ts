@@ -11,6 +11,9 @@ import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
+import { fsyncPath } from './atomicFile.js';
+
+export { fsyncPath, writeFileAtomic } from './atomicFile.js';
 
 export interface Compression {
   algorithm: 'zstd' | 'none';
@@ -256,27 +259,4 @@ export async function storeArtifact(source: Readable, path: string, options: Sto
     sha256: hash.digest(),
     ...(options.compression && options.compression.algorithm !== 'none' ? { rawBytes: raw.bytes } : {}),
   };
-}
-
-export async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes a small file atomically: `.partial`, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
-  const partial = path + PARTIAL_SUFFIX;
-  const handle = await open(partial, 'w');
-  try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(partial, path);
-  await fsyncPath(dirname(path));
 }

@@ -7,7 +7,7 @@ import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId } from '../lib/ids.js';
 import { baseBackupDir, logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';
 import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type LogicalManifest } from '../lib/manifest.js';
-import { writeFileAtomic } from './pipeline.js';
+import { writeFileAtomic } from './atomicFile.js';
 
 export class LocalRepository {
   constructor(

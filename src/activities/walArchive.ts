@@ -1,24 +1,23 @@
-// The WAL archive: what `pgwarden wal-push %p %f` (archive_command) and `pgwarden wal-get %f %p`
-// (restore_command) do, and the listing PITR's plan and walMaintenance read. A WAL file is small
-// (16 MiB at most), so it is compressed and encrypted in memory, in this short-lived process.
+// The WAL archive: what `pgwarden wal-get %f %p` (restore_command) does, and the listing PITR's
+// plan, walMaintenance and offsite sync read. wal-push (archive_command) writes it: walPush.ts.
+// A WAL file is small (16 MiB at most), so it is handled in memory.
 //
 //   wal/<name>[.zst][.gpg]   the stored bytes, written as .partial, fsynced, renamed
 //   wal/<name>.json          its record, written after it: the commit marker, with the sha256 of
 //                            the original bytes (an identical re-push is recognised without the
 //                            private key) and of the stored bytes (wal-get checks them)
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { zstdCompressSync, zstdDecompress as zstdDecompressCb, constants as zlibConstants } from 'node:zlib';
-import * as openpgp from 'openpgp';
+import { zstdDecompress as zstdDecompressCb } from 'node:zlib';
 import { z } from 'zod';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { artifactName, walArchiveDir, walRecordName } from '../lib/layout.js';
-import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
+import { walArchiveDir, walRecordName } from '../lib/layout.js';
+import { isWalFileName } from '../lib/wal.js';
 import type { GpgKeyring } from './gpg.js';
-import { loadRecipientKeys, OPENPGP_WRITE_CONFIG, writeFileAtomic } from './pipeline.js';
+import { writeFileAtomic } from './atomicFile.js';
+import type { WalPushSettings } from './walPush.js';
 import { LocalRepository } from './repository.js';
 
 // Decoding runs several files at a time (PITR staging): the digest and the decompression go to
@@ -98,60 +97,10 @@ export class WalArchive {
   }
 }
 
-export interface PushResult {
-  name: string;
-  /** `stored`: written now; `identical`: already archived with the same content. */
-  outcome: 'stored' | 'identical';
-  bytes: number;
-}
-
-/**
- * archive_command. Success only once the file is durably stored and committed. Re-pushing the same
- * content is success (PostgreSQL retries after a crash); different content under an archived name
- * is refused, since it means two clusters share an archive or a timeline went wrong.
- */
-export async function pushWal(config: Config, cluster: string, source: string, name: string, now = new Date()): Promise<PushResult> {
-  if (!isWalFileName(name)) throw nonRetryable(ErrorType.InvalidInput, `"${name}" is not a WAL file name`);
+/** What wal-push needs, from a validated config. */
+export function walPushSettingsFor(config: Config, cluster: string): WalPushSettings {
   const archive = WalArchive.forCluster(config, cluster);
-  const raw = await readFile(source);
-  if (/^[0-9A-F]{24}$/.test(name) && raw.length !== WAL_SEGMENT_BYTES) {
-    throw nonRetryable(ErrorType.InvalidInput, `${source} is ${raw.length} bytes; pgwarden archives 16 MiB WAL segments only`);
-  }
-  const rawSha256 = createHash('sha256').update(raw).digest('hex');
-  const existing = await archive.record(name);
-  if (existing) {
-    if (existing.rawSha256 !== rawSha256) {
-      throw nonRetryable(ErrorType.WalConflict, `WAL file ${name} is archived already with different content (sha256 ${existing.rawSha256}, this one ${rawSha256}); refusing to overwrite it`);
-    }
-    const present = await stat(join(archive.dir, existing.stored)).then((s) => s.size === existing.bytes, () => false);
-    if (present) return { name, outcome: 'identical', bytes: existing.bytes };
-    // The record survived but its data did not (a damaged archive): store the same bytes again below.
-  }
-
-  const compression = config.compression.algorithm;
-  let stored: Uint8Array = compression === 'zstd' ? zstdCompressSync(raw, { params: { [zlibConstants.ZSTD_c_compressionLevel]: config.compression.level } }) : raw;
-  const recipients = config.encryption?.recipients;
-  if (recipients) {
-    const keys = await loadRecipientKeys(recipients);
-    const message = await openpgp.createMessage({ binary: stored, format: 'binary' });
-    stored = (await openpgp.encrypt({ message, encryptionKeys: keys.keys, format: 'binary', config: OPENPGP_WRITE_CONFIG })) as Uint8Array;
-  }
-  const storedName = artifactName(name, compression, !!recipients);
-  await mkdir(archive.dir, { recursive: true });
-  await writeFileAtomic(join(archive.dir, storedName), Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength));
-  const record: WalRecord = {
-    name,
-    stored: storedName,
-    bytes: stored.length,
-    sha256: createHash('sha256').update(stored).digest('hex'),
-    rawBytes: raw.length,
-    rawSha256,
-    compression,
-    encrypted: !!recipients,
-    archivedAt: now.toISOString(),
-  };
-  await writeFileAtomic(join(archive.dir, walRecordName(name)), JSON.stringify(record) + '\n');
-  return { name, outcome: 'stored', bytes: stored.length };
+  return { archiveDir: archive.dir, compression: config.compression, recipients: config.encryption?.recipients };
 }
 
 /** How encrypted WAL is decrypted: a gpg keyring opened once per process or activity. */
@@ -181,7 +130,8 @@ export async function decodeWal(archive: WalArchive, name: string, decryption: W
     if (!decryption) throw nonRetryable(ErrorType.KeyUnreadable, `WAL ${name} is encrypted and this host has no encryption.privateKeyFile`);
     data = await decryption.keyring.decryptBuffer(data, decryption.passphrase);
   }
-  const raw = record.compression === 'zstd' ? await zstdDecompress(data) : data;
+  // One output chunk: zlib's default 16 KiB chunks cost a thread-pool round trip each (~250 ms a segment instead of ~45).
+  const raw = record.compression === 'zstd' ? await zstdDecompress(data, { chunkSize: record.rawBytes + 65536 }) : data;
   const sha256 = await sha256Off(raw);
   if (sha256 !== record.rawSha256) throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${name} decodes to sha256 ${sha256}, its record says ${record.rawSha256}`);
   return raw;

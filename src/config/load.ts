@@ -8,14 +8,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { applyEnvOverrides, defaultConfigPath } from './overrides.js';
 import { configSchema, type Config } from './schema.js';
+
+export { applyEnvOverrides, defaultConfigPath };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
-}
-
-export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
-  return resolve(env.PGWARDEN_CONFIG ?? 'pgwarden.config.json');
 }
 
 export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Config {
@@ -40,34 +39,4 @@ function describeIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
     .join('; ');
-}
-
-export function applyEnvOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
-  const config = structuredClone((raw ?? {}) as Record<string, unknown>);
-  const setPath = (path: string[], value: unknown) => {
-    let node: Record<string, unknown> = config;
-    for (const key of path.slice(0, -1)) {
-      const next = node[key];
-      if (typeof next !== 'object' || next === null) node[key] = {};
-      node = node[key] as Record<string, unknown>;
-    }
-    node[path[path.length - 1]!] = value;
-  };
-  for (const [key, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
-    if (!key.startsWith('PGWARDEN__') || value === undefined) continue;
-    const path = key.slice('PGWARDEN__'.length).split('__').filter(Boolean);
-    if (path.length) setPath(path, parseValue(value));
-  }
-  if (env.TEMPORAL_ADDRESS) setPath(['temporal', 'address'], env.TEMPORAL_ADDRESS);
-  if (env.TEMPORAL_NAMESPACE) setPath(['temporal', 'namespace'], env.TEMPORAL_NAMESPACE);
-  if (env.PGWARDEN_TASK_QUEUE) setPath(['temporal', 'taskQueue'], env.PGWARDEN_TASK_QUEUE);
-  return config;
-}
-
-function parseValue(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
 }

@@ -58,8 +58,8 @@ export const s3RepositorySchema = z
     secretAccessKeyEnv: envName.optional(),
     /** Remote retention in days for logical and base backups (WAL they need is kept). */
     retentionDays: z.number().int().positive().default(90),
-    /** Multipart part size; memory per upload is about twice this. */
-    partSizeMiB: z.number().int().min(5).max(512).default(16),
+    /** Multipart part size (grown for objects over 9,000 parts); memory per upload is a few times this. */
+    partSizeMiB: z.number().int().min(5).max(512).default(8),
     /** Cap the upload rate (bytes per second), to spare a shared uplink. */
     maxRate: z.number().int().positive().optional(),
   })

@@ -1,33 +1,8 @@
 // Failure types: the `type` of an ApplicationFailure. Operators and tests match on these names.
 import { ApplicationFailure } from '@temporalio/common';
+import { ErrorType } from './errorTypes.js';
 
-export const ErrorType = {
-  InvalidInput: 'InvalidInput',
-  UnknownCluster: 'UnknownCluster',
-  UnknownDatabase: 'UnknownDatabase',
-  ServerUnreachable: 'ServerUnreachable',
-  AuthenticationFailed: 'AuthenticationFailed',
-  KeyUnreadable: 'KeyUnreadable',
-  InsufficientDiskSpace: 'InsufficientDiskSpace',
-  RepositoryUnavailable: 'RepositoryUnavailable',
-  DumpFailed: 'DumpFailed',
-  SanityCheckFailed: 'SanityCheckFailed',
-  IntegrityError: 'IntegrityError',
-  DecryptionFailed: 'DecryptionFailed',
-  RestoreFailed: 'RestoreFailed',
-  VerificationFailed: 'VerificationFailed',
-  NoBackup: 'NoBackup',
-  ArchivingOff: 'ArchivingOff',
-  WalConflict: 'WalConflict',
-  BadTarget: 'BadTarget',
-  WalGap: 'WalGap',
-  RecoveryFailed: 'RecoveryFailed',
-  ClusterControlFailed: 'ClusterControlFailed',
-  OffsiteUnavailable: 'OffsiteUnavailable',
-  OffsiteMisconfigured: 'OffsiteMisconfigured',
-  OffsiteCheckFailed: 'OffsiteCheckFailed',
-} as const;
-export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];
+export { ErrorType };
 
 /** A failure that retrying cannot fix: the workflow ends with it and the message names the problem. */
 export function nonRetryable(type: ErrorType, message: string): ApplicationFailure {

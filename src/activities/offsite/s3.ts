@@ -159,7 +159,8 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
             Metadata: { sha256: meta.sha256 },
             StorageClass: config.storageClass[meta.kind] as StorageClass | undefined,
           },
-          partSize: config.partSizeMiB * 1024 * 1024,
+          // S3 allows 10,000 parts: a very large dump gets larger parts rather than failing.
+          partSize: Math.max(config.partSizeMiB * 1024 * 1024, Math.ceil(meta.bytes / 9_000)),
           queueSize: 2,
           // A failed multipart upload is aborted, so no parts linger (and bill) on the remote.
           leavePartsOnError: false,

@@ -1,0 +1,319 @@
+// The `pgwarden` program (loaded by main.ts): start and watch procedures, run the worker and the
+// dev stack. Temporal's modules load lazily: wal-get starts once per WAL file and must be quick.
+import { Command, Option } from 'commander';
+import { loadConfig, ConfigError, type Config } from '../config/index.js';
+import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, offsiteWorkflowId, pitrWorkflowId, restoreDatabaseWorkflowId } from '../lib/ids.js';
+import type { OffsiteSyncInput, OffsiteSyncResult } from '../workflows/offsiteSync.js';
+import type { RecoveryTarget } from '../lib/recovery.js';
+import type { RecoveryMode } from '../activities/cluster.js';
+import type { BaseBackupWorkflowInput, BaseBackupWorkflowResult } from '../workflows/baseBackup.js';
+import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../workflows/pointInTimeRecovery.js';
+import type { WorkflowHandle } from '@temporalio/client';
+import { registerWalCommands } from './wal.js';
+import { registerClusterCommands } from './cluster.js';
+import { formatBytes, formatDuration, progressLine } from './format.js';
+import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
+import type { RestoreDatabaseInput, RestoreDatabaseResult } from '../workflows/restoreDatabase.js';
+
+const program = new Command('pgwarden')
+  .description('PostgreSQL backup and disaster recovery as durable Temporal workflows')
+  .option('-c, --config <file>', 'config file (default: $PGWARDEN_CONFIG or ./pgwarden.config.json)')
+  .showHelpAfterError();
+
+function config(): Config {
+  return loadConfig(program.opts<{ config?: string }>().config);
+}
+
+program
+  .command('worker')
+  .description('run a worker on the shared queue `pgwarden` and this host\'s queue `pgwarden@<host>`')
+  .addHelpText('after', '\nExample:\n  TEMPORAL_ADDRESS=temporal:7233 pgwarden worker --config /etc/pgwarden/pgwarden.config.json')
+  .action(async () => {
+    const cfg = config();
+    const { NativeConnection } = await import('@temporalio/worker');
+    const { runWorkers } = await import('../worker/worker.js');
+    const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+    try {
+      await runWorkers({ config: cfg, connection });
+    } finally {
+      await connection.close();
+    }
+  });
+
+program
+  .command('dev')
+  .description('start the Temporal dev server (with its web UI) and a worker, for trying pgwarden on one machine')
+  .option('--port <port>', 'Temporal frontend port', '7233')
+  .option('--ui-port <port>', 'web UI port', '8233')
+  .option('--db-file <file>', 'keep workflow history in this SQLite file', '.pgwarden-dev.sqlite')
+  .action(async (opts: { port: string; uiPort: string; dbFile: string }) => {
+    const cfg = config();
+    const { NativeConnection } = await import('@temporalio/worker');
+    const { runWorkers } = await import('../worker/worker.js');
+    const { startDevServer } = await import('../worker/devServer.js');
+    const server = await startDevServer({ port: Number(opts.port), uiPort: Number(opts.uiPort), dbFile: opts.dbFile });
+    console.log(`Temporal dev server at ${server.address}; UI at ${server.uiAddress}`);
+    const connection = await NativeConnection.connect({ address: server.address });
+    try {
+      await runWorkers({ config: { ...cfg, temporal: { ...cfg.temporal, address: server.address } }, connection });
+    } finally {
+      await connection.close();
+      await server.stop();
+    }
+  });
+
+program
+  .command('backup')
+  .description('start a fullBackup (logical, pg_dump) of one database, or of all with --database "*"')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .requiredOption('--database <name>', 'database name, or "*" for every database')
+  .option('--backup-id <id>', 'backup id (default: the start time, e.g. 20261122T020000Z)')
+  .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
+  .addHelpText('after', '\nExamples:\n  pgwarden backup --cluster main --database app --wait\n  pgwarden backup --cluster main --database "*"')
+  .action(async (opts: { cluster: string; database: string; backupId?: string; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+    if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const backupId = opts.backupId ?? formatBackupId(new Date());
+    const input: FullBackupInput = { cluster: opts.cluster, database: opts.database, backupId };
+    const client = await connectClient(cfg);
+    const workflowId = fullBackupWorkflowId(opts.cluster, opts.database === '*' ? 'all' : opts.database, backupId);
+    const handle = await client.workflow.start('fullBackup', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    if (!opts.json) console.log(`started fullBackup ${workflowId}`);
+    if (!opts.wait) {
+      if (opts.json) console.log(JSON.stringify({ workflowId }));
+      return;
+    }
+    const result = await waitWithProgress<FullBackupResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(result));
+    for (const b of result.backups) {
+      console.log(
+        `${b.cluster}/${b.database} ${b.backupId}: ${formatBytes(b.bytes)} stored, ` +
+          `${b.tables} tables, ${b.rows} rows, ${formatDuration(b.seconds)}${b.reused ? ' (already committed)' : ''}\n  ${b.path}`,
+      );
+    }
+  });
+
+program
+  .command('restore')
+  .description('start a restoreDatabase: restore a logical backup over a database, after approval (the live one is kept renamed)')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .requiredOption('--database <name>', 'database to restore')
+  .option('--backup-id <id>', 'backup to restore (default: the newest)')
+  .option('--approval-timeout <duration>', 'how long to wait for approve/reject', '24 hours')
+  .option('--reindex', 'REINDEX DATABASE after the restore')
+  .option('--tables <names>', 'comma-separated: restore only these tables into <db>_restore_<id> and leave them there (no approval needed)')
+  .option('--wait', 'wait for the result, showing progress')
+  .addHelpText('after', '\nExample:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
+  .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; tables?: string; wait?: boolean }) => {
+    const cfg = config();
+    if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+    if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const client = await connectClient(cfg);
+    const workflowId = restoreDatabaseWorkflowId(opts.cluster, opts.database, opts.backupId ?? formatBackupId(new Date()));
+    const tables = opts.tables?.split(',').map((t) => t.trim()).filter(Boolean);
+    const input: RestoreDatabaseInput = { cluster: opts.cluster, database: opts.database, backupId: opts.backupId, approvalTimeout: opts.approvalTimeout, reindex: opts.reindex, tables };
+    const handle = await client.workflow.start('restoreDatabase', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    if (tables?.length) {
+      console.log(`started restoreDatabase ${workflowId} (tables ${tables.join(', ')}; no approval needed)`);
+    } else {
+      console.log(`started restoreDatabase ${workflowId}; it waits for approval:`);
+      console.log(`  pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
+    }
+    if (!opts.wait) return;
+    const result = await waitWithProgress<RestoreDatabaseResult>(handle, false);
+    console.log(
+      result.outcome === 'restored'
+        ? `restored ${opts.cluster}/${opts.database} from ${result.backupId}; the previous database is kept as ${result.previousDatabase}`
+        : result.outcome === 'tables-restored'
+          ? `restored ${tables!.join(', ')} from ${result.backupId} into ${result.tablesDatabase}; copy back what you need`
+          : `not restored: ${result.outcome}${result.decision ? ` by ${result.decision.approver} (${result.decision.reason})` : ''}`,
+    );
+  });
+
+program
+  .command('base-backup')
+  .description('start a baseBackup (physical, pg_basebackup) of a cluster: the starting point of point-in-time recovery')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .option('--backup-id <id>', 'backup id (default: the start time, e.g. 20261122T030000Z)')
+  .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
+  .addHelpText('after', '\nExample:\n  pgwarden base-backup --cluster main --wait')
+  .action(async (opts: { cluster: string; backupId?: string; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    requireCluster(cfg, opts.cluster);
+    if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const backupId = opts.backupId ?? formatBackupId(new Date());
+    const input: BaseBackupWorkflowInput = { cluster: opts.cluster, backupId };
+    const client = await connectClient(cfg);
+    const workflowId = baseBackupWorkflowId(opts.cluster, backupId);
+    const handle = await client.workflow.start('baseBackup', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    if (!opts.json) console.log(`started baseBackup ${workflowId}`);
+    if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
+    const r = await waitWithProgress<BaseBackupWorkflowResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(r));
+    console.log(`${r.cluster} ${r.backupId}: ${formatBytes(r.bytes)} stored, timeline ${r.timeline}, WAL ${r.startLsn} to ${r.stopLsn}, ${formatDuration(r.seconds)}${r.reused ? ' (already committed)' : ''}\n  ${r.path}`);
+  });
+
+program
+  .command('pitr')
+  .description('start a pointInTimeRecovery of a cluster: in place after approval (the old data directory is kept), or a rehearsal on a scratch copy')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .option('--target-time <time>', "recover to this time, with its zone: '2026-11-22 14:31:00+00'")
+  .option('--target-lsn <lsn>', 'recover to this WAL position, e.g. 0/3000060')
+  .option('--target-name <name>', 'recover to a restore point made with pg_create_restore_point()')
+  .option('--latest', 'recover to the end of the archived WAL')
+  .addOption(new Option('--mode <mode>', 'in-place (approval needed) or rehearsal (scratch copy, live cluster untouched)').choices(['in-place', 'rehearsal']).default('in-place'))
+  .option('--approval-timeout <duration>', 'how long to wait for approve/reject (in-place)', '24 hours')
+  .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
+  .addHelpText(
+    'after',
+    "\nExamples:\n  pgwarden pitr --cluster main --target-time '2026-11-22 14:31:00+00' --wait\n" +
+      '  pgwarden approve pgwarden/main/pitr/20261122T143500Z --approver alice --reason "INC-42: undo the DELETE"\n' +
+      '  pgwarden pitr --cluster main --latest --mode rehearsal --wait',
+  )
+  .action(async (opts: { cluster: string; targetTime?: string; targetLsn?: string; targetName?: string; latest?: boolean; mode: RecoveryMode; approvalTimeout: string; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    requireCluster(cfg, opts.cluster);
+    const targets: RecoveryTarget[] = [];
+    if (opts.targetTime) targets.push({ time: opts.targetTime });
+    if (opts.targetLsn) targets.push({ lsn: opts.targetLsn });
+    if (opts.targetName) targets.push({ name: opts.targetName });
+    if (opts.latest) targets.push({ latest: true });
+    if (targets.length !== 1) throw new UserError('give exactly one of --target-time, --target-lsn, --target-name, --latest');
+    const input: PointInTimeRecoveryInput = { cluster: opts.cluster, target: targets[0]!, mode: opts.mode, approvalTimeout: opts.approvalTimeout };
+    const client = await connectClient(cfg);
+    const workflowId = pitrWorkflowId(opts.cluster, formatBackupId(new Date()), opts.mode);
+    const handle = await client.workflow.start('pointInTimeRecovery', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    if (!opts.json) {
+      console.log(`started pointInTimeRecovery ${workflowId} (${opts.mode})`);
+      if (opts.mode === 'in-place') console.log(`  it stages the backup, then waits for: pgwarden approve ${workflowId} --approver NAME --reason TEXT`);
+    }
+    if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
+    const r = await waitWithProgress<PointInTimeRecoveryResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(r));
+    if (!r.recovery) return void console.log(`not recovered: ${r.outcome}${r.decision ? ` by ${r.decision.approver} (${r.decision.reason})` : ''}`);
+    console.log(`${r.outcome}: ${r.cluster} to ${r.target} from base backup ${r.backupId}, timeline ${r.recovery.timeline}, at ${r.recovery.reachedLsn}`);
+    if (r.recovery.stoppedAt) console.log(`  ${r.recovery.stoppedAt}`);
+    console.log(`  steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.seconds)}`).join(', ')}`);
+    if (r.previousDataDirectory) console.log(`  the previous data directory is kept at ${r.previousDataDirectory}`);
+  });
+
+const offsite = program.command('offsite').description('copy backups and WAL offsite (S3, rsync over ssh) and check the copies');
+
+for (const what of ['sync', 'check'] as const) {
+  offsite
+    .command(what)
+    .description(
+      what === 'sync'
+        ? 'start an offsiteSync: upload what each offsite repository lacks (never deleting or overwriting there), its retention, then the remote check'
+        : 'run the remote check alone: every object present, with the size and sha256 the local manifests expect',
+    )
+    .requiredOption('--cluster <name>', 'cluster name from the config')
+    .option('--repository <name...>', 'offsite repositories (default: all of the cluster)')
+    .option('--wal-only', 'only the WAL archive')
+    .addOption(new Option('--check <depth>', 'full: read back and hash every object; quick: sizes and recorded sha256, content of new uploads').choices(['full', 'quick']).default('full'))
+    .option('--wait', 'wait for the result, showing progress (check: always waits)')
+    .addOption(new Option('--json', 'print the result as JSON'))
+    .addHelpText('after', `\nExample:\n  pgwarden offsite ${what} --cluster main${what === 'sync' ? ' --wait' : ''}`)
+    .action(async (opts: { cluster: string; repository?: string[]; walOnly?: boolean; check: 'full' | 'quick'; wait?: boolean; json?: boolean }) => {
+      const cfg = config();
+      requireCluster(cfg, opts.cluster);
+      for (const r of opts.repository ?? []) {
+        if (cfg.repositories[r]?.type !== 's3' && cfg.repositories[r]?.type !== 'rsync') throw new UserError(`"${r}" is not an s3 or rsync repository in the config`);
+      }
+      const input: OffsiteSyncInput = { cluster: opts.cluster, repositories: opts.repository, walOnly: opts.walOnly, check: opts.check, checkOnly: what === 'check' };
+      const client = await connectClient(cfg);
+      const workflowId = offsiteWorkflowId(opts.cluster, formatBackupId(new Date()), what === 'check' ? 'check' : opts.walOnly ? 'wal' : 'sync');
+      const handle = await client.workflow.start('offsiteSync', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+      if (!opts.json) console.log(`started offsiteSync ${workflowId}`);
+      if (!opts.wait && what === 'sync') return void (opts.json && console.log(JSON.stringify({ workflowId })));
+      const r = await waitWithProgress<OffsiteSyncResult>(handle, !!opts.json);
+      if (opts.json) return void console.log(JSON.stringify(r));
+      for (const repo of r.repositories) {
+        const c = repo.check!;
+        const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v.remote}`).join(', ');
+        const sync = repo.sync ? `uploaded ${repo.sync.uploaded} (${formatBytes(repo.sync.uploadedBytes)}), ${repo.sync.alreadyThere} already there; ` : '';
+        const removed = repo.retention?.removedObjects ? `retention removed ${repo.retention.removedObjects} objects; ` : '';
+        console.log(`${repo.repository}: ${sync}${removed}check passed: ${counts} objects, ${c.contentChecked} read back and hashed`);
+      }
+    });
+}
+
+function requireCluster(cfg: Config, name: string): void {
+  if (!(name in cfg.clusters)) throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+}
+
+for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as const) {
+  program
+    .command(`${name} <workflowId>`)
+    .description(`${name} a restore or recovery waiting at its approval step (recorded with who and why)`)
+    .requiredOption('--approver <name>', 'who decides')
+    .requiredOption('--reason <text>', 'why (a ticket, an incident)')
+    .addHelpText('after', `\nExample:\n  pgwarden ${name} pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"`)
+    .action(async (workflowId: string, opts: { approver: string; reason: string }) => {
+      if (!opts.approver.trim() || !opts.reason.trim()) throw new UserError('--approver and --reason must not be empty');
+      const client = await connectClient(config());
+      const handle = client.workflow.getHandle(workflowId);
+      const live = await liveStatus(handle).catch((err: Error) => {
+        throw new UserError(`no workflow ${workflowId}: ${err.message}`);
+      });
+      if (live.progress?.step !== 'approve') throw new UserError(`${workflowId} is not waiting for approval (step: ${live.progress?.step ?? live.status.toLowerCase()})`);
+      await handle.signal(signal, { approver: opts.approver, reason: opts.reason });
+      console.log(`${name === 'approve' ? 'approved' : 'rejected'} ${workflowId} as ${opts.approver}: ${opts.reason}`);
+    });
+}
+
+async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean): Promise<T> {
+  const { liveStatus } = await import('./client.js');
+  let last = '';
+  const timer = quiet
+    ? undefined
+    : setInterval(() => {
+        liveStatus(handle)
+          .then((live) => {
+            const line = progressLine(live);
+            if (line !== last) console.log(`  ${line}`);
+            last = line;
+          })
+          .catch(() => undefined);
+      }, 2000);
+  try {
+    return (await handle.result()) as T;
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}
+
+class UserError extends Error {}
+
+async function connectClient(cfg: Config) {
+  return (await import('./client.js')).connectClient(cfg);
+}
+
+async function liveStatus(handle: WorkflowHandle) {
+  return (await import('./client.js')).liveStatus(handle);
+}
+
+const isWorkflowFailure = (err: unknown): err is Error & { cause?: Error } => err instanceof Error && err.name === 'WorkflowFailedError';
+
+function oneLine(err: unknown): string {
+  if (isWorkflowFailure(err)) {
+    let cause: Error | undefined = err.cause;
+    while (cause && (cause as { cause?: Error }).cause) cause = (cause as { cause?: Error }).cause;
+    return `workflow failed: ${cause?.message ?? err.message}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+registerWalCommands(program, config);
+registerClusterCommands(program, config);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const known = err instanceof UserError || err instanceof ConfigError || isWorkflowFailure(err);
+  console.error(`pgwarden: ${oneLine(err)}`);
+  if (!known && process.env.PGWARDEN_DEBUG) console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,79 @@
+// The fast path of `pgwarden wal-push`: argv parsed by hand, the config read as plain JSON, and
+// only what wal-push needs taken from it. It declines (returns false) whatever it does not read
+// plainly — another command, other options, a config whose fields look unusual or unreadable —
+// and the full program then handles the call, validating the whole config with zod.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { pushWalFile, type WalPushSettings } from '../activities/walPush.js';
+import { applyEnvOverrides, defaultConfigPath } from '../config/overrides.js';
+import { walArchiveDir } from '../lib/layout.js';
+
+export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const call = parseWalPushArgs(args);
+  if (!call) return false;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(call.config ? resolve(call.config) : defaultConfigPath(env), 'utf8'));
+  } catch {
+    return false; // the full program says what is wrong with the file
+  }
+  const settings = walPushSettings(applyEnvOverrides(raw, env), call.cluster);
+  if (!settings) return false;
+  try {
+    const result = await pushWalFile(settings, call.path, call.name);
+    if (result.outcome === 'identical') console.error(`pgwarden: ${call.name} was archived already with the same content`);
+  } catch (err) {
+    console.error(`pgwarden: ${(err as Error).message}`);
+    process.exitCode = 1; // PostgreSQL keeps the segment and retries
+  }
+  return true;
+}
+
+/** `[-c F | --config F | --config=F] wal-push --cluster C <path> <name>` (options after the command in any order). */
+export function parseWalPushArgs(args: string[]): { config?: string; cluster: string; path: string; name: string } | undefined {
+  let config: string | undefined;
+  let i = 0;
+  for (; i < args.length && args[i] !== 'wal-push'; i++) {
+    const a = args[i]!;
+    if ((a === '-c' || a === '--config') && i + 1 < args.length) config = args[++i];
+    else if (a.startsWith('--config=')) config = a.slice('--config='.length);
+    else return undefined;
+  }
+  if (args[i] !== 'wal-push') return undefined;
+  let cluster: string | undefined;
+  const positional: string[] = [];
+  for (let j = i + 1; j < args.length; j++) {
+    const a = args[j]!;
+    if (a === '--cluster' && j + 1 < args.length) cluster = args[++j];
+    else if (a.startsWith('--cluster=')) cluster = a.slice('--cluster='.length);
+    else if (a.startsWith('-')) return undefined;
+    else positional.push(a);
+  }
+  if (!cluster || positional.length !== 2) return undefined;
+  return { config, cluster, path: positional[0]!, name: positional[1]! };
+}
+
+/** What wal-push needs, when the config states it plainly (defaults as in the schema); else undefined. */
+export function walPushSettings(raw: unknown, cluster: string): WalPushSettings | undefined {
+  const config = raw as {
+    clusters?: Record<string, { repository?: unknown }>;
+    repositories?: Record<string, { type?: unknown; path?: unknown }>;
+    compression?: { algorithm?: unknown; level?: unknown };
+    encryption?: { recipients?: unknown };
+  };
+  const c = config?.clusters?.[cluster];
+  if (!c || typeof c !== 'object') return undefined;
+  const repositoryName = c.repository ?? 'local';
+  const repo = typeof repositoryName === 'string' ? config.repositories?.[repositoryName] : undefined;
+  if (!repo || repo.type !== 'local' || typeof repo.path !== 'string' || !repo.path) return undefined;
+  const algorithm = config.compression?.algorithm ?? 'zstd';
+  const level = config.compression?.level ?? 1;
+  if ((algorithm !== 'zstd' && algorithm !== 'none') || typeof level !== 'number' || !Number.isInteger(level) || level < 1 || level > 19) return undefined;
+  let recipients: string[] | undefined;
+  if (config.encryption !== undefined) {
+    const r = config.encryption?.recipients;
+    if (!Array.isArray(r) || r.length === 0 || !r.every((f) => typeof f === 'string' && f.length > 0)) return undefined;
+    recipients = r as string[];
+  }
+  return { archiveDir: walArchiveDir(repo.path, cluster), compression: { algorithm, level }, recipients };
+}

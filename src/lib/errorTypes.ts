@@ -1,0 +1,28 @@
+// Failure type names, without @temporalio/common: wal-push reports them without loading Temporal.
+export const ErrorType = {
+  InvalidInput: 'InvalidInput',
+  UnknownCluster: 'UnknownCluster',
+  UnknownDatabase: 'UnknownDatabase',
+  ServerUnreachable: 'ServerUnreachable',
+  AuthenticationFailed: 'AuthenticationFailed',
+  KeyUnreadable: 'KeyUnreadable',
+  InsufficientDiskSpace: 'InsufficientDiskSpace',
+  RepositoryUnavailable: 'RepositoryUnavailable',
+  DumpFailed: 'DumpFailed',
+  SanityCheckFailed: 'SanityCheckFailed',
+  IntegrityError: 'IntegrityError',
+  DecryptionFailed: 'DecryptionFailed',
+  RestoreFailed: 'RestoreFailed',
+  VerificationFailed: 'VerificationFailed',
+  NoBackup: 'NoBackup',
+  ArchivingOff: 'ArchivingOff',
+  WalConflict: 'WalConflict',
+  BadTarget: 'BadTarget',
+  WalGap: 'WalGap',
+  RecoveryFailed: 'RecoveryFailed',
+  ClusterControlFailed: 'ClusterControlFailed',
+  OffsiteUnavailable: 'OffsiteUnavailable',
+  OffsiteMisconfigured: 'OffsiteMisconfigured',
+  OffsiteCheckFailed: 'OffsiteCheckFailed',
+} as const;
+export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];

@@ -1,0 +1,83 @@
+import { execa } from 'execa';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushWalFile } from '../../src/activities/walPush.js';
+import { parseWalPushArgs, walPushSettings } from '../../src/cli/walPushFast.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+
+describe('wal-push fast path: arguments', () => {
+  it('takes the archive_command forms and declines anything else', () => {
+    const call = { config: '/etc/p.json', cluster: 'main', path: 'pg_wal/000000010000000000000003', name: '000000010000000000000003' };
+    expect(parseWalPushArgs(['--config', '/etc/p.json', 'wal-push', '--cluster', 'main', call.path, call.name])).toEqual(call);
+    expect(parseWalPushArgs(['-c', '/etc/p.json', 'wal-push', call.path, '--cluster=main', call.name])).toEqual(call);
+    expect(parseWalPushArgs(['wal-push', '--cluster', 'main', call.path, call.name])).toEqual({ ...call, config: undefined });
+    expect(parseWalPushArgs(['wal-get', '--cluster', 'main', call.name, call.path])).toBeUndefined();
+    expect(parseWalPushArgs(['wal-push', '--cluster', 'main', call.path])).toBeUndefined();
+    expect(parseWalPushArgs(['wal-push', '--help'])).toBeUndefined();
+    expect(parseWalPushArgs(['--verbose', 'wal-push', '--cluster', 'main', call.path, call.name])).toBeUndefined();
+  });
+});
+
+describe('wal-push fast path: config', () => {
+  const base = { clusters: { main: {} }, repositories: { local: { type: 'local', path: '/srv/pgwarden' } } };
+
+  it('reads what wal-push needs, with the schema defaults', () => {
+    expect(walPushSettings(base, 'main')).toEqual({ archiveDir: '/srv/pgwarden/main/wal', compression: { algorithm: 'zstd', level: 1 }, recipients: undefined });
+    const full = { ...base, compression: { algorithm: 'none', level: 3 }, encryption: { recipients: ['/etc/k.asc'] }, clusters: { main: { repository: 'local' } } };
+    expect(walPushSettings(full, 'main')).toEqual({ archiveDir: '/srv/pgwarden/main/wal', compression: { algorithm: 'none', level: 3 }, recipients: ['/etc/k.asc'] });
+  });
+
+  it('declines what it does not read plainly, for the full program to validate', () => {
+    expect(walPushSettings(base, 'other')).toBeUndefined();
+    expect(walPushSettings({ ...base, repositories: { local: { type: 's3', path: '/x' } } }, 'main')).toBeUndefined();
+    expect(walPushSettings({ ...base, compression: { level: '3' } }, 'main')).toBeUndefined();
+    expect(walPushSettings({ ...base, compression: { algorithm: 'gzip' } }, 'main')).toBeUndefined();
+    expect(walPushSettings({ ...base, encryption: { recipients: [] } }, 'main')).toBeUndefined();
+    expect(walPushSettings(null, 'main')).toBeUndefined();
+  });
+});
+
+describe('pushWalFile', () => {
+  let key: TestKey;
+  let dir: string;
+  beforeAll(async () => {
+    [key, dir] = await Promise.all([createTestKey(), mkdtemp(join(tmpdir(), 'pgwarden-walpush-test-'))]);
+  });
+  afterAll(async () => {
+    await Promise.all([key?.remove(), rm(dir, { recursive: true, force: true })]);
+  });
+
+  it('stores zstd + OpenPGP that stock gpg and zstd read back, and a record; the same file again is identical, another is refused', async () => {
+    const name = '000000010000000000000007';
+    const segment = Buffer.alloc(16 * 1024 * 1024, 0);
+    segment.write('pgwarden wal-push test segment', 4096);
+    const source = join(dir, name);
+    await writeFile(source, segment);
+    const settings = { archiveDir: join(dir, 'wal'), compression: { algorithm: 'zstd' as const, level: 1 }, recipients: [key.publicKeyFile] };
+    expect(await pushWalFile(settings, source, name)).toMatchObject({ outcome: 'stored' });
+    const record = JSON.parse(await readFile(join(dir, 'wal', `${name}.json`), 'utf8'));
+    expect(record).toMatchObject({ name, stored: `${name}.zst.gpg`, rawBytes: segment.length, compression: 'zstd', encrypted: true });
+    const decoded = await execa('sh', ['-c', `gpg --batch --quiet --homedir "${key.home}" --pinentry-mode loopback --passphrase-fd 3 --decrypt "${join(dir, 'wal', record.stored)}" 3<&0 <&- | zstd -d | sha256sum`], {
+      input: key.passphrase,
+    });
+    expect(decoded.stdout.split(' ')[0]).toBe(record.rawSha256);
+
+    expect(await pushWalFile(settings, source, name)).toMatchObject({ outcome: 'identical' });
+    segment.write('different', 8192);
+    await writeFile(source, segment);
+    await expect(pushWalFile(settings, source, name)).rejects.toMatchObject({ type: 'WalConflict' });
+  });
+
+  it('leaves a config it does not read plainly to the full program, which names the bad field', async () => {
+    const configFile = join(dir, 'bad.config.json');
+    await writeFile(configFile, JSON.stringify({ clusters: { main: {} }, repositories: { local: { type: 'local', path: dir } }, compression: { level: 'high' } }));
+    const r = await execa(join(import.meta.dirname, '../../bin/pgwarden'), ['--config', configFile, 'wal-push', '--cluster', 'main', join(dir, 'x'), '000000010000000000000009'], {
+      reject: false,
+      env: { PGWARDEN_FROM_SOURCE: '1' },
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/invalid config .*compression\.level/);
+  });
+});
