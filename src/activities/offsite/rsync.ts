@@ -96,6 +96,7 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): O
   return {
     name,
     type: 'rsync',
+    readBackUploads: false,
 
     async probe() {
       const q = shQuote(root);
