@@ -96,7 +96,6 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): O
   return {
     name,
     type: 'rsync',
-    readBackUploads: false,
 
     async probe() {
       const q = shQuote(root);

@@ -116,7 +116,6 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
   return {
     name,
     type: 's3',
-    readBackUploads: true,
 
     async probe() {
       try {

@@ -29,13 +29,6 @@ export interface OffsiteStore {
    */
   put(key: string, localFile: string, meta: { bytes: number; sha256: string; kind: ObjectKind }, progress?: TransferProgress): Promise<void>;
 
-  /**
-   * Whether an upload should be read back and hashed right after it (overlapping the next one):
-   * true where the transfer itself proves nothing about what was stored (S3); false where it does
-   * (rsync checks every transferred file against a whole-file checksum) and hashing is remote anyway.
-   */
-  readonly readBackUploads: boolean;
-
   /** sha256 of each object's content as it is now, computed from its bytes (S3: read back; rsync: on the remote host). */
   contentSha256(keys: string[], progress?: TransferProgress): Promise<Map<string, string>>;
 

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../../config/index.js';
-import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
+import { ErrorType, nonRetryable } from '../../lib/errors.js';
 import { parseBaseManifest } from '../../lib/manifest.js';
-import { checkRemote, describeProblems, missingOnRemote, planRemoteRetention, remoteBackups, walNameOf, type CheckReport, type LocalObject, type RemoteBackup } from '../../lib/offsite.js';
+import { checkRemote, describeProblems, missingOnRemote, planRemoteRetention, remoteBackups, walNameOf, type CheckReport, type RemoteBackup } from '../../lib/offsite.js';
 import { LocalRepository } from '../repository.js';
 import { localInventory } from './inventory.js';
 import { offsiteNames, withStore } from './stores.js';
@@ -26,14 +26,8 @@ export interface SyncResult {
   repository: string;
   uploaded: number;
   uploadedBytes: number;
-  /** Keys uploaded by this run (in the workflow result: the first 20). */
+  /** Keys uploaded by this run (the quick check reads them back). */
   uploadedKeys: string[];
-  /** Keys read back and hashed right after their upload (S3), which the check does not read again. */
-  verifiedKeys: string[];
-  /** How many uploads were read back and hashed right after their upload. */
-  verified: number;
-  /** More than KEYS_IN_HISTORY uploads: the key lists are left out and the check reads everything. */
-  keysOmitted?: boolean;
   alreadyThere: number;
   /** When this run read the local repository. */
   syncedAt: string;
@@ -93,12 +87,10 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     return withStore(config, input.repository, env, async (store) => {
       const { repo, local, remote, syncedAt } = await remoteView(store, input);
       const missing = missingOnRemote(local, remote);
-      const result: SyncResult = { repository: input.repository, uploaded: 0, uploadedBytes: 0, uploadedKeys: [], verifiedKeys: [], verified: 0, alreadyThere: local.length - missing.length, syncedAt };
+      const result: SyncResult = { repository: input.repository, uploaded: 0, uploadedBytes: 0, uploadedKeys: [], alreadyThere: local.length - missing.length, syncedAt };
       // On a timer, not per progress event: a driver may report progress rarely (rsync) or never.
       let current = { key: '', bytes: 0 };
       const timer = setInterval(() => ctx.heartbeat({ phase: 'upload', repository: input.repository, object: current.key, objects: result.uploaded, of: missing.length, bytes: result.uploadedBytes + current.bytes }), 2000);
-      // At most one read-back in flight, overlapping the next upload.
-      let readBack: Promise<void> = Promise.resolve();
       try {
         for (const object of missing) {
           if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
@@ -107,21 +99,10 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
           result.uploaded++;
           result.uploadedBytes += object.bytes;
           result.uploadedKeys.push(object.key);
-          if (store.readBackUploads) {
-            await readBack;
-            readBack = verifyUpload(store, object);
-            readBack.catch(() => undefined); // awaited before the next one and at the end
-            result.verifiedKeys.push(object.key);
-            result.verified++;
-          }
         }
-        await readBack;
       } finally {
         clearInterval(timer);
-        await readBack.catch(() => undefined);
       }
-      // Key lists stay bounded in workflow history; without them the check reads everything.
-      if (result.uploadedKeys.length > KEYS_IN_HISTORY) Object.assign(result, { uploadedKeys: [], verifiedKeys: [], keysOmitted: true });
       return result;
     });
   }
@@ -150,14 +131,11 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
    * object known and carrying a sha256, and content read back and hashed (all, or `keys`).
    * Any problem fails with a report that names each object.
    */
-  async function checkOffsite(input: OffsiteTarget & { depth: CheckDepth; keys?: string[]; verifiedKeys?: string[]; syncedAt?: string }): Promise<CheckReport> {
+  async function checkOffsite(input: OffsiteTarget & { depth: CheckDepth; keys?: string[]; syncedAt?: string }): Promise<CheckReport> {
     const ctx = Context.current();
     return withStore(config, input.repository, env, async (store) => {
       const { local, remote } = await remoteView(store, input);
-      // Objects this run read back right after uploading them are not read again.
-      const verified = new Set(input.verifiedKeys ?? []);
-      const wanted = input.depth === 'full' ? [...remote.keys()] : (input.keys ?? []).filter((k) => remote.has(k));
-      const scope = new Set(wanted.filter((k) => !verified.has(k)));
+      const scope = new Set(input.depth === 'full' ? remote.keys() : (input.keys ?? []).filter((k) => remote.has(k)));
       let hashed = 0;
       const timer = setInterval(() => ctx.heartbeat({ phase: 'check', repository: input.repository, objects: scope.size, bytesRead: hashed }), 2000);
       let content: Map<string, string>;
@@ -177,20 +155,6 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
   }
 
   return { planOffsite, syncToOffsite, applyOffsiteRetention, checkOffsite };
-}
-
-/** Above this many uploads, their keys stay out of workflow history and the check reads everything. */
-const KEYS_IN_HISTORY = 5000;
-
-/**
- * An object just uploaded, read back and hashed. A mismatch means the store kept something other
- * than what was sent: that copy (pgwarden's own, seconds old) is removed and the activity retried.
- */
-async function verifyUpload(store: OffsiteStore, object: LocalObject): Promise<void> {
-  const got = (await store.contentSha256([object.key])).get(object.key);
-  if (got === object.sha256 || (object.marker && got !== undefined)) return;
-  await store.remove([object.key]);
-  throw retryable(ErrorType.IntegrityError, `offsite repository "${store.name}": ${object.key} read back as sha256 ${got ?? '(missing)'} right after its upload, expected ${object.sha256}; removed, to be uploaded again`);
 }
 
 /** Where a remote base backup's WAL starts, from its manifest on the remote. */
