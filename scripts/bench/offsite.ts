@@ -133,6 +133,7 @@ async function main() {
 
     // A fresh worker: its peak RSS is the offsite runs', not the backups'.
     worker = await startBuiltWorker(configFile, secrets, dist);
+    log(`  a fresh worker for the offsite runs: ${((await worker.memoryKb('VmRSS')) / 1024).toFixed(0)} MB resident before them`);
     const raw = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey } });
     // The same objects pgwarden uploaded (its first run's bucket): WAL the remote's retention would
     // drop (before the base backup) is not uploaded by pgwarden, so the raw side skips it too.

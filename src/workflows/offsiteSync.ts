@@ -58,7 +58,7 @@ export async function offsiteSync(input: OffsiteSyncInput): Promise<OffsiteSyncR
         result.retention = await long.applyOffsiteRetention(target);
       }
       step('check', repository);
-      const depth = input.check ?? 'full';
+      const depth = result.sync?.keysOmitted ? 'full' : (input.check ?? 'full');
       result.check = await long.checkOffsite({ ...target, depth, keys: depth === 'quick' ? result.sync?.uploadedKeys : undefined, syncedAt: result.sync?.syncedAt });
       // The result stays small in history however many objects moved.
       if (result.sync) result.sync.uploadedKeys = result.sync.uploadedKeys.slice(0, 20);

@@ -26,8 +26,10 @@ export interface SyncResult {
   repository: string;
   uploaded: number;
   uploadedBytes: number;
-  /** Keys uploaded by this run (the quick check reads them back). */
+  /** Keys uploaded by this run (the quick check reads them back; in the workflow result: the first 20). */
   uploadedKeys: string[];
+  /** More than KEYS_IN_HISTORY uploads: the keys are left out of history and the check reads everything. */
+  keysOmitted?: boolean;
   alreadyThere: number;
   /** When this run read the local repository. */
   syncedAt: string;
@@ -103,6 +105,7 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       } finally {
         clearInterval(timer);
       }
+      if (result.uploadedKeys.length > KEYS_IN_HISTORY) Object.assign(result, { uploadedKeys: [], keysOmitted: true });
       return result;
     });
   }
@@ -156,6 +159,9 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
 
   return { planOffsite, syncToOffsite, applyOffsiteRetention, checkOffsite };
 }
+
+/** Above this many uploads, their keys stay out of workflow history (the activity result). */
+const KEYS_IN_HISTORY = 5000;
 
 /** Where a remote base backup's WAL starts, from its manifest on the remote. */
 async function remoteBaseStart(store: OffsiteStore, dir: string): Promise<RemoteBackup['wal']> {
