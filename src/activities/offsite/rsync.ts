@@ -50,14 +50,16 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): O
   /** One mapping for every call: ssh's own failures (exit 255) are classified from its stderr. */
   function failure(what: string, exitCode: number | undefined, stderr: string, detail?: string): ApplicationFailure {
     const last = stderr.trim().split('\n').slice(-3).join(' | ');
-    // 255 is ssh's own failure (rsync passes it on); any other code is the remote command's.
-    if (exitCode !== 255) return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed (${detail ?? `exit code ${exitCode}`})${last ? `: ${last}` : ''}`);
+    // ssh's own refusals, whatever the exit code: rsync reports a dead ssh as 255 or, depending on
+    // timing, as a protocol error (12). These messages come from ssh only.
     if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/.test(stderr)) {
       return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: host key of ${host} does not match ${config.knownHostsFile ?? 'the known_hosts of the worker user'}`);
     }
     if (/Permission denied \((publickey|password|keyboard-interactive|hostbased|gssapi)/.test(stderr)) {
       return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ssh refused the key${config.identityFile ? ` ${config.identityFile}` : ''} for ${user}@${host} (${last})`);
     }
+    // 255 is ssh's own failure (rsync passes it on); any other code is the remote command's.
+    if (exitCode !== 255) return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed (${detail ?? `exit code ${exitCode}`})${last ? `: ${last}` : ''}`);
     if (/Connection refused|Connection timed out|timed out during banner|No route to host|Network is unreachable|Could not resolve hostname|Connection reset|Connection closed by/.test(stderr)) {
       return retryable(ErrorType.OffsiteUnavailable, `${label}: cannot reach ${host}:${config.port} (${last})`);
     }
