@@ -79,6 +79,8 @@ async function push(settings: WalPushSettings, source: string, name: string, now
     // The record survived but its data did not (a damaged archive): store the same bytes again below.
   }
   const stored = encoding ? await encoding : raw;
+  // Belt and braces: an encoder that exits 0 with no output must not become an archived segment.
+  if (stored.length === 0) throw new WalPushError(ErrorType.IntegrityError, `encoding ${name} produced no output`);
   const { compression } = settings;
   const encrypted = !!settings.recipients;
   const storedName = artifactName(name, compression.algorithm, encrypted);
