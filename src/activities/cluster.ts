@@ -392,7 +392,8 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const current = existsSync(file) ? await readFile(file, 'utf8') : '';
     const at = current.indexOf(RECOVERY_BLOCK_HEADER);
     const kept = at === -1 ? current : current.slice(0, at);
-    const block = Object.entries(settings).map(([k, v]) => `${k} = '${v.replace(/'/g, "''")}'`).join('\n');
+    // Quoted as ALTER SYSTEM does: the config parser treats both ' and \ specially.
+    const block = Object.entries(settings).map(([k, v]) => `${k} = '${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`).join('\n');
     await writeFileAtomic(file, `${kept.replace(/\n*$/, '\n')}${RECOVERY_BLOCK_HEADER}${block}\n`);
     await chown(file, owner.uid, owner.gid);
     await chmod(file, 0o600);

@@ -17,6 +17,7 @@ export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = proce
   } catch {
     return false; // the full program says what is wrong with the file
   }
+  if (!isObject(raw)) return false;
   const settings = walPushSettings(applyEnvOverrides(raw, env), call.cluster);
   if (!settings) return false;
   try {
@@ -53,19 +54,38 @@ export function parseWalPushArgs(args: string[]): { config?: string; cluster: st
   return { config, cluster, path: positional[0]!, name: positional[1]! };
 }
 
+// The keys the schema (src/config/schema.ts, all .strict()) allows where wal-push reads: a key
+// outside these (a misspelt `encryption` would mean unencrypted WAL) sends the call to zod.
+const KNOWN = {
+  top: ['temporal', 'clusters', 'repositories', 'encryption', 'retention', 'compression', 'limits', 'verification', 'walMaintenance', 'worker'],
+  cluster: ['host', 'port', 'user', 'passwordEnv', 'passfile', 'maintenanceDatabase', 'sslmode', 'dataDirectory', 'hostQueue', 'binDir', 'hooks', 'repository', 'offsite'],
+  localRepository: ['type', 'path'],
+  compression: ['algorithm', 'level'],
+  encryption: ['recipients', 'privateKeyFile', 'passphraseEnv'],
+};
+const CLUSTER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const onlyKnown = (v: unknown, keys: string[]) => isObject(v) && Object.keys(v).every((k) => keys.includes(k));
+const own = (v: unknown, key: string): unknown => (isObject(v) && Object.hasOwn(v, key) ? v[key] : undefined);
+
 /** What wal-push needs, when the config states it plainly (defaults as in the schema); else undefined. */
 export function walPushSettings(raw: unknown, cluster: string): WalPushSettings | undefined {
+  if (!CLUSTER_NAME.test(cluster) || !onlyKnown(raw, KNOWN.top)) return undefined;
   const config = raw as {
     clusters?: Record<string, { repository?: unknown }>;
     repositories?: Record<string, { type?: unknown; path?: unknown }>;
     compression?: { algorithm?: unknown; level?: unknown };
     encryption?: { recipients?: unknown };
   };
-  const c = config?.clusters?.[cluster];
-  if (!c || typeof c !== 'object') return undefined;
-  const repositoryName = c.repository ?? 'local';
-  const repo = typeof repositoryName === 'string' ? config.repositories?.[repositoryName] : undefined;
-  if (!repo || repo.type !== 'local' || typeof repo.path !== 'string' || !repo.path) return undefined;
+  const c = own(config.clusters, cluster) as { repository?: unknown } | undefined;
+  if (!onlyKnown(c, KNOWN.cluster)) return undefined;
+  if (config.compression !== undefined && !onlyKnown(config.compression, KNOWN.compression)) return undefined;
+  if (config.encryption !== undefined && !onlyKnown(config.encryption, KNOWN.encryption)) return undefined;
+  const repositoryName = c!.repository ?? 'local';
+  const repo = typeof repositoryName === 'string' ? (own(config.repositories, repositoryName) as { type?: unknown; path?: unknown } | undefined) : undefined;
+  if (!onlyKnown(repo, KNOWN.localRepository)) return undefined;
+  if (repo!.type !== 'local' || typeof repo!.path !== 'string' || !repo!.path) return undefined;
   const algorithm = config.compression?.algorithm ?? 'zstd';
   const level = config.compression?.level ?? 1;
   if ((algorithm !== 'zstd' && algorithm !== 'none') || typeof level !== 'number' || !Number.isInteger(level) || level < 1 || level > 19) return undefined;
@@ -75,5 +95,5 @@ export function walPushSettings(raw: unknown, cluster: string): WalPushSettings 
     if (!Array.isArray(r) || r.length === 0 || !r.every((f) => typeof f === 'string' && f.length > 0)) return undefined;
     recipients = r as string[];
   }
-  return { archiveDir: walArchiveDir(repo.path, cluster), compression: { algorithm, level }, recipients };
+  return { archiveDir: walArchiveDir(repo!.path, cluster), compression: { algorithm, level }, recipients };
 }

@@ -64,8 +64,11 @@ export interface CheckProblem {
 
 export interface CheckReport {
   repository: string;
-  /** Local objects committed while the sync ran, not on the remote yet: the next sync ships them. */
-  arrivedDuringSync: number;
+  /**
+   * Local objects not on the remote yet that are not problems: committed while the sync ran, or
+   * (a check on its own) whole backups and WAL files no sync has shipped yet. The next sync ships them.
+   */
+  notShippedYet: number;
   /** Objects per kind: committed locally, and present on the remote. */
   counts: Record<ObjectKind, { local: number; remote: number }>;
   /** Objects whose content was read and hashed in this check. */
@@ -95,13 +98,17 @@ export function checkRemote(input: {
   const { local, remote, content, contentScope } = input;
   const problems: CheckProblem[] = [];
   const settled = input.syncedAt ? new Date(input.syncedAt).getTime() - 60_000 : Infinity;
-  let arrivedDuringSync = 0;
+  let notShippedYet = 0;
+  // A check on its own cannot know what the last sync saw: an object counts as missing only when
+  // the remote holds part of what it belongs to (the backup's manifest, the WAL file's record or data).
+  const remoteGroups = new Set([...remote.keys()].map(groupOf));
   const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, { local: 0, remote: 0 }])) as CheckReport['counts'];
   for (const o of local) {
     counts[o.kind].local++;
     const r = remote.get(o.key);
     if (!r) {
-      if (new Date(o.committedAt).getTime() >= settled) arrivedDuringSync++;
+      const unshipped = input.syncedAt ? new Date(o.committedAt).getTime() >= settled : !remoteGroups.has(groupOf(o.key));
+      if (unshipped) notShippedYet++;
       else problems.push({ key: o.key, problem: 'missing', detail: `not on the remote (${o.bytes} bytes locally)` });
       continue;
     }
@@ -130,7 +137,13 @@ export function checkRemote(input: {
     else if (actual !== r.recordedSha256) problems.push({ key: r.key, problem: 'corrupt', detail: `content sha256 ${actual}, recorded ${r.recordedSha256}` });
   }
   problems.sort((a, b) => a.key.localeCompare(b.key) || a.problem.localeCompare(b.problem));
-  return { repository: input.repository, arrivedDuringSync, counts, contentChecked: contentScope.size, problems };
+  return { repository: input.repository, notShippedYet, counts, contentChecked: contentScope.size, problems };
+}
+
+/** What an object belongs to: its backup directory, or its WAL file's name. */
+function groupOf(key: string): string {
+  const parts = key.split('/');
+  return parts[1] === 'wal' ? `${parts[0]}/wal/${walNameOf(parts[2] ?? '')}` : parts.slice(0, -1).join('/');
 }
 
 /** One line per problem, for failure messages and the CLI. */

@@ -1,7 +1,7 @@
 // offsiteSync: the offsite copy. Replaces backup-offsite.sh / backup_to_s3.sh / an rsync cron line:
 // plan (which repositories, each reachable and usable) → per repository: upload what it lacks
-// (never deleting or overwriting anything there) → its own retention → the remote check (size and
-// sha256 of every object against the local manifests). One repository failing does not stop the
+// (never deleting or overwriting anything there) → the remote check (size and sha256 of every
+// object against the local manifests) → its own retention, only after a passing check. One repository failing does not stop the
 // others; the workflow fails at the end naming each failure.
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities, CheckDepth, CheckReport, RetentionResult, SyncResult } from '../activities/index.js';
@@ -12,7 +12,7 @@ export interface OffsiteSyncInput {
   cluster: string;
   /** Names of offsite repositories; default: the cluster's `offsite` list, else every s3/rsync repository. */
   repositories?: string[];
-  /** Ship only the WAL archive (the 6-hourly WAL run); no retention. */
+  /** Ship only the WAL archive (the 6-hourly WAL run); no retention; the check defaults to quick. */
   walOnly?: boolean;
   /**
    * `full` (default): read back and hash every remote object. `quick`: sizes and recorded sha256
@@ -53,13 +53,14 @@ export async function offsiteSync(input: OffsiteSyncInput): Promise<OffsiteSyncR
         step('upload', repository);
         result.sync = await long.syncToOffsite(target);
       }
+      step('check', repository);
+      const depth = result.sync?.keysOmitted ? 'full' : (input.check ?? (input.walOnly ? 'quick' : 'full'));
+      result.check = await long.checkOffsite({ ...target, depth, keys: depth === 'quick' ? result.sync?.uploadedKeys : undefined, syncedAt: result.sync?.syncedAt });
+      // Retention only after a passing check: never remove old copies while the newer ones are in doubt.
       if (!input.walOnly && !input.checkOnly) {
         step('retention', repository);
         result.retention = await long.applyOffsiteRetention(target);
       }
-      step('check', repository);
-      const depth = result.sync?.keysOmitted ? 'full' : (input.check ?? 'full');
-      result.check = await long.checkOffsite({ ...target, depth, keys: depth === 'quick' ? result.sync?.uploadedKeys : undefined, syncedAt: result.sync?.syncedAt });
       // The result stays small in history however many objects moved.
       if (result.sync) result.sync.uploadedKeys = result.sync.uploadedKeys.slice(0, 20);
     } catch (err) {

@@ -40,9 +40,15 @@ describe('checkRemote', () => {
     const late: LocalObject = { key: 'main/wal/000000010000000000000004.zst.gpg', kind: 'wal', bytes: 10, sha256: sha('e'), marker: false, committedAt: '2026-11-22T05:00:30Z' };
     const remote = remoteOf(local);
     const report = checkRemote({ repository: 'offsite', local: [...local, late], remote, content: new Map(), contentScope: new Set(), syncedAt: '2026-11-22T05:00:00Z' });
-    expect(report).toMatchObject({ arrivedDuringSync: 1, problems: [] });
-    const strict = checkRemote({ repository: 'offsite', local: [...local, late], remote, content: new Map(), contentScope: new Set() });
-    expect(strict.problems.map((p) => p.problem)).toEqual(['missing']);
+    expect(report).toMatchObject({ notShippedYet: 1, problems: [] });
+    // On its own (no sync): a WAL file nothing of which is on the remote is not shipped yet...
+    const alone = checkRemote({ repository: 'offsite', local: [...local, late], remote, content: new Map(), contentScope: new Set() });
+    expect(alone).toMatchObject({ notShippedYet: 1, problems: [] });
+    // ...but one whose record is there lacks its data.
+    const lateRecord = 'main/wal/000000010000000000000004.json';
+    remote.set(lateRecord, { key: lateRecord, bytes: 300, recordedSha256: sha('f') });
+    const partial = checkRemote({ repository: 'offsite', local: [...local, late], remote, content: new Map(), contentScope: new Set() });
+    expect(partial.problems.map((p) => [p.problem, p.key])).toEqual([['missing', late.key]]);
   });
 
   it('names a missing, a short and a differing object', () => {

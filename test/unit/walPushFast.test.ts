@@ -36,6 +36,12 @@ describe('wal-push fast path: config', () => {
     expect(walPushSettings({ ...base, compression: { algorithm: 'gzip' } }, 'main')).toBeUndefined();
     expect(walPushSettings({ ...base, encryption: { recipients: [] } }, 'main')).toBeUndefined();
     expect(walPushSettings(null, 'main')).toBeUndefined();
+    // Keys the schema refuses: a misspelt `encryption` must not mean unencrypted WAL.
+    expect(walPushSettings({ ...base, encrpytion: { recipients: ['/etc/k.asc'] } }, 'main')).toBeUndefined();
+    expect(walPushSettings({ ...base, clusters: { main: { repositry: 'other' } } }, 'main')).toBeUndefined();
+    expect(walPushSettings({ ...base, encryption: { recipient: ['/etc/k.asc'] } }, 'main')).toBeUndefined();
+    expect(walPushSettings(base, '__proto__')).toBeUndefined();
+    expect(walPushSettings(base, '../escape')).toBeUndefined();
   });
 });
 

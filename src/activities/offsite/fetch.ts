@@ -62,9 +62,15 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
     const repo = LocalRepository.forCluster(config, input.cluster);
     const archive = WalArchive.forCluster(config, input.cluster);
     const total: FetchedFromOffsite = { files: 0, bytes: 0 };
+    const localHasBase = (await repo.listBaseBackups(input.cluster)).length > 0;
     for (const name of offsiteNames(config, input.cluster)) {
       await withStore(config, name, env, async (store) => {
-        const remote = await store.list(`${input.cluster}/`);
+        const remote = await store.list(`${input.cluster}/`).catch((err: unknown) => {
+          // With a base backup here, an unreachable offsite only means nothing extra: plan decides.
+          if (localHasBase) return undefined;
+          throw err;
+        });
+        if (!remote) return;
         if ((await repo.listBaseBackups(input.cluster)).length === 0) {
           const newest = remoteBackups([...remote.keys()]).filter((b) => b.kind === 'base').at(-1);
           if (newest) {
@@ -118,11 +124,14 @@ async function fetchBackupDir(
   const manifestPartial = join(localDir, MANIFEST_FILE + PARTIAL_SUFFIX);
   await store.get(`${dir}/${MANIFEST_FILE}`, manifestPartial);
   const manifest = parse(await readFile(manifestPartial, 'utf8'));
+  // Names come from the remote: each must be one plain file name, never a path out of the directory.
+  for (const artifact of manifest.artifacts) assertPlainName(store.name, artifact.name);
   let bytes = 0;
   for (const artifact of manifest.artifacts) {
     await fetchChecked(store, `${dir}/${artifact.name}`, join(localDir, artifact.name), artifact.sha256, store.name);
     bytes += artifact.bytes;
   }
+  await fsyncPath(manifestPartial);
   await rename(manifestPartial, join(localDir, MANIFEST_FILE));
   await fsyncPath(localDir);
   return { files: manifest.artifacts.length + 1, bytes };
@@ -135,11 +144,13 @@ async function fetchWalFile(store: OffsiteStore, archive: WalArchive, recordKey:
   const partial = recordFile + PARTIAL_SUFFIX;
   await store.get(recordKey, partial);
   const record = JSON.parse(await readFile(partial, 'utf8')) as { name: string; stored: string; sha256: string; bytes: number };
-  if (walRecordName(record.name) !== recordKey.split('/').at(-1)) {
+  assertPlainName(store.name, record.stored);
+  if (walRecordName(record.name) !== recordKey.split('/').at(-1) || walNameOf(record.stored) !== record.name) {
     await rm(partial, { force: true });
     throw nonRetryable(ErrorType.IntegrityError, `offsite repository "${store.name}": ${recordKey} describes ${record.name}`);
   }
   await fetchChecked(store, `${dirname(recordKey)}/${record.stored}`, join(archive.dir, record.stored), record.sha256, store.name);
+  await fsyncPath(partial);
   await rename(partial, recordFile);
   await fsyncPath(archive.dir);
   return { files: 2, bytes: record.bytes };
@@ -154,5 +165,12 @@ async function fetchChecked(store: OffsiteStore, key: string, path: string, sha2
     await rm(partial, { force: true });
     throw nonRetryable(ErrorType.IntegrityError, `offsite repository "${repository}": ${key} has sha256 ${got.sha256}, its manifest says ${sha256}`);
   }
+  await fsyncPath(partial);
   await rename(partial, path);
+}
+
+function assertPlainName(repository: string, name: string): void {
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || name.includes('..')) {
+    throw nonRetryable(ErrorType.IntegrityError, `offsite repository "${repository}" names a file "${name}": not a plain file name, refused`);
+  }
 }

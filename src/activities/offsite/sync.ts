@@ -72,15 +72,21 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     const inventory = await localInventory(repo, input.cluster, { walOnly: input.walOnly });
     const remote = await store.list(`${input.cluster}/`);
     const localBase = new Map((await repo.listBaseBackups(input.cluster)).map((m) => [m.backupId, m]));
-    const keys = [...new Set([...remote.keys(), ...inventory.map((o) => o.key), ...[...localBase.keys()].map((id) => `${input.cluster}/base/${id}/manifest.json`)])];
-    const backups: RemoteBackup[] = [];
-    for (const b of remoteBackups(keys)) {
-      const m = b.kind === 'base' ? localBase.get(b.backupId) : undefined;
-      if (b.kind !== 'base') backups.push(b);
-      else backups.push({ ...b, wal: m ? { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn } : await remoteBaseStart(store, b.dir) });
-    }
-    const retention = planRemoteRetention(keys, backups, repoConfig.retentionDays, now);
-    const dropped = new Set(retention.remove);
+    const withWal = async (keys: string[]): Promise<RemoteBackup[]> => {
+      const out: RemoteBackup[] = [];
+      for (const b of remoteBackups(keys)) {
+        const m = b.kind === 'base' ? localBase.get(b.backupId) : undefined;
+        if (b.kind !== 'base') out.push(b);
+        else out.push({ ...b, wal: m ? { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn } : await remoteBaseStart(store, b.dir) });
+      }
+      return out;
+    };
+    // What to upload: what the policy keeps once everything local is there too.
+    const union = [...new Set([...remote.keys(), ...inventory.map((o) => o.key), ...[...localBase.keys()].map((id) => `${input.cluster}/base/${id}/manifest.json`)])];
+    const dropped = new Set(planRemoteRetention(union, await withWal(union), repoConfig.retentionDays, now).remove);
+    // What to remove: decided from what the remote holds alone (rule 7: never from local state).
+    const remoteKeys = [...remote.keys()];
+    const retention = planRemoteRetention(remoteKeys, await withWal(remoteKeys), repoConfig.retentionDays, now);
     return { repo, remote, retention, syncedAt, local: inventory.filter((o) => !dropped.has(o.key)) };
   }
 
