@@ -28,6 +28,7 @@ const queue = uniqueQueue('walmaint');
 const walDir = () => join(dir, 'repo/main/wal');
 const secrets = () => ({ ...process.env, ...testSecrets(cluster) });
 
+// (Stored WAL files are 100–199 random bytes, so the 8 kept ones always exceed the 500 B alert.)
 // The fake archive: timeline 1 segments 1..B, a backup label in segment 3, timeline 2 (forked in
 // segment 4) from 4 on, its history file, and a standby's .partial. The oldest base backup starts
 // in segment 5 (0/5000028), a newer one in segment 9.
@@ -79,7 +80,7 @@ async function setArchiveCommand(command: string): Promise<void> {
 beforeAll(async () => {
   [cluster, env] = await Promise.all([startCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: "'false'" } }), testEnvironment()]);
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-walmaint-'));
-  config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, extra: { walMaintenance: { archiveSizeAlertBytes: 1000 } } });
+  config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, extra: { walMaintenance: { archiveSizeAlertBytes: 500 } } });
   await mkdir(walDir(), { recursive: true });
   for (const name of [...OLD, ...KEPT]) await fakeWal(name);
   await fakeBaseBackup('20261123T020000Z', '0/9000028', '0/9000100');
@@ -115,7 +116,7 @@ describe('walMaintenance', () => {
     expect(result.retention).toEqual({ dryRun: false, deleted: [...OLD].sort(), kept: KEPT.length, bytesFreed: freed, keepFrom: { backupId: '20261122T020000Z', segment: seg(1, 5) } });
     expect((await readdir(walDir())).sort()).toEqual(KEPT.flatMap((n) => [`${n}.json`, `${n}.zst`]).sort());
     expect(result.size).toMatchObject({ files: KEPT.length, bytes: left });
-    expect(result.size.alert).toMatch(/^cluster "main": the WAL archive holds .* in 8 files, over the alert threshold of 1000 B/);
+    expect(result.size.alert).toMatch(/^cluster "main": the WAL archive holds .* in 8 files, over the alert threshold of 500 B/);
     expect(result.alerts).toContain(result.size.alert);
 
     const again = await run(false);
