@@ -79,7 +79,7 @@ program
     const input: FullBackupInput = { cluster: opts.cluster, database: opts.database, backupId };
     const client = await connectClient(cfg);
     const workflowId = fullBackupWorkflowId(opts.cluster, opts.database === '*' ? 'all' : opts.database, backupId);
-    const handle = await client.workflow.start('fullBackup', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    const handle = await startRun(client, cfg, { cluster: opts.cluster, database: opts.database, kind: 'full' }, { workflowId, args: [input] });
     if (!opts.json) console.log(`started fullBackup ${workflowId}`);
     if (!opts.wait) {
       if (opts.json) console.log(JSON.stringify({ workflowId }));
@@ -114,7 +114,7 @@ program
     const workflowId = restoreDatabaseWorkflowId(opts.cluster, opts.database, opts.backupId ?? formatBackupId(new Date()));
     const tables = opts.tables?.split(',').map((t) => t.trim()).filter(Boolean);
     const input: RestoreDatabaseInput = { cluster: opts.cluster, database: opts.database, backupId: opts.backupId, approvalTimeout: opts.approvalTimeout, reindex: opts.reindex, tables };
-    const handle = await client.workflow.start('restoreDatabase', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    const handle = await startRun(client, cfg, { cluster: opts.cluster, database: opts.database, kind: 'restore' }, { workflowId, args: [input] });
     if (tables?.length) {
       console.log(`started restoreDatabase ${workflowId} (tables ${tables.join(', ')}; no approval needed)`);
     } else {
@@ -148,7 +148,7 @@ program
     const input: BaseBackupWorkflowInput = { cluster: opts.cluster, backupId };
     const client = await connectClient(cfg);
     const workflowId = baseBackupWorkflowId(opts.cluster, backupId);
-    const handle = await client.workflow.start('baseBackup', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    const handle = await startRun(client, cfg, { cluster: opts.cluster, kind: 'base' }, { workflowId, args: [input] });
     if (!opts.json) console.log(`started baseBackup ${workflowId}`);
     if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
     const r = await waitWithProgress<BaseBackupWorkflowResult>(handle, !!opts.json);
@@ -186,7 +186,7 @@ program
     const input: PointInTimeRecoveryInput = { cluster: opts.cluster, target: targets[0]!, mode: opts.mode, approvalTimeout: opts.approvalTimeout };
     const client = await connectClient(cfg);
     const workflowId = pitrWorkflowId(opts.cluster, formatBackupId(new Date()), opts.mode);
-    const handle = await client.workflow.start('pointInTimeRecovery', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+    const handle = await startRun(client, cfg, { cluster: opts.cluster, kind: 'pitr' }, { workflowId, args: [input] });
     if (!opts.json) {
       console.log(`started pointInTimeRecovery ${workflowId} (${opts.mode})`);
       if (opts.mode === 'in-place') console.log(`  it stages the backup, then waits for: pgwarden approve ${workflowId} --approver NAME --reason TEXT`);
@@ -227,7 +227,7 @@ for (const what of ['sync', 'check'] as const) {
       const input: OffsiteSyncInput = { cluster: opts.cluster, repositories: opts.repository, walOnly: opts.walOnly, check: opts.check, checkOnly: what === 'check' };
       const client = await connectClient(cfg);
       const workflowId = offsiteWorkflowId(opts.cluster, formatBackupId(new Date()), what === 'check' ? 'check' : opts.walOnly ? 'wal' : 'sync');
-      const handle = await client.workflow.start('offsiteSync', { taskQueue: cfg.temporal.taskQueue, workflowId, args: [input] });
+      const handle = await startRun(client, cfg, { cluster: opts.cluster, kind: 'offsite' }, { workflowId, args: [input] });
       if (!opts.json) console.log(`started offsiteSync ${workflowId}`);
       if (!opts.wait && what === 'sync') return void (opts.json && console.log(JSON.stringify({ workflowId })));
       const r = await waitWithProgress<OffsiteSyncResult>(handle, !!opts.json);
@@ -291,6 +291,10 @@ class UserError extends Error {}
 
 async function connectClient(cfg: Config) {
   return (await import('./client.js')).connectClient(cfg);
+}
+
+async function startRun(...args: Parameters<typeof import('./client.js').startRun>) {
+  return (await import('./client.js')).startRun(...args);
 }
 
 async function liveStatus(handle: WorkflowHandle) {

@@ -4,6 +4,13 @@ import { z } from 'zod';
 
 const name = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/, 'letters, digits, _ . @ + - (max 63)');
 
+/** When a scheduled job runs: a crontab line (in `schedules.timeZone`), or an interval such as "6 hours". */
+export const jobTimingSchema = z.union([
+  z.object({ cron: z.string().regex(/^\S+( \S+){4}$/, 'five crontab fields: minute hour day-of-month month day-of-week') }).strict(),
+  z.object({ every: z.string().min(1) }).strict(),
+]);
+export type JobTiming = z.infer<typeof jobTimingSchema>;
+
 export const clusterSchema = z
   .object({
     host: z.string().min(1).default('127.0.0.1'),
@@ -32,6 +39,14 @@ export const clusterSchema = z
     repository: z.string().default('local'),
     /** Offsite repositories (keys of `repositories`, type s3 or rsync) this cluster syncs to; default all of them. */
     offsite: z.array(z.string()).optional(),
+    /**
+     * Databases whose backups are scheduled and verified one by one (`pgwarden/main/app/full-daily`).
+     * Unset: one nightly fullBackup of every database (`pgwarden/main/all/full-daily`), and no
+     * scheduled verify (verifyBackup restores one database).
+     */
+    databases: z.array(name).min(1).optional(),
+    /** Per job: false to leave it out, or its own timing (see `schedules`). */
+    schedules: z.record(z.string(), z.union([z.literal(false), jobTimingSchema])).default({}),
   })
   .strict();
 export type ClusterConfig = z.infer<typeof clusterSchema>;
@@ -149,6 +164,65 @@ export const walMaintenanceSchema = z
   })
   .strict();
 
+export const schedulesSchema = z
+  .object({
+    /** IANA time zone of the crontab lines, e.g. Europe/Berlin. */
+    timeZone: z.string().default('UTC'),
+    /** A run missed while Temporal was down still starts if it is this late at most. */
+    catchupWindow: z.string().default('1 hour'),
+    /** Pause a schedule after a failed run (off: the next run may well succeed, and healthCheck alerts). */
+    pauseOnFailure: z.boolean().default(false),
+  })
+  .strict();
+
+export const healthSchema = z
+  .object({
+    /** Alert when a database's newest logical backup (or the newest base backup) is older. */
+    maxBackupAgeHours: z.number().positive().default(24),
+    /** Alert when no backup of a database was verified by a restore for this long. */
+    maxVerifiedRestoreAgeDays: z.number().positive().default(7),
+    /** Alert when WAL waits to be archived and nothing was archived for this long. */
+    maxArchiveLagSeconds: z.number().int().positive().default(600),
+    /** Alert when the repository's file system is fuller than this. */
+    maxRepositoryUsedPercent: z.number().min(1).max(100).default(85),
+    /** Objects committed locally this long ago and still missing on a remote count as drift. */
+    offsiteGraceHours: z.number().nonnegative().default(30),
+    /** A firing alert is sent again after this long; a change (new alert, all clear) at once. */
+    repeatHours: z.number().positive().default(6),
+  })
+  .strict();
+
+export const notificationsSchema = z
+  .object({
+    /** JSON POST of every alert, approval request and all-clear. */
+    webhook: z
+      .object({
+        url: z.url(),
+        /** Environment variable with a bearer token sent as Authorization (never in the config). */
+        tokenEnv: envName.optional(),
+      })
+      .strict()
+      .optional(),
+    /** Mail through the local sendmail (skipped, with a warning, where none is installed). */
+    email: z
+      .object({
+        to: z.array(z.string().min(3)).min(1),
+        from: z.string().default('pgwarden'),
+        sendmail: z.string().default('/usr/sbin/sendmail'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const metricsSchema = z
+  .object({
+    /** The worker serves Prometheus metrics at http://<host>:<port>/metrics; unset: off. */
+    port: z.number().int().min(0).max(65535).optional(),
+    host: z.string().default('127.0.0.1'),
+  })
+  .strict();
+
 export const temporalSchema = z
   .object({
     address: z.string().default('127.0.0.1:7233'),
@@ -168,6 +242,10 @@ export const configSchema = z
     limits: limitsSchema.prefault({}),
     verification: verificationSchema.prefault({}),
     walMaintenance: walMaintenanceSchema.prefault({}),
+    schedules: schedulesSchema.prefault({}),
+    health: healthSchema.prefault({}),
+    notifications: notificationsSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
     worker: z
       .object({
         /** This host's name for its host-local queue `pgwarden@<host>`. */

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { execa, type ResultPromise } from 'execa';
+import { SEARCH_ATTRIBUTE_NAMES } from '../lib/visibility.js';
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -43,7 +44,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   if (options.uiPort) args.push('--ui-port', String(options.uiPort));
   else args.push('--headless');
   if (options.dbFile) args.push('--db-filename', options.dbFile);
-  for (const [name, type] of Object.entries(options.searchAttributes ?? {})) args.push('--search-attribute', `${name}=${type}`);
+  // pgwarden's own search attributes, so the UI filters runs by cluster, database and kind.
+  const attributes = { ...Object.fromEntries(SEARCH_ATTRIBUTE_NAMES.map((n) => [n, 'Keyword'])), ...options.searchAttributes };
+  for (const [name, type] of Object.entries(attributes)) args.push('--search-attribute', `${name}=${type}`);
   const proc: ResultPromise = execa(bin, args, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false, cleanup: true });
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => {
