@@ -1,0 +1,116 @@
+// Schedules against the real Temporal dev server: `schedules apply` is idempotent (twice leaves
+// exactly the configured schedules), a changed config updates, adds and removes exactly what
+// changed, a paused schedule stays paused, and `trigger` starts a run that completes on pgwarden's
+// real worker against a real PostgreSQL cluster.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { applySchedules, listSchedules, ownedScheduleIds, triggerSchedule } from '../../src/cli/scheduleOps.js';
+import { parseConfig, type Config, type ConfigInput } from '../../src/config/index.js';
+import { PASSWORD_ENV } from '../helpers/config.js';
+import { startCluster, type TestCluster } from '../helpers/postgres.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+
+const PGWARDEN = resolve('bin/pgwarden');
+// A cluster name of this file's own: schedules are namespace-wide on the shared server.
+const name = `sched${randomBytes(3).toString('hex')}`;
+const queue = uniqueQueue('schedules');
+let cluster: TestCluster;
+let env: TestWorkflowEnvironment;
+let client: Client;
+let dir: string;
+let worker: RunningWorker | undefined;
+
+function configWith(clusterExtra: Partial<ConfigInput['clusters'][string]>, extra: Partial<ConfigInput> = {}): Config {
+  return parseConfig({
+    temporal: { address: inject('temporalAddress'), taskQueue: queue },
+    clusters: { [name]: { host: cluster.host, port: cluster.port, user: cluster.user, passwordEnv: PASSWORD_ENV, ...clusterExtra } },
+    repositories: { local: { type: 'local', path: join(dir, 'repo') } },
+    worker: { host: queue },
+    ...extra,
+  });
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pgwarden-schedules-'));
+  [cluster, env] = await Promise.all([startCluster(), testEnvironment()]);
+  client = env.client;
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  if (client) for (const id of await ownedScheduleIds(client, configWith({}))) await client.schedule.getHandle(id).delete();
+  await Promise.all([cluster?.stop(), env?.teardown()]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('schedules', () => {
+  it('apply twice leaves exactly the configured schedules, each with its calendar, policies and labels', async () => {
+    const config = configWith({});
+    const first = await applySchedules(client, config);
+    const expected = ['all/full-daily', 'base-weekly', 'health', 'pitr-rehearsal-weekly', 'wal-maintenance'].map((j) => `pgwarden/${name}/${j}`);
+    expect(first.created.sort()).toEqual(expected);
+    const second = await applySchedules(client, config);
+    expect(second).toEqual({ created: [], updated: [], unchanged: expect.arrayContaining(expected), deleted: [] });
+    expect(await ownedScheduleIds(client, config)).toEqual(expected);
+
+    const full = await client.schedule.getHandle(`pgwarden/${name}/all/full-daily`).describe();
+    expect(full.policies).toMatchObject({ overlap: 'SKIP', pauseOnFailure: false, catchupWindow: 3_600_000 });
+    expect(full.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }], minute: [{ start: 0, end: 0, step: 1 }] });
+    expect(full.spec.timezone).toBe('UTC');
+    expect(full.action).toMatchObject({ type: 'startWorkflow', workflowType: 'fullBackup', taskQueue: queue, args: [{ cluster: name, database: '*' }] });
+    expect(full.action.type === 'startWorkflow' && full.action.memo).toMatchObject({ cluster: name, database: '*', kind: 'full' });
+    // Weekly: Sunday 03:00.
+    const base = await client.schedule.getHandle(`pgwarden/${name}/base-weekly`).describe();
+    expect(base.info.nextActionTimes[0]!.getUTCDay()).toBe(0);
+    expect(base.info.nextActionTimes[0]!.getUTCHours()).toBe(3);
+  });
+
+  it('a changed config updates, adds and removes exactly what changed; a paused schedule stays paused', async () => {
+    await client.schedule.getHandle(`pgwarden/${name}/wal-maintenance`).pause('INC-1: disk swap');
+    const config = configWith(
+      { databases: ['app'], schedules: { 'base-weekly': false, 'wal-maintenance': { cron: '30 3 * * *' } } },
+      { schedules: { timeZone: 'Europe/Berlin' } },
+    );
+    const report = await applySchedules(client, config);
+    expect(report.created.sort()).toEqual([`pgwarden/${name}/app/full-daily`, `pgwarden/${name}/app/verify-daily`]);
+    expect(report.deleted.sort()).toEqual([`pgwarden/${name}/all/full-daily`, `pgwarden/${name}/base-weekly`]);
+    // The time zone changed for every remaining one.
+    expect(report.updated.sort()).toEqual([`pgwarden/${name}/health`, `pgwarden/${name}/pitr-rehearsal-weekly`, `pgwarden/${name}/wal-maintenance`]);
+    const wal = await client.schedule.getHandle(`pgwarden/${name}/wal-maintenance`).describe();
+    expect(wal.spec.timezone).toBe('Europe/Berlin');
+    expect(wal.spec.calendars?.[0]).toMatchObject({ minute: [{ start: 30, end: 30, step: 1 }] });
+    expect(wal.state).toMatchObject({ paused: true, note: 'INC-1: disk swap' });
+    expect((await applySchedules(client, config)).unchanged).toHaveLength(5);
+
+    // What `schedules list` prints, through the CLI.
+    const configFile = join(dir, 'pgwarden.config.json');
+    await writeFile(configFile, JSON.stringify({ ...config, clusters: { [name]: { ...config.clusters[name] } } }));
+    const list = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'list'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    expect(list.exitCode, list.stderr).toBe(0);
+    expect(list.stdout).toContain(`pgwarden/${name}/wal-maintenance  walMaintenance  30 3 * * * (Europe/Berlin)  PAUSED (INC-1: disk swap)`);
+    expect(list.stdout).toContain(`pgwarden/${name}/health  healthCheck  every 15 minutes`);
+    const bad = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'trigger', `pgwarden/${name}/nope`], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    expect(bad.exitCode).not.toBe(0);
+    expect(bad.stderr.trim().split('\n')).toEqual([`pgwarden: no schedule pgwarden/${name}/nope (see: pgwarden schedules list)`]);
+  });
+
+  it('trigger starts a run that completes on the real worker, and list shows its result', async () => {
+    const config = configWith({ databases: ['app'], schedules: { 'base-weekly': false, 'wal-maintenance': { cron: '30 3 * * *' } } }, { schedules: { timeZone: 'Europe/Berlin' } });
+    worker = await startPgwardenWorker(env, config, { [PASSWORD_ENV]: cluster.password });
+    const id = `pgwarden/${name}/wal-maintenance`;
+    const workflowId = await triggerSchedule(client, id);
+    expect(workflowId.startsWith(`${id}-`)).toBe(true);
+    const result = (await client.workflow.getHandle(workflowId).result()) as { cluster: string };
+    expect(result.cluster).toBe(name);
+    const described = await client.workflow.getHandle(workflowId).describe();
+    expect(described.memo).toMatchObject({ cluster: name, kind: 'wal-maintenance' });
+    const row = (await listSchedules(client, config)).find((r) => r.id === id)!;
+    expect(row.lastRun).toMatchObject({ workflowId, status: 'COMPLETED' });
+  });
+});
