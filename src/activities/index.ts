@@ -9,6 +9,7 @@ import { createClusterActivities } from './cluster.js';
 import { createWalMaintenanceActivities } from './walMaintenance.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { createOffsiteFetchActivities } from './offsite/fetch.js';
+import { createHealthActivities } from './health.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -27,6 +28,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createWalMaintenanceActivities(deps),
     ...createOffsiteActivities(deps),
     ...createOffsiteFetchActivities(deps),
+    ...createHealthActivities(deps),
   };
 }
 
@@ -39,3 +41,5 @@ export type { ArchiverHealth, WalRetentionResult, WalArchiveSize } from './walMa
 export type { SyncResult, RetentionResult, CheckDepth, OffsiteTarget } from './offsite/sync.js';
 export type { CheckReport, CheckProblem } from '../lib/offsite.js';
 export type { FetchedFromOffsite } from './offsite/fetch.js';
+export type { HealthReport, HealthNotification } from './health.js';
+export type { Delivery } from './notify.js';

@@ -97,6 +97,12 @@ export class LocalRepository {
     return Number(s.bavail) * Number(s.bsize);
   }
 
+  /** Size and free bytes of the file system the repository lives on. */
+  async usage(): Promise<{ totalBytes: number; freeBytes: number }> {
+    const s = await statfs(await this.existingAncestor(this.root));
+    return { totalBytes: Number(s.blocks) * Number(s.bsize), freeBytes: Number(s.bavail) * Number(s.bsize) };
+  }
+
   /** Refuses early when the repository cannot be created or written. */
   async assertWritable(): Promise<void> {
     const dir = await this.existingAncestor(this.root);

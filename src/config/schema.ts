@@ -181,8 +181,8 @@ export const healthSchema = z
     maxBackupAgeHours: z.number().positive().default(24),
     /** Alert when no backup of a database was verified by a restore for this long. */
     maxVerifiedRestoreAgeDays: z.number().positive().default(7),
-    /** Alert when WAL waits to be archived and nothing was archived for this long. */
-    maxArchiveLagSeconds: z.number().int().positive().default(600),
+    /** Alert when the newest base backup is older (base backups run weekly; archive lag: walMaintenance.archiveLagAlertSeconds). */
+    maxBaseBackupAgeDays: z.number().positive().default(8),
     /** Alert when the repository's file system is fuller than this. */
     maxRepositoryUsedPercent: z.number().min(1).max(100).default(85),
     /** Objects committed locally this long ago and still missing on a remote count as drift. */

@@ -24,5 +24,6 @@ export const ErrorType = {
   OffsiteUnavailable: 'OffsiteUnavailable',
   OffsiteMisconfigured: 'OffsiteMisconfigured',
   OffsiteCheckFailed: 'OffsiteCheckFailed',
+  NotificationFailed: 'NotificationFailed',
 } as const;
 export type ErrorType = (typeof ErrorType)[keyof typeof ErrorType];

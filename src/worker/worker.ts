@@ -68,6 +68,27 @@ export async function runWorkers(setup: WorkerSetup, log: (line: string) => void
     `pgwarden worker: ${setup.config.temporal.address} namespace ${setup.config.temporal.namespace}, ` +
       `queues ${setup.config.temporal.taskQueue} and ${hostQueue(setup.config)}`,
   );
-  await Promise.all(workers.map((w) => w.run()));
+  const metrics = setup.config.metrics.port === undefined ? undefined : await serveMetrics(setup, log);
+  try {
+    await Promise.all(workers.map((w) => w.run()));
+  } finally {
+    await metrics?.close();
+  }
   log('pgwarden worker: stopped');
+}
+
+/** Prometheus metrics (config `metrics.port`), with a Temporal client for the approval count. */
+async function serveMetrics(setup: WorkerSetup, log: (line: string) => void): Promise<{ close(): Promise<void> }> {
+  const { Client, Connection } = await import('@temporalio/client');
+  const { startMetricsServer } = await import('./metrics.js');
+  const connection = await Connection.connect({ address: setup.config.temporal.address });
+  const client = new Client({ connection, namespace: setup.config.temporal.namespace });
+  const server = await startMetricsServer({ config: setup.config, env: setup.env ?? process.env, client });
+  log(`pgwarden worker: metrics at ${server.url}`);
+  return {
+    async close() {
+      await server.close();
+      await connection.close();
+    },
+  };
 }

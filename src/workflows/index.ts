@@ -6,3 +6,4 @@ export * from './baseBackup.js';
 export * from './pointInTimeRecovery.js';
 export * from './walMaintenance.js';
 export * from './offsiteSync.js';
+export * from './healthCheck.js';

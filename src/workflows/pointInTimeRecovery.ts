@@ -7,6 +7,7 @@ import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } 
 import type { Activities, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
+import { announceApproval } from './approvalNotice.js';
 import { trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
 
 export interface PointInTimeRecoveryInput {
@@ -63,11 +64,9 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
     let recovery: RecoveryOutcome;
     if (mode === 'in-place') {
       await host.stageRecovery(plan);
-      step(
-        'approve',
-        `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}. ` +
-          `Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`,
-      );
+      const what = `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}.`;
+      step('approve', `${what} Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`);
+      await announceApproval(input.cluster, `Point-in-time recovery of ${input.cluster} is staged and waits for approval: ${what}`);
       decision = await waitForApproval(input.approvalTimeout ?? '24 hours');
       if (!decision?.approved) {
         finish();

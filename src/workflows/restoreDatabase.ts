@@ -5,6 +5,7 @@ import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/wo
 import type { Activities, VerifyPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { restoreNames, type RestoreNames } from '../lib/ids.js';
+import { announceApproval } from './approvalNotice.js';
 import { trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
 
 export interface RestoreDatabaseInput {
@@ -60,11 +61,9 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
     }
   }
 
-  step(
-    'approve',
-    `restore ${input.cluster}/${input.database} from backup ${plan.backupId}; the live database is kept as ${names.preRestoreDatabase}. ` +
-      `Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`,
-  );
+  const what = `restore ${input.cluster}/${input.database} from backup ${plan.backupId}; the live database is kept as ${names.preRestoreDatabase}.`;
+  step('approve', `${what} Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`);
+  await announceApproval(input.cluster, `A restore waits for approval: ${what}`);
   const decision = await waitForApproval(input.approvalTimeout ?? '24 hours');
   if (!decision) return { ...base, outcome: 'timed-out' };
   if (!decision.approved) return { ...base, outcome: 'rejected', decision };

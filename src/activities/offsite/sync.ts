@@ -163,7 +163,20 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     });
   }
 
-  return { planOffsite, syncToOffsite, applyOffsiteRetention, checkOffsite };
+  /**
+   * Drift for healthCheck and the metrics: committed local objects the remote lacks (what its own
+   * retention would drop is not expected), by listing alone — nothing is read back.
+   */
+  async function offsiteDrift(input: { cluster: string; repository: string; graceHours: number }, now = new Date()): Promise<{ missing: number; missingPastGrace: number }> {
+    return withStore(config, input.repository, env, async (store) => {
+      const { local, remote } = await remoteView(store, { cluster: input.cluster, repository: input.repository }, now);
+      const missing = missingOnRemote(local, remote);
+      const cutoff = now.getTime() - input.graceHours * 3_600_000;
+      return { missing: missing.length, missingPastGrace: missing.filter((o) => new Date(o.committedAt).getTime() <= cutoff).length };
+    });
+  }
+
+  return { planOffsite, syncToOffsite, applyOffsiteRetention, checkOffsite, offsiteDrift };
 }
 
 /** Above this many uploads, their keys stay out of workflow history (the activity result). */

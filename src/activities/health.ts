@@ -1,0 +1,138 @@
+// healthCheck's activities and the metrics' source: what a cluster's repository, archiver and
+// offsite copies look like now (src/lib/health.ts decides what is wrong), and the notifications.
+// Reading only, except the small notification state kept beside the cluster's backups.
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Config } from '../config/index.js';
+import { evaluateHealth, notificationDue, type Alert, type BackupStatus, type HealthSnapshot, type NotifiedState, type OffsiteStatus } from '../lib/health.js';
+import { isSafeName } from '../lib/ids.js';
+import { writeFileAtomic } from './atomicFile.js';
+import { sendNotification, type Delivery } from './notify.js';
+import { createOffsiteActivities } from './offsite/sync.js';
+import { offsiteNames } from './offsite/stores.js';
+import { LocalRepository } from './repository.js';
+import { createWalMaintenanceActivities } from './walMaintenance.js';
+
+export interface HealthReport {
+  snapshot: HealthSnapshot;
+  alerts: Alert[];
+}
+
+export interface HealthNotification {
+  /** What was sent, if anything: `alert`, `resolved`; undefined when nothing was due. */
+  sent?: 'alert' | 'resolved';
+  delivery?: Delivery;
+}
+
+// Small state files beside a cluster's backups (healthCheck runs are independent workflows): what
+// was last notified, and the offsite drift the last check found (for the metrics).
+const NOTIFIED_FILE = 'health-notified.json';
+const OFFSITE_FILE = 'health-offsite.json';
+
+/** The offsite drift the last healthCheck found; empty before the first. */
+export async function readOffsiteStatus(config: Config, cluster: string): Promise<OffsiteStatus[]> {
+  const repo = LocalRepository.forCluster(config, cluster);
+  return readFile(join(repo.root, cluster, OFFSITE_FILE), 'utf8').then((t) => JSON.parse(t) as OffsiteStatus[], () => []);
+}
+
+export function createHealthActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
+  const wal = createWalMaintenanceActivities({ config, env });
+  const offsite = createOffsiteActivities({ config, env });
+
+  /** The snapshot; `offsite: false` skips listing the remotes (the metrics take drift from the last healthCheck). */
+  async function collectHealth(input: { cluster: string; offsite?: boolean }): Promise<HealthSnapshot> {
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const at = new Date();
+    const backups = await backupStatus(repo, input.cluster, config.clusters[input.cluster]!.databases);
+    const snapshot: HealthSnapshot = { cluster: input.cluster, at: at.toISOString(), backups, repository: { name: repo.name, ...(await repo.usage()) }, offsite: [] };
+    try {
+      const a = await wal.archiverHealth({ cluster: input.cluster });
+      snapshot.archiver = { secondsSinceLastArchived: a.secondsSinceLastArchived, segmentsWaiting: a.segmentsWaiting, failedCount: a.failedCount, alerts: a.alerts };
+    } catch (err) {
+      snapshot.unreachable = (err as Error).message;
+    }
+    if (input.offsite !== false) {
+      for (const repository of offsiteNames(config, input.cluster)) {
+        const status: OffsiteStatus = { repository, missing: 0, missingPastGrace: 0 };
+        try {
+          Object.assign(status, await offsite.offsiteDrift({ cluster: input.cluster, repository, graceHours: config.health.offsiteGraceHours }, at));
+        } catch (err) {
+          status.error = (err as Error).message;
+        }
+        snapshot.offsite.push(status);
+      }
+    }
+    return snapshot;
+  }
+
+  async function checkHealth(input: { cluster: string }): Promise<HealthReport> {
+    const snapshot = await collectHealth({ cluster: input.cluster });
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    await writeState(join(repo.root, input.cluster, OFFSITE_FILE), snapshot.offsite);
+    return { snapshot, alerts: evaluateHealth(snapshot, config.health) };
+  }
+
+  /** Sends the alerts when due (src/lib/health.ts notificationDue), then records what was sent. */
+  async function notifyHealth(input: { cluster: string; alerts: Alert[]; at: string }): Promise<HealthNotification> {
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const stateFile = join(repo.root, input.cluster, NOTIFIED_FILE);
+    const previous: NotifiedState = await readFile(stateFile, 'utf8').then((t) => JSON.parse(t) as NotifiedState, () => ({ keys: [], sentAt: null }));
+    const due = notificationDue(previous, input.alerts, new Date(input.at), config.health.repeatHours);
+    if (!due) return {};
+    const delivery = await sendNotification(config, env, {
+      event: due,
+      cluster: input.cluster,
+      title: due === 'resolved' ? `${input.cluster}: all health checks pass again` : `${input.cluster}: ${input.alerts.length} health alert${input.alerts.length === 1 ? '' : 's'}`,
+      lines: due === 'resolved' ? [`Resolved: ${previous.keys.join(', ')}`] : input.alerts.map((a) => a.message),
+      at: input.at,
+    });
+    await writeState(stateFile, { keys: input.alerts.map((a) => a.key).sort(), sentAt: input.at } satisfies NotifiedState);
+    return { sent: due, delivery };
+  }
+
+  /** A restore or recovery waits for a human: tell them what and how to answer. */
+  async function notifyApproval(input: { cluster: string; workflowId: string; what: string }): Promise<Delivery> {
+    return sendNotification(config, env, {
+      event: 'approval',
+      cluster: input.cluster,
+      workflowId: input.workflowId,
+      title: `${input.cluster}: approval needed for ${input.workflowId}`,
+      lines: [
+        input.what,
+        `Approve: pgwarden approve ${input.workflowId} --approver NAME --reason TEXT`,
+        `Reject:  pgwarden reject ${input.workflowId} --approver NAME --reason TEXT`,
+        `Or send the "approve" signal from the Temporal UI, with {"approver": "...", "reason": "..."}.`,
+      ],
+      at: new Date().toISOString(),
+    });
+  }
+
+  return { collectHealth, checkHealth, notifyHealth, notifyApproval };
+}
+
+async function writeState(file: string, value: unknown): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  await writeFileAtomic(file, JSON.stringify(value) + '\n');
+}
+
+/** Newest and oldest committed backup, and newest good verification, per database (and base). */
+async function backupStatus(repo: LocalRepository, cluster: string, databases: readonly string[] | undefined): Promise<BackupStatus[]> {
+  const found = await readdir(join(repo.root, cluster, 'logical')).catch(() => [] as string[]);
+  const names = [...new Set([...(databases ?? []), ...found.filter(isSafeName)])].sort();
+  const out: BackupStatus[] = [];
+  for (const database of names) {
+    const all = await repo.listLogicalBackups(cluster, database);
+    // A database only in the repository (not in `databases`) that no backup is left of is not reported.
+    if (all.length === 0 && !databases?.includes(database)) continue;
+    out.push(summarise('logical', all, database));
+  }
+  const base = await repo.listBaseBackups(cluster);
+  if (base.length > 0) out.push(summarise('base', base));
+  return out;
+}
+
+function summarise(kind: 'logical' | 'base', manifests: readonly { startedAt: string; finishedAt: string; bytes: number; verifications: { at: string; ok: boolean }[] }[], database?: string): BackupStatus {
+  const newest = manifests.at(-1);
+  const verified = manifests.flatMap((m) => m.verifications.filter((v) => v.ok).map((v) => v.at)).sort().at(-1) ?? null;
+  return { kind, database, lastAt: newest?.finishedAt ?? null, lastBytes: newest?.bytes ?? null, firstAt: manifests[0]?.startedAt ?? null, lastVerifiedAt: verified };
+}

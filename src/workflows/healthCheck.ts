@@ -1,0 +1,32 @@
+// healthCheck: the monitoring runbook (check-backups.sh) every 15 minutes. collect (backups and
+// their age, verified restores, archiver, repository disk, offsite drift) → evaluate against the
+// thresholds → notify when the alerts changed or are due again. It completes either way: the
+// alerts are its result, and the notification is how they reach a human.
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities, HealthNotification } from '../activities/index.js';
+import type { Alert, HealthSnapshot } from '../lib/health.js';
+import { QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import { trackProgress } from './messages.js';
+
+export interface HealthCheckInput {
+  cluster: string;
+}
+
+export interface HealthCheckResult {
+  cluster: string;
+  healthy: boolean;
+  alerts: Alert[];
+  snapshot: HealthSnapshot;
+  notification: HealthNotification;
+}
+
+const { checkHealth, notifyHealth } = proxyActivities<Activities>(QUICK_ACTIVITY);
+
+export async function healthCheck(input: HealthCheckInput): Promise<HealthCheckResult> {
+  const step = trackProgress('check');
+  const { snapshot, alerts } = await checkHealth({ cluster: input.cluster });
+  step('notify', alerts.length ? `${alerts.length} alerts` : 'healthy');
+  const notification = await notifyHealth({ cluster: input.cluster, alerts, at: snapshot.at });
+  step('done');
+  return { cluster: input.cluster, healthy: alerts.length === 0, alerts, snapshot, notification };
+}

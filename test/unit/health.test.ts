@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { evaluateHealth, notificationDue, type HealthSnapshot, type HealthThresholds } from '../../src/lib/health.js';
+
+const T: HealthThresholds = { maxBackupAgeHours: 24, maxBaseBackupAgeDays: 8, maxVerifiedRestoreAgeDays: 7, maxRepositoryUsedPercent: 85 };
+const at = '2026-11-22T12:00:00.000Z';
+const hoursAgo = (h: number) => new Date(Date.parse(at) - h * 3_600_000).toISOString();
+
+function healthy(): HealthSnapshot {
+  return {
+    cluster: 'main',
+    at,
+    backups: [
+      { kind: 'logical', database: 'app', lastAt: hoursAgo(10), lastBytes: 100, firstAt: hoursAgo(500), lastVerifiedAt: hoursAgo(8) },
+      { kind: 'base', lastAt: hoursAgo(100), lastBytes: 1000, firstAt: hoursAgo(100), lastVerifiedAt: null },
+    ],
+    archiver: { secondsSinceLastArchived: 30, segmentsWaiting: 0, failedCount: 0, alerts: [] },
+    repository: { name: 'local', totalBytes: 1000, freeBytes: 500 },
+    offsite: [{ repository: 's3', missing: 3, missingPastGrace: 0 }],
+  };
+}
+
+describe('evaluateHealth', () => {
+  it('finds nothing wrong with a healthy cluster (objects inside the grace period are not drift)', () => {
+    expect(evaluateHealth(healthy(), T)).toEqual([]);
+  });
+
+  it('raises one alert per crossed threshold, each keyed by what fires', () => {
+    const s = healthy();
+    s.backups[0] = { ...s.backups[0]!, lastAt: hoursAgo(25), lastVerifiedAt: hoursAgo(24 * 8) };
+    s.backups[1] = { ...s.backups[1]!, lastAt: hoursAgo(24 * 9) };
+    s.archiver!.alerts = ['cluster "main": archive_command is failing: 3 failed attempts'];
+    s.repository.freeBytes = 100;
+    s.offsite = [{ repository: 's3', missing: 3, missingPastGrace: 2 }, { repository: 'rsync', missing: 0, missingPastGrace: 0, error: 'connection refused' }];
+    const alerts = evaluateHealth(s, T);
+    expect(alerts.map((a) => a.key)).toEqual(['backup-stale:app', 'verify-stale:app', 'base-stale', 'archiver:failing', 'repository-full', 'offsite-drift:s3', 'offsite-unreachable:rsync']);
+    expect(alerts[0]!.message).toBe('main/app: the newest backup finished 25.0 hours ago (threshold 24 hours)');
+    expect(alerts[4]!.message).toBe('repository "local" is 90% full (threshold 85%)');
+    expect(alerts[5]!.message).toContain('offsite "s3" lacks 2 objects of main (3 with recent ones)');
+  });
+
+  it('starts the never-verified clock at the first backup, and alerts when there is no backup at all', () => {
+    const s = healthy();
+    s.backups[0] = { ...s.backups[0]!, lastVerifiedAt: null, firstAt: hoursAgo(24 * 6) };
+    expect(evaluateHealth(s, T)).toEqual([]);
+    s.backups[0] = { ...s.backups[0]!, firstAt: hoursAgo(24 * 7 + 1) };
+    expect(evaluateHealth(s, T).map((a) => a.message)).toEqual(['main/app: no backup verified by a restore in 7 days (threshold 7 days)']);
+    expect(evaluateHealth({ ...healthy(), backups: [] }, T).map((a) => a.key)).toEqual(['backup-missing']);
+    expect(evaluateHealth({ ...healthy(), archiver: undefined, unreachable: 'connection refused' }, T).map((a) => a.key)).toEqual(['unreachable']);
+  });
+});
+
+describe('notificationDue', () => {
+  const a = (key: string) => ({ key, message: key });
+  const now = new Date(at);
+  it('notifies new alerts at once, repeats a firing set only after repeatHours, and says when all is clear', () => {
+    expect(notificationDue({ keys: [], sentAt: null }, [], now, 6)).toBeUndefined();
+    expect(notificationDue({ keys: [], sentAt: null }, [a('x')], now, 6)).toBe('alert');
+    expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(1) }, [a('x')], now, 6)).toBeUndefined();
+    expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(6) }, [a('x')], now, 6)).toBe('alert');
+    expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(1) }, [a('x'), a('y')], now, 6)).toBe('alert');
+    // One of two resolved: no news until the repeat.
+    expect(notificationDue({ keys: ['x', 'y'], sentAt: hoursAgo(1) }, [a('x')], now, 6)).toBeUndefined();
+    expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(1) }, [], now, 6)).toBe('resolved');
+  });
+});
