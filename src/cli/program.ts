@@ -12,6 +12,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { registerWalCommands } from './wal.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerScheduleCommands } from './schedules.js';
+import { registerHealthCommands } from './health.js';
 import { formatBytes, formatDuration, progressLine } from './format.js';
 import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
 import type { RestoreDatabaseInput, RestoreDatabaseResult } from '../workflows/restoreDatabase.js';
@@ -316,6 +317,7 @@ function oneLine(err: unknown): string {
 registerWalCommands(program, config);
 registerClusterCommands(program, config);
 registerScheduleCommands(program, config, (message) => new UserError(message));
+registerHealthCommands(program, config, (message) => new UserError(message));
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const known = err instanceof UserError || err instanceof ConfigError || isWorkflowFailure(err);

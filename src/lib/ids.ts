@@ -83,3 +83,8 @@ export function pitrWorkflowId(cluster: string, startedAt: string, mode: 'in-pla
 export function offsiteWorkflowId(cluster: string, startedAt: string, what: 'sync' | 'wal' | 'check' = 'sync'): string {
   return `pgwarden/${cluster}/${what === 'sync' ? 'offsite' : `offsite-${what}`}/${startedAt}`;
 }
+
+/** `pgwarden/main/health/20261122T121500Z` */
+export function healthCheckWorkflowId(cluster: string, startedAt: string): string {
+  return `pgwarden/${cluster}/health/${startedAt}`;
+}
