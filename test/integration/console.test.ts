@@ -1,0 +1,104 @@
+// The README's console commands, run exactly as printed (the block between `console:begin` and
+// `console:end`), against pgwarden's real worker on queue `pgwarden`, a PostgreSQL 15 cluster that
+// archives through `pgwarden wal-push`, and an S3 offsite repository: if the README says it, it works.
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { ownedScheduleIds } from '../../src/cli/scheduleOps.js';
+import type { Progress } from '../../src/workflows/messages.js';
+import { PGWARDEN, ROOT, startArchivingCluster, type ArchivingSetup } from '../helpers/archiving.js';
+import { testSecrets } from '../helpers/config.js';
+import { startS3Server, type S3Server } from '../helpers/s3.js';
+import { startPgwardenWorker, testEnvironment, type RunningWorker } from '../helpers/temporal.js';
+
+// The README's queue. No other test file uses it (each has its own), so this worker is alone on it.
+const queue = 'pgwarden';
+const S3_KEY_ENV = 'PGWARDEN_TEST_S3_KEY';
+const S3_SECRET_ENV = 'PGWARDEN_TEST_S3_SECRET';
+let setup: ArchivingSetup;
+let env: TestWorkflowEnvironment;
+let s3: S3Server;
+let worker: RunningWorker;
+let binDir: string;
+
+/** The commands of the README's console block, one per line, comments and blank lines left out. */
+async function consoleCommands(): Promise<string[]> {
+  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+  const block = /<!-- console:begin -->\n```sh\n([\s\S]*?)```\n<!-- console:end -->/.exec(readme);
+  if (!block) throw new Error('README.md has no console:begin/console:end block');
+  return block[1]!.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+}
+
+async function waitForStep(workflowId: string, step: string): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const progress = await env.client.workflow.getHandle(workflowId).query<Progress>('progress').catch(() => undefined);
+    if (progress?.step === step) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${workflowId} never reached step ${step}`);
+}
+
+beforeAll(async () => {
+  [env, s3] = await Promise.all([testEnvironment(), startS3Server()]);
+  await s3.bucket('offsite');
+  setup = await startArchivingCluster({
+    taskQueue: queue,
+    extra: { repositories: { s3: { type: 's3', bucket: 'offsite', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV } } },
+  });
+  await setup.cluster.query('CREATE DATABASE app');
+  await setup.cluster.query(`CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 2000) g`, 'app');
+  worker = await startPgwardenWorker(env, setup.config, { ...testSecrets(setup.cluster), [S3_KEY_ENV]: s3.accessKey, [S3_SECRET_ENV]: s3.secretKey });
+  // `pgwarden` on PATH, as after `npm link`.
+  binDir = await mkdtemp(join(tmpdir(), 'pgwarden-console-bin-'));
+  await symlink(PGWARDEN, join(binDir, 'pgwarden'));
+}, 180_000);
+
+afterAll(async () => {
+  if (env && setup) {
+    for (const id of await ownedScheduleIds(env.client, setup.config)) {
+      const handle = env.client.schedule.getHandle(id);
+      for (const a of (await handle.describe()).info.recentActions) {
+        if (a.action.type === 'startWorkflow') await env.client.workflow.getHandle(a.action.workflow.workflowId).result().catch(() => undefined);
+      }
+      await handle.delete();
+    }
+  }
+  await worker?.stop();
+  await Promise.all([setup?.remove(), env?.teardown(), s3?.destroy(), binDir && rm(binDir, { recursive: true, force: true })]);
+});
+
+describe("the README's console commands", () => {
+  it('each runs as printed and succeeds', async () => {
+    const commands = await consoleCommands();
+    expect(commands.length).toBeGreaterThan(20);
+    const outputs = new Map<string, string>();
+    for (const command of commands) {
+      // An approval is sent once the run waits for it, as the README says.
+      const signal = /workflow signal --workflow-id (\S+) --name approve/.exec(command);
+      if (signal) await waitForStep(signal[1]!, 'approve');
+      const r = await execa('bash', ['-c', command], {
+        reject: false,
+        cwd: setup.dir,
+        env: {
+          PATH: `${binDir}:${join(ROOT, '.tools/bin')}:${process.env.PATH}`,
+          TEMPORAL_ADDRESS: inject('temporalAddress'),
+          PGWARDEN_CONFIG: setup.configFile,
+          PGWARDEN_FROM_SOURCE: '1',
+        },
+      });
+      expect(r.exitCode, `${command}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      outputs.set(command, r.stdout);
+    }
+    const out = (prefix: string) => [...outputs].find(([c]) => c.startsWith(prefix))![1];
+    expect(out('temporal workflow execute --type pointInTimeRecovery')).toContain('rehearsed');
+    expect(out('temporal workflow result --workflow-id pgwarden/main/app/restore/console')).toContain('restored');
+    expect(out(`temporal workflow list --query "PgwardenCluster='main' AND PgwardenKind='full'"`)).toContain('pgwarden/main/app/full/console');
+    expect(out('temporal schedule list')).toContain('pgwarden/main/health');
+    // The approval is recorded with who and why.
+    const restored = (await env.client.workflow.getHandle('pgwarden/main/app/restore/console').result()) as { decision: { approver: string; reason: string } };
+    expect(restored.decision).toMatchObject({ approver: 'alice', reason: 'INC-42' });
+  });
+});
