@@ -57,3 +57,12 @@ describe('desiredSchedules', () => {
     expect(ownedBy('nightly-main', ['main'])).toBe(false);
   });
 });
+
+describe('the Docker deployment config (deploy/pgwarden.config.json)', () => {
+  it('is valid and schedules its database', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const config = parseConfig(JSON.parse(await readFile('deploy/pgwarden.config.json', 'utf8')));
+    expect(config.metrics.port).toBe(9187);
+    expect(desiredSchedules(config).map((s) => s.id)).toContain('pgwarden/main/app/full-daily');
+  });
+});
