@@ -59,23 +59,106 @@ export async function startRun(
   return client.workflow.start(WORKFLOW_OF_KIND[labels.kind], start);
 }
 
+/** A pending activity of a run, as `describe` reports it. */
+export interface ActivityStatus {
+  activityId: string;
+  type: string;
+  state: 'scheduled' | 'started' | 'cancel-requested' | 'unknown';
+  attempt: number;
+  /** Its newest heartbeat details (phase, bytes, ...), if it sent any. */
+  heartbeat?: Record<string, unknown>;
+  heartbeatAt?: Date;
+  /** When the current attempt started. */
+  startedAt?: Date;
+  /** Why the previous attempt failed, when it is a retry. */
+  lastFailure?: string;
+}
+
 export interface LiveStatus {
+  /** The `progress` query's answer; undefined when no worker answered in time. */
   progress?: Progress;
   /** The newest heartbeat of a running activity (phase, bytes), if any. */
   heartbeat?: Record<string, unknown>;
+  /** Temporal's status name: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, ... */
   status: string;
   workflowType?: string;
   startTime?: Date;
   closeTime?: Date;
+  /** The pending activities, in the order the server lists them. */
+  activities?: ActivityStatus[];
+  /** Child workflows running for this one (fullBackup of "*": one per database; verify). */
+  children?: { workflowId: string; workflowType: string }[];
+  /** pgwarden's labels (cluster, database, kind) from the memo. */
+  memo?: Record<string, unknown>;
+  taskQueue?: string;
+  /** The `progress` query got no answer within the timeout (no worker polls the queue). */
+  queryUnanswered?: boolean;
+  /** Why the `progress` query failed otherwise (the run has no such query, its task fails). */
+  queryError?: string;
 }
 
-export async function liveStatus(handle: WorkflowHandle): Promise<LiveStatus> {
+export interface LiveStatusOptions {
+  /** How long the `progress` query may take (it waits for a worker); default 5 s. */
+  queryTimeoutMs?: number;
+}
+
+type Timestamp = { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined;
+const dateOf = (ts: Timestamp): Date | undefined => (ts?.seconds == null ? undefined : new Date(Number(ts.seconds.toString()) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)));
+const ACTIVITY_STATE: Record<number, ActivityStatus['state']> = { 1: 'scheduled', 2: 'started', 3: 'cancel-requested' };
+
+/**
+ * Describes a run and asks its `progress` query. The query needs a worker: without one it gives up
+ * after `queryTimeoutMs` and leaves `progress` undefined. A run that does not exist throws
+ * Temporal's WorkflowNotFoundError.
+ */
+export async function liveStatus(handle: WorkflowHandle, options: LiveStatusOptions = {}): Promise<LiveStatus> {
   const description = await handle.describe();
-  const progress = await handle.query<Progress>('progress').catch(() => undefined);
+  const deadline = Date.now() + (options.queryTimeoutMs ?? 5000);
+  let queryUnanswered = false;
+  let queryError: string | undefined;
+  const progress = await handle.client.connection
+    .withDeadline(deadline, () => handle.query<Progress>('progress'))
+    .catch((err: Error) => {
+      queryUnanswered = Date.now() >= deadline;
+      if (!queryUnanswered) queryError = err.message;
+      return undefined;
+    });
   let heartbeat: Record<string, unknown> | undefined;
+  const activities: ActivityStatus[] = [];
   for (const activity of description.raw.pendingActivities ?? []) {
     const payload = activity.heartbeatDetails?.payloads?.[0];
-    if (payload) heartbeat = defaultPayloadConverter.fromPayload(payload as never);
+    let details: Record<string, unknown> | undefined;
+    if (payload) {
+      try {
+        details = defaultPayloadConverter.fromPayload(payload as never);
+      } catch {
+        details = undefined;
+      }
+    }
+    if (details) heartbeat = details;
+    activities.push({
+      activityId: activity.activityId ?? '',
+      type: activity.activityType?.name ?? 'activity',
+      state: ACTIVITY_STATE[activity.state ?? 0] ?? 'unknown',
+      attempt: activity.attempt ?? 1,
+      heartbeat: details,
+      heartbeatAt: dateOf(activity.lastHeartbeatTime as Timestamp),
+      startedAt: dateOf(activity.lastStartedTime as Timestamp),
+      lastFailure: activity.lastFailure?.message ?? undefined,
+    });
   }
-  return { progress, heartbeat, status: description.status.name, workflowType: description.type, startTime: description.startTime, closeTime: description.closeTime };
+  return {
+    progress,
+    heartbeat,
+    status: description.status.name,
+    workflowType: description.type,
+    startTime: description.startTime,
+    closeTime: description.closeTime,
+    activities,
+    children: (description.raw.pendingChildren ?? []).map((c) => ({ workflowId: c.workflowId ?? '', workflowType: c.workflowTypeName ?? 'workflow' })),
+    memo: description.memo,
+    taskQueue: description.taskQueue,
+    queryUnanswered,
+    queryError,
+  };
 }

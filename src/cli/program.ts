@@ -1,7 +1,8 @@
 // The `pgwarden` program (loaded by main.ts): start and watch procedures, run the worker and the
 // dev stack. Temporal's modules load lazily: wal-get starts once per WAL file and must be quick.
+import type { EventEmitter } from 'node:events';
 import { Command, Option } from 'commander';
-import { loadConfig, ConfigError, type Config } from '../config/index.js';
+import { loadConfig, type Config } from '../config/index.js';
 import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, offsiteWorkflowId, pitrWorkflowId, restoreDatabaseWorkflowId } from '../lib/ids.js';
 import type { OffsiteSyncInput, OffsiteSyncResult } from '../workflows/offsiteSync.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
@@ -13,17 +14,41 @@ import { registerWalCommands } from './wal.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerHealthCommands } from './health.js';
-import { formatBytes, formatDuration, progressLine } from './format.js';
+import { formatBytes, formatDuration, statusWord } from './format.js';
+import { commandPath, oneLineErrors, reportError, UserError } from './errors.js';
+import { notFoundAsUserError, registerRunCommands } from './runs.js';
 import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
 import type { RestoreDatabaseInput, RestoreDatabaseResult } from '../workflows/restoreDatabase.js';
 
 const program = new Command('pgwarden')
   .description('PostgreSQL backup and disaster recovery as durable Temporal workflows')
   .option('-c, --config <file>', 'config file (default: $PGWARDEN_CONFIG or ./pgwarden.config.json)')
-  .showHelpAfterError();
+  .addHelpText(
+    'after',
+    '\nExamples:\n' +
+      '  pgwarden backup --cluster main --database app --wait\n' +
+      '  pgwarden list --cluster main --status running\n' +
+      '  pgwarden status pgwarden/main/app/full/20261122T020000Z\n' +
+      '  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n' +
+      '  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"\n' +
+      "  pgwarden pitr --cluster main --target-time '2026-11-22 14:31:00+00' --wait\n" +
+      '  pgwarden schedules apply\n' +
+      '\nEach command has its own help with examples: pgwarden <command> --help',
+  );
 
 function config(): Config {
   return loadConfig(program.opts<{ config?: string }>().config);
+}
+
+// The command whose action runs, for the help a usage mistake points to.
+let running: Command = program;
+program.hook('preAction', (_program, action) => {
+  running = action;
+});
+
+/** A mistake in how the running command was called: one line, with its help to read. */
+function usage(message: string): UserError {
+  return new UserError(message, commandPath(running));
 }
 
 program
@@ -48,6 +73,7 @@ program
   .option('--port <port>', 'Temporal frontend port', '7233')
   .option('--ui-port <port>', 'web UI port', '8233')
   .option('--db-file <file>', 'keep workflow history in this SQLite file', '.pgwarden-dev.sqlite')
+  .addHelpText('after', '\nExamples:\n  pgwarden dev --config pgwarden.config.json\n  pgwarden dev --port 7234 --ui-port 8234 --db-file /tmp/pgwarden-dev.sqlite')
   .action(async (opts: { port: string; uiPort: string; dbFile: string }) => {
     const cfg = config();
     const { NativeConnection } = await import('@temporalio/worker');
@@ -107,7 +133,7 @@ program
   .option('--reindex', 'REINDEX DATABASE after the restore')
   .option('--tables <names>', 'comma-separated: restore only these tables into <db>_restore_<id> and leave them there (no approval needed)')
   .option('--wait', 'wait for the result, showing progress')
-  .addHelpText('after', '\nExample:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
+  .addHelpText('after', '\nExamples:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden status pgwarden/main/app/restore/20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
   .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; tables?: string; wait?: boolean }) => {
     const cfg = config();
     if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
@@ -184,7 +210,7 @@ program
     if (opts.targetLsn) targets.push({ lsn: opts.targetLsn });
     if (opts.targetName) targets.push({ name: opts.targetName });
     if (opts.latest) targets.push({ latest: true });
-    if (targets.length !== 1) throw new UserError('give exactly one of --target-time, --target-lsn, --target-name, --latest');
+    if (targets.length !== 1) throw usage('give exactly one of --target-time, --target-lsn, --target-name, --latest');
     const input: PointInTimeRecoveryInput = { cluster: opts.cluster, target: targets[0]!, mode: opts.mode, approvalTimeout: opts.approvalTimeout };
     const client = await connectClient(cfg);
     const workflowId = pitrWorkflowId(opts.cluster, formatBackupId(new Date()), opts.mode);
@@ -203,7 +229,10 @@ program
     if (r.previousDataDirectory) console.log(`  the previous data directory is kept at ${r.previousDataDirectory}`);
   });
 
-const offsite = program.command('offsite').description('copy backups and WAL offsite (S3, rsync over ssh) and check the copies');
+const offsite = program
+  .command('offsite')
+  .description('copy backups and WAL offsite (S3, rsync over ssh) and check the copies')
+  .addHelpText('after', '\nExamples:\n  pgwarden offsite sync --cluster main --wait\n  pgwarden offsite sync --cluster main --wal-only --check quick\n  pgwarden offsite check --cluster main --repository s3');
 
 for (const what of ['sync', 'check'] as const) {
   offsite
@@ -224,7 +253,7 @@ for (const what of ['sync', 'check'] as const) {
       const cfg = config();
       requireCluster(cfg, opts.cluster);
       for (const r of opts.repository ?? []) {
-        if (cfg.repositories[r]?.type !== 's3' && cfg.repositories[r]?.type !== 'rsync') throw new UserError(`"${r}" is not an s3 or rsync repository in the config`);
+        if (cfg.repositories[r]?.type !== 's3' && cfg.repositories[r]?.type !== 'rsync') throw usage(`"${r}" is not an s3 or rsync repository in the config`);
       }
       const input: OffsiteSyncInput = { cluster: opts.cluster, repositories: opts.repository, walOnly: opts.walOnly, check: opts.check, checkOnly: what === 'check' };
       const client = await connectClient(cfg);
@@ -256,40 +285,27 @@ for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as c
     .requiredOption('--reason <text>', 'why (a ticket, an incident)')
     .addHelpText('after', `\nExample:\n  pgwarden ${name} pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"`)
     .action(async (workflowId: string, opts: { approver: string; reason: string }) => {
-      if (!opts.approver.trim() || !opts.reason.trim()) throw new UserError('--approver and --reason must not be empty');
+      if (!opts.approver.trim() || !opts.reason.trim()) throw usage('--approver and --reason must not be empty');
       const client = await connectClient(config());
       const handle = client.workflow.getHandle(workflowId);
-      const live = await liveStatus(handle).catch((err: Error) => {
-        throw new UserError(`no workflow ${workflowId}: ${err.message}`);
-      });
-      if (live.progress?.step !== 'approve') throw new UserError(`${workflowId} is not waiting for approval (step: ${live.progress?.step ?? live.status.toLowerCase()})`);
+      const live = await liveStatus(handle, { queryTimeoutMs: 5000 }).catch(notFoundAsUserError(workflowId));
+      const running = live.status === 'RUNNING';
+      const step = live.progress?.step;
+      if (!running || step !== 'approve') {
+        if (step) throw new UserError(`${workflowId} is not waiting for approval (${running || step !== 'approve' ? `step: ${step}` : statusWord(live.status)})`);
+        if (!running) throw new UserError(`${workflowId} is ${statusWord(live.status)}, not waiting for approval`);
+        throw new UserError(`cannot tell whether ${workflowId} waits for approval: no worker answered its progress query (is a worker running on "${live.taskQueue}"?)`);
+      }
       await handle.signal(signal, { approver: opts.approver, reason: opts.reason });
       console.log(`${name === 'approve' ? 'approved' : 'rejected'} ${workflowId} as ${opts.approver}: ${opts.reason}`);
     });
 }
 
-async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean): Promise<T> {
-  const { liveStatus } = await import('./client.js');
-  let last = '';
-  const timer = quiet
-    ? undefined
-    : setInterval(() => {
-        liveStatus(handle)
-          .then((live) => {
-            const line = progressLine(live);
-            if (line !== last) console.log(`  ${line}`);
-            last = line;
-          })
-          .catch(() => undefined);
-      }, 2000);
-  try {
-    return (await handle.result()) as T;
-  } finally {
-    if (timer) clearInterval(timer);
-  }
-}
+registerRunCommands(program, config);
 
-class UserError extends Error {}
+async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean): Promise<T> {
+  return (await import('./progress.js')).waitWithProgress<T>(handle, quiet);
+}
 
 async function connectClient(cfg: Config) {
   return (await import('./client.js')).connectClient(cfg);
@@ -299,19 +315,30 @@ async function startRun(...args: Parameters<typeof import('./client.js').startRu
   return (await import('./client.js')).startRun(...args);
 }
 
-async function liveStatus(handle: WorkflowHandle) {
-  return (await import('./client.js')).liveStatus(handle);
+async function liveStatus(...args: Parameters<typeof import('./client.js').liveStatus>) {
+  return (await import('./client.js')).liveStatus(...args);
 }
 
-const isWorkflowFailure = (err: unknown): err is Error & { cause?: Error } => err instanceof Error && err.name === 'WorkflowFailedError';
-
-function oneLine(err: unknown): string {
-  if (isWorkflowFailure(err)) {
-    let cause: Error | undefined = err.cause;
-    while (cause && (cause as { cause?: Error }).cause) cause = (cause as { cause?: Error }).cause;
-    return `workflow failed: ${cause?.message ?? err.message}`;
+/**
+ * Parses the command line and runs the command; called last, once every command is registered:
+ * groups defined elsewhere without examples of their own get some, and usage mistakes become one
+ * line (see errors.ts).
+ */
+function run(): void {
+  const groupExamples: Record<string, string[]> = {
+    cluster: ['pgwarden cluster archiving --cluster main', 'pgwarden cluster archiving --cluster main --apply'],
+    schedules: ['pgwarden schedules apply --dry-run', 'pgwarden schedules list', 'pgwarden schedules trigger pgwarden/main/app/full-daily --wait'],
+  };
+  for (const cmd of program.commands) {
+    const examples = groupExamples[cmd.name()];
+    // commander keeps addHelpText as 'afterHelp' listeners (a Command is an EventEmitter).
+    if (examples && (cmd as unknown as EventEmitter).listenerCount('afterHelp') === 0) cmd.addHelpText('after', `\nExamples:\n${examples.map((e) => `  ${e}`).join('\n')}`);
   }
-  return err instanceof Error ? err.message : String(err);
+  oneLineErrors(program);
+  program.parseAsync(process.argv).catch((err: unknown) => {
+    reportError(err);
+    process.exit(process.exitCode ?? 1);
+  });
 }
 
 registerWalCommands(program, config);
@@ -319,9 +346,4 @@ registerClusterCommands(program, config);
 registerScheduleCommands(program, config, (message) => new UserError(message));
 registerHealthCommands(program, config, (message) => new UserError(message));
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const known = err instanceof UserError || err instanceof ConfigError || isWorkflowFailure(err);
-  console.error(`pgwarden: ${oneLine(err)}`);
-  if (!known && process.env.PGWARDEN_DEBUG) console.error(err);
-  process.exit(1);
-});
+run();

@@ -1,0 +1,247 @@
+// `pgwarden list` (recent runs, newest first) and `pgwarden status <workflowId>` (where one run
+// is: its step, its running activity's heartbeat, and at an approval what would be done and how to
+// approve). Temporal's modules load only when one of them runs.
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
+import type { Config } from '../config/index.js';
+import { kindOfWorkflow, listQuery, matchesById, RUN_KINDS, RUN_STATUSES, type ListFilter, type RunKind } from '../lib/visibility.js';
+import type { ActivityStatus, LiveStatus } from './client.js';
+import { UserError } from './errors.js';
+import { approvalOf, formatBytes, formatDuration, formatElapsed, formatLocalTime, formatRate, readHeartbeat, runTable, statusWord, type RunRow } from './format.js';
+
+/** How long `status` waits for a worker to answer the `progress` query. */
+const QUERY_TIMEOUT_MS = 3000;
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number above 0.');
+  return n;
+}
+
+/** A run as `list --json` prints it. */
+export interface RunSummary {
+  workflowId: string;
+  runId: string;
+  type: string;
+  kind?: RunKind;
+  status: string;
+  cluster?: string;
+  database?: string;
+  startTime?: string;
+  closeTime?: string;
+  seconds?: number;
+}
+
+function summaryOf(w: WorkflowExecutionInfo, now: number): RunSummary {
+  const memo = (w.memo ?? {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return {
+    workflowId: w.workflowId,
+    runId: w.runId,
+    type: w.type,
+    kind: kindOfWorkflow(w.type),
+    status: statusWord(w.status.name),
+    cluster: str(memo.cluster),
+    database: str(memo.database),
+    startTime: w.startTime?.toISOString(),
+    closeTime: w.closeTime?.toISOString(),
+    seconds: w.startTime ? Math.max(0, ((w.closeTime?.getTime() ?? now) - w.startTime.getTime()) / 1000) : undefined,
+  };
+}
+
+/** `pgwarden: no workflow <id>` for a run the server does not know, else the error itself. */
+export function notFoundAsUserError(workflowId: string): (err: unknown) => never {
+  return (err: unknown) => {
+    if (err instanceof Error && err.name === 'WorkflowNotFoundError') throw new UserError(`no workflow ${workflowId}`);
+    throw err;
+  };
+}
+
+export function registerRunCommands(program: Command, config: () => Config): void {
+  program
+    .command('list')
+    .description('recent pgwarden runs, newest first: workflow id, kind, status, start time (local), duration')
+    .option('--cluster <name>', 'only runs of this cluster')
+    .option('--database <name>', 'only runs of this database')
+    .addOption(new Option('--kind <kind>', 'only runs of this kind').choices(RUN_KINDS))
+    .addOption(new Option('--status <status>', 'only runs in this state').choices(RUN_STATUSES))
+    .option('--limit <n>', 'at most this many runs', positiveInteger, 20)
+    .option('--json', 'print the runs as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden list\n  pgwarden list --cluster main --kind full --limit 5\n  pgwarden list --status running\n  pgwarden list --cluster main --database app --status failed --json',
+    )
+    .action(async (opts: { cluster?: string; database?: string; kind?: RunKind; status?: string; limit: number; json?: boolean }) => {
+      const cfg = config();
+      const { connectClient, hasSearchAttributes } = await import('./client.js');
+      const client = await connectClient(cfg);
+      const filter: ListFilter = { cluster: opts.cluster, database: opts.database, kind: opts.kind, status: opts.status };
+      // Without pgwarden's search attributes the server filters by kind and status only; the
+      // cluster and database are read from the workflow ids.
+      const server = await hasSearchAttributes(client);
+      const byId = !server && !!(filter.cluster || filter.database);
+      const query = listQuery(filter, server);
+      const runs: WorkflowExecutionInfo[] = [];
+      for await (const w of client.workflow.list({ query, pageSize: byId ? 200 : Math.min(opts.limit, 1000) })) {
+        if (byId && !matchesById(w.workflowId, filter)) continue;
+        runs.push(w);
+        if (runs.length >= opts.limit) break;
+      }
+      runs.sort((a, b) => (b.startTime?.getTime() ?? 0) - (a.startTime?.getTime() ?? 0));
+      const now = Date.now();
+      if (opts.json) return void console.log(JSON.stringify(runs.map((w) => summaryOf(w, now))));
+      if (!runs.length) {
+        const unknown = opts.cluster && !(opts.cluster in cfg.clusters) ? ` (cluster "${opts.cluster}" is not in the config)` : '';
+        return void console.log(`no runs${unknown}`);
+      }
+      const rows: RunRow[] = runs.map((w) => ({ workflowId: w.workflowId, kind: kindOfWorkflow(w.type) ?? w.type, status: statusWord(w.status.name), startTime: w.startTime, closeTime: w.closeTime }));
+      for (const line of runTable(rows, now)) console.log(line);
+    });
+
+  program
+    .command('status <workflowId>')
+    .description("where a run is: status, step, the running activity's progress; at an approval, what would be done and how to approve")
+    .option('--json', 'print the status as JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden status pgwarden/main/app/full/20261122T020000Z\n  pgwarden status pgwarden/main/pitr/20261122T143500Z --json\n\nFind workflow ids with `pgwarden list`.',
+    )
+    .action(async (workflowId: string, opts: { json?: boolean }) => {
+      const cfg = config();
+      const { connectClient, liveStatus } = await import('./client.js');
+      const client = await connectClient(cfg);
+      const handle = client.workflow.getHandle(workflowId);
+      const live = await liveStatus(handle, { queryTimeoutMs: QUERY_TIMEOUT_MS }).catch(notFoundAsUserError(workflowId));
+      const failure = ['FAILED', 'TIMED_OUT', 'TERMINATED', 'CANCELLED', 'CANCELED'].includes(live.status) ? await failureOf(handle) : undefined;
+      const approvalDeadline = live.status === 'RUNNING' && live.progress?.step === 'approve' ? await approvalDeadlineOf(handle, live.progress.since) : undefined;
+      const report = statusReport(workflowId, live, Date.now(), { failure, approvalDeadline });
+      if (opts.json) return void console.log(JSON.stringify(report.json));
+      for (const line of report.lines) console.log(line);
+    });
+}
+
+/** Why a closed run failed (its result's error, one line), or undefined when it cannot be read quickly. */
+async function failureOf(handle: WorkflowHandle): Promise<string | undefined> {
+  const { oneLine } = await import('./errors.js');
+  try {
+    await handle.client.connection.withDeadline(Date.now() + 5000, () => handle.result());
+    return undefined;
+  } catch (err) {
+    return oneLine(err).replace(/^workflow failed: /, '');
+  }
+}
+
+/**
+ * When a run waiting at `approve` stops waiting: the step's start plus the `approvalTimeout` of the
+ * run's input (read from its first history event); undefined when the input does not say.
+ */
+async function approvalDeadlineOf(handle: WorkflowHandle, since: string): Promise<Date | undefined> {
+  try {
+    const { defaultPayloadConverter, msToNumber } = await import('@temporalio/common');
+    const { client } = handle;
+    const page = await client.connection.withDeadline(Date.now() + 3000, () =>
+      client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId: handle.workflowId }, maximumPageSize: 1 }),
+    );
+    const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    const input = payload ? defaultPayloadConverter.fromPayload<{ approvalTimeout?: string }>(payload as never) : undefined;
+    const start = Date.parse(since);
+    if (!input?.approvalTimeout || !Number.isFinite(start)) return undefined;
+    return new Date(start + msToNumber(input.approvalTimeout as never));
+  } catch {
+    return undefined;
+  }
+}
+
+function activityLine(a: ActivityStatus, now: number): string {
+  const hb = readHeartbeat(a.heartbeat);
+  const parts: string[] = [];
+  if (hb.phase) parts.push(hb.phase);
+  if (hb.count) parts.push(Number.isFinite(hb.count.total) ? `${hb.count.done}/${hb.count.total} ${hb.count.unit} (${Math.floor((hb.count.done / Math.max(1, hb.count.total)) * 100)}%)` : `${hb.count.done} ${hb.count.unit}`);
+  if (hb.bytes !== undefined) {
+    const of = hb.totalBytes ? ` of ${formatBytes(hb.totalBytes)} (${Math.floor(Math.min(1, hb.bytes / hb.totalBytes) * 100)}%)` : '';
+    parts.push(`${formatBytes(hb.bytes)}${of}${hb.bytesLabel ? ` ${hb.bytesLabel}` : ''}`);
+    // One reading: the rate is the attempt's average, from its start to its newest heartbeat.
+    const seconds = a.startedAt && a.heartbeatAt ? (a.heartbeatAt.getTime() - a.startedAt.getTime()) / 1000 : 0;
+    if (seconds >= 1 && hb.bytes > 0) parts.push(`${formatRate(hb.bytes / seconds)} average`);
+  }
+  if (hb.lsn) parts.push(`at ${hb.lsn}`);
+  if (a.heartbeatAt) parts.push(`heartbeat ${formatElapsed((now - a.heartbeatAt.getTime()) / 1000)} ago`);
+  else if (a.state === 'scheduled') parts.push('waiting for a worker');
+  else if (a.startedAt) parts.push(`started ${formatElapsed((now - a.startedAt.getTime()) / 1000)} ago`);
+  const attempt = a.attempt > 1 ? ` (attempt ${a.attempt}${a.lastFailure ? `; last failure: ${a.lastFailure}` : ''})` : '';
+  return `${a.type}${attempt}${parts.length ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/** The lines `pgwarden status` prints and its JSON; pure (the clock is `now`). */
+export function statusReport(
+  workflowId: string,
+  live: LiveStatus,
+  now: number,
+  extra: { failure?: string; approvalDeadline?: Date } = {},
+): { lines: string[]; json: Record<string, unknown> } {
+  const { failure, approvalDeadline } = extra;
+  const kind = live.workflowType ? kindOfWorkflow(live.workflowType) : undefined;
+  const status = statusWord(live.status);
+  const running = live.status === 'RUNNING';
+  const elapsed = live.startTime ? Math.max(0, ((live.closeTime?.getTime() ?? now) - live.startTime.getTime()) / 1000) : undefined;
+  const memo = live.memo ?? {};
+  const labels = ['cluster', 'database'].filter((k) => typeof memo[k] === 'string').map((k) => `${k} ${memo[k] as string}`);
+  const row = (label: string, text: string) => `  ${label.padEnd(9)} ${text}`;
+  const lines = [`${workflowId}  ${live.workflowType ?? 'workflow'}${kind ? ` (${kind})` : ''}${labels.length ? `, ${labels.join(', ')}` : ''}`];
+
+  const started = live.startTime ? `started ${formatLocalTime(live.startTime)}` : '';
+  if (running) lines.push(row('status', `running for ${formatDuration(elapsed ?? 0)}${started ? ` (${started})` : ''}`));
+  else lines.push(row('status', `${status}${elapsed !== undefined ? ` after ${formatDuration(elapsed)}` : ''}${started ? ` (${started}${live.closeTime ? `, closed ${formatLocalTime(live.closeTime)}` : ''})` : ''}`));
+  if (failure) lines.push(row(['TERMINATED', 'CANCELLED', 'CANCELED'].includes(live.status) ? 'reason' : 'failure', failure));
+
+  const p = live.progress;
+  if (p) {
+    const since = Date.parse(p.since);
+    const inStep = running && Number.isFinite(since) ? ` for ${formatDuration(Math.max(0, (now - since) / 1000))} (since ${formatLocalTime(new Date(since))})` : '';
+    lines.push(row('step', `${p.step}${inStep}`));
+    if (p.done.length) lines.push(row('done', p.done.join(', ')));
+  } else {
+    const why = live.queryUnanswered
+      ? `no worker answered the progress query within ${QUERY_TIMEOUT_MS / 1000}s`
+      : `the progress query failed${live.queryError ? `: ${live.queryError.replace(/\s*\n\s*/g, ' ')}` : ''}`;
+    lines.push(row('step', `unknown (${why})`));
+  }
+
+  const approval = running && p?.step === 'approve' ? approvalOf(p.detail, workflowId) : undefined;
+  if (approval) {
+    const until = approvalDeadline ? ` until ${formatLocalTime(approvalDeadline)} (${formatDuration(Math.max(0, (approvalDeadline.getTime() - now) / 1000))} left; then it ends, nothing done)` : '';
+    lines.push(row('waiting', `for approval${until}; nothing live has been touched yet`));
+    if (approval.what) lines.push(row('would', approval.what));
+    lines.push(row('approve', approval.approve));
+    lines.push(row('reject', approval.reject));
+  } else if (p?.detail) {
+    lines.push(row('detail', p.detail));
+  }
+
+  if (running) {
+    for (const a of live.activities ?? []) lines.push(row('activity', activityLine(a, now)));
+  }
+  if (running) {
+    for (const c of live.children ?? []) lines.push(row('child', `${c.workflowId} (${c.workflowType}): pgwarden status ${c.workflowId}`));
+  }
+  if (running && live.queryUnanswered && live.taskQueue) lines.push(row('hint', `is a worker running on task queue "${live.taskQueue}"?`));
+
+  const json: Record<string, unknown> = {
+    workflowId,
+    type: live.workflowType,
+    kind,
+    status,
+    cluster: memo.cluster,
+    database: memo.database,
+    startTime: live.startTime?.toISOString(),
+    closeTime: live.closeTime?.toISOString(),
+    seconds: elapsed,
+    progress: p ?? null,
+    progressUnanswered: !!live.queryUnanswered,
+    activities: (live.activities ?? []).map((a) => ({ ...a, heartbeatAt: a.heartbeatAt?.toISOString(), startedAt: a.startedAt?.toISOString() })),
+    children: live.children ?? [],
+    ...(approval ? { approval: { ...approval, ...(approvalDeadline ? { deadline: approvalDeadline.toISOString() } : {}) } } : {}),
+    ...(failure ? { failure } : {}),
+  };
+  return { lines, json };
+}
