@@ -35,6 +35,12 @@ export interface DevServerOptions {
   /** How long to wait for the frontend to answer (a loaded CI machine is slow). */
   readyTimeoutMs?: number;
   searchAttributes?: Record<string, 'Keyword' | 'Text' | 'Int' | 'Datetime' | 'Bool' | 'Double' | 'KeywordList'>;
+  /**
+   * Run the server in its own process group, so a Ctrl-C in the terminal reaches only the caller,
+   * which stops the server after its own clean-up (the demo). It is still stopped when the caller
+   * exits; only a SIGKILL of the caller leaves it running.
+   */
+  detached?: boolean;
 }
 
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
@@ -47,13 +53,19 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   // pgwarden's own search attributes, so the UI filters runs by cluster, database and kind.
   const attributes = { ...Object.fromEntries(SEARCH_ATTRIBUTE_NAMES.map((n) => [n, 'Keyword'])), ...options.searchAttributes };
   for (const [name, type] of Object.entries(attributes)) args.push('--search-attribute', `${name}=${type}`);
-  const proc: ResultPromise = execa(bin, args, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false, cleanup: true });
+  const proc: ResultPromise = execa(bin, args, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false, cleanup: true, detached: !!options.detached });
+  // execa's clean-up skips detached processes: stop it on exit ourselves.
+  const killOnExit = () => proc.kill('SIGKILL');
+  if (options.detached) process.once('exit', killOnExit);
   let stderr = '';
   proc.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
   let exited: string | undefined;
-  void proc.then((r) => (exited = `code ${r.exitCode ?? r.signal}`));
+  void proc.then((r) => {
+    exited = `code ${r.exitCode ?? r.signal}`;
+    process.off('exit', killOnExit);
+  });
   const address = `127.0.0.1:${options.port}`;
   const stop = async () => {
     proc.kill('SIGTERM');

@@ -21,8 +21,18 @@ export interface ArchivingSetup {
   remove(): Promise<void>;
 }
 
-export async function startArchivingCluster(o: { taskQueue: string; key?: TestKey; extra?: Parameters<typeof testConfig>[0]['extra'] }): Promise<ArchivingSetup> {
+type ArchivingOptions = { taskQueue: string; key?: TestKey; extra?: Parameters<typeof testConfig>[0]['extra'] };
+
+export async function startArchivingCluster(o: ArchivingOptions): Promise<ArchivingSetup> {
   const dir = await mkdtemp(join(tmpdir(), 'pgwarden-archive-'));
+  // A set-up that fails (missing binaries, no postgres user) leaves no directory behind.
+  return archivingCluster(dir, o).catch(async (err: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  });
+}
+
+async function archivingCluster(dir: string, o: ArchivingOptions): Promise<ArchivingSetup> {
   await chmod(dir, 0o755);
   const repository = join(dir, 'repo');
   const walDir = join(repository, 'main', 'wal');

@@ -40,6 +40,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   const initdb = requireBinary(join(PG_BIN, 'initdb'), 'PostgreSQL 15 initdb');
   const pgCtl = requireBinary(join(PG_BIN, 'pg_ctl'), 'PostgreSQL 15 pg_ctl');
   const base = await mkdtemp(join(tmpdir(), 'pgwarden-pg-'));
+  // A cluster that fails to start leaves nothing behind: no server, no directory.
+  return createCluster(base, pgCtl, initdb, options).catch(async (err: unknown) => {
+    await asPostgres(pgCtl, ['-D', join(base, 'data'), '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+    await rm(base, { recursive: true, force: true });
+    throw err;
+  });
+}
+
+async function createCluster(base: string, pgCtl: string, initdb: string, options: ClusterOptions): Promise<TestCluster> {
   const dataDir = join(base, 'data');
   const password = `pw-${randomBytes(12).toString('hex')}`;
   const pwfile = join(base, 'pwfile');
