@@ -53,18 +53,24 @@ export async function applySchedules(client: Client, config: Config, options: { 
   const desired = desiredSchedules(config);
   if (!options.dryRun) await ensureSearchAttributes(client);
   const report: ApplyReport = { created: [], updated: [], unchanged: [], deleted: [] };
-  const existing = new Set(await ownedScheduleIds(client, config));
+  // The list comes from the server's visibility store, which lags a create or delete by a moment:
+  // whether a wanted schedule exists is asked of the schedule itself (so applying twice in a row
+  // never creates twice); the list only finds stale schedules to delete.
+  const listed = await ownedScheduleIds(client, config);
   for (const s of desired) {
     const action = await actionOf(client, s, config);
-    if (!existing.has(s.id)) {
+    const handle = client.schedule.getHandle(s.id);
+    const current = await handle.describe().catch((err: unknown) => {
+      if (err instanceof ScheduleNotFoundError) return undefined;
+      throw err;
+    });
+    if (!current) {
       if (!options.dryRun) {
         await client.schedule.create({ scheduleId: s.id, spec: specOf(s, config), action, policies: policiesOf(config), memo: { description: s.description } });
       }
       report.created.push(s.id);
       continue;
     }
-    const handle = client.schedule.getHandle(s.id);
-    const current = await handle.describe();
     const want = fingerprint(s, settingsOf(config));
     if (current.action.type === 'startWorkflow' && current.action.memo?.scheduleFingerprint === want) {
       report.unchanged.push(s.id);
@@ -75,9 +81,15 @@ export async function applySchedules(client: Client, config: Config, options: { 
     report.updated.push(s.id);
   }
   const wanted = new Set(desired.map((s) => s.id));
-  for (const id of existing) {
+  for (const id of listed) {
     if (wanted.has(id)) continue;
-    if (!options.dryRun) await client.schedule.getHandle(id).delete();
+    if (!options.dryRun) {
+      const gone = await client.schedule
+        .getHandle(id)
+        .delete()
+        .then(() => false, (err: unknown) => (err instanceof ScheduleNotFoundError ? true : Promise.reject(err)));
+      if (gone) continue; // deleted a moment ago, still listed
+    }
     report.deleted.push(id);
   }
   return report;
@@ -98,7 +110,11 @@ export async function listSchedules(client: Client, config: Config): Promise<Sch
   // The server keeps crontab lines as calendars: show them as configured.
   const configured = new Map(desiredSchedules(config).map((s) => [s.id, s.timing]));
   for (const id of await ownedScheduleIds(client, config)) {
-    const d = await client.schedule.getHandle(id).describe();
+    const d = await client.schedule
+      .getHandle(id)
+      .describe()
+      .catch((err: unknown) => (err instanceof ScheduleNotFoundError ? undefined : Promise.reject(err)));
+    if (!d) continue; // deleted a moment ago, still listed
     const last = d.info.recentActions.at(-1);
     const status = last?.action.type === 'startWorkflow'
       ? await client.workflow.getHandle(last.action.workflow.workflowId, last.action.workflow.firstExecutionRunId).describe().then((w) => w.status.name, () => 'UNKNOWN')

@@ -44,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
-  if (client) for (const id of await ownedScheduleIds(client, configWith({}))) await client.schedule.getHandle(id).delete();
+  if (client) for (const id of await ownedScheduleIds(client, configWith({}))) await client.schedule.getHandle(id).delete().catch(() => undefined);
   await Promise.all([cluster?.stop(), env?.teardown()]);
   await rm(dir, { recursive: true, force: true });
 });
@@ -57,7 +57,8 @@ describe('schedules', () => {
     expect(first.created.sort()).toEqual(expected);
     const second = await applySchedules(client, config);
     expect(second).toEqual({ created: [], updated: [], unchanged: expect.arrayContaining(expected), deleted: [] });
-    expect(await ownedScheduleIds(client, config)).toEqual(expected);
+    // The server's schedule list lags a create by a moment.
+    await expect.poll(() => ownedScheduleIds(client, config), { timeout: 10_000 }).toEqual(expected);
 
     const full = await client.schedule.getHandle(`pgwarden/${name}/all/full-daily`).describe();
     expect(full.policies).toMatchObject({ overlap: 'SKIP', pauseOnFailure: false, catchupWindow: 3_600_000 });
@@ -112,5 +113,13 @@ describe('schedules', () => {
     expect(described.memo).toMatchObject({ cluster: name, kind: 'wal-maintenance' });
     const row = (await listSchedules(client, config)).find((r) => r.id === id)!;
     expect(row.lastRun).toMatchObject({ workflowId, status: 'COMPLETED' });
+    // The same through the CLI, waiting for the result as a script would.
+    const configFile = join(dir, 'pgwarden.config.json');
+    await writeFile(configFile, JSON.stringify(config));
+    const cli = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'trigger', id, '--wait', '--json'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    expect(cli.exitCode, cli.stderr).toBe(0);
+    const printed = JSON.parse(cli.stdout) as { workflowId: string; result: { cluster: string } };
+    expect(printed.workflowId.startsWith(`${id}-`)).toBe(true);
+    expect(printed.result.cluster).toBe(name);
   });
 });
