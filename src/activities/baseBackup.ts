@@ -202,5 +202,9 @@ function startManifestExtract(compressed: boolean, signal: AbortSignal): { input
   input.on('error', () => undefined);
   const parts: Buffer[] = [];
   tar.child.stdout!.on('data', (d: Buffer) => parts.push(d));
-  return { input, manifest: tar.exited.then(() => Buffer.concat(parts).toString('utf8')) };
+  const manifest = tar.exited.then(() => Buffer.concat(parts).toString('utf8'));
+  // Awaited only once storing succeeded: when storing fails first, tar's failure must not surface
+  // as an unhandled rejection (it would take the worker down).
+  manifest.catch(() => undefined);
+  return { input, manifest };
 }
