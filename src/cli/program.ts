@@ -133,8 +133,9 @@ program
   .option('--reindex', 'REINDEX DATABASE after the restore')
   .option('--tables <names>', 'comma-separated: restore only these tables into <db>_restore_<id> and leave them there (no approval needed)')
   .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
   .addHelpText('after', '\nExamples:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden status pgwarden/main/app/restore/20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
-  .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; tables?: string; wait?: boolean }) => {
+  .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; tables?: string; wait?: boolean; json?: boolean }) => {
     const cfg = config();
     if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
     if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
@@ -143,14 +144,17 @@ program
     const tables = opts.tables?.split(',').map((t) => t.trim()).filter(Boolean);
     const input: RestoreDatabaseInput = { cluster: opts.cluster, database: opts.database, backupId: opts.backupId, approvalTimeout: opts.approvalTimeout, reindex: opts.reindex, tables };
     const handle = await startRun(client, cfg, { cluster: opts.cluster, database: opts.database, kind: 'restore' }, { workflowId, args: [input] });
-    if (tables?.length) {
+    if (opts.json) {
+      if (!opts.wait) return void console.log(JSON.stringify({ workflowId }));
+    } else if (tables?.length) {
       console.log(`started restoreDatabase ${workflowId} (tables ${tables.join(', ')}; no approval needed)`);
     } else {
       console.log(`started restoreDatabase ${workflowId}; it waits for approval:`);
       console.log(`  pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
     }
     if (!opts.wait) return;
-    const result = await waitWithProgress<RestoreDatabaseResult>(handle, false);
+    const result = await waitWithProgress<RestoreDatabaseResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(result));
     console.log(
       result.outcome === 'restored'
         ? `restored ${opts.cluster}/${opts.database} from ${result.backupId}; the previous database is kept as ${result.previousDatabase}`

@@ -48,8 +48,9 @@ export async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean
       }
       meter = nextRate(meter, rateSample(mainActivity(live), Date.now(), run));
       draw();
-    } catch {
+    } catch (err) {
       // A blip in reaching the server: the next poll tries again; the result decides.
+      if (process.env.PGWARDEN_DEBUG) process.stderr.write(`pgwarden: progress poll failed: ${(err as Error).message}\n`);
     } finally {
       polling = false;
     }

@@ -70,16 +70,17 @@ export function registerScheduleCommands(program: Command, config: () => Config,
   schedules
     .command('trigger <id>')
     .description('start a run of a schedule now')
-    .option('--wait', 'wait for the run to finish')
+    .option('--wait', 'wait for the run to finish, showing progress')
+    .option('--json', 'print the workflow id (and with --wait the result) as JSON')
     .addHelpText('after', '\nExample:\n  pgwarden schedules trigger pgwarden/main/app/full-daily --wait')
-    .action(async (id: string, opts: { wait?: boolean }) => {
+    .action(async (id: string, opts: { wait?: boolean; json?: boolean }) => {
       const { client: c } = await handleOf(id);
       const workflowId = await (await ops()).triggerSchedule(c, id);
-      console.log(`started ${workflowId}`);
-      if (opts.wait) {
-        await c.workflow.getHandle(workflowId).result();
-        console.log(`completed ${workflowId}`);
-      }
+      if (!opts.json) console.log(`started ${workflowId}`);
+      if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
+      const { waitWithProgress } = await import('./progress.js');
+      const result = await waitWithProgress<unknown>(c.workflow.getHandle(workflowId), !!opts.json);
+      console.log(opts.json ? JSON.stringify({ workflowId, result }) : `completed ${workflowId}`);
     });
 
   for (const what of ['pause', 'unpause'] as const) {

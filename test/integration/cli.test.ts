@@ -171,7 +171,9 @@ it('help shows examples, on stdout, with exit 0', async () => {
 
 it('backup --wait prints plain progress lines; list and status show the run while it dumps', async () => {
   const workflowId = `pgwarden/${cluster}/app/full/${backupId}`;
-  const backup = pgwarden(['backup', '--cluster', cluster, '--database', 'app', '--backup-id', backupId, '--wait']);
+  const backup = pgwarden(['backup', '--cluster', cluster, '--database', 'app', '--backup-id', backupId, '--wait'], { PGWARDEN_DEBUG: '1' });
+  let printed = '';
+  backup.stdout?.on('data', (d: Buffer) => (printed += d.toString()));
   try {
     const handle = env.client.workflow.getHandle(workflowId);
     for (let i = 0; !(await handle.describe().then(() => true, () => false)); i++) {
@@ -190,6 +192,11 @@ it('backup --wait prints plain progress lines; list and status show the run whil
     expect(status.stdout).toMatch(/^ {2}step {6}dump for .*\(since /m);
     expect(status.stdout).toMatch(/^ {2}done {6}preflight$/m);
     expect(status.stdout).toMatch(/^ {2}activity {2}createLogicalBackup: dump, [\d.]+ MiB stored/m);
+    // The dump goes on until the waiting CLI has polled it at least once (every 2 s).
+    for (let i = 0; !/^ {2}dump: /m.test(printed); i++) {
+      if (i > 150) throw new Error(`backup --wait printed no dump progress:\n${printed}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   } finally {
     releaseDump();
   }
