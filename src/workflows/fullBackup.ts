@@ -7,6 +7,7 @@ import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '..
 import { verifyBackup, type VerifyBackupResult } from './verifyBackup.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
+import { childLabels } from './childLabels.js';
 
 export interface FullBackupInput {
   cluster: string;
@@ -51,6 +52,7 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
     for (const database of databases) {
       const child = await executeChild(fullBackup, {
         workflowId: fullBackupWorkflowId(input.cluster, database, backupId),
+        ...childLabels({ cluster: input.cluster, database, kind: 'full' }),
         args: [{ cluster: input.cluster, database, backupId, verify: input.verify }],
       });
       backups.push(...child.backups);
@@ -68,7 +70,11 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
   if (input.verify) {
     step('verify');
     verifications.push(
-      await executeChild(verifyBackup, { workflowId: verifyBackupWorkflowId(input.cluster, input.database, backupId), args: [target] }),
+      await executeChild(verifyBackup, {
+        workflowId: verifyBackupWorkflowId(input.cluster, input.database, backupId),
+        ...childLabels({ cluster: input.cluster, database: input.database, kind: 'verify' }),
+        args: [target],
+      }),
     );
   }
   step('retention');

@@ -10,6 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config/index.js';
 import { parseLogicalManifest } from '../../src/lib/manifest.js';
+import { clusterKey, databaseKey, kindKey, memoOf, searchAttributesOf } from '../../src/lib/visibility.js';
 import type { FullBackupInput, FullBackupResult } from '../../src/workflows/fullBackup.js';
 import { testConfig, testSecrets } from '../helpers/config.js';
 import { createSampleDatabase } from '../helpers/data.js';
@@ -55,8 +56,14 @@ afterAll(async () => {
   await Promise.all([cluster?.stop(), key?.remove(), repository && rm(repository, { recursive: true, force: true }), configDir && rm(configDir, { recursive: true, force: true })]);
 });
 
-async function runBackup(input: FullBackupInput, workflowId = `${queue}/${input.cluster}/${input.database}/${Math.random()}`) {
-  const handle = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId, args: [input] });
+async function runBackup(input: FullBackupInput, workflowId = `${queue}/${input.cluster}/${input.database}/${Math.random()}`, labelled = false) {
+  const labels = { cluster: input.cluster, database: input.database, kind: 'full' } as const;
+  const handle = await env.client.workflow.start('fullBackup', {
+    taskQueue: queue,
+    workflowId,
+    args: [input],
+    ...(labelled ? { memo: memoOf(labels), typedSearchAttributes: searchAttributesOf(labels) } : {}),
+  });
   return { handle, result: handle.result() as Promise<FullBackupResult> };
 }
 
@@ -107,8 +114,12 @@ describe('fullBackup', () => {
   });
 
   it('backs up every database of the cluster with "*", one child workflow each', async () => {
-    const { result } = await runBackup({ cluster: 'main', database: '*', backupId: '20261122T040000Z' });
+    const { result } = await runBackup({ cluster: 'main', database: '*', backupId: '20261122T040000Z' }, undefined, true);
     const { backups } = await result;
+    // Each child carries its own database's labels, so filters on "app" find it.
+    const child = await env.client.workflow.getHandle('pgwarden/main/app/full/20261122T040000Z').describe();
+    expect(child.memo).toEqual({ cluster: 'main', database: 'app', kind: 'full' });
+    expect([child.typedSearchAttributes.get(clusterKey), child.typedSearchAttributes.get(databaseKey), child.typedSearchAttributes.get(kindKey)]).toEqual(['main', 'app', 'full']);
     const databases = await cluster.query<{ datname: string }>('SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1');
     expect(backups.map((b) => b.database).sort()).toEqual(databases.map((d) => d.datname));
     expect(databases.map((d) => d.datname)).toEqual(expect.arrayContaining(['app', 'crm', 'postgres']));

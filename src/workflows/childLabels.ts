@@ -1,0 +1,14 @@
+// Labels for child runs. Temporal copies neither the memo nor the search attributes from the
+// parent, so the per-database backups of a "*" run and their verifications carry their own:
+// `pgwarden list --database app` and the UI's filters find the nightly backups too.
+import { patched, workflowInfo, type ChildWorkflowOptions } from '@temporalio/workflow';
+import { clusterKey, memoOf, searchAttributesOf, type RunLabels } from '../lib/visibility.js';
+
+export function childLabels(labels: RunLabels): Pick<ChildWorkflowOptions, 'memo' | 'typedSearchAttributes'> {
+  // Histories of runs started before children had labels replay without them.
+  if (!patched('child-labels')) return {};
+  // Starting a child with an attribute the server does not know fails: set them only when this
+  // run carries them, which proves they are registered.
+  const registered = workflowInfo().typedSearchAttributes.get(clusterKey) !== undefined;
+  return { memo: memoOf(labels), ...(registered ? { typedSearchAttributes: searchAttributesOf(labels) } : {}) };
+}
