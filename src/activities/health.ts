@@ -22,6 +22,8 @@ export interface HealthNotification {
   /** What was sent, if anything: `alert`, `resolved`; undefined when nothing was due. */
   sent?: 'alert' | 'resolved';
   delivery?: Delivery;
+  /** Why the notification could not be delivered (after the activity's retries); tried again next check. */
+  error?: string;
 }
 
 // Small state files beside a cluster's backups (healthCheck runs are independent workflows): what

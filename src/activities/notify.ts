@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import type { Config } from '../config/index.js';
-import { ErrorType, retryable } from '../lib/errors.js';
+import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 
 export interface Notification {
   /** `alert`, `resolved` (all clear again) or `approval` (a restore waits for a human). */
@@ -23,23 +23,34 @@ export interface Delivery {
   skipped: string[];
 }
 
+/**
+ * Tries every configured channel, each on its own: a dead webhook does not keep the mail from
+ * going out. Any failure makes the attempt fail (retryable) with every channel's reason, so the
+ * activity retries; a retry may repeat a channel that worked (at least once). A webhook answering
+ * 4xx is misconfigured (URL, token): not retried.
+ */
 export async function sendNotification(config: Config, env: NodeJS.ProcessEnv, n: Notification): Promise<Delivery> {
   const delivery: Delivery = { sent: [], skipped: [] };
+  const failures: { message: string; permanent: boolean }[] = [];
   const { webhook, email } = config.notifications;
   if (webhook) {
+    // The URL may carry a token in its path: name the host only.
+    const host = new URL(webhook.url).host;
     const token = webhook.tokenEnv ? env[webhook.tokenEnv] : undefined;
-    const response = await fetch(webhook.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      body: JSON.stringify({ source: 'pgwarden', ...n, text: [n.title, ...n.lines].join('\n') }),
-      signal: AbortSignal.timeout(10_000),
-    }).catch((err: Error) => {
-      // The URL may carry a token in its path: name the host only.
-      throw retryable(ErrorType.NotificationFailed, `webhook ${new URL(webhook.url).host}: ${err.cause instanceof Error ? err.cause.message : err.message}`);
-    });
-    await response.body?.cancel();
-    if (!response.ok) throw retryable(ErrorType.NotificationFailed, `webhook ${new URL(webhook.url).host} answered ${response.status}`);
-    delivery.sent.push('webhook');
+    try {
+      const response = await fetch(webhook.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ source: 'pgwarden', ...n, text: [n.title, ...n.lines].join('\n') }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      await response.body?.cancel();
+      if (response.ok) delivery.sent.push('webhook');
+      else failures.push({ message: `webhook ${host} answered ${response.status}`, permanent: response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429 });
+    } catch (err) {
+      const e = err as Error;
+      failures.push({ message: `webhook ${host}: ${e.cause instanceof Error ? e.cause.message : e.message}`, permanent: false });
+    }
   }
   if (email) {
     if (!existsSync(email.sendmail)) {
@@ -47,9 +58,13 @@ export async function sendNotification(config: Config, env: NodeJS.ProcessEnv, n
     } else {
       const message = [`From: ${email.from}`, `To: ${email.to.join(', ')}`, `Subject: [pgwarden] ${n.title}`, 'Content-Type: text/plain; charset=utf-8', '', ...n.lines, ''].join('\n');
       const r = await execa(email.sendmail, ['-t', '-i'], { input: message, reject: false, timeout: 30_000 });
-      if (r.exitCode !== 0) throw retryable(ErrorType.NotificationFailed, `sendmail exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}`);
-      delivery.sent.push('email');
+      if (r.exitCode === 0) delivery.sent.push('email');
+      else failures.push({ message: `sendmail exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}`, permanent: false });
     }
+  }
+  if (failures.length) {
+    const message = [...failures.map((f) => f.message), ...delivery.sent.map((c) => `${c}: sent`)].join('; ');
+    throw failures.every((f) => f.permanent) ? nonRetryable(ErrorType.NotificationFailed, message) : retryable(ErrorType.NotificationFailed, message);
   }
   return delivery;
 }

@@ -21,6 +21,7 @@ export function registerHealthCommands(program: Command, config: () => Config, u
       const input: HealthCheckInput = { cluster: opts.cluster };
       const handle = await startRun(client, cfg, { cluster: opts.cluster, kind: 'health' }, { workflowId: healthCheckWorkflowId(opts.cluster, formatBackupId(new Date())), args: [input] });
       const r = (await handle.result()) as HealthCheckResult;
+      if (!r.healthy) process.exitCode = 2;
       if (opts.json) return void console.log(JSON.stringify(r));
       const s = r.snapshot;
       for (const b of s.backups) {
@@ -30,7 +31,7 @@ export function registerHealthCommands(program: Command, config: () => Config, u
       for (const o of s.offsite) console.log(`offsite ${o.repository}: ${o.error ? `unreachable: ${o.error}` : `${o.missing} objects missing`}`);
       if (r.healthy) console.log('healthy');
       for (const a of r.alerts) console.log(`ALERT ${a.message}`);
+      if (r.notification.error) console.log(`notification failed: ${r.notification.error}`);
       if (r.notification.sent) console.log(`notified (${r.notification.sent}) via ${r.notification.delivery?.sent.join(', ') || 'no channel'}`);
-      if (!r.healthy) process.exitCode = 2;
     });
 }

@@ -26,7 +26,11 @@ export async function healthCheck(input: HealthCheckInput): Promise<HealthCheckR
   const step = trackProgress('check');
   const { snapshot, alerts } = await checkHealth({ cluster: input.cluster });
   step('notify', alerts.length ? `${alerts.length} alerts` : 'healthy');
-  const notification = await notifyHealth({ cluster: input.cluster, alerts, at: snapshot.at });
+  // Channels that stay down after the retries do not fail the check: its result still holds the
+  // alerts, and the next check notifies again (nothing was recorded as sent).
+  const notification: HealthNotification = await notifyHealth({ cluster: input.cluster, alerts, at: snapshot.at }).catch((err: Error) => ({
+    error: err.cause instanceof Error ? err.cause.message : err.message,
+  }));
   step('done');
   return { cluster: input.cluster, healthy: alerts.length === 0, alerts, snapshot, notification };
 }

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/index.js';
@@ -34,6 +35,8 @@ let webhook: Server;
 let metrics: MetricsServer;
 const received: Record<string, unknown>[] = [];
 let runs = 0;
+/** What the webhook receiver answers; a 4xx stands for a misconfigured URL or token. */
+let webhookStatus = 204;
 
 const execute = <T>(type: string, input: object) => env.client.workflow.execute(type, { taskQueue: queue, workflowId: `${queue}/${type}-${++runs}`, args: [input] }) as Promise<T>;
 const healthCheck = () => execute<HealthCheckResult>('healthCheck', { cluster: 'main' });
@@ -55,8 +58,8 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
-      received.push({ ...JSON.parse(body), authorization: req.headers.authorization });
-      res.writeHead(204).end();
+      if (webhookStatus < 300) received.push({ ...JSON.parse(body), authorization: req.headers.authorization });
+      res.writeHead(webhookStatus).end();
     });
   });
   await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
@@ -113,6 +116,18 @@ describe('healthCheck', () => {
     expect(m.get('pgwarden_repository_free_bytes{repository="local"}')).toBeGreaterThan(0);
     expect(m.get('pgwarden_repository_size_bytes{repository="local"}')).toBeGreaterThan(m.get('pgwarden_repository_free_bytes{repository="local"}')!);
     expect(m.get('pgwarden_offsite_missing_objects{cluster="main",repository="s3"}')).toBe(0);
+
+    // Temporal unreachable: only the approvals series is left out; the backups' still serve.
+    const cut = await startMetricsServer({ config, env: { ...process.env, ...testSecrets(cluster) }, client: new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) }), port: 0, cacheMs: 0 });
+    try {
+      const response = await fetch(cut.url);
+      expect(response.status).toBe(200);
+      const text = await response.text();
+      expect(text).toContain(`pgwarden_backup_last_size_bytes{cluster="main",kind="logical",database="app"} ${manifest.bytes}`);
+      expect(text).not.toMatch(/^pgwarden_approvals_waiting\{/m);
+    } finally {
+      await cut.close();
+    }
   });
 
   it('a stale backup, a failing archive_command and offsite drift: one notification naming each, not repeated; fixed: the all-clear', async () => {
@@ -133,6 +148,15 @@ describe('healthCheck', () => {
     // Drift: a dump deleted on the remote behind pgwarden's back.
     const dumpKey = (await import('node:fs/promises')).readdir(join(file, '..')).then((names) => names.find((n) => n.startsWith('dump.'))!);
     await rm(s3.objectPath('offsite', `main/logical/app/${JSON.parse(original).backupId}/${await dumpKey}`));
+
+    // The webhook refuses (a wrong token): the check still completes with its alerts, says why
+    // nothing was delivered, and the next check tries again.
+    webhookStatus = 403;
+    const refused = await healthCheck();
+    webhookStatus = 204;
+    expect(refused.alerts).toHaveLength(3);
+    expect(refused.notification).toEqual({ error: expect.stringMatching(/^webhook 127\.0\.0\.1:\d+ answered 403$/) });
+    expect(received).toEqual([]);
 
     const result = await healthCheck();
     expect(result.alerts.map((a) => a.key).sort()).toEqual(['archiver:failing', 'backup-stale:app', 'offsite-drift:s3']);
