@@ -40,7 +40,11 @@ export function createMetricsRegistry(config: Config, env: NodeJS.ProcessEnv, cl
     const settled = await Promise.allSettled(clusters.map((cluster) => health.collectHealth({ cluster, offsite: false })));
     const snapshots = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const offsite = new Map(await Promise.all(clusters.map(async (c) => [c, await readOffsiteStatus(config, c)] as const)));
-    return { snapshots, offsite, approvals: client ? await waitingForApproval(client, clusters) : undefined };
+    // Temporal down or slow: this one series is left out (not zero), the rest still serve.
+    const approvals = client
+      ? await Promise.race([waitingForApproval(client, clusters), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 5000).unref())]).catch(() => undefined)
+      : undefined;
+    return { snapshots, offsite, approvals };
   }
 
   const registry = new Registry();
