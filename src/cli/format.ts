@@ -7,11 +7,13 @@ import type { ActivityStatus, LiveStatus } from './client.js';
 export { formatBytes };
 
 export function formatDuration(seconds: number): string {
-  if (seconds < 60) return `${seconds.toFixed(1)}s`;
-  const m = Math.floor(seconds / 60);
-  const s = Math.round(seconds % 60);
-  if (m < 60) return `${m}m${String(s).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+  // Rounded first, so 59.96 s reads 1m00s and 119.6 s 2m00s (not 60.0s, 1m60s).
+  const tenths = Math.round(seconds * 10) / 10;
+  if (tenths < 60) return `${tenths.toFixed(1)}s`;
+  const whole = Math.round(seconds);
+  if (whole < 3600) return `${Math.floor(whole / 60)}m${String(whole % 60).padStart(2, '0')}s`;
+  const minutes = Math.floor(whole / 60);
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
 
 /** Whole seconds below a minute (a live clock that does not flicker decimals): 7s, 1m05s, 2h03m. */

@@ -29,7 +29,9 @@ async function actionOf(client: Client, s: DesiredSchedule, config: Config): Pro
     workflowId: s.id,
     taskQueue: config.temporal.taskQueue,
     args: [s.input],
-    memo: { ...labels.memo, schedule: s.id, scheduleFingerprint: fingerprint(s, settingsOf(config)) },
+    // Whether the runs get search attributes is part of it: once the server has them, the next
+    // apply adds them to schedules created before.
+    memo: { ...labels.memo, schedule: s.id, scheduleFingerprint: fingerprint(s, { ...settingsOf(config), searchAttributes: !!labels.typedSearchAttributes }) },
     ...(labels.typedSearchAttributes ? { typedSearchAttributes: labels.typedSearchAttributes } : {}),
   };
 }
@@ -46,6 +48,23 @@ export async function ownedScheduleIds(client: Client, config: Config): Promise<
   const clusters = Object.keys(config.clusters);
   const ids: string[] = [];
   for await (const s of client.schedule.list()) if (ownedBy(s.scheduleId, clusters)) ids.push(s.scheduleId);
+  return ids.sort();
+}
+
+/**
+ * The schedules of the configured clusters that exist now: the configured ids (asked one by one:
+ * a schedule created a moment ago may not be listed yet) and whatever else the list has.
+ */
+export async function existingScheduleIds(client: Client, config: Config): Promise<string[]> {
+  const candidates = new Set([...desiredSchedules(config).map((s) => s.id), ...(await ownedScheduleIds(client, config))]);
+  const ids: string[] = [];
+  for (const id of candidates) {
+    const exists = await client.schedule
+      .getHandle(id)
+      .describe()
+      .then(() => true, (err: unknown) => (err instanceof ScheduleNotFoundError ? false : Promise.reject(err)));
+    if (exists) ids.push(id);
+  }
   return ids.sort();
 }
 
@@ -71,8 +90,7 @@ export async function applySchedules(client: Client, config: Config, options: { 
       report.created.push(s.id);
       continue;
     }
-    const want = fingerprint(s, settingsOf(config));
-    if (current.action.type === 'startWorkflow' && current.action.memo?.scheduleFingerprint === want) {
+    if (current.action.type === 'startWorkflow' && current.action.memo?.scheduleFingerprint === action.memo?.scheduleFingerprint) {
       report.unchanged.push(s.id);
       continue;
     }
@@ -109,7 +127,7 @@ export async function listSchedules(client: Client, config: Config): Promise<Sch
   const rows: ScheduleRow[] = [];
   // The server keeps crontab lines as calendars: show them as configured.
   const configured = new Map(desiredSchedules(config).map((s) => [s.id, s.timing]));
-  for (const id of await ownedScheduleIds(client, config)) {
+  for (const id of await existingScheduleIds(client, config)) {
     const d = await client.schedule
       .getHandle(id)
       .describe()

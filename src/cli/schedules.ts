@@ -59,7 +59,7 @@ export function registerScheduleCommands(program: Command, config: () => Config,
     .addHelpText('after', '\nExamples:\n  pgwarden schedules delete pgwarden/main/base-weekly\n  pgwarden schedules delete --all')
     .action(async (ids: string[], opts: { all?: boolean }) => {
       const c = await client();
-      const targets = opts.all ? await (await ops()).ownedScheduleIds(c, config()) : ids;
+      const targets = opts.all ? await (await ops()).existingScheduleIds(c, config()) : ids;
       if (targets.length === 0) throw userError(opts.all ? 'no schedules to delete' : 'name the schedules to delete, or give --all');
       for (const id of targets) {
         await (await handleOf(id)).handle.delete();

@@ -48,6 +48,10 @@ describe('sizes, durations, times', () => {
     expect(formatDuration(4.25)).toBe('4.3s');
     expect(formatDuration(65)).toBe('1m05s');
     expect(formatDuration(3 * 3600 + 7 * 60)).toBe('3h07m');
+    expect(formatDuration(59.96)).toBe('1m00s');
+    expect(formatDuration(119.6)).toBe('2m00s');
+    expect(formatDuration(3599.7)).toBe('1h00m');
+    expect(formatDuration(2 * 3600 - 10)).toBe('1h59m');
     expect(formatElapsed(7.9)).toBe('7s');
     expect(formatElapsed(-1)).toBe('0s');
     expect(formatElapsed(125)).toBe('2m05s');

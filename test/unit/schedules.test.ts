@@ -49,6 +49,7 @@ describe('desiredSchedules', () => {
     expect(fingerprint(a!, settings)).toBe(fingerprint({ ...a! }, { ...settings }));
     expect(fingerprint(a!, settings)).not.toBe(fingerprint({ ...a!, timing: { cron: '0 1 * * *' } }, settings));
     expect(fingerprint(a!, settings)).not.toBe(fingerprint(a!, { ...settings, timeZone: 'Europe/Berlin' }));
+    expect(fingerprint(a!, { ...settings, searchAttributes: false })).not.toBe(fingerprint(a!, { ...settings, searchAttributes: true }));
   });
 
   it('owns only schedules of the named clusters', () => {
