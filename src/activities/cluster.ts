@@ -175,7 +175,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     if (!manifest) throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
     const base = manifest.artifacts.find((a) => a.role === 'base')!;
     let read = 0;
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-base', bytes: read }), 2000);
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-base', bytes: read, totalBytes: base.bytes }), 2000);
     const release = await markInUse(dir, `pitr-${plan.workDirectory.split('-').at(-1)}`); // retention keeps it meanwhile
     const signal = ctx.cancellationSignal;
     const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;

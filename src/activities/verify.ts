@@ -144,7 +144,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     const release = await markInUse(dir, `${plan.scratchDatabase}-${ctx.info.workflowExecution?.runId ?? 'run'}`);
     const keyring = key ? await openKeyring(key.file) : undefined;
     let read = 0;
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read }), 2000);
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read, totalBytes: dump.bytes }), 2000);
     try {
       const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--no-password', `--dbname=${plan.scratchDatabase}`];
       for (const table of plan.tables ?? []) restoreArgs.push(`--table=${table}`);

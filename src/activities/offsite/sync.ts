@@ -98,7 +98,11 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       const result: SyncResult = { repository: input.repository, uploaded: 0, uploadedBytes: 0, uploadedKeys: [], alreadyThere: local.length - missing.length, syncedAt };
       // On a timer, not per progress event: a driver may report progress rarely (rsync) or never.
       let current = { key: '', bytes: 0 };
-      const timer = setInterval(() => ctx.heartbeat({ phase: 'upload', repository: input.repository, object: current.key, objects: result.uploaded, of: missing.length, bytes: result.uploadedBytes + current.bytes }), 2000);
+      const totalBytes = missing.reduce((sum, o) => sum + o.bytes, 0);
+      const timer = setInterval(
+        () => ctx.heartbeat({ phase: 'upload', repository: input.repository, object: current.key, objects: result.uploaded, of: missing.length, bytes: result.uploadedBytes + current.bytes, totalBytes }),
+        2000,
+      );
       try {
         for (const object of missing) {
           if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
@@ -146,7 +150,8 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       const { local, remote } = await remoteView(store, input);
       const scope = new Set(input.depth === 'full' ? remote.keys() : (input.keys ?? []).filter((k) => remote.has(k)));
       let hashed = 0;
-      const timer = setInterval(() => ctx.heartbeat({ phase: 'check', repository: input.repository, objects: scope.size, bytesRead: hashed }), 2000);
+      const totalBytes = [...scope].reduce((sum, k) => sum + (remote.get(k)?.bytes ?? 0), 0);
+      const timer = setInterval(() => ctx.heartbeat({ phase: 'check', repository: input.repository, objects: scope.size, bytesRead: hashed, totalBytes }), 2000);
       let content: Map<string, string>;
       try {
         content = await store.contentSha256([...scope], (bytes) => (hashed = bytes));
