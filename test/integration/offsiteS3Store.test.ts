@@ -17,6 +17,7 @@ import { startS3Server, type S3Server } from '../helpers/s3.js';
 const BUCKET = 'pgwarden-offsite';
 const PREFIX = 'site-a';
 const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let server: S3Server;
 let dir: string;
@@ -169,6 +170,28 @@ describe('S3 offsite store', () => {
       const listed = await s.list('');
       expect([...listed.values()]).toEqual([{ key: BIG, bytes: big.bytes, recordedSha256: big.sha256 }]);
       expect((await s.contentSha256([BIG])).get(BIG)).toBe(big.sha256);
+    });
+  });
+
+  it('rides out a blip of the server mid-upload: the failed requests are sent again with a fresh read, one good object', async () => {
+    const big = await localFile('blip', 48 * MiB);
+    const key = 'main/base/20261122T050000Z/base.tar.zst';
+    await withStore(async (s) => {
+      let blip: Promise<void> | undefined;
+      let last = 0;
+      let resent = false;
+      await s.put(key, big.path, { bytes: big.bytes, sha256: big.sha256, kind: 'base' }, (bytes) => {
+        resent ||= bytes < last; // a part sent again counts from zero
+        last = bytes;
+        blip ??= server
+          .stop()
+          .then(() => sleep(1500))
+          .then(() => server.start());
+      });
+      await blip;
+      expect(resent).toBe(true);
+      expect((await s.list('main/base/20261122T050000Z/')).get(key)).toEqual({ key, bytes: big.bytes, recordedSha256: big.sha256 });
+      expect((await s.contentSha256([key])).get(key)).toBe(big.sha256);
     });
   });
 });

@@ -174,8 +174,9 @@ describe('offsiteSync', () => {
     await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/full-bulk`, args: [{ cluster: 'main', database: 'bulk' }] });
     const handle = await startSync({ repositories: ['slow'] });
     await waitForHeartbeat(handle, (h) => String(h.object).includes('logical/bulk/') && Number(h.bytes) > 0, 90_000);
+    // Down for longer than the upload resends a request (after 1 s, then 2 s): the attempt fails.
     await s3.stop();
-    await sleep(2000);
+    await sleep(6000);
     await s3.start();
     const result = (await handle.result()) as OffsiteSyncResult;
     expect(result.repositories[0]!.check!.problems).toEqual([]);

@@ -1,8 +1,9 @@
 // The S3 driver of OffsiteStore (AWS S3 or an S3-compatible server such as versitygw or Ceph RGW).
-// Every transfer is streamed (rule 6): uploads go through lib-storage's Upload in 16 MiB parts, two
-// in flight; downloads and read-back hashing consume the response body as it arrives.
+// Every transfer is streamed (rule 6): uploads read each part straight from the file (s3Upload.ts,
+// `partSizeMiB` parts, two in flight); downloads and read-back hashing consume the response body
+// as it arrives.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -19,11 +20,10 @@ import {
   type S3ClientConfig,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { ApplicationFailure } from '@temporalio/common';
 import type { S3RepositoryConfig } from '../../config/schema.js';
 import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
-import { RateLimit } from '../pipeline.js';
+import { uploadFile } from './s3Upload.js';
 import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
 
 const DELETE_BATCH = 1000; // the most DeleteObjects accepts
@@ -37,7 +37,7 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
   const label = `offsite repository "${name}" (s3://${Bucket}/${prefix})`;
   const endpoint = config.endpoint ?? `s3.${config.region}.amazonaws.com`;
 
-  const client = new S3Client({
+  const clientConfig: S3ClientConfig = {
     region: config.region,
     endpoint: config.endpoint,
     forcePathStyle: config.forcePathStyle,
@@ -49,7 +49,10 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
     responseChecksumValidation: 'WHEN_REQUIRED',
     // A silent endpoint fails the attempt rather than hanging until the heartbeat timeout.
     requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
-  });
+  };
+  const client = new S3Client(clientConfig);
+  // Uploads resend a failed request themselves, with a fresh read of the file (s3Upload.ts).
+  const uploadClient = new S3Client({ ...clientConfig, maxAttempts: 1 });
 
   function credentials(): S3ClientConfig['credentials'] {
     if (!config.accessKeyIdEnv && !config.secretAccessKeyEnv) return undefined; // the SDK's default chain
@@ -147,31 +150,20 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
     put(key, localFile, meta, progress) {
       return attempt('upload', async () => {
         await abortStaleUploads(prefix + key);
-        const file = createReadStream(localFile);
-        const body: Readable = config.maxRate ? file.pipe(new RateLimit(config.maxRate)) : file;
-        const upload = new Upload({
-          client,
-          params: {
-            Bucket,
-            Key: prefix + key,
-            Body: body,
-            ContentLength: meta.bytes,
-            Metadata: { sha256: meta.sha256 },
-            StorageClass: config.storageClass[meta.kind] as StorageClass | undefined,
-          },
+        await uploadFile({
+          client: uploadClient,
+          bucket: Bucket,
+          key: prefix + key,
+          file: localFile,
+          bytes: meta.bytes,
           // S3 allows 10,000 parts: a very large dump gets larger parts rather than failing.
           partSize: Math.max(config.partSizeMiB * 1024 * 1024, Math.ceil(meta.bytes / 9_000)),
-          queueSize: 2,
-          // A failed multipart upload is aborted, so no parts linger (and bill) on the remote.
-          leavePartsOnError: false,
+          metadata: { sha256: meta.sha256 },
+          storageClass: config.storageClass[meta.kind] as StorageClass | undefined,
+          maxRate: config.maxRate,
+          transient: (e) => !failure(e, 'upload').nonRetryable,
+          progress,
         });
-        if (progress) upload.on('httpUploadProgress', (p) => progress(p.loaded ?? 0));
-        try {
-          await upload.done();
-        } finally {
-          file.destroy(); // a failed upload may leave the file half read
-          body.destroy();
-        }
       });
     },
 
@@ -237,6 +229,7 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
 
     async close() {
       client.destroy();
+      uploadClient.destroy();
     },
   };
 }

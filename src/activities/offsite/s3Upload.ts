@@ -1,0 +1,111 @@
+// Uploads a local file to S3 with every request's body read straight from the file: one range
+// per multipart part, so no part is ever copied into memory (lib-storage's Upload buffers each
+// part). A request that fails is sent again with a fresh read of its range: the SDK cannot resend
+// a stream it has consumed, so the client given here has its own retries off (maxAttempts 1).
+import { createReadStream } from 'node:fs';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  ChecksumAlgorithm,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3Client,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { RateLimit } from '../pipeline.js';
+
+export interface FileUpload {
+  /** A client with maxAttempts 1: the retries are here, each with a fresh body. */
+  client: S3Client;
+  bucket: string;
+  key: string;
+  file: string;
+  bytes: number;
+  partSize: number;
+  metadata: Record<string, string>;
+  storageClass?: StorageClass;
+  /** Bytes per second for the whole upload (then one part at a time). */
+  maxRate?: number;
+  /** Whether a failed request is worth sending again (network trouble, 5xx). */
+  transient(err: unknown): boolean;
+  /** Bytes read from the file so far (a resent part counts from zero again). */
+  progress?(bytes: number): void;
+}
+
+const ATTEMPTS = 3;
+const PARTS_IN_FLIGHT = 2;
+
+export async function uploadFile(u: FileUpload): Promise<void> {
+  const target = { Bucket: u.bucket, Key: u.key };
+  const sent = new Map<number, number>();
+  const report = () => u.progress?.([...sent.values()].reduce((a, b) => a + b, 0));
+
+  /** A fresh read of [start, start + length) that counts what the request consumed. */
+  const body = (part: number, start: number, length: number): Readable | string => {
+    sent.set(part, 0);
+    if (length === 0) return '';
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        sent.set(part, (sent.get(part) ?? 0) + chunk.length);
+        report();
+        done(null, chunk);
+      },
+    });
+    const file = createReadStream(u.file, { start, end: start + length - 1 });
+    // pipeline destroys every stage when one fails; the request sees the error on `counter`.
+    return (u.maxRate ? pipeline(file, new RateLimit(u.maxRate), counter, () => undefined) : pipeline(file, counter, () => undefined)) as Readable;
+  };
+
+  const send = async <T>(request: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await request();
+      } catch (err) {
+        if (attempt >= ATTEMPTS || !u.transient(err)) throw err;
+        await new Promise((r) => setTimeout(r, attempt * 1000));
+      }
+    }
+  };
+
+  const extras = { Metadata: u.metadata, StorageClass: u.storageClass };
+  if (u.bytes <= u.partSize) {
+    await send(() => u.client.send(new PutObjectCommand({ ...target, ...extras, Body: body(1, 0, u.bytes), ContentLength: u.bytes })));
+    return;
+  }
+
+  // As lib-storage does: with the SDK computing CRC32s of the parts, the upload declares it.
+  const checksum = (await u.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED' ? ChecksumAlgorithm.CRC32 : undefined;
+  const { UploadId } = await send(() => u.client.send(new CreateMultipartUploadCommand({ ...target, ...extras, ChecksumAlgorithm: checksum })));
+  try {
+    const count = Math.ceil(u.bytes / u.partSize);
+    const parts: CompletedPart[] = new Array(count);
+    let next = 0;
+    let failed = false;
+    const worker = async () => {
+      while (!failed && next < count) {
+        const i = next++;
+        const start = i * u.partSize;
+        const length = Math.min(u.partSize, u.bytes - start);
+        try {
+          const r = await send(() => u.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, Body: body(i + 1, start, length), ContentLength: length })));
+          if (!r.ETag) throw new Error(`part ${i + 1} has no ETag in the answer`);
+          parts[i] = { PartNumber: i + 1, ETag: r.ETag, ChecksumCRC32: r.ChecksumCRC32, ChecksumCRC32C: r.ChecksumCRC32C, ChecksumSHA1: r.ChecksumSHA1, ChecksumSHA256: r.ChecksumSHA256 };
+        } catch (err) {
+          failed = true; // the other stops taking parts
+          throw err;
+        }
+      }
+    };
+    // Under a rate limit one part at a time, so the limit holds for the upload as a whole.
+    await Promise.all(Array.from({ length: u.maxRate ? 1 : PARTS_IN_FLIGHT }, worker));
+    await send(() => u.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId, MultipartUpload: { Parts: parts } })));
+  } catch (err) {
+    // No parts left behind (and billed); if the server is down too, the next attempt's
+    // abortStaleUploads removes them.
+    await u.client.send(new AbortMultipartUploadCommand({ ...target, UploadId })).catch(() => undefined);
+    throw err;
+  }
+}
