@@ -59,20 +59,25 @@ export async function uploadFile(u: FileUpload): Promise<void> {
     return (u.maxRate ? pipeline(file, new RateLimit(u.maxRate), counter, () => undefined) : pipeline(file, counter, () => undefined)) as Readable;
   };
 
-  const send = async <T>(request: () => Promise<T>): Promise<T> => {
+  /** Sends a request, again on a transient failure; each try gets a fresh body, closed afterwards. */
+  const send = async <T>(request: (body?: Readable | string) => Promise<T>, range?: { part: number; start: number; length: number }): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
+      // A request that failed before reading its body would leave the file open.
+      const b = range && body(range.part, range.start, range.length);
       try {
-        return await request();
+        return await request(b);
       } catch (err) {
         if (attempt >= ATTEMPTS || !u.transient(err)) throw err;
         await new Promise((r) => setTimeout(r, attempt * 1000));
+      } finally {
+        if (b && typeof b !== 'string') b.destroy();
       }
     }
   };
 
   const extras = { Metadata: u.metadata, StorageClass: u.storageClass };
   if (u.bytes <= u.partSize) {
-    await send(() => u.client.send(new PutObjectCommand({ ...target, ...extras, Body: body(1, 0, u.bytes), ContentLength: u.bytes })));
+    await send((b) => u.client.send(new PutObjectCommand({ ...target, ...extras, Body: b, ContentLength: u.bytes })), { part: 1, start: 0, length: u.bytes });
     return;
   }
 
@@ -90,7 +95,10 @@ export async function uploadFile(u: FileUpload): Promise<void> {
         const start = i * u.partSize;
         const length = Math.min(u.partSize, u.bytes - start);
         try {
-          const r = await send(() => u.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, Body: body(i + 1, start, length), ContentLength: length })));
+          const r = await send(
+            (b) => u.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, Body: b, ContentLength: length })),
+            { part: i + 1, start, length },
+          );
           if (!r.ETag) throw new Error(`part ${i + 1} has no ETag in the answer`);
           parts[i] = { PartNumber: i + 1, ETag: r.ETag, ChecksumCRC32: r.ChecksumCRC32, ChecksumCRC32C: r.ChecksumCRC32C, ChecksumSHA1: r.ChecksumSHA1, ChecksumSHA256: r.ChecksumSHA256 };
         } catch (err) {
