@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { defaultConfigPath, type Config } from '../config/index.js';
+import { requireCluster } from './errors.js';
 
 export interface ArchivingSetting {
   name: 'wal_level' | 'archive_mode' | 'archive_command' | 'archive_timeout';
@@ -77,7 +78,7 @@ export function registerClusterCommands(program: Command, config: () => Config):
     .addHelpText('after', '\nPostgreSQL runs archive_command as its own OS user: it must be able to run bin/pgwarden and read the config.\n\nExample:\n  pgwarden --config /etc/pgwarden/pgwarden.config.json cluster archiving --cluster main --apply')
     .action(async (opts: { cluster: string; apply?: boolean }) => {
       const cfg = config();
-      if (!(opts.cluster in cfg.clusters)) throw new Error(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+      requireCluster(cfg, opts.cluster);
       const configOption = program.opts<{ config?: string }>().config;
       const settings = archivingSettings(opts.cluster, configOption ? resolve(configOption) : defaultConfigPath());
       if (!opts.apply) {

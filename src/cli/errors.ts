@@ -2,6 +2,7 @@
 // trace, never the whole help text. Usage mistakes (unknown option or command, missing argument,
 // bad value) name the help to read on the same line: `(see: pgwarden backup --help)`.
 import { CommanderError, type Command } from 'commander';
+import type { Config } from '../config/index.js';
 
 /** A mistake of the user's (bad input, unknown cluster or workflow): printed as one line. */
 export class UserError extends Error {
@@ -13,6 +14,11 @@ export class UserError extends Error {
   ) {
     super(message);
   }
+}
+
+/** `--cluster` names a configured cluster, or the command stops with the ones there are. */
+export function requireCluster(cfg: Config, name: string): void {
+  if (!(name in cfg.clusters)) throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
 }
 
 /** A mistake in how a command was called, from commander, with the command it happened in. */

@@ -4,9 +4,10 @@ import type { Config } from '../config/index.js';
 import { formatBackupId, healthCheckWorkflowId } from '../lib/ids.js';
 import { formatBytes } from '../lib/diskSpace.js';
 import { usedPercent } from '../lib/health.js';
+import { requireCluster } from './errors.js';
 import type { HealthCheckInput, HealthCheckResult } from '../workflows/healthCheck.js';
 
-export function registerHealthCommands(program: Command, config: () => Config, userError: (message: string) => Error): void {
+export function registerHealthCommands(program: Command, config: () => Config): void {
   program
     .command('health')
     .description('run a healthCheck now: backup age, verified restores, WAL archiving, repository disk, offsite drift; alerts go to the configured channels')
@@ -15,7 +16,7 @@ export function registerHealthCommands(program: Command, config: () => Config, u
     .addHelpText('after', '\nExample:\n  pgwarden health --cluster main')
     .action(async (opts: { cluster: string; json?: boolean }) => {
       const cfg = config();
-      if (!(opts.cluster in cfg.clusters)) throw userError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+      requireCluster(cfg, opts.cluster);
       const { connectClient, startRun } = await import('./client.js');
       const client = await connectClient(cfg);
       const input: HealthCheckInput = { cluster: opts.cluster };

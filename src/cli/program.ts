@@ -15,7 +15,7 @@ import { registerClusterCommands } from './cluster.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerHealthCommands } from './health.js';
 import { formatBytes, formatDuration, statusWord } from './format.js';
-import { commandPath, oneLineErrors, reportError, UserError } from './errors.js';
+import { commandPath, oneLineErrors, reportError, requireCluster, UserError } from './errors.js';
 import { notFoundAsUserError, registerRunCommands } from './runs.js';
 import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
 import type { RestoreDatabaseInput, RestoreDatabaseResult } from '../workflows/restoreDatabase.js';
@@ -101,7 +101,7 @@ program
   .addHelpText('after', '\nExamples:\n  pgwarden backup --cluster main --database app --wait\n  pgwarden backup --cluster main --database "*"')
   .action(async (opts: { cluster: string; database: string; backupId?: string; wait?: boolean; json?: boolean }) => {
     const cfg = config();
-    if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+    requireCluster(cfg, opts.cluster);
     if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
     const backupId = opts.backupId ?? formatBackupId(new Date());
     const input: FullBackupInput = { cluster: opts.cluster, database: opts.database, backupId };
@@ -137,7 +137,7 @@ program
   .addHelpText('after', '\nExamples:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden status pgwarden/main/app/restore/20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
   .action(async (opts: { cluster: string; database: string; backupId?: string; approvalTimeout: string; reindex?: boolean; tables?: string; wait?: boolean; json?: boolean }) => {
     const cfg = config();
-    if (!(opts.cluster in cfg.clusters)) throw new UserError(`unknown cluster "${opts.cluster}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+    requireCluster(cfg, opts.cluster);
     if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
     const client = await connectClient(cfg);
     const workflowId = restoreDatabaseWorkflowId(opts.cluster, opts.database, opts.backupId ?? formatBackupId(new Date()));
@@ -277,10 +277,6 @@ for (const what of ['sync', 'check'] as const) {
     });
 }
 
-function requireCluster(cfg: Config, name: string): void {
-  if (!(name in cfg.clusters)) throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
-}
-
 for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as const) {
   program
     .command(`${name} <workflowId>`)
@@ -347,7 +343,7 @@ function run(): void {
 
 registerWalCommands(program, config);
 registerClusterCommands(program, config);
-registerScheduleCommands(program, config, (message) => new UserError(message));
-registerHealthCommands(program, config, (message) => new UserError(message));
+registerScheduleCommands(program, config);
+registerHealthCommands(program, config);
 
 run();

@@ -6,7 +6,16 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type Schedul
 import type { Config } from '../config/index.js';
 import { desiredSchedules, fingerprint, ownedBy, type DesiredSchedule } from '../lib/schedules.js';
 import { ensureSearchAttributes, labelsFor } from './client.js';
+import { UserError } from './errors.js';
 import { formatDuration } from './format.js';
+
+/** The schedule's description, or undefined when there is no such schedule (now). */
+async function describeIfExists(client: Client, id: string) {
+  return client.schedule
+    .getHandle(id)
+    .describe()
+    .catch((err: unknown) => (err instanceof ScheduleNotFoundError ? undefined : Promise.reject(err)));
+}
 
 export interface ApplyReport {
   created: string[];
@@ -59,11 +68,7 @@ export async function existingScheduleIds(client: Client, config: Config): Promi
   const candidates = new Set([...desiredSchedules(config).map((s) => s.id), ...(await ownedScheduleIds(client, config))]);
   const ids: string[] = [];
   for (const id of candidates) {
-    const exists = await client.schedule
-      .getHandle(id)
-      .describe()
-      .then(() => true, (err: unknown) => (err instanceof ScheduleNotFoundError ? false : Promise.reject(err)));
-    if (exists) ids.push(id);
+    if (await describeIfExists(client, id)) ids.push(id);
   }
   return ids.sort();
 }
@@ -79,10 +84,7 @@ export async function applySchedules(client: Client, config: Config, options: { 
   for (const s of desired) {
     const action = await actionOf(client, s, config);
     const handle = client.schedule.getHandle(s.id);
-    const current = await handle.describe().catch((err: unknown) => {
-      if (err instanceof ScheduleNotFoundError) return undefined;
-      throw err;
-    });
+    const current = await describeIfExists(client, s.id);
     if (!current) {
       if (!options.dryRun) {
         await client.schedule.create({ scheduleId: s.id, spec: specOf(s, config), action, policies: policiesOf(config), memo: { description: s.description } });
@@ -128,10 +130,7 @@ export async function listSchedules(client: Client, config: Config): Promise<Sch
   // The server keeps crontab lines as calendars: show them as configured.
   const configured = new Map(desiredSchedules(config).map((s) => [s.id, s.timing]));
   for (const id of await existingScheduleIds(client, config)) {
-    const d = await client.schedule
-      .getHandle(id)
-      .describe()
-      .catch((err: unknown) => (err instanceof ScheduleNotFoundError ? undefined : Promise.reject(err)));
+    const d = await describeIfExists(client, id);
     if (!d) continue; // deleted a moment ago, still listed
     const last = d.info.recentActions.at(-1);
     const status = last?.action.type === 'startWorkflow'
@@ -171,10 +170,10 @@ export async function triggerSchedule(client: Client, id: string, timeoutMs = 30
 }
 
 /** The handle of an existing schedule; a missing one is the caller's `notFound` error. */
-export async function existingSchedule(client: Client, id: string, notFound: (message: string) => Error) {
+export async function existingSchedule(client: Client, id: string) {
   const handle = client.schedule.getHandle(id);
   await handle.describe().catch((err: unknown) => {
-    throw err instanceof ScheduleNotFoundError ? notFound(`no schedule ${id} (see: pgwarden schedules list)`) : err;
+    throw err instanceof ScheduleNotFoundError ? new UserError(`no schedule ${id} (see: pgwarden schedules list)`) : err;
   });
   return handle;
 }

@@ -2,17 +2,18 @@
 // when a command runs (this file is imported by every pgwarden start, wal-get included).
 import type { Command } from 'commander';
 import type { Config } from '../config/index.js';
+import { UserError } from './errors.js';
 import type { ApplyReport } from './scheduleOps.js';
 
 const ops = () => import('./scheduleOps.js');
 const connect = async (config: Config) => (await import('./client.js')).connectClient(config);
 
-export function registerScheduleCommands(program: Command, config: () => Config, userError: (message: string) => Error): void {
+export function registerScheduleCommands(program: Command, config: () => Config): void {
   const schedules = program.command('schedules').description('Temporal Schedules for every configured job (they replace crontab)');
   const client = () => connect(config());
   const handleOf = async (id: string) => {
     const c = await client();
-    return { client: c, handle: await (await ops()).existingSchedule(c, id, userError) };
+    return { client: c, handle: await (await ops()).existingSchedule(c, id) };
   };
 
   schedules
@@ -27,7 +28,7 @@ export function registerScheduleCommands(program: Command, config: () => Config,
       try {
         report = await (await ops()).applySchedules(await client(), cfg, { dryRun: opts.dryRun });
       } catch (err) {
-        if (err instanceof Error && /^clusters\./.test(err.message)) throw userError(err.message);
+        if (err instanceof Error && /^clusters\./.test(err.message)) throw new UserError(err.message);
         throw err;
       }
       if (opts.json) return void console.log(JSON.stringify(report));
@@ -60,7 +61,7 @@ export function registerScheduleCommands(program: Command, config: () => Config,
     .action(async (ids: string[], opts: { all?: boolean }) => {
       const c = await client();
       const targets = opts.all ? await (await ops()).existingScheduleIds(c, config()) : ids;
-      if (targets.length === 0) throw userError(opts.all ? 'no schedules to delete' : 'name the schedules to delete, or give --all');
+      if (targets.length === 0) throw new UserError(opts.all ? 'no schedules to delete' : 'name the schedules to delete, or give --all');
       for (const id of targets) {
         await (await handleOf(id)).handle.delete();
         console.log(`deleted ${id}`);

@@ -23,6 +23,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { S3RepositoryConfig } from '../../config/schema.js';
 import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
+import { mapLimit } from '../../lib/mapLimit.js';
 import { uploadFile } from './s3Upload.js';
 import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
 
@@ -232,24 +233,4 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
       uploadClient.destroy();
     },
   };
-}
-
-/** `fn` over `items`, at most `limit` at a time, results in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!);
-      } catch (e) {
-        failed = true; // the others stop taking new items
-        throw e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

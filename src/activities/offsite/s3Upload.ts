@@ -15,6 +15,7 @@ import {
   type S3Client,
   type StorageClass,
 } from '@aws-sdk/client-s3';
+import { mapLimit } from '../../lib/mapLimit.js';
 import { RateLimit } from '../pipeline.js';
 
 export interface FileUpload {
@@ -86,29 +87,17 @@ export async function uploadFile(u: FileUpload): Promise<void> {
   const { UploadId } = await send(() => u.client.send(new CreateMultipartUploadCommand({ ...target, ...extras, ChecksumAlgorithm: checksum })));
   try {
     const count = Math.ceil(u.bytes / u.partSize);
-    const parts: CompletedPart[] = new Array(count);
-    let next = 0;
-    let failed = false;
-    const worker = async () => {
-      while (!failed && next < count) {
-        const i = next++;
-        const start = i * u.partSize;
-        const length = Math.min(u.partSize, u.bytes - start);
-        try {
-          const r = await send(
-            (b) => u.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, Body: b, ContentLength: length })),
-            { part: i + 1, start, length },
-          );
-          if (!r.ETag) throw new Error(`part ${i + 1} has no ETag in the answer`);
-          parts[i] = { PartNumber: i + 1, ETag: r.ETag, ChecksumCRC32: r.ChecksumCRC32, ChecksumCRC32C: r.ChecksumCRC32C, ChecksumSHA1: r.ChecksumSHA1, ChecksumSHA256: r.ChecksumSHA256 };
-        } catch (err) {
-          failed = true; // the other stops taking parts
-          throw err;
-        }
-      }
-    };
     // Under a rate limit one part at a time, so the limit holds for the upload as a whole.
-    await Promise.all(Array.from({ length: u.maxRate ? 1 : PARTS_IN_FLIGHT }, worker));
+    const parts = await mapLimit(Array.from({ length: count }, (_, i) => i), u.maxRate ? 1 : PARTS_IN_FLIGHT, async (i): Promise<CompletedPart> => {
+      const start = i * u.partSize;
+      const length = Math.min(u.partSize, u.bytes - start);
+      const r = await send(
+        (b) => u.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, Body: b, ContentLength: length })),
+        { part: i + 1, start, length },
+      );
+      if (!r.ETag) throw new Error(`part ${i + 1} has no ETag in the answer`);
+      return { PartNumber: i + 1, ETag: r.ETag, ChecksumCRC32: r.ChecksumCRC32, ChecksumCRC32C: r.ChecksumCRC32C, ChecksumSHA1: r.ChecksumSHA1, ChecksumSHA256: r.ChecksumSHA256 };
+    });
     await send(() => u.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId, MultipartUpload: { Parts: parts } })));
   } catch (err) {
     // No parts left behind (and billed); if the server is down too, the next attempt's
