@@ -24,6 +24,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { S3RepositoryConfig } from '../../config/schema.js';
 import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
 import { mapLimit } from '../../lib/mapLimit.js';
+import { streamed } from '../streamMemory.js';
 import { uploadFile } from './s3Upload.js';
 import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
 
@@ -183,6 +184,7 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
           for await (const chunk of body) {
             hash.update(chunk as Buffer);
             total += (chunk as Buffer).length;
+            streamed((chunk as Buffer).length);
             progress?.(total);
           }
           return [key, hash.digest('hex')];
@@ -198,6 +200,7 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
         const count = async function* (source: AsyncIterable<Buffer>) {
           for await (const chunk of source) {
             progress?.((total += chunk.length));
+            streamed(chunk.length);
             yield chunk;
           }
         };

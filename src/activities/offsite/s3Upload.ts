@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { mapLimit } from '../../lib/mapLimit.js';
 import { RateLimit } from '../pipeline.js';
+import { streamed } from '../streamMemory.js';
 
 export interface FileUpload {
   /** A client with maxAttempts 1: the retries are here, each with a fresh body. */
@@ -52,6 +53,7 @@ export async function uploadFile(u: FileUpload): Promise<void> {
       transform(chunk: Buffer, _encoding, done) {
         sent.set(part, (sent.get(part) ?? 0) + chunk.length);
         report();
+        streamed(chunk.length);
         done(null, chunk);
       },
     });
