@@ -1,14 +1,14 @@
 // wal-push, the archive_command: PostgreSQL starts it once per 16 MiB WAL segment and waits, so
 // it loads Node built-ins only (no zod, openpgp or Temporal: those cost ~250 ms at every start)
 // and encrypts with stock gpg straight to the recipients' public key files (no keyring import).
-// zstd and gpg run as a process chain started before the segment is read, so their start-up
-// overlaps the read and the sha256 taken here.
+// zstd and gpg run as a process chain that reads the segment itself, started before this process
+// reads it for the sha256, so their start-up and the compression overlap the read and the hash.
 //
 // What it stores is what the rest of pgwarden reads (walArchive.ts): `<name>[.zst][.gpg]`, written
 // as .partial, fsynced, renamed, then its record `<name>.json`, the commit marker.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +52,7 @@ export class WalPushError extends Error {
 export async function pushWalFile(settings: WalPushSettings, source: string, name: string, now = new Date()): Promise<PushResult> {
   if (!isWalFileName(name)) throw new WalPushError(ErrorType.InvalidInput, `"${name}" is not a WAL file name`);
   // The encoder processes start first and wait for input: their start-up overlaps the read and hash.
-  const encoder = startEncoder(settings);
+  const encoder = startEncoder(settings, source);
   try {
     return await push(settings, source, name, now, encoder);
   } finally {
@@ -61,14 +61,12 @@ export async function pushWalFile(settings: WalPushSettings, source: string, nam
 }
 
 async function push(settings: WalPushSettings, source: string, name: string, now: Date, encoder: Encoder | undefined): Promise<PushResult> {
-  const raw = await readFile(source);
-  if (/^[0-9A-F]{24}$/.test(name) && raw.length !== WAL_SEGMENT_BYTES) {
-    throw new WalPushError(ErrorType.InvalidInput, `${source} is ${raw.length} bytes; pgwarden archives 16 MiB WAL segments only`);
+  // Hashed here while the encoder reads and compresses on the other core (its work is dropped if
+  // the segment turns out to be archived already); the bytes are kept only when stored as they are.
+  const { bytes: rawBytes, sha256: rawSha256, data } = readAndHash(source, !encoder);
+  if (/^[0-9A-F]{24}$/.test(name) && rawBytes !== WAL_SEGMENT_BYTES) {
+    throw new WalPushError(ErrorType.InvalidInput, `${source} is ${rawBytes} bytes; pgwarden archives 16 MiB WAL segments only`);
   }
-  // Fed now, hashed here meanwhile; dropped (cancelled) if the segment turns out to be archived already.
-  const encoding = encoder?.encode(raw);
-  encoding?.catch(() => undefined);
-  const rawSha256 = createHash('sha256').update(raw).digest('hex');
   const existing = await readRecord(settings.archiveDir, name);
   if (existing) {
     if (existing.rawSha256 !== rawSha256) {
@@ -78,7 +76,7 @@ async function push(settings: WalPushSettings, source: string, name: string, now
     if (present) return { name, outcome: 'identical', bytes: existing.bytes };
     // The record survived but its data did not (a damaged archive): store the same bytes again below.
   }
-  const stored = encoding ? await encoding : raw;
+  const stored = encoder ? await encoder.result() : data!;
   // Belt and braces: an encoder that exits 0 with no output must not become an archived segment.
   if (stored.length === 0) throw new WalPushError(ErrorType.IntegrityError, `encoding ${name} produced no output`);
   const { compression } = settings;
@@ -91,7 +89,7 @@ async function push(settings: WalPushSettings, source: string, name: string, now
     stored: storedName,
     bytes: stored.length,
     sha256: createHash('sha256').update(stored).digest('hex'),
-    rawBytes: raw.length,
+    rawBytes,
     rawSha256,
     compression: compression.algorithm,
     encrypted,
@@ -99,6 +97,28 @@ async function push(settings: WalPushSettings, source: string, name: string, now
   };
   await writeFileAtomic(join(settings.archiveDir, walRecordName(name)), JSON.stringify(record) + '\n');
   return { name, outcome: 'stored', bytes: stored.length };
+}
+
+/**
+ * sha256 and size of a file, read synchronously (a short process gains nothing from the thread
+ * pool) through one reused 1 MiB buffer unless the bytes are wanted: 16 MiB of fresh memory cost
+ * ~10 ms of page faults alone.
+ */
+function readAndHash(path: string, keep: boolean): { bytes: number; sha256: string; data?: Buffer } {
+  if (keep) {
+    const data = readFileSync(path);
+    return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex'), data };
+  }
+  const fd = openSync(path, 'r');
+  try {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    let bytes = 0;
+    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; bytes += n) hash.update(buffer.subarray(0, n));
+    return { bytes, sha256: hash.digest('hex') };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The fields of an existing record wal-push compares (the full schema is checked where records are read for restore). */
@@ -118,32 +138,36 @@ async function readRecord(dir: string, name: string): Promise<{ stored: string; 
 }
 
 interface Encoder {
-  encode(raw: Uint8Array): Promise<Buffer>;
+  /** The stored bytes, once the tools are done. */
+  result(): Promise<Buffer>;
   cancel(): Promise<void>;
 }
 
 /**
- * `zstd -T0` piped into `gpg --encrypt --recipient-file <key>...` over a kernel pipe (either
- * alone when only one is configured): zstd compresses on every core while this process hashes.
- * gpg writes SEIPD with MDC and no OpenPGP compression, like the rest of pgwarden's output, from a
- * throwaway home directory (the postgres user's own GnuPG state stays out of it; no agent needed).
+ * `zstd` reading the segment itself, piped into `gpg --encrypt --recipient-file <key>...` (either
+ * alone when only one is configured), started before this process reads the segment for its
+ * sha256: compression runs on one core while this process hashes on the other, and no 16 MiB pass
+ * through a pipe. The zstd command writes its content checksum, so `zstd -d` verifies what it
+ * restores. gpg writes SEIPD with MDC and no OpenPGP compression, like the rest of pgwarden's
+ * output, from a throwaway home directory (the postgres user's own GnuPG state stays out of it).
  */
-function startEncoder(settings: WalPushSettings): Encoder | undefined {
+function startEncoder(settings: WalPushSettings, source: string): Encoder | undefined {
   const tools: { name: string; args: string[] }[] = [];
-  if (settings.compression.algorithm === 'zstd') tools.push({ name: 'zstd', args: [`-${settings.compression.level}`, '-T0', '-q', '-c'] });
+  const zstd = settings.compression.algorithm === 'zstd';
+  if (zstd) tools.push({ name: 'zstd', args: [`-${settings.compression.level}`, '-q', '-c', '--', source] });
   let home: string | undefined;
   if (settings.recipients) {
     home = mkdtempSync(join(tmpdir(), 'pgwarden-walpush-'));
     const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart', '--trust-model', 'always', '--compress-algo', 'none'];
     for (const file of settings.recipients) args.push('--recipient-file', file);
-    tools.push({ name: 'gpg', args: [...args, '--output', '-', '--encrypt'] });
+    tools.push({ name: 'gpg', args: [...args, '--output', '-', '--encrypt', ...(zstd ? [] : ['--', source])] });
   }
   if (tools.length === 0) return undefined;
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
   const children: ChildProcess[] = [];
   const stderr: string[] = [];
   for (const [i, tool] of tools.entries()) {
-    const stdin = i === 0 ? 'pipe' : children[i - 1]!.stdout!;
+    const stdin = i === 0 ? 'ignore' : children[i - 1]!.stdout!;
     const child = spawn(tool.name, tool.args, { stdio: [stdin, 'pipe', 'pipe'], env });
     // gpg holds its own copy of the pipe now: this process's copy would keep zstd's stdout open forever.
     if (i > 0) children[i - 1]!.stdout!.destroy();
@@ -153,21 +177,19 @@ function startEncoder(settings: WalPushSettings): Encoder | undefined {
   }
   const out: Buffer[] = [];
   children.at(-1)!.stdout!.on('data', (d: Buffer) => out.push(d));
-  children[0]!.stdin!.on('error', () => undefined); // a tool failing early closes its stdin; its exit code says why
   const exits = Promise.all(
     children.map((child) => new Promise<number | null>((resolve, reject) => {
       child.once('error', reject);
       child.once('close', resolve);
     })),
   ).finally(() => home && rm(home, { recursive: true, force: true }));
-  exits.catch(() => undefined); // awaited by encode or cancel
+  exits.catch(() => undefined); // awaited by result or cancel
   return {
-    async encode(raw) {
-      children[0]!.stdin!.end(raw);
+    async result() {
       const codes = await exits;
       const failed = codes.findIndex((code) => code !== 0);
       if (failed >= 0) {
-        const what = tools[failed]!.name === 'gpg' ? `gpg --encrypt to ${settings.recipients!.join(', ')}` : tools[failed]!.name;
+        const what = tools[failed]!.name === 'gpg' ? `gpg --encrypt to ${settings.recipients!.join(', ')}` : `zstd of ${source}`;
         throw new WalPushError(tools[failed]!.name === 'gpg' ? ErrorType.KeyUnreadable : ErrorType.InvalidInput, `${what} failed (exit ${codes[failed]}): ${stderr[failed]!.trim().split('\n').slice(-3).join(' | ')}`);
       }
       return Buffer.concat(out);
