@@ -18,6 +18,7 @@ import { isWalFileName } from '../lib/wal.js';
 import type { GpgKeyring } from './gpg.js';
 import { writeFileAtomic } from './atomicFile.js';
 import type { WalPushSettings } from './walPush.js';
+import { asyncPushSettings } from './walPushAsync.js';
 import { LocalRepository } from './repository.js';
 
 // Decoding runs several files at a time (PITR staging): the digest and the decompression go to
@@ -100,7 +101,7 @@ export class WalArchive {
 /** What wal-push needs, from a validated config. */
 export function walPushSettingsFor(config: Config, cluster: string): WalPushSettings {
   const archive = WalArchive.forCluster(config, cluster);
-  return { archiveDir: archive.dir, compression: config.compression, recipients: config.encryption?.recipients };
+  return { archiveDir: archive.dir, compression: config.compression, recipients: config.encryption?.recipients, async: asyncPushSettings(config.walPush, cluster) };
 }
 
 /** How encrypted WAL is decrypted: a gpg keyring opened once per process or activity. */

@@ -16,6 +16,7 @@ import { ErrorType } from '../lib/errorTypes.js';
 import { artifactName, walRecordName } from '../lib/layout.js';
 import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
 import { writeFileAtomic } from './atomicFile.js';
+import type { AsyncPushSettings } from './walPushAsync.js';
 
 
 /** What wal-push needs from the config, nothing more. */
@@ -25,6 +26,8 @@ export interface WalPushSettings {
   compression: { algorithm: 'zstd' | 'none'; level: number };
   /** Public key files; encrypted to all of them when set. */
   recipients?: string[];
+  /** Push ahead of PostgreSQL's archiver (walPushAsync.ts); unset: each call pushes its own file. */
+  async?: AsyncPushSettings;
 }
 
 export interface PushResult {
@@ -104,7 +107,7 @@ async function push(settings: WalPushSettings, source: string, name: string, now
  * pool) through one reused 1 MiB buffer unless the bytes are wanted: 16 MiB of fresh memory cost
  * ~10 ms of page faults alone.
  */
-function readAndHash(path: string, keep: boolean): { bytes: number; sha256: string; data?: Buffer } {
+export function readAndHash(path: string, keep: boolean): { bytes: number; sha256: string; data?: Buffer } {
   if (keep) {
     const data = readFileSync(path);
     return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex'), data };
@@ -122,7 +125,7 @@ function readAndHash(path: string, keep: boolean): { bytes: number; sha256: stri
 }
 
 /** The fields of an existing record wal-push compares (the full schema is checked where records are read for restore). */
-async function readRecord(dir: string, name: string): Promise<{ stored: string; bytes: number; rawSha256: string } | undefined> {
+export async function readRecord(dir: string, name: string): Promise<{ stored: string; bytes: number; rawSha256: string } | undefined> {
   let text: string;
   try {
     text = await readFile(join(dir, walRecordName(name)), 'utf8');

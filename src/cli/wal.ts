@@ -15,8 +15,8 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .addHelpText('after', "\nIn postgresql.conf (see `pgwarden cluster archiving`):\n  archive_command = 'pgwarden --config /etc/pgwarden/pgwarden.config.json wal-push --cluster main %p %f'")
     .action(async (path: string, name: string, opts: { cluster: string }) => {
       // Reached when the fast path (walPushFast.ts) declined: the config is validated in full here.
-      const [{ pushWalFile }, { walPushSettingsFor }] = await Promise.all([import('../activities/walPush.js'), import('../activities/walArchive.js')]);
-      const result = await pushWalFile(walPushSettingsFor(config(), opts.cluster), path, name);
+      const [{ archiveWalFile }, { walPushSettingsFor }] = await Promise.all([import('../activities/walPushAsync.js'), import('../activities/walArchive.js')]);
+      const result = await archiveWalFile(walPushSettingsFor(config(), opts.cluster), path, name);
       if (result.outcome === 'identical') console.error(`pgwarden: ${name} was archived already with the same content`);
     });
 

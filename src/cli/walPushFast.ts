@@ -4,11 +4,17 @@
 // and the full program then handles the call, validating the whole config with zod.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { pushWalFile, type WalPushSettings } from '../activities/walPush.js';
+import type { WalPushSettings } from '../activities/walPush.js';
+import { archiveWalFile, asyncPushSettings, runPusher, type PusherJob } from '../activities/walPushAsync.js';
 import { applyEnvOverrides, defaultConfigPath } from '../config/overrides.js';
 import { walArchiveDir } from '../lib/layout.js';
 
 export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  // The asynchronous pusher (walPushAsync.ts), started by an archive_command with its job in argv.
+  if (args[0] === 'wal-push-daemon' && args.length === 2) {
+    await runPusher(JSON.parse(args[1]!) as PusherJob);
+    return true;
+  }
   const call = parseWalPushArgs(args);
   if (!call) return false;
   let raw: unknown;
@@ -21,7 +27,7 @@ export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = proce
   const settings = walPushSettings(applyEnvOverrides(raw, env), call.cluster);
   if (!settings) return false;
   try {
-    const result = await pushWalFile(settings, call.path, call.name);
+    const result = await archiveWalFile(settings, call.path, call.name);
     if (result.outcome === 'identical') console.error(`pgwarden: ${call.name} was archived already with the same content`);
   } catch (err) {
     console.error(`pgwarden: ${(err as Error).message}`);
@@ -57,13 +63,22 @@ export function parseWalPushArgs(args: string[]): { config?: string; cluster: st
 // The keys the schema (src/config/schema.ts, all .strict()) allows where wal-push reads: a key
 // outside these (a misspelt `encryption` would mean unencrypted WAL) sends the call to zod.
 const KNOWN = {
-  top: ['temporal', 'clusters', 'repositories', 'encryption', 'retention', 'compression', 'limits', 'verification', 'walMaintenance', 'worker'],
-  cluster: ['host', 'port', 'user', 'passwordEnv', 'passfile', 'maintenanceDatabase', 'sslmode', 'dataDirectory', 'hostQueue', 'binDir', 'hooks', 'repository', 'offsite'],
+  top: ['temporal', 'clusters', 'repositories', 'encryption', 'retention', 'compression', 'walPush', 'limits', 'verification', 'walMaintenance', 'schedules', 'health', 'notifications', 'metrics', 'worker'],
+  cluster: ['host', 'port', 'user', 'passwordEnv', 'passfile', 'maintenanceDatabase', 'sslmode', 'dataDirectory', 'hostQueue', 'binDir', 'hooks', 'repository', 'offsite', 'databases', 'schedules'],
   localRepository: ['type', 'path'],
   compression: ['algorithm', 'level'],
+  walPush: ['async', 'spoolDirectory', 'processes', 'waitSeconds'],
   encryption: ['recipients', 'privateKeyFile', 'passphraseEnv'],
 };
 const CLUSTER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/;
+
+/** The `walPush` section with the types and bounds the schema gives it. */
+function plainWalPush(v: unknown): v is { async?: boolean; spoolDirectory?: string; processes?: number; waitSeconds?: number } {
+  if (!onlyKnown(v, KNOWN.walPush)) return false;
+  const w = v as Record<string, unknown>;
+  const int = (x: unknown, min: number, max = Infinity) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max);
+  return (w.async === undefined || typeof w.async === 'boolean') && (w.spoolDirectory === undefined || (typeof w.spoolDirectory === 'string' && w.spoolDirectory.length > 0)) && int(w.processes, 1, 16) && int(w.waitSeconds, 1);
+}
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const onlyKnown = (v: unknown, keys: string[]) => isObject(v) && Object.keys(v).every((k) => keys.includes(k));
@@ -76,12 +91,15 @@ export function walPushSettings(raw: unknown, cluster: string): WalPushSettings 
     clusters?: Record<string, { repository?: unknown }>;
     repositories?: Record<string, { type?: unknown; path?: unknown }>;
     compression?: { algorithm?: unknown; level?: unknown };
+    walPush?: { async?: unknown; spoolDirectory?: unknown; processes?: unknown; waitSeconds?: unknown };
     encryption?: { recipients?: unknown };
   };
   const c = own(config.clusters, cluster) as { repository?: unknown } | undefined;
   if (!onlyKnown(c, KNOWN.cluster)) return undefined;
   if (config.compression !== undefined && !onlyKnown(config.compression, KNOWN.compression)) return undefined;
   if (config.encryption !== undefined && !onlyKnown(config.encryption, KNOWN.encryption)) return undefined;
+  const walPush = config.walPush;
+  if (walPush !== undefined && !plainWalPush(walPush)) return undefined;
   const repositoryName = c!.repository ?? 'local';
   const repo = typeof repositoryName === 'string' ? (own(config.repositories, repositoryName) as { type?: unknown; path?: unknown } | undefined) : undefined;
   if (!onlyKnown(repo, KNOWN.localRepository)) return undefined;
@@ -95,5 +113,5 @@ export function walPushSettings(raw: unknown, cluster: string): WalPushSettings 
     if (!Array.isArray(r) || r.length === 0 || !r.every((f) => typeof f === 'string' && f.length > 0)) return undefined;
     recipients = r as string[];
   }
-  return { archiveDir: walArchiveDir(repo!.path, cluster), compression: { algorithm, level }, recipients };
+  return { archiveDir: walArchiveDir(repo!.path, cluster), compression: { algorithm, level }, recipients, async: asyncPushSettings(walPush, cluster) };
 }

@@ -137,6 +137,23 @@ export const compressionSchema = z
   })
   .strict();
 
+export const walPushSchema = z
+  .object({
+    /**
+     * Push ahead of PostgreSQL's archiver (pgBackRest's archive-async): a pusher process archives
+     * every WAL file PostgreSQL has marked ready, `processes` at a time, and archive_command only
+     * waits for its own file's record. For clusters that write WAL faster than one push at a time
+     * keeps up with.
+     */
+    async: z.boolean().default(false),
+    /** The pusher's lock, log and pending failures; writable by the PostgreSQL user. Default <tmpdir>/pgwarden-spool-<cluster>. */
+    spoolDirectory: z.string().min(1).optional(),
+    processes: z.number().int().min(1).max(16).default(2),
+    /** How long archive_command waits for its file before it fails (PostgreSQL retries). */
+    waitSeconds: z.number().int().min(1).default(60),
+  })
+  .strict();
+
 export const limitsSchema = z
   .object({
     /** Cap a backup's read rate (bytes per second of pg_dump output), like pg_basebackup --max-rate. */
@@ -239,6 +256,7 @@ export const configSchema = z
     encryption: encryptionSchema.optional(),
     retention: retentionSchema.prefault({}),
     compression: compressionSchema.prefault({}),
+    walPush: walPushSchema.prefault({}),
     limits: limitsSchema.prefault({}),
     verification: verificationSchema.prefault({}),
     walMaintenance: walMaintenanceSchema.prefault({}),

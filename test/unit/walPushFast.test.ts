@@ -1,10 +1,12 @@
 import { execa } from 'execa';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushWalFile } from '../../src/activities/walPush.js';
 import { parseWalPushArgs, walPushSettings } from '../../src/cli/walPushFast.js';
+import { parseConfig } from '../../src/config/index.js';
+import { readyFiles } from '../../src/activities/walPushAsync.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 
 describe('wal-push fast path: arguments', () => {
@@ -27,6 +29,16 @@ describe('wal-push fast path: config', () => {
     expect(walPushSettings(base, 'main')).toEqual({ archiveDir: '/srv/pgwarden/main/wal', compression: { algorithm: 'zstd', level: 1 }, recipients: undefined });
     const full = { ...base, compression: { algorithm: 'none', level: 3 }, encryption: { recipients: ['/etc/k.asc'] }, clusters: { main: { repository: 'local' } } };
     expect(walPushSettings(full, 'main')).toEqual({ archiveDir: '/srv/pgwarden/main/wal', compression: { algorithm: 'none', level: 3 }, recipients: ['/etc/k.asc'] });
+  });
+
+  it('takes a config as zod writes it out, every section present, and the asynchronous mode with its defaults', () => {
+    const parsed = parseConfig({ clusters: { main: { host: 'db', user: 'postgres' } }, repositories: { local: { type: 'local', path: '/srv/pgwarden' } } });
+    expect(walPushSettings(JSON.parse(JSON.stringify(parsed)), 'main')).toMatchObject({ archiveDir: '/srv/pgwarden/main/wal', async: undefined });
+    expect(walPushSettings({ ...base, walPush: { async: true } }, 'main')?.async).toEqual({ spoolDirectory: join(tmpdir(), 'pgwarden-spool-main'), processes: 2, waitSeconds: 60 });
+    expect(walPushSettings({ ...base, walPush: { async: true, spoolDirectory: '/var/spool/pgwarden', processes: 4, waitSeconds: 5 } }, 'main')?.async).toEqual({ spoolDirectory: '/var/spool/pgwarden', processes: 4, waitSeconds: 5 });
+    for (const walPush of [{ async: 'yes' }, { async: true, processes: 0 }, { async: true, spoolDirectory: '' }, { asnyc: true }]) {
+      expect(walPushSettings({ ...base, walPush }, 'main')).toBeUndefined();
+    }
   });
 
   it('declines what it does not read plainly, for the full program to validate', () => {
@@ -85,5 +97,21 @@ describe('pushWalFile', () => {
     });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/invalid config .*compression\.level/);
+  });
+});
+
+describe('readyFiles', () => {
+  it('lists what PostgreSQL marked ready, in its archiving order: timeline history first, then oldest first', async () => {
+    const pgWal = await mkdtemp(join(tmpdir(), 'pgwarden-ready-'));
+    try {
+      await mkdir(join(pgWal, 'archive_status'));
+      for (const f of ['000000020000000000000004.ready', '000000010000000000000003.ready', '00000002.history.ready', '000000010000000000000002.done', 'junk.ready', '000000010000000000000003.00000028.backup.ready']) {
+        await writeFile(join(pgWal, 'archive_status', f), '');
+      }
+      expect(readyFiles(pgWal)).toEqual(['00000002.history', '000000010000000000000003', '000000010000000000000003.00000028.backup', '000000020000000000000004']);
+      expect(readyFiles(join(pgWal, 'missing'))).toEqual([]);
+    } finally {
+      await rm(pgWal, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,105 @@
+// Asynchronous wal-push (walPush.async) under a real PostgreSQL archiver: the pusher archives what
+// PostgreSQL marks ready, archive_command answers once its file's record is there, a conflict
+// reaches PostgreSQL as a failed archive_command that names the file, and a pusher killed mid-run
+// is replaced by the next archive_command.
+import { randomBytes } from 'node:crypto';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
+import { PASSPHRASE_ENV } from '../helpers/config.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+
+let setup: ArchivingSetup;
+let key: TestKey;
+let spool: string;
+const walDir = () => join(setup.repository, 'main', 'wal');
+
+beforeAll(async () => {
+  key = await createTestKey();
+  // Under /tmp: the PostgreSQL user creates it at the first archive_command, as on a real host.
+  spool = join(tmpdir(), `pgwarden-spool-test-${randomBytes(4).toString('hex')}`);
+  setup = await startArchivingCluster({ taskQueue: 'wal-push-async', key, extra: { walPush: { async: true, processes: 2, waitSeconds: 20, spoolDirectory: spool } } });
+});
+
+afterAll(async () => {
+  await setup?.remove();
+  const pid = await pusherPid();
+  if (pid) process.kill(pid, 'SIGKILL'); // it would leave by itself after 10 s idle
+  await Promise.all([key?.remove(), rm(spool, { recursive: true, force: true })]);
+});
+
+const segmentsArchived = async () => (await readdir(walDir())).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).length;
+const pusherPid = async () => Number(await readFile(join(spool, 'pusher.pid'), 'utf8').catch(() => '0'));
+const archiver = async () =>
+  (await setup.cluster.query<{ archived: string; failed: string; last_failed: string | null }>(
+    'SELECT archived_count::text AS archived, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver',
+  ))[0]!;
+
+describe('asynchronous wal-push', () => {
+  it('archives every segment PostgreSQL hands over, through one pusher, readable by wal-get', async () => {
+    const before = await segmentsArchived();
+    let last = '';
+    for (let i = 0; i < 5; i++) {
+      await setup.cluster.query(`CREATE TABLE IF NOT EXISTS t (n int); INSERT INTO t SELECT generate_series(1, 1000)`);
+      last = await switchAndArchive(setup.cluster);
+    }
+    expect(await segmentsArchived()).toBeGreaterThanOrEqual(before + 5);
+    expect((await archiver()).failed).toBe('0');
+    expect(await pusherPid()).toBeGreaterThan(0); // the pusher ran (it stays a while for more)
+
+    const out = join(setup.dir, 'fetched');
+    const got = await execa(PGWARDEN, ['--config', setup.configFile, 'wal-get', '--cluster', 'main', last, out], {
+      reject: false,
+      env: { PGWARDEN_FROM_SOURCE: '1', [PASSPHRASE_ENV]: key.passphrase },
+    });
+    expect(got.exitCode, got.stderr).toBe(0);
+    expect((await readFile(out)).length).toBe(16 * 1024 * 1024);
+  });
+
+  it('fails the archive_command of a file archived already with other content, naming it, and goes on once that is resolved', async () => {
+    // Some WAL first: at a segment boundary pg_walfile_name names the previous (archived) segment.
+    // The insert position, not the write position, which lags where commits are asynchronous.
+    await setup.cluster.query('INSERT INTO t SELECT generate_series(1, 10)');
+    const next = (await setup.cluster.query<{ wal: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS wal'))[0]!.wal;
+    // Another cluster's file under the same name (two clusters sharing one archive).
+    const record = { name: next, stored: `${next}.zst.gpg`, bytes: 3, sha256: 'a'.repeat(64), rawBytes: 16777216, rawSha256: 'b'.repeat(64), compression: 'zstd', encrypted: true, archivedAt: new Date().toISOString() };
+    await writeFile(join(walDir(), `${next}.zst.gpg`), 'xyz');
+    await writeFile(join(walDir(), `${next}.json`), JSON.stringify(record));
+    const failedBefore = Number((await archiver()).failed);
+    await setup.cluster.query('SELECT pg_switch_wal()');
+    const deadline = Date.now() + 30_000;
+    while (Number((await archiver()).failed) === failedBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const state = await archiver();
+    expect(Number(state.failed)).toBeGreaterThan(failedBefore);
+    expect(state.last_failed).toBe(next);
+    // What PostgreSQL logged of the failed archive_command names the file and the cause.
+    const log = await readFile(join(setup.cluster.dataDir, '..', 'server.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`WAL file ${next} is archived already with different content`));
+
+    // The operator removes the foreign file; the next segment wakes the archiver, which retries.
+    await rm(join(walDir(), `${next}.json`));
+    await rm(join(walDir(), `${next}.zst.gpg`));
+    await setup.cluster.query('INSERT INTO t SELECT generate_series(1, 10)');
+    await switchAndArchive(setup.cluster);
+    expect(JSON.parse(await readFile(join(walDir(), `${next}.json`), 'utf8')).rawSha256).not.toBe('b'.repeat(64));
+  });
+
+  it('replaces a pusher that died (SIGKILL): the next archive_command starts another, and nothing half-written is left', async () => {
+    await setup.cluster.query('INSERT INTO t SELECT generate_series(1, 10)');
+    await switchAndArchive(setup.cluster);
+    const first = await pusherPid();
+    expect(first).toBeGreaterThan(0);
+    process.kill(first, 'SIGKILL');
+    for (let i = 0; i < 3; i++) {
+      await setup.cluster.query('INSERT INTO t SELECT generate_series(1, 10)');
+      await switchAndArchive(setup.cluster);
+    }
+    const second = await pusherPid();
+    expect(second).toBeGreaterThan(0);
+    expect(second).not.toBe(first);
+    expect(await readdir(walDir())).not.toContainEqual(expect.stringMatching(/\.partial$/));
+  });
+});
