@@ -55,4 +55,22 @@ console.log(`decodeWal x3: ${(ms() / N).toFixed(1)} ms/segment wall`);
   }
   for (const [k, v] of Object.entries(steps)) console.log(k.padEnd(24), (v / N).toFixed(1), 'ms');
 }
+{
+  const { execa } = await import('execa');
+  const { symlink, mkdir: mk, readdir: rd } = await import('node:fs/promises');
+  const { hashFile } = await import('../../src/activities/pipeline.js');
+  const scratch = join(work, 'batch'); await mk(scratch);
+  ms();
+  const cpu = process.cpuUsage();
+  for (let b = 0; b < names.length; b += 8) {
+    const batch = names.slice(b, b + 8);
+    for (const n of batch) { await hashFile(join(archiveDir, `${n}.zst.gpg`)); await symlink(join(archiveDir, `${n}.zst.gpg`), join(scratch, `${n}.zst.gpg`)); }
+    await execa('gpg', ['--homedir', keyring.home, '--batch', '--no-tty', '--quiet', '--yes', '--pinentry-mode', 'loopback', '--passphrase-fd', '0', '--decrypt-files', ...batch.map((n) => join(scratch, `${n}.zst.gpg`))], { input: key.passphrase, env: { PATH: process.env.PATH!, GNUPGHOME: keyring.home } });
+    await execa('zstd', ['-d', '-q', '--rm', '-f', ...batch.map((n) => join(scratch, `${n}.zst`))]);
+    for (const n of batch) await hashFile(join(scratch, n));
+  }
+  const c = process.cpuUsage(cpu);
+  console.log(`batch (gpg --decrypt-files, zstd -d multi-file, hashes): ${(ms() / N).toFixed(1)} ms/segment wall; node cpu ${((c.user + c.system) / 1000 / N).toFixed(1)} ms/segment`);
+  console.log((await rd(scratch)).length, 'files in scratch');
+}
 await keyring.remove(); await key.remove(); await rm(work, { recursive: true, force: true });

@@ -18,13 +18,15 @@ import * as postgres from './postgres.js';
 import { startChain, startTool, TOOL_ENV } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
-import { decodeWal, openWalDecryption, WalArchive } from './walArchive.js';
+import { decodeWal, decodeWalBatch, openWalDecryption, WalArchive } from './walArchive.js';
 import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
 
 export type RecoveryMode = 'in-place' | 'rehearsal';
 
 const RECOVERY_BLOCK_HEADER = '\n# pgwarden point-in-time recovery\n';
+/** WAL segments decoded by one gpg and one zstd process while staging (two batches at a time). */
+const WAL_BATCH = 8;
 
 export interface RecoveryPlan {
   cluster: string;
@@ -205,7 +207,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
 
   /**
    * The plan's WAL files decoded into `<work>/wal`, history files first (then `.histories`), then
-   * the segments, three at a time (then `.complete`). Each file appears by rename, complete; a
+   * the segments in batches, two at a time (then `.complete`). Each file appears by rename, complete; a
    * retry skips what is there, so a recovery reading the directory meanwhile is never disturbed.
    */
   async function stageWal(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number }> {
@@ -232,16 +234,26 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
         done++;
       };
       const histories = plan.walFiles.filter((f) => HISTORY_NAME.test(f));
-      const queue = plan.walFiles.filter((f) => !HISTORY_NAME.test(f));
+      const queue = plan.walFiles.filter((f) => !HISTORY_NAME.test(f) && !existsSync(join(walDir, f)));
+      done = plan.walFiles.length - histories.length - queue.length;
       // One at a time first: gpg-agent unlocks the key once and caches it; concurrent first
       // unlocks over loopback pinentry race and fail as "bad passphrase".
       for (const h of histories) await decodeOne(h);
       await writeFile(join(walDir, '.histories'), '');
-      if (queue.length) await decodeOne(queue.shift()!);
-      const worker = async () => {
-        for (let name = queue.shift(); name !== undefined; name = queue.shift()) await decodeOne(name);
+      // Segments in batches (one gpg and one zstd process each, decodeWalBatch), oldest first, so
+      // a recovery replaying meanwhile finds what it asks for next.
+      const decodeBatch = async (names: string[]) => {
+        signal.throwIfAborted();
+        const result = await decodeWalBatch(archive, names, decryption, walDir, signal);
+        if (result.missing.length) throw nonRetryable(ErrorType.WalGap, `WAL file ${result.missing[0]} left the archive after the plan step`);
+        bytes += result.bytes;
+        done += names.length;
       };
-      await Promise.all([worker(), worker(), worker()]);
+      if (queue.length) await decodeBatch(queue.splice(0, WAL_BATCH));
+      const worker = async () => {
+        for (let names = queue.splice(0, WAL_BATCH); names.length; names = queue.splice(0, WAL_BATCH)) await decodeBatch(names);
+      };
+      await Promise.all([worker(), worker()]);
       await writeFile(join(walDir, '.complete'), '');
     } finally {
       clearInterval(timer);

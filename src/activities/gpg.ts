@@ -14,6 +14,8 @@ export interface GpgKeyring {
   decrypt(options: { passphrase?: string; signal?: AbortSignal }): Tool;
   /** Decrypts a small message held in memory (a WAL file). */
   decryptBuffer(data: Uint8Array, passphrase?: string): Promise<Buffer>;
+  /** Decrypts `<file>.gpg` files to `<file>` beside them, in one gpg process. */
+  decryptFiles(files: string[], options: { passphrase?: string; signal?: AbortSignal }): Promise<void>;
   /** Stops the keyring's gpg-agent and deletes the keyring. */
   remove(): Promise<void>;
 }
@@ -58,6 +60,17 @@ export async function openKeyring(privateKeyFile: string): Promise<GpgKeyring> {
         throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt: ${gpgFailure(err.stderr)}`);
       });
       return Buffer.concat(parts);
+    },
+    async decryptFiles(files, { passphrase, signal }) {
+      const gpg = startTool(
+        'gpg --decrypt-files',
+        'gpg',
+        ['--homedir', home, '--batch', '--no-tty', '--yes', '--pinentry-mode', 'loopback', '--passphrase-fd', '3', '--decrypt-files', '--', ...files],
+        { env: { ...TOOL_ENV, GNUPGHOME: home }, signal, secretFd3: passphrase ?? '', stdout: 'ignore' },
+      );
+      await gpg.exited.catch((err: ToolError) => {
+        throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt ${files.length === 1 ? files[0] : `one of ${files.length} files from ${files[0]} on`}: ${gpgFailure(err.stderr)}`);
+      });
     },
     remove,
   };
