@@ -12,12 +12,15 @@
 //             process: plan, stage (decrypt, unzstd, untar; WAL decoded while it replays), recover,
 //             verify, the scratch copy removed; timed from start to result
 // and the per-segment wall time of the built CLI's wal-get (every archived segment, decoding the
-// plain directory) and wal-push (20 segments into a scratch repository), p50.
+// plain directory) and wal-push, p50: 20 segments into a scratch repository, once as
+// archive_command calls it with walPush.async (the live cluster's mode here: segments marked ready
+// in a data directory's pg_wal, one call after the other; walPushMsP50) and once pushed directly
+// one after the other (walPushSyncMsP50).
 // The live cluster is stopped once its WAL is archived: the archive cannot grow between runs (both
 // sides replay the same WAL) and it does not compete for the cores.
 // Prints the figures and, last, one JSON line. Options: --scale N (default 70), --wal-mb N (default 1024).
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -90,13 +93,17 @@ async function main() {
     await chmod(publicKeyFile, 0o644);
     const configFile = join(work, 'pgwarden.config.json');
     const pushConfigFile = join(work, 'push-scratch.config.json');
-    const configFor = (c: { host: string; port: number; dataDir: string }, repo: string) => ({
+    const asyncPushConfigFile = join(work, 'push-scratch-async.config.json');
+    // The live cluster archives asynchronously (walPush.async); its pusher's spool is the postgres user's.
+    const spoolFor = (name: string) => join(work, name);
+    const configFor = (c: { host: string; port: number; dataDir: string }, repo: string, spool?: string) => ({
       temporal: { address: server!.address, taskQueue: TASK_QUEUE },
       clusters: {
         main: { host: c.host, port: c.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD', dataDirectory: c.dataDir, hostQueue: 'pgwarden@bench' },
       },
       repositories: { local: { type: 'local', path: repo } },
       encryption: { recipients: [publicKeyFile], privateKeyFile: key!.privateKeyFile, passphraseEnv: 'BENCH_PASSPHRASE' },
+      ...(spool ? { walPush: { async: true, spoolDirectory: spool } } : {}),
       worker: { host: 'bench' },
     });
     cluster = await startCluster({
@@ -109,9 +116,12 @@ async function main() {
         max_wal_senders: '4',
       },
       beforeStart: async (c) => {
-        await writeFile(configFile, JSON.stringify(configFor(c, repository)));
+        await mkdir(spoolFor('spool'), { mode: 0o700 });
+        await toPostgres(spoolFor('spool'));
+        await writeFile(configFile, JSON.stringify(configFor(c, repository, spoolFor('spool'))));
         await chmod(configFile, 0o644);
         await writeFile(pushConfigFile, JSON.stringify(configFor(c, join(work, 'push-scratch-repo'))));
+        await writeFile(asyncPushConfigFile, JSON.stringify(configFor(c, join(work, 'push-scratch-repo'), spoolFor('push-scratch-spool'))));
       },
     });
     const secrets = { BENCH_PGPASSWORD: cluster.password, BENCH_PASSPHRASE: key.passphrase };
@@ -187,8 +197,37 @@ async function main() {
       await execa(process.execPath, [cli, '--config', pushConfigFile, 'wal-push', '--cluster', 'main', join(plainWal, name), name], { env: cliEnv });
       pushMs.push(since(started) * 1000);
     }
-    const walPushMsP50 = median(pushMs, (v) => v);
-    log(`wal-push of ${sample.length} segments into a scratch repository: p50 ${walPushMsP50.toFixed(0)} ms (min ${Math.min(...pushMs).toFixed(0)}, max ${Math.max(...pushMs).toFixed(0)})`);
+    const walPushSyncMsP50 = median(pushMs, (v) => v);
+    log(`wal-push of ${sample.length} segments into a scratch repository, one call after the other: p50 ${walPushSyncMsP50.toFixed(0)} ms (min ${Math.min(...pushMs).toFixed(0)}, max ${Math.max(...pushMs).toFixed(0)})`);
+    await rm(join(work, 'push-scratch-repo'), { recursive: true, force: true });
+
+    // As PostgreSQL's archiver runs it with walPush.async: a data directory whose pg_wal holds the
+    // sample segments marked ready; archive_command for each in turn, from the data directory,
+    // each marked done when it succeeds. The first call starts the pusher.
+    const fakeData = join(work, 'push-archiver-data');
+    await mkdir(join(fakeData, 'pg_wal', 'archive_status'), { recursive: true });
+    const fakeNames = sample.map((_, i) => `00000001000000AA000000${i.toString(16).toUpperCase().padStart(2, '0')}`);
+    for (const [i, name] of sample.entries()) {
+      await copyFile(join(plainWal, name), join(fakeData, 'pg_wal', fakeNames[i]!));
+      await writeFile(join(fakeData, 'pg_wal', 'archive_status', `${fakeNames[i]}.ready`), '');
+    }
+    const asyncMs: number[] = [];
+    const archiverStarted = process.hrtime.bigint();
+    for (const name of fakeNames) {
+      const started = process.hrtime.bigint();
+      await execa(process.execPath, [cli, '--config', asyncPushConfigFile, 'wal-push', '--cluster', 'main', `pg_wal/${name}`, name], { env: cliEnv, cwd: fakeData });
+      asyncMs.push(since(started) * 1000);
+      await rename(join(fakeData, 'pg_wal', 'archive_status', `${name}.ready`), join(fakeData, 'pg_wal', 'archive_status', `${name}.done`));
+    }
+    const archiverSeconds = since(archiverStarted);
+    const walPushMsP50 = median(asyncMs, (v) => v);
+    log(
+      `wal-push with walPush.async, as the archiver calls it for ${fakeNames.length} ready segments: p50 ${walPushMsP50.toFixed(0)} ms ` +
+        `(min ${Math.min(...asyncMs).toFixed(0)}, max ${Math.max(...asyncMs).toFixed(0)}; all ${archiverSeconds.toFixed(1)} s)`,
+    );
+    const pusherPid = Number(await readFile(join(spoolFor('push-scratch-spool'), 'pusher.pid'), 'utf8').catch(() => '0'));
+    if (pusherPid) process.kill(pusherPid, 'SIGTERM');
+    await rm(fakeData, { recursive: true, force: true });
     await rm(join(work, 'push-scratch-repo'), { recursive: true, force: true });
 
     const manualRun = async (i: number): Promise<{ seconds: number; extractSeconds: number; reachedLsn: string; redoDone: string }> => {
@@ -277,6 +316,7 @@ async function main() {
         ratio: round(pgwarden.seconds / manualSeconds),
         walPushMsP50: round(walPushMsP50),
         walGetMsP50: round(walGetMsP50),
+        walPushSyncMsP50: round(walPushSyncMsP50),
       }),
     );
   } finally {

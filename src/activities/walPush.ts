@@ -35,6 +35,8 @@ export interface PushResult {
   /** `stored`: written now; `identical`: already archived with the same content. */
   outcome: 'stored' | 'identical';
   bytes: number;
+  /** sha256 of the original bytes. */
+  rawSha256: string;
 }
 
 /** A failure with the type operators see elsewhere (WalConflict, InvalidInput, ...). */
@@ -76,7 +78,7 @@ async function push(settings: WalPushSettings, source: string, name: string, now
       throw new WalPushError(ErrorType.WalConflict, `WAL file ${name} is archived already with different content (sha256 ${existing.rawSha256}, this one ${rawSha256}); refusing to overwrite it`);
     }
     const present = await stat(join(settings.archiveDir, existing.stored)).then((s) => s.size === existing.bytes, () => false);
-    if (present) return { name, outcome: 'identical', bytes: existing.bytes };
+    if (present) return { name, outcome: 'identical', bytes: existing.bytes, rawSha256 };
     // The record survived but its data did not (a damaged archive): store the same bytes again below.
   }
   const stored = encoder ? await encoder.result() : data!;
@@ -99,7 +101,7 @@ async function push(settings: WalPushSettings, source: string, name: string, now
     archivedAt: now.toISOString(),
   };
   await writeFileAtomic(join(settings.archiveDir, walRecordName(name)), JSON.stringify(record) + '\n');
-  return { name, outcome: 'stored', bytes: stored.length };
+  return { name, outcome: 'stored', bytes: stored.length, rawSha256 };
 }
 
 /**

@@ -3,22 +3,23 @@
 // archive falls behind by the time each push takes. Here a pusher process, started by the first
 // archive_command that finds none running, archives every file PostgreSQL has marked ready
 // (pg_wal/archive_status/<name>.ready), `processes` at a time, ahead of the archiver; the
-// archive_command itself only waits until its file's record is in the archive with the sha256 of
-// its own copy, so it answers in about the time Node takes to start.
+// archive_command itself only waits for the pusher's answer, so it answers in about the time Node
+// takes to start.
 //
-// Nothing is acknowledged that is not archived: the record (written last, after the data is
-// fsynced) is the only "done", checked against the content PostgreSQL handed over. A failure is
-// left for the archive_command as `<spool>/<name>.error` and reported by it, once; the pusher
-// tries that file again only after it has been reported. Built-ins only, like wal-push.
+// Nothing is acknowledged that is not archived. The pusher's `<spool>/<name>.ok` names the file
+// it archived (device, inode, size, mtime: PostgreSQL never changes a segment it has marked ready)
+// and the sha256 it found; archive_command accepts it only for its own file, and only if the
+// archive's record (written last, after the data is fsynced) has that sha256 and its data is in
+// place. A failure is left as `<spool>/<name>.error` and reported by the archive_command, once; the
+// pusher tries that file again only after that. Built-ins only, like wal-push.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { mapLimit } from '../lib/mapLimit.js';
-import { walRecordName } from '../lib/layout.js';
 import { isWalFileName } from '../lib/wal.js';
-import { pushWalFile, readAndHash, readRecord, WalPushError, type PushResult, type WalPushSettings } from './walPush.js';
+import { pushWalFile, readRecord, WalPushError, type PushResult, type WalPushSettings } from './walPush.js';
 
 export interface AsyncPushSettings {
   /** Where the pusher keeps its lock, log and the failures it has to report. */
@@ -55,6 +56,14 @@ const LOG = 'pusher.log';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const errorFile = (spool: string, name: string) => join(spool, `${name}.error`);
+const okFile = (spool: string, name: string) => join(spool, `${name}.ok`);
+
+/** The pusher's answer for a file it archived. */
+interface Acknowledgement {
+  /** identity() of the file it read. */
+  file: string;
+  rawSha256: string;
+}
 
 /** archive_command: pushes the file now, or in asynchronous mode waits until the pusher has. */
 export function archiveWalFile(settings: WalPushSettings, source: string, name: string): Promise<PushResult> {
@@ -68,17 +77,17 @@ async function pushWalFileAsync(settings: WalPushSettings & { async: AsyncPushSe
   const pgWal = dirname(resolve(source));
   if (!existsSync(join(pgWal, 'archive_status'))) return pushWalFile(settings, source, name);
   mkdirSync(async.spoolDirectory, { recursive: true, mode: 0o700 });
-  const { sha256 } = readAndHash(source, false);
+  const file = identity(source);
   const deadline = Date.now() + async.waitSeconds * 1000;
   let checked = 0;
   for (;;) {
-    const record = await readRecord(settings.archiveDir, name);
-    if (record) {
-      if (record.rawSha256 !== sha256) {
-        throw new WalPushError(ErrorType.WalConflict, `WAL file ${name} is archived already with different content (sha256 ${record.rawSha256}, this one ${sha256}); refusing to overwrite it`);
-      }
-      // A record whose data is gone is the pusher's to store again (pushWalFile does); wait for it.
-      if (statSync(join(settings.archiveDir, record.stored), { throwIfNoEntry: false })?.size === record.bytes) return { name, outcome: 'stored', bytes: record.bytes };
+    const ok = readAnswer<Acknowledgement>(okFile(async.spoolDirectory, name));
+    if (ok) {
+      const record = await readRecord(settings.archiveDir, name);
+      const present = record && statSync(join(settings.archiveDir, record.stored), { throwIfNoEntry: false })?.size === record.bytes;
+      if (ok.file === file && record?.rawSha256 === ok.rawSha256 && present) return { name, outcome: 'stored', bytes: record.bytes, rawSha256: ok.rawSha256 };
+      // Of another file under this name (an earlier incarnation), or the archive changed since: push again.
+      rmSync(okFile(async.spoolDirectory, name), { force: true });
     }
     const failure = takeFailure(async.spoolDirectory, name);
     if (failure) throw new WalPushError(failure.type, failure.message);
@@ -100,18 +109,22 @@ export async function runPusher(job: PusherJob): Promise<void> {
   try {
     let idleSince = Date.now();
     while (Date.now() - idleSince < PUSHER_IDLE_MS) {
-      touchLock(join(spool, LOCK));
+      if (!refreshLock(join(spool, LOCK))) return; // taken over (this one was stalled past LOCK_STALE_MS): one pusher only
       const ready = readyFiles(job.pgWal);
-      dropStaleFailures(spool, ready);
-      const todo = ready.filter((n) => !existsSync(join(job.settings.archiveDir, walRecordName(n))) && !existsSync(errorFile(spool, n)));
+      dropStaleAnswers(spool, ready);
+      const todo = ready.filter((n) => !existsSync(okFile(spool, n)) && !existsSync(errorFile(spool, n)));
       if (todo.length === 0) {
         await sleep(100);
         continue;
       }
       await mapLimit(todo.slice(0, 4 * job.settings.async.processes), job.settings.async.processes, async (name) => {
         try {
-          await pushWalFile(job.settings, join(job.pgWal, name), name);
-          touchLock(join(spool, LOCK));
+          const source = join(job.pgWal, name);
+          const file = identity(source);
+          const { rawSha256 } = await pushWalFile(job.settings, source, name);
+          // Kept until PostgreSQL no longer waits for the file (dropStaleAnswers): the answer stands.
+          writeAtomic(okFile(spool, name), JSON.stringify({ file, rawSha256 } satisfies Acknowledgement));
+          refreshLock(join(spool, LOCK));
         } catch (err) {
           const type = err instanceof WalPushError ? err.type : ErrorType.InvalidInput;
           const message = (err as Error).message;
@@ -122,7 +135,7 @@ export async function runPusher(job: PusherJob): Promise<void> {
       idleSince = Date.now();
     }
   } finally {
-    rmSync(join(spool, LOCK), { force: true });
+    if (lockHolder(join(spool, LOCK)) === process.pid) rmSync(join(spool, LOCK), { force: true });
   }
 }
 
@@ -137,6 +150,20 @@ export function readyFiles(pgWal: string): string[] {
   const names = entries.filter((f) => f.endsWith('.ready')).map((f) => f.slice(0, -'.ready'.length)).filter(isWalFileName);
   const history = (n: string) => (n.endsWith('.history') ? 0 : 1);
   return names.sort((a, b) => history(a) - history(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The identity of a file as it is now: a different file, or the same one changed, has another. */
+function identity(path: string): string {
+  const st = statSync(path);
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
+function readAnswer<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
 }
 
 function takeFailure(spool: string, name: string): { type: ErrorType; message: string } | undefined {
@@ -155,11 +182,12 @@ function takeFailure(spool: string, name: string): { type: ErrorType; message: s
   }
 }
 
-/** Failures of files PostgreSQL no longer waits for (archived since, or gone) are nobody's to report. */
-function dropStaleFailures(spool: string, ready: string[]): void {
+/** Answers about files PostgreSQL no longer waits for (archived since, or gone) are nobody's. */
+function dropStaleAnswers(spool: string, ready: string[]): void {
   const waiting = new Set(ready);
   for (const f of readdirSync(spool)) {
-    if (f.endsWith('.error') && !waiting.has(f.slice(0, -'.error'.length))) rmSync(join(spool, f), { force: true });
+    const m = /^(.*)\.(ok|error)$/.exec(f);
+    if (m && !waiting.has(m[1]!)) rmSync(join(spool, f), { force: true });
   }
 }
 
@@ -220,9 +248,16 @@ function claimLock(lock: string): boolean {
   return false;
 }
 
-function touchLock(lock: string): void {
-  const now = new Date();
-  utimesSync(lock, now, now);
+/** Marks the lock fresh; false when it is no longer this process's. */
+function refreshLock(lock: string): boolean {
+  try {
+    if (Number(readFileSync(lock, 'utf8')) !== process.pid) return false;
+    const now = new Date();
+    utimesSync(lock, now, now);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function writeAtomic(path: string, content: string): void {

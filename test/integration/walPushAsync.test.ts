@@ -3,7 +3,7 @@
 // reaches PostgreSQL as a failed archive_command that names the file, and a pusher killed mid-run
 // is replaced by the next archive_command.
 import { randomBytes } from 'node:crypto';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -101,5 +101,29 @@ describe('asynchronous wal-push', () => {
     expect(second).toBeGreaterThan(0);
     expect(second).not.toBe(first);
     expect(await readdir(walDir())).not.toContainEqual(expect.stringMatching(/\.partial$/));
+  });
+
+  it('stores again a file whose record survived but whose data did not (a damaged archive)', async () => {
+    // A data directory of its own, as PostgreSQL leaves it: a segment in pg_wal, marked ready.
+    const data = join(setup.dir, 'other-data');
+    const name = '00000001000000FF00000001';
+    await mkdir(join(data, 'pg_wal', 'archive_status'), { recursive: true });
+    await writeFile(join(data, 'pg_wal', name), Buffer.concat([randomBytes(1 << 20), Buffer.alloc(15 << 20)]));
+    await writeFile(join(data, 'pg_wal', 'archive_status', `${name}.ready`), '');
+    // Its own spool: a pusher serves the one pg_wal it was started for.
+    const config = JSON.parse(await readFile(setup.configFile, 'utf8')) as { walPush: { spoolDirectory: string } };
+    config.walPush.spoolDirectory = join(setup.dir, 'spool-other');
+    const configFile = join(setup.dir, 'other.config.json');
+    await writeFile(configFile, JSON.stringify(config));
+    const push = () =>
+      execa(PGWARDEN, ['--config', configFile, 'wal-push', '--cluster', 'main', `pg_wal/${name}`, name], { reject: false, cwd: data, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    const first = await push();
+    expect(first.exitCode, first.stderr).toBe(0);
+    const record = JSON.parse(await readFile(join(walDir(), `${name}.json`), 'utf8')) as { stored: string };
+    await rm(join(walDir(), record.stored));
+    const again = await push();
+    expect(again.exitCode, again.stderr).toBe(0);
+    const restored = JSON.parse(await readFile(join(walDir(), `${name}.json`), 'utf8')) as { stored: string; bytes: number };
+    expect((await readFile(join(walDir(), restored.stored))).length).toBe(restored.bytes);
   });
 });
