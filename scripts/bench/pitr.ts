@@ -225,7 +225,7 @@ async function main() {
       `wal-push with walPush.async, as the archiver calls it for ${fakeNames.length} ready segments: p50 ${walPushMsP50.toFixed(0)} ms ` +
         `(min ${Math.min(...asyncMs).toFixed(0)}, max ${Math.max(...asyncMs).toFixed(0)}; all ${archiverSeconds.toFixed(1)} s)`,
     );
-    const pusherPid = Number(await readFile(join(spoolFor('push-scratch-spool'), 'pusher.pid'), 'utf8').catch(() => '0'));
+    const pusherPid = (JSON.parse(await readFile(join(spoolFor('push-scratch-spool'), 'main', 'pusher.pid'), 'utf8').catch(() => '{}')) as { pid?: number }).pid;
     if (pusherPid) process.kill(pusherPid, 'SIGTERM');
     await rm(fakeData, { recursive: true, force: true });
     await rm(join(work, 'push-scratch-repo'), { recursive: true, force: true });

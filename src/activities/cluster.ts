@@ -3,7 +3,7 @@
 // and roll back to the moved-aside directory if anything after the swap fails. These activities
 // run on the database host's own queue. Every one is safe to repeat: each checks what is done.
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
@@ -214,6 +214,8 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const ctx = Context.current();
     const walDir = join(plan.workDirectory, 'wal');
     await mkdir(walDir, { recursive: true });
+    // Scratch directories of an attempt that died (decrypted WAL in them) go first.
+    for (const f of await readdir(walDir)) if (f.startsWith('.batch-')) await rm(join(walDir, f), { recursive: true, force: true });
     const signal = ctx.cancellationSignal;
     const archive = WalArchive.forCluster(config, plan.cluster);
     const decryption = await openWalDecryption(config, env);

@@ -13,29 +13,31 @@ type Collector = (options: { type: 'minor' | 'major' }) => void;
 /** Bytes streamed between two scavenges. */
 export const SCAVENGE_EVERY_BYTES = 4 * 1024 * 1024;
 
-let collector: Collector | null | undefined;
 let since = 0;
 
-function scavenger(): Collector | null {
-  if (collector === undefined) {
-    try {
-      // The collector V8 offers with --expose-gc, taken from one fresh context; the flag goes off
-      // again at once, so no later context (a workflow sandbox) sees a `gc` global.
-      setFlagsFromString('--expose-gc');
-      collector = runInNewContext('gc') as Collector;
-    } catch {
-      collector = null; // a runtime without it: memory is higher, nothing else changes
-    } finally {
-      setFlagsFromString('--no-expose-gc');
-    }
+/**
+ * The collector V8 offers with --expose-gc: the process's own when it was started with the flag;
+ * else taken from one fresh context with the flag on for just that moment, at load — when the
+ * worker loads its activities, before it starts the workflow sandbox's thread — so no later
+ * context sees a `gc` global.
+ */
+const collector: Collector | null = (() => {
+  const own = (globalThis as { gc?: unknown }).gc;
+  if (typeof own === 'function') return own as Collector;
+  try {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as Collector;
+  } catch {
+    return null; // a runtime without it: memory is higher, nothing else changes
+  } finally {
+    setFlagsFromString('--no-expose-gc');
   }
-  return collector;
-}
+})();
 
 /** Notes bytes that passed through a stream; every SCAVENGE_EVERY_BYTES across all streams, one scavenge. */
 export function streamed(bytes: number): void {
   since += bytes;
   if (since < SCAVENGE_EVERY_BYTES) return;
   since = 0;
-  scavenger()?.({ type: 'minor' });
+  collector?.({ type: 'minor' });
 }

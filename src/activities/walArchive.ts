@@ -6,14 +6,14 @@
 //   wal/<name>.json          its record, written after it: the commit marker, with the sha256 of
 //                            the original bytes (an identical re-push is recognised without the
 //                            private key) and of the stored bytes (wal-get checks them)
-import { copyFile, mkdtemp, readdir, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readdir, readFile, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { zstdDecompress as zstdDecompressCb } from 'node:zlib';
 import { z } from 'zod';
 import type { Config } from '../config/index.js';
-import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { walArchiveDir, walRecordName } from '../lib/layout.js';
+import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { artifactName, walArchiveDir, walRecordName } from '../lib/layout.js';
 import { isWalFileName } from '../lib/wal.js';
 import type { GpgKeyring } from './gpg.js';
 import { writeFileAtomic } from './atomicFile.js';
@@ -161,6 +161,10 @@ export async function decodeWalBatch(archive: WalArchive, names: string[], decry
         missing.push(name);
         continue;
       }
+      // The record names the file as wal-push writes it, nothing else: no other name, no path.
+      if (record.name !== name || record.stored !== artifactName(name, record.compression, record.encrypted)) {
+        throw nonRetryable(ErrorType.IntegrityError, `the archive record of ${name} names ${record.name} stored as ${record.stored}`);
+      }
       const stored = join(archive.dir, record.stored);
       const { sha256, bytes } = await hashFile(stored);
       if (sha256 !== record.sha256 || bytes !== record.bytes) {
@@ -174,14 +178,19 @@ export async function decodeWalBatch(archive: WalArchive, names: string[], decry
     const encrypted = found.filter((r) => r.encrypted);
     if (encrypted.length) {
       if (!decryption) throw nonRetryable(ErrorType.KeyUnreadable, `WAL ${encrypted[0]!.name} is encrypted and this host has no encryption.privateKeyFile`);
-      await decryption.keyring.decryptFiles(encrypted.map((r) => join(scratch, r.stored)), { passphrase: decryption.passphrase, signal });
+      await decryption.keyring.decryptFiles(encrypted.map((r) => join(scratch, r.stored)), { passphrase: decryption.passphrase, signal }).catch((err: unknown) => {
+        signal?.throwIfAborted();
+        throw err;
+      });
     }
     const compressed = found.filter((r) => r.compression === 'zstd');
     if (compressed.length) {
       // -f: the input of an unencrypted file is a link; zstd reads through it only when forced.
       const zstd = startTool('zstd -d', 'zstd', ['-d', '-q', '-f', '--rm', '--', ...compressed.map((r) => join(scratch, `${r.name}.zst`))], { env: TOOL_ENV, signal, stdout: 'ignore' });
       await zstd.exited.catch((err: Error) => {
-        throw nonRetryable(ErrorType.IntegrityError, `decompressing archived WAL from ${compressed[0]!.name} on failed: ${err.message}`);
+        signal?.throwIfAborted();
+        // The bytes were checked already: a failure here is the disk or the host, worth another attempt.
+        throw retryable(ErrorType.RecoveryFailed, `decompressing archived WAL from ${compressed[0]!.name} on failed: ${err.message}`);
       });
     }
     let bytes = 0;
@@ -189,6 +198,8 @@ export async function decodeWalBatch(archive: WalArchive, names: string[], decry
       const decoded = join(scratch, record.name);
       const { sha256, bytes: n } = await hashFile(decoded);
       if (sha256 !== record.rawSha256) throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${record.name} decodes to sha256 ${sha256}, its record says ${record.rawSha256}`);
+      // The tools keep the archive file's mode (0600); restore_command runs as the server's owner.
+      await chmod(decoded, 0o644);
       await rename(decoded, join(outDir, record.name));
       bytes += n;
     }

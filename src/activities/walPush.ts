@@ -1,14 +1,14 @@
 // wal-push, the archive_command: PostgreSQL starts it once per 16 MiB WAL segment and waits, so
 // it loads Node built-ins only (no zod, openpgp or Temporal: those cost ~250 ms at every start)
 // and encrypts with stock gpg straight to the recipients' public key files (no keyring import).
-// zstd and gpg run as a process chain that reads the segment itself, started before this process
-// reads it for the sha256, so their start-up and the compression overlap the read and the hash.
+// zstd and gpg run as a process chain reading the segment's open file as stdin, started before
+// this process reads it for the sha256, so their start-up and the compression overlap the hash.
 //
 // What it stores is what the rest of pgwarden reads (walArchive.ts): `<name>[.zst][.gpg]`, written
 // as .partial, fsynced, renamed, then its record `<name>.json`, the commit marker.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync } from 'node:fs';
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,19 +56,27 @@ export class WalPushError extends Error {
  */
 export async function pushWalFile(settings: WalPushSettings, source: string, name: string, now = new Date()): Promise<PushResult> {
   if (!isWalFileName(name)) throw new WalPushError(ErrorType.InvalidInput, `"${name}" is not a WAL file name`);
-  // The encoder processes start first and wait for input: their start-up overlaps the read and hash.
-  const encoder = startEncoder(settings, source);
+  // One open file for both readers: the encoder reads it as its stdin, this process hashes it by
+  // position; the sha256 recorded is of the very bytes stored.
+  const fd = openSync(source, 'r');
   try {
-    return await push(settings, source, name, now, encoder);
+    // The encoder processes start first: their start-up and the compression overlap the hash.
+    const encoder = startEncoder(settings, fd);
+    try {
+      return await push(settings, fd, source, name, now, encoder);
+    } finally {
+      await encoder?.cancel(); // a no-op once they have finished
+    }
   } finally {
-    await encoder?.cancel(); // a no-op once they have finished
+    closeSync(fd);
   }
 }
 
-async function push(settings: WalPushSettings, source: string, name: string, now: Date, encoder: Encoder | undefined): Promise<PushResult> {
+async function push(settings: WalPushSettings, fd: number, source: string, name: string, now: Date, encoder: Encoder | undefined): Promise<PushResult> {
+  const before = fstatSync(fd);
   // Hashed here while the encoder reads and compresses on the other core (its work is dropped if
   // the segment turns out to be archived already); the bytes are kept only when stored as they are.
-  const { bytes: rawBytes, sha256: rawSha256, data } = readAndHash(source, !encoder);
+  const { bytes: rawBytes, sha256: rawSha256, data } = hashFd(fd, !encoder);
   if (/^[0-9A-F]{24}$/.test(name) && rawBytes !== WAL_SEGMENT_BYTES) {
     throw new WalPushError(ErrorType.InvalidInput, `${source} is ${rawBytes} bytes; pgwarden archives 16 MiB WAL segments only`);
   }
@@ -82,6 +90,10 @@ async function push(settings: WalPushSettings, source: string, name: string, now
     // The record survived but its data did not (a damaged archive): store the same bytes again below.
   }
   const stored = encoder ? await encoder.result() : data!;
+  const after = fstatSync(fd);
+  if (after.size !== before.size || after.mtimeMs !== before.mtimeMs || rawBytes !== before.size) {
+    throw new WalPushError(ErrorType.InvalidInput, `${source} changed while it was being archived; PostgreSQL will hand it over again`);
+  }
   // Belt and braces: an encoder that exits 0 with no output must not become an archived segment.
   if (stored.length === 0) throw new WalPushError(ErrorType.IntegrityError, `encoding ${name} produced no output`);
   const { compression } = settings;
@@ -105,25 +117,24 @@ async function push(settings: WalPushSettings, source: string, name: string, now
 }
 
 /**
- * sha256 and size of a file, read synchronously (a short process gains nothing from the thread
- * pool) through one reused 1 MiB buffer unless the bytes are wanted: 16 MiB of fresh memory cost
- * ~10 ms of page faults alone.
+ * sha256 and size of an open file, read synchronously by position (a short process gains nothing
+ * from the thread pool; the encoder reading the same file keeps its own place) through one reused
+ * 1 MiB buffer unless the bytes are wanted: 16 MiB of fresh memory cost ~10 ms of page faults.
  */
-export function readAndHash(path: string, keep: boolean): { bytes: number; sha256: string; data?: Buffer } {
-  if (keep) {
-    const data = readFileSync(path);
-    return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex'), data };
+function hashFd(fd: number, keep: boolean): { bytes: number; sha256: string; data?: Buffer } {
+  const hash = createHash('sha256');
+  const parts: Buffer[] = [];
+  const reused = keep ? undefined : Buffer.allocUnsafe(1 << 20);
+  let bytes = 0;
+  for (;;) {
+    const buffer = reused ?? Buffer.allocUnsafe(1 << 20);
+    const n = readSync(fd, buffer, 0, buffer.length, bytes);
+    if (n === 0) break;
+    hash.update(buffer.subarray(0, n));
+    if (keep) parts.push(buffer.subarray(0, n));
+    bytes += n;
   }
-  const fd = openSync(path, 'r');
-  try {
-    const hash = createHash('sha256');
-    const buffer = Buffer.allocUnsafe(1 << 20);
-    let bytes = 0;
-    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; bytes += n) hash.update(buffer.subarray(0, n));
-    return { bytes, sha256: hash.digest('hex') };
-  } finally {
-    closeSync(fd);
-  }
+  return { bytes, sha256: hash.digest('hex'), data: keep ? Buffer.concat(parts) : undefined };
 }
 
 /** The fields of an existing record wal-push compares (the full schema is checked where records are read for restore). */
@@ -149,30 +160,30 @@ interface Encoder {
 }
 
 /**
- * `zstd` reading the segment itself, piped into `gpg --encrypt --recipient-file <key>...` (either
- * alone when only one is configured), started before this process reads the segment for its
- * sha256: compression runs on one core while this process hashes on the other, and no 16 MiB pass
- * through a pipe. The zstd command writes its content checksum, so `zstd -d` verifies what it
+ * `zstd` reading the segment's open file as its stdin, piped into `gpg --encrypt
+ * --recipient-file <key>...` (either alone when only one is configured), started before this
+ * process reads the segment for its sha256: compression runs on one core while this process
+ * hashes on the other, and no 16 MiB pass through a pipe. The zstd command writes its content checksum, so `zstd -d` verifies what it
  * restores. gpg writes SEIPD with MDC and no OpenPGP compression, like the rest of pgwarden's
  * output, from a throwaway home directory (the postgres user's own GnuPG state stays out of it).
  */
-function startEncoder(settings: WalPushSettings, source: string): Encoder | undefined {
+function startEncoder(settings: WalPushSettings, fd: number): Encoder | undefined {
   const tools: { name: string; args: string[] }[] = [];
   const zstd = settings.compression.algorithm === 'zstd';
-  if (zstd) tools.push({ name: 'zstd', args: [`-${settings.compression.level}`, '-q', '-c', '--', source] });
+  if (zstd) tools.push({ name: 'zstd', args: [`-${settings.compression.level}`, '-q', '-c'] });
   let home: string | undefined;
   if (settings.recipients) {
     home = mkdtempSync(join(tmpdir(), 'pgwarden-walpush-'));
     const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart', '--trust-model', 'always', '--compress-algo', 'none'];
     for (const file of settings.recipients) args.push('--recipient-file', file);
-    tools.push({ name: 'gpg', args: [...args, '--output', '-', '--encrypt', ...(zstd ? [] : ['--', source])] });
+    tools.push({ name: 'gpg', args: [...args, '--output', '-', '--encrypt'] });
   }
   if (tools.length === 0) return undefined;
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
   const children: ChildProcess[] = [];
   const stderr: string[] = [];
   for (const [i, tool] of tools.entries()) {
-    const stdin = i === 0 ? 'ignore' : children[i - 1]!.stdout!;
+    const stdin = i === 0 ? fd : children[i - 1]!.stdout!;
     const child = spawn(tool.name, tool.args, { stdio: [stdin, 'pipe', 'pipe'], env });
     // gpg holds its own copy of the pipe now: this process's copy would keep zstd's stdout open forever.
     if (i > 0) children[i - 1]!.stdout!.destroy();
@@ -194,7 +205,7 @@ function startEncoder(settings: WalPushSettings, source: string): Encoder | unde
       const codes = await exits;
       const failed = codes.findIndex((code) => code !== 0);
       if (failed >= 0) {
-        const what = tools[failed]!.name === 'gpg' ? `gpg --encrypt to ${settings.recipients!.join(', ')}` : `zstd of ${source}`;
+        const what = tools[failed]!.name === 'gpg' ? `gpg --encrypt to ${settings.recipients!.join(', ')}` : 'zstd';
         throw new WalPushError(tools[failed]!.name === 'gpg' ? ErrorType.KeyUnreadable : ErrorType.InvalidInput, `${what} failed (exit ${codes[failed]}): ${stderr[failed]!.trim().split('\n').slice(-3).join(' | ')}`);
       }
       return Buffer.concat(out);

@@ -13,7 +13,8 @@
 // place. A failure is left as `<spool>/<name>.error` and reported by the archive_command, once; the
 // pusher tries that file again only after that. Built-ins only, like wal-push.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
@@ -40,18 +41,17 @@ export interface PusherJob {
 /** From the config's `walPush` section (validated by zod, or plainly by the fast path); undefined when off. */
 export function asyncPushSettings(walPush: { async?: boolean; spoolDirectory?: string; processes?: number; waitSeconds?: number } | undefined, cluster: string): AsyncPushSettings | undefined {
   if (!walPush?.async) return undefined;
-  return {
-    spoolDirectory: walPush.spoolDirectory ?? join(tmpdir(), `pgwarden-spool-${cluster}`),
-    processes: walPush.processes ?? 2,
-    waitSeconds: walPush.waitSeconds ?? 60,
-  };
+  // One spool per cluster: a pusher serves the one pg_wal it was started for.
+  const base = walPush.spoolDirectory ?? join(tmpdir(), `pgwarden-spool-${process.getuid?.() ?? 'user'}`);
+  return { spoolDirectory: join(base, cluster), processes: walPush.processes ?? 2, waitSeconds: walPush.waitSeconds ?? 60 };
 }
 
 const POLL_MS = 10;
 const PUSHER_CHECK_MS = 500;
 const PUSHER_IDLE_MS = 10_000;
+/** A pusher that has not taken its lock this long after it was started is started again. */
+const SPAWN_RETRY_MS = 5_000;
 const LOCK = 'pusher.pid';
-const LOCK_STALE_MS = 30_000;
 const LOG = 'pusher.log';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,6 +65,13 @@ interface Acknowledgement {
   rawSha256: string;
 }
 
+/** The pusher's answer for a file it could not archive. */
+interface Failure {
+  file: string;
+  type: ErrorType;
+  message: string;
+}
+
 /** archive_command: pushes the file now, or in asynchronous mode waits until the pusher has. */
 export function archiveWalFile(settings: WalPushSettings, source: string, name: string): Promise<PushResult> {
   return settings.async ? pushWalFileAsync({ ...settings, async: settings.async }, source, name) : pushWalFile(settings, source, name);
@@ -76,8 +83,9 @@ async function pushWalFileAsync(settings: WalPushSettings & { async: AsyncPushSe
   const { async } = settings;
   const pgWal = dirname(resolve(source));
   if (!existsSync(join(pgWal, 'archive_status'))) return pushWalFile(settings, source, name);
-  mkdirSync(async.spoolDirectory, { recursive: true, mode: 0o700 });
+  openSpool(async.spoolDirectory);
   const file = identity(source);
+  const job: PusherJob = { settings, pgWal };
   const deadline = Date.now() + async.waitSeconds * 1000;
   let checked = 0;
   for (;;) {
@@ -89,13 +97,13 @@ async function pushWalFileAsync(settings: WalPushSettings & { async: AsyncPushSe
       // Of another file under this name (an earlier incarnation), or the archive changed since: push again.
       rmSync(okFile(async.spoolDirectory, name), { force: true });
     }
-    const failure = takeFailure(async.spoolDirectory, name);
+    const failure = takeFailure(async.spoolDirectory, name, file);
     if (failure) throw new WalPushError(failure.type, failure.message);
     if (Date.now() > deadline) {
       throw new WalPushError(ErrorType.InvalidInput, `the asynchronous pusher did not archive ${name} within ${async.waitSeconds} s (its log: ${join(async.spoolDirectory, LOG)})`);
     }
     if (Date.now() - checked > PUSHER_CHECK_MS) {
-      startPusherUnlessRunning({ settings, pgWal });
+      ensurePusher(job);
       checked = Date.now();
     }
     await sleep(POLL_MS);
@@ -105,11 +113,12 @@ async function pushWalFileAsync(settings: WalPushSettings & { async: AsyncPushSe
 /** The pusher: archives what PostgreSQL marked ready until nothing has been for a while, then exits. */
 export async function runPusher(job: PusherJob): Promise<void> {
   const spool = job.settings.async.spoolDirectory;
-  if (!claimLock(join(spool, LOCK))) return; // another one runs
+  const lock = join(spool, LOCK);
+  if (!claimLock(lock, jobKey(job))) return; // another one runs
+  const owned = () => lockHolder(lock)?.pid === process.pid;
   try {
     let idleSince = Date.now();
-    while (Date.now() - idleSince < PUSHER_IDLE_MS) {
-      if (!refreshLock(join(spool, LOCK))) return; // taken over (this one was stalled past LOCK_STALE_MS): one pusher only
+    while (Date.now() - idleSince < PUSHER_IDLE_MS && owned()) {
       const ready = readyFiles(job.pgWal);
       dropStaleAnswers(spool, ready);
       const todo = ready.filter((n) => !existsSync(okFile(spool, n)) && !existsSync(errorFile(spool, n)));
@@ -118,24 +127,29 @@ export async function runPusher(job: PusherJob): Promise<void> {
         continue;
       }
       await mapLimit(todo.slice(0, 4 * job.settings.async.processes), job.settings.async.processes, async (name) => {
+        if (!owned()) return; // stopped for a pusher with other settings: it pushes from now on
+        const source = join(job.pgWal, name);
+        let file = '';
         try {
-          const source = join(job.pgWal, name);
-          const file = identity(source);
+          file = identity(source);
           const { rawSha256 } = await pushWalFile(job.settings, source, name);
           // Kept until PostgreSQL no longer waits for the file (dropStaleAnswers): the answer stands.
           writeAtomic(okFile(spool, name), JSON.stringify({ file, rawSha256 } satisfies Acknowledgement));
-          refreshLock(join(spool, LOCK));
         } catch (err) {
           const type = err instanceof WalPushError ? err.type : ErrorType.InvalidInput;
           const message = (err as Error).message;
           console.error(`${new Date().toISOString()} ${name}: ${message}`);
-          writeAtomic(errorFile(spool, name), JSON.stringify({ type, message }));
+          try {
+            writeAtomic(errorFile(spool, name), JSON.stringify({ file, type, message } satisfies Failure));
+          } catch (e) {
+            console.error(`${new Date().toISOString()} cannot leave the failure of ${name} in ${spool}: ${(e as Error).message}`);
+          }
         }
       });
       idleSince = Date.now();
     }
   } finally {
-    if (lockHolder(join(spool, LOCK)) === process.pid) rmSync(join(spool, LOCK), { force: true });
+    if (owned()) rmSync(lock, { force: true });
   }
 }
 
@@ -166,20 +180,13 @@ function readAnswer<T>(path: string): T | undefined {
   }
 }
 
-function takeFailure(spool: string, name: string): { type: ErrorType; message: string } | undefined {
-  const file = errorFile(spool, name);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-  rmSync(file, { force: true }); // reported once; the pusher tries again after that
-  try {
-    return JSON.parse(text) as { type: ErrorType; message: string };
-  } catch {
-    return { type: ErrorType.InvalidInput, message: `unreadable pusher failure for ${name}` };
-  }
+/** The pusher's failure for this very file, taken (reported once); one about another file under the name is dropped. */
+function takeFailure(spool: string, name: string, file: string): Failure | undefined {
+  const path = errorFile(spool, name);
+  const failure = readAnswer<Failure>(path);
+  if (!failure) return undefined;
+  rmSync(path, { force: true }); // the pusher tries again after this
+  return failure.file === file ? failure : undefined;
 }
 
 /** Answers about files PostgreSQL no longer waits for (archived since, or gone) are nobody's. */
@@ -191,9 +198,19 @@ function dropStaleAnswers(spool: string, ready: string[]): void {
   }
 }
 
-function startPusherUnlessRunning(job: PusherJob): void {
-  if (lockHolder(join(job.settings.async.spoolDirectory, LOCK)) !== undefined) return;
-  const log = openSync(join(job.settings.async.spoolDirectory, LOG), 'a', 0o600);
+let spawnedAt = 0;
+
+/** Starts a pusher unless one with this job runs; one with other settings (the config changed) is stopped first. */
+function ensurePusher(job: PusherJob): void {
+  const spool = job.settings.async.spoolDirectory;
+  const holder = lockHolder(join(spool, LOCK));
+  if (holder) {
+    if (holder.job !== jobKey(job)) process.kill(holder.pid, 'SIGTERM'); // the next check starts the right one
+    return;
+  }
+  if (Date.now() - spawnedAt < SPAWN_RETRY_MS) return; // one is starting
+  spawnedAt = Date.now();
+  const log = openSync(join(spool, LOG), 'a', 0o600);
   try {
     // The same Node and entry point as this process (built code, or the sources through tsx).
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'wal-push-daemon', JSON.stringify(job)], {
@@ -207,56 +224,67 @@ function startPusherUnlessRunning(job: PusherJob): void {
   }
 }
 
-/**
- * The live pid in a lock file, or undefined: none, unreadable, its process gone, or not refreshed
- * for LOCK_STALE_MS (a reused pid must not pass for the pusher and stall archiving).
- */
-function lockHolder(lock: string): number | undefined {
-  let pid: number;
+interface Lock {
+  pid: number;
+  /** The process's start time (/proc/<pid>/stat), so that a reused pid is not taken for the pusher. */
+  started: string;
+  /** jobKey() of what it pushes. */
+  job: string;
+}
+
+const jobKey = (job: PusherJob): string => createHash('sha256').update(JSON.stringify(job)).digest('hex');
+
+/** When a process started, in clock ticks since boot; undefined when it does not exist. */
+function startTime(pid: number): string | undefined {
   try {
-    if (Date.now() - statSync(lock).mtimeMs > LOCK_STALE_MS) return undefined;
-    pid = Number(readFileSync(lock, 'utf8'));
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
   } catch {
     return undefined;
   }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
+}
+
+/** The lock's holder while that very process lives, else undefined. */
+function lockHolder(lock: string): Lock | undefined {
+  const held = readAnswer<Lock>(lock);
+  if (!held || !Number.isInteger(held.pid) || held.pid <= 0) return undefined;
+  return startTime(held.pid) === held.started ? held : undefined;
 }
 
 /**
- * Creates the lock with this pid (O_EXCL: of two pushers started together one runs); a stale lock
- * is taken over. Only one pusher may write the archive: the pushes of two would interleave the data
- * and record of one file. PostgreSQL runs one archive_command at a time, which starts a pusher only
- * when none holds the lock.
+ * Creates the lock (O_EXCL: of two pushers started together one runs); the lock of a process that
+ * is gone is taken over. Only one pusher may write the archive: the pushes of two would interleave
+ * the data and record of one file. PostgreSQL runs one archive_command at a time, which starts a
+ * pusher only when none holds the lock, and not again while one is starting.
  */
-function claimLock(lock: string): boolean {
+function claimLock(lock: string, job: string): boolean {
+  const content = JSON.stringify({ pid: process.pid, started: startTime(process.pid) ?? '', job } satisfies Lock);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(lock, String(process.pid), { flag: 'wx', mode: 0o600 });
+      writeFileSync(lock, content, { flag: 'wx', mode: 0o600 });
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      if (lockHolder(lock) !== undefined) return false;
+      if (lockHolder(lock)) return false;
       rmSync(lock, { force: true });
     }
   }
   return false;
 }
 
-/** Marks the lock fresh; false when it is no longer this process's. */
-function refreshLock(lock: string): boolean {
-  try {
-    if (Number(readFileSync(lock, 'utf8')) !== process.pid) return false;
-    const now = new Date();
-    utimesSync(lock, now, now);
-    return true;
-  } catch {
-    return false;
+/**
+ * The spool is this user's alone (its lock, answers and log decide what PostgreSQL is told): it and
+ * the directory above it must belong to this user (or root) and be closed to everyone else.
+ */
+function openSpool(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const uid = process.getuid?.();
+  for (const d of [dir, dirname(dir)]) {
+    const st = lstatSync(d);
+    const owner = st.uid === uid || st.uid === 0;
+    if (!st.isDirectory() || !owner || (st.mode & 0o022) !== 0 || (d === dir && (st.uid !== uid || (st.mode & 0o077) !== 0))) {
+      throw new WalPushError(ErrorType.InvalidInput, `spool directory ${dir}: ${d} must be a directory of uid ${uid} (the spool itself mode 0700), writable by nobody else`);
+    }
   }
 }
 

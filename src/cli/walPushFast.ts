@@ -77,7 +77,7 @@ function plainWalPush(v: unknown): v is { async?: boolean; spoolDirectory?: stri
   if (!onlyKnown(v, KNOWN.walPush)) return false;
   const w = v as Record<string, unknown>;
   const int = (x: unknown, min: number, max = Infinity) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max);
-  return (w.async === undefined || typeof w.async === 'boolean') && (w.spoolDirectory === undefined || (typeof w.spoolDirectory === 'string' && w.spoolDirectory.length > 0)) && int(w.processes, 1, 16) && int(w.waitSeconds, 1);
+  return (w.async === undefined || typeof w.async === 'boolean') && (w.spoolDirectory === undefined || (typeof w.spoolDirectory === 'string' && w.spoolDirectory.length > 0)) && int(w.processes, 1, 16) && int(w.waitSeconds, 1, 3600);
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -150,7 +150,7 @@ export const walPushSchema = z
     spoolDirectory: z.string().min(1).optional(),
     processes: z.number().int().min(1).max(16).default(2),
     /** How long archive_command waits for its file before it fails (PostgreSQL retries). */
-    waitSeconds: z.number().int().min(1).default(60),
+    waitSeconds: z.number().int().min(1).max(3600).default(60),
   })
   .strict();
 

@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 const segmentsArchived = async () => (await readdir(walDir())).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).length;
-const pusherPid = async () => Number(await readFile(join(spool, 'pusher.pid'), 'utf8').catch(() => '0'));
+const pusherPid = async () => ((JSON.parse(await readFile(join(spool, 'main', 'pusher.pid'), 'utf8').catch(() => '{}')) as { pid?: number }).pid ?? 0);
 const archiver = async () =>
   (await setup.cluster.query<{ archived: string; failed: string; last_failed: string | null }>(
     'SELECT archived_count::text AS archived, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver',

@@ -34,9 +34,9 @@ describe('wal-push fast path: config', () => {
   it('takes a config as zod writes it out, every section present, and the asynchronous mode with its defaults', () => {
     const parsed = parseConfig({ clusters: { main: { host: 'db', user: 'postgres' } }, repositories: { local: { type: 'local', path: '/srv/pgwarden' } } });
     expect(walPushSettings(JSON.parse(JSON.stringify(parsed)), 'main')).toMatchObject({ archiveDir: '/srv/pgwarden/main/wal', async: undefined });
-    expect(walPushSettings({ ...base, walPush: { async: true } }, 'main')?.async).toEqual({ spoolDirectory: join(tmpdir(), 'pgwarden-spool-main'), processes: 2, waitSeconds: 60 });
-    expect(walPushSettings({ ...base, walPush: { async: true, spoolDirectory: '/var/spool/pgwarden', processes: 4, waitSeconds: 5 } }, 'main')?.async).toEqual({ spoolDirectory: '/var/spool/pgwarden', processes: 4, waitSeconds: 5 });
-    for (const walPush of [{ async: 'yes' }, { async: true, processes: 0 }, { async: true, spoolDirectory: '' }, { asnyc: true }]) {
+    expect(walPushSettings({ ...base, walPush: { async: true } }, 'main')?.async).toEqual({ spoolDirectory: join(tmpdir(), `pgwarden-spool-${process.getuid!()}`, 'main'), processes: 2, waitSeconds: 60 });
+    expect(walPushSettings({ ...base, walPush: { async: true, spoolDirectory: '/var/spool/pgwarden', processes: 4, waitSeconds: 5 } }, 'main')?.async).toEqual({ spoolDirectory: '/var/spool/pgwarden/main', processes: 4, waitSeconds: 5 });
+    for (const walPush of [{ async: 'yes' }, { async: true, processes: 0 }, { async: true, waitSeconds: 86400 }, { async: true, spoolDirectory: '' }, { asnyc: true }]) {
       expect(walPushSettings({ ...base, walPush }, 'main')).toBeUndefined();
     }
   });
