@@ -18,7 +18,8 @@
 // one after the other (walPushSyncMsP50).
 // The live cluster is stopped once its WAL is archived: the archive cannot grow between runs (both
 // sides replay the same WAL) and it does not compete for the cores.
-// Prints the figures and, last, one JSON line. Options: --scale N (default 70), --wal-mb N (default 1024).
+// Prints the figures and, last, one JSON line. Options: --scale N (default 70), --wal-mb N (default
+// 1024), --plain (an unencrypted archive: compression only).
 import { existsSync } from 'node:fs';
 import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,6 +44,8 @@ function option(name: string, fallback: number): number {
   return Number.isFinite(value) && value > 0 ? value : fallback;
 }
 const scale = option('--scale', 70);
+// --plain: no encryption (WAL and base backup compressed only), to see what decryption costs.
+const plain = process.argv.includes('--plain');
 const walMb = option('--wal-mb', 1024);
 const log = (line: string) => console.log(line);
 const isRoot = process.getuid?.() === 0;
@@ -102,7 +105,7 @@ async function main() {
         main: { host: c.host, port: c.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD', dataDirectory: c.dataDir, hostQueue: 'pgwarden@bench' },
       },
       repositories: { local: { type: 'local', path: repo } },
-      encryption: { recipients: [publicKeyFile], privateKeyFile: key!.privateKeyFile, passphraseEnv: 'BENCH_PASSPHRASE' },
+      ...(plain ? {} : { encryption: { recipients: [publicKeyFile], privateKeyFile: key!.privateKeyFile, passphraseEnv: 'BENCH_PASSPHRASE' } }),
       ...(spool ? { walPush: { async: true, spoolDirectory: spool } } : {}),
       worker: { host: 'bench' },
     });
@@ -310,7 +313,7 @@ async function main() {
     const round = (n: number, d = 2) => Number(n.toFixed(d));
     console.log(
       JSON.stringify({
-        bench: 'pitr',
+        bench: plain ? 'pitr-plain' : 'pitr',
         manualSeconds: round(manualSeconds),
         pgwardenSeconds: round(pgwarden.seconds),
         ratio: round(pgwarden.seconds / manualSeconds),
