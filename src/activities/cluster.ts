@@ -126,12 +126,16 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const decryption = await openWalDecryption(config, env);
     try {
       const byTimeline = new Map<number, string[]>();
-      for (const file of walFiles) {
-        const seg = parseSegmentName(file);
-        if (!seg) continue;
-        await writeFile(join(scratch, file), (await decodeWal(archive, file, decryption))!);
-        byTimeline.set(seg.timeline, [...(byTimeline.get(seg.timeline) ?? []), file]);
-        Context.current().heartbeat({ phase: 'find-restore-point', file });
+      const segments = walFiles.filter((f) => parseSegmentName(f));
+      for (const file of segments) {
+        const { timeline } = parseSegmentName(file)!;
+        byTimeline.set(timeline, [...(byTimeline.get(timeline) ?? []), file]);
+      }
+      for (let i = 0; i < segments.length; i += WAL_BATCH) {
+        const batch = segments.slice(i, i + WAL_BATCH);
+        const { missing } = await decodeWalBatch(archive, batch, decryption, scratch);
+        if (missing.length) throw nonRetryable(ErrorType.WalGap, `WAL file ${missing[0]} left the archive after it was listed`);
+        Context.current().heartbeat({ phase: 'find-restore-point', file: batch.at(-1) });
       }
       const waldump = postgres.pgTool('pg_waldump', clusterRef(clusterName).config, 150000);
       for (const [timeline, files] of byTimeline) {

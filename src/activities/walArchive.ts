@@ -22,8 +22,8 @@ import type { WalPushSettings } from './walPush.js';
 import { asyncPushSettings } from './walPushAsync.js';
 import { LocalRepository } from './repository.js';
 
-// Decoding runs several files at a time (PITR staging): the digest and the decompression go to
-// libuv's thread pool instead of the one JavaScript thread, so they spread over the cores.
+// decodeWal (wal-get, timeline histories) hands the digest and the decompression to libuv's thread
+// pool instead of the one JavaScript thread; many segments at once go through decodeWalBatch.
 const zstdDecompress = promisify(zstdDecompressCb);
 const sha256Off = async (data: Uint8Array): Promise<string> => Buffer.from(await crypto.subtle.digest('SHA-256', data)).toString('hex');
 

@@ -163,8 +163,8 @@ interface Encoder {
  * `zstd` reading the segment's open file as its stdin, piped into `gpg --encrypt
  * --recipient-file <key>...` (either alone when only one is configured), started before this
  * process reads the segment for its sha256: compression runs on one core while this process
- * hashes on the other, and no 16 MiB pass through a pipe. The zstd command writes its content checksum, so `zstd -d` verifies what it
- * restores. gpg writes SEIPD with MDC and no OpenPGP compression, like the rest of pgwarden's
+ * hashes on the other, and no 16 MiB pass through a pipe. The zstd command writes its content
+ * checksum, so `zstd -d` verifies what it restores. gpg writes SEIPD with MDC and no OpenPGP compression, like the rest of pgwarden's
  * output, from a throwaway home directory (the postgres user's own GnuPG state stays out of it).
  */
 function startEncoder(settings: WalPushSettings, fd: number): Encoder | undefined {

@@ -142,11 +142,11 @@ export const walPushSchema = z
     /**
      * Push ahead of PostgreSQL's archiver (pgBackRest's archive-async): a pusher process archives
      * every WAL file PostgreSQL has marked ready, `processes` at a time, and archive_command only
-     * waits for its own file's record. For clusters that write WAL faster than one push at a time
-     * keeps up with.
+     * checks the pusher's answer for its own file. For clusters that write WAL faster than one push
+     * at a time keeps up with.
      */
     async: z.boolean().default(false),
-    /** The pusher's lock, log and pending failures; writable by the PostgreSQL user. Default <tmpdir>/pgwarden-spool-<cluster>. */
+    /** Holds `<cluster>/`: the pusher's lock, log and answers, the PostgreSQL user's alone. Default <tmpdir>/pgwarden-spool-<uid>. */
     spoolDirectory: z.string().min(1).optional(),
     processes: z.number().int().min(1).max(16).default(2),
     /** How long archive_command waits for its file before it fails (PostgreSQL retries). */
