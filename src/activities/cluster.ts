@@ -473,7 +473,11 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     if (!existsSync(plan.asideDirectory)) {
       // The swap never happened: the live directory is where it was. Make sure it runs.
       if (!(await isRunning(cc(plan), plan.dataDirectory))) await pgCtl(cc(plan), plan.dataDirectory, ['start', '-w', '-t', '600', '-l', join(plan.workDirectory, 'rollback.log')]);
-      return 'nothing to roll back; the original data directory is running';
+      // Also where an attempt that moved the original back died (worker killed) before or in the
+      // hook: the applications stopped by `stop` are started again all the same.
+      const hook = clusterRef(plan.cluster).config.hooks.postRestore;
+      if (hook) await runHook(plan, hook, 'postRestore');
+      return 'the original data directory is in place and running';
     }
     if (existsSync(plan.dataDirectory)) {
       if (await isRunning(cc(plan), plan.dataDirectory)) await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { autoHeartbeat } from './autoHeartbeat.js';
 import type { Config } from '../config/index.js';
 
 export function workflowsPath(): string {
@@ -49,6 +50,9 @@ export async function createWorkers(setup: WorkerSetup): Promise<Worker[]> {
     // Heartbeats carry progress (phase, bytes) to the UI and `pgwarden status`: send them every few
     // seconds rather than the SDK's default of 80% of the heartbeat timeout.
     maxHeartbeatThrottleInterval: '3 seconds',
+    // Every activity heartbeats while it runs (keeping its own details), so a dead worker is
+    // noticed within the activity options' 20 s heartbeat timeout.
+    interceptors: { activity: [autoHeartbeat()] },
   } satisfies Partial<WorkerOptions>;
   const bundlePath = prebuiltBundle();
   const workflows = setup.workflowBundle

@@ -2,8 +2,9 @@
 // pointInTimeRecovery and restoreDatabase). Best effort: a dead webhook never blocks a restore.
 import { log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { HEARTBEAT_TIMEOUT } from '../lib/activityOptions.js';
 
-const { notifyApproval } = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { initialInterval: '5s', maximumAttempts: 3 } });
+const { notifyApproval } = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', heartbeatTimeout: HEARTBEAT_TIMEOUT, retry: { initialInterval: '5s', maximumAttempts: 3 } });
 
 export async function announceApproval(cluster: string, what: string): Promise<void> {
   // Runs that reached `approve` before this step existed replay without it.

@@ -18,7 +18,8 @@ export interface WorkerProcess {
 export async function spawnWorker(configFile: string, config: Config, secrets: NodeJS.ProcessEnv): Promise<WorkerProcess> {
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const proc: ResultPromise = execa(join(root, 'bin/pgwarden'), ['worker', '--config', configFile], {
-    env: { ...secrets, TEMPORAL_ADDRESS: inject('temporalAddress') },
+    // The sources under test, never a stale dist/.
+    env: { ...secrets, TEMPORAL_ADDRESS: inject('temporalAddress'), PGWARDEN_FROM_SOURCE: '1' },
     stdin: 'ignore',
     all: true,
     buffer: false,

@@ -1,12 +1,17 @@
 // Fault paths of a running dump: the worker killed (SIGKILL) mid-stream, a clean SIGTERM stop,
 // and a cancelled backup. Each ends with nothing partial in the repository and no pg_dump left.
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+// A worker killed during a short step of the database host (a PITR's stop hook, its rollback) is
+// replaced within seconds: the run ends correctly well within a minute of the kill.
+import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLogicalManifest } from '../../src/lib/manifest.js';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
+import type { PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
+import type { Progress } from '../../src/workflows/messages.js';
+import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testConfig, testSecrets } from '../helpers/config.js';
 import { createSampleDatabase } from '../helpers/data.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
@@ -107,4 +112,132 @@ it('cancelling a running backup stops pg_dump and removes the partial backup', a
   } finally {
     await worker.stop();
   }
+});
+
+describe('a worker killed during a step on the database host', () => {
+  let setup: ArchivingSetup;
+  let hookLog: string;
+  let t1: string;
+  let t2: string;
+  const queue = uniqueQueue('host-crash');
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const q = <T extends Record<string, unknown>>(sql: string) => setup.cluster.query<T>(sql, 'app');
+  const serverNow = async () => (await q<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`))[0]!.t;
+  const state = async () => {
+    const [row] = await q<{ a: string; c: string; ok: boolean; tli: number }>(
+      `SELECT (SELECT count(*) FROM items WHERE batch = 'A')::text AS a, (SELECT count(*) FROM items WHERE batch = 'C')::text AS c,
+              to_regclass('public.ok') IS NOT NULL AS ok, (SELECT timeline_id FROM pg_control_checkpoint()) AS tli`,
+    );
+    return { a: Number(row!.a), c: Number(row!.c), ok: row!.ok, timeline: row!.tli };
+  };
+  /** The hook's own log: `start|end <hook> <pid> <ms>` per run. */
+  const hookRuns = async () =>
+    (await readFile(hookLog, 'utf8').catch(() => ''))
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [what, hook, pid, at] = l.split(' ');
+        return { what: what!, hook: hook!, pid: pid!, at: Number(at) };
+      });
+
+  beforeAll(async () => {
+    setup = await startArchivingCluster({
+      taskQueue: queue,
+      key,
+      // Table `ok` exists at T2, not at T1: recovering to T1 fails its check, and rolls back.
+      extra: { verification: { checks: { app: [{ name: 'table ok', sql: "SELECT count(*) FROM pg_class WHERE relname = 'ok'", min: 1 }] } } },
+    });
+    hookLog = join(setup.dir, 'hooks.log');
+    const hook = join(setup.dir, 'hook.sh');
+    // A hook that takes a while (stopping applications does): the worker is killed in its middle.
+    await writeFile(hook, `echo "start $PGWARDEN_HOOK $$ $(date +%s%3N)" >> ${hookLog}\nsleep 5\necho "end $PGWARDEN_HOOK $$ $(date +%s%3N)" >> ${hookLog}\n`);
+    setup.config.clusters.main!.hooks = { preRestore: ['/bin/sh', hook], postRestore: ['/bin/sh', hook] };
+    await setup.cluster.query('CREATE DATABASE app');
+    await q(`CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL)`);
+    workers.push(await spawnWorker(join(setup.dir, 'worker.json'), setup.config, testSecrets(setup.cluster, key)));
+    await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base`, args: [{ cluster: 'main', backupId: '20261122T040000Z' }] });
+    await q(`INSERT INTO items (batch) SELECT 'A' FROM generate_series(1, 100)`);
+    await sleep(1100);
+    t1 = await serverNow();
+    await sleep(1100);
+    await q(`CREATE TABLE ok (x int)`);
+    await sleep(1100);
+    t2 = await serverNow();
+    await sleep(1100);
+    await q(`INSERT INTO items (batch) SELECT 'C' FROM generate_series(1, 10)`);
+    await switchAndArchive(setup.cluster);
+  }, 180_000);
+
+  afterAll(async () => {
+    await setup?.remove();
+  });
+
+  /** Starts an in-place PITR, approves it, and kills the worker once `hook` has run for a second. */
+  async function pitrKilledInHook(target: string, hook: string, step: string) {
+    const handle = await env.client.workflow.start('pointInTimeRecovery', {
+      taskQueue: queue,
+      workflowId: `${queue}/pitr-${hook}`,
+      args: [{ cluster: 'main', target: { time: target } }],
+    });
+    let ended: unknown;
+    handle.result().then((r) => (ended = r), (e: unknown) => (ended = e));
+    const deadline = Date.now() + 120_000;
+    while ((await handle.query<Progress>('progress')).step !== 'approve') {
+      if (ended || Date.now() > deadline) {
+        const cause = ended instanceof WorkflowFailedError ? ended.cause : undefined;
+        const why = cause ? ((cause.cause as Error | undefined) ?? cause).message : JSON.stringify(ended);
+        throw new Error(`never reached approve (${why}): ${workers.at(-1)!.output().slice(-3000)}`);
+      }
+      await sleep(200);
+    }
+    const before = (await hookRuns()).length;
+    await handle.signal('approve', { approver: 'alice', reason: 'drill' });
+    while (!(await hookRuns()).slice(before).some((r) => r.what === 'start' && r.hook === hook)) {
+      if (Date.now() > deadline) throw new Error(`the ${hook} hook never started`);
+      await sleep(100);
+    }
+    await sleep(1000);
+    expect((await handle.query<Progress>('progress')).step).toBe(step);
+    await workers.pop()!.kill('SIGKILL');
+    const killedAt = Date.now();
+    await appendFile(hookLog, `kill worker - ${killedAt}\n`);
+    workers.push(await spawnWorker(join(setup.dir, 'worker.json'), setup.config, testSecrets(setup.cluster, key)));
+    const outcome = await handle.result().then(
+      (r) => r as PointInTimeRecoveryResult,
+      (e: unknown) => e as WorkflowFailedError,
+    );
+    const seconds = (Date.now() - killedAt) / 1000;
+    console.log(`pitr with the worker killed in the ${hook} hook (${step}): ended ${seconds.toFixed(1)} s after the kill`);
+    const runs = (await hookRuns()).slice(before).filter((r) => r.hook === hook);
+    return { handle, outcome, seconds, runs, killedAt };
+  }
+
+  /** A whole run of the hook (started after the kill, and ended): the new worker's attempt. */
+  function expectRunAfter(runs: { what: string; pid: string; at: number }[], killedAt: number) {
+    const retried = runs.find((r) => r.what === 'start' && r.at > killedAt);
+    expect(retried, JSON.stringify(runs)).toBeDefined();
+    expect(runs.some((r) => r.what === 'end' && r.pid === retried!.pid)).toBe(true);
+  }
+
+  it('a kill during the rollback (its post-restore hook) costs seconds: the original cluster is back and running', async () => {
+    const { outcome, seconds, runs, killedAt } = await pitrKilledInHook(t1, 'postRestore', 'rollback');
+    expect(outcome).toBeInstanceOf(WorkflowFailedError);
+    let cause = (outcome as WorkflowFailedError).cause as (Error & { type?: string }) | undefined;
+    while (cause?.cause) cause = cause.cause as Error & { type?: string };
+    expect(cause?.type).toBe('RecoveryFailed');
+    expect(cause?.message).toMatch(/rolled back: check "table ok" on app returned 0/);
+    expect(seconds).toBeLessThan(60);
+    // The applications were started again by a whole run of the hook after the kill.
+    expectRunAfter(runs, killedAt);
+    expect(await state()).toEqual({ a: 100, c: 10, ok: true, timeline: 1 });
+  }, 240_000);
+
+  it('a kill during the stop (its pre-restore hook) costs seconds: the recovery then completes', async () => {
+    const { outcome, seconds, runs, killedAt } = await pitrKilledInHook(t2, 'preRestore', 'stop');
+    expect(outcome).toMatchObject({ outcome: 'recovered', steps: expect.any(Array) });
+    expect(seconds).toBeLessThan(60);
+    expectRunAfter(runs, killedAt);
+    expect(await state()).toEqual({ a: 100, c: 0, ok: true, timeline: 2 });
+  }, 240_000);
 });
