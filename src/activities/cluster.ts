@@ -3,28 +3,32 @@
 // and roll back to the moved-aside directory if anything after the swap fails. These activities
 // run on the database host's own queue. Every one is safe to repeat: each checks what is done.
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { Context } from '@temporalio/activity';
+import { chmod, chown, copyFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import type { Readable } from 'node:stream';
 import type { ClusterConfig, Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
-import { describeTarget, planRecoveryPath, type RecoveryTarget } from '../lib/recovery.js';
-import { HISTORY_NAME, parseHistory, parseSegmentName, type TimelineSwitch } from '../lib/wal.js';
+import { describeTarget, parseWaldump, planRecoveryPath, reachesTarget, type RecoveryTarget } from '../lib/recovery.js';
+import { formatLsn, HISTORY_NAME, parseLsn, parseSegmentName, segmentName, segmentOf, WAL_SEGMENT_BYTES } from '../lib/wal.js';
 import { openKeyring } from './gpg.js';
-import { feedFile, writeFileAtomic } from './pipeline.js';
+import { feedFile, hashFile, writeFileAtomic } from './pipeline.js';
 import * as postgres from './postgres.js';
 import { startChain, startTool, TOOL_ENV } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
-import { decodeWal, decodeWalBatch, openWalDecryption, WalArchive } from './walArchive.js';
+import { decodeWal, decodeWalBatch, openWalDecryption, readHistories, WalArchive } from './walArchive.js';
 import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
 
 export type RecoveryMode = 'in-place' | 'rehearsal';
 
 const RECOVERY_BLOCK_HEADER = '\n# pgwarden point-in-time recovery\n';
+/** Written in the work directory by a swap that found no data directory (a rebuilt host): a rollback leaves it missing again. */
+const NO_ORIGINAL = 'NO-ORIGINAL';
+/** How much of one log file an error or the kept recovery log carries (its end). */
+const LOG_READ_BYTES = 8 * 1024 * 1024;
 /** WAL segments decoded by one gpg and one zstd process while staging (two batches at a time). */
 const WAL_BATCH = 8;
 
@@ -45,6 +49,15 @@ export interface RecoveryPlan {
   asideDirectory: string;
   /** The task queue of the worker on the database host. */
   hostQueue: string;
+  /** Set while plan waits for the archive to reach the target (the workflow asks again). */
+  pending?: ArchiveWait;
+}
+
+/** A wait for archiving: since when, for which segment (the one pgwarden's WAL switch finished), and why. */
+export interface ArchiveWait {
+  since: string;
+  segment?: string;
+  detail: string;
 }
 
 export interface RecoveryOutcome {
@@ -71,7 +84,17 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   }
 
   /** The plan step: target resolved, base backup chosen, every WAL file to the target proven present. */
-  async function planRecovery(input: { cluster: string; target: RecoveryTarget; mode: RecoveryMode; runId: string; now?: string }): Promise<RecoveryPlan> {
+  async function planRecovery(input: {
+    cluster: string;
+    target: RecoveryTarget;
+    mode: RecoveryMode;
+    runId: string;
+    now?: string;
+    /** Prove from the WAL's content that replay reaches the target (workflows from before this option do not ask). */
+    prove?: boolean;
+    /** The wait a previous call started (its result's `pending`). */
+    waiting?: ArchiveWait;
+  }): Promise<RecoveryPlan> {
     if (input.mode !== 'in-place' && input.mode !== 'rehearsal') throw nonRetryable(ErrorType.InvalidInput, `mode must be "in-place" or "rehearsal", not "${String(input.mode)}"`);
     const cluster = clusterRef(input.cluster);
     const dataDirectory = dataDirectoryOf(input.cluster);
@@ -79,24 +102,21 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const archive = WalArchive.forCluster(config, input.cluster);
     const backups = await repo.listBaseBackups(input.cluster);
     const records = await archive.list();
-    const histories = new Map<number, TimelineSwitch[]>();
-    const decryption = [...records.keys()].some((n) => HISTORY_NAME.test(n)) ? await openWalDecryption(config, env) : undefined;
-    try {
-      for (const name of records.keys()) {
-        const m = HISTORY_NAME.exec(name);
-        if (m) histories.set(parseInt(m[1]!, 16), parseHistory((await decodeWal(archive, name, decryption))!.toString('utf8')));
-      }
-    } finally {
-      await decryption?.keyring.remove();
-    }
+    const histories = await readHistories(config, env, archive, records.keys());
     const path = planRecoveryPath({
       target: input.target,
       backups,
       wal: [...records.values()].map((r) => ({ name: r.name, archivedAt: r.archivedAt })),
       histories,
       now: input.now ? new Date(input.now) : new Date(),
+      openEnded: input.prove,
     });
-    if ('name' in input.target) await findRestorePoint(input.cluster, input.target.name, path.walFiles, path.backup.backupId);
+    let pending: ArchiveWait | undefined;
+    if (input.prove) {
+      pending = await proveReach(input, path, records);
+    } else if ('name' in input.target && !(await findRestorePoint(input.cluster, input.target.name, path.walFiles))) {
+      throw nonRetryable(ErrorType.BadTarget, `restore point "${input.target.name}" is not in the archived WAL after base backup ${path.backup.backupId}`);
+    }
     const id = input.runId.replace(/-/g, '').slice(-12); // the random end (run ids may start with a timestamp)
     const workDirectory = input.mode === 'in-place' ? `${dataDirectory}.pgwarden-pitr-${id}` : `${dirname(dataDirectory)}/pgwarden-rehearsal-${id}`;
     const loopback = ['127.0.0.1', 'localhost', '::1'].includes(cluster.config.host);
@@ -113,14 +133,111 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       workDirectory,
       asideDirectory: `${dataDirectory}.pre-pitr-${id}`,
       hostQueue: cluster.config.hostQueue ?? `pgwarden@${loopback ? (config.worker.host ?? hostname()) : cluster.config.host}`,
+      ...(pending ? { pending } : {}),
     };
+  }
+
+  /**
+   * Whether replay reaches the target, from the WAL's content: for a time, a commit or abort after
+   * it; for an LSN, a record at or past it; for a restore point, its record. When the archive does
+   * not reach it yet, the first call makes the live server finish its current segment (a tiny
+   * transaction first for a time target, so that a commit after the target exists even on an idle
+   * cluster) and returns a wait; later calls wait for that segment to be archived, bounded by
+   * `archiveWaitSeconds`, then refuse the target with how far the archive reaches.
+   */
+  async function proveReach(
+    input: { cluster: string; target: RecoveryTarget; waiting?: ArchiveWait },
+    path: ReturnType<typeof planRecoveryPath>,
+    records: Map<string, { name: string }>,
+  ): Promise<ArchiveWait | undefined> {
+    const { target } = input;
+    if ('latest' in target) return undefined;
+    let reach: string;
+    if ('name' in target) {
+      if (await findRestorePoint(input.cluster, target.name, path.walFiles)) return undefined;
+      reach = `the archived WAL after base backup ${path.backup.backupId} (to ${path.lastSegment}) holds no restore point "${target.name}"`;
+    } else {
+      const found = await scanWal(input.cluster, target, [path.lastSegment, ...path.followingWalFiles]);
+      if (found.reached) return undefined;
+      reach = found.reach;
+    }
+    const bound = clusterRef(input.cluster).config.archiveWaitSeconds;
+    const refuse = (why: string) => nonRetryable(ErrorType.BadTarget, `${describeTarget(target)} is not reached by the archived WAL: ${reach}; ${why}. Nothing was touched.`);
+    if (!input.waiting) {
+      const nudge = await finishCurrentSegment(input.cluster, target);
+      return { since: new Date().toISOString(), segment: nudge.segment, detail: `${reach}; ${nudge.note}` };
+    }
+    const { segment } = input.waiting;
+    if (segment && records.has(segment)) throw refuse(`everything the server had written when plan switched WAL (to ${segment}) is archived, and replay would still end before the target`);
+    const waited = (Date.now() - Date.parse(input.waiting.since)) / 1000;
+    if (waited >= bound) throw refuse(`waited ${Math.round(waited)} s (clusters.${input.cluster}.archiveWaitSeconds) for archiving${segment ? ` of ${segment}` : ''}`);
+    return { ...input.waiting, detail: `${reach}; waiting for archiving${segment ? ` of ${segment}` : ''} (${Math.round(waited)} of ${bound} s)` };
+  }
+
+  /**
+   * Decodes archived segments in order (one at a time, each removed after pg_waldump read it) until
+   * one shows that replay reaches a time or LSN target; else says how far the WAL goes.
+   */
+  async function scanWal(clusterName: string, target: RecoveryTarget, segments: string[]): Promise<{ reached: boolean; reach: string }> {
+    const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-waldump-'));
+    const archive = WalArchive.forCluster(config, clusterName);
+    const decryption = await openWalDecryption(config, env);
+    const waldump = postgres.pgTool('pg_waldump', clusterRef(clusterName).config, 150000);
+    let last: { segment: string; record?: bigint } | undefined;
+    let lastEnd: { segment: string; micros: bigint } | undefined;
+    try {
+      for (const name of segments) {
+        const { missing } = await decodeWalBatch(archive, [name], decryption, scratch);
+        if (missing.length) break; // removed since it was listed: the WAL ends before it
+        // It stops with an error at the end of the WAL; what it printed before is what counts. Times in UTC.
+        const r = await execa(waldump, [join(scratch, name)], { reject: false, env: { ...TOOL_ENV, TZ: 'UTC' }, extendEnv: false });
+        await rm(join(scratch, name), { force: true });
+        const content = parseWaldump(r.stdout);
+        if (reachesTarget(target, content)) return { reached: true, reach: '' };
+        if (content.lastRecord !== undefined) last = { segment: name, record: content.lastRecord };
+        const end = content.ends.at(-1);
+        if (end) lastEnd = { segment: name, micros: end.micros };
+        Context.current().heartbeat({ phase: 'prove-target', file: name });
+      }
+    } finally {
+      await decryption?.keyring.remove();
+      await rm(scratch, { recursive: true, force: true });
+    }
+    const lastCommit = lastEnd ? `its last commit or abort is at ${new Date(Number(lastEnd.micros / 1000n)).toISOString()} (in ${lastEnd.segment})` : `no commit or abort after ${segments[0]}`;
+    return { reached: false, reach: `the archived WAL ends at ${last ? `LSN ${formatLsn(last.record!)} (in ${last.segment})` : segments.at(-1)}, ${lastCommit}` };
+  }
+
+  /**
+   * Makes the live server finish its current WAL segment so that archiving takes it: pg_switch_wal,
+   * after (time targets) a transaction that only takes a transaction id, whose commit record marks
+   * "now". A standby cannot do either (it is read-only; the primary's archiving is waited for), nor a
+   * server that is down; an LSN past the server's own position is refused at once.
+   */
+  async function finishCurrentSegment(clusterName: string, target: RecoveryTarget): Promise<{ segment?: string; note: string }> {
+    const cluster = clusterRef(clusterName);
+    try {
+      return await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+        const { rows } = await client.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
+        if (rows[0]!.rec) return { note: 'the cluster is a standby (read-only): waiting for the primary to archive more WAL' };
+        if ('lsn' in target) {
+          const { rows: at } = await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+          if (parseLsn(at[0]!.lsn) < parseLsn(target.lsn)) throw nonRetryable(ErrorType.BadTarget, `LSN ${target.lsn} is past the server's current WAL position ${at[0]!.lsn}. Nothing was touched.`);
+        }
+        if ('time' in target) await client.query('SELECT txid_current()');
+        const { rows: sw } = await client.query<{ seg: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS seg');
+        return { segment: sw[0]!.seg, note: `pgwarden switched the server to a new WAL segment and waits for ${sw[0]!.seg} to be archived` };
+      });
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      return { note: `the server could not switch WAL (${(err as Error).message}): waiting for archiving` };
+    }
   }
 
   /**
    * A restore point exists only as a WAL record: pg_waldump reads the archived WAL from the base
    * backup on (decoded into a scratch directory) for `RESTORE_POINT <name>`.
    */
-  async function findRestorePoint(clusterName: string, name: string, walFiles: string[], backupId: string): Promise<void> {
+  async function findRestorePoint(clusterName: string, name: string, walFiles: string[]): Promise<boolean> {
     const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-waldump-'));
     const archive = WalArchive.forCluster(config, clusterName);
     const decryption = await openWalDecryption(config, env);
@@ -141,9 +258,9 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       for (const [timeline, files] of byTimeline) {
         // It stops with an error at the end of the WAL; what it printed before is what counts.
         const r = await execa(waldump, ['--path', scratch, '--timeline', String(timeline), '--rmgr', 'XLOG', files[0]!, files.at(-1)!], { reject: false, env: TOOL_ENV, extendEnv: false });
-        if (r.stdout.split('\n').some((l) => l.includes(`RESTORE_POINT ${name}`) && l.trimEnd().endsWith(`RESTORE_POINT ${name}`))) return;
+        if (r.stdout.split('\n').some((l) => l.includes(`RESTORE_POINT ${name}`) && l.trimEnd().endsWith(`RESTORE_POINT ${name}`))) return true;
       }
-      throw nonRetryable(ErrorType.BadTarget, `restore point "${name}" is not in the archived WAL after base backup ${backupId}`);
+      return false;
     } finally {
       await decryption?.keyring.remove();
       await rm(scratch, { recursive: true, force: true });
@@ -166,9 +283,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const ctx = Context.current();
     const marker = join(plan.workDirectory, 'BASE-STAGED');
     if (existsSync(marker)) return JSON.parse(await readFile(marker, 'utf8')) as { bytes: number };
-    const owner = await stat(plan.dataDirectory).catch(() => {
-      throw nonRetryable(ErrorType.InvalidInput, `data directory ${plan.dataDirectory} does not exist on ${hostname()}`);
-    });
+    const owner = await dataOwner(plan.dataDirectory);
     const dataDir = join(plan.workDirectory, 'data');
     await rm(dataDir, { recursive: true, force: true });
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -303,7 +418,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   }
 
   async function isRunning(clusterConfig: ClusterConfig, dataDir: string): Promise<boolean> {
-    if (!existsSync(dataDir)) return false;
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) return false; // missing or empty (a rebuilt host): nothing runs there
     const r = await pgCtl(clusterConfig, dataDir, ['status'], { reject: false });
     return r.exitCode === 0;
   }
@@ -320,19 +435,193 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     return 'stopped';
   }
 
+  /**
+   * `latest`, before the stop: the live server finishes its current WAL segment (pg_switch_wal) and
+   * the archive is waited for until it has it, bounded by `archiveWaitSeconds`. The first call
+   * switches; the workflow asks again with the returned wait until `done`. An archive still behind
+   * at the bound is no reason to stop: the segments it lacks come from the stopped server's pg_wal.
+   */
+  async function archiveCurrentWal(input: { plan: RecoveryPlan; waiting?: ArchiveWait }): Promise<ArchiveWait & { done: boolean }> {
+    const cluster = clusterRef(input.plan.cluster);
+    let waiting = input.waiting;
+    if (!waiting) {
+      try {
+        const segment = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+          const { rows } = await client.query<{ seg: string | null }>('SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_switch_wal()) END AS seg');
+          return rows[0]!.seg ?? undefined;
+        });
+        if (!segment) return { since: new Date().toISOString(), done: true, detail: 'the cluster is a standby: no WAL switch; its pg_wal supplies what the archive lacks' };
+        waiting = { since: new Date().toISOString(), segment, detail: `switched WAL; waiting for ${segment} to be archived` };
+      } catch (err) {
+        return { since: new Date().toISOString(), done: true, detail: `the server could not switch WAL (${(err as Error).message}); its pg_wal supplies what the archive lacks` };
+      }
+    }
+    const archive = WalArchive.forCluster(config, input.plan.cluster);
+    if (await archive.record(waiting.segment!)) return { ...waiting, done: true, detail: `the archive has every segment up to ${waiting.segment}` };
+    const waited = (Date.now() - Date.parse(waiting.since)) / 1000;
+    const bound = cluster.config.archiveWaitSeconds;
+    if (waited >= bound) return { ...waiting, done: true, detail: `the archive still lacks ${waiting.segment} after ${Math.round(waited)} s; the stopped server's pg_wal supplies what it lacks` };
+    return { ...waiting, done: false, detail: `waiting for ${waiting.segment} to be archived (${Math.round(waited)} of ${bound} s)` };
+  }
+
+  /**
+   * `latest`, after the stop and before the swap: the WAL the archive got since the plan is staged,
+   * and the stopped server's own segments the archive lacks (complete ones, and the last, partial
+   * one) are copied into the staged WAL after it, so replay ends at the last committed transaction.
+   * A segment in pg_wal counts when its first page says it is that segment (recycled and
+   * preallocated files do not). One that the archive has with other content fails the run here,
+   * before the swap, naming both.
+   */
+  async function gatherUnarchivedWal(plan: RecoveryPlan): Promise<{ fromArchive: string[]; fromPgWal: string[] }> {
+    const pgWal = join(plan.dataDirectory, 'pg_wal');
+    const walDir = join(plan.workDirectory, 'wal');
+    const local = new Map<bigint, string>();
+    const timelines = new Set<number>();
+    for (const name of existsSync(pgWal) ? await readdir(pgWal) : []) {
+      const seg = parseSegmentName(name);
+      if (!seg) continue;
+      const header = Buffer.alloc(16);
+      const file = await open(join(pgWal, name), 'r');
+      try {
+        await file.read(header, 0, 16, 0);
+      } finally {
+        await file.close();
+      }
+      // XLogPageHeaderData: magic (2), info (2), timeline (4), page address (8), little-endian.
+      if (header.readUInt32LE(4) !== seg.timeline || header.readBigUInt64LE(8) !== seg.segment * BigInt(WAL_SEGMENT_BYTES)) continue;
+      timelines.add(seg.timeline);
+      if (seg.timeline === plan.targetTimeline) local.set(seg.segment, name);
+    }
+    const newer = [...timelines].filter((t) => t > plan.targetTimeline);
+    if (newer.length) {
+      throw nonRetryable(ErrorType.WalGap, `the stopped server wrote timeline ${Math.max(...newer)}, which the archive did not know when the plan chose timeline ${plan.targetTimeline} (its history file is not archived); nothing was swapped`);
+    }
+    const archive = WalArchive.forCluster(config, plan.cluster);
+    const records = await archive.list();
+    // Every segment in both places is compared, whether or not the archive's copy is staged already.
+    for (const [segno, name] of local) {
+      const record = records.get(name);
+      if (!record) continue;
+      const { sha256 } = await hashFile(join(pgWal, name));
+      if (sha256 !== record.rawSha256) {
+        throw nonRetryable(
+          ErrorType.WalConflict,
+          `WAL segment ${name} differs between the archive (${join(archive.dir, record.stored)}, sha256 ${record.rawSha256}) and ${join(pgWal, name)} (sha256 ${sha256}); neither is used silently: nothing was swapped`,
+        );
+      }
+      Context.current().heartbeat({ phase: 'compare-wal', file: name, segment: String(segno) });
+    }
+    const staged = plan.walFiles.map((f) => parseSegmentName(f)).filter((p) => p !== undefined);
+    const from = staged.length ? staged.at(-1)!.segment + 1n : segmentOf(parseLsn(plan.backupStopLsn));
+    const to = [...local.keys()].reduce((a, b) => (b > a ? b : a), from - 1n);
+    const fromArchive: string[] = [];
+    const fromPgWal: string[] = [];
+    // Up to the server's last segment, and on as far as the archive goes (a server with no pg_wal left).
+    for (let segno = from; segno <= to || records.has(segmentName(plan.targetTimeline, segno)); segno++) {
+      const name = segmentName(plan.targetTimeline, segno);
+      if (existsSync(join(walDir, name))) continue;
+      if (records.has(name)) fromArchive.push(name);
+      else if (local.has(segno)) fromPgWal.push(name);
+      else throw nonRetryable(ErrorType.WalGap, `WAL segment ${name} is neither in the archive nor in ${pgWal}: replay to "latest" would stop short of the stopped server's last transaction; nothing was swapped`);
+    }
+    const decryption = fromArchive.length ? await openWalDecryption(config, env) : undefined;
+    try {
+      for (let i = 0; i < fromArchive.length; i += WAL_BATCH) {
+        const { missing } = await decodeWalBatch(archive, fromArchive.slice(i, i + WAL_BATCH), decryption, walDir);
+        if (missing.length) throw nonRetryable(ErrorType.WalGap, `WAL file ${missing[0]} left the archive while it was being staged`);
+        Context.current().heartbeat({ phase: 'stage-wal', file: fromArchive[i] });
+      }
+    } finally {
+      await decryption?.keyring.remove();
+    }
+    for (const name of fromPgWal) {
+      await copyFile(join(pgWal, name), join(walDir, `.${name}.tmp`));
+      await chmod(join(walDir, `.${name}.tmp`), 0o644);
+      await rename(join(walDir, `.${name}.tmp`), join(walDir, name));
+    }
+    return { fromArchive, fromPgWal };
+  }
+
   /** The swap step: the live data directory moves aside (kept), the staged one takes its place. */
-  async function swapDataDirectory(plan: RecoveryPlan): Promise<void> {
+  async function swapDataDirectory(plan: RecoveryPlan): Promise<{ movedAside: boolean }> {
     const staged = join(plan.workDirectory, 'data');
-    if (!existsSync(plan.asideDirectory)) {
+    const noOriginal = join(plan.workDirectory, NO_ORIGINAL);
+    if (!existsSync(plan.asideDirectory) && !existsSync(noOriginal)) {
       if (await isRunning(cc(plan), plan.dataDirectory)) throw nonRetryable(ErrorType.ClusterControlFailed, `refusing to move ${plan.dataDirectory}: the server is running`);
-      await rename(plan.dataDirectory, plan.asideDirectory);
+      // A rebuilt host has no data directory: nothing to keep, and a rollback leaves it missing again.
+      if (existsSync(plan.dataDirectory)) await rename(plan.dataDirectory, plan.asideDirectory);
+      else await writeFileAtomic(noOriginal, `${plan.dataDirectory} did not exist when the recovered one took its place\n`);
     }
     if (existsSync(staged)) await rename(staged, plan.dataDirectory);
     if (!existsSync(plan.dataDirectory)) throw nonRetryable(ErrorType.RecoveryFailed, `neither the staged data directory nor ${plan.dataDirectory} exists`);
+    return { movedAside: !existsSync(noOriginal) };
   }
 
   /** The data directory recovery runs in: the live path (in-place) or the staged copy (rehearsal). */
   const recoveryDir = (plan: RecoveryPlan) => (plan.mode === 'in-place' ? plan.dataDirectory : join(plan.workDirectory, 'data'));
+
+  /** Where a server pgwarden starts in the live data directory writes its output (pg_ctl -l): the config's logFile, else beside the data directory. */
+  const serverLogOf = (plan: RecoveryPlan) => cc(plan).logFile ?? `${plan.dataDirectory}.log`;
+
+  /**
+   * This run's recovery log, outside the work directory so it outlives it: in place
+   * `<dataDirectory>.pitr-<id>.log` beside the moved-aside directory; a rehearsal's
+   * `<work directory>.log` (removed with the work directory when the rehearsal succeeds).
+   */
+  const recoveryLogOf = (plan: RecoveryPlan) => (plan.mode === 'in-place' ? `${plan.asideDirectory.replace('.pre-pitr-', '.pitr-')}.log` : `${plan.workDirectory}.log`);
+
+  /** Who owns the cluster's files: the data directory's owner or, on a rebuilt host where it is missing, its parent's. */
+  async function dataOwner(dataDirectory: string): Promise<{ uid: number; gid: number }> {
+    const existing = existsSync(dataDirectory) ? dataDirectory : dirname(dataDirectory);
+    const owner = await stat(existing).catch(() => {
+      throw nonRetryable(ErrorType.InvalidInput, `neither ${dataDirectory} nor ${existing} exists on ${hostname()}: create ${existing} owned by the PostgreSQL user`);
+    });
+    if (owner.uid === 0 && process.getuid?.() === 0) {
+      throw nonRetryable(ErrorType.InvalidInput, `${existing} on ${hostname()} is owned by root and PostgreSQL refuses to run as root: create ${dataDirectory} owned by the PostgreSQL user (mkdir -m 700, chown postgres:postgres)`);
+    }
+    return owner;
+  }
+
+  /** Makes sure the server, as the data directory's owner, can append to `file`; returns where this start's output begins. */
+  async function prepareLog(file: string, owner: { uid: number; gid: number }): Promise<number> {
+    await mkdir(dirname(file), { recursive: true });
+    await (await open(file, 'a', 0o600)).close();
+    if (process.getuid?.() === 0) await chown(file, owner.uid, owner.gid);
+    return (await stat(file)).size;
+  }
+
+  /**
+   * What the server logged since it was started: pg_ctl's log file from `offset` on and, when its
+   * logging_collector is on, the collector's current files (named in `current_logfiles`, written
+   * by this start: a stale one copied with the base backup is older).
+   */
+  async function readServerLog(dataDir: string, logFile: string, offset: number, since: number): Promise<string> {
+    const parts = [await readLogPart(logFile, offset)];
+    const current = join(dataDir, 'current_logfiles');
+    const fresh = (await stat(current).catch(() => undefined))?.mtimeMs ?? 0;
+    if (fresh >= since - 2000) {
+      for (const line of (await readFile(current, 'utf8').catch(() => '')).split('\n')) {
+        const file = line.slice(line.indexOf(' ') + 1).trim();
+        if (line.includes(' ') && file) parts.push(`--- ${isAbsolute(file) ? file : join(dataDir, file)} ---\n${await readLogPart(isAbsolute(file) ? file : join(dataDir, file), 0)}`);
+      }
+    }
+    return parts.join('\n');
+  }
+
+  /** In place, the recovery log is written beside the moved-aside directory (again by a retry); a rehearsal's server writes it itself. Returns its path. */
+  async function keepRecoveryLog(plan: RecoveryPlan, text: string): Promise<string> {
+    const file = recoveryLogOf(plan);
+    if (plan.mode === 'in-place') await writeFileAtomic(file, text);
+    return file;
+  }
+
+  /** Starts the original data directory again (a rollback), logging where the cluster logs. */
+  async function startOriginal(plan: RecoveryPlan): Promise<void> {
+    const logFile = serverLogOf(plan);
+    await prepareLog(logFile, await stat(plan.dataDirectory));
+    const r = await pgCtl(cc(plan), plan.dataDirectory, ['start', '-w', '-t', '600', '-l', logFile], { reject: false });
+    if (r.exitCode !== 0) throw retryable(ErrorType.ClusterControlFailed, `rolled back, but the original server did not start (log ${logFile}): ${r.stderr || r.stdout}`);
+  }
 
   /**
    * The recover step: recovery settings for PostgreSQL 12+ (recovery.signal, never recovery.conf),
@@ -342,9 +631,13 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     const ctx = Context.current();
     const started = Date.now();
     const dataDir = recoveryDir(plan);
-    const logFile = join(plan.workDirectory, 'recovery.log');
+    // In place, the server logs where the cluster logs (it keeps running with this output); a
+    // rehearsal's scratch server logs beside its work directory, kept if the rehearsal fails.
+    const logFile = plan.mode === 'in-place' ? serverLogOf(plan) : recoveryLogOf(plan);
     const settingsMarker = join(plan.workDirectory, 'SETTINGS');
     let port = clusterRef(plan.cluster).config.port;
+    let logOffset = 0;
+    let since = Date.now();
     if (!existsSync(settingsMarker)) {
       if (plan.mode === 'rehearsal') port = await freePortOnLoopback();
       const walDir = join(plan.workDirectory, 'wal');
@@ -359,22 +652,26 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       else if ('name' in t) settings.recovery_target_name = t.name;
       if (plan.mode === 'rehearsal') {
         // A drill never reaches the live cluster's archive or port.
-        Object.assign(settings, { port: String(port), listen_addresses: '127.0.0.1', unix_socket_directories: plan.workDirectory, archive_mode: 'off' });
+        // Its log is its own: everything on stderr into pg_ctl's log file, never the live cluster's log_directory.
+        Object.assign(settings, { port: String(port), listen_addresses: '127.0.0.1', unix_socket_directories: plan.workDirectory, archive_mode: 'off', logging_collector: 'off', log_destination: 'stderr' });
       }
       const owner = await stat(dataDir);
       await writeRecoverySettings(dataDir, settings, owner);
       await writeFile(join(dataDir, 'recovery.signal'), '');
       await chown(join(dataDir, 'recovery.signal'), owner.uid, owner.gid);
+      // This start's output begins at the log's current end (the file is durable and shared across starts).
+      logOffset = await prepareLog(logFile, owner);
       // Atomic: a worker killed here must leave either no marker (settings written again) or a whole one.
-      await writeFileAtomic(settingsMarker, JSON.stringify({ port }));
+      await writeFileAtomic(settingsMarker, JSON.stringify({ port, logOffset, since }));
     } else {
-      port = (JSON.parse(await readFile(settingsMarker, 'utf8')) as { port: number }).port;
+      ({ port, logOffset = 0, since = 0 } = JSON.parse(await readFile(settingsMarker, 'utf8')) as { port: number; logOffset?: number; since?: number });
     }
+    const serverLog = () => readServerLog(dataDir, logFile, logOffset, since);
     let startedAt = 0;
     if (!(await isRunning(cc(plan), dataDir))) {
       // -W: replay can take hours; this loop follows it and heartbeats instead of pg_ctl waiting.
       const r = await pgCtl(cc(plan), dataDir, ['start', '-l', logFile, '-W'], { reject: false });
-      if (r.exitCode !== 0) throw nonRetryable(ErrorType.RecoveryFailed, `pg_ctl start failed: ${r.stderr || r.stdout}`);
+      if (r.exitCode !== 0) throw nonRetryable(ErrorType.RecoveryFailed, `pg_ctl start failed (log ${await keepRecoveryLog(plan, await serverLog())}): ${r.stderr || r.stdout}`);
       startedAt = Date.now();
     }
     const cluster = clusterRef(plan.cluster);
@@ -383,10 +680,12 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
       const state = await probe(cluster, host, port).catch(() => undefined);
       if (state && !state.inRecovery) {
+        const log = await serverLog();
+        await keepRecoveryLog(plan, log);
         return {
           timeline: state.timeline,
           reachedLsn: state.lsn,
-          stoppedAt: await recoveryStopLine(logFile),
+          stoppedAt: recoveryStopLine(log),
           port,
           recoverSeconds: (Date.now() - started) / 1000,
         };
@@ -394,7 +693,8 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       ctx.heartbeat({ phase: 'replay', lsn: state?.lsn });
       // A server that just started may not have written postmaster.pid yet.
       if (!state && Date.now() - startedAt > 5000 && !(await isRunning(cc(plan), dataDir))) {
-        throw nonRetryable(ErrorType.RecoveryFailed, `the server stopped during recovery (log ${logFile}): ${await logTail(logFile)}`);
+        const log = await serverLog();
+        throw nonRetryable(ErrorType.RecoveryFailed, `the server stopped during recovery (log ${await keepRecoveryLog(plan, log)}): ${logTail(log)}`);
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -459,10 +759,14 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   }
 
   /** Removes the working directory (staged copy, decoded WAL); in rehearsal mode, stops the scratch server first. */
-  async function cleanupRecovery(plan: RecoveryPlan): Promise<void> {
+  async function cleanupRecovery(plan: RecoveryPlan & { keepLog?: boolean }): Promise<{ keptLog?: string }> {
     const scratch = join(plan.workDirectory, 'data');
     if (existsSync(join(scratch, 'postmaster.pid'))) await pgCtl(cc(plan), scratch, ['stop', '-m', 'immediate', '-w'], { reject: false });
     await rm(plan.workDirectory, { recursive: true, force: true });
+    // A rehearsal's log goes with it, unless the rehearsal failed: then it is kept, and named.
+    if (plan.mode !== 'rehearsal') return {};
+    if (!plan.keepLog) await rm(recoveryLogOf(plan), { force: true });
+    return plan.keepLog && existsSync(recoveryLogOf(plan)) ? { keptLog: recoveryLogOf(plan) } : {};
   }
 
   /**
@@ -470,27 +774,38 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
    * `<data>.failed-pitr-<id>` for a post-mortem, move the original back and start it.
    */
   async function rollbackRecovery(plan: RecoveryPlan & { reason: string }): Promise<string> {
+    const failed = plan.asideDirectory.replace('.pre-pitr-', '.failed-pitr-');
+    if (existsSync(join(plan.workDirectory, NO_ORIGINAL))) {
+      // A rebuilt host: there was no data directory to go back to. The failed one is kept aside and
+      // the path is left missing, as it was found.
+      if (existsSync(plan.dataDirectory)) {
+        if (await isRunning(cc(plan), plan.dataDirectory)) await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });
+        await rm(failed, { recursive: true, force: true });
+        await rename(plan.dataDirectory, failed);
+      }
+      const hook = clusterRef(plan.cluster).config.hooks.postRestore;
+      if (hook) await runHook(plan, hook, 'postRestore');
+      return `${plan.dataDirectory} did not exist before the recovery and is missing again; the failed recovery is kept as ${failed}`;
+    }
     if (!existsSync(plan.asideDirectory)) {
-      // The swap never happened: the live directory is where it was. Make sure it runs.
-      if (!(await isRunning(cc(plan), plan.dataDirectory))) await pgCtl(cc(plan), plan.dataDirectory, ['start', '-w', '-t', '600', '-l', join(plan.workDirectory, 'rollback.log')]);
+      // The swap never happened: the live directory is where it was. Make sure it runs (an empty
+      // one, a rebuilt host's, has nothing to run).
+      if (!(await isRunning(cc(plan), plan.dataDirectory)) && existsSync(join(plan.dataDirectory, 'PG_VERSION'))) await startOriginal(plan);
       // Also where an attempt that moved the original back died (worker killed) before or in the
       // hook: the applications stopped by `stop` are started again all the same.
       const hook = clusterRef(plan.cluster).config.hooks.postRestore;
       if (hook) await runHook(plan, hook, 'postRestore');
+      if (!existsSync(join(plan.dataDirectory, 'PG_VERSION'))) return `${plan.dataDirectory} is as it was found, with no cluster in it`;
       return 'the original data directory is in place and running';
     }
     if (existsSync(plan.dataDirectory)) {
       if (await isRunning(cc(plan), plan.dataDirectory)) await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });
-      const failed = plan.asideDirectory.replace('.pre-pitr-', '.failed-pitr-');
       await rm(failed, { recursive: true, force: true });
       await rename(plan.dataDirectory, failed);
     }
     await rename(plan.asideDirectory, plan.dataDirectory);
-    await mkdir(plan.workDirectory, { recursive: true });
-    const owner = await stat(plan.dataDirectory);
-    await chown(plan.workDirectory, owner.uid, owner.gid); // pg_ctl writes its log there as the owner
-    const r = await pgCtl(cc(plan), plan.dataDirectory, ['start', '-w', '-t', '600', '-l', join(plan.workDirectory, 'rollback.log')], { reject: false });
-    if (r.exitCode !== 0) throw retryable(ErrorType.ClusterControlFailed, `rolled back, but the original server did not start: ${r.stderr || r.stdout}`);
+    // An empty original (a rebuilt host's) goes back empty, as found: nothing to start.
+    if (existsSync(join(plan.dataDirectory, 'PG_VERSION'))) await startOriginal(plan);
     const hook = clusterRef(plan.cluster).config.hooks.postRestore;
     if (hook) await runHook(plan, hook, 'postRestore');
     return `rolled back to the original data directory after: ${plan.reason}`;
@@ -502,7 +817,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     if (r.exitCode !== 0) throw nonRetryable(ErrorType.ClusterControlFailed, `${name} hook ${argv.join(' ')} failed (exit ${r.exitCode}): ${String(r.all ?? '').trim().slice(-500)}`);
   }
 
-  return { planRecovery, stageRecovery, stageBaseBackup, stageWal, abortWalStaging, stopCluster, swapDataDirectory, recover, verifyRecovery, cleanupRecovery, rollbackRecovery };
+  return { planRecovery, stageRecovery, stageBaseBackup, stageWal, abortWalStaging, archiveCurrentWal, stopCluster, gatherUnarchivedWal, swapDataDirectory, recover, verifyRecovery, cleanupRecovery, rollbackRecovery };
 }
 
 /**
@@ -519,16 +834,29 @@ export function stagedRestoreCommand(walDir: string): string {
   );
 }
 
-async function recoveryStopLine(logFile: string): Promise<string | undefined> {
-  const text = await readFile(logFile, 'utf8').catch(() => '');
+function recoveryStopLine(text: string): string | undefined {
   const lines = text.split('\n').reverse();
   // Where it stopped says the most; else how far the WAL went.
   const line = lines.find((l) => /recovery stopping/.test(l)) ?? lines.find((l) => /last completed transaction|redo done at/.test(l));
   return line?.replace(/^.*?(LOG|FATAL):\s+/, '');
 }
 
-async function logTail(logFile: string): Promise<string> {
-  const text = await readFile(logFile, 'utf8').catch(() => '');
+function logTail(text: string): string {
   const lines = text.trim().split('\n');
   return (lines.filter((l) => /FATAL|PANIC|ERROR/.test(l)).slice(-3).join(' | ') || lines.slice(-3).join(' | ')).slice(0, 1500);
+}
+
+/** A log file from `offset` on (its last LOG_READ_BYTES at most); empty when it is missing. */
+async function readLogPart(file: string, offset: number): Promise<string> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (!handle) return '';
+  try {
+    const size = (await handle.stat()).size;
+    const from = Math.max(offset, size - LOG_READ_BYTES, 0);
+    const buffer = Buffer.alloc(Math.max(size - from, 0));
+    await handle.read(buffer, 0, buffer.length, from);
+    return buffer.toString('utf8');
+  } finally {
+    await handle.close();
+  }
 }

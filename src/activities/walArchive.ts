@@ -14,7 +14,7 @@ import { z } from 'zod';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { artifactName, walArchiveDir, walRecordName } from '../lib/layout.js';
-import { isWalFileName } from '../lib/wal.js';
+import { HISTORY_NAME, isWalFileName, parseHistory, type TimelineSwitch } from '../lib/wal.js';
 import type { GpgKeyring } from './gpg.js';
 import { writeFileAtomic } from './atomicFile.js';
 import { startTool, TOOL_ENV } from './processes.js';
@@ -137,6 +137,19 @@ export async function decodeWal(archive: WalArchive, name: string, decryption: W
   const sha256 = await sha256Off(raw);
   if (sha256 !== record.rawSha256) throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${name} decodes to sha256 ${sha256}, its record says ${record.rawSha256}`);
   return raw;
+}
+
+/** The archive's timeline history files, decoded and parsed, by timeline (plan and the offsite fetch read them). */
+export async function readHistories(config: Config, env: NodeJS.ProcessEnv, archive: WalArchive, names: Iterable<string>): Promise<Map<number, TimelineSwitch[]>> {
+  const histories = new Map<number, TimelineSwitch[]>();
+  const files = [...names].filter((n) => HISTORY_NAME.test(n));
+  const decryption = files.length ? await openWalDecryption(config, env) : undefined;
+  try {
+    for (const name of files) histories.set(parseInt(HISTORY_NAME.exec(name)![1]!, 16), parseHistory((await decodeWal(archive, name, decryption))!.toString('utf8')));
+  } finally {
+    await decryption?.keyring.remove();
+  }
+  return histories;
 }
 
 /**

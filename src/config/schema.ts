@@ -28,6 +28,12 @@ export const clusterSchema = z
     dataDirectory: z.string().optional(),
     /** Task queue of the worker on the database host; default `pgwarden@<host>`. */
     hostQueue: z.string().optional(),
+    /**
+     * Where the server writes its output when pgwarden starts it (a PITR's recovered server, a
+     * rollback's original): `pg_ctl -l`. Default `<dataDirectory>.log`, beside the data directory.
+     * With logging_collector on, PostgreSQL writes to its own log_directory after the first lines.
+     */
+    logFile: z.string().optional(),
     /** Directory of pg_dump, pg_restore, ...; default /usr/lib/postgresql/<server major>/bin, else PATH. */
     binDir: z.string().optional(),
     /** Commands (argv, no shell) run around a restore: stop the applications, start them again. */
@@ -35,6 +41,11 @@ export const clusterSchema = z
       .object({ preRestore: z.array(z.string()).min(1).optional(), postRestore: z.array(z.string()).min(1).optional() })
       .strict()
       .default({}),
+    /**
+     * Point-in-time recovery waits this long for the WAL archive to catch up: in plan, for the WAL
+     * that reaches the target; for `latest`, before the stop, for the segment it just finished.
+     */
+    archiveWaitSeconds: z.number().int().min(0).default(120),
     /** Repository (a key of `repositories`, type local) that holds this cluster's backups. */
     repository: z.string().default('local'),
     /** Offsite repositories (keys of `repositories`, type s3 or rsync) this cluster syncs to; default all of them. */

@@ -78,27 +78,22 @@ export function validateTarget(target: RecoveryTarget, now: Date): Date | undefi
 }
 
 /**
- * Picks the newest base backup that ends before the target on the target's timeline path, and the
- * WAL files from its start up to the target, each proven present in the archive.
+ * The base backup a target needs: the newest one that ends before the target on the path of the
+ * target timeline (recovery_target_timeline = 'latest': the newest timeline the backups, the WAL
+ * names and the history files know). Undefined when none does; plan and the offsite fetch both ask.
  */
-export function planRecoveryPath(input: {
+export function chooseBaseBackup<B extends BackupSummary>(input: {
   target: RecoveryTarget;
-  backups: BackupSummary[];
-  wal: ArchivedWal[];
+  backups: B[];
+  walNames: string[];
   histories: Map<number, TimelineSwitch[]>;
   now: Date;
-}): RecoveryPath {
+}): { backup?: B; targetTime?: Date; targetTimeline: number; path: ReturnType<typeof timelinePath>; onPath: B[] } {
   const targetTime = validateTarget(input.target, input.now);
-  const archived = new Map(input.wal.map((w) => [w.name, w]));
-  const segments = input.wal.map((w) => ({ ...w, parsed: parseSegmentName(w.name) })).filter((w) => w.parsed);
-
-  // recovery_target_timeline = 'latest': the newest timeline the archive knows.
-  const timelines = [...input.histories.keys(), ...segments.map((s) => s.parsed!.timeline), ...input.backups.map((b) => b.timeline)];
+  const timelines = [...input.histories.keys(), ...input.walNames.map((n) => parseSegmentName(n)?.timeline ?? 0), ...input.backups.map((b) => b.timeline)].filter((t) => t > 0);
   if (timelines.length === 0) throw nonRetryable(ErrorType.NoBackup, 'there is no base backup of this cluster');
   const targetTimeline = Math.max(...timelines);
-  const history = input.histories.get(targetTimeline) ?? [];
-  const path = timelinePath(targetTimeline, history);
-
+  const path = timelinePath(targetTimeline, input.histories.get(targetTimeline) ?? []);
   // A backup is usable when the WAL it needs, [startLsn, stopLsn), lies on its timeline's part of the
   // path: the byte before stopLsn decides (PostgreSQL checks minRecoveryPoint - 1 the same way), so a
   // backup whose stop LSN is exactly a switch point still counts for the child timeline.
@@ -108,7 +103,29 @@ export function planRecoveryPath(input: {
     if ('lsn' in input.target) return parseLsn(b.stopLsn) <= parseLsn(input.target.lsn);
     return true;
   });
-  const backup = before.sort((a, b) => a.backupId.localeCompare(b.backupId)).at(-1);
+  const backup = [...before].sort((a, b) => a.backupId.localeCompare(b.backupId)).at(-1);
+  return { backup, targetTime, targetTimeline, path, onPath };
+}
+
+/**
+ * Picks the newest base backup that ends before the target on the target's timeline path, and the
+ * WAL files from its start up to the target, each proven present in the archive.
+ */
+export function planRecoveryPath(input: {
+  target: RecoveryTarget;
+  backups: BackupSummary[];
+  wal: ArchivedWal[];
+  histories: Map<number, TimelineSwitch[]>;
+  now: Date;
+  /**
+   * Time and LSN targets: an archive that ends before the target is not refused here; the WAL's
+   * content decides (what was archived when says nothing about what a segment holds).
+   */
+  openEnded?: boolean;
+}): RecoveryPath {
+  const archived = new Map(input.wal.map((w) => [w.name, w]));
+  const segments = input.wal.map((w) => ({ ...w, parsed: parseSegmentName(w.name) })).filter((w) => w.parsed);
+  const { backup, targetTime, targetTimeline, path, onPath } = chooseBaseBackup({ ...input, walNames: input.wal.map((w) => w.name) });
   if (!backup) {
     const oldest = onPath.sort((a, b) => a.backupId.localeCompare(b.backupId))[0];
     throw nonRetryable(
@@ -146,6 +163,7 @@ export function planRecoveryPath(input: {
         if (lastInArchive > segno) throw gap(name, backup, 'newer WAL exists beyond it, so "latest" would stop short');
         break;
       }
+      if (input.openEnded && ('time' in input.target || 'lsn' in input.target) && reached && !(lastInArchive > segno)) break;
       if ('time' in input.target) {
         if (!reached || lastInArchive > segno) throw gap(name, backup);
         throw nonRetryable(
@@ -178,4 +196,54 @@ function gap(missing: string, backup: BackupSummary, extra?: string) {
     ErrorType.WalGap,
     `WAL segment ${missing} is missing from the archive: replay from base backup ${backup.backupId} cannot pass it${extra ? ` (${extra})` : ''}`,
   );
+}
+
+/** What pg_waldump shows of WAL: every record's start, and the commit and abort records with their times. */
+export interface WalContent {
+  /** Start LSN of the last record decoded. */
+  lastRecord?: bigint;
+  /** Commit and abort records (two-phase ones too): start LSN and time in microseconds since the epoch. */
+  ends: { lsn: bigint; micros: bigint }[];
+}
+
+const WALDUMP_RECORD = /\blsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F]+\/[0-9A-F]+, desc: (.*)$/;
+const XACT_END = /^(?:COMMIT|ABORT)(?:_PREPARED)? (?:\d+: )?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC\b/;
+
+/** Parses `pg_waldump` output run with TZ=UTC (its times are printed in the process's zone). */
+export function parseWaldump(text: string): WalContent {
+  const out: WalContent = { ends: [] };
+  for (const line of text.split('\n')) {
+    const m = WALDUMP_RECORD.exec(line);
+    if (!m) continue;
+    const lsn = parseLsn(m[1]!);
+    if (out.lastRecord === undefined || lsn > out.lastRecord) out.lastRecord = lsn;
+    if (!/^rmgr: Transaction\b/.test(line)) continue;
+    const end = XACT_END.exec(m[2]!);
+    if (end) out.ends.push({ lsn, micros: timeMicros(`${end[1]!.replace(' ', 'T')}Z`) });
+  }
+  return out;
+}
+
+/** A time with a zone as microseconds since the epoch (Date keeps milliseconds only). */
+export function timeMicros(text: string): bigint {
+  const t = text.trim();
+  const fraction = /:\d\d\.(\d+)/.exec(t)?.[1] ?? '';
+  const whole = new Date(t.replace(/(:\d\d)\.\d+/, '$1').replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'));
+  if (Number.isNaN(whole.getTime())) throw new Error(`"${text}" is not a time`);
+  return BigInt(whole.getTime()) * 1000n + BigInt((fraction + '000000').slice(0, 6));
+}
+
+/**
+ * Whether replay reaches a time or LSN target within this WAL. Replay to a time stops before the
+ * first commit or abort *after* it (recovery_target_inclusive = on, PostgreSQL's default), so one
+ * must exist; replay to an LSN needs a record that starts at or past it. Without that, PostgreSQL
+ * ends recovery with "recovery ended before configured recovery target was reached".
+ */
+export function reachesTarget(target: RecoveryTarget, content: WalContent): boolean {
+  if ('time' in target) {
+    const t = timeMicros(target.time);
+    return content.ends.some((e) => e.micros > t);
+  }
+  if ('lsn' in target) return content.lastRecord !== undefined && content.lastRecord >= parseLsn(target.lsn);
+  return true;
 }

@@ -3,7 +3,7 @@
 // In-place mode waits for approval before touching anything and rolls back to the moved-aside data
 // directory if anything after the swap fails. Rehearsal mode recovers a scratch copy on a free
 // port, never touches the live cluster, asks nobody, and removes the copy at the end.
-import { ApplicationFailure, CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
@@ -48,8 +48,16 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
 
   // Plan must see the base backups and WAL to prove the path: what only offsite has is fetched
   // (checked) into the local repository first. Nothing here touches the cluster.
-  await proxyActivities<Activities>(LONG_ACTIVITY).fetchRecoveryFromOffsite({ cluster: input.cluster });
-  const plan: RecoveryPlan = await quick.planRecovery({ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId });
+  await proxyActivities<Activities>(LONG_ACTIVITY).fetchRecoveryFromOffsite({ cluster: input.cluster, target: input.target });
+  // Plan proves from the WAL's content that replay reaches the target; while the archive does not
+  // reach it yet, plan waits for archiving (bounded by archiveWaitSeconds), asked again every few seconds.
+  const prove = patched('pitr-proves-target-from-wal') ? { prove: true } : {};
+  let plan: RecoveryPlan = await quick.planRecovery({ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove });
+  while (plan.pending) {
+    progress('plan', plan.pending.detail);
+    await sleep('3 seconds');
+    plan = await quick.planRecovery({ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove, waiting: plan.pending });
+  }
   // Everything that touches the data directory runs on the database host's own worker.
   const host = proxyActivities<Activities>({ ...LONG_ACTIVITY, taskQueue: plan.hostQueue });
   const hostQuick = proxyActivities<Activities>({ ...QUICK_ACTIVITY, startToCloseTimeout: '15 minutes', taskQueue: plan.hostQueue });
@@ -58,6 +66,8 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
 
   let swapped = false;
   let done = false;
+  let movedAside = true;
+  let cleaned = false;
   try {
     step('stage', `base backup ${plan.backupId} and ${plan.walFiles.length} WAL files into ${plan.workDirectory}`);
     let decision: ApprovalDecision | undefined;
@@ -73,10 +83,28 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
         return { ...base, outcome: decision ? 'rejected' : 'timed-out', decision, steps: timings };
       }
       step('stop');
+      // `latest` is the stopped server's last committed transaction: the archive is brought up to
+      // date while the server runs, and after the stop its pg_wal supplies what the archive lacks.
+      const toLast = 'latest' in input.target && patched('pitr-latest-includes-unarchived-wal');
+      if (toLast) {
+        let flushed = await quick.archiveCurrentWal({ plan });
+        while (!flushed.done) {
+          progress('stop', flushed.detail);
+          await sleep('2 seconds');
+          flushed = await quick.archiveCurrentWal({ plan, waiting: flushed });
+        }
+        progress('stop', flushed.detail);
+      }
       await hostQuick.stopCluster(plan);
+      if (toLast) {
+        swapped = true; // a failure from here on starts the original data directory again (rollbackRecovery)
+        const gathered = await hostQuick.gatherUnarchivedWal(plan);
+        progress('stop', `staged ${gathered.fromArchive.length} newly archived WAL segments and ${gathered.fromPgWal.length} from ${plan.dataDirectory}/pg_wal that the archive lacks`);
+      }
       step('swap', `${plan.dataDirectory} → ${plan.asideDirectory}`);
       swapped = true; // from here on, a failure rolls back (the swap itself is idempotent)
-      await hostQuick.swapDataDirectory(plan);
+      const swap = await hostQuick.swapDataDirectory(plan);
+      movedAside = swap?.movedAside !== false; // a rebuilt host had no data directory to keep
       step('recover', plan.targetDescription);
       recovery = await host.recover(plan);
     } else {
@@ -109,20 +137,28 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       outcome: mode === 'in-place' ? 'recovered' : 'rehearsed',
       decision,
       recovery,
-      previousDataDirectory: mode === 'in-place' ? plan.asideDirectory : undefined,
+      previousDataDirectory: mode === 'in-place' && movedAside ? plan.asideDirectory : undefined,
       steps: timings,
     };
   } catch (err) {
+    const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     if (swapped) {
-      const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       progress('rollback', reason);
       const rolledBack = await CancellationScope.nonCancellable(() => hostQuick.rollbackRecovery({ ...plan, reason }));
       throw ApplicationFailure.create({ type: 'RecoveryFailed', message: `recovery failed and was rolled back: ${reason}. ${rolledBack}`, nonRetryable: true });
+    }
+    if (mode === 'rehearsal' && !isCancellation(err)) {
+      // A failed drill keeps its server's log (outside the work directory) and names it.
+      cleaned = true;
+      const kept = await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery({ ...plan, keepLog: true })).catch(() => undefined);
+      if (kept?.keptLog) {
+        throw ApplicationFailure.create({ type: 'RecoveryFailed', message: `rehearsal failed: ${reason}. Its recovery log is kept at ${kept.keptLog}`, nonRetryable: true, cause: err instanceof Error ? err : undefined });
+      }
     }
     throw err;
   } finally {
     // The working directory (staged copy, decoded WAL) goes on every path but a rollback, whose
     // logs are kept for the post-mortem.
-    if (done || !swapped) await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery(plan)).catch(() => undefined);
+    if (!cleaned && (done || !swapped)) await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery(plan)).catch(() => undefined);
   }
 }

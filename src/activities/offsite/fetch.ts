@@ -2,7 +2,8 @@
 // host with an empty disk), fetch it from the offsite repositories into the local repository, each
 // file checked against its sha256 and committed like a local write (data first, manifest or WAL
 // record last), so every later step reads it exactly as if it had been written here.
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../../config/index.js';
@@ -10,10 +11,11 @@ import { ErrorType, nonRetryable } from '../../lib/errors.js';
 import { MANIFEST_FILE, PARTIAL_SUFFIX, walRecordName } from '../../lib/layout.js';
 import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type LogicalManifest } from '../../lib/manifest.js';
 import { remoteBackups, walNameOf } from '../../lib/offsite.js';
+import { chooseBaseBackup, type RecoveryTarget } from '../../lib/recovery.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../../lib/wal.js';
 import { fsyncPath, hashFile } from '../pipeline.js';
 import { LocalRepository } from '../repository.js';
-import { WalArchive } from '../walArchive.js';
+import { readHistories, WalArchive } from '../walArchive.js';
 import { offsiteNames, withStore } from './stores.js';
 import type { OffsiteStore } from './store.js';
 
@@ -50,18 +52,24 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
   }
 
   /**
-   * What a PITR needs that is only offsite: the newest base backup when the local repository has
-   * none, and every WAL file from the oldest local base backup's start on (history files always)
-   * that the local archive lacks.
+   * What a PITR needs that is only offsite: the base backup plan will choose for the target, among
+   * the local ones and the remote's (the remote's manifests are read for that), when only the
+   * remote has it; every history file; and every WAL file from the oldest local base backup's start
+   * on that the local archive lacks. Without a target: as for `latest`.
    */
-  async function fetchRecoveryFromOffsite(input: { cluster: string }): Promise<FetchedFromOffsite> {
+  async function fetchRecoveryFromOffsite(input: { cluster: string; target?: RecoveryTarget }): Promise<FetchedFromOffsite> {
     return withHeartbeat(() => fetchRecovery(input));
   }
 
-  async function fetchRecovery(input: { cluster: string }): Promise<FetchedFromOffsite> {
+  async function fetchRecovery(input: { cluster: string; target?: RecoveryTarget }): Promise<FetchedFromOffsite> {
     const repo = LocalRepository.forCluster(config, input.cluster);
     const archive = WalArchive.forCluster(config, input.cluster);
     const total: FetchedFromOffsite = { files: 0, bytes: 0 };
+    const add = (name: string, got: { files: number; bytes: number }) => {
+      total.repository ??= name;
+      total.files += got.files;
+      total.bytes += got.bytes;
+    };
     const localHasBase = (await repo.listBaseBackups(input.cluster)).length > 0;
     for (const name of offsiteNames(config, input.cluster)) {
       await withStore(config, name, env, async (store) => {
@@ -71,31 +79,72 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
           throw err;
         });
         if (!remote) return;
-        if ((await repo.listBaseBackups(input.cluster)).length === 0) {
-          const newest = remoteBackups([...remote.keys()]).filter((b) => b.kind === 'base').at(-1);
-          if (newest) {
-            const got = await fetchBackupDir(store, repo, newest.dir, parseBaseManifest);
-            Object.assign(total, { repository: name, backupId: newest.backupId, files: total.files + got.files, bytes: total.bytes + got.bytes });
-          }
+        const walKeys = [...remote.keys()].filter((k) => k.split('/')[1] === 'wal' && k.endsWith('.json')).sort();
+        // History files first: they say which timeline's path (and so which base backup) the target is on.
+        const had = await archive.list();
+        for (const key of walKeys.filter((k) => walNameOf(k.split('/')[2]!).endsWith('.history') && !had.has(walNameOf(k.split('/')[2]!)))) {
+          add(name, await fetchWalFile(store, archive, key));
+        }
+        const chosen = await chooseRemoteBase(store, repo, archive, input, [...remote.keys()], walKeys);
+        if (chosen) {
+          const got = await fetchBackupDir(store, repo, chosen.dir, parseBaseManifest);
+          add(name, got);
+          total.backupId = chosen.backupId;
         }
         const oldest = (await repo.listBaseBackups(input.cluster))
           .map((m) => segmentOf(parseLsn(m.startLsn)))
           .sort((a, b) => (a < b ? -1 : 1))[0];
         if (oldest === undefined) return;
         const have = await archive.list();
-        for (const key of [...remote.keys()].filter((k) => k.split('/')[1] === 'wal' && k.endsWith('.json')).sort()) {
+        for (const key of walKeys) {
           const walName = walNameOf(key.split('/')[2]!);
           if (have.has(walName)) continue;
           const segment = parseSegmentName(walName.slice(0, 24))?.segment;
           if (segment !== undefined && !walName.endsWith('.history') && segment < oldest) continue;
-          const got = await fetchWalFile(store, archive, key);
-          total.repository ??= name;
-          total.files += got.files;
-          total.bytes += got.bytes;
+          add(name, await fetchWalFile(store, archive, key));
         }
       });
     }
     return total;
+  }
+
+  /**
+   * The remote base backup to fetch: the one plan would choose for the target from the local and
+   * the remote base backups together, when only the remote has it. A target plan will refuse
+   * anyway (bad, or before every backup) falls back to the newest remote one when the local
+   * repository has none, and plan then says why.
+   */
+  async function chooseRemoteBase(
+    store: OffsiteStore,
+    repo: LocalRepository,
+    archive: WalArchive,
+    input: { cluster: string; target?: RecoveryTarget },
+    keys: string[],
+    walKeys: string[],
+  ): Promise<{ dir: string; backupId: string } | undefined> {
+    const local = await repo.listBaseBackups(input.cluster);
+    const remoteOnly = remoteBackups(keys).filter((b) => b.kind === 'base' && !local.some((m) => m.backupId === b.backupId));
+    if (remoteOnly.length === 0) return undefined;
+    const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-offsite-manifests-'));
+    try {
+      const remote = [];
+      for (const b of remoteOnly) {
+        await store.get(`${b.dir}/${MANIFEST_FILE}`, join(scratch, b.backupId));
+        remote.push({ ...parseBaseManifest(await readFile(join(scratch, b.backupId), 'utf8')), dir: b.dir });
+      }
+      const walNames = [...(await archive.list()).keys(), ...walKeys.map((k) => walNameOf(k.split('/')[2]!))];
+      let choice: { dir?: string; backupId: string } | undefined;
+      try {
+        const histories = await readHistories(config, env, archive, (await archive.list()).keys());
+        choice = chooseBaseBackup({ target: input.target ?? { latest: true }, backups: [...local, ...remote], walNames, histories, now: new Date() }).backup;
+      } catch {
+        choice = undefined;
+      }
+      if (!choice && local.length === 0) choice = remote.at(-1);
+      return choice && 'dir' in choice && choice.dir ? { dir: choice.dir, backupId: choice.backupId } : undefined;
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
   }
 
   return { fetchLogicalFromOffsite, fetchRecoveryFromOffsite };
