@@ -10,9 +10,11 @@ import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId, isSafeName } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
 import { MANIFEST_FORMAT, totalRows, type LogicalManifest } from '../lib/manifest.js';
+import type { Privileges } from '../lib/privileges.js';
 import { dumpDatabase, dumpGlobals, type DumpResult } from './dump.js';
 import { loadRecipientKeys, Sha256Stage, type Compression, type RecipientKeys } from './pipeline.js';
 import * as postgres from './postgres.js';
+import { readPrivileges } from './privileges.js';
 import { LocalRepository } from './repository.js';
 
 export const PGWARDEN_VERSION = '0.1.0';
@@ -140,6 +142,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
       const client = await postgres.connect(cluster, input.database, env);
       let dump: DumpResult;
       let info: postgres.ServerInfo;
+      let privileges: Privileges;
       try {
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         info = await postgres.serverInfo(client);
@@ -159,6 +162,8 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
           maxRate: config.limits.maxRate,
           stored,
         });
+        // Still in the transaction whose snapshot pg_dump used: exactly the dump's owners and grants.
+        privileges = await readPrivileges(client);
         await client.query('COMMIT');
       } finally {
         await client.end().catch(() => undefined);
@@ -196,6 +201,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
         tocEntries: dump.tocEntries,
         globals: { rolePasswords: globals.rolePasswords },
         tables: dump.tables,
+        privileges,
         verifications: [],
         pgwardenVersion: PGWARDEN_VERSION,
       };

@@ -8,9 +8,11 @@ import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { isBackupId, isSafeName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
+import { comparePrivileges } from '../lib/privileges.js';
 import { feedFile, hashFile } from './pipeline.js';
 import { gpgFailure, openKeyring } from './gpg.js';
 import * as postgres from './postgres.js';
+import { applyDatabaseProperties, checkRoles, readPrivileges, withoutDatabaseLimits } from './privileges.js';
 import { startChain, startTool, TOOL_ENV, ToolError } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
@@ -38,6 +40,8 @@ export interface CompareResult {
   tables: number;
   rows: number;
   checks: { name: string; value: number; min: number }[];
+  /** Owners and privileges: compared with the manifest, or why not. */
+  privileges: string;
 }
 
 export function scratchDatabaseName(backupId: string): string {
@@ -55,8 +59,11 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     return { manifest, dir, repo };
   }
 
-  /** Picks the backup (default: the newest not yet verified; or the newest) and names the temporary database. */
-  async function planVerify(input: { cluster: string; database: string; backupId?: string; pick?: 'unverified' | 'newest' }): Promise<VerifyPlan> {
+  /**
+   * Picks the backup (default: the newest not yet verified; or the newest), names the temporary
+   * database, and checks that the cluster it is restored on has every role the dump names.
+   */
+  async function planVerify(input: { cluster: string; database: string; backupId?: string; pick?: 'unverified' | 'newest'; restoreCluster?: string }): Promise<VerifyPlan> {
     clusterRef(input.cluster);
     if (!isSafeName(input.database)) throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" is not valid here`);
     if (input.backupId !== undefined && !isBackupId(input.backupId)) {
@@ -72,11 +79,19 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     if (!chosen) {
       throw nonRetryable(ErrorType.NoBackup, `no committed backup ${input.backupId ? `${input.backupId} ` : ''}of ${input.cluster}/${input.database} in repository "${repo.name}"`);
     }
+    const restoreCluster = input.restoreCluster ?? config.verification.cluster ?? input.cluster;
+    if (chosen.privileges) {
+      const target = clusterRef(restoreCluster);
+      const hint = globalsHint(repo.logicalBackupDir(input.cluster, input.database, chosen.backupId), chosen);
+      await postgres.withConnection(target, target.config.maintenanceDatabase, env, (client) =>
+        checkRoles(client, chosen.privileges!.roles, `cluster "${restoreCluster}"`, hint),
+      );
+    }
     return {
       cluster: input.cluster,
       database: input.database,
       backupId: chosen.backupId,
-      restoreCluster: config.verification.cluster ?? input.cluster,
+      restoreCluster,
       scratchDatabase: scratchDatabaseName(chosen.backupId),
     };
   }
@@ -102,8 +117,8 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
 
   /** Drops the temporary database if it exists (terminating its sessions). Idempotent. */
   async function dropScratchDatabase(plan: Pick<VerifyPlan, 'restoreCluster' | 'scratchDatabase'>): Promise<void> {
-    // Only pgwarden's own: a verify database, or a restore's staging `<db>_restore_<id>`; never a
-    // live database nor the `<db>_pre_restore_<id>` kept as the way back.
+    // Only pgwarden's own: a verify database, or a restore's staging `<db>_restore_<id>[_<run>]`; never a
+    // live database nor the `<db>_pre_restore_<id>[_<run>]` kept as the way back.
     const ours = plan.scratchDatabase.startsWith('pgwarden_verify_') || (/_restore_\d{8}t\d{6}z/.test(plan.scratchDatabase) && !plan.scratchDatabase.includes('_pre_restore_'));
     if (!ours) throw nonRetryable(ErrorType.InvalidInput, `refusing to drop "${plan.scratchDatabase}": not a database pgwarden made`);
     const cluster = clusterRef(plan.restoreCluster);
@@ -146,7 +161,9 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     let read = 0;
     const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read, totalBytes: dump.bytes }), 2000);
     try {
-      const restoreArgs = ['--no-owner', '--no-privileges', '--exit-on-error', '--no-password', `--dbname=${plan.scratchDatabase}`];
+      // Owners and privileges are restored (pg_restore as a superuser can act as every owner); the
+      // roles themselves were checked in plan.
+      const restoreArgs = ['--exit-on-error', '--no-password', `--dbname=${plan.scratchDatabase}`];
       for (const table of plan.tables ?? []) restoreArgs.push(`--table=${table}`);
       const restoreEnv = { ...TOOL_ENV, ...postgres.libpqEnv(cluster, plan.scratchDatabase, env) };
       const signal = ctx.cancellationSignal;
@@ -167,6 +184,14 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
         if (!signal.aborted) assertIntact(dumpPath, await hashFile(dumpPath), dump);
         throwFirst(dumpPath, results);
       }
+      // pg_restore emits the database's own properties only with --create, into a database of the
+      // original name: pgwarden restores under another name, so it applies them from the manifest.
+      // Not for single tables: that database only holds them for copying back.
+      if (manifest.privileges && !plan.tables?.length) {
+        await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, (client) =>
+          applyDatabaseProperties(client, plan.scratchDatabase, manifest.privileges!.database),
+        );
+      }
     } finally {
       clearInterval(timer);
       await keyring?.remove();
@@ -180,6 +205,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     const { manifest } = await manifestOf(plan);
     const cluster = clusterRef(plan.restoreCluster);
     return postgres.withConnection(cluster, plan.scratchDatabase, env, async (client) => {
+      await withoutDatabaseLimits(client);
       const tables = await postgres.countRows(client, await postgres.listTables(client));
       const key = (t: { schema: string; name: string }) => `${t.schema}.${t.name}`;
       const restored = new Map(tables.map((t) => [key(t), t.rows]));
@@ -191,6 +217,14 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       }
       const expected = new Set(manifest.tables.map(key));
       for (const t of tables) if (!expected.has(key(t))) problems.push(`table ${key(t)} is not in the manifest`);
+      let privileges = 'not recorded in this backup (made before pgwarden recorded them): not compared';
+      if (manifest.privileges) {
+        await client.query('BEGIN READ ONLY');
+        const restoredPrivileges = await readPrivileges(client);
+        await client.query('COMMIT');
+        problems.push(...comparePrivileges(manifest.privileges, restoredPrivileges));
+        privileges = `${manifest.privileges.objects.length} objects and the database's properties compared`;
+      }
       const checks: CompareResult['checks'] = [];
       for (const check of config.verification.checks[plan.database] ?? []) {
         const { rows } = await client.query(check.sql).catch((err: Error) => {
@@ -201,7 +235,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
         if (!(value >= check.min)) problems.push(`check "${check.name}" returned ${value}, expected at least ${check.min}`);
       }
       if (problems.length) throw nonRetryable(ErrorType.VerificationFailed, `backup ${plan.backupId} does not match its manifest: ${problems.join('; ')}`);
-      return { tables: tables.length, rows: tables.reduce((s, t) => s + t.rows, 0), checks };
+      return { tables: tables.length, rows: tables.reduce((s, t) => s + t.rows, 0), checks, privileges };
     });
   }
 
@@ -214,6 +248,22 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
   }
 
   return { planVerify, checkIntegrity, restoreIntoScratch, compareWithManifest, dropScratchDatabase, recordVerification };
+}
+
+/**
+ * How to create a backup's missing roles with stock tools: their CREATE ROLE and ALTER ROLE lines
+ * from the backup's globals (running all of it would also set existing roles' passwords back).
+ */
+function globalsHint(dir: string, manifest: LogicalManifest): (missing: string[]) => string {
+  const globals = manifest.artifacts.find((a) => a.role === 'globals');
+  return (missing) => {
+    if (!globals) return 'this backup has no globals.sql; create them by hand';
+    const file = join(dir, globals.name);
+    const read = manifest.encryption ? `gpg --decrypt ${file}` : `cat ${file}`;
+    const unzstd = manifest.compression.algorithm === 'zstd' ? ' | zstd -d' : '';
+    const names = missing.map((r) => r.replace(/[\\^$.|?*+()[\]{}"']/g, '\\$&')).join('|');
+    return `${read}${unzstd} | grep -E '^(CREATE|ALTER) ROLE "?(${names})"?[ ;]' | psql -d postgres (on the target; then the GRANT lines of their memberships, if any)`;
+  };
 }
 
 function assertIntact(path: string, actual: { sha256: string; bytes: number }, expected: { sha256: string; bytes: number }): void {

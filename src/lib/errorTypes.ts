@@ -14,6 +14,8 @@ export const ErrorType = {
   DecryptionFailed: 'DecryptionFailed',
   RestoreFailed: 'RestoreFailed',
   VerificationFailed: 'VerificationFailed',
+  /** A restore needs roles the target cluster lacks (or that pgwarden's user cannot act as). */
+  MissingRoles: 'MissingRoles',
   NoBackup: 'NoBackup',
   ArchivingOff: 'ArchivingOff',
   WalConflict: 'WalConflict',

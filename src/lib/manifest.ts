@@ -1,5 +1,6 @@
 // manifest.json: the commit marker of a backup (written last) and its description.
 import { z } from 'zod';
+import { privilegesSchema } from './privileges.js';
 
 export const MANIFEST_FORMAT = 1;
 
@@ -57,6 +58,11 @@ export const logicalManifestSchema = z.object({
   tocEntries: z.number().int().nonnegative(),
   globals: z.object({ rolePasswords: z.boolean() }),
   tables: z.array(tableSchema),
+  /**
+   * Owners, privileges and database properties, read in the dump's snapshot; verification compares
+   * the restored database with them. Absent in backups made before pgwarden recorded them.
+   */
+  privileges: privilegesSchema.optional(),
 });
 export type LogicalManifest = z.infer<typeof logicalManifestSchema>;
 

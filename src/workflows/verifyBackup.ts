@@ -46,7 +46,7 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBack
     step('compare');
     const compared = await long.compareWithManifest(plan);
     step('record');
-    await quick.recordVerification({ ...target, verification: { at, ok: true, method: 'restore', restoreSeconds, detail: `${compared.tables} tables, ${compared.rows} rows` } });
+    await quick.recordVerification({ ...target, verification: { at, ok: true, method: 'restore', restoreSeconds, detail: `${compared.tables} tables, ${compared.rows} rows; owners and privileges: ${compared.privileges}` } });
     step('done');
     return { ...target, ok: true, restoreSeconds, tables: compared.tables, rows: compared.rows, checks: compared.checks };
   } catch (err) {

@@ -1,0 +1,263 @@
+// A logical restore brings back what was there, not only rows: owners and privileges of every kind
+// of object, default privileges, and the database's own owner, ACL, comment, settings and connection
+// limit. Checked the way an operator burned by `pg_restore --no-owner` would: the catalogs compared
+// before and after, then the application's roles log in and work. verifyBackup proves the same, and
+// a restore needing a role the cluster lacks stops in plan, before approval, naming it.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config } from '../../src/config/index.js';
+import type { Progress } from '../../src/workflows/messages.js';
+import type { RestoreDatabaseResult } from '../../src/workflows/restoreDatabase.js';
+import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
+import { testConfig, testSecrets } from '../helpers/config.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { startCluster, type TestCluster } from '../helpers/postgres.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+
+let cluster: TestCluster;
+let key: TestKey;
+let env: TestWorkflowEnvironment;
+let dir: string;
+let config: Config;
+let worker: RunningWorker;
+let largeObject: number;
+const queue = uniqueQueue('fidelity');
+const BACKUP = '20261122T020000Z';
+const manifestFile = () => join(dir, 'repo/main/logical/app', BACKUP, 'manifest.json');
+
+beforeAll(async () => {
+  [cluster, key, env] = await Promise.all([startCluster(), createTestKey(), testEnvironment()]);
+  dir = await mkdtemp(join(tmpdir(), 'pgwarden-fidelity-'));
+  config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, key });
+  worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
+  await cluster.query(`
+    CREATE ROLE app_owner NOLOGIN;
+    CREATE ROLE app_rw LOGIN PASSWORD 'rw-secret';
+    CREATE ROLE app_ro LOGIN PASSWORD 'ro-secret';
+    CREATE ROLE "Audit Team" NOLOGIN;
+    CREATE ROLE reporting NOLOGIN;`);
+  await cluster.query('CREATE DATABASE app OWNER app_owner');
+  await cluster.query(`
+    ALTER DATABASE app SET search_path = shop, public;
+    ALTER DATABASE app SET work_mem = '8MB';
+    ALTER ROLE app_ro IN DATABASE app SET statement_timeout = '5s';
+    COMMENT ON DATABASE app IS 'orders; the owner''s copy';
+    ALTER DATABASE app CONNECTION LIMIT 50;
+    REVOKE ALL ON DATABASE app FROM PUBLIC;
+    GRANT CONNECT ON DATABASE app TO app_rw, app_ro;
+    GRANT CONNECT, TEMPORARY ON DATABASE app TO "Audit Team" WITH GRANT OPTION;`);
+  await cluster.query(
+    `
+    CREATE SCHEMA shop AUTHORIZATION app_owner;
+    GRANT USAGE ON SCHEMA shop TO app_rw, app_ro, "Audit Team";
+    SET ROLE app_owner;
+    ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT ON TABLES TO app_ro;
+    ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT SELECT, INSERT, UPDATE ON TABLES TO app_rw;
+    ALTER DEFAULT PRIVILEGES IN SCHEMA shop GRANT USAGE ON SEQUENCES TO app_rw;
+    ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+    CREATE TYPE shop.status AS ENUM ('new', 'paid');
+    REVOKE USAGE ON TYPE shop.status FROM PUBLIC;
+    GRANT USAGE ON TYPE shop.status TO app_rw, app_ro;
+    CREATE TABLE shop.orders (id bigserial PRIMARY KEY, customer text NOT NULL, card text, status shop.status NOT NULL DEFAULT 'new');
+    INSERT INTO shop.orders (customer, card) SELECT 'c' || g, '4111-' || g FROM generate_series(1, 100) g;
+    REVOKE SELECT ON shop.orders FROM app_ro;
+    GRANT SELECT (id, customer, status) ON shop.orders TO app_ro;
+    CREATE SEQUENCE shop.invoice_no;
+    CREATE VIEW shop.order_summary AS SELECT status, count(*) AS n FROM shop.orders GROUP BY status;
+    GRANT SELECT ON shop.order_summary TO "Audit Team";
+    CREATE FUNCTION shop.order_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = shop, pg_temp
+      AS 'SELECT count(*) FROM shop.orders';
+    GRANT EXECUTE ON FUNCTION shop.order_count() TO app_ro;
+    CREATE TABLE public.customers (id int PRIMARY KEY, name text, secret text);
+    INSERT INTO public.customers SELECT g, 'n' || g, 's' || g FROM generate_series(1, 10) g;
+    GRANT SELECT (id, name) ON public.customers TO app_ro;
+    GRANT SELECT ON public.customers TO reporting;
+    DO $$ DECLARE o oid := lo_from_bytea(0, 'invoice 1'); BEGIN EXECUTE format('GRANT SELECT ON LARGE OBJECT %s TO app_ro', o); END $$;
+    RESET ROLE;`,
+    'app',
+  );
+  largeObject = Number((await cluster.query<{ oid: string }>('SELECT oid FROM pg_largeobject_metadata', 'app'))[0]!.oid);
+  await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await env?.teardown();
+  await Promise.all([cluster?.stop(), key?.remove(), dir && rm(dir, { recursive: true, force: true })]);
+});
+
+/** The catalogs an application's access depends on, by name, ACLs sorted (their order carries no meaning). */
+async function catalogs(database: string) {
+  const acl = (column: string) => `(SELECT array_agg(x::text ORDER BY x::text) FROM unnest(${column}) x)`;
+  const q = (sql: string, db = database) => cluster.query(sql, db);
+  return {
+    relations: await q(`SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner, ${acl('c.relacl')} AS acl
+                          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname IN ('shop', 'public') ORDER BY 1`),
+    columns: await q(`SELECT attrelid::regclass::text AS rel, attname, ${acl('attacl')} AS acl FROM pg_attribute WHERE attacl IS NOT NULL ORDER BY 1, 2`),
+    schemas: await q(`SELECT nspname, pg_get_userbyid(nspowner) AS owner, ${acl('nspacl')} AS acl FROM pg_namespace WHERE nspname IN ('shop', 'public') ORDER BY 1`),
+    functions: await q(`SELECT proname, pg_get_userbyid(proowner) AS owner, ${acl('proacl')} AS acl, prosecdef, proconfig
+                          FROM pg_proc WHERE pronamespace = 'shop'::regnamespace ORDER BY 1`),
+    types: await q(`SELECT typname, pg_get_userbyid(typowner) AS owner, ${acl('typacl')} AS acl FROM pg_type
+                     WHERE typnamespace = 'shop'::regnamespace AND typtype = 'e' ORDER BY 1`),
+    largeObjects: await q(`SELECT oid::bigint AS oid, pg_get_userbyid(lomowner) AS owner, ${acl('lomacl')} AS acl FROM pg_largeobject_metadata ORDER BY 1`),
+    defaultPrivileges: await q(`SELECT pg_get_userbyid(defaclrole) AS role, defaclnamespace::regnamespace::text AS schema, defaclobjtype, ${acl('defaclacl')} AS acl
+                                  FROM pg_default_acl ORDER BY 1, 2, 3`),
+    database: await q(`SELECT pg_get_userbyid(datdba) AS owner, ${acl('datacl')} AS acl, datconnlimit, shobj_description(oid, 'pg_database') AS comment
+                         FROM pg_database WHERE datname = '${database}'`, 'postgres'),
+    settings: await q(`SELECT coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '') AS role, s.setconfig
+                         FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '${database}' ORDER BY 1`, 'postgres'),
+  };
+}
+
+async function asRole<T>(user: string, password: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ host: cluster.host, port: cluster.port, user, password, database: 'app' });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function restore(name: string, extra: object = {}): Promise<RestoreDatabaseResult> {
+  const handle = await env.client.workflow.start('restoreDatabase', {
+    taskQueue: queue,
+    workflowId: `${queue}/${name}`,
+    args: [{ cluster: 'main', database: 'app', backupId: BACKUP, ...extra }],
+  });
+  if (!('tables' in extra)) {
+    const deadline = Date.now() + 60_000;
+    while ((await handle.query<Progress>('progress')).step !== 'approve') {
+      if (Date.now() > deadline) throw new Error('never reached approve');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await handle.signal('approve', { approver: 'alice', reason: 'fidelity test' });
+  }
+  return (await handle.result()) as RestoreDatabaseResult;
+}
+
+async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await run.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause;
+}
+
+describe('a logical restore keeps owners, privileges and database settings', () => {
+  it('restoreDatabase (full, approved): the catalogs equal the original, and the application logs in and works', async () => {
+    const before = await catalogs('app');
+    expect(before.database).toEqual([{ owner: 'app_owner', acl: expect.any(Array), datconnlimit: 50, comment: "orders; the owner's copy" }]);
+    // What an accident or a bad migration does to the live database.
+    await cluster.query('REVOKE ALL ON shop.orders FROM app_rw; ALTER TABLE shop.orders OWNER TO postgres; DELETE FROM shop.orders WHERE id > 50', 'app');
+    await cluster.query(`ALTER DATABASE app RESET ALL; ALTER DATABASE app OWNER TO postgres`);
+
+    const result = await restore('full');
+    expect(result.outcome).toBe('restored');
+    expect(await catalogs('app')).toEqual(before);
+    // The application's own roles, as the application uses them. search_path comes from ALTER DATABASE SET.
+    await asRole('app_rw', 'rw-secret', async (c) => {
+      expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows).toEqual([{ n: 100 }]);
+      await c.query(`INSERT INTO orders (customer) VALUES ('after restore')`);
+      await c.query(`SELECT nextval('invoice_no')`);
+      expect((await c.query('SHOW work_mem')).rows).toEqual([{ work_mem: '8MB' }]);
+    });
+    await asRole('app_ro', 'ro-secret', async (c) => {
+      expect((await c.query('SELECT count(customer)::int AS n FROM orders')).rows).toEqual([{ n: 101 }]);
+      await expect(c.query('SELECT card FROM orders')).rejects.toThrow(/permission denied/);
+      await expect(c.query(`INSERT INTO orders (customer) VALUES ('x')`)).rejects.toThrow(/permission denied/);
+      // SECURITY DEFINER: app_ro cannot read card, but the owner's function counts every row.
+      expect((await c.query('SELECT order_count()::int AS n')).rows).toEqual([{ n: 101 }]);
+      expect((await c.query('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '5s' }]);
+      expect((await c.query(`SELECT convert_from(lo_get(${largeObject}), 'UTF8') AS body`)).rows).toEqual([{ body: 'invoice 1' }]);
+    });
+    // The connection limit and ACL of the database itself: PUBLIC may not connect.
+    const nobody = 'CREATE ROLE nobody LOGIN PASSWORD \'nobody\'';
+    await cluster.query(nobody);
+    await expect(asRole('nobody', 'nobody', async () => undefined)).rejects.toThrow(/permission denied for database "app"/);
+    await cluster.query('DROP ROLE nobody');
+  });
+
+  it('verifyBackup compares owners and privileges with the manifest, naming what differs', async () => {
+    const ok = (await env.client.workflow.execute('verifyBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}/verify-ok`,
+      args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+    })) as VerifyBackupResult;
+    expect(ok.ok).toBe(true);
+    const original = await readFile(manifestFile(), 'utf8');
+    const manifest = JSON.parse(original) as { privileges: { objects: { kind: string; name: string; acl: string[] }[]; database: { settings: unknown[] } }; verifications: { detail: string }[] };
+    expect(manifest.verifications.at(-1)!.detail).toMatch(/owners and privileges: \d+ objects and the database's properties compared/);
+    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'function', name: 'shop.order_count()', owner: 'app_owner', detail: 'security definer' }));
+
+    // The record says app_rw may also DELETE from shop.orders; the restored database (rightly) says no.
+    const orders = manifest.privileges.objects.find((o) => o.kind === 'table' && o.name === 'shop.orders')!;
+    orders.acl = orders.acl.map((a) => (a.startsWith('app_rw=') ? a.replace('/', 'd/') : a));
+    await writeFile(manifestFile(), JSON.stringify(manifest));
+    try {
+      const cause = await failureOf(
+        env.client.workflow.execute('verifyBackup', { taskQueue: queue, workflowId: `${queue}/verify-tampered`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] }),
+      );
+      expect(cause.type).toBe('VerificationFailed');
+      expect(cause.message).toMatch(/table shop\.orders has privileges \{.*app_rw=arw\/app_owner.*\}, the backup has \{.*app_rw=arwd\/app_owner/);
+      expect(cause.message).not.toMatch(/shop\.order_summary|function/);
+    } finally {
+      await writeFile(manifestFile(), original);
+    }
+
+    // A backup from before pgwarden recorded privileges still verifies, and says what it skipped.
+    const { privileges: _, ...old } = JSON.parse(original) as Record<string, unknown>;
+    await writeFile(manifestFile(), JSON.stringify(old));
+    try {
+      await env.client.workflow.execute('verifyBackup', { taskQueue: queue, workflowId: `${queue}/verify-old`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+      const after = JSON.parse(await readFile(manifestFile(), 'utf8')) as { verifications: { ok: boolean; detail: string }[] };
+      expect(after.verifications.at(-1)).toMatchObject({ ok: true, detail: expect.stringMatching(/not recorded in this backup.*not compared/) });
+    } finally {
+      await writeFile(manifestFile(), original);
+    }
+  });
+
+  it('tables mode keeps the owner and privileges of the tables it restores', async () => {
+    const result = await restore('tables', { tables: ['customers'] });
+    expect(result.outcome).toBe('tables-restored');
+    const into = result.tablesDatabase!;
+    const acl = (db: string) =>
+      cluster.query(`SELECT pg_get_userbyid(relowner) AS owner, (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(relacl) x) AS acl,
+                            (SELECT array_agg(attname || ':' || attacl::text ORDER BY attname) FROM pg_attribute WHERE attrelid = 'public.customers'::regclass AND attacl IS NOT NULL) AS columns
+                       FROM pg_class WHERE oid = 'public.customers'::regclass`, db);
+    const live = await acl('app');
+    expect(live[0]).toMatchObject({ owner: 'app_owner', acl: expect.arrayContaining(['reporting=r/app_owner']) });
+    expect(await acl(into)).toEqual(live);
+    await cluster.query(`DROP DATABASE ${into}`);
+  });
+
+  it('a role the backup needs but the cluster lacks fails the plan, before approval, naming it; nothing is touched', async () => {
+    await cluster.query('ALTER ROLE reporting RENAME TO reporting_renamed');
+    const databases = async () => (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+    const before = { databases: await databases(), catalogs: await catalogs('app') };
+    try {
+      const handle = await env.client.workflow.start('restoreDatabase', {
+        taskQueue: queue,
+        workflowId: `${queue}/missing-role`,
+        args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+      });
+      const cause = await failureOf(handle.result());
+      expect(cause.type).toBe('MissingRoles');
+      expect(cause.nonRetryable).toBe(true);
+      expect(cause.message).toContain('lacks the roles reporting that');
+      expect(cause.message).toMatch(/globals\.sql: gpg --decrypt \S+\/globals\.sql\.zst\.gpg \| zstd -d \| grep -E '\^\(CREATE\|ALTER\) ROLE "\?\(reporting\)/);
+      // It never got as far as asking for approval.
+      expect((await handle.query<Progress>('progress')).step).toBe('plan');
+      expect({ databases: await databases(), catalogs: await catalogs('app') }).toEqual(before);
+    } finally {
+      await cluster.query('ALTER ROLE reporting_renamed RENAME TO reporting');
+    }
+  });
+});

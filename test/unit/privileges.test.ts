@@ -1,0 +1,114 @@
+// The database properties pgwarden applies itself (pg_restore emits them only with --create), and the
+// comparison verifyBackup reports.
+import { describe, expect, it } from 'vitest';
+import { alterSettingSql, comparePrivileges, databasePropertiesSql, parseAclItem, splitSettingList, type Privileges } from '../../src/lib/privileges.js';
+
+describe('settings', () => {
+  it('splits list settings as PostgreSQL does: quotes protect commas and case, no downcasing', () => {
+    expect(splitSettingList('shop, "$user", public')).toEqual(['shop', '$user', 'public']);
+    expect(splitSettingList('"a,b" ,  "Say ""hi"""')).toEqual(['a,b', 'Say "hi"']);
+    expect(splitSettingList('MixedCase')).toEqual(['MixedCase']);
+    expect(splitSettingList('""')).toEqual(['']);
+    expect(splitSettingList('')).toEqual([]);
+  });
+
+  it('writes ALTER DATABASE / ALTER ROLE IN DATABASE as pg_dump does', () => {
+    expect(alterSettingSql('app_restore_x', null, 'search_path=shop, "$user", public')).toBe(`ALTER DATABASE "app_restore_x" SET "search_path" TO 'shop', '$user', 'public'`);
+    expect(alterSettingSql('db', 'app ro', 'statement_timeout=5s')).toBe(`ALTER ROLE "app ro" IN DATABASE "db" SET "statement_timeout" TO '5s'`);
+    expect(alterSettingSql('db', null, "app.note=it's a=b")).toBe(`ALTER DATABASE "db" SET "app.note" TO 'it''s a=b'`);
+    expect(alterSettingSql('db', null, 'app.path=C:\\x')).toBe(`ALTER DATABASE "db" SET "app.path" TO E'C:\\\\x'`);
+    expect(alterSettingSql('db', null, 'search_path=""')).toBe(`ALTER DATABASE "db" SET "search_path" TO ''`);
+  });
+});
+
+describe('database ACL', () => {
+  it('parses aclitems with PUBLIC, quoted names and grant options', () => {
+    expect(parseAclItem('=Tc/app_owner')).toEqual({ grantee: '', grantor: 'app_owner', privileges: [{ letter: 'T', grantable: false }, { letter: 'c', grantable: false }] });
+    expect(parseAclItem('"Audit ""T"" Team"=c*T/"Owner"')).toEqual({
+      grantee: 'Audit "T" Team',
+      grantor: 'Owner',
+      privileges: [{ letter: 'c', grantable: true }, { letter: 'T', grantable: false }],
+    });
+    expect(() => parseAclItem('nonsense')).toThrow(/not an aclitem/);
+  });
+
+  it('gives the database the owner, limit, comment, settings, then the ACL from nothing, owner grants first', () => {
+    const sql = databasePropertiesSql('app_restore_1', {
+      owner: 'app_owner',
+      acl: ['app_ro=c/"Audit Team"', '"Audit Team"=c*T/app_owner', 'app_owner=CTc/app_owner'],
+      connectionLimit: 50,
+      comment: "the owner's copy",
+      settings: [{ role: null, config: ['work_mem=8MB'] }, { role: 'app_ro', config: ['statement_timeout=5s'] }],
+    });
+    expect(sql).toEqual([
+      'ALTER DATABASE "app_restore_1" OWNER TO "app_owner"',
+      'ALTER DATABASE "app_restore_1" CONNECTION LIMIT 50',
+      `COMMENT ON DATABASE "app_restore_1" IS 'the owner''s copy'`,
+      `ALTER DATABASE "app_restore_1" SET "work_mem" TO '8MB'`,
+      `ALTER ROLE "app_ro" IN DATABASE "app_restore_1" SET "statement_timeout" TO '5s'`,
+      'REVOKE ALL ON DATABASE "app_restore_1" FROM PUBLIC',
+      'REVOKE ALL ON DATABASE "app_restore_1" FROM "app_owner"',
+      'GRANT TEMPORARY ON DATABASE "app_restore_1" TO "Audit Team"',
+      'GRANT CONNECT ON DATABASE "app_restore_1" TO "Audit Team" WITH GRANT OPTION',
+      'GRANT CREATE, TEMPORARY, CONNECT ON DATABASE "app_restore_1" TO "app_owner"',
+      'SET ROLE "Audit Team"',
+      'GRANT CONNECT ON DATABASE "app_restore_1" TO "app_ro"',
+      'RESET ROLE',
+    ]);
+  });
+
+  it('leaves a default ACL and connection limit alone', () => {
+    expect(databasePropertiesSql('d', { owner: 'o', acl: null, connectionLimit: -1, comment: null, settings: [] })).toEqual(['ALTER DATABASE "d" OWNER TO "o"']);
+  });
+});
+
+describe('comparePrivileges', () => {
+  const base: Privileges = {
+    database: { owner: 'app_owner', acl: ['=c/app_owner', 'app_owner=CTc/app_owner'], connectionLimit: 50, comment: 'c', settings: [{ role: null, config: ['work_mem=8MB'] }] },
+    objects: [
+      { kind: 'table', name: 'shop.orders', owner: 'app_owner', acl: ['app_owner=arwdDxt/app_owner', 'app_rw=arw/app_owner'] },
+      { kind: 'function', name: 'shop.order_count()', owner: 'app_owner', acl: ['app_owner=X/app_owner'], detail: 'security definer' },
+    ],
+    roles: ['app_owner', 'app_rw'],
+  };
+  const copy = (): Privileges => JSON.parse(JSON.stringify(base)) as Privileges;
+
+  it('finds nothing when equal, whatever the order of ACL items of the database', () => {
+    const same = copy();
+    same.database.acl = [...same.database.acl!].reverse();
+    expect(comparePrivileges(base, same)).toEqual([]);
+  });
+
+  it('names every difference', () => {
+    const restored = copy();
+    restored.database.owner = 'postgres';
+    restored.database.acl = null;
+    restored.database.connectionLimit = -1;
+    restored.database.comment = null;
+    restored.database.settings = [];
+    restored.objects[0]!.acl = ['app_owner=arwdDxt/app_owner'];
+    restored.objects[1]!.owner = 'postgres';
+    delete restored.objects[1]!.detail;
+    restored.objects.push({ kind: 'view', name: 'shop.extra', owner: 'postgres', acl: [] });
+    expect(comparePrivileges(base, restored)).toEqual([
+      'database owner is postgres, the backup has app_owner',
+      'database privileges are none, the backup has {=c/app_owner,app_owner=CTc/app_owner}',
+      'database connection limit is -1, the backup has 50',
+      'database comment is none, the backup has c',
+      'database settings are {}, the backup has {work_mem=8MB}',
+      'table shop.orders has privileges {app_owner=arwdDxt/app_owner}, the backup has {app_owner=arwdDxt/app_owner,app_rw=arw/app_owner}',
+      'function shop.order_count() is owned by postgres, the backup has app_owner',
+      'function shop.order_count() is plain, the backup has security definer',
+      'view shop.extra is not in the backup',
+    ]);
+    expect(comparePrivileges(base, { ...restored, objects: [] })).toContain('table shop.orders is missing');
+  });
+
+  it('lists at most 25 differences, then how many more', () => {
+    const many = copy();
+    many.objects = Array.from({ length: 40 }, (_, i) => ({ kind: 'table', name: `t${i}`, owner: 'o', acl: [] }));
+    const problems = comparePrivileges({ ...copy(), objects: [] }, many);
+    expect(problems).toHaveLength(26);
+    expect(problems.at(-1)).toBe('and 15 more differences');
+  });
+});
