@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import * as postgres from './postgres.js';
+import { withoutDatabaseLimits } from './privileges.js';
 import type { RestoreNames } from '../lib/ids.js';
 import type { VerifyPlan } from './verify.js';
 
@@ -32,13 +33,15 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
   }
 
   /**
-   * Renames the live database to `<db>_pre_restore_<id>` and the restored one to `<db>`. Safe to
-   * repeat: each rename happens only if its source still exists. Sessions on a database being
-   * renamed are refused and terminated first.
+   * Renames the live database to `<db>_pre_restore_<id>_<run>` and the restored one to `<db>`. Safe to
+   * repeat: each state an earlier attempt can leave is recognised; any other state (a database
+   * already under the name the live one is to be kept as, the restored copy gone) fails naming it,
+   * instead of reporting a swap that did not happen. Sessions on a database being renamed are
+   * refused and terminated first.
    */
-  async function swapDatabases(plan: VerifyPlan & RestoreNames): Promise<void> {
+  async function swapDatabases(plan: VerifyPlan & RestoreNames): Promise<{ previousDatabase?: string }> {
     const cluster = clusterRef(plan.restoreCluster);
-    await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+    return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       const exists = async (name: string) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
       const rename = async (from: string, to: string) => {
         await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} ALLOW_CONNECTIONS false`);
@@ -51,23 +54,39 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
         }
         await client.query(`ALTER DATABASE ${postgres.quoteIdent(to)} ALLOW_CONNECTIONS true`);
       };
-      if ((await exists(plan.database)) && !(await exists(plan.preRestoreDatabase)) && (await exists(plan.restoreDatabase))) {
-        await rename(plan.database, plan.preRestoreDatabase);
-      }
-      if (!(await exists(plan.database)) && (await exists(plan.restoreDatabase))) {
+      const live = await exists(plan.database);
+      const kept = await exists(plan.preRestoreDatabase);
+      const restored = await exists(plan.restoreDatabase);
+      let previousDatabase: string | undefined = plan.preRestoreDatabase;
+      if (restored) {
+        if (live && kept) {
+          throw nonRetryable(
+            ErrorType.RestoreFailed,
+            `cannot keep "${plan.database}" as "${plan.preRestoreDatabase}": a database of that name exists already; nothing was swapped, the restored copy is "${plan.restoreDatabase}"`,
+          );
+        }
+        if (live) await rename(plan.database, plan.preRestoreDatabase);
+        else if (!kept) previousDatabase = undefined; // there was no live database to keep
         await rename(plan.restoreDatabase, plan.database);
+      } else if (!(live && kept)) {
+        // Not the state a finished swap leaves (the live name taken by the restored copy, the old one kept).
+        throw nonRetryable(
+          ErrorType.RestoreFailed,
+          `the restored database "${plan.restoreDatabase}" does not exist${kept ? '' : ` and "${plan.preRestoreDatabase}" was never made`}; "${plan.database}" ${live ? 'is untouched' : 'does not exist'}`,
+        );
       }
-      if (!(await exists(plan.database))) throw nonRetryable(ErrorType.RestoreFailed, `after the swap there is no database "${plan.database}"`);
       // An attempt that died between refusing connections and renaming may have left either refusing.
       for (const name of [plan.database, plan.preRestoreDatabase]) {
         if (await exists(name)) await client.query(`ALTER DATABASE ${postgres.quoteIdent(name)} ALLOW_CONNECTIONS true`);
       }
+      return { previousDatabase };
     });
   }
 
   async function analyzeDatabase(input: { cluster: string; database: string; reindex: boolean }): Promise<void> {
     const cluster = clusterRef(input.cluster);
     await postgres.withConnection(cluster, input.database, env, async (client) => {
+      await withoutDatabaseLimits(client);
       if (input.reindex) await client.query(`REINDEX DATABASE ${postgres.quoteIdent(input.database)}`);
       await client.query('ANALYZE');
     });

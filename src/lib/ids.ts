@@ -52,15 +52,25 @@ export function restoreDatabaseWorkflowId(cluster: string, database: string, bac
 }
 
 export interface RestoreNames {
-  /** Where the backup is restored first: `<db>_restore_<id>`. */
+  /** Where the backup is restored first: `<db>_restore_<id>_<run>`. */
   restoreDatabase: string;
-  /** What the live database is renamed to, and kept as: `<db>_pre_restore_<id>`. */
+  /** What the live database is renamed to, and kept as: `<db>_pre_restore_<id>_<run>`. */
   preRestoreDatabase: string;
 }
 
-export function restoreNames(database: string, backupId: string): RestoreNames {
+/** Characters of the workflow run id (its last ones) that make a restore run's names its own. */
+export const RESTORE_RUN_CHARS = 6;
+
+/**
+ * The names of one restore run. With `runId` (every run since pgwarden named them per run) they end
+ * in its last characters, so that restoring the same backup again never meets the first run's
+ * databases; without it, the names of runs started before that.
+ */
+export function restoreNames(database: string, backupId: string, runId?: string): RestoreNames {
   const id = backupId.toLowerCase().replace(/[^a-z0-9]/g, '_');
-  const names = { restoreDatabase: `${database}_restore_${id}`, preRestoreDatabase: `${database}_pre_restore_${id}` };
+  // The end of the run id: its random part (a UUIDv7, as Temporal's, begins with the time).
+  const run = runId === undefined ? '' : `_${runId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(-RESTORE_RUN_CHARS)}`;
+  const names = { restoreDatabase: `${database}_restore_${id}${run}`, preRestoreDatabase: `${database}_pre_restore_${id}${run}` };
   if (names.preRestoreDatabase.length > 63) {
     throw nonRetryable(
       ErrorType.InvalidInput,

@@ -1,7 +1,7 @@
 // restoreDatabase: the logical restore done safely (replaces restore-database.sh). Nothing is
 // touched before an operator approves; the live database is renamed, never dropped.
 // plan → approve → stop → restore → verify → swap → analyze → start
-import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, VerifyPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { restoreNames, type RestoreNames } from '../lib/ids.js';
@@ -18,7 +18,7 @@ export interface RestoreDatabaseInput {
   /** REINDEX DATABASE after the restore (ANALYZE always runs). */
   reindex?: boolean;
   /**
-   * Restore only these tables into `<db>_restore_<id>` and leave them there for the operator to
+   * Restore only these tables into `<db>_restore_<id>_<run>` and leave them there for the operator to
    * copy back: the live database is never touched, so no approval is asked.
    */
   tables?: string[];
@@ -43,8 +43,10 @@ const long = proxyActivities<Activities>(LONG_ACTIVITY);
 export async function restoreDatabase(input: RestoreDatabaseInput): Promise<RestoreDatabaseResult> {
   const step = trackProgress('plan');
   await long.fetchLogicalFromOffsite({ cluster: input.cluster, database: input.database, backupId: input.backupId });
-  const chosen = await quick.planVerify({ cluster: input.cluster, database: input.database, backupId: input.backupId, pick: 'newest' });
-  const names: RestoreNames = restoreNames(input.database, chosen.backupId);
+  // The plan also checks that the cluster has every role the backup's owners and grants name.
+  const chosen = await quick.planVerify({ cluster: input.cluster, database: input.database, backupId: input.backupId, pick: 'newest', restoreCluster: input.cluster });
+  // Each run has its own names, so that restoring the same backup again never meets an earlier run's copies.
+  const names: RestoreNames = patched('restore-run-names') ? restoreNames(input.database, chosen.backupId, workflowInfo().runId) : restoreNames(input.database, chosen.backupId);
   const plan: VerifyPlan & RestoreNames = { ...chosen, ...names, scratchDatabase: names.restoreDatabase, restoreCluster: input.cluster };
   const base = { cluster: input.cluster, database: input.database, backupId: plan.backupId };
   await long.checkIntegrity(base); // the backup is readable before anyone is asked
@@ -77,14 +79,16 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
     step('verify');
     await long.compareWithManifest(plan);
     step('swap');
-    await quick.swapDatabases(plan);
+    const swap = await quick.swapDatabases(plan);
     swapped = true;
     step('analyze');
     await long.analyzeDatabase({ cluster: input.cluster, database: input.database, reindex: input.reindex ?? false });
     step('start');
     await quick.runRestoreHook({ cluster: input.cluster, database: input.database, hook: 'postRestore' });
     step('done');
-    return { ...base, outcome: 'restored', decision, previousDatabase: names.preRestoreDatabase, restoreSeconds };
+    // Runs from before swapDatabases reported it: always the kept name.
+    const previousDatabase = swap ? swap.previousDatabase : names.preRestoreDatabase;
+    return { ...base, outcome: 'restored', decision, ...(previousDatabase ? { previousDatabase } : {}), restoreSeconds };
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       // Before the swap the live database was never touched: drop the half-made copy and start the

@@ -1,11 +1,14 @@
 // restoreDatabase: approved, the live database holds the backup's data and the previous one is kept
-// as <db>_pre_restore_<id>; rejected or unanswered, the live database is untouched.
+// as <db>_pre_restore_<id>_<run>; rejected or unanswered, the live database is untouched. Restoring the
+// same backup again does the whole restore again; a swap that cannot keep the live database fails.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../src/config/index.js';
 import type { Progress } from '../../src/workflows/messages.js';
@@ -50,6 +53,8 @@ afterAll(async () => {
 const counts = async (database: string) =>
   cluster.query<{ users: string; orders: string }>('SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM orders) AS orders', database);
 const databases = async () => (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+const KEPT = /^app_pre_restore_20261122t020000z_[0-9a-f]{6}$/;
+let firstKept: string;
 
 async function startRestore(name: string, approvalTimeout = '10 minutes'): Promise<WorkflowHandle> {
   const handle = await env.client.workflow.start('restoreDatabase', {
@@ -103,13 +108,46 @@ describe('restoreDatabase', () => {
     });
     expect(cli.stdout).toBe(`approved ${handle.workflowId} as bob: INC-42`);
     const result = (await handle.result()) as RestoreDatabaseResult;
-    expect(result).toMatchObject({ outcome: 'restored', previousDatabase: 'app_pre_restore_20261122t020000z', decision: { approved: true, approver: 'bob' } });
+    expect(result).toMatchObject({ outcome: 'restored', previousDatabase: expect.stringMatching(KEPT), decision: { approved: true, approver: 'bob' } });
+    firstKept = result.previousDatabase!;
     // The live database holds the backup's rows again; the modified one survives, renamed.
     expect(await counts('app')).toEqual([{ users: '20000', orders: '15000' }]);
-    expect(await counts('app_pre_restore_20261122t020000z')).toEqual(before);
-    expect((await databases()).filter((d) => d.startsWith('app'))).toEqual(['app', 'app_pre_restore_20261122t020000z']);
+    expect(await counts(firstKept)).toEqual(before);
+    expect((await databases()).filter((d) => d.startsWith('app'))).toEqual(['app', firstKept]);
     const { readFile } = await import('node:fs/promises');
     expect(await readFile(join(dir, 'hooks.log'), 'utf8')).toBe('stop app\nstart app\n');
+  });
+
+  it('restores the same backup a second time: the row written since is gone, both kept copies exist', async () => {
+    await cluster.query(`INSERT INTO users (id, email) VALUES (999999, 'after-first-restore@example.com')`, 'app');
+    const handle = await startRestore('second');
+    await handle.signal('approve', { approver: 'bob', reason: 'INC-43: again' });
+    const result = (await handle.result()) as RestoreDatabaseResult;
+    expect(result).toMatchObject({ outcome: 'restored', previousDatabase: expect.stringMatching(KEPT) });
+    expect(result.previousDatabase).not.toBe(firstKept);
+    expect(await counts('app')).toEqual([{ users: '20000', orders: '15000' }]);
+    expect(await cluster.query(`SELECT email FROM users WHERE id = 999999`, 'app')).toEqual([]);
+    expect(await cluster.query(`SELECT email FROM users WHERE id = 999999`, result.previousDatabase)).toEqual([{ email: 'after-first-restore@example.com' }]);
+    expect((await databases()).filter((d) => d.startsWith('app'))).toEqual(['app', ...[firstKept, result.previousDatabase!].sort()]);
+  });
+
+  it('fails naming the obstacle when the live database cannot be kept under its name, leaving it as it was', async () => {
+    await cluster.query(`INSERT INTO users (id, email) VALUES (999998, 'live@example.com')`, 'app');
+    const handle = await startRestore('obstacle');
+    // Someone (or something) took the name the live database is to be kept as.
+    const kept = /kept as (\S+)\./.exec((await handle.query<Progress>('progress')).detail ?? '')?.[1];
+    expect(kept).toMatch(KEPT);
+    await cluster.query(`CREATE DATABASE ${kept}`);
+    await handle.signal('approve', { approver: 'bob', reason: 'INC-44' });
+    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
+    expect(cause).toMatchObject({ type: 'RestoreFailed', nonRetryable: true });
+    expect(cause.message).toContain(`cannot keep "app" as "${kept}": a database of that name exists already; nothing was swapped`);
+    expect(await cluster.query(`SELECT email FROM users WHERE id = 999998`, 'app')).toEqual([{ email: 'live@example.com' }]);
+    // The half-made copy is dropped; the database that was in the way is not pgwarden's to drop.
+    expect((await databases()).filter((d) => d.startsWith('app_restore_'))).toEqual([]);
+    await cluster.query(`DROP DATABASE ${kept}`);
   });
 
   it('restores single tables into a scratch database without touching the live one or asking', async () => {
@@ -119,13 +157,13 @@ describe('restoreDatabase', () => {
       workflowId: `${queue}/tables`,
       args: [{ cluster: 'main', database: 'app', backupId: BACKUP, tables: ['users'] }],
     })) as RestoreDatabaseResult;
-    expect(result).toMatchObject({ outcome: 'tables-restored', tablesDatabase: 'app_restore_20261122t020000z' });
-    const [{ n }] = (await cluster.query<{ n: string }>('SELECT count(*) AS n FROM users', 'app_restore_20261122t020000z')) as [{ n: string }];
+    expect(result).toMatchObject({ outcome: 'tables-restored', tablesDatabase: expect.stringMatching(/^app_restore_20261122t020000z_[0-9a-f]{6}$/) });
+    const [{ n }] = (await cluster.query<{ n: string }>('SELECT count(*) AS n FROM users', result.tablesDatabase)) as [{ n: string }];
     expect(n).toBe('20000');
-    const tables = await cluster.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'`, 'app_restore_20261122t020000z');
+    const tables = await cluster.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'`, result.tablesDatabase);
     expect(tables).toEqual([{ t: 'users' }]);
     expect(await counts('app')).toEqual([{ users: '100', orders: '0' }]);
-    await cluster.query('DROP DATABASE app_restore_20261122t020000z');
+    await cluster.query(`DROP DATABASE ${result.tablesDatabase}`);
   });
 
   it('refuses to approve a workflow that is not waiting, in one line', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backupIdTime, formatBackupId, fullBackupWorkflowId, isBackupId, isSafeName } from '../../src/lib/ids.js';
+import { backupIdTime, formatBackupId, fullBackupWorkflowId, isBackupId, isSafeName, restoreNames } from '../../src/lib/ids.js';
 
 describe('backup ids', () => {
   it('is the UTC start second', () => {
@@ -22,6 +22,18 @@ describe('backup ids', () => {
     for (const bad of ['', '2026-11-22', '20261122T020000', '20261332T020000Z', '20261122T020000Z-', '20261122T020000Z-UP', '../x']) {
       expect(isBackupId(bad), bad).toBe(false);
     }
+  });
+
+  it('gives each restore run its own database names, still named after the backup', () => {
+    // Temporal's run ids are UUIDv7: two runs a second apart share their first characters, not their last.
+    expect(restoreNames('app', '20261122T020000Z', '019ada2e-77aa-7d2e-9c1a-5e2f0a1b2c3d')).toEqual({
+      restoreDatabase: 'app_restore_20261122t020000z_1b2c3d',
+      preRestoreDatabase: 'app_pre_restore_20261122t020000z_1b2c3d',
+    });
+    // Runs started before names were per run keep theirs.
+    expect(restoreNames('app', '20261122T020000Z-a1')).toEqual({ restoreDatabase: 'app_restore_20261122t020000z_a1', preRestoreDatabase: 'app_pre_restore_20261122t020000z_a1' });
+    expect(() => restoreNames('a'.repeat(27), '20261122T020000Z', 'abcdef')).not.toThrow();
+    expect(() => restoreNames('a'.repeat(28), '20261122T020000Z', 'abcdef')).toThrow(/too long to keep beside its restore/);
   });
 
   it('names workflows readably', () => {
