@@ -153,6 +153,9 @@ export async function readRecord(dir: string, name: string): Promise<{ stored: s
   return { stored: r.stored, bytes: r.bytes, rawSha256: r.rawSha256 };
 }
 
+/** Throwaway gpg home directories of pushes: `<tmpdir>/pgwarden-walpush-<pid>-XXXXXX`. */
+export const GPG_HOME_PREFIX = 'pgwarden-walpush-';
+
 interface Encoder {
   /** The stored bytes, once the tools are done. */
   result(): Promise<Buffer>;
@@ -173,7 +176,8 @@ function startEncoder(settings: WalPushSettings, fd: number): Encoder | undefine
   if (zstd) tools.push({ name: 'zstd', args: [`-${settings.compression.level}`, '-q', '-c'] });
   let home: string | undefined;
   if (settings.recipients) {
-    home = mkdtempSync(join(tmpdir(), 'pgwarden-walpush-'));
+    // Named by this process: if it dies mid-push (SIGKILL), the next pusher knows the directory is nobody's.
+    home = mkdtempSync(join(tmpdir(), `${GPG_HOME_PREFIX}${process.pid}-`));
     const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart', '--trust-model', 'always', '--compress-algo', 'none'];
     for (const file of settings.recipients) args.push('--recipient-file', file);
     tools.push({ name: 'gpg', args: [...args, '--output', '-', '--encrypt'] });

@@ -20,7 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { isWalFileName } from '../lib/wal.js';
-import { pushWalFile, readRecord, WalPushError, type PushResult, type WalPushSettings } from './walPush.js';
+import { GPG_HOME_PREFIX, pushWalFile, readRecord, WalPushError, type PushResult, type WalPushSettings } from './walPush.js';
 
 export interface AsyncPushSettings {
   /** Where the pusher keeps its lock, log and the failures it has to report. */
@@ -116,6 +116,7 @@ export async function runPusher(job: PusherJob): Promise<void> {
   const lock = join(spool, LOCK);
   if (!claimLock(lock, jobKey(job))) return; // another one runs
   const owned = () => lockHolder(lock)?.pid === process.pid;
+  for (const gone of removeLeftoverGpgHomes()) console.error(`${new Date().toISOString()} removed ${gone}, left by a push that died`);
   try {
     let idleSince = Date.now();
     while (Date.now() - idleSince < PUSHER_IDLE_MS && owned()) {
@@ -151,6 +152,40 @@ export async function runPusher(job: PusherJob): Promise<void> {
   } finally {
     if (owned()) rmSync(lock, { force: true });
   }
+}
+
+/** A directory of the older unnamed form (`pgwarden-walpush-XXXXXX`) this old is no push's any more. */
+const UNNAMED_HOME_MAX_AGE_MS = 60 * 60_000;
+
+/**
+ * The gpg home directories of pushes killed mid-push (a push removes its own when it ends): this
+ * user's `pgwarden-walpush-<pid>-*` whose process is gone, never one of a push still running.
+ * Returns the paths removed.
+ */
+export function removeLeftoverGpgHomes(dir = tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${GPG_HOME_PREFIX}(?:(\\d+)-)?[A-Za-z0-9]{6}$`).exec(name);
+    if (!m) continue;
+    const path = join(dir, name);
+    try {
+      const st = lstatSync(path);
+      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue; // another user's: not ours to judge
+      const gone = m[1] ? startTime(Number(m[1])) === undefined : Date.now() - st.mtimeMs > UNNAMED_HOME_MAX_AGE_MS;
+      if (!gone) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(path);
+    } catch {
+      // Removed meanwhile, or unreadable: the next pusher looks again.
+    }
+  }
+  return removed;
 }
 
 /** Ready files in the order PostgreSQL archives them: timeline history first, then oldest first. */

@@ -1,9 +1,10 @@
 // Asynchronous wal-push (walPush.async) under a real PostgreSQL archiver: the pusher archives what
 // PostgreSQL marks ready, archive_command answers once its file's record is there, a conflict
 // reaches PostgreSQL as a failed archive_command that names the file, and a pusher killed mid-run
-// is replaced by the next archive_command.
+// is replaced by the next archive_command, which removes the gpg directory the dead one left.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -101,6 +102,48 @@ describe('asynchronous wal-push', () => {
     expect(second).toBeGreaterThan(0);
     expect(second).not.toBe(first);
     expect(await readdir(walDir())).not.toContainEqual(expect.stringMatching(/\.partial$/));
+  });
+
+  it("removes the gpg directory a killed pusher left behind, never a live push's or another user's", async () => {
+    await setup.cluster.query('INSERT INTO t SELECT generate_series(1, 10)');
+    await switchAndArchive(setup.cluster);
+    const dead = await pusherPid();
+    expect(dead).toBeGreaterThan(0);
+    process.kill(dead, 'SIGKILL');
+    // What a pusher killed mid-push leaves in its tmpdir (the PostgreSQL user's), next to a live
+    // push's directory (this test process stands for it), another user's, and two of the older
+    // unnamed form: one old (nobody's), one fresh (maybe a push running now).
+    const tmp = tmpdir();
+    const suffix = randomBytes(3).toString('hex');
+    const dirs = {
+      dead: join(tmp, `pgwarden-walpush-${dead}-${suffix}`),
+      live: join(tmp, `pgwarden-walpush-${process.pid}-${suffix}`),
+      otherUser: join(tmp, `pgwarden-walpush-${dead}-x${suffix.slice(1)}`),
+      unnamedOld: join(tmp, `pgwarden-walpush-o${suffix.slice(1)}`),
+      unnamedFresh: join(tmp, `pgwarden-walpush-f${suffix.slice(1)}`),
+    };
+    const postgres = process.getuid?.() === 0 ? Number((await execa('id', ['-u', 'postgres'])).stdout) : process.getuid!();
+    for (const [what, dir] of Object.entries(dirs)) {
+      await mkdir(dir, { mode: 0o700 });
+      await writeFile(join(dir, 'pubring.kbx'), 'keyring');
+      if (what !== 'otherUser') await chown(dir, postgres, -1);
+    }
+    if (postgres === process.getuid?.()) await rm(dirs.otherUser, { recursive: true }); // no other user to be
+    const hoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(dirs.unnamedOld, hoursAgo, hoursAgo);
+    try {
+      await setup.cluster.query('INSERT INTO t SELECT generate_series(1, 10)');
+      await switchAndArchive(setup.cluster);
+      expect(await pusherPid()).not.toBe(dead);
+      expect(existsSync(dirs.dead)).toBe(false);
+      expect(existsSync(dirs.unnamedOld)).toBe(false);
+      expect(existsSync(dirs.live)).toBe(true);
+      expect(existsSync(dirs.unnamedFresh)).toBe(true);
+      if (postgres !== process.getuid?.()) expect(existsSync(dirs.otherUser)).toBe(true);
+      expect(await readFile(join(spool, 'main', 'pusher.log'), 'utf8')).toContain(`removed ${dirs.dead}, left by a push that died`);
+    } finally {
+      await Promise.all(Object.values(dirs).map((d) => rm(d, { recursive: true, force: true })));
+    }
   });
 
   it('stores again a file whose record survived but whose data did not (a damaged archive)', async () => {
