@@ -6,17 +6,18 @@
 // back to the original data directory; bad targets fail in plan with nothing stopped.
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BaseBackupWorkflowResult } from '../../src/workflows/baseBackup.js';
-import type { Progress } from '../../src/workflows/messages.js';
 import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { waitForStep } from '../helpers/pitr.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
 import { spawnWorker } from '../helpers/workerProcess.js';
+import { runFailure } from '../helpers/workflowRuns.js';
 
 let setup: ArchivingSetup;
 let key: TestKey;
@@ -66,27 +67,6 @@ afterAll(async () => {
 
 async function startPitr(input: PointInTimeRecoveryInput): Promise<WorkflowHandle> {
   return env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-${++runs}`, args: [input] });
-}
-
-async function waitForStep(handle: WorkflowHandle, step: string): Promise<Progress> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const p = await handle.query<Progress>('progress');
-    if (p.step === step) return p;
-    if (Date.now() > deadline) throw new Error(`never reached ${step} (at ${p.step})`);
-    await sleep(200);
-  }
-}
-
-async function failure(handle: WorkflowHandle): Promise<{ type?: string; message: string }> {
-  const err = await handle.result().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  let cause = (err as WorkflowFailedError).cause as (Error & { type?: string; cause?: Error }) | undefined;
-  while (cause?.cause) cause = cause.cause as Error & { type?: string; cause?: Error };
-  return { type: cause?.type, message: cause?.message ?? '' };
 }
 
 describe('pointInTimeRecovery', () => {
@@ -146,7 +126,7 @@ describe('pointInTimeRecovery', () => {
     const segments = (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort();
     await rm(join(walDir, segments[0]!)); // the segment the base backup starts in
     await handle.signal('approve', { approver: 'alice', reason: 'drill' });
-    const failed = await failure(handle);
+    const failed = await runFailure(handle);
     expect(failed.type).toBe('RecoveryFailed');
     expect(failed.message).toMatch(/rolled back/);
     expect(await state()).toMatchObject({ a: 50, c: 10, other: false, timeline: 1, inRecovery: false });
@@ -158,10 +138,11 @@ describe('pointInTimeRecovery', () => {
       [{ time: '2020-01-01 00:00:00+00' }, 'BadTarget', /before the oldest usable base backup/],
       [{ time: '2026-11-22 14:31:00' }, 'BadTarget', /no time zone/],
       [{ lsn: 'not-an-lsn' }, 'BadTarget', /not an LSN/],
-      [{ name: 'no-such-point' }, 'BadTarget', /restore point "no-such-point" is not in the archived WAL/],
+      // Plan switches WAL and waits until that segment is archived: then it knows the point does not exist.
+      [{ name: 'no-such-point' }, 'BadTarget', /restore point "no-such-point" is not reached by the archived WAL: .* holds no restore point "no-such-point"; everything the server had written when plan switched WAL/],
     ];
     for (const [target, type, message] of cases) {
-      const f = await failure(await startPitr({ cluster: 'main', target }));
+      const f = await runFailure(await startPitr({ cluster: 'main', target }));
       expect(f.type, JSON.stringify(target)).toBe(type);
       expect(f.message).toMatch(message);
     }
@@ -171,7 +152,7 @@ describe('pointInTimeRecovery', () => {
     const hidden = join(setup.dir, 'hidden.json');
     await rename(join(walDir, records[1]!), hidden);
     try {
-      const f = await failure(await startPitr({ cluster: 'main', target: { time: targetT } }));
+      const f = await runFailure(await startPitr({ cluster: 'main', target: { time: targetT } }));
       expect(f.type).toBe('WalGap');
       expect(f.message).toContain(`WAL segment ${records[1]!.slice(0, 24)} is missing from the archive`);
     } finally {

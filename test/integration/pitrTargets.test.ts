@@ -1,0 +1,184 @@
+// Point-in-time recovery targets proven from the WAL's content, and `latest` meaning the stopped
+// server's last committed transaction, against a real PostgreSQL 15 cluster archiving through
+// `pgwarden wal-push` and the real Temporal dev server. (a) The reproduction of issue 13's point 3:
+// pg_switch_wal(), take T, commit a row, the switched segment archived — plan waits until a commit
+// after T is archived (it switches WAL itself), and the in-place recovery reaches T. (b) With the
+// archiver failing, targets past the end of the archive fail in plan (BadTarget, after the bounded
+// wait), with the cluster still running in the same data directory and nothing staged. (c) Still
+// with the archiver failing, a row committed right before the approval of a `latest` recovery is
+// there afterwards: it came from the moved-aside pg_wal. (d) A segment the archive holds with other
+// content than pg_wal fails before the swap, naming it.
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
+import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
+import { testSecrets } from '../helpers/config.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { waitForStep } from '../helpers/pitr.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+import { activityResult, runFailure, scheduledActivities } from '../helpers/workflowRuns.js';
+
+let setup: ArchivingSetup;
+let key: TestKey;
+let env: TestWorkflowEnvironment;
+let worker: RunningWorker;
+const queue = uniqueQueue('pitr-targets');
+const WAIT_SECONDS = 4;
+let runs = 0;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const q = <T extends Record<string, unknown>>(sql: string) => setup.cluster.query<T>(sql, 'app');
+const serverNow = async () => (await q<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`))[0]!.t;
+const tags = async () => (await q<{ tag: string }>('SELECT tag FROM rows ORDER BY id')).map((r) => r.tag);
+const live = async () => {
+  const [row] = await q<{ rec: boolean; tli: number; dir: string }>(
+    `SELECT pg_is_in_recovery() AS rec, (SELECT timeline_id FROM pg_control_checkpoint()) AS tli, current_setting('data_directory') AS dir`,
+  );
+  return { inRecovery: row!.rec, timeline: row!.tli, dataDirectory: row!.dir };
+};
+const siblings = async () => (await readdir(join(setup.cluster.dataDir, '..'))).filter((f) => f.includes('pitr')).sort();
+
+beforeAll(async () => {
+  [key, env] = await Promise.all([createTestKey(), testEnvironment()]);
+  setup = await startArchivingCluster({ taskQueue: queue, key });
+  await setup.cluster.query('CREATE DATABASE app');
+  await q(`CREATE TABLE rows (id serial PRIMARY KEY, tag text NOT NULL)`);
+  const config = structuredClone(setup.config);
+  config.clusters.main!.archiveWaitSeconds = WAIT_SECONDS;
+  worker = await startPgwardenWorker(env, config, testSecrets(setup.cluster, key));
+  await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base`, args: [{ cluster: 'main', backupId: '20261122T030000Z' }] });
+}, 180_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await env?.teardown();
+  await Promise.all([setup?.remove(), key?.remove()]);
+});
+
+async function startPitr(input: PointInTimeRecoveryInput): Promise<WorkflowHandle> {
+  return env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-${++runs}`, args: [input] });
+}
+
+async function approve(handle: WorkflowHandle): Promise<PointInTimeRecoveryResult> {
+  await waitForStep(handle, 'approve');
+  await handle.signal('approve', { approver: 'alice', reason: 'drill' });
+  return (await handle.result()) as PointInTimeRecoveryResult;
+}
+
+describe('pointInTimeRecovery targets proven from the WAL', () => {
+  it('(a) reaches T when the only commit after T was not archived when the run started', async () => {
+    await q(`INSERT INTO rows (tag) VALUES ('before')`);
+    const [{ seg }] = (await q<{ seg: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS seg')) as [{ seg: string }];
+    const targetT = await serverNow();
+    await sleep(50);
+    await q(`INSERT INTO rows (tag) VALUES ('after')`);
+    for (let i = 0; ; i++) {
+      const [row] = await setup.cluster.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
+      if (row!.last && row!.last >= seg) break;
+      if (i > 300) throw new Error(`${seg} never archived`);
+      await sleep(100);
+    }
+    // The archive's newest segment holds only records from before T; the commit after T is in the
+    // server's current segment. Replay to T needs it: plan must get it archived before going on.
+    const handle = await startPitr({ cluster: 'main', target: { time: targetT } });
+    const result = await approve(handle);
+    expect(result).toMatchObject({ outcome: 'recovered' });
+    expect(result.recovery!.stoppedAt).toMatch(/recovery stopping before commit/);
+    expect((await scheduledActivities(handle)).filter((a) => a === 'planRecovery').length).toBeGreaterThanOrEqual(2); // it waited
+    expect(await tags()).toEqual(['before']);
+    expect(await live()).toMatchObject({ inRecovery: false, timeline: 2 });
+  });
+
+  it('(b) refuses targets past the end of the archive in plan, the cluster untouched, when archiving fails', async () => {
+    await q(`INSERT INTO rows (tag) VALUES ('b')`);
+    await switchAndArchive(setup.cluster);
+    // The archiver fails from now on (as when the archive's disk is full).
+    await setup.cluster.query(`ALTER SYSTEM SET archive_command = 'false'`);
+    await setup.cluster.query('SELECT pg_reload_conf()');
+    const before = { ...(await live()), siblings: await siblings() };
+    const rowsBefore = await tags();
+    const [{ lsn }] = (await setup.cluster.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)) as [{ lsn: string }];
+    await setup.cluster.query(`SELECT pg_create_restore_point('not-archived')`);
+    await q(`INSERT INTO rows (tag) VALUES ('unarchived')`);
+    await sleep(50);
+    const t = await serverNow();
+    // Far enough ahead that the WAL switches of the cases before it do not reach it.
+    const [{ future }] = (await setup.cluster.query<{ future: string }>(`SELECT (pg_current_wal_insert_lsn() + 4294967296)::text AS future`)) as [{ future: string }];
+    const cases: [PointInTimeRecoveryInput['target'], RegExp][] = [
+      [{ time: t }, new RegExp(`time ${t.replace(/[.+]/g, '\\$&')} is not reached by the archived WAL: the archived WAL ends at LSN .*waited \\d+ s .*archiveWaitSeconds.* for archiving of [0-9A-F]{24}`)],
+      [{ lsn }, /LSN .* is not reached by the archived WAL: the archived WAL ends at LSN .*waited/],
+      [{ name: 'not-archived' }, /restore point "not-archived" is not reached by the archived WAL: .* holds no restore point "not-archived"; waited/],
+      [{ lsn: future }, /is past the server's current WAL position/],
+    ];
+    for (const [target, message] of cases) {
+      const started = Date.now();
+      const handle = await startPitr({ cluster: 'main', target });
+      const f = await runFailure(handle);
+      expect(f.type, JSON.stringify(target)).toBe('BadTarget');
+      expect(f.message).toMatch(message);
+      expect(f.message).toContain('Nothing was touched');
+      const ran = await scheduledActivities(handle);
+      expect(ran.filter((a) => !['fetchRecoveryFromOffsite', 'planRecovery'].includes(a)), JSON.stringify(target)).toEqual([]);
+      if (!('lsn' in target && target.lsn === future)) expect(Date.now() - started).toBeGreaterThanOrEqual(WAIT_SECONDS * 1000);
+      expect(Date.now() - started).toBeLessThan((WAIT_SECONDS + 20) * 1000);
+    }
+    expect({ ...(await live()), siblings: await siblings() }).toEqual(before);
+    expect(await tags()).toEqual([...rowsBefore, 'unarchived']);
+  });
+
+  it('(c) latest, with the archiver failing: a row committed right before the approval is there afterwards', async () => {
+    const handle = await startPitr({ cluster: 'main', target: { latest: true } });
+    await waitForStep(handle, 'approve');
+    await q(`INSERT INTO rows (tag) VALUES ('last')`);
+    const [{ failed }] = (await setup.cluster.query<{ failed: string }>('SELECT failed_count::text AS failed FROM pg_stat_archiver')) as [{ failed: string }];
+    expect(Number(failed)).toBeGreaterThan(0); // the premise: archiving is behind
+    await handle.signal('approve', { approver: 'alice', reason: 'latest' });
+    const result = (await handle.result()) as PointInTimeRecoveryResult;
+    expect(result).toMatchObject({ outcome: 'recovered' });
+    expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
+    expect(await tags()).toEqual(['before', 'b', 'unarchived', 'last']);
+    expect(await live()).toMatchObject({ inRecovery: false, timeline: 3 });
+    // The segments came from the moved-aside pg_wal into the staged WAL, after the archive's.
+    const ran = await scheduledActivities(handle);
+    expect(ran.indexOf('archiveCurrentWal')).toBeLessThan(ran.indexOf('stopCluster'));
+    expect(ran.indexOf('gatherUnarchivedWal')).toBeGreaterThan(ran.indexOf('stopCluster'));
+    expect(ran.indexOf('gatherUnarchivedWal')).toBeLessThan(ran.indexOf('swapDataDirectory'));
+    const gathered = await activityResult<{ fromArchive: string[]; fromPgWal: string[] }>(handle, 'gatherUnarchivedWal');
+    expect(gathered!.fromPgWal.length).toBeGreaterThanOrEqual(1);
+    expect(gathered!.fromPgWal.every((n) => n.startsWith('00000002'))).toBe(true);
+  });
+
+  it('(d) latest: a segment that the archive holds with other content than pg_wal fails before the swap, naming it', async () => {
+    // Archiving works again (the recovered server came from the base backup's settings); the
+    // archive lacks timeline 2's last segments (they came from pg_wal), so a new base backup first.
+    await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base-2`, args: [{ cluster: 'main', backupId: '20261123T030000Z' }] });
+    const handle = await startPitr({ cluster: 'main', target: { latest: true } });
+    await waitForStep(handle, 'approve');
+    // Then the archiver fails, and a segment the server has not archived yet appears in the archive
+    // with other content (as when a second cluster archives into the same place by mistake).
+    await setup.cluster.query(`ALTER SYSTEM SET archive_command = 'false'`);
+    await setup.cluster.query('SELECT pg_reload_conf()');
+    await q(`INSERT INTO rows (tag) VALUES ('d')`);
+    const [{ seg }] = (await setup.cluster.query<{ seg: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS seg')) as [{ seg: string }];
+    const walDir = join(setup.repository, 'main/wal');
+    const other = (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort()[0]!;
+    const record = JSON.parse(await readFile(join(walDir, other), 'utf8')) as { name: string; stored: string };
+    const fake = join(walDir, `${seg}.json`);
+    await writeFile(fake, JSON.stringify({ ...record, name: seg, stored: record.stored.replace(record.name, seg) }));
+    const before = await live();
+    await handle.signal('approve', { approver: 'alice', reason: 'conflict' });
+    const f = await runFailure(handle);
+    await rm(fake);
+    expect(f.type).toBe('RecoveryFailed');
+    expect(f.message).toContain(`WAL segment ${seg} differs between the archive`);
+    expect(f.message).toContain(join(setup.cluster.dataDir, 'pg_wal', seg));
+    const ran = await scheduledActivities(handle);
+    expect(ran).toContain('gatherUnarchivedWal');
+    expect(ran).not.toContain('swapDataDirectory');
+    expect(await live()).toEqual(before); // running again, in the same data directory, on the same timeline
+    expect(await tags()).toEqual(['before', 'b', 'unarchived', 'last', 'd']);
+  });
+});
