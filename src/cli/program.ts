@@ -131,7 +131,7 @@ program
   .option('--backup-id <id>', 'backup to restore (default: the newest)')
   .option('--approval-timeout <duration>', 'how long to wait for approve/reject', '24 hours')
   .option('--reindex', 'REINDEX DATABASE after the restore')
-  .option('--tables <names>', 'comma-separated: restore only these tables into <db>_restore_<id> and leave them there (no approval needed)')
+  .option('--tables <names>', 'comma-separated: restore only these tables into <db>_restore_<id>_<run> and leave them there (no approval needed)')
   .option('--wait', 'wait for the result, showing progress')
   .addOption(new Option('--json', 'print the result as JSON'))
   .addHelpText('after', '\nExamples:\n  pgwarden restore --cluster main --database app --backup-id 20261122T020000Z\n  pgwarden status pgwarden/main/app/restore/20261122T020000Z\n  pgwarden approve pgwarden/main/app/restore/20261122T020000Z --approver alice --reason "INC-42"')
@@ -157,7 +157,7 @@ program
     if (opts.json) return void console.log(JSON.stringify(result));
     console.log(
       result.outcome === 'restored'
-        ? `restored ${opts.cluster}/${opts.database} from ${result.backupId}; the previous database is kept as ${result.previousDatabase}`
+        ? `restored ${opts.cluster}/${opts.database} from ${result.backupId}; ${result.previousDatabase ? `the previous database is kept as ${result.previousDatabase}` : 'there was no live database to keep'}`
         : result.outcome === 'tables-restored'
           ? `restored ${tables!.join(', ')} from ${result.backupId} into ${result.tablesDatabase}; copy back what you need`
           : `not restored: ${result.outcome}${result.decision ? ` by ${result.decision.approver} (${result.decision.reason})` : ''}`,

@@ -237,7 +237,7 @@ it('a restore at its approval: status shows what would be done and the command; 
   expect(status.exitCode, String(status.stderr)).toBe(0);
   expect(status.stdout).toMatch(/^ {2}step {6}approve for /m);
   expect(status.stdout).toMatch(/^ {2}waiting {3}for approval until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(23h59m left; then it ends, nothing done\); nothing live has been touched yet$/m);
-  expect(status.stdout).toContain(`  would     restore ${cluster}/app from backup ${backupId}; the live database is kept as app_pre_restore_${backupId.toLowerCase()}.`);
+  expect(status.stdout).toMatch(new RegExp(`^ {2}would {5}restore ${cluster}/app from backup ${backupId}; the live database is kept as app_pre_restore_${backupId.toLowerCase()}_[0-9a-f]{6}\\.`, 'm'));
   expect(status.stdout).toContain(`  approve   pgwarden approve ${workflowId} --approver NAME --reason TEXT`);
   const json = JSON.parse(String((await pgwarden(['status', workflowId, '--json'])).stdout)) as Record<string, unknown>;
   expect(json).toMatchObject({ workflowId, kind: 'restore', status: 'running', progress: { step: 'approve' }, approval: { approve: `pgwarden approve ${workflowId} --approver NAME --reason TEXT` } });
