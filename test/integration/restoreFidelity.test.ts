@@ -15,7 +15,7 @@ import type { Config } from '../../src/config/index.js';
 import type { Progress } from '../../src/workflows/messages.js';
 import type { RestoreDatabaseResult } from '../../src/workflows/restoreDatabase.js';
 import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
-import { testConfig, testSecrets } from '../helpers/config.js';
+import { PASSWORD_ENV, testConfig, testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
@@ -258,6 +258,27 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       expect({ databases: await databases(), catalogs: await catalogs('app') }).toEqual(before);
     } finally {
       await cluster.query('ALTER ROLE reporting_renamed RENAME TO reporting');
+    }
+  });
+
+  it('a pgwarden user that cannot act as the owners (not a superuser) fails the plan, saying so', async () => {
+    await cluster.query(`CREATE ROLE pgwarden_limited LOGIN CREATEDB PASSWORD 'limited-pw'; GRANT app_rw TO pgwarden_limited`);
+    const limitedQueue = uniqueQueue('fidelity-limited');
+    const limited = await startPgwardenWorker(
+      env,
+      testConfig({ cluster: { ...cluster, user: 'pgwarden_limited' }, repository: join(dir, 'repo'), taskQueue: limitedQueue, key }),
+      { ...testSecrets(cluster, key), [PASSWORD_ENV]: 'limited-pw' },
+    );
+    try {
+      const cause = await failureOf(
+        env.client.workflow.execute('restoreDatabase', { taskQueue: limitedQueue, workflowId: `${limitedQueue}/restore`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] }),
+      );
+      expect(cause.type).toBe('MissingRoles');
+      expect(cause.message).toMatch(/^pgwarden's user on cluster "main" cannot act as "?Audit Team"?, app_owner, app_ro, .*: restoring owners and privileges needs a superuser/);
+      expect(cause.message).not.toMatch(/cannot act as .*\bapp_rw\b/);
+    } finally {
+      await limited.stop();
+      await cluster.query('DROP ROLE pgwarden_limited');
     }
   });
 });
