@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Progress } from '../../src/workflows/messages.js';
 import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
@@ -60,6 +61,17 @@ afterAll(async () => {
 
 async function startPitr(input: PointInTimeRecoveryInput): Promise<WorkflowHandle> {
   return env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-${++runs}`, args: [input] });
+}
+
+/** Polls `progress` until it shows `step` with a detail matching `detail`. */
+async function progressMatching(handle: WorkflowHandle, step: string, detail: RegExp): Promise<Progress> {
+  const seen: string[] = [];
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(100)) {
+    const p = await handle.query<Progress>('progress');
+    seen.push(`${p.step}: ${p.detail ?? ''}`);
+    if (p.step === step && detail.test(p.detail ?? '')) return p;
+  }
+  throw new Error(`progress never showed ${step} ${String(detail)}; saw ${[...new Set(seen)].join(' | ')}`);
 }
 
 async function approve(handle: WorkflowHandle): Promise<PointInTimeRecoveryResult> {
@@ -116,6 +128,11 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     for (const [target, message] of cases) {
       const started = Date.now();
       const handle = await startPitr({ cluster: 'main', target });
+      if ('time' in target) {
+        // The wait shows in `progress`: how far the archive reaches, and what plan waits for.
+        const waiting = await progressMatching(handle, 'plan', /waits for [0-9A-F]{24} to be archived|waiting for archiving of [0-9A-F]{24}/);
+        expect(waiting.detail).toMatch(/the archived WAL ends at LSN/);
+      }
       const f = await runFailure(handle);
       expect(f.type, JSON.stringify(target)).toBe('BadTarget');
       expect(f.message).toMatch(message);
@@ -136,6 +153,7 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     const [{ failed }] = (await setup.cluster.query<{ failed: string }>('SELECT failed_count::text AS failed FROM pg_stat_archiver')) as [{ failed: string }];
     expect(Number(failed)).toBeGreaterThan(0); // the premise: archiving is behind
     await handle.signal('approve', { approver: 'alice', reason: 'latest' });
+    expect((await progressMatching(handle, 'stop', /waiting for [0-9A-F]{24} to be archived/)).detail).toMatch(/of 4 s/);
     const result = (await handle.result()) as PointInTimeRecoveryResult;
     expect(result).toMatchObject({ outcome: 'recovered' });
     expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
