@@ -273,9 +273,11 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
    * `<work>/wal`, every checksum verified. In-place mode stages both before asking for approval;
    * a rehearsal starts recovery as soon as the base is there and decodes WAL while it replays.
    */
-  async function stageRecovery(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number }> {
+  async function stageRecovery(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number; dataDirectory: 'present' | 'missing' | 'empty' }> {
     const [base, wal] = await Promise.all([stageBaseBackup(plan), stageWal(plan)]);
-    return { bytes: base.bytes + wal.bytes, walFiles: wal.walFiles };
+    // What the approval will be asked for: a rebuilt host has nothing to stop or keep.
+    const found = !existsSync(plan.dataDirectory) ? 'missing' : (await readdir(plan.dataDirectory)).length === 0 ? 'empty' : 'present';
+    return { bytes: base.bytes + wal.bytes, walFiles: wal.walFiles, dataDirectory: found };
   }
 
   /** The base backup unpacked into `<work>/data`. A retry unpacks again; a done one has its marker. */
@@ -585,8 +587,9 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   /** Makes sure the server, as the data directory's owner, can append to `file`; returns where this start's output begins. */
   async function prepareLog(file: string, owner: { uid: number; gid: number }): Promise<number> {
     await mkdir(dirname(file), { recursive: true });
+    const created = !existsSync(file); // an existing log keeps its owner and group (e.g. postgres:adm)
     await (await open(file, 'a', 0o600)).close();
-    if (process.getuid?.() === 0) await chown(file, owner.uid, owner.gid);
+    if (created && process.getuid?.() === 0) await chown(file, owner.uid, owner.gid);
     return (await stat(file)).size;
   }
 

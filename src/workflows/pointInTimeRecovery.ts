@@ -73,8 +73,11 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
     let decision: ApprovalDecision | undefined;
     let recovery: RecoveryOutcome;
     if (mode === 'in-place') {
-      await host.stageRecovery(plan);
-      const what = `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}.`;
+      const staged = await host.stageRecovery(plan);
+      const what =
+        staged?.dataDirectory === 'missing' || staged?.dataDirectory === 'empty'
+          ? `${plan.dataDirectory} is ${staged.dataDirectory} on this host (nothing to stop or keep): lay base backup ${plan.backupId} there and recover to ${plan.targetDescription}.`
+          : `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}.`;
       step('approve', `${what} Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`);
       await announceApproval(input.cluster, `Point-in-time recovery of ${input.cluster} is staged and waits for approval: ${what}`);
       decision = await waitForApproval(input.approvalTimeout ?? '24 hours');

@@ -17,6 +17,7 @@ import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../../
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import type { Progress } from '../../src/workflows/messages.js';
 import { waitForStep } from '../helpers/pitr.js';
 import { PG_BIN } from '../helpers/require.js';
 import { startS3Server, type S3Server } from '../helpers/s3.js';
@@ -84,10 +85,10 @@ async function startPitr(input: PointInTimeRecoveryInput): Promise<WorkflowHandl
   return env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-${++runs}`, args: [input] });
 }
 
-async function approved(input: PointInTimeRecoveryInput, beforeApproval?: () => Promise<void>): Promise<WorkflowHandle> {
+async function approved(input: PointInTimeRecoveryInput, beforeApproval?: (waiting: Progress) => Promise<void>): Promise<WorkflowHandle> {
   const handle = await startPitr(input);
-  await waitForStep(handle, 'approve');
-  await beforeApproval?.();
+  const waiting = await waitForStep(handle, 'approve');
+  await beforeApproval?.(waiting);
   await handle.signal('approve', { approver: 'alice', reason: 'DR drill' });
   return handle;
 }
@@ -139,7 +140,7 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
 
     const handle = await startPitr({ cluster: 'main', target: { time: t1 } });
     const waiting = await waitForStep(handle, 'approve'); // approval is still required
-    expect(waiting.detail).toMatch(/pgwarden approve/);
+    expect(waiting.detail).toMatch(/is missing on this host \(nothing to stop or keep\).* Approve: pgwarden approve/);
     expect(existsSync(setup.cluster.dataDir)).toBe(false); // nothing laid down before approval
     await handle.signal('approve', { approver: 'alice', reason: 'host rebuilt' });
     const result = (await handle.result()) as PointInTimeRecoveryResult;
@@ -200,7 +201,8 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
         if (process.getuid?.() === 0) await execa('chown', ['postgres:postgres', setup.cluster.dataDir]);
       }
       try {
-        const handle = await approved({ cluster: 'main', target: { time: t3 } }, async () => {
+        const handle = await approved({ cluster: 'main', target: { time: t3 } }, async (waiting) => {
+          expect(waiting.detail).toContain(`is ${found} on this host (nothing to stop or keep)`);
           // A staged WAL file goes missing after planning: replay cannot start.
           const work = (await siblings()).find((f) => f.includes('pgwarden-pitr-'))!;
           const walDir = join(dirname(setup.cluster.dataDir), work, 'wal');
