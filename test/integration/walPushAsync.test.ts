@@ -4,7 +4,7 @@
 // is replaced by the next archive_command, which removes the gpg directory the dead one left.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -58,6 +58,31 @@ describe('asynchronous wal-push', () => {
     });
     expect(got.exitCode, got.stderr).toBe(0);
     expect((await readFile(out)).length).toBe(16 * 1024 * 1024);
+  });
+
+  it("the README's runbook finds the DELETE: wal-get into a file named as the segment, then pg_waldump, as printed", async () => {
+    await setup.cluster.query('DELETE FROM t WHERE n <= 3');
+    const seg = await switchAndArchive(setup.cluster);
+    const readme = await readFile(join(import.meta.dirname, '../../README.md'), 'utf8');
+    const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('pg_waldump /tmp/wal/'));
+    expect(block).toBeDefined();
+    const dir = join(setup.dir, 'runbook');
+    const script = block!
+      .replace(/^ {3}/gm, '')
+      .replace(/^seg=[0-9A-F]{24}$/m, `seg=${seg}`)
+      .replaceAll('/tmp/wal', dir)
+      .replaceAll('pgwarden wal-get', `${PGWARDEN} --config ${setup.configFile} wal-get`);
+    expect(script).toContain(`seg=${seg}`);
+    const env = { PATH: process.env.PATH!, PGWARDEN_FROM_SOURCE: '1', [PASSPHRASE_ENV]: key.passphrase };
+    const run = await execa('bash', ['-e', '-c', script], { env, extendEnv: false, reject: false });
+    expect(run.exitCode, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/desc: DELETE/);
+    expect(run.stdout).toMatch(/desc: COMMIT \d{4}-\d\d-\d\d/);
+    // The form printed before: under another name pg_waldump cannot tell which segment it reads.
+    await copyFile(join(dir, seg), join(dir, 'seg'));
+    const renamed = await execa('pg_waldump', [join(dir, 'seg')], { reject: false, env, extendEnv: false });
+    expect(renamed.exitCode).not.toBe(0);
+    expect(renamed.stderr).toMatch(/no start WAL location given/);
   });
 
   it('fails the archive_command of a file archived already with other content, naming it, and goes on once that is resolved', async () => {

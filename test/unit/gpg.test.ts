@@ -1,10 +1,11 @@
 // Decryption by stock gpg in a throwaway keyring: what openpgp encrypted comes back byte for byte,
 // the failures say why in gpg's words, and keyrings of dead workers are removed.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpgFailure, openKeyring } from '../../src/activities/gpg.js';
 import { feedFile, loadRecipientKeys, storeArtifact } from '../../src/activities/pipeline.js';
@@ -60,6 +61,25 @@ describe('gpg decryption', () => {
     const wrongPassphrase = await decrypt(path, key.privateKeyFile, 'not-the-passphrase');
     expect(wrongPassphrase.exit.status).toBe('rejected');
     expect(gpgFailure((wrongPassphrase.exit as PromiseRejectedResult).reason.stderr)).toMatch(/passphrase .* wrong/);
+  });
+
+  it("the README's key set-up runs unattended (no pinentry, no terminal), and its exported private key decrypts", async () => {
+    // The block of step 2 of "Running it against your own cluster", as printed, into a scratch directory.
+    const readme = await readFile(join(import.meta.dirname, '../../README.md'), 'utf8');
+    const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('--export-secret-keys'));
+    expect(block).toBeDefined();
+    const out = await mkdtemp(join(dir, 'keys-'));
+    const script = block!.replace(/^ {3}/gm, '').replaceAll('/etc/pgwarden/', `${out}/`);
+    const passphrase = `readme-${randomBytes(6).toString('hex')}`;
+    const run = await execa('bash', ['-e', '-c', script], { env: { PATH: process.env.PATH!, PASSPHRASE: passphrase }, extendEnv: false, stdin: 'ignore', reject: false, timeout: 60_000 });
+    expect(run.exitCode, run.stderr).toBe(0);
+    const data = randomBytes(100_000);
+    const path = await encrypted(data, { publicKeyFile: join(out, 'backup.pub.asc') } as TestKey);
+    const { out: back, exit } = await decrypt(path, join(out, 'backup.key.asc'), passphrase);
+    expect(exit.status).toBe('fulfilled');
+    expect(back.equals(data)).toBe(true);
+    // The exported key is protected by the passphrase.
+    expect((await decrypt(path, join(out, 'backup.key.asc'), 'not-it')).exit.status).toBe('rejected');
   });
 
   it('removes keyrings left by a worker that died', async () => {
