@@ -18,7 +18,9 @@ import * as postgres from './postgres.js';
 import { startChain, startTool, TOOL_ENV } from './processes.js';
 import { LocalRepository } from './repository.js';
 import { markInUse } from './retention.js';
-import { decodeWal, decodeWalBatch, openWalDecryption, readHistories, WalArchive } from './walArchive.js';
+import { walRecordName } from '../lib/layout.js';
+import { pushWalFile } from './walPush.js';
+import { decodeWal, decodeWalBatch, openWalDecryption, readHistories, walPushSettingsFor, WalArchive } from './walArchive.js';
 import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
 
@@ -474,7 +476,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
    * preallocated files do not). One that the archive has with other content fails the run here,
    * before the swap, naming both.
    */
-  async function gatherUnarchivedWal(plan: RecoveryPlan): Promise<{ fromArchive: string[]; fromPgWal: string[] }> {
+  async function gatherUnarchivedWal(plan: RecoveryPlan): Promise<{ fromArchive: string[]; fromPgWal: string[]; archived: string[]; notArchived?: string }> {
     const pgWal = join(plan.dataDirectory, 'pg_wal');
     const walDir = join(plan.workDirectory, 'wal');
     const local = new Map<bigint, string>();
@@ -541,7 +543,27 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       await chmod(join(walDir, `.${name}.tmp`), 0o644);
       await rename(join(walDir, `.${name}.tmp`), join(walDir, name));
     }
-    return { fromArchive, fromPgWal };
+    // The complete ones go into the archive too, as the server's archiver would have put them
+    // (the partial last one never: it is archived as `.partial` after promotion): the archive
+    // stays continuous, and the base backups before the recovery keep reaching the new timeline.
+    // Best effort: an archive that refuses (full, say) does not stop a recovery that has its WAL.
+    const partial = segmentName(plan.targetTimeline, to);
+    const archived: string[] = [];
+    let notArchived: string | undefined;
+    const owner = await stat(archive.dir);
+    for (const name of fromPgWal.filter((n) => n !== partial)) {
+      try {
+        const pushed = await pushWalFile(walPushSettingsFor(config, plan.cluster), join(pgWal, name), name);
+        const record = await archive.record(name);
+        // The archive belongs to the server's user (wal-push runs as it): so do these files.
+        if (process.getuid?.() === 0 && record) for (const f of [record.stored, walRecordName(name)]) await chown(join(archive.dir, f), owner.uid, owner.gid);
+        if (pushed.outcome === 'stored') archived.push(name);
+      } catch (err) {
+        notArchived = `${name} and after were not archived: ${(err as Error).message}`;
+        break;
+      }
+    }
+    return { fromArchive, fromPgWal, archived, ...(notArchived ? { notArchived } : {}) };
   }
 
   /** The swap step: the live data directory moves aside (kept), the staged one takes its place. */
@@ -614,7 +636,10 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   /** In place, the recovery log is written beside the moved-aside directory (again by a retry); a rehearsal's server writes it itself. Returns its path. */
   async function keepRecoveryLog(plan: RecoveryPlan, text: string): Promise<string> {
     const file = recoveryLogOf(plan);
-    if (plan.mode === 'in-place') await writeFileAtomic(file, text);
+    if (plan.mode === 'in-place') {
+      await writeFileAtomic(file, text);
+      await chmod(file, 0o600); // a log can quote statements and their data
+    }
     return file;
   }
 

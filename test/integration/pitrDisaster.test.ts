@@ -186,6 +186,7 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     const recoveryLog = `${aside.replace('.pre-pitr-', '.pitr-')}.log`;
     expect(dirname(recoveryLog)).toBe(dirname(aside));
     expect(await readFile(recoveryLog, 'utf8')).toContain(result.recovery!.stoppedAt!);
+    expect((await stat(recoveryLog)).mode & 0o777).toBe(0o600);
     expect((await siblings()).filter((f) => f.includes('pgwarden-pitr-'))).toEqual([]);
     await rm(aside, { recursive: true, force: true });
   }, 180_000);
