@@ -35,7 +35,7 @@ async function main() {
     for (let i = 0; i < 3; i++) {
       await cluster.query('CREATE DATABASE plain_restore');
       const started = process.hrtime.bigint();
-      await execa(join(PG_BIN, 'pg_restore'), ['--no-owner', '--exit-on-error', '-d', 'plain_restore', file], { env: cluster.env('plain_restore') });
+      await execa(join(PG_BIN, 'pg_restore'), ['--exit-on-error', '-d', 'plain_restore', file], { env: cluster.env('plain_restore') });
       plainRuns.push(Number(process.hrtime.bigint() - started) / 1e9);
       await cluster.query('DROP DATABASE plain_restore');
     }
