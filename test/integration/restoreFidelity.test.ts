@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/index.js';
@@ -18,6 +19,7 @@ import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
 import { PASSWORD_ENV, testConfig, testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
+import { PG_BIN } from '../helpers/require.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
 
 let cluster: TestCluster;
@@ -256,8 +258,16 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       // It never got as far as asking for approval.
       expect((await handle.query<Progress>('progress')).step).toBe('plan');
       expect({ databases: await databases(), catalogs: await catalogs('app') }).toEqual(before);
+
+      // The command it prints creates exactly the missing role (gpg given this test's keyring and passphrase).
+      const command = /globals\.sql: (.*) \(on the target/.exec(cause.message)![1]!.replace(/^gpg --decrypt /, `gpg ${key.decryptArgs('').slice(0, -1).join(' ')} `);
+      await execa('sh', ['-c', command], { env: { ...cluster.env('postgres'), PATH: `${PG_BIN}:${process.env.PATH}` } });
+      expect(await cluster.query(`SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'reporting%' ORDER BY 1`)).toEqual([
+        { rolname: 'reporting', rolcanlogin: false },
+        { rolname: 'reporting_renamed', rolcanlogin: false },
+      ]);
     } finally {
-      await cluster.query('ALTER ROLE reporting_renamed RENAME TO reporting');
+      await cluster.query('DROP ROLE IF EXISTS reporting; ALTER ROLE reporting_renamed RENAME TO reporting');
     }
   });
 
