@@ -102,7 +102,8 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       if (toLast) {
         swapped = true; // a failure from here on starts the original data directory again (rollbackRecovery)
         const gathered = await hostQuick.gatherUnarchivedWal(plan);
-        progress('stop', `staged ${gathered.fromArchive.length} newly archived WAL segments and ${gathered.fromPgWal.length} from ${plan.dataDirectory}/pg_wal that the archive lacks`);
+        const archivedNow = gathered.notArchived ?? `${gathered.archived?.length ?? 0} of them archived now`;
+        progress('stop', `staged ${gathered.fromArchive.length} newly archived WAL segments and ${gathered.fromPgWal.length} from ${plan.dataDirectory}/pg_wal that the archive lacks (${archivedNow})`);
       }
       step('swap', `${plan.dataDirectory} → ${plan.asideDirectory}`);
       swapped = true; // from here on, a failure rolls back (the swap itself is idempotent)

@@ -8,7 +8,7 @@
 // with the archiver failing, a row committed right before the approval of a `latest` recovery is
 // there afterwards: it came from the moved-aside pg_wal. (d) A segment the archive holds with other
 // content than pg_wal fails before the swap, naming it.
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -164,17 +164,22 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     expect(ran.indexOf('archiveCurrentWal')).toBeLessThan(ran.indexOf('stopCluster'));
     expect(ran.indexOf('gatherUnarchivedWal')).toBeGreaterThan(ran.indexOf('stopCluster'));
     expect(ran.indexOf('gatherUnarchivedWal')).toBeLessThan(ran.indexOf('swapDataDirectory'));
-    const gathered = await activityResult<{ fromArchive: string[]; fromPgWal: string[] }>(handle, 'gatherUnarchivedWal');
-    expect(gathered!.fromPgWal.length).toBeGreaterThanOrEqual(1);
+    const gathered = await activityResult<{ fromArchive: string[]; fromPgWal: string[]; archived: string[] }>(handle, 'gatherUnarchivedWal');
+    expect(gathered!.fromPgWal.length).toBeGreaterThanOrEqual(2);
     expect(gathered!.fromPgWal.every((n) => n.startsWith('00000002'))).toBe(true);
+    // The complete ones are in the archive now (owned like the rest of it), the partial last one is not.
+    expect(gathered!.archived).toEqual(gathered!.fromPgWal.slice(0, -1));
+    const walDir = join(setup.repository, 'main/wal');
+    for (const name of gathered!.archived) expect((await stat(join(walDir, `${name}.json`))).uid).toBe((await stat(walDir)).uid);
   });
 
   it('(d) latest: a segment that the archive holds with other content than pg_wal fails before the swap, naming it', async () => {
-    // Archiving works again (the recovered server came from the base backup's settings); the
-    // archive lacks timeline 2's last segments (they came from pg_wal), so a new base backup first.
-    await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base-2`, args: [{ cluster: 'main', backupId: '20261123T030000Z' }] });
+    // Archiving works again (the recovered server came from the base backup's settings), and the
+    // archive is continuous: the first base backup still reaches timeline 3 through timeline 2.
+    await switchAndArchive(setup.cluster); // timeline 3's history file is archived
     const handle = await startPitr({ cluster: 'main', target: { latest: true } });
     await waitForStep(handle, 'approve');
+    expect(await activityResult(handle, 'planRecovery')).toMatchObject({ backupId: '20261122T030000Z', targetTimeline: 3 });
     // Then the archiver fails, and a segment the server has not archived yet appears in the archive
     // with other content (as when a second cluster archives into the same place by mistake).
     await setup.cluster.query(`ALTER SYSTEM SET archive_command = 'false'`);
