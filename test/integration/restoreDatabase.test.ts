@@ -120,7 +120,8 @@ describe('restoreDatabase', () => {
 
   it('restores the same backup a second time: the row written since is gone, both kept copies exist', async () => {
     await cluster.query(`INSERT INTO users (id, email) VALUES (999999, 'after-first-restore@example.com')`, 'app');
-    const handle = await startRestore('second');
+    // The same workflow id again, as `pgwarden restore --backup-id` gives it: a new run of it.
+    const handle = await startRestore('approved');
     await handle.signal('approve', { approver: 'bob', reason: 'INC-43: again' });
     const result = (await handle.result()) as RestoreDatabaseResult;
     expect(result).toMatchObject({ outcome: 'restored', previousDatabase: expect.stringMatching(KEPT) });
