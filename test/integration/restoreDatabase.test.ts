@@ -10,7 +10,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createRestoreActivities } from '../../src/activities/restore.js';
 import type { Config } from '../../src/config/index.js';
+import { restoreNames } from '../../src/lib/ids.js';
 import type { Progress } from '../../src/workflows/messages.js';
 import type { RestoreDatabaseResult } from '../../src/workflows/restoreDatabase.js';
 import { testConfig, testSecrets } from '../helpers/config.js';
@@ -174,5 +176,43 @@ describe('restoreDatabase', () => {
     });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toBe(`pgwarden: ${queue}/approved is not waiting for approval (step: done)`);
+  });
+});
+
+describe('swapDatabases, attempt by attempt', () => {
+  // The swap activity itself, as a retry finds the cluster after an attempt died at each point.
+  const swap = () => createRestoreActivities({ config, env: testSecrets(cluster, key) }).swapDatabases;
+  const names = restoreNames('swapme', BACKUP, '00000000-0000-7000-8000-00000000abcd');
+  const plan = { cluster: 'main', database: 'swapme', backupId: BACKUP, restoreCluster: 'main', scratchDatabase: names.restoreDatabase, ...names };
+  const swapDatabases = () => databases().then((all) => all.filter((d) => d.startsWith('swapme')));
+  const marker = async (db: string) => (await cluster.query<{ v: string }>('SELECT v FROM marker', db))[0]!.v;
+
+  it('finishes from each state an earlier attempt can leave, and reports what it kept', async () => {
+    for (const [db, v] of [['swapme', 'live'], [names.restoreDatabase, 'restored']] as const) {
+      await cluster.query(`CREATE DATABASE ${db}`);
+      await cluster.query(`CREATE TABLE marker (v text); INSERT INTO marker VALUES ('${v}')`, db);
+    }
+    // An attempt died after the first rename (and before allowing connections again).
+    await cluster.query(`ALTER DATABASE swapme RENAME TO ${names.preRestoreDatabase}`);
+    await cluster.query(`ALTER DATABASE ${names.preRestoreDatabase} ALLOW_CONNECTIONS false`);
+    expect(await swap()(plan)).toEqual({ previousDatabase: names.preRestoreDatabase });
+    expect(await marker('swapme')).toBe('restored');
+    expect(await marker(names.preRestoreDatabase)).toBe('live');
+    // An attempt died after both renames: the next one finds the work done.
+    expect(await swap()(plan)).toEqual({ previousDatabase: names.preRestoreDatabase });
+    expect(await swapDatabases()).toEqual(['swapme', names.preRestoreDatabase]);
+  });
+
+  it('fails, naming what is missing, when the restored copy is gone and nothing was kept', async () => {
+    await cluster.query(`DROP DATABASE ${names.preRestoreDatabase}`);
+    await expect(swap()(plan)).rejects.toThrow(`the restored database "${names.restoreDatabase}" does not exist and "${names.preRestoreDatabase}" was never made; "swapme" is untouched`);
+    expect(await marker('swapme')).toBe('restored');
+  });
+
+  it('puts the restored copy in place when there is no live database (it was dropped), keeping nothing', async () => {
+    await cluster.query(`ALTER DATABASE swapme RENAME TO ${names.restoreDatabase}`);
+    expect(await swap()(plan)).toEqual({});
+    expect(await swapDatabases()).toEqual(['swapme']);
+    await cluster.query('DROP DATABASE swapme');
   });
 });
