@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { ClusterConfig, Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { describeTarget, parseWaldump, planRecoveryPath, reachesTarget, type RecoveryTarget } from '../lib/recovery.js';
-import { formatLsn, HISTORY_NAME, parseLsn, parseSegmentName, segmentName, segmentOf, WAL_SEGMENT_BYTES } from '../lib/wal.js';
+import { formatLsn, headerMatchesSegment, HISTORY_NAME, parseLsn, parseSegmentName, segmentName, segmentOf } from '../lib/wal.js';
 import { openKeyring } from './gpg.js';
 import { feedFile, hashFile, writeFileAtomic } from './pipeline.js';
 import * as postgres from './postgres.js';
@@ -491,8 +491,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       } finally {
         await file.close();
       }
-      // XLogPageHeaderData: magic (2), info (2), timeline (4), page address (8), little-endian.
-      if (header.readUInt32LE(4) !== seg.timeline || header.readBigUInt64LE(8) !== seg.segment * BigInt(WAL_SEGMENT_BYTES)) continue;
+      if (!headerMatchesSegment(header, name)) continue;
       timelines.add(seg.timeline);
       if (seg.timeline === plan.targetTimeline) local.set(seg.segment, name);
     }

@@ -121,3 +121,16 @@ export function segmentsBetween(path: ReturnType<typeof timelinePath>, start: bi
   }
   return out;
 }
+
+/**
+ * Whether a file in pg_wal holds the segment its name says: its first page header (XLogPageHeaderData:
+ * magic, info, timeline, page address, little-endian) names that timeline and the segment's start.
+ * Recycled segments (renamed ahead, still holding an old segment's pages) and preallocated ones
+ * (zeros) do not.
+ */
+export function headerMatchesSegment(header: Uint8Array, name: string): boolean {
+  const seg = parseSegmentName(name);
+  if (!seg || header.length < 16) return false;
+  const view = new DataView(header.buffer, header.byteOffset, 16);
+  return view.getUint32(4, true) === seg.timeline && view.getBigUint64(8, true) === seg.segment * BigInt(WAL_SEGMENT_BYTES);
+}

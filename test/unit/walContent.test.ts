@@ -3,6 +3,7 @@
 // reached — a commit strictly after the time (recovery_target_inclusive), a record at or past the LSN.
 import { describe, expect, it } from 'vitest';
 import { parseWaldump, planRecoveryPath, reachesTarget, timeMicros, type ArchivedWal, type BackupSummary } from '../../src/lib/recovery.js';
+import { headerMatchesSegment } from '../../src/lib/wal.js';
 
 // Real pg_waldump 15 output (TZ=UTC), trimmed.
 const DUMP = `rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/02000028, prev 0/01516890, desc: CHECKPOINT_SHUTDOWN redo 0/2000028; tli 1; prev tli 1; fpw true; xid 0:728; oid 16387
@@ -68,5 +69,21 @@ describe('planRecoveryPath, openEnded', () => {
   it('still refuses a gap', () => {
     const gap = [...wal, { name: seg('5'), archivedAt: '2026-11-23T08:00:00Z' }];
     expect(() => planRecoveryPath({ target: { lsn: '0/9000000' }, backups: [backup], wal: gap, histories: new Map(), now, openEnded: true })).toThrow(/000000010000000000000004 is missing/);
+  });
+});
+
+describe('headerMatchesSegment', () => {
+  // First 16 bytes of real pg_wal files (PostgreSQL 15): segment 2 as written, and a file named
+  // segment 3 that is segment 1 recycled (its pages still say 0/1000000).
+  const bytes = (hex: string) => Uint8Array.from(hex.split(' ').map((h) => parseInt(h, 16)));
+  const SEG2 = bytes('10 d1 06 00 01 00 00 00 00 00 00 02 00 00 00 00');
+  const RECYCLED = bytes('10 d1 02 00 01 00 00 00 00 00 00 01 00 00 00 00');
+  it('accepts a segment whose first page names its timeline and start, and nothing else', () => {
+    expect(headerMatchesSegment(SEG2, '000000010000000000000002')).toBe(true);
+    expect(headerMatchesSegment(RECYCLED, '000000010000000000000003')).toBe(false);
+    expect(headerMatchesSegment(new Uint8Array(16), '000000010000000000000003')).toBe(false); // preallocated
+    expect(headerMatchesSegment(SEG2, '000000020000000000000002')).toBe(false); // another timeline
+    expect(headerMatchesSegment(SEG2.subarray(0, 8), '000000010000000000000002')).toBe(false);
+    expect(headerMatchesSegment(SEG2, '00000001.history')).toBe(false);
   });
 });
