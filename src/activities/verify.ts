@@ -217,7 +217,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       }
       const expected = new Set(manifest.tables.map(key));
       for (const t of tables) if (!expected.has(key(t))) problems.push(`table ${key(t)} is not in the manifest`);
-      let privileges = 'not recorded in this backup (made before pgwarden recorded them): not compared';
+      let privileges = 'not recorded in this backup (made before pgwarden recorded them): not compared, and the database-level properties not restored';
       if (manifest.privileges) {
         await client.query('BEGIN READ ONLY');
         const restoredPrivileges = await readPrivileges(client);

@@ -35,6 +35,11 @@ export interface RestoreDatabaseResult {
   /** Where the previous live database is kept (after a restore). */
   previousDatabase?: string;
   restoreSeconds?: number;
+  /**
+   * Owners, privileges and database properties: how many objects were compared with the backup's
+   * record, or that an older backup has none (then the database's own properties were not restored).
+   */
+  privileges?: string;
 }
 
 const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
@@ -77,7 +82,7 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
     step('restore', names.restoreDatabase);
     const { restoreSeconds } = await long.restoreIntoScratch(plan);
     step('verify');
-    await long.compareWithManifest(plan);
+    const compared = await long.compareWithManifest(plan);
     step('swap');
     const swap = await quick.swapDatabases(plan);
     swapped = true;
@@ -88,7 +93,7 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
     step('done');
     // Runs from before swapDatabases reported it: always the kept name.
     const previousDatabase = swap ? swap.previousDatabase : names.preRestoreDatabase;
-    return { ...base, outcome: 'restored', decision, ...(previousDatabase ? { previousDatabase } : {}), restoreSeconds };
+    return { ...base, outcome: 'restored', decision, ...(previousDatabase ? { previousDatabase } : {}), restoreSeconds, privileges: compared?.privileges };
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       // Before the swap the live database was never touched: drop the half-made copy and start the
