@@ -23,6 +23,9 @@ import { pushWalFile } from './walPush.js';
 import { decodeWal, decodeWalBatch, openWalDecryption, readHistories, walPushSettingsFor, WalArchive } from './walArchive.js';
 import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
+import { runAfterEarlierAttempt } from './orphans.js';
+
+const HOOK_TIMEOUT_MS = 10 * 60_000;
 
 export type RecoveryMode = 'in-place' | 'rehearsal';
 
@@ -840,7 +843,10 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
 
   async function runHook(plan: RecoveryPlan, argv: string[], name: string): Promise<void> {
     const [file, ...args] = argv;
-    const r = await execa(file!, args, { env: { PATH: TOOL_ENV.PATH!, PGWARDEN_CLUSTER: plan.cluster, PGWARDEN_HOOK: name }, extendEnv: false, reject: false, all: true, timeout: 10 * 60_000 });
+    // A retry after a worker's death first lets the hook that worker started finish: never two at once.
+    const r = await runAfterEarlierAttempt(`${name} hook`, HOOK_TIMEOUT_MS, () =>
+      execa(file!, args, { env: { PATH: TOOL_ENV.PATH!, PGWARDEN_CLUSTER: plan.cluster, PGWARDEN_HOOK: name }, extendEnv: false, reject: false, all: true, timeout: HOOK_TIMEOUT_MS }),
+    );
     if (r.exitCode !== 0) throw nonRetryable(ErrorType.ClusterControlFailed, `${name} hook ${argv.join(' ')} failed (exit ${r.exitCode}): ${String(r.all ?? '').trim().slice(-500)}`);
   }
 

@@ -20,6 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { isWalFileName } from '../lib/wal.js';
+import { processStartTime } from './processStart.js';
 import { GPG_HOME_PREFIX, pushWalFile, readRecord, WalPushError, type PushResult, type WalPushSettings } from './walPush.js';
 
 export interface AsyncPushSettings {
@@ -177,7 +178,7 @@ export function removeLeftoverGpgHomes(dir = tmpdir()): string[] {
     try {
       const st = lstatSync(path);
       if (!st.isDirectory() || st.uid !== process.getuid?.()) continue; // another user's: not ours to judge
-      const gone = m[1] ? startTime(Number(m[1])) === undefined : Date.now() - st.mtimeMs > UNNAMED_HOME_MAX_AGE_MS;
+      const gone = m[1] ? processStartTime(Number(m[1])) === undefined : Date.now() - st.mtimeMs > UNNAMED_HOME_MAX_AGE_MS;
       if (!gone) continue;
       rmSync(path, { recursive: true, force: true });
       removed.push(path);
@@ -269,21 +270,12 @@ interface Lock {
 
 const jobKey = (job: PusherJob): string => createHash('sha256').update(JSON.stringify(job)).digest('hex');
 
-/** When a process started, in clock ticks since boot; undefined when it does not exist. */
-function startTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
-}
 
 /** The lock's holder while that very process lives, else undefined. */
 function lockHolder(lock: string): Lock | undefined {
   const held = readAnswer<Lock>(lock);
   if (!held || !Number.isInteger(held.pid) || held.pid <= 0) return undefined;
-  return startTime(held.pid) === held.started ? held : undefined;
+  return processStartTime(held.pid) === held.started ? held : undefined;
 }
 
 /**
@@ -293,7 +285,7 @@ function lockHolder(lock: string): Lock | undefined {
  * pusher only when none holds the lock, and not again while one is starting.
  */
 function claimLock(lock: string, job: string): boolean {
-  const content = JSON.stringify({ pid: process.pid, started: startTime(process.pid) ?? '', job } satisfies Lock);
+  const content = JSON.stringify({ pid: process.pid, started: processStartTime(process.pid) ?? '', job } satisfies Lock);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       writeFileSync(lock, content, { flag: 'wx', mode: 0o600 });

@@ -114,10 +114,18 @@ it('cancelling a running backup stops pg_dump and removes the partial backup', a
   }
 });
 
-/** A hook that takes a while (stopping applications does), logging `start|end <hook> <pid> <ms>`. */
+/**
+ * A hook that takes a while (stopping applications does), logging `start|end <hook> <pid> <ms>`:
+ * 5 s, or once the seconds written to `<at>/hook-seconds`.
+ */
 async function writeSlowHook(at: string, log: string): Promise<string[]> {
   const file = join(at, 'hook.sh');
-  await writeFile(file, `echo "start $PGWARDEN_HOOK $$ $(date +%s%3N)" >> ${log}\nsleep 5\necho "end $PGWARDEN_HOOK $$ $(date +%s%3N)" >> ${log}\n`);
+  const once = join(at, 'hook-seconds');
+  await writeFile(
+    file,
+    `s=5; if [ -f ${once} ]; then s=$(cat ${once}); rm -f ${once}; fi\n` +
+      `echo "start $PGWARDEN_HOOK $$ $(date +%s%3N)" >> ${log}\nsleep $s\necho "end $PGWARDEN_HOOK $$ $(date +%s%3N)" >> ${log}\n`,
+  );
   return ['/bin/sh', file];
 }
 
@@ -271,11 +279,24 @@ describe('a worker killed during a step on the database host', () => {
     return { handle, outcome, seconds, runs, killedAt };
   }
 
-  it('a kill during the stop (its pre-restore hook) costs seconds: the recovery then completes', async () => {
-    const { outcome, seconds, runs, killedAt } = await pitrKilledInHook(t2, 'preRestore', 'stop');
+  it('a kill during the stop (its pre-restore hook): the new worker lets the dead one\'s hook finish, runs it again, and recovers', async () => {
+    // A hook slower than the takeover (45 s): the new worker comes while it still runs.
+    await writeFile(join(setup.dir, 'hook-seconds'), '45');
+    const { handle, outcome, runs, killedAt } = await pitrKilledInHook(t2, 'preRestore', 'stop');
     expect(outcome).toMatchObject({ outcome: 'recovered', steps: expect.any(Array) });
-    expect(seconds).toBeLessThan(60);
     expectRunAfter(runs, killedAt);
+    const [first, firstEnd, second] = runs;
+    expect([first?.what, firstEnd?.what, second?.what]).toEqual(['start', 'end', 'start']);
+    expect(firstEnd!.pid).toBe(first!.pid); // the dead worker's hook ended before the next began
+    expect(second!.at - firstEnd!.at).toBeLessThan(3000); // and the next began as soon as it had
+    // The new worker's attempt had started while the dead one's hook still ran: it waited.
+    const events = (await handle.fetchHistory()).events ?? [];
+    const stop = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'stopCluster')!;
+    const retry = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(stop.eventId) && e.activityTaskStartedEventAttributes?.attempt === 2);
+    expect(retry).toBeDefined();
+    const retryAt = Number(retry!.eventTime!.seconds) * 1000 + Math.floor((retry!.eventTime!.nanos ?? 0) / 1e6);
+    expect(retryAt).toBeLessThan(firstEnd!.at - 5000);
+    console.log(`the retried stop started ${((retryAt - killedAt) / 1000).toFixed(1)} s after the kill, waited ${((second!.at - retryAt) / 1000).toFixed(1)} s for the dead worker's hook`);
     expect(await state()).toEqual({ a: 100, c: 0, ok: true, timeline: 2 });
   }, 240_000);
 
