@@ -115,7 +115,12 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       histories,
       now: input.now ? new Date(input.now) : new Date(),
       openEnded: input.prove,
+      liveTimeline: await liveTimeline(input.cluster),
     });
+    // Every history file the archive holds is staged, not only those on the path: at promotion the
+    // server takes the first timeline id no history file names, and one the archive already has
+    // (an abandoned branch) would collide with it there, and stop archiving.
+    const otherHistories = [...records.keys()].filter((n) => HISTORY_NAME.test(n) && !path.walFiles.includes(n)).sort();
     let pending: ArchiveWait | undefined;
     if (input.prove) {
       pending = await proveReach(input, path, records);
@@ -133,7 +138,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       backupId: path.backup.backupId,
       backupStopLsn: path.backup.stopLsn,
       targetTimeline: path.targetTimeline,
-      walFiles: [...path.walFiles, ...path.followingWalFiles],
+      walFiles: [...otherHistories, ...path.walFiles, ...path.followingWalFiles],
       dataDirectory,
       workDirectory,
       asideDirectory: `${dataDirectory}.pre-pitr-${id}`,
@@ -235,6 +240,22 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
       return { note: `the server could not switch WAL (${(err as Error).message}): waiting for archiving` };
+    }
+  }
+
+  /**
+   * The timeline the live primary writes, or undefined when it is down, missing or a standby: what
+   * "this cluster's history" means for the target (planRecoveryPath).
+   */
+  async function liveTimeline(clusterName: string): Promise<number | undefined> {
+    const cluster = clusterRef(clusterName);
+    try {
+      return await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+        const { rows } = await client.query<{ seg: string | null }>('SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS seg');
+        return rows[0]!.seg ? parseSegmentName(rows[0]!.seg)?.timeline : undefined;
+      });
+    } catch {
+      return undefined;
     }
   }
 
@@ -673,7 +694,9 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       const walDir = join(plan.workDirectory, 'wal');
       const settings: Record<string, string> = {
         restore_command: stagedRestoreCommand(walDir),
-        recovery_target_timeline: 'latest',
+        // The plan's timeline, not 'latest': a branch an earlier rolled-back recovery left in the
+        // archive is newer, and is not this cluster's history.
+        recovery_target_timeline: String(plan.targetTimeline),
         recovery_target_action: 'promote',
       };
       const t = plan.target;

@@ -79,8 +79,9 @@ export function validateTarget(target: RecoveryTarget, now: Date): Date | undefi
 
 /**
  * The base backup a target needs: the newest one that ends before the target on the path of the
- * target timeline (recovery_target_timeline = 'latest': the newest timeline the backups, the WAL
- * names and the history files know). Undefined when none does; plan and the offsite fetch both ask.
+ * target timeline: the live cluster's own when the archive knows it, else the newest timeline the
+ * backups, the WAL names and the history files know. Undefined when none does; plan and the offsite
+ * fetch both ask.
  */
 export function chooseBaseBackup<B extends BackupSummary>(input: {
   target: RecoveryTarget;
@@ -88,11 +89,20 @@ export function chooseBaseBackup<B extends BackupSummary>(input: {
   walNames: string[];
   histories: Map<number, TimelineSwitch[]>;
   now: Date;
+  /**
+   * The timeline the live cluster runs on, when it runs. Recovery follows that cluster's own history,
+   * never a newer branch an earlier, rolled-back recovery left in the archive (its promoted server
+   * archived a history file and segments, and the cluster went on on its old timeline). Ignored when
+   * the archive does not know it (its history file not archived yet).
+   */
+  liveTimeline?: number;
 }): { backup?: B; targetTime?: Date; targetTimeline: number; path: ReturnType<typeof timelinePath>; onPath: B[] } {
   const targetTime = validateTarget(input.target, input.now);
   const timelines = [...input.histories.keys(), ...input.walNames.map((n) => parseSegmentName(n)?.timeline ?? 0), ...input.backups.map((b) => b.timeline)].filter((t) => t > 0);
   if (timelines.length === 0) throw nonRetryable(ErrorType.NoBackup, 'there is no base backup of this cluster');
-  const targetTimeline = Math.max(...timelines);
+  const live = input.liveTimeline;
+  const known = live !== undefined && (live === 1 || input.histories.has(live));
+  const targetTimeline = known ? live : Math.max(...timelines);
   const path = timelinePath(targetTimeline, input.histories.get(targetTimeline) ?? []);
   // A backup is usable when the WAL it needs, [startLsn, stopLsn), lies on its timeline's part of the
   // path: the byte before stopLsn decides (PostgreSQL checks minRecoveryPoint - 1 the same way), so a
@@ -117,6 +127,8 @@ export function planRecoveryPath(input: {
   wal: ArchivedWal[];
   histories: Map<number, TimelineSwitch[]>;
   now: Date;
+  /** The live cluster's timeline, when it runs (see chooseBaseBackup). */
+  liveTimeline?: number;
   /**
    * Time and LSN targets: an archive that ends before the target is not refused here; the WAL's
    * content decides (what was archived when says nothing about what a segment holds).

@@ -8,14 +8,16 @@
 // with the archiver failing, a row committed right before the approval of a `latest` recovery is
 // there afterwards: it came from the moved-aside pg_wal. (d) A segment the archive holds with other
 // content than pg_wal fails before the swap, naming it.
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Progress } from '../../src/workflows/messages.js';
 import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
-import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
+import { execa } from 'execa';
+import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { waitForStep } from '../helpers/pitr.js';
@@ -203,5 +205,43 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     expect(ran).not.toContain('swapDataDirectory');
     expect(await live()).toEqual(before); // running again, in the same data directory, on the same timeline
     expect(await tags()).toEqual(['before', 'b', 'unarchived', 'last', 'd']);
+  });
+  it('(e) follows the live cluster\'s timeline past a newer branch a rolled-back recovery left in the archive', async () => {
+    // Archiving works again.
+    const archiveCommand = `PGWARDEN_FROM_SOURCE=1 ${PGWARDEN} --config ${setup.configFile} wal-push --cluster main %p %f`;
+    await setup.cluster.query(`ALTER SYSTEM SET archive_command = '${archiveCommand}'`);
+    await setup.cluster.query('SELECT pg_reload_conf()');
+    await switchAndArchive(setup.cluster);
+    const [{ seg, lsn }] = (await setup.cluster.query<{ seg: string; lsn: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg, pg_current_wal_lsn()::text AS lsn')) as [{ seg: string; lsn: string }];
+    const liveTli = parseInt(seg.slice(0, 8), 16);
+    // What a promoted, then rolled-back recovery leaves: the next timeline's history file in the
+    // archive, branching from the live timeline here, while the cluster goes on on its own timeline.
+    const hex = (t: number) => t.toString(16).toUpperCase().padStart(8, '0');
+    const own = await readFile(join(setup.cluster.dataDir, 'pg_wal', `${hex(liveTli)}.history`), 'utf8');
+    const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-branch-'));
+    try {
+      await chmod(scratch, 0o755);
+      const branch = join(scratch, `${hex(liveTli + 1)}.history`);
+      await writeFile(branch, `${own}${liveTli}\t${lsn}\tno recovery target specified (rolled back)\n`);
+      await chmod(branch, 0o644);
+      await execa('runuser', ['-u', 'postgres', '--', 'env', 'PGWARDEN_FROM_SOURCE=1', PGWARDEN, '--config', setup.configFile, 'wal-push', '--cluster', 'main', branch, `${hex(liveTli + 1)}.history`]);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+    await q(`INSERT INTO rows (tag) VALUES ('e-kept')`);
+    const targetT = await serverNow();
+    await sleep(50);
+    await q(`INSERT INTO rows (tag) VALUES ('e-after')`);
+    const handle = await startPitr({ cluster: 'main', target: { time: targetT } });
+    const result = await approve(handle);
+    expect(result).toMatchObject({ outcome: 'recovered' });
+    expect(await activityResult(handle, 'planRecovery')).toMatchObject({ targetTimeline: liveTli });
+    expect(await tags()).toEqual(['before', 'b', 'unarchived', 'last', 'd', 'e-kept']);
+    // Promoted past the abandoned branch's timeline id, and archiving goes on (no clash with the
+    // branch's history file already in the archive).
+    const [{ now }] = (await setup.cluster.query<{ now: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS now')) as [{ now: string }];
+    expect(parseInt(now.slice(0, 8), 16)).toBe(liveTli + 2);
+    await switchAndArchive(setup.cluster);
+    expect(await readdir(join(setup.repository, 'main/wal'))).toContain(`${hex(liveTli + 2)}.history.json`);
   });
 });

@@ -37,3 +37,19 @@ describe('chooseBaseBackup', () => {
     expect(choose({ time: '2026-11-23 23:30:00+00' }, [MON, TUE, WED2], BRANCH).backup).toBe(WED2);
   });
 });
+
+describe('chooseBaseBackup and the live cluster\'s timeline', () => {
+  it('follows the live cluster\'s timeline, not a newer branch a rolled-back recovery left in the archive', () => {
+    // The cluster went on on timeline 1 after a recovery to Monday afternoon was rolled back.
+    const c = choose({ latest: true }, [MON, TUE], BRANCH, ['00000002000000000000000A']);
+    expect(c.targetTimeline).toBe(2);
+    const live = chooseBaseBackup({ target: { latest: true }, backups: [MON, TUE], walNames: ['00000002000000000000000A'], histories: BRANCH, now: NOW, liveTimeline: 1 });
+    expect(live.targetTimeline).toBe(1);
+    expect(live.backup).toBe(TUE);
+  });
+
+  it('keeps the newest timeline when the archive does not know the live one yet (its history file not archived)', () => {
+    const c = chooseBaseBackup({ target: { latest: true }, backups: [MON, TUE], walNames: [], histories: BRANCH, now: NOW, liveTimeline: 3 });
+    expect(c.targetTimeline).toBe(2);
+  });
+});
