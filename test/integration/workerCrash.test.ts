@@ -28,6 +28,12 @@ let key: TestKey;
 let env: TestWorkflowEnvironment;
 let dir: string;
 const workers: WorkerProcess[] = [];
+/**
+ * How soon after a worker's death a run must end: the 20 s heartbeat timeout, the retry and the
+ * steps after it (measured 29–57 s on a quiet machine), doubled for a loaded 2-core CI machine; a
+ * step that waits out its 5-minute (300 s) start-to-close timeout still fails it.
+ */
+const KILL_TO_END_SECONDS = 120;
 
 beforeAll(async () => {
   [cluster, key, env] = await Promise.all([startCluster(), createTestKey(), testEnvironment()]);
@@ -185,7 +191,7 @@ it('a worker killed during a restore hook is replaced within seconds, and the re
   const seconds = (Date.now() - killedAt) / 1000;
   console.log(`restoreDatabase with the worker killed in the preRestore hook: ended ${seconds.toFixed(1)} s after the kill`);
   expect(result.outcome).toBe('restored');
-  expect(seconds).toBeLessThan(60);
+  expect(seconds).toBeLessThan(KILL_TO_END_SECONDS);
   expectRunAfter((await readHookLog(log)).filter((r) => r.hook === 'preRestore'), killedAt);
   expect(await count()).toBe(backedUp);
 }, 240_000);
@@ -307,7 +313,7 @@ describe('a worker killed during a step on the database host', () => {
     while (cause?.cause) cause = cause.cause as Error & { type?: string };
     expect(cause?.type).toBe('RecoveryFailed');
     expect(cause?.message).toMatch(/rolled back: check "table ok" on app returned 0/);
-    expect(seconds).toBeLessThan(60);
+    expect(seconds).toBeLessThan(KILL_TO_END_SECONDS);
     // The applications were started again by a whole run of the hook after the kill.
     expectRunAfter(runs, killedAt);
     expect(await state()).toEqual({ a: 100, c: 0, ok: true, timeline: 2 }); // as the first recovery left it
