@@ -429,11 +429,14 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   }
 
   /** Runs pg_ctl as the data directory's owner (pg_ctl refuses root). */
-  async function pgCtl(clusterConfig: ClusterConfig, dataDir: string, args: string[], options: { reject?: boolean } = {}) {
+  const pgCtl = (clusterConfig: ClusterConfig, dataDir: string, args: string[], options: { reject?: boolean } = {}) => serverTool('pg_ctl', clusterConfig, dataDir, args, options);
+
+  /** A server program (pg_ctl, postgres) on `dataDir`, as the data directory's owner, of the data directory's major version. */
+  async function serverTool(name: string, clusterConfig: ClusterConfig, dataDir: string, args: string[], options: { reject?: boolean } = {}) {
     const owner = await stat(dataDir);
     // The server is down often enough here: its major version comes from the data directory.
     const major = Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '0')).trim());
-    const tool = postgres.pgTool('pg_ctl', clusterConfig, major * 10000);
+    const tool = postgres.pgTool(name, clusterConfig, major * 10000);
     return execa(tool, ['-D', dataDir, ...args], {
       uid: process.getuid?.() === 0 ? owner.uid : undefined,
       gid: process.getuid?.() === 0 ? owner.gid : undefined,
@@ -639,18 +642,41 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
   }
 
   /**
+   * The size of each file in the server's log_directory before it starts: a logging collector
+   * appends to an existing file of the same name (a fixed or day-named log_filename, a file carried
+   * in the base backup), and what is already there is an earlier run's, not this start's.
+   */
+  async function collectorOffsets(clusterConfig: ClusterConfig, dataDir: string): Promise<Record<string, number>> {
+    const r = await serverTool('postgres', clusterConfig, dataDir, ['-C', 'log_directory'], { reject: false });
+    const setting = r.exitCode === 0 ? String(r.stdout).trim() : '';
+    if (!setting) return {};
+    const dir = isAbsolute(setting) ? setting : join(dataDir, setting);
+    const offsets: Record<string, number> = {};
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const info = await stat(join(dir, name)).catch(() => undefined);
+      if (info?.isFile()) offsets[join(dir, name)] = info.size;
+    }
+    return offsets;
+  }
+
+  /**
    * What the server logged since it was started: pg_ctl's log file from `offset` on and, when its
    * logging_collector is on, the collector's current files (named in `current_logfiles`, written
-   * by this start: a stale one copied with the base backup is older).
+   * by this start: a stale one copied with the base backup is older), each from its size before the start.
    */
-  async function readServerLog(dataDir: string, logFile: string, offset: number, since: number): Promise<string> {
+  async function readServerLog(dataDir: string, logFile: string, offset: number, since: number, collected: Record<string, number> = {}): Promise<string> {
     const parts = [await readLogPart(logFile, offset)];
     const current = join(dataDir, 'current_logfiles');
     const fresh = (await stat(current).catch(() => undefined))?.mtimeMs ?? 0;
     if (fresh >= since - 2000) {
       for (const line of (await readFile(current, 'utf8').catch(() => '')).split('\n')) {
-        const file = line.slice(line.indexOf(' ') + 1).trim();
-        if (line.includes(' ') && file) parts.push(`--- ${isAbsolute(file) ? file : join(dataDir, file)} ---\n${await readLogPart(isAbsolute(file) ? file : join(dataDir, file), 0)}`);
+        const name = line.slice(line.indexOf(' ') + 1).trim();
+        if (!line.includes(' ') || !name) continue;
+        const file = isAbsolute(name) ? name : join(dataDir, name);
+        // A file shorter than it was was truncated (log_truncate_on_rotation): all of it is new.
+        const from = collected[file] ?? 0;
+        const size = (await stat(file).catch(() => undefined))?.size ?? 0;
+        parts.push(`--- ${file} ---\n${await readLogPart(file, size < from ? 0 : from)}`);
       }
     }
     return parts.join('\n');
@@ -689,6 +715,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     let port = clusterRef(plan.cluster).config.port;
     let logOffset = 0;
     let since = Date.now();
+    let collected: Record<string, number> = {};
     if (!existsSync(settingsMarker)) {
       if (plan.mode === 'rehearsal') port = await freePortOnLoopback();
       const walDir = join(plan.workDirectory, 'wal');
@@ -714,12 +741,13 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       await chown(join(dataDir, 'recovery.signal'), owner.uid, owner.gid);
       // This start's output begins at the log's current end (the file is durable and shared across starts).
       logOffset = await prepareLog(logFile, owner);
+      collected = await collectorOffsets(cc(plan), dataDir);
       // Atomic: a worker killed here must leave either no marker (settings written again) or a whole one.
-      await writeFileAtomic(settingsMarker, JSON.stringify({ port, logOffset, since }));
+      await writeFileAtomic(settingsMarker, JSON.stringify({ port, logOffset, since, collected }));
     } else {
-      ({ port, logOffset = 0, since = 0 } = JSON.parse(await readFile(settingsMarker, 'utf8')) as { port: number; logOffset?: number; since?: number });
+      ({ port, logOffset = 0, since = 0, collected = {} } = JSON.parse(await readFile(settingsMarker, 'utf8')) as { port: number; logOffset?: number; since?: number; collected?: Record<string, number> });
     }
-    const serverLog = () => readServerLog(dataDir, logFile, logOffset, since);
+    const serverLog = () => readServerLog(dataDir, logFile, logOffset, since, collected);
     let startedAt = 0;
     if (!(await isRunning(cc(plan), dataDir))) {
       // -W: replay can take hours; this loop follows it and heartbeats instead of pg_ctl waiting.

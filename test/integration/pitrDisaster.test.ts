@@ -4,9 +4,10 @@
 // place from offsite alone to a time between two base backups; the recovered server logs where the
 // cluster logs (pg_ctl's log file beside the data directory, or its own logging collector) and the
 // recovery log is kept beside the moved-aside directory; a failed recovery on a rebuilt host leaves
-// the data directory as it was found (missing or empty); a failed rehearsal names a kept log.
+// the data directory as it was found (missing or empty); a failed rehearsal names a kept log;
+// `latest` onto a rebuilt host reports its own stop point, not an earlier run's line in a reused log file.
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -257,5 +258,45 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     const ok = (await (await startPitr({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' })).result()) as PointInTimeRecoveryResult;
     expect(ok.outcome).toBe('rehearsed');
     expect((await siblings()).filter((f) => f.includes('rehearsal'))).toEqual([]);
+  }, 180_000);
+
+  it('latest onto a rebuilt host reports where this recovery stopped, not an earlier recovery\'s line in a collector log the base backup carries', async () => {
+    // A fixed log_filename: the collector appends to the same file at every start, and the base
+    // backup carries it with an earlier recovery's stop line in it.
+    await setup.cluster.query(`ALTER SYSTEM SET log_filename = 'pgwarden-fixed.log'`);
+    await setup.cluster.query(`SELECT pg_reload_conf()`);
+    const fixed = join(setup.cluster.dataDir, 'pglog/pgwarden-fixed.log');
+    const oldLine = 'recovery stopping before commit of transaction 999, time 2026-11-01 00:00:00.000001+00';
+    for (let i = 0; !existsSync(fixed); i++) {
+      if (i > 50) throw new Error(`${fixed} was not created`);
+      await sleep(100);
+    }
+    await appendFile(fixed, `2026-11-01 00:00:00.000 UTC [1] LOG:  ${oldLine}\n`);
+    await baseBackup('20261122T050000Z');
+    await q(`INSERT INTO items (batch) SELECT 'H' FROM generate_series(1, 4)`);
+    await switchAndArchive(setup.cluster);
+
+    // The disk is lost; latest is what the archive holds.
+    await stopServer();
+    const lostDisk = `${setup.cluster.dataDir}.lost-disk`;
+    await rename(setup.cluster.dataDir, lostDisk);
+    const logsBefore = (await siblings()).filter((f) => f.includes('.pitr-') && f.endsWith('.log'));
+    const handle = await approved({ cluster: 'main', target: { latest: true } }, async (waiting) => {
+      expect(waiting.detail).toContain('is missing on this host (nothing to stop or keep)');
+    });
+    const result = (await handle.result()) as PointInTimeRecoveryResult;
+    expect(result).toMatchObject({ outcome: 'recovered', backupId: '20261122T050000Z' });
+    expect(result.previousDataDirectory).toBeUndefined();
+    expect(await count('H')).toBe(4);
+    expect(await readFile(fixed, 'utf8')).toContain(oldLine); // the old line is in the file this start wrote to
+    expect(result.recovery!.stoppedAt).toBeDefined();
+    expect(result.recovery!.stoppedAt).not.toContain('transaction 999');
+    expect(result.recovery!.stoppedAt).toMatch(/last completed transaction|redo done at/); // a latest recovery's own end
+    const kept = (await siblings()).filter((f) => f.includes('.pitr-') && f.endsWith('.log') && !logsBefore.includes(f));
+    expect(kept).toHaveLength(1);
+    const keptText = await readFile(join(dirname(setup.cluster.dataDir), kept[0]!), 'utf8');
+    expect(keptText).toContain(result.recovery!.stoppedAt!);
+    expect(keptText).not.toContain('transaction 999');
+    await rm(lostDisk, { recursive: true, force: true });
   }, 180_000);
 });
