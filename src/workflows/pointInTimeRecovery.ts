@@ -3,7 +3,7 @@
 // In-place mode waits for approval before touching anything and rolls back to the moved-aside data
 // directory if anything after the swap fails. Rehearsal mode recovers a scratch copy on a free
 // port, never touches the live cluster, asks nobody, and removes the copy at the end.
-import { ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
@@ -60,7 +60,11 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
   }
   // Everything that touches the data directory runs on the database host's own worker.
   const host = proxyActivities<Activities>({ ...LONG_ACTIVITY, taskQueue: plan.hostQueue });
-  const hostQuick = proxyActivities<Activities>({ ...QUICK_ACTIVITY, startToCloseTimeout: '15 minutes', taskQueue: plan.hostQueue });
+  // A cancelled run waits until the host step in flight has ended (a swap mid-rename, a stop in its
+  // hook) before it rolls back or cleans up on the same directories. Patched: a history cancelled
+  // during a host step under the old behaviour (TRY_CANCEL) scheduled its rollback earlier.
+  const waitOnCancel = patched('pitr-host-steps-wait-on-cancel') ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {};
+  const hostQuick = proxyActivities<Activities>({ ...QUICK_ACTIVITY, startToCloseTimeout: '15 minutes', taskQueue: plan.hostQueue, ...waitOnCancel });
   const base = { cluster: input.cluster, mode, target: plan.targetDescription, backupId: plan.backupId };
   const finish = () => timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });
 
