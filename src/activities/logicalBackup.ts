@@ -147,6 +147,10 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         info = await postgres.serverInfo(client);
         const { rows } = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
+        // In the transaction whose snapshot pg_dump uses, and before it runs: the catalog helper
+        // functions (pg_get_userbyid, format_type...) read the latest catalogs, not the snapshot, so
+        // read them before the dump's minutes give a rename or a grant time to slip in between.
+        privileges = await readPrivileges(client);
         phase = 'dump';
         const dumpName = artifactName('dump.pgdump', compression.algorithm, !!recipients);
         dump = await dumpDatabase({
@@ -162,8 +166,6 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
           maxRate: config.limits.maxRate,
           stored,
         });
-        // Still in the transaction whose snapshot pg_dump used: exactly the dump's owners and grants.
-        privileges = await readPrivileges(client);
         await client.query('COMMIT');
       } finally {
         await client.end().catch(() => undefined);
