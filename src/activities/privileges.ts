@@ -62,9 +62,15 @@ SELECT kind, name, pg_get_userbyid(owner) AS owner,
   FROM o ORDER BY kind, name, detail`;
 
 // Roles pg_restore will name: owners, grantees and grantors, default privileges' roles, role
-// settings in this database, policies' roles. (PUBLIC is no role.)
+// settings in this database, policies' roles. (PUBLIC is no role.) pg_shdepend holds every object
+// kind's owner, ACL members (grantors too) and policy roles, also kinds the record above does not list
+// (foreign data wrappers and servers, user mappings, publications, event triggers, collations,
+// conversions, operators and their classes and families, text search configurations and
+// dictionaries, statistics objects, languages...), and the database's own; it does not hold the
+// bootstrap superuser (pinned), who appears as the owner above. Owners of an extension and its members
+// are left out: pg_dump restores neither (whoever runs CREATE EXTENSION owns them).
 const ROLES_SQL = `
-WITH ${OBJECTS}, acls(acl) AS (
+WITH ${OBJECTS}, db AS (SELECT oid FROM pg_database WHERE datname = current_database()), acls(acl) AS (
   SELECT acl FROM o UNION ALL SELECT datacl FROM pg_database WHERE datname = current_database() AND datacl IS NOT NULL
 ), r(oid) AS (
   SELECT owner FROM o
@@ -73,12 +79,19 @@ WITH ${OBJECTS}, acls(acl) AS (
   UNION SELECT unnest(polroles) FROM pg_policy
   UNION SELECT datdba FROM pg_database WHERE datname = current_database()
   UNION SELECT s.setrole FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
+  UNION SELECT sd.refobjid FROM pg_shdepend sd
+         WHERE sd.refclassid = 'pg_authid'::regclass AND sd.deptype IN ('o', 'a', 'r')
+           AND (sd.dbid = (SELECT oid FROM db) OR (sd.dbid = 0 AND sd.classid = 'pg_database'::regclass AND sd.objid = (SELECT oid FROM db)))
+           AND NOT (sd.deptype = 'o' AND (sd.classid = 'pg_extension'::regclass
+                    OR EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = sd.classid AND e.objid = sd.objid AND e.deptype = 'e')))
 )
 SELECT rolname FROM pg_roles WHERE oid IN (SELECT oid FROM r) ORDER BY 1`;
 
 const DATABASE_SQL = `
 SELECT pg_get_userbyid(d.datdba) AS owner, ARRAY(SELECT x::text FROM unnest(d.datacl) x ORDER BY 1) AS acl, d.datacl IS NULL AS default_acl,
        d.datconnlimit AS connection_limit, shobj_description(d.oid, 'pg_database') AS comment,
+       pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype,
+       to_jsonb(d) ->> 'datlocprovider' AS locale_provider, coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale') AS icu_locale,
        coalesce((SELECT json_agg(json_build_object('role', CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END, 'config', s.setconfig)
                                  ORDER BY s.setrole)
                    FROM pg_db_role_setting s WHERE s.setdatabase = d.oid), '[]') AS settings
@@ -93,10 +106,16 @@ export async function readPrivileges(client: pg.Client): Promise<Privileges> {
   await client.query(`SELECT set_config('search_path', 'pg_catalog', true)`);
   const objects = (await client.query<PrivilegeObject & { detail: string | null }>(OBJECTS_SQL)).rows.map(({ detail, ...o }) => (detail === null ? o : { ...o, detail }));
   const roles = (await client.query<{ rolname: string }>(ROLES_SQL)).rows.map((r) => r.rolname);
-  const { rows } = await client.query<{ owner: string; acl: string[]; default_acl: boolean; connection_limit: number; comment: string | null; settings: DatabaseProperties['settings'] }>(DATABASE_SQL);
+  const { rows } = await client.query<{
+    owner: string; acl: string[]; default_acl: boolean; connection_limit: number; comment: string | null; settings: DatabaseProperties['settings'];
+    encoding: string; collate: string; ctype: string; locale_provider: string | null; icu_locale: string | null;
+  }>(DATABASE_SQL);
   const d = rows[0]!;
   return {
-    database: { owner: d.owner, acl: d.default_acl ? null : d.acl, connectionLimit: d.connection_limit, comment: d.comment, settings: d.settings },
+    database: {
+      owner: d.owner, acl: d.default_acl ? null : d.acl, connectionLimit: d.connection_limit, comment: d.comment, settings: d.settings,
+      encoding: d.encoding, collate: d.collate, ctype: d.ctype, localeProvider: d.locale_provider, icuLocale: d.icu_locale,
+    },
     objects,
     roles,
   };

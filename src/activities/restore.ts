@@ -36,13 +36,15 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
    * Renames the live database to `<db>_pre_restore_<id>_<run>` and the restored one to `<db>`. Safe to
    * repeat: each state an earlier attempt can leave is recognised; any other state (a database
    * already under the name the live one is to be kept as, the restored copy gone) fails naming it,
-   * instead of reporting a swap that did not happen. Sessions on a database being renamed are
-   * refused and terminated first.
+   * instead of reporting a swap that did not happen. A finished swap onto a missing live database
+   * (nothing kept) is told by the live database's OID being the restored copy's (`restoredOid`, from
+   * restoreIntoScratch). Sessions on a database being renamed are refused and terminated first.
    */
-  async function swapDatabases(plan: VerifyPlan & RestoreNames): Promise<{ previousDatabase?: string }> {
+  async function swapDatabases(plan: VerifyPlan & RestoreNames & { restoredOid?: number }): Promise<{ previousDatabase?: string }> {
     const cluster = clusterRef(plan.restoreCluster);
     return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       const exists = async (name: string) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+      const oidOf = async (name: string) => Number((await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_database WHERE datname = $1', [name])).rows[0]?.oid);
       const rename = async (from: string, to: string) => {
         await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} ALLOW_CONNECTIONS false`);
         await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [from]);
@@ -68,6 +70,8 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
         if (live) await rename(plan.database, plan.preRestoreDatabase);
         else if (!kept) previousDatabase = undefined; // there was no live database to keep
         await rename(plan.restoreDatabase, plan.database);
+      } else if (live && !kept && plan.restoredOid !== undefined && (await oidOf(plan.database)) === plan.restoredOid) {
+        previousDatabase = undefined; // an earlier attempt put the restored copy in place of a missing live database
       } else if (!(live && kept)) {
         // Not the state a finished swap leaves (the live name taken by the restored copy, the old one kept).
         throw nonRetryable(

@@ -6,9 +6,9 @@ import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
-import { isBackupId, isSafeName } from '../lib/ids.js';
+import { isBackupId, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
-import { comparePrivileges } from '../lib/privileges.js';
+import { comparePrivileges, createDatabaseSql, grepRolesCommand } from '../lib/privileges.js';
 import { feedFile, hashFile } from './pipeline.js';
 import { gpgFailure, openKeyring } from './gpg.js';
 import * as postgres from './postgres.js';
@@ -34,6 +34,8 @@ export interface VerifyPlan extends VerifyTarget {
 
 export interface RestoreResult {
   restoreSeconds: number;
+  /** The OID of the database restored into: how a retried swap knows its own finished work. */
+  databaseOid?: number;
 }
 
 export interface CompareResult {
@@ -117,10 +119,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
 
   /** Drops the temporary database if it exists (terminating its sessions). Idempotent. */
   async function dropScratchDatabase(plan: Pick<VerifyPlan, 'restoreCluster' | 'scratchDatabase'>): Promise<void> {
-    // Only pgwarden's own: a verify database, or a restore's staging `<db>_restore_<id>[_<run>]`; never a
-    // live database nor the `<db>_pre_restore_<id>[_<run>]` kept as the way back.
-    const ours = plan.scratchDatabase.startsWith('pgwarden_verify_') || (/_restore_\d{8}t\d{6}z/.test(plan.scratchDatabase) && !plan.scratchDatabase.includes('_pre_restore_'));
-    if (!ours) throw nonRetryable(ErrorType.InvalidInput, `refusing to drop "${plan.scratchDatabase}": not a database pgwarden made`);
+    if (!isScratchDatabaseName(plan.scratchDatabase)) throw nonRetryable(ErrorType.InvalidInput, `refusing to drop "${plan.scratchDatabase}": not a database pgwarden made`);
     const cluster = clusterRef(plan.restoreCluster);
     await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       await client.query(`DROP DATABASE IF EXISTS ${postgres.quoteIdent(plan.scratchDatabase)} WITH (FORCE)`);
@@ -151,8 +150,11 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     await dropScratchDatabase(plan);
     const cluster = clusterRef(plan.restoreCluster);
     const info = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
-      await client.query(`CREATE DATABASE ${postgres.quoteIdent(plan.scratchDatabase)}`);
-      return postgres.serverInfo(client);
+      const server = await postgres.serverInfo(client);
+      // The original's encoding, collation, ctype and locale provider (recorded since pgwarden kept them).
+      await client.query(createDatabaseSql(plan.scratchDatabase, manifest.privileges?.database, server.versionNum));
+      const { rows } = await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_database WHERE datname = $1', [plan.scratchDatabase]);
+      return { ...server, databaseOid: Number(rows[0]!.oid) };
     });
 
     const started = Date.now();
@@ -197,7 +199,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       await keyring?.remove();
       await release();
     }
-    return { restoreSeconds: (Date.now() - started) / 1000 };
+    return { restoreSeconds: (Date.now() - started) / 1000, databaseOid: info.databaseOid };
   }
 
   /** Tables and row counts of the temporary database against the manifest; then the SQL checks. */
@@ -261,8 +263,7 @@ function globalsHint(dir: string, manifest: LogicalManifest): (missing: string[]
     const file = join(dir, globals.name);
     const read = manifest.encryption ? `gpg --decrypt ${file}` : `cat ${file}`;
     const unzstd = manifest.compression.algorithm === 'zstd' ? ' | zstd -d' : '';
-    const names = missing.map((r) => r.replace(/[\\^$.|?*+()[\]{}"']/g, '\\$&')).join('|');
-    return `${read}${unzstd} | grep -E '^(CREATE|ALTER) ROLE "?(${names})"?[ ;]' | psql -d postgres (on the target; then the GRANT lines of their memberships, if any)`;
+    return `${read}${unzstd} | ${grepRolesCommand(missing)} | psql -d postgres (on the target; then the GRANT lines of their memberships, if any)`;
   };
 }
 

@@ -1,6 +1,5 @@
 // Backup ids, workflow ids and the names pgwarden gives databases. Pure: used by workflows
 // (deterministic) and activities alike.
-import { ErrorType, nonRetryable } from './errors.js';
 
 /** `20261122T020000Z`, optionally followed by `-<suffix>` (lowercase letters, digits). */
 const BACKUP_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-([a-z0-9]{1,16}))?$/;
@@ -61,23 +60,62 @@ export interface RestoreNames {
 /** Characters of the workflow run id (its last ones) that make a restore run's names its own. */
 export const RESTORE_RUN_CHARS = 6;
 
+/** PostgreSQL's limit on a name, in bytes (NAMEDATALEN - 1); a longer one is silently cut. */
+const MAX_NAME_BYTES = 63;
+
+function utf8Bytes(text: string): number {
+  let n = 0;
+  for (const c of text) {
+    const cp = c.codePointAt(0)!;
+    n += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  }
+  return n;
+}
+
+/** The longest start of `text` (whole characters) within `bytes` UTF-8 bytes. */
+function clipBytes(text: string, bytes: number): string {
+  let out = '';
+  for (const c of text) {
+    if (utf8Bytes(out + c) > bytes) break;
+    out += c;
+  }
+  return out;
+}
+
+/** FNV-1a, 32 bits, as 8 hex digits: a short, stable tag of a name. */
+function shortHash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
 /**
  * The names of one restore run. With `runId` (every run since pgwarden named them per run) they end
  * in its last characters, so that restoring the same backup again never meets the first run's
- * databases; without it, the names of runs started before that.
+ * databases; without it, the names of runs started before that. Both stay within PostgreSQL's 63
+ * bytes for any database name: a name too long to fit whole is cut and followed by a hash of all of
+ * it (`<start of db>_<8 hex>_pre_restore_<id>_<run>`), so two long names never share a restore's names.
  */
 export function restoreNames(database: string, backupId: string, runId?: string): RestoreNames {
   const id = backupId.toLowerCase().replace(/[^a-z0-9]/g, '_');
   // The end of the run id: its random part (a UUIDv7, as Temporal's, begins with the time).
   const run = runId === undefined ? '' : `_${runId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(-RESTORE_RUN_CHARS)}`;
-  const names = { restoreDatabase: `${database}_restore_${id}${run}`, preRestoreDatabase: `${database}_pre_restore_${id}${run}` };
-  if (names.preRestoreDatabase.length > 63) {
-    throw nonRetryable(
-      ErrorType.InvalidInput,
-      `database name "${database}" is too long to keep beside its restore (${names.preRestoreDatabase} exceeds 63 characters)`,
-    );
+  const room = MAX_NAME_BYTES - utf8Bytes(`_pre_restore_${id}${run}`);
+  let db = database;
+  if (utf8Bytes(database) > room) {
+    const start = clipBytes(database, room - 9);
+    db = start ? `${start}_${shortHash(database)}` : shortHash(database);
   }
-  return names;
+  return { restoreDatabase: `${db}_restore_${id}${run}`, preRestoreDatabase: `${db}_pre_restore_${id}${run}` };
+}
+
+/**
+ * A database pgwarden made and may drop: a verify database, or a restore's staging
+ * `<db>_restore_<id>[_<run>]`; never a live database nor the `<db>_pre_restore_<id>[_<run>]` kept as
+ * the way back.
+ */
+export function isScratchDatabaseName(name: string): boolean {
+  return name.startsWith('pgwarden_verify_') || (/_restore_\d{8}t\d{6}z/.test(name) && !name.includes('_pre_restore_'));
 }
 
 export function baseBackupWorkflowId(cluster: string, backupId: string): string {

@@ -29,6 +29,14 @@ const databaseSchema = z.object({
   comment: z.string().nullable(),
   /** pg_db_role_setting rows of this database: `role` null for ALTER DATABASE ... SET. */
   settings: z.array(z.object({ role: z.string().nullable(), config: z.array(z.string()) })),
+  /** Fixed at CREATE DATABASE: encoding name, LC_COLLATE, LC_CTYPE. Absent in backups made before pgwarden recorded them. */
+  encoding: z.string().optional(),
+  collate: z.string().optional(),
+  ctype: z.string().optional(),
+  /** datlocprovider: `c` libc, `i` icu, `b` builtin; null before PostgreSQL 15. */
+  localeProvider: z.string().nullable().optional(),
+  /** The ICU (or builtin) locale, when the provider is one. */
+  icuLocale: z.string().nullable().optional(),
 });
 export type DatabaseProperties = z.infer<typeof databaseSchema>;
 
@@ -131,6 +139,22 @@ export function parseAclItem(text: string): AclItem {
   return { grantee, grantor: name(), privileges };
 }
 
+/**
+ * CREATE DATABASE for a restore of a database with these properties: from template0 with its
+ * encoding, collation, ctype and locale provider, as the original was made. Without them (a backup
+ * from before they were recorded): a plain CREATE DATABASE, as then.
+ */
+export function createDatabaseSql(database: string, p: DatabaseProperties | undefined, serverVersionNum: number): string {
+  const head = `CREATE DATABASE ${quoteIdent(database)}`;
+  if (p?.encoding === undefined) return head;
+  const out = [head, 'TEMPLATE template0', `ENCODING ${quoteLiteral(p.encoding)}`, `LC_COLLATE ${quoteLiteral(p.collate!)}`, `LC_CTYPE ${quoteLiteral(p.ctype!)}`];
+  const provider = p.localeProvider;
+  if (provider === 'i') out.push('LOCALE_PROVIDER icu', `ICU_LOCALE ${quoteLiteral(p.icuLocale ?? '')}`);
+  else if (provider === 'b') out.push('LOCALE_PROVIDER builtin', `BUILTIN_LOCALE ${quoteLiteral(p.icuLocale ?? '')}`);
+  else if (provider === 'c' && serverVersionNum >= 150000) out.push('LOCALE_PROVIDER libc');
+  return out.join(' ');
+}
+
 const DATABASE_PRIVILEGES: Record<string, string> = { C: 'CREATE', c: 'CONNECT', T: 'TEMPORARY' };
 
 /**
@@ -164,6 +188,18 @@ export function databasePropertiesSql(database: string, p: DatabaseProperties): 
   return out;
 }
 
+/**
+ * `grep -E '...'` keeping exactly the CREATE ROLE and ALTER ROLE lines of these roles from
+ * pg_dumpall's globals, whatever their names hold: pg_dumpall double-quotes a name that needs it
+ * (an embedded `"` doubled), plain lowercase names only where they are keywords.
+ */
+export function grepRolesCommand(roles: string[]): string {
+  const ere = (s: string) => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+  const names = roles.map((r) => (/^[a-z_][a-z0-9_$]*$/.test(r) ? `"?${ere(r)}"?` : `"${ere(r.replace(/"/g, '""'))}"`));
+  // One shell word in single quotes; a quote in a name ends it, is escaped, and starts it again.
+  return `grep -E '${`^(CREATE|ALTER) ROLE (${names.join('|')})[ ;]`.replace(/'/g, "'\\''")}'`;
+}
+
 const MAX_LISTED = 25;
 
 /** Every difference between the backup's record and a restored database, one line each (at most 25, then a count). */
@@ -179,6 +215,11 @@ export function comparePrivileges(expected: Privileges, actual: Privileges): str
   }
   if (e.connectionLimit !== a.connectionLimit) problems.push(`database connection limit is ${a.connectionLimit}, the backup has ${e.connectionLimit}`);
   if (e.comment !== a.comment) problems.push(`database comment is ${show(a.comment)}, the backup has ${show(e.comment)}`);
+  if (e.encoding !== undefined) {
+    for (const [what, k] of [['encoding', 'encoding'], ['collation', 'collate'], ['ctype', 'ctype'], ['locale provider', 'localeProvider'], ['ICU locale', 'icuLocale']] as const) {
+      if ((e[k] ?? null) !== (a[k] ?? null)) problems.push(`database ${what} is ${show(a[k] ?? null)}, the backup has ${show(e[k] ?? null)}`);
+    }
+  }
   const settings = (p: DatabaseProperties) => new Map(p.settings.map((s) => [s.role ?? '', [...s.config].sort()]));
   const es = settings(e);
   const as = settings(a);

@@ -80,11 +80,12 @@ export async function restoreDatabase(input: RestoreDatabaseInput): Promise<Rest
   let swapped = false;
   try {
     step('restore', names.restoreDatabase);
-    const { restoreSeconds } = await long.restoreIntoScratch(plan);
+    const { restoreSeconds, databaseOid } = await long.restoreIntoScratch(plan);
     step('verify');
     const compared = await long.compareWithManifest(plan);
     step('swap');
-    const swap = await quick.swapDatabases(plan);
+    // The restored copy's OID lets a retried swap recognise its own finished work (an argument, not a command: no patch).
+    const swap = await quick.swapDatabases({ ...plan, restoredOid: databaseOid });
     swapped = true;
     step('analyze');
     await long.analyzeDatabase({ cluster: input.cluster, database: input.database, reindex: input.reindex ?? false });

@@ -203,16 +203,26 @@ describe('swapDatabases, attempt by attempt', () => {
     expect(await swapDatabases()).toEqual(['swapme', names.preRestoreDatabase]);
   });
 
-  it('fails, naming what is missing, when the restored copy is gone and nothing was kept', async () => {
+  const oidOf = async (db: string) => Number((await cluster.query<{ oid: string }>(`SELECT oid::text AS oid FROM pg_database WHERE datname = '${db}'`))[0]!.oid);
+
+  it('fails, naming what is missing, when the restored copy is gone, nothing was kept and the live database is not the restored copy', async () => {
     await cluster.query(`DROP DATABASE ${names.preRestoreDatabase}`);
-    await expect(swap()(plan)).rejects.toThrow(`the restored database "${names.restoreDatabase}" does not exist and "${names.preRestoreDatabase}" was never made; "swapme" is untouched`);
+    const other = { ...plan, restoredOid: (await oidOf('swapme')) + 1 };
+    for (const p of [plan, other]) {
+      await expect(swap()(p)).rejects.toThrow(`the restored database "${names.restoreDatabase}" does not exist and "${names.preRestoreDatabase}" was never made; "swapme" is untouched`);
+    }
     expect(await marker('swapme')).toBe('restored');
   });
 
-  it('puts the restored copy in place when there is no live database (it was dropped), keeping nothing', async () => {
+  it('puts the restored copy in place when there is no live database (it was dropped), keeping nothing; a retry finds its work done', async () => {
     await cluster.query(`ALTER DATABASE swapme RENAME TO ${names.restoreDatabase}`);
-    expect(await swap()(plan)).toEqual({});
+    const withOid = { ...plan, restoredOid: await oidOf(names.restoreDatabase) };
+    expect(await swap()(withOid)).toEqual({});
     expect(await swapDatabases()).toEqual(['swapme']);
+    // The attempt died before reporting: the retry sees the restored copy under the live name, nothing kept.
+    expect(await swap()(withOid)).toEqual({});
+    expect(await swapDatabases()).toEqual(['swapme']);
+    expect(await marker('swapme')).toBe('restored');
     await cluster.query('DROP DATABASE swapme');
   });
 });

@@ -1,7 +1,8 @@
 // The database properties pgwarden applies itself (pg_restore emits them only with --create), and the
 // comparison verifyBackup reports.
 import { describe, expect, it } from 'vitest';
-import { alterSettingSql, comparePrivileges, databasePropertiesSql, parseAclItem, splitSettingList, type Privileges } from '../../src/lib/privileges.js';
+import { execFileSync } from 'node:child_process';
+import { alterSettingSql, comparePrivileges, createDatabaseSql, databasePropertiesSql, grepRolesCommand, parseAclItem, splitSettingList, type Privileges } from '../../src/lib/privileges.js';
 
 describe('settings', () => {
   it('splits list settings as PostgreSQL does: quotes protect commas and case, no downcasing', () => {
@@ -110,5 +111,53 @@ describe('comparePrivileges', () => {
     const problems = comparePrivileges({ ...copy(), objects: [] }, many);
     expect(problems).toHaveLength(26);
     expect(problems.at(-1)).toBe('and 15 more differences');
+  });
+});
+
+describe('grepRolesCommand: the missing roles\' lines from pg_dumpall globals, as the shell runs it', () => {
+  // As pg_dumpall 15 writes them: names quoted where needed, an embedded double quote doubled.
+  const globals = [
+    'CREATE ROLE reporting;',
+    'ALTER ROLE reporting WITH NOSUPERUSER NOLOGIN;',
+    'CREATE ROLE reporting2;',
+    'CREATE ROLE "o\'brien";',
+    'ALTER ROLE "o\'brien" WITH NOSUPERUSER LOGIN;',
+    'CREATE ROLE "say ""hi""";',
+    'ALTER ROLE "say ""hi""" WITH NOSUPERUSER NOLOGIN;',
+    'CREATE ROLE "Audit Team";',
+    'CREATE ROLE "user";',
+    'CREATE ROLE "a.b|c";',
+    'CREATE ROLE axb;',
+    'GRANT reporting TO "o\'brien";',
+    '',
+  ].join('\n');
+  const run = (roles: string[]) => execFileSync('sh', ['-c', `${grepRolesCommand(roles)} || true`], { input: globals, encoding: 'utf8' }).split('\n').filter(Boolean);
+
+  it('keeps exactly the named roles\' CREATE and ALTER lines, whatever the names hold', () => {
+    expect(run(["o'brien"])).toEqual(['CREATE ROLE "o\'brien";', 'ALTER ROLE "o\'brien" WITH NOSUPERUSER LOGIN;']);
+    expect(run(['say "hi"'])).toEqual(['CREATE ROLE "say ""hi""";', 'ALTER ROLE "say ""hi""" WITH NOSUPERUSER NOLOGIN;']);
+    expect(run(['reporting', 'Audit Team', 'user'])).toEqual(['CREATE ROLE reporting;', 'ALTER ROLE reporting WITH NOSUPERUSER NOLOGIN;', 'CREATE ROLE "Audit Team";', 'CREATE ROLE "user";']);
+    expect(run(['a.b|c'])).toEqual(['CREATE ROLE "a.b|c";']);
+    expect(run(['nobody'])).toEqual([]);
+  });
+});
+
+describe('createDatabaseSql: a restore is created as the original was', () => {
+  const base = { owner: 'o', acl: null, connectionLimit: -1, comment: null, settings: [] };
+  it('from template0 with the recorded encoding, collation, ctype and provider', () => {
+    expect(createDatabaseSql('x', { ...base, encoding: 'LATIN1', collate: 'C', ctype: "it's", localeProvider: 'c', icuLocale: null }, 150004)).toBe(
+      `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'it''s' LOCALE_PROVIDER libc`,
+    );
+    expect(createDatabaseSql('x', { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: 'i', icuLocale: 'de' }, 150004)).toBe(
+      `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'de'`,
+    );
+    // A backup of PostgreSQL 14 (no provider) onto 14.
+    expect(createDatabaseSql('x', { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: null, icuLocale: null }, 140010)).toBe(
+      `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`,
+    );
+  });
+  it('as before for backups that did not record them', () => {
+    expect(createDatabaseSql('x', base, 150004)).toBe('CREATE DATABASE "x"');
+    expect(createDatabaseSql('x', undefined, 150004)).toBe('CREATE DATABASE "x"');
   });
 });
