@@ -245,11 +245,11 @@ describe('a worker killed during a step on the database host', () => {
     await setup?.remove();
   });
 
-  /** Starts an in-place PITR, approves it, and kills the worker once `hook` has run for a second. */
-  async function pitrKilledInHook(target: string, hook: string, step: string) {
+  /** Starts an in-place PITR and approves it; returns once `hook` has run for a second (in `step`). */
+  async function pitrInHook(target: string, hook: string, step: string, id = hook) {
     const handle = await env.client.workflow.start('pointInTimeRecovery', {
       taskQueue: queue,
-      workflowId: `${queue}/pitr-${hook}`,
+      workflowId: `${queue}/pitr-${id}`,
       args: [{ cluster: 'main', target: { time: target } }],
     });
     let ended: unknown;
@@ -271,6 +271,12 @@ describe('a worker killed during a step on the database host', () => {
     }
     await sleep(1000);
     expect((await handle.query<Progress>('progress')).step).toBe(step);
+    return { handle, before };
+  }
+
+  /** Starts an in-place PITR, approves it, and kills the worker once `hook` has run for a second. */
+  async function pitrKilledInHook(target: string, hook: string, step: string) {
+    const { handle, before } = await pitrInHook(target, hook, step);
     await workers.pop()!.kill('SIGKILL');
     const killedAt = Date.now();
     await appendFile(hookLog, `kill worker - ${killedAt}\n`);
@@ -317,5 +323,28 @@ describe('a worker killed during a step on the database host', () => {
     // The applications were started again by a whole run of the hook after the kill.
     expectRunAfter(runs, killedAt);
     expect(await state()).toEqual({ a: 100, c: 0, ok: true, timeline: 2 }); // as the first recovery left it
+  }, 240_000);
+
+  it('a run cancelled during the stop (its pre-restore hook) ends only after the stop step has, with the original cluster running again', async () => {
+    await writeFile(join(setup.dir, 'hook-seconds'), '6');
+    const { handle, before } = await pitrInHook(t2, 'preRestore', 'stop', 'cancel');
+    await handle.cancel();
+    const ended = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const endedAt = Date.now();
+    expect(ended).toBeInstanceOf(WorkflowFailedError);
+    // The stop it waited for had stopped the server: the run rolls back, starting it again.
+    const message = ((ended as WorkflowFailedError).cause as Error).message;
+    expect(message).toMatch(/rolled back: .*cancel.*the original data directory is in place and running/i);
+    // Nothing cleans up or rolls back beside a host step still running: the hook had ended first.
+    const runs = (await hookRuns()).slice(before);
+    const stopEnd = runs.find((r) => r.what === 'end' && r.hook === 'preRestore');
+    expect(stopEnd, JSON.stringify(runs)).toBeDefined();
+    expect(stopEnd!.at).toBeLessThanOrEqual(endedAt);
+    // The applications are started again, after the stop's hook had ended.
+    expect(runs.some((r) => r.what === 'start' && r.hook === 'postRestore' && r.at >= stopEnd!.at), JSON.stringify(runs)).toBe(true);
+    expect((await state()).a).toBe(100); // the server answers
   }, 240_000);
 });
