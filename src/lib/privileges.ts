@@ -170,10 +170,23 @@ export function databasePropertiesSql(database: string, p: DatabaseProperties): 
   for (const s of p.settings) for (const entry of s.config) out.push(alterSettingSql(database, s.role, entry));
   if (p.acl !== null) {
     // From nothing, then each grant as its grantor made it: the owner's first (a superuser's GRANT
-    // counts as the owner's), then those made by roles holding the grant option.
+    // counts as the owner's), then, pass by pass, those whose grantor holds the grant option by then
+    // (chains: the owner to A with grant option, A to B with grant option, B to C). PostgreSQL only
+    // warns and grants nothing when the grantor lacks it.
     out.push(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`, `REVOKE ALL ON DATABASE ${db} FROM ${quoteIdent(p.owner)}`);
-    const items = p.acl.map(parseAclItem);
-    const ordered = [...items.filter((a) => a.grantor === p.owner), ...items.filter((a) => a.grantor !== p.owner)];
+    const ordered: AclItem[] = [];
+    const held = new Map<string, Set<string>>();
+    let pending = p.acl.map(parseAclItem);
+    while (pending.length) {
+      const ready = pending.filter((a) => a.grantor === p.owner || a.privileges.every((x) => held.get(a.grantor)?.has(x.letter)));
+      // A grant no pass makes possible (not from a consistent ACL) is still tried, last, as before.
+      const next = ready.length ? ready : pending;
+      for (const a of next) {
+        ordered.push(a);
+        for (const x of a.privileges.filter((y) => y.grantable)) held.set(a.grantee, (held.get(a.grantee) ?? new Set()).add(x.letter));
+      }
+      pending = pending.filter((a) => !next.includes(a));
+    }
     for (const item of ordered) {
       const to = item.grantee === '' ? 'PUBLIC' : quoteIdent(item.grantee);
       const grants: string[] = [];

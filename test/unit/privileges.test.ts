@@ -58,6 +58,21 @@ describe('database ACL', () => {
     ]);
   });
 
+  it('replays chains of grant options so that each grantor holds the option when it grants (sorted ACL text puts them backwards)', () => {
+    const acl = ['amy=c/yan', 'o=CTc/o', 'yan=c*/zed', 'zed=c*/o'];
+    const sql = databasePropertiesSql('d', { owner: 'o', acl, connectionLimit: -1, comment: null, settings: [] });
+    expect(sql.slice(3)).toEqual([
+      'GRANT CREATE, TEMPORARY, CONNECT ON DATABASE "d" TO "o"',
+      'GRANT CONNECT ON DATABASE "d" TO "zed" WITH GRANT OPTION',
+      'SET ROLE "zed"',
+      'GRANT CONNECT ON DATABASE "d" TO "yan" WITH GRANT OPTION',
+      'RESET ROLE',
+      'SET ROLE "yan"',
+      'GRANT CONNECT ON DATABASE "d" TO "amy"',
+      'RESET ROLE',
+    ]);
+  });
+
   it('leaves a default ACL and connection limit alone', () => {
     expect(databasePropertiesSql('d', { owner: 'o', acl: null, connectionLimit: -1, comment: null, settings: [] })).toEqual(['ALTER DATABASE "d" OWNER TO "o"']);
   });
