@@ -102,6 +102,9 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
         }
         progress('stop', flushed.detail);
       }
+      // A stop that fails (its pre-stop hook, pg_ctl) also ends with the cluster and its
+      // applications started again (rollbackRecovery: postRestore hook), never left half-stopped.
+      if (patched('pitr-rollback-from-stop')) swapped = true;
       await hostQuick.stopCluster(plan);
       if (toLast) {
         swapped = true; // a failure from here on starts the original data directory again (rollbackRecovery)

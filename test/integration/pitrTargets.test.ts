@@ -245,4 +245,27 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     await switchAndArchive(setup.cluster);
     expect(await readdir(join(setup.repository, 'main/wal'))).toContain(`${hex(liveTli + 2)}.history.json`);
   });
+  it('(f) a pre-stop hook that fails: the run fails, the applications are started again, the cluster runs on untouched', async () => {
+    const marks = join(setup.dir, 'hook-marks.log');
+    const hooked = structuredClone(setup.config);
+    hooked.clusters.main!.archiveWaitSeconds = WAIT_SECONDS;
+    hooked.clusters.main!.hooks = {
+      preRestore: ['sh', '-c', `echo pre >> ${marks}; echo applications would not stop >&2; exit 3`],
+      postRestore: ['sh', '-c', `echo post >> ${marks}`],
+    };
+    await worker.stop();
+    worker = await startPgwardenWorker(env, hooked, testSecrets(setup.cluster, key));
+    const before = { ...(await live()), rows: await tags() };
+    const handle = await startPitr({ cluster: 'main', target: { latest: true } });
+    await waitForStep(handle, 'approve');
+    await handle.signal('approve', { approver: 'alice', reason: 'hook fails' });
+    const f = await runFailure(handle);
+    expect(f.type).toBe('RecoveryFailed');
+    expect(f.message).toContain('applications would not stop');
+    expect(f.message).toContain('the original data directory is in place and running');
+    expect((await readFile(marks, 'utf8')).trim().split('\n')).toEqual(['pre', 'post']);
+    const ran = await scheduledActivities(handle);
+    expect(ran).not.toContain('swapDataDirectory');
+    expect({ ...(await live()), rows: await tags() }).toEqual(before);
+  });
 });
