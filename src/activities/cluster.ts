@@ -254,7 +254,13 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
         const { rows } = await client.query<{ seg: string | null }>('SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS seg');
         return rows[0]!.seg ? parseSegmentName(rows[0]!.seg)?.timeline : undefined;
       });
-    } catch {
+    } catch (err) {
+      // A server that is down (or starting) has no timeline to follow; one that refuses pgwarden's
+      // credentials would hide which history is the cluster's own, so that is said, not guessed past.
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('28')) {
+        throw nonRetryable(ErrorType.ClusterControlFailed, `plan cannot read ${clusterName}'s current timeline: ${(err as Error).message}. Nothing was touched.`);
+      }
       return undefined;
     }
   }

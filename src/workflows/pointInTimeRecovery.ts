@@ -72,6 +72,8 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
   let done = false;
   let movedAside = true;
   let cleaned = false;
+  let rollbackFromStop = false;
+  let laid = false;
   try {
     step('stage', `base backup ${plan.backupId} and ${plan.walFiles.length} WAL files into ${plan.workDirectory}`);
     let decision: ApprovalDecision | undefined;
@@ -104,7 +106,8 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       }
       // A stop that fails (its pre-stop hook, pg_ctl) also ends with the cluster and its
       // applications started again (rollbackRecovery: postRestore hook), never left half-stopped.
-      if (patched('pitr-rollback-from-stop')) swapped = true;
+      rollbackFromStop = patched('pitr-rollback-from-stop');
+      if (rollbackFromStop) swapped = true;
       await hostQuick.stopCluster(plan);
       if (toLast) {
         swapped = true; // a failure from here on starts the original data directory again (rollbackRecovery)
@@ -114,6 +117,7 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       }
       step('swap', `${plan.dataDirectory} → ${plan.asideDirectory}`);
       swapped = true; // from here on, a failure rolls back (the swap itself is idempotent)
+      laid = true;
       const swap = await hostQuick.swapDataDirectory(plan);
       movedAside = swap?.movedAside !== false; // a rebuilt host had no data directory to keep
       step('recover', plan.targetDescription);
@@ -170,6 +174,8 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
   } finally {
     // The working directory (staged copy, decoded WAL) goes on every path but a rollback, whose
     // logs are kept for the post-mortem.
-    if (!cleaned && (done || !swapped)) await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery(plan)).catch(() => undefined);
+    // A failure before the swap (a stop that failed, unarchived WAL refused) leaves nothing worth
+    // keeping there: the staged copy, a whole cluster, goes too.
+    if (!cleaned && (done || !swapped || (rollbackFromStop && !laid))) await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery(plan)).catch(() => undefined);
   }
 }

@@ -256,8 +256,10 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     await worker.stop();
     worker = await startPgwardenWorker(env, hooked, testSecrets(setup.cluster, key));
     const before = { ...(await live()), rows: await tags() };
+    const kept = await siblings();
     const handle = await startPitr({ cluster: 'main', target: { latest: true } });
     await waitForStep(handle, 'approve');
+    expect((await siblings()).filter((f) => !kept.includes(f))).toEqual([expect.stringMatching(/\.pgwarden-pitr-/)]); // staged
     await handle.signal('approve', { approver: 'alice', reason: 'hook fails' });
     const f = await runFailure(handle);
     expect(f.type).toBe('RecoveryFailed');
@@ -267,5 +269,6 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     const ran = await scheduledActivities(handle);
     expect(ran).not.toContain('swapDataDirectory');
     expect({ ...(await live()), rows: await tags() }).toEqual(before);
+    expect(await siblings()).toEqual(kept); // the staged copy is removed, nothing left beside the data directory
   });
 });
