@@ -8,7 +8,7 @@ import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { isBackupId, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
-import { comparePrivileges, createDatabaseSql, grepRolesCommand } from '../lib/privileges.js';
+import { comparePrivileges, createDatabaseSql, grepRolesCommand, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
 import { feedFile, hashFile } from './pipeline.js';
 import { gpgFailure, openKeyring } from './gpg.js';
 import * as postgres from './postgres.js';
@@ -88,6 +88,16 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       await postgres.withConnection(target, target.config.maintenanceDatabase, env, (client) =>
         checkRoles(client, chosen.privileges!.roles, `cluster "${restoreCluster}"`, hint),
       );
+      // The copy is created with the original's encoding and locale: a locale the target's OS lacks
+      // fails here, before approval and before the preRestore hook, not in the restore. A throwaway
+      // database (a name the scratch-drop guard knows), always dropped.
+      const probe = `${scratchDatabaseName(chosen.backupId)}_locale`;
+      await dropScratchDatabase({ restoreCluster, scratchDatabase: probe });
+      try {
+        await createLikeBackup(restoreCluster, probe, chosen.privileges.database);
+      } finally {
+        await dropScratchDatabase({ restoreCluster, scratchDatabase: probe });
+      }
     }
     return {
       cluster: input.cluster,
@@ -96,6 +106,31 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       restoreCluster,
       scratchDatabase: scratchDatabaseName(chosen.backupId),
     };
+  }
+
+  /**
+   * CREATE DATABASE with the backed-up database's encoding, collation, ctype and locale provider.
+   * What the target cannot hold (a locale its OS lacks, a provider its version lacks) fails
+   * non-retryably, naming them: no retry installs a locale.
+   */
+  async function createLikeBackup(restoreCluster: string, database: string, p: DatabaseProperties | undefined): Promise<{ version: string; versionNum: number; databaseOid: number }> {
+    const cluster = clusterRef(restoreCluster);
+    return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
+      const server = await postgres.serverInfo(client);
+      const locale = () => `encoding ${p?.encoding}, collation '${p?.collate}', ctype '${p?.ctype}'${p?.localeProvider ? `, locale provider '${p.localeProvider}'${p.icuLocale ? ` locale '${p.icuLocale}'` : ''}` : ''}`;
+      const problem = localeProviderProblem(p, server.versionNum);
+      if (problem) throw nonRetryable(ErrorType.LocaleUnavailable, `cluster "${restoreCluster}" cannot create a database like the backup's (${locale()}): ${problem}`);
+      await client.query(createDatabaseSql(database, p, server.versionNum)).catch((err: Error & { code?: string }) => {
+        // 22023: invalid locale name, an encoding the locale does not match, an unknown ICU locale.
+        if (err.code !== '22023') throw err;
+        throw nonRetryable(
+          ErrorType.LocaleUnavailable,
+          `cluster "${restoreCluster}" cannot create a database with the backup's ${locale()}: ${err.message}. Install the locale on the cluster's host (locale -a lists them; then restart PostgreSQL) or restore onto a cluster that has it`,
+        );
+      });
+      const { rows } = await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_database WHERE datname = $1', [database]);
+      return { ...server, databaseOid: Number(rows[0]!.oid) };
+    });
   }
 
   /** Every stored artifact (but those of `skipRoles`) has the size and sha256 the manifest recorded. */
@@ -149,13 +184,8 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     // A retry starts from an empty database: whatever an earlier attempt restored is dropped.
     await dropScratchDatabase(plan);
     const cluster = clusterRef(plan.restoreCluster);
-    const info = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
-      const server = await postgres.serverInfo(client);
-      // The original's encoding, collation, ctype and locale provider (recorded since pgwarden kept them).
-      await client.query(createDatabaseSql(plan.scratchDatabase, manifest.privileges?.database, server.versionNum));
-      const { rows } = await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_database WHERE datname = $1', [plan.scratchDatabase]);
-      return { ...server, databaseOid: Number(rows[0]!.oid) };
-    });
+    // The original's encoding, collation, ctype and locale provider (recorded since pgwarden kept them).
+    const info = await createLikeBackup(plan.restoreCluster, plan.scratchDatabase, manifest.privileges?.database);
 
     const started = Date.now();
     const release = await markInUse(dir, `${plan.scratchDatabase}-${ctx.info.workflowExecution?.runId ?? 'run'}`);
@@ -221,10 +251,11 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       for (const t of tables) if (!expected.has(key(t))) problems.push(`table ${key(t)} is not in the manifest`);
       let privileges = 'not recorded in this backup (made before pgwarden recorded them): not compared, and the database-level properties not restored';
       if (manifest.privileges) {
+        const server = await postgres.serverInfo(client);
         await client.query('BEGIN READ ONLY');
         const restoredPrivileges = await readPrivileges(client);
         await client.query('COMMIT');
-        problems.push(...comparePrivileges(manifest.privileges, restoredPrivileges));
+        problems.push(...comparePrivileges(manifest.privileges, restoredPrivileges, { backup: manifest.serverVersionNum, restored: server.versionNum }));
         privileges = `${manifest.privileges.objects.length} objects and the database's properties compared`;
       }
       const checks: CompareResult['checks'] = [];

@@ -16,6 +16,8 @@ export const ErrorType = {
   VerificationFailed: 'VerificationFailed',
   /** A restore needs roles the target cluster lacks (or that pgwarden's user cannot act as). */
   MissingRoles: 'MissingRoles',
+  /** The target cluster cannot create a database with the backup's encoding, collation, ctype or locale provider. */
+  LocaleUnavailable: 'LocaleUnavailable',
   NoBackup: 'NoBackup',
   ArchivingOff: 'ArchivingOff',
   WalConflict: 'WalConflict',

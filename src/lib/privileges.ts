@@ -139,19 +139,45 @@ export function parseAclItem(text: string): AclItem {
   return { grantee, grantor: name(), privileges };
 }
 
+/** The major version of a server_version_num: 150004 → 15. */
+export function majorVersion(serverVersionNum: number): number {
+  return Math.floor(serverVersionNum / 10000);
+}
+
+const PROVIDERS: Record<string, { name: string; since: number }> = { c: { name: 'libc', since: 0 }, i: { name: 'icu', since: 15 }, b: { name: 'builtin', since: 17 } };
+
+/** datlocprovider; null (recorded from PostgreSQL 13/14, which had none) is libc, all they had. */
+function providerOf(p: DatabaseProperties): string {
+  return p.localeProvider ?? 'c';
+}
+
+/** Why a server of this version cannot hold the database's locale provider (icu needs 15+, builtin 17+), or undefined. */
+export function localeProviderProblem(p: DatabaseProperties | undefined, serverVersionNum: number): string | undefined {
+  if (p?.encoding === undefined) return undefined;
+  const provider = PROVIDERS[providerOf(p)];
+  if (!provider) return `the backup's locale provider '${providerOf(p)}' is unknown to pgwarden`;
+  const major = majorVersion(serverVersionNum);
+  if (major < provider.since) return `the backup's database uses the ${provider.name} locale provider, which needs PostgreSQL ${provider.since} or later; the server is PostgreSQL ${major}`;
+  return undefined;
+}
+
 /**
- * CREATE DATABASE for a restore of a database with these properties: from template0 with its
- * encoding, collation, ctype and locale provider, as the original was made. Without them (a backup
- * from before they were recorded): a plain CREATE DATABASE, as then.
+ * CREATE DATABASE for a restore of a database with these properties, on a server of this version:
+ * from template0 with its encoding, collation, ctype and locale provider, as the original was made
+ * (libc said explicitly from 15 on, so that a backup from 13/14, which recorded no provider, does
+ * not take an ICU template0's). Without them (a backup from before they were recorded): a plain
+ * CREATE DATABASE, as then. Throws when the server cannot hold the provider (localeProviderProblem).
  */
 export function createDatabaseSql(database: string, p: DatabaseProperties | undefined, serverVersionNum: number): string {
   const head = `CREATE DATABASE ${quoteIdent(database)}`;
   if (p?.encoding === undefined) return head;
+  const problem = localeProviderProblem(p, serverVersionNum);
+  if (problem) throw new Error(problem);
   const out = [head, 'TEMPLATE template0', `ENCODING ${quoteLiteral(p.encoding)}`, `LC_COLLATE ${quoteLiteral(p.collate!)}`, `LC_CTYPE ${quoteLiteral(p.ctype!)}`];
-  const provider = p.localeProvider;
+  const provider = providerOf(p);
   if (provider === 'i') out.push('LOCALE_PROVIDER icu', `ICU_LOCALE ${quoteLiteral(p.icuLocale ?? '')}`);
   else if (provider === 'b') out.push('LOCALE_PROVIDER builtin', `BUILTIN_LOCALE ${quoteLiteral(p.icuLocale ?? '')}`);
-  else if (provider === 'c' && serverVersionNum >= 150000) out.push('LOCALE_PROVIDER libc');
+  else if (majorVersion(serverVersionNum) >= 15) out.push('LOCALE_PROVIDER libc');
   return out.join(' ');
 }
 
@@ -215,8 +241,13 @@ export function grepRolesCommand(roles: string[]): string {
 
 const MAX_LISTED = 25;
 
-/** Every difference between the backup's record and a restored database, one line each (at most 25, then a count). */
-export function comparePrivileges(expected: Privileges, actual: Privileges): string[] {
+/**
+ * Every difference between the backup's record and a restored database, one line each (at most 25,
+ * then a count). `versions`: server_version_num of the backed-up server and of the one restored on:
+ * a provider recorded as null (13/14) is libc; ICU locale names are compared only between servers of
+ * the same major (16 rewrites them to language tags, `de_DE` → `de-DE`).
+ */
+export function comparePrivileges(expected: Privileges, actual: Privileges, versions: { backup: number; restored: number }): string[] {
   const problems: string[] = [];
   const e = expected.database;
   const a = actual.database;
@@ -229,8 +260,12 @@ export function comparePrivileges(expected: Privileges, actual: Privileges): str
   if (e.connectionLimit !== a.connectionLimit) problems.push(`database connection limit is ${a.connectionLimit}, the backup has ${e.connectionLimit}`);
   if (e.comment !== a.comment) problems.push(`database comment is ${show(a.comment)}, the backup has ${show(e.comment)}`);
   if (e.encoding !== undefined) {
-    for (const [what, k] of [['encoding', 'encoding'], ['collation', 'collate'], ['ctype', 'ctype'], ['locale provider', 'localeProvider'], ['ICU locale', 'icuLocale']] as const) {
+    for (const [what, k] of [['encoding', 'encoding'], ['collation', 'collate'], ['ctype', 'ctype']] as const) {
       if ((e[k] ?? null) !== (a[k] ?? null)) problems.push(`database ${what} is ${show(a[k] ?? null)}, the backup has ${show(e[k] ?? null)}`);
+    }
+    if (providerOf(e) !== providerOf(a)) problems.push(`database locale provider is ${providerOf(a)}, the backup has ${providerOf(e)}`);
+    else if (majorVersion(versions.backup) === majorVersion(versions.restored) && (e.icuLocale ?? null) !== (a.icuLocale ?? null)) {
+      problems.push(`database ICU locale is ${show(a.icuLocale ?? null)}, the backup has ${show(e.icuLocale ?? null)}`);
     }
   }
   const settings = (p: DatabaseProperties) => new Map(p.settings.map((s) => [s.role ?? '', [...s.config].sort()]));

@@ -2,7 +2,7 @@
 // comparison verifyBackup reports.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { alterSettingSql, comparePrivileges, createDatabaseSql, databasePropertiesSql, grepRolesCommand, parseAclItem, splitSettingList, type Privileges } from '../../src/lib/privileges.js';
+import { alterSettingSql, comparePrivileges, createDatabaseSql, databasePropertiesSql, grepRolesCommand, localeProviderProblem, parseAclItem, splitSettingList, type Privileges } from '../../src/lib/privileges.js';
 
 describe('settings', () => {
   it('splits list settings as PostgreSQL does: quotes protect commas and case, no downcasing', () => {
@@ -88,11 +88,12 @@ describe('comparePrivileges', () => {
     roles: ['app_owner', 'app_rw'],
   };
   const copy = (): Privileges => JSON.parse(JSON.stringify(base)) as Privileges;
+  const V15 = { backup: 150004, restored: 150004 };
 
   it('finds nothing when equal, whatever the order of ACL items of the database', () => {
     const same = copy();
     same.database.acl = [...same.database.acl!].reverse();
-    expect(comparePrivileges(base, same)).toEqual([]);
+    expect(comparePrivileges(base, same, V15)).toEqual([]);
   });
 
   it('names every difference', () => {
@@ -106,7 +107,7 @@ describe('comparePrivileges', () => {
     restored.objects[1]!.owner = 'postgres';
     delete restored.objects[1]!.detail;
     restored.objects.push({ kind: 'view', name: 'shop.extra', owner: 'postgres', acl: [] });
-    expect(comparePrivileges(base, restored)).toEqual([
+    expect(comparePrivileges(base, restored, V15)).toEqual([
       'database owner is postgres, the backup has app_owner',
       'database privileges are none, the backup has {=c/app_owner,app_owner=CTc/app_owner}',
       'database connection limit is -1, the backup has 50',
@@ -117,15 +118,41 @@ describe('comparePrivileges', () => {
       'function shop.order_count() is plain, the backup has security definer',
       'view shop.extra is not in the backup',
     ]);
-    expect(comparePrivileges(base, { ...restored, objects: [] })).toContain('table shop.orders is missing');
+    expect(comparePrivileges(base, { ...restored, objects: [] }, V15)).toContain('table shop.orders is missing');
   });
 
   it('lists at most 25 differences, then how many more', () => {
     const many = copy();
     many.objects = Array.from({ length: 40 }, (_, i) => ({ kind: 'table', name: `t${i}`, owner: 'o', acl: [] }));
-    const problems = comparePrivileges({ ...copy(), objects: [] }, many);
+    const problems = comparePrivileges({ ...copy(), objects: [] }, many, V15);
     expect(problems).toHaveLength(26);
     expect(problems.at(-1)).toBe('and 15 more differences');
+  });
+
+  describe('the database locale across server versions', () => {
+    const withLocale = (localeProvider: string | null, icuLocale: string | null): Privileges => {
+      const p = copy();
+      Object.assign(p.database, { encoding: 'UTF8', collate: 'en_US.UTF-8', ctype: 'en_US.UTF-8', localeProvider, icuLocale });
+      return p;
+    };
+    it('a 13/14 backup (no provider recorded) restored on 15+ (libc) is the same', () => {
+      expect(comparePrivileges(withLocale(null, null), withLocale('c', null), { backup: 140010, restored: 150004 })).toEqual([]);
+      expect(comparePrivileges(withLocale(null, null), withLocale('c', null), { backup: 130015, restored: 170002 })).toEqual([]);
+    });
+    it('a 13/14 backup restored with ICU (template0 of an ICU cluster) differs', () => {
+      expect(comparePrivileges(withLocale(null, null), withLocale('i', 'en-US'), { backup: 140010, restored: 160004 })).toEqual([
+        'database locale provider is i, the backup has c',
+      ]);
+    });
+    it('ICU locale names compared on the same major only (16 rewrites them to language tags)', () => {
+      expect(comparePrivileges(withLocale('i', 'de_DE'), withLocale('i', 'de-DE'), { backup: 150004, restored: 160004 })).toEqual([]);
+      expect(comparePrivileges(withLocale('i', 'de'), withLocale('i', 'fr'), { backup: 160004, restored: 160008 })).toEqual([
+        'database ICU locale is fr, the backup has de',
+      ]);
+      expect(comparePrivileges(withLocale('i', 'de'), withLocale('c', null), { backup: 150004, restored: 160004 })).toEqual([
+        'database locale provider is c, the backup has i',
+      ]);
+    });
   });
 });
 
@@ -170,6 +197,22 @@ describe('createDatabaseSql: a restore is created as the original was', () => {
     expect(createDatabaseSql('x', { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: null, icuLocale: null }, 140010)).toBe(
       `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`,
     );
+  });
+  it('a 13/14 backup (no provider recorded) is libc: said explicitly on 15+, so an ICU template0 is not taken', () => {
+    const pg14 = { ...base, encoding: 'UTF8', collate: 'en_US.UTF-8', ctype: 'en_US.UTF-8', localeProvider: null, icuLocale: null };
+    expect(createDatabaseSql('x', pg14, 150004)).toBe(`CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8' LOCALE_PROVIDER libc`);
+    expect(createDatabaseSql('x', { ...pg14, localeProvider: 'c' }, 130015)).toBe(`CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8'`);
+  });
+  it('never emits a clause the target server lacks; a provider it cannot hold fails naming it', () => {
+    const icu = { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: 'i', icuLocale: 'de' };
+    const builtin = { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: 'b', icuLocale: 'C.UTF-8' };
+    expect(localeProviderProblem(icu, 150004)).toBeUndefined();
+    expect(localeProviderProblem(icu, 140010)).toBe("the backup's database uses the icu locale provider, which needs PostgreSQL 15 or later; the server is PostgreSQL 14");
+    expect(() => createDatabaseSql('x', icu, 140010)).toThrow(/icu locale provider, which needs PostgreSQL 15/);
+    expect(localeProviderProblem(builtin, 160004)).toBe("the backup's database uses the builtin locale provider, which needs PostgreSQL 17 or later; the server is PostgreSQL 16");
+    expect(() => createDatabaseSql('x', builtin, 160004)).toThrow(/builtin locale provider, which needs PostgreSQL 17/);
+    expect(createDatabaseSql('x', builtin, 170002)).toBe(`CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'`);
+    expect(localeProviderProblem(undefined, 130000)).toBeUndefined();
   });
   it('as before for backups that did not record them', () => {
     expect(createDatabaseSql('x', base, 150004)).toBe('CREATE DATABASE "x"');
