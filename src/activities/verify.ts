@@ -121,8 +121,8 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       const problem = localeProviderProblem(p, server.versionNum);
       if (problem) throw nonRetryable(ErrorType.LocaleUnavailable, `cluster "${restoreCluster}" cannot create a database like the backup's (${locale()}): ${problem}`);
       await client.query(createDatabaseSql(database, p, server.versionNum)).catch((err: Error & { code?: string }) => {
-        // 22023: invalid locale name, an encoding the locale does not match, an unknown ICU locale.
-        if (err.code !== '22023') throw err;
+        // 42809: invalid locale name (PostgreSQL's code for it); 22023: an encoding the locale does not match, an ICU locale it rejects.
+        if (err.code !== '42809' && err.code !== '22023') throw err;
         throw nonRetryable(
           ErrorType.LocaleUnavailable,
           `cluster "${restoreCluster}" cannot create a database with the backup's ${locale()}: ${err.message}. Install the locale on the cluster's host (locale -a lists them; then restart PostgreSQL) or restore onto a cluster that has it`,

@@ -337,6 +337,44 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     }
   });
 
+  it('a collation the target host lacks fails the plan, before approval and before the preRestore hook stops the applications; nothing is touched', async () => {
+    // As a backup taken on a host with a locale this one lacks: the manifest's record says so.
+    const original = await readFile(manifestFile(), 'utf8');
+    const manifest = JSON.parse(original) as { privileges: { database: { collate: string } } };
+    manifest.privileges.database.collate = 'xx_XX.UTF-8';
+    await writeFile(manifestFile(), JSON.stringify(manifest));
+    const hookLog = join(dir, 'locale-hooks.log');
+    const hookQueue = uniqueQueue('fidelity-locale');
+    const hooked = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: hookQueue, key });
+    hooked.clusters.main!.hooks = { preRestore: ['/bin/sh', '-c', `echo stop >> ${hookLog}`], postRestore: ['/bin/sh', '-c', `echo start >> ${hookLog}`] };
+    const hookedWorker = await startPgwardenWorker(env, hooked, testSecrets(cluster, key));
+    const databases = async () => (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+    const before = { databases: await databases(), catalogs: await catalogs('app') };
+    const handle = await env.client.workflow.start('restoreDatabase', { taskQueue: hookQueue, workflowId: `${hookQueue}/restore`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+    let settled = false;
+    try {
+      const approval = (async () => {
+        while (!settled) {
+          if ((await handle.query<Progress>('progress')).step !== 'plan') throw new Error('the plan passed and asked for approval');
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })();
+      const started = Date.now();
+      const cause = await failureOf(Promise.race([handle.result(), approval]));
+      expect(cause.type).toBe('LocaleUnavailable');
+      expect(cause.nonRetryable).toBe(true);
+      expect(cause.message).toMatch(/^cluster "main" cannot create a database with the backup's encoding \w+, collation 'xx_XX\.UTF-8', ctype '[^']+'.*: invalid locale name: "xx_XX\.UTF-8"\. Install the locale/);
+      expect(Date.now() - started).toBeLessThan(30_000); // not retried
+      expect({ databases: await databases(), catalogs: await catalogs('app') }).toEqual(before); // the throwaway database is gone too
+      await expect(readFile(hookLog, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      settled = true;
+      await handle.terminate().catch(() => undefined);
+      await hookedWorker.stop();
+      await writeFile(manifestFile(), original);
+    }
+  });
+
   it('a pgwarden user that cannot act as the owners (not a superuser) fails the plan, saying so', async () => {
     await cluster.query(`CREATE ROLE pgwarden_limited LOGIN CREATEDB PASSWORD 'limited-pw'; GRANT app_rw TO pgwarden_limited`);
     const limitedQueue = uniqueQueue('fidelity-limited');
