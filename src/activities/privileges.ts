@@ -68,7 +68,9 @@ SELECT kind, name, pg_get_userbyid(owner) AS owner,
 // conversions, operators and their classes and families, text search configurations and
 // dictionaries, statistics objects, languages...), and the database's own; it does not hold the
 // bootstrap superuser (pinned), who appears as the owner above. Owners of an extension and its members
-// are left out: pg_dump restores neither (whoever runs CREATE EXTENSION owns them).
+// are left out: pg_dump restores neither (whoever runs CREATE EXTENSION owns them); so are objects in
+// other sessions' temporary schemas, which pg_dump skips. Subscriptions are shared objects (their
+// pg_shdepend rows have dbid 0): their owners are read from pg_subscription.
 const ROLES_SQL = `
 WITH ${OBJECTS}, db AS (SELECT oid FROM pg_database WHERE datname = current_database()), acls(acl) AS (
   SELECT acl FROM o UNION ALL SELECT datacl FROM pg_database WHERE datname = current_database() AND datacl IS NOT NULL
@@ -76,14 +78,17 @@ WITH ${OBJECTS}, db AS (SELECT oid FROM pg_database WHERE datname = current_data
   SELECT owner FROM o
   UNION SELECT (aclexplode(acl)).grantee FROM acls
   UNION SELECT (aclexplode(acl)).grantor FROM acls
-  UNION SELECT unnest(polroles) FROM pg_policy
+  UNION SELECT unnest(p.polroles) FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid WHERE NOT pg_is_other_temp_schema(c.relnamespace)
   UNION SELECT datdba FROM pg_database WHERE datname = current_database()
+  UNION SELECT subowner FROM pg_subscription WHERE subdbid = (SELECT oid FROM db)
   UNION SELECT s.setrole FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
   UNION SELECT sd.refobjid FROM pg_shdepend sd
          WHERE sd.refclassid = 'pg_authid'::regclass AND sd.deptype IN ('o', 'a', 'r')
            AND (sd.dbid = (SELECT oid FROM db) OR (sd.dbid = 0 AND sd.classid = 'pg_database'::regclass AND sd.objid = (SELECT oid FROM db)))
            AND NOT (sd.deptype = 'o' AND (sd.classid = 'pg_extension'::regclass
                     OR EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = sd.classid AND e.objid = sd.objid AND e.deptype = 'e')))
+           AND NOT EXISTS (SELECT 1 FROM pg_depend ns WHERE ns.classid = sd.classid AND ns.objid = sd.objid
+                              AND ns.refclassid = 'pg_namespace'::regclass AND pg_is_other_temp_schema(ns.refobjid))
 )
 SELECT rolname FROM pg_roles WHERE oid IN (SELECT oid FROM r) ORDER BY 1`;
 

@@ -12,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readPrivileges } from '../../src/activities/privileges.js';
 import type { Config } from '../../src/config/index.js';
 import type { Progress } from '../../src/workflows/messages.js';
 import type { RestoreDatabaseResult } from '../../src/workflows/restoreDatabase.js';
@@ -372,6 +373,31 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       await handle.terminate().catch(() => undefined);
       await hookedWorker.stop();
       await writeFile(manifestFile(), original);
+    }
+  });
+
+  it('the roles a dump needs: a subscription\'s owner (a shared catalog) is named; the owner of another session\'s temporary table (pg_dump skips it) is not', async () => {
+    await cluster.query(`CREATE ROLE sub_owner SUPERUSER NOLOGIN; CREATE ROLE temp_owner LOGIN PASSWORD 'temp-pw'`);
+    await cluster.query('CREATE DATABASE roles_probe');
+    const temp = new pg.Client({ host: cluster.host, port: cluster.port, user: 'temp_owner', password: 'temp-pw', database: 'roles_probe' });
+    const reader = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'roles_probe' });
+    try {
+      await cluster.query(`CREATE SUBSCRIPTION probe_sub CONNECTION 'host=127.0.0.1 dbname=nowhere' PUBLICATION nothing WITH (connect = false, slot_name = NONE)`, 'roles_probe');
+      await cluster.query('ALTER SUBSCRIPTION probe_sub OWNER TO sub_owner', 'roles_probe');
+      await temp.connect();
+      await temp.query('CREATE TEMP TABLE scratch (x int)'); // held while the roles are read
+      await reader.connect();
+      await reader.query('BEGIN READ ONLY');
+      const { roles } = await readPrivileges(reader);
+      await reader.query('COMMIT');
+      expect(roles).toContain('sub_owner');
+      expect(roles).not.toContain('temp_owner');
+    } finally {
+      await temp.end().catch(() => undefined);
+      await reader.end().catch(() => undefined);
+      await cluster.query('DROP SUBSCRIPTION IF EXISTS probe_sub', 'roles_probe');
+      await cluster.query('DROP DATABASE roles_probe WITH (FORCE)');
+      await cluster.query('DROP ROLE sub_owner; DROP ROLE temp_owner');
     }
   });
 
