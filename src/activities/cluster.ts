@@ -23,9 +23,7 @@ import { pushWalFile } from './walPush.js';
 import { decodeWal, decodeWalBatch, openWalDecryption, readHistories, walPushSettingsFor, WalArchive } from './walArchive.js';
 import { hostname, tmpdir } from 'node:os';
 import { freePortOnLoopback } from './ports.js';
-import { runAfterEarlierAttempt } from './orphans.js';
-
-const HOOK_TIMEOUT_MS = 10 * 60_000;
+import { runHook } from './hooks.js';
 
 export type RecoveryMode = 'in-place' | 'rehearsal';
 
@@ -462,8 +460,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
 
   /** The stop step: pre-stop hook, then a clean (fast) shutdown, confirmed. Stopped already is fine. */
   async function stopCluster(plan: RecoveryPlan): Promise<string> {
-    const hook = clusterRef(plan.cluster).config.hooks.preRestore;
-    if (hook) await runHook(plan, hook, 'preRestore');
+    await runClusterHook(plan, 'preRestore');
     if (!(await isRunning(cc(plan), plan.dataDirectory))) return 'not running';
     const r = await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'fast', '-w', '-t', '600'], { reject: false });
     if (r.exitCode !== 0 || (await isRunning(cc(plan), plan.dataDirectory))) {
@@ -839,8 +836,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
         for (const s of ['restore_command', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_timeline', 'recovery_target_action']) await client.query(`ALTER SYSTEM RESET ${s}`);
         await client.query('SELECT pg_reload_conf()');
       });
-      const hook = cluster.config.hooks.postRestore;
-      if (hook) await runHook(plan, hook, 'postRestore');
+      await runClusterHook(plan, 'postRestore');
     }
     return { checks };
   }
@@ -870,8 +866,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
         await rm(failed, { recursive: true, force: true });
         await rename(plan.dataDirectory, failed);
       }
-      const hook = clusterRef(plan.cluster).config.hooks.postRestore;
-      if (hook) await runHook(plan, hook, 'postRestore');
+      await runClusterHook(plan, 'postRestore');
       return `${plan.dataDirectory} did not exist before the recovery and is missing again; the failed recovery is kept as ${failed}`;
     }
     if (!existsSync(plan.asideDirectory)) {
@@ -880,8 +875,7 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
       if (!(await isRunning(cc(plan), plan.dataDirectory)) && existsSync(join(plan.dataDirectory, 'PG_VERSION'))) await startOriginal(plan);
       // Also where an attempt that moved the original back died (worker killed) before or in the
       // hook: the applications stopped by `stop` are started again all the same.
-      const hook = clusterRef(plan.cluster).config.hooks.postRestore;
-      if (hook) await runHook(plan, hook, 'postRestore');
+      await runClusterHook(plan, 'postRestore');
       if (!existsSync(join(plan.dataDirectory, 'PG_VERSION'))) return `${plan.dataDirectory} is as it was found, with no cluster in it`;
       return 'the original data directory is in place and running';
     }
@@ -893,18 +887,14 @@ export function createClusterActivities({ config, env }: { config: Config; env: 
     await rename(plan.asideDirectory, plan.dataDirectory);
     // An empty original (a rebuilt host's) goes back empty, as found: nothing to start.
     if (existsSync(join(plan.dataDirectory, 'PG_VERSION'))) await startOriginal(plan);
-    const hook = clusterRef(plan.cluster).config.hooks.postRestore;
-    if (hook) await runHook(plan, hook, 'postRestore');
+    await runClusterHook(plan, 'postRestore');
     return `rolled back to the original data directory after: ${plan.reason}`;
   }
 
-  async function runHook(plan: RecoveryPlan, argv: string[], name: string): Promise<void> {
-    const [file, ...args] = argv;
-    // A retry after a worker's death first lets the hook that worker started finish: never two at once.
-    const r = await runAfterEarlierAttempt(`${name} hook`, HOOK_TIMEOUT_MS, () =>
-      execa(file!, args, { env: { PATH: TOOL_ENV.PATH!, PGWARDEN_CLUSTER: plan.cluster, PGWARDEN_HOOK: name }, extendEnv: false, reject: false, all: true, timeout: HOOK_TIMEOUT_MS }),
-    );
-    if (r.exitCode !== 0) throw nonRetryable(ErrorType.ClusterControlFailed, `${name} hook ${argv.join(' ')} failed (exit ${r.exitCode}): ${String(r.all ?? '').trim().slice(-500)}`);
+  /** The cluster's hook, when one is configured; a cancelled step lets it finish (the stop waits for it). */
+  async function runClusterHook(plan: RecoveryPlan, name: 'preRestore' | 'postRestore'): Promise<void> {
+    const argv = clusterRef(plan.cluster).config.hooks[name];
+    if (argv) await runHook({ hook: name, argv, cluster: plan.cluster, failure: ErrorType.ClusterControlFailed });
   }
 
   return { planRecovery, stageRecovery, stageBaseBackup, stageWal, abortWalStaging, archiveCurrentWal, stopCluster, gatherUnarchivedWal, swapDataDirectory, recover, verifyRecovery, cleanupRecovery, rollbackRecovery };

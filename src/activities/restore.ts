@@ -1,9 +1,9 @@
 // The logical restore's own steps: names, hooks, the swap and ANALYZE. The restore itself and the
 // comparison with the manifest are verify.ts's, pointed at `<db>_restore_<id>`.
 import { Context } from '@temporalio/activity';
-import { execa } from 'execa';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { runHook } from './hooks.js';
 import * as postgres from './postgres.js';
 import { withoutDatabaseLimits } from './privileges.js';
 import type { RestoreNames } from '../lib/ids.js';
@@ -16,19 +16,8 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
   async function runRestoreHook(input: { cluster: string; database: string; hook: 'preRestore' | 'postRestore' }): Promise<string> {
     const argv = clusterRef(input.cluster).config.hooks[input.hook];
     if (!argv) return 'no hook configured';
-    const [file, ...args] = argv;
-    const result = await execa(file!, args, {
-      // The worker's environment holds database passwords and the key passphrase: hooks get none of it.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PGWARDEN_CLUSTER: input.cluster, PGWARDEN_DATABASE: input.database, PGWARDEN_HOOK: input.hook },
-      extendEnv: false,
-      cancelSignal: Context.current().cancellationSignal,
-      reject: false,
-      timeout: 10 * 60_000,
-      all: true,
-    });
-    if (result.exitCode !== 0) {
-      throw nonRetryable(ErrorType.RestoreFailed, `${input.hook} hook ${argv.join(' ')} failed (exit ${result.exitCode}): ${String(result.all ?? '').trim().slice(-500)}`);
-    }
+    // A cancelled restore ends its hook; a retry waits for the one a dead worker started (hooks.ts).
+    await runHook({ hook: input.hook, argv, cluster: input.cluster, database: input.database, failure: ErrorType.RestoreFailed, signal: Context.current().cancellationSignal });
     return `${argv.join(' ')}: ok`;
   }
 
