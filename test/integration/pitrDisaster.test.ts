@@ -55,7 +55,11 @@ const asPostgres = (args: string[]) =>
 const stopServer = () => asPostgres(['-D', setup.cluster.dataDir, '-m', 'fast', '-w', 'stop']);
 const startServer = () =>
   asPostgres(['-D', setup.cluster.dataDir, '-l', join(dirname(setup.cluster.dataDir), 'server.log'), '-w', '-t', '60', 'start']).catch(async (e: Error) => {
-    throw new Error(`${e.message}\n${(await readFile(join(dirname(setup.cluster.dataDir), 'server.log'), 'utf8').catch(() => '')).slice(-2000)}`);
+    // Once the cluster's logging collector is on, the reason is in its newest file.
+    const pglog = join(setup.cluster.dataDir, 'pglog');
+    const newest = (await readdir(pglog).catch(() => [] as string[])).sort().at(-1);
+    const tail = async (f: string) => (await readFile(f, 'utf8').catch(() => '')).slice(-2000);
+    throw new Error(`${e.message}\n${await tail(join(dirname(setup.cluster.dataDir), 'server.log'))}\n${newest ? await tail(join(pglog, newest)) : ''}`);
   });
 const siblings = async () => readdir(dirname(setup.cluster.dataDir));
 
@@ -224,8 +228,13 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
         expect(failed).toHaveLength(1);
         expect(existsSync(join(dirname(setup.cluster.dataDir), failed[0]!, 'PG_VERSION'))).toBe(true);
         await rm(join(dirname(setup.cluster.dataDir), failed[0]!), { recursive: true, force: true });
+      } catch (err) {
+        console.error(`rebuilt-host failure test (${found}) failed:`, err);
+        throw err;
       } finally {
-        // The operator's disk comes back; the cluster runs again.
+        // The operator's disk comes back; the cluster runs again. Whatever a failed assertion left
+        // running in the rebuilt directory is stopped first, so the next test finds the port free.
+        if (existsSync(join(setup.cluster.dataDir, 'postmaster.pid'))) await asPostgres(['-D', setup.cluster.dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
         await rm(setup.cluster.dataDir, { recursive: true, force: true });
         await rename(lostDisk, setup.cluster.dataDir);
         await startServer();
