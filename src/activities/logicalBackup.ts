@@ -3,11 +3,11 @@
 // own snapshot, pg_restore --list reading the dump as it streams by, the cluster's globals beside
 // it, and manifest.json written last.
 import { join } from 'node:path';
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { expectedBackupBytes, formatBytes } from '../lib/diskSpace.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { isBackupId, isSafeName } from '../lib/ids.js';
+import { databasesToBackUp, isBackupId, isSafeName } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
 import { MANIFEST_FORMAT, totalRows, type LogicalManifest } from '../lib/manifest.js';
 import type { Privileges } from '../lib/privileges.js';
@@ -23,6 +23,8 @@ export interface LogicalBackupInput {
   cluster: string;
   database: string;
   backupId: string;
+  /** Part of a `"*"` run: recorded in the manifest (verifyBackup `"*"` verifies that run's backups). */
+  allDatabases?: boolean;
 }
 
 export interface PreflightResult {
@@ -109,9 +111,17 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
     return { serverVersion, databaseBytes, expectedBytes, freeBytes, recipients: recipients?.fingerprints ?? [], backupExists: !!existing };
   }
 
-  async function listClusterDatabases(input: { cluster: string }): Promise<string[]> {
+  /**
+   * The databases a `"*"` backup takes: connectable, not templates, not pgwarden's verification
+   * scratch databases, and not a restore's kept copies (`*_pre_restore_*`, `*_restore_*`) unless
+   * `includeRestoreCopies`.
+   */
+  async function listClusterDatabases(input: { cluster: string; includeRestoreCopies?: boolean }): Promise<string[]> {
     const cluster = postgres.clusterRef(config, input.cluster);
-    return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, postgres.listDatabases);
+    const all = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, postgres.listDatabases);
+    const { take, skip } = databasesToBackUp(all, input.includeRestoreCopies);
+    if (skip.length) log.info(`"*" backup of ${input.cluster} skips pgwarden's own databases: ${skip.join(', ')}`);
+    return take;
   }
 
   /**
@@ -204,6 +214,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
         globals: { rolePasswords: globals.rolePasswords },
         tables: dump.tables,
         privileges,
+        ...(input.allDatabases ? { allDatabases: true } : {}),
         verifications: [],
         pgwardenVersion: PGWARDEN_VERSION,
       };

@@ -4,7 +4,7 @@ import { access, constants, mkdir, readFile, readdir, rm, statfs } from 'node:fs
 import { dirname, join } from 'node:path';
 import type { Config, RepositoryConfig } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { isBackupId } from '../lib/ids.js';
+import { isBackupId, isSafeName } from '../lib/ids.js';
 import { baseBackupDir, logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';
 import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type LogicalManifest } from '../lib/manifest.js';
 import { writeFileAtomic } from './atomicFile.js';
@@ -70,6 +70,15 @@ export class LocalRepository {
   /** manifest.json is the commit marker: written last, atomically. */
   async commit(dir: string, manifest: LogicalManifest | BaseManifest): Promise<void> {
     await writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
+  }
+
+  /** The databases with a directory under `<cluster>/logical` (whether or not a committed backup is left in it), sorted. */
+  async listLogicalDatabases(cluster: string): Promise<string[]> {
+    const entries = await readdir(join(this.root, cluster, 'logical')).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
+    return entries.filter(isSafeName).sort();
   }
 
   /** Committed logical backups of a database, oldest first. */

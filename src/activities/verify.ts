@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { backupsOfNewestRun, type BackupRef } from '../lib/allDatabases.js';
 import { isBackupId, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
 import { comparePrivileges, createDatabaseSql, grepRolesCommand, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
@@ -59,6 +60,22 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     const manifest = await repo.readManifest(dir);
     if (!manifest) throw nonRetryable(ErrorType.NoBackup, `no committed backup ${t.cluster}/${t.database}/${t.backupId} in repository "${repo.name}"`);
     return { manifest, dir, repo };
+  }
+
+  /**
+   * verifyBackup "*": the backups of the newest `"*"` run, one per database (lib/allDatabases.ts).
+   * Nothing to verify is an error: a schedule that verifies nothing must not look green.
+   */
+  async function planVerifyAll(input: { cluster: string }): Promise<{ run?: string; targets: VerifyTarget[] }> {
+    clusterRef(input.cluster);
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const backups: BackupRef[] = [];
+    for (const database of await repo.listLogicalDatabases(input.cluster)) {
+      for (const m of await repo.listLogicalBackups(input.cluster, database)) backups.push({ database, backupId: m.backupId, allDatabases: m.allDatabases });
+    }
+    const { run, targets } = backupsOfNewestRun(backups);
+    if (targets.length === 0) throw nonRetryable(ErrorType.NoBackup, `no committed logical backup of cluster "${input.cluster}" in repository "${repo.name}"`);
+    return { ...(run !== undefined ? { run } : {}), targets: targets.map((t) => ({ cluster: input.cluster, ...t })) };
   }
 
   /**
@@ -280,7 +297,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     await repo.commit(dir, manifest);
   }
 
-  return { planVerify, checkIntegrity, restoreIntoScratch, compareWithManifest, dropScratchDatabase, recordVerification };
+  return { planVerify, planVerifyAll, checkIntegrity, restoreIntoScratch, compareWithManifest, dropScratchDatabase, recordVerification };
 }
 
 /**

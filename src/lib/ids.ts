@@ -118,6 +118,29 @@ export function isScratchDatabaseName(name: string): boolean {
   return name.startsWith('pgwarden_verify_') || (/_restore_\d{8}t\d{6}z/.test(name) && !name.includes('_pre_restore_'));
 }
 
+/**
+ * A database a restore made and keeps: the live one renamed aside, `<db>_pre_restore_<id>[_<run>]`,
+ * or a restored copy `<db>_restore_<id>[_<run>]` (a tables-mode restore stops there). A `"*"`
+ * backup skips them unless asked (`includeRestoreCopies`).
+ */
+export function isRestoreCopyName(name: string): boolean {
+  return /_(pre_)?restore_\d{8}t\d{6}z/.test(name);
+}
+
+/**
+ * The databases a `"*"` backup takes from a cluster's list: never a verification's scratch
+ * database (`pgwarden_verify_*`, always dropped again), and a restore's kept copies only when asked.
+ */
+export function databasesToBackUp(databases: readonly string[], includeRestoreCopies = false): { take: string[]; skip: string[] } {
+  const take: string[] = [];
+  const skip: string[] = [];
+  for (const name of databases) {
+    const own = name.startsWith('pgwarden_verify_') || (!includeRestoreCopies && isRestoreCopyName(name));
+    (own ? skip : take).push(name);
+  }
+  return { take, skip };
+}
+
 export function baseBackupWorkflowId(cluster: string, backupId: string): string {
   return `pgwarden/${cluster}/base/${backupId}`;
 }

@@ -63,6 +63,8 @@ export const logicalManifestSchema = z.object({
    * the restored database with them. Absent in backups made before pgwarden recorded them.
    */
   privileges: privilegesSchema.optional(),
+  /** Taken by a `"*"` backup run (all its databases share the backupId): what verifyBackup `"*"` verifies. */
+  allDatabases: z.boolean().optional(),
 });
 export type LogicalManifest = z.infer<typeof logicalManifestSchema>;
 

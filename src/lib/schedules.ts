@@ -9,7 +9,7 @@ import { WORKFLOW_OF_KIND, type RunKind, type RunLabels } from './visibility.js'
 export const JOBS = {
   'full-daily': { kind: 'full', timing: { cron: '0 2 * * *' }, perDatabase: true, what: 'logical backup (pg_dump)' },
   'wal-maintenance': { kind: 'wal-maintenance', timing: { cron: '0 3 * * *' }, what: 'archiver health, WAL retention, archive size' },
-  'verify-daily': { kind: 'verify', timing: { cron: '0 4 * * *' }, perDatabase: true, what: 'verify the newest backup by restoring it' },
+  'verify-daily': { kind: 'verify', timing: { cron: '0 4 * * *' }, perDatabase: true, what: 'verify-by-restore of the newest backup' },
   'offsite-daily': { kind: 'offsite', timing: { cron: '0 5 * * *' }, offsite: true, what: 'offsite sync, remote retention, full remote check' },
   'offsite-wal': { kind: 'offsite', timing: { every: '6 hours' }, offsite: true, what: 'ship the WAL archive offsite' },
   'base-weekly': { kind: 'base', timing: { cron: '0 3 * * 0' }, what: 'physical base backup (pg_basebackup)' },
@@ -49,7 +49,8 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       if ('every' in timing && !EVERY.test(timing.every.trim())) {
         throw new Error(`clusters.${cluster}.schedules.${job}: "every" must be like "6 hours" or "15 minutes", not "${timing.every}"`);
       }
-      const databases: (string | undefined)[] = 'perDatabase' in spec ? (c.databases ?? (job === 'full-daily' ? ['*'] : [])) : [undefined];
+      // Without `databases`, the nightly backup takes "*" and the verification checks each database it took.
+      const databases: (string | undefined)[] = 'perDatabase' in spec ? (c.databases ?? ['*']) : [undefined];
       for (const database of databases) {
         const input = jobInput(job, cluster, database);
         const scope = database === undefined ? cluster : `${cluster}/${database === '*' ? 'all' : database}`;

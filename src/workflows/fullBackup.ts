@@ -19,6 +19,10 @@ export interface FullBackupInput {
   verify?: boolean;
   /** Reserved: offsite sync after the backup (not available in this version). */
   offsite?: boolean;
+  /** With "*": back up a restore's kept copies too (`<db>_pre_restore_*`, `<db>_restore_*`); skipped by default. */
+  includeRestoreCopies?: boolean;
+  /** Set by a "*" run on the child of each database: recorded in the manifest. */
+  allDatabases?: boolean;
 }
 
 export interface FullBackupResult {
@@ -44,7 +48,7 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
 
   if (input.database === '*') {
     step('list-databases');
-    const databases = await listClusterDatabases({ cluster: input.cluster });
+    const databases = await listClusterDatabases({ cluster: input.cluster, includeRestoreCopies: input.includeRestoreCopies });
     step('backup-databases', databases.join(', '));
     const backups: LogicalBackupResult[] = [];
     const verifications: VerifyBackupResult[] = [];
@@ -53,7 +57,7 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
       const child = await executeChild(fullBackup, {
         workflowId: fullBackupWorkflowId(input.cluster, database, backupId),
         ...childLabels({ cluster: input.cluster, database, kind: 'full' }),
-        args: [{ cluster: input.cluster, database, backupId, verify: input.verify }],
+        args: [{ cluster: input.cluster, database, backupId, verify: input.verify, allDatabases: true }],
       });
       backups.push(...child.backups);
       verifications.push(...child.verifications);
@@ -65,7 +69,7 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
   const target = { cluster: input.cluster, database: input.database, backupId };
   const preflight = await preflightLogicalBackup(target);
   step('dump', preflight.backupExists ? 'already committed' : undefined);
-  const backup = await createLogicalBackup(target);
+  const backup = await createLogicalBackup(input.allDatabases ? { ...target, allDatabases: true } : target);
   const verifications: VerifyBackupResult[] = [];
   if (input.verify) {
     step('verify');

@@ -2,15 +2,19 @@
 // plan → restore into pgwarden_verify_<id> (checksumming the dump on the way) → checksum of the
 // other artifacts → compare with the manifest → record,
 // and the temporary database is dropped on every path (success, failure, cancellation).
-import { CancellationScope, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, isCancellation, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, CompareResult, VerifyPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import { ErrorType } from '../lib/errorTypes.js';
+import { verifyBackupWorkflowId } from '../lib/ids.js';
+import { childLabels } from './childLabels.js';
 import { trackProgress } from './messages.js';
 
 export interface VerifyBackupInput {
   cluster: string;
+  /** A database name, or "*": each database of the newest "*" backup run, as child workflows. */
   database: string;
-  /** Default: the newest backup not verified yet (else the newest). */
+  /** Default: the newest backup not verified yet (else the newest). Not with "*". */
   backupId?: string;
 }
 
@@ -23,12 +27,16 @@ export interface VerifyBackupResult {
   tables: number;
   rows: number;
   checks: CompareResult['checks'];
+  /** With "*": each database's verification (the totals above add them up). */
+  databases?: VerifyBackupResult[];
 }
 
 const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
 const long = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBackupResult> {
+  // Before, "*" went the single-database way and failed in plan: such histories replay unchanged.
+  if (input.database === '*' && patched('verify-all-databases')) return verifyAllDatabases(input);
   const step = trackProgress('plan');
 
   // A new host with an empty disk: the backup comes from offsite, checked, into the local repository.
@@ -59,4 +67,58 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBack
   } finally {
     await CancellationScope.nonCancellable(() => quick.dropScratchDatabase(plan));
   }
+}
+
+/**
+ * verifyBackup "*": every database of the newest "*" backup run, one child verifyBackup at a time
+ * (they share the verification cluster). A failed database does not stop the others; the run then
+ * fails naming every failed database, its details listing what passed.
+ */
+async function verifyAllDatabases(input: VerifyBackupInput): Promise<VerifyBackupResult> {
+  const step = trackProgress('plan');
+  const { run, targets } = await quick.planVerifyAll({ cluster: input.cluster });
+  const verified: VerifyBackupResult[] = [];
+  const failed: { database: string; backupId: string; error: string }[] = [];
+  for (const target of targets) {
+    step('verify-databases', `${target.database} (${verified.length + failed.length + 1} of ${targets.length})`);
+    try {
+      verified.push(
+        await executeChild(verifyBackup, {
+          workflowId: verifyBackupWorkflowId(input.cluster, target.database, target.backupId),
+          ...childLabels({ cluster: input.cluster, database: target.database, kind: 'verify' }),
+          args: [target],
+        }),
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      failed.push({ ...target, error: rootMessage(err) });
+    }
+  }
+  step('done');
+  if (failed.length) {
+    throw ApplicationFailure.nonRetryable(
+      `${failed.length} of ${targets.length} databases failed verification: ${failed.map((f) => `${f.database} (${f.backupId}): ${f.error}`).join('; ')}`,
+      ErrorType.VerificationFailed,
+      { cluster: input.cluster, run, failed, verified: verified.map((v) => ({ database: v.database, backupId: v.backupId })) },
+    );
+  }
+  const sum = (f: (v: VerifyBackupResult) => number) => verified.reduce((s, v) => s + f(v), 0);
+  return {
+    cluster: input.cluster,
+    database: '*',
+    backupId: run ?? verified.map((v) => v.backupId).sort().at(-1)!,
+    ok: true,
+    restoreSeconds: sum((v) => v.restoreSeconds),
+    tables: sum((v) => v.tables),
+    rows: sum((v) => v.rows),
+    checks: [],
+    databases: verified,
+  };
+}
+
+/** The innermost message: a child's failure wraps the activity's, which wraps the one that says what happened. */
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(err);
 }

@@ -53,7 +53,7 @@ describe('schedules', () => {
   it('apply twice leaves exactly the configured schedules, each with its calendar, policies and labels', async () => {
     const config = configWith({});
     const first = await applySchedules(client, config);
-    const expected = ['all/full-daily', 'base-weekly', 'health', 'pitr-rehearsal-weekly', 'wal-maintenance'].map((j) => `pgwarden/${name}/${j}`);
+    const expected = ['all/full-daily', 'all/verify-daily', 'base-weekly', 'health', 'pitr-rehearsal-weekly', 'wal-maintenance'].map((j) => `pgwarden/${name}/${j}`);
     expect(first.created.sort()).toEqual(expected);
     const second = await applySchedules(client, config);
     expect(second).toEqual({ created: [], updated: [], unchanged: expect.arrayContaining(expected), deleted: [] });
@@ -80,7 +80,7 @@ describe('schedules', () => {
     );
     const report = await applySchedules(client, config);
     expect(report.created.sort()).toEqual([`pgwarden/${name}/app/full-daily`, `pgwarden/${name}/app/verify-daily`]);
-    expect(report.deleted.sort()).toEqual([`pgwarden/${name}/all/full-daily`, `pgwarden/${name}/base-weekly`]);
+    expect(report.deleted.sort()).toEqual([`pgwarden/${name}/all/full-daily`, `pgwarden/${name}/all/verify-daily`, `pgwarden/${name}/base-weekly`]);
     // The time zone changed for every remaining one.
     expect(report.updated.sort()).toEqual([`pgwarden/${name}/health`, `pgwarden/${name}/pitr-rehearsal-weekly`, `pgwarden/${name}/wal-maintenance`]);
     const wal = await client.schedule.getHandle(`pgwarden/${name}/wal-maintenance`).describe();

@@ -8,17 +8,27 @@ const base = (extra: Partial<ConfigInput['clusters'][string]> = {}, repositories
 });
 
 describe('desiredSchedules', () => {
-  it('gives a cluster without offsite repositories the cron defaults, one nightly backup of every database, no verify', () => {
+  it('gives a cluster without offsite repositories the cron defaults: one nightly backup of every database, and its verification', () => {
     const s = desiredSchedules(parseConfig(base()));
     expect(s.map((x) => [x.id, x.workflowType, x.timing])).toEqual([
       ['pgwarden/main/all/full-daily', 'fullBackup', { cron: '0 2 * * *' }],
       ['pgwarden/main/wal-maintenance', 'walMaintenance', { cron: '0 3 * * *' }],
+      ['pgwarden/main/all/verify-daily', 'verifyBackup', { cron: '0 4 * * *' }],
       ['pgwarden/main/base-weekly', 'baseBackup', { cron: '0 3 * * 0' }],
       ['pgwarden/main/pitr-rehearsal-weekly', 'pointInTimeRecovery', { cron: '0 6 * * 0' }],
       ['pgwarden/main/health', 'healthCheck', { every: '15 minutes' }],
     ]);
     expect(s[0]!.input).toEqual({ cluster: 'main', database: '*' });
-    expect(s[3]!.input).toEqual({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' });
+    // verifyBackup "*" verifies each database the newest "*" backup took.
+    expect(s[2]).toMatchObject({ input: { cluster: 'main', database: '*' }, labels: { cluster: 'main', database: '*', kind: 'verify' } });
+    expect(s[2]!.description).toBe('verify-by-restore of the newest backup of every database of main');
+    expect(s[4]!.input).toEqual({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' });
+  });
+
+  it('keeps verify-daily off only when the operator turns it off', () => {
+    const s = desiredSchedules(parseConfig(base({ schedules: { 'verify-daily': false } })));
+    expect(s.map((x) => x.job)).not.toContain('verify-daily');
+    expect(s.map((x) => x.job)).toContain('full-daily');
   });
 
   it('schedules backup and verify per listed database, and offsite jobs when the cluster has a remote', () => {
@@ -27,6 +37,7 @@ describe('desiredSchedules', () => {
     expect(ids).toContain('pgwarden/main/app/full-daily');
     expect(ids).toContain('pgwarden/main/billing/verify-daily');
     expect(ids).not.toContain('pgwarden/main/all/full-daily');
+    expect(ids).not.toContain('pgwarden/main/all/verify-daily');
     const wal = s.find((x) => x.id === 'pgwarden/main/offsite-wal')!;
     expect(wal).toMatchObject({ workflowType: 'offsiteSync', input: { cluster: 'main', walOnly: true }, timing: { every: '6 hours' } });
     expect(s.find((x) => x.id === 'pgwarden/main/offsite-daily')!.timing).toEqual({ cron: '0 5 * * *' });
