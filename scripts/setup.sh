@@ -19,7 +19,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 TEMPORAL_CLI_VERSION="v1.5.1"
 VERSITYGW_VERSION="v1.7.0"
 NODE_MAJOR=24
-APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd time)
+# prometheus: for promtool, which checks deploy/prometheus/pgwarden.rules.yml in the tests.
+APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd time prometheus)
 
 # --- Debian packages -------------------------------------------------------
 missing=()

@@ -4,12 +4,14 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { evaluateHealth, notificationDue, type Alert, type BackupStatus, type HealthSnapshot, type NotifiedState, type OffsiteStatus } from '../lib/health.js';
+import { evaluateHealth, notificationDue, resolvedKeys, type Alert, type BackupStatus, type HealthSnapshot, type HealthThresholds, type NotifiedState, type OffsiteStatus } from '../lib/health.js';
+import { runResolvedLine } from '../lib/runAlerts.js';
 import { isSafeName } from '../lib/ids.js';
 import { writeFileAtomic } from './atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { offsiteNames } from './offsite/stores.js';
+import { readRunState, watchRuns } from './runWatch.js';
 import { LocalRepository } from './repository.js';
 import { createWalMaintenanceActivities } from './walMaintenance.js';
 
@@ -46,7 +48,9 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     const repo = LocalRepository.forCluster(config, input.cluster);
     const at = new Date();
     const backups = await backupStatus(repo, input.cluster, config.clusters[input.cluster]!.databases);
-    const snapshot: HealthSnapshot = { cluster: input.cluster, at: at.toISOString(), backups, repository: { name: repo.name, ...(await repo.usage()) }, offsite: [] };
+    const snapshot: HealthSnapshot = { cluster: input.cluster, at: at.toISOString(), backups, repository: { name: repo.name, ...(await repo.usage()) }, offsite: [], stored: await storedBytes(repo, input.cluster, backups) };
+    const archive = await wal.walArchiveSize({ cluster: input.cluster }).catch(() => undefined);
+    if (archive) snapshot.walArchive = { files: archive.files, bytes: archive.bytes };
     try {
       const a = await wal.archiverHealth({ cluster: input.cluster });
       snapshot.archiver = { secondsSinceLastArchived: a.secondsSinceLastArchived, segmentsWaiting: a.segmentsWaiting, failedCount: a.failedCount, alerts: a.alerts };
@@ -71,7 +75,8 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     const snapshot = await collectHealth({ cluster: input.cluster });
     const repo = LocalRepository.forCluster(config, input.cluster);
     await writeState(join(repo.root, input.cluster, OFFSITE_FILE), snapshot.offsite);
-    return { snapshot, alerts: evaluateHealth(snapshot, config.health) };
+    const runs = await watchRuns(config, input.cluster);
+    return { snapshot, alerts: [...evaluateHealth(snapshot, healthThresholds(config)), ...runs.alerts] };
   }
 
   /** Sends the alerts when due (src/lib/health.ts notificationDue), then records what was sent. */
@@ -81,14 +86,24 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     const previous: NotifiedState = await readFile(stateFile, 'utf8').then((t) => JSON.parse(t) as NotifiedState, () => ({ keys: [], sentAt: null }));
     const due = notificationDue(previous, input.alerts, new Date(input.at), config.health.repeatHours);
     if (!due) return {};
+    // What cleared, each in a line: a failed procedure names the run that succeeded.
+    const runs = await readRunState(config, input.cluster);
+    const resolved = resolvedKeys(previous, input.alerts).map((k) => runResolvedLine(runs, k) ?? `Resolved: ${previous.messages?.[k] ?? k}`);
+    const n = input.alerts.length;
     const delivery = await sendNotification(config, env, {
       event: due,
       cluster: input.cluster,
-      title: due === 'resolved' ? `${input.cluster}: all health checks pass again` : `${input.cluster}: ${input.alerts.length} health alert${input.alerts.length === 1 ? '' : 's'}`,
-      lines: due === 'resolved' ? [`Resolved: ${previous.keys.join(', ')}`] : input.alerts.map((a) => a.message),
+      title:
+        due === 'alert'
+          ? `${input.cluster}: ${n} health alert${n === 1 ? '' : 's'}`
+          : n === 0
+            ? `${input.cluster}: all health checks pass again`
+            : `${input.cluster}: ${resolved.length} resolved, ${n} still firing`,
+      lines: [...resolved, ...input.alerts.map((a) => (due === 'resolved' ? `Still firing: ${a.message}` : a.message))],
       at: input.at,
     });
-    await writeState(stateFile, { keys: input.alerts.map((a) => a.key).sort(), sentAt: input.at } satisfies NotifiedState);
+    const messages = Object.fromEntries(input.alerts.map((a) => [a.key, a.message]));
+    await writeState(stateFile, { keys: input.alerts.map((a) => a.key).sort(), sentAt: input.at, messages } satisfies NotifiedState);
     return { sent: due, delivery };
   }
 
@@ -131,6 +146,19 @@ async function backupStatus(repo: LocalRepository, cluster: string, databases: r
   const base = await repo.listBaseBackups(cluster);
   if (base.length > 0) out.push(summarise('base', base));
   return out;
+}
+
+/** Stored bytes of every committed backup of the cluster (the repository's use, per kind). */
+async function storedBytes(repo: LocalRepository, cluster: string, backups: BackupStatus[]): Promise<{ logical: number; base: number }> {
+  const sum = (list: readonly { bytes: number }[]) => list.reduce((n, m) => n + m.bytes, 0);
+  let logical = 0;
+  for (const b of backups) if (b.kind === 'logical') logical += sum(await repo.listLogicalBackups(cluster, b.database!));
+  return { logical, base: sum(await repo.listBaseBackups(cluster)) };
+}
+
+/** healthCheck's thresholds: `health.*` and the WAL archive's size limit. */
+export function healthThresholds(config: Config): HealthThresholds {
+  return { ...config.health, ...(config.walMaintenance.archiveSizeAlertBytes !== undefined ? { maxWalArchiveBytes: config.walMaintenance.archiveSizeAlertBytes } : {}) };
 }
 
 function summarise(kind: 'logical' | 'base', manifests: readonly { startedAt: string; finishedAt: string; bytes: number; verifications: { at: string; ok: boolean }[] }[], database?: string): BackupStatus {

@@ -1,5 +1,6 @@
 // What healthCheck and the metrics see of a cluster, the alerts that follow from it, and when an
 // alert is worth a notification. Pure: the activities collect, this decides.
+import { formatBytes } from './diskSpace.js';
 
 export interface BackupStatus {
   kind: 'logical' | 'base';
@@ -41,6 +42,10 @@ export interface HealthSnapshot {
   unreachable?: string;
   repository: { name: string; totalBytes: number; freeBytes: number };
   offsite: OffsiteStatus[];
+  /** The cluster's WAL archive in the repository (stored bytes); undefined when it could not be listed. */
+  walArchive?: { files: number; bytes: number };
+  /** Stored bytes of every committed backup of the cluster, per kind. */
+  stored?: { logical: number; base: number };
 }
 
 export interface HealthThresholds {
@@ -48,6 +53,8 @@ export interface HealthThresholds {
   maxBaseBackupAgeDays: number;
   maxVerifiedRestoreAgeDays: number;
   maxRepositoryUsedPercent: number;
+  /** Alert when the WAL archive stores more (config walMaintenance.archiveSizeAlertBytes); unset: never. */
+  maxWalArchiveBytes?: number;
 }
 
 export interface Alert {
@@ -92,6 +99,13 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): Alert[] 
   if (base?.lastAt && age(base.lastAt, now) > t.maxBaseBackupAgeDays * 86_400_000) {
     alerts.push({ key: 'base-stale', message: `${c}: the newest base backup finished ${show(age(base.lastAt, now))} ago (threshold ${t.maxBaseBackupAgeDays} days): point-in-time recovery replays ever more WAL` });
   }
+  // Archived WAL without a base backup to replay it onto: point-in-time recovery is impossible.
+  if (!base?.lastAt && s.walArchive && s.walArchive.files > 0) {
+    alerts.push({ key: 'base-missing', message: `${c}: WAL is archived (${s.walArchive.files} files) but there is no base backup: point-in-time recovery is impossible until \`pgwarden base-backup --cluster ${s.cluster}\` or the base-weekly schedule runs` });
+  }
+  if (s.walArchive && t.maxWalArchiveBytes !== undefined && s.walArchive.bytes > t.maxWalArchiveBytes) {
+    alerts.push({ key: 'wal-archive-size', message: `${c}: the WAL archive holds ${formatBytes(s.walArchive.bytes)} in ${s.walArchive.files} files, over the alert threshold of ${formatBytes(t.maxWalArchiveBytes)} (walMaintenance.archiveSizeAlertBytes)` });
+  }
   if (s.unreachable) alerts.push({ key: 'unreachable', message: `${c}: cannot connect: ${s.unreachable}` });
   // The archiver's messages are already precise; keyed by their kind so a changing count does not re-notify.
   for (const m of s.archiver?.alerts ?? []) alerts.push({ key: `archiver:${archiverAlertKind(m)}`, message: m });
@@ -119,18 +133,27 @@ function archiverAlertKind(message: string): string {
 export interface NotifiedState {
   keys: string[];
   sentAt: string | null;
+  /** Each key's message as sent, for the line saying it cleared. */
+  messages?: Record<string, string>;
 }
 
 export type NotificationKind = 'alert' | 'resolved';
 
 /**
- * Notify when the set of alerts changes (something new fires, or all is clear again), and repeat a
- * firing set every `repeatHours`: a pager is not woken every 15 minutes for the same problem.
+ * Notify when the set of alerts changes (something new fires: `alert`; something stops firing, or
+ * all is clear again: `resolved`, naming what cleared), and repeat a firing set every
+ * `repeatHours`: a pager is not woken every 15 minutes for the same problem.
  */
 export function notificationDue(previous: NotifiedState, alerts: readonly Alert[], now: Date, repeatHours: number): NotificationKind | undefined {
   const keys = alerts.map((a) => a.key).sort();
   if (keys.length === 0) return previous.keys.length > 0 ? 'resolved' : undefined;
   const changed = keys.some((k) => !previous.keys.includes(k));
   const repeat = previous.sentAt === null || age(previous.sentAt, now) >= repeatHours * 3_600_000;
-  return changed || repeat ? 'alert' : undefined;
+  if (changed || repeat) return 'alert';
+  return resolvedKeys(previous, alerts).length > 0 ? 'resolved' : undefined;
+}
+
+/** What was notified as firing and fires no more. */
+export function resolvedKeys(previous: NotifiedState, alerts: readonly Alert[]): string[] {
+  return previous.keys.filter((k) => !alerts.some((a) => a.key === k));
 }

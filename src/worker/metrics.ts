@@ -5,10 +5,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import { Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { createHealthActivities, readOffsiteStatus } from '../activities/health.js';
+import { readRunState } from '../activities/runWatch.js';
 import type { Config } from '../config/index.js';
 import type { HealthSnapshot, OffsiteStatus } from '../lib/health.js';
+import type { ProcedureRecord, RunWatchState } from '../lib/runAlerts.js';
 import { kindOfWorkflow, matchesById } from '../lib/visibility.js';
 import type { Progress } from '../workflows/messages.js';
 
@@ -20,6 +22,8 @@ export interface MetricsServer {
 interface Observed {
   snapshots: HealthSnapshot[];
   offsite: Map<string, OffsiteStatus[]>;
+  /** Each cluster's runs as the last healthCheck recorded them. */
+  runs: Map<string, RunWatchState>;
   /** Runs waiting at `approve`, per cluster and kind; undefined without a Temporal client. */
   approvals?: Map<string, number>;
 }
@@ -40,11 +44,12 @@ export function createMetricsRegistry(config: Config, env: NodeJS.ProcessEnv, cl
     const settled = await Promise.allSettled(clusters.map((cluster) => health.collectHealth({ cluster, offsite: false })));
     const snapshots = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const offsite = new Map(await Promise.all(clusters.map(async (c) => [c, await readOffsiteStatus(config, c)] as const)));
+    const runs = new Map(await Promise.all(clusters.map(async (c) => [c, await readRunState(config, c)] as const)));
     // Temporal down or slow: this one series is left out (not zero), the rest still serve.
     const approvals = client
       ? await Promise.race([waitingForApproval(client, clusters), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 5000).unref())]).catch(() => undefined)
       : undefined;
-    return { snapshots, offsite, approvals };
+    return { snapshots, offsite, runs, approvals };
   }
 
   const registry = new Registry();
@@ -60,6 +65,43 @@ export function createMetricsRegistry(config: Config, env: NodeJS.ProcessEnv, cl
       },
     });
   const seconds = (iso: string) => new Date(iso).getTime() / 1000;
+  // Failed runs per procedure, counted by healthCheck from Temporal (it survives worker restarts).
+  new Counter({
+    name: 'pgwarden_run_failures_total',
+    help: 'Failed, terminated and timed-out runs of a procedure, as counted by healthCheck',
+    labelNames: ['cluster', 'procedure', 'database'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [, r] of eachProcedure(await observe())) this.inc({ cluster: r.cluster, procedure: r.procedure, database: r.database ?? '' }, r.failures);
+    },
+  });
+  const procedureGauge = (name: string, help: string, value: (r: ProcedureRecord) => number) =>
+    gauge(name, help, ['cluster', 'procedure', 'database'], (g, o) => {
+      for (const [, r] of eachProcedure(o)) g.set({ cluster: r.cluster, procedure: r.procedure, database: r.database ?? '' }, value(r));
+    });
+  procedureGauge('pgwarden_run_last_duration_seconds', 'Duration of the newest closed run of a procedure', (r) => (Date.parse(r.closedAt) - Date.parse(r.startedAt)) / 1000);
+  procedureGauge('pgwarden_run_last_failed', '1 when the newest closed run of a procedure failed (cleared by its next success)', (r) => (r.ok ? 0 : 1));
+  procedureGauge('pgwarden_run_last_end_timestamp_seconds', 'When the newest closed run of a procedure ended', (r) => seconds(r.closedAt));
+  gauge('pgwarden_health_check_last_timestamp_seconds', 'When a healthCheck last looked at the cluster\'s runs (stops advancing when healthChecks fail or do not run)', ['cluster'], (g, o) => {
+    for (const [cluster, state] of o.runs) if (state.lookedAt) g.set({ cluster }, seconds(state.lookedAt));
+  });
+  gauge('pgwarden_wal_archive_bytes', 'Stored bytes of the cluster\'s WAL archive', ['cluster'], (g, o) => {
+    for (const s of o.snapshots) if (s.walArchive) g.set({ cluster: s.cluster }, s.walArchive.bytes);
+  });
+  gauge('pgwarden_wal_archive_files', 'Files in the cluster\'s WAL archive', ['cluster'], (g, o) => {
+    for (const s of o.snapshots) if (s.walArchive) g.set({ cluster: s.cluster }, s.walArchive.files);
+  });
+  gauge('pgwarden_wal_archive_alert_bytes', 'The WAL archive size alert threshold (walMaintenance.archiveSizeAlertBytes), when set', ['cluster'], (g, o) => {
+    const limit = config.walMaintenance.archiveSizeAlertBytes;
+    if (limit !== undefined) for (const s of o.snapshots) g.set({ cluster: s.cluster }, limit);
+  });
+  gauge('pgwarden_repository_stored_bytes', 'Bytes the cluster\'s committed backups and WAL take in the repository', ['cluster', 'kind'], (g, o) => {
+    for (const s of o.snapshots) {
+      if (s.stored) for (const kind of ['logical', 'base'] as const) g.set({ cluster: s.cluster, kind }, s.stored[kind]);
+      if (s.walArchive) g.set({ cluster: s.cluster, kind: 'wal' }, s.walArchive.bytes);
+    }
+  });
 
   gauge('pgwarden_backup_last_success_timestamp_seconds', 'Finish time of the newest committed backup', ['cluster', 'kind', 'database'], (g, o) => {
     for (const s of o.snapshots) for (const b of s.backups) if (b.lastAt) g.set({ cluster: s.cluster, kind: b.kind, database: b.database ?? '' }, seconds(b.lastAt));
@@ -101,6 +143,8 @@ export function createMetricsRegistry(config: Config, env: NodeJS.ProcessEnv, cl
   });
   return registry;
 }
+
+const eachProcedure = (o: Observed) => [...o.runs].flatMap(([cluster, state]) => Object.values(state.procedures).map((r) => [cluster, r] as const));
 
 async function waitingForApproval(client: Client, clusters: string[]): Promise<Map<string, number>> {
   const counts = new Map<string, number>();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateHealth, notificationDue, type HealthSnapshot, type HealthThresholds } from '../../src/lib/health.js';
+import { evaluateHealth, notificationDue, resolvedKeys, type HealthSnapshot, type HealthThresholds } from '../../src/lib/health.js';
 
 const T: HealthThresholds = { maxBackupAgeHours: 24, maxBaseBackupAgeDays: 8, maxVerifiedRestoreAgeDays: 7, maxRepositoryUsedPercent: 85 };
 const at = '2026-11-22T12:00:00.000Z';
@@ -49,6 +49,21 @@ describe('evaluateHealth', () => {
   });
 });
 
+describe('WAL archive alerts', () => {
+  it('archived WAL without a base backup fires (nothing to replay it onto); an archive over its size threshold fires', () => {
+    const s = healthy();
+    s.walArchive = { files: 3, bytes: 3 << 20 };
+    expect(evaluateHealth(s, T)).toEqual([]);
+    const noBase = { ...s, backups: s.backups.filter((b) => b.kind === 'logical') };
+    expect(evaluateHealth(noBase, T).map((a) => a.key)).toEqual(['base-missing']);
+    // No WAL archived (archiving off, or not into this repository): a missing base backup is not news.
+    expect(evaluateHealth({ ...noBase, walArchive: { files: 0, bytes: 0 } }, T)).toEqual([]);
+    expect(evaluateHealth(s, { ...T, maxWalArchiveBytes: 2 << 20 }).map((a) => a.message)).toEqual([
+      'cluster "main": the WAL archive holds 3.0 MiB in 3 files, over the alert threshold of 2.0 MiB (walMaintenance.archiveSizeAlertBytes)',
+    ]);
+  });
+});
+
 describe('notificationDue', () => {
   const a = (key: string) => ({ key, message: key });
   const now = new Date(at);
@@ -58,8 +73,9 @@ describe('notificationDue', () => {
     expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(1) }, [a('x')], now, 6)).toBeUndefined();
     expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(6) }, [a('x')], now, 6)).toBe('alert');
     expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(1) }, [a('x'), a('y')], now, 6)).toBe('alert');
-    // One of two resolved: no news until the repeat.
-    expect(notificationDue({ keys: ['x', 'y'], sentAt: hoursAgo(1) }, [a('x')], now, 6)).toBeUndefined();
+    // One of two resolved (a failed backup's next run succeeded while another alert fires): said at once.
+    expect(notificationDue({ keys: ['x', 'y'], sentAt: hoursAgo(1) }, [a('x')], now, 6)).toBe('resolved');
+    expect(resolvedKeys({ keys: ['x', 'y'], sentAt: hoursAgo(1) }, [a('x')])).toEqual(['y']);
     expect(notificationDue({ keys: ['x'], sentAt: hoursAgo(1) }, [], now, 6)).toBe('resolved');
   });
 });
