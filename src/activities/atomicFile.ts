@@ -1,7 +1,41 @@
 // Durable small writes with Node built-ins only (wal-push loads this once per WAL segment).
-import { open, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, chown, mkdir, open, rename, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
+
+/** Everything pgwarden writes is private: a backup holds every row and the role password hashes. */
+export const PRIVATE_FILE_MODE = 0o600;
+export const PRIVATE_DIR_MODE = 0o700;
+
+const isRoot = () => process.getuid?.() === 0;
+
+/**
+ * As root, `path` takes the owner of the directory it is in: everything in a repository belongs to
+ * the repository directory's owner (PostgreSQL's user, who runs wal-push), whichever of root or that
+ * user wrote it, so both can read it at 0600. A no-op for any other user (its files are its own).
+ */
+export async function inheritOwner(path: string): Promise<void> {
+  if (!isRoot()) return;
+  const parent = await stat(dirname(path));
+  const own = await stat(path);
+  if (own.uid !== parent.uid || own.gid !== parent.gid) await chown(path, parent.uid, parent.gid);
+}
+
+/**
+ * `mkdir -p -m 0700`: every directory it creates is private and, as root, owned like its parent
+ * (inheritOwner). Directories that exist already are left as they are.
+ */
+export async function mkdirPrivate(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  if (first === undefined) return;
+  // mkdir's mode is masked by the umask; a umask never adds bits, and 0700 is what is wanted.
+  let path = first;
+  for (const part of ['', ...relative(first, dir).split(sep).filter(Boolean)]) {
+    path = part ? join(path, part) : path;
+    await chmod(path, PRIVATE_DIR_MODE);
+    await inheritOwner(path);
+  }
+}
 
 export async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r');
@@ -12,16 +46,22 @@ export async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** Writes a small file atomically: `.partial`, fsync, rename, fsync the directory. */
+/**
+ * Writes a small file atomically: `.partial`, fsync, rename, fsync the directory. The file is
+ * 0600 (a leftover `.partial` of another mode too) and, as root, takes the directory's owner before
+ * it appears under its name (inheritOwner; whoever owns a directory can replace its files anyway).
+ */
 export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
   const partial = path + PARTIAL_SUFFIX;
-  const handle = await open(partial, 'w');
+  const handle = await open(partial, 'w', PRIVATE_FILE_MODE);
   try {
+    await handle.chmod(PRIVATE_FILE_MODE);
     await handle.writeFile(content);
     await handle.sync();
   } finally {
     await handle.close();
   }
+  await inheritOwner(partial);
   await rename(partial, path);
   await fsyncPath(dirname(path));
 }

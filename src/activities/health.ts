@@ -1,13 +1,13 @@
 // healthCheck's activities and the metrics' source: what a cluster's repository, archiver and
 // offsite copies look like now (src/lib/health.ts decides what is wrong), and the notifications.
 // Reading only, except the small notification state kept beside the cluster's backups.
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { evaluateHealth, notificationDue, resolvedKeys, type Alert, type BackupStatus, type HealthSnapshot, type HealthThresholds, type NotifiedState, type OffsiteStatus } from '../lib/health.js';
 import { runResolvedLine } from '../lib/runAlerts.js';
 import { isSafeName } from '../lib/ids.js';
-import { writeFileAtomic } from './atomicFile.js';
+import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { offsiteNames } from './offsite/stores.js';
@@ -128,7 +128,7 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
 }
 
 async function writeState(file: string, value: unknown): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+  await mkdirPrivate(dirname(file));
   await writeFileAtomic(file, JSON.stringify(value) + '\n');
 }
 

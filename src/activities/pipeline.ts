@@ -11,7 +11,7 @@ import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
-import { fsyncPath } from './atomicFile.js';
+import { fsyncPath, inheritOwner, PRIVATE_FILE_MODE } from './atomicFile.js';
 
 export { fsyncPath, writeFileAtomic } from './atomicFile.js';
 
@@ -248,10 +248,11 @@ export async function storeArtifact(source: Readable, path: string, options: Sto
   if (options.recipients) stages.push(new Rechunk(), encryptStage(options.recipients));
   if (options.maxRate) stages.push(new RateLimit(options.maxRate));
   stages.push(hash);
-  await pipeline([source, ...stages, createWriteStream(partial, { flags: 'wx' })] as never, {
+  await pipeline([source, ...stages, createWriteStream(partial, { flags: 'wx', mode: PRIVATE_FILE_MODE })] as never, {
     signal: options.signal,
   } as never);
   await fsyncPath(partial);
+  await inheritOwner(partial);
   await rename(partial, path);
   await fsyncPath(dirname(path));
   return {

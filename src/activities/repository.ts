@@ -1,13 +1,13 @@
 // The local backup repository on disk (DESIGN.md layout). A backup directory without
 // manifest.json is not a backup: retries and cleanups remove it.
-import { access, constants, mkdir, readFile, readdir, rm, statfs } from 'node:fs/promises';
+import { access, constants, readFile, readdir, rm, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config, RepositoryConfig } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId, isSafeName } from '../lib/ids.js';
 import { baseBackupDir, logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';
 import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type LogicalManifest } from '../lib/manifest.js';
-import { writeFileAtomic } from './atomicFile.js';
+import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 
 export class LocalRepository {
   constructor(
@@ -57,10 +57,10 @@ export class LocalRepository {
     return manifests;
   }
 
-  /** Removes whatever an interrupted attempt left and creates the directory afresh. */
+  /** Removes whatever an interrupted attempt left and creates the directory afresh (0700, see mkdirPrivate). */
   async prepareDir(dir: string): Promise<void> {
     await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
+    await mkdirPrivate(dir);
   }
 
   async removeDir(dir: string): Promise<void> {

@@ -2,10 +2,13 @@
 // cluster's base backups.
 // A backup in use by a running verification or restore carries an `.in-use-*` marker and is kept.
 import { readdir, stat, writeFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import type { Config } from '../config/index.js';
 import { backupIdTime } from '../lib/ids.js';
 import { applyRetention, type RetentionDecision } from '../lib/retention.js';
+import { parseWindow, windowAnchor } from '../lib/walRetention.js';
+import { offsiteGate } from './offsiteConfirmed.js';
+import { inheritOwner, PRIVATE_FILE_MODE } from './atomicFile.js';
 import { LocalRepository } from './repository.js';
 
 /** Markers older than this are left by a crashed run and no longer protect the backup. */
@@ -13,7 +16,8 @@ const MARKER_TTL_MS = 24 * 3600_000;
 
 export async function markInUse(dir: string, owner: string): Promise<() => Promise<void>> {
   const marker = join(dir, `.in-use-${owner.replace(/[^A-Za-z0-9_.-]/g, '_')}`);
-  await writeFile(marker, new Date().toISOString());
+  await writeFile(marker, new Date().toISOString(), { mode: PRIVATE_FILE_MODE });
+  await inheritOwner(marker);
   return () => rm(marker, { force: true });
 }
 
@@ -27,9 +31,38 @@ async function inUse(dir: string): Promise<boolean> {
   return false;
 }
 
+/** What local retention decided, plus what it keeps only until the offsite check has confirmed it. */
+export interface LocalRetentionResult extends RetentionDecision {
+  dryRun?: boolean;
+  /** Would go, but an offsite repository has not confirmed it yet: kept for now, counted. */
+  waitingOffsite?: { backupId: string; reason: string; repositories: string[] }[];
+}
+
 export function createRetentionActivities({ config }: { config: Config }) {
-  /** Deletes the backups the policy lets go, and says what it kept and why. Idempotent. */
-  async function applyLogicalRetention(input: { cluster: string; database: string }): Promise<RetentionDecision> {
+  /**
+   * Deletes what the policy lets go and every offsite repository of the cluster has confirmed
+   * (src/activities/offsiteConfirmed.ts); says what it kept and why. Idempotent.
+   */
+  async function retire(repo: LocalRepository, cluster: string, decision: RetentionDecision, dirOf: (backupId: string) => string, dryRun?: boolean): Promise<LocalRetentionResult> {
+    const awaiting = await offsiteGate(config, repo, cluster);
+    const result: LocalRetentionResult = { ...decision, delete: [], waitingOffsite: [], ...(dryRun ? { dryRun } : {}) };
+    for (const d of decision.delete) {
+      const dir = dirOf(d.backupId);
+      const repositories = awaiting(relative(repo.root, dir).split(sep).join('/'));
+      if (repositories.length > 0) {
+        result.waitingOffsite!.push({ ...d, repositories });
+        continue;
+      }
+      result.delete.push(d);
+      if (dryRun) continue;
+      // The manifest goes first: from then on the directory is not a backup, whatever happens next.
+      await rm(join(dir, 'manifest.json'), { force: true });
+      await repo.removeDir(dir);
+    }
+    return result;
+  }
+
+  async function applyLogicalRetention(input: { cluster: string; database: string; dryRun?: boolean }): Promise<LocalRetentionResult> {
     const repo = LocalRepository.forCluster(config, input.cluster);
     const manifests = await repo.listLogicalBackups(input.cluster, input.database);
     const candidates = [];
@@ -37,34 +70,42 @@ export function createRetentionActivities({ config }: { config: Config }) {
       const dir = repo.logicalBackupDir(input.cluster, input.database, m.backupId);
       candidates.push({ backupId: m.backupId, time: backupIdTime(m.backupId)!, verified: m.verifications.some((v) => v.ok), inUse: await inUse(dir) });
     }
-    const decision = applyRetention(candidates, config.retention);
-    for (const d of decision.delete) {
-      const dir = repo.logicalBackupDir(input.cluster, input.database, d.backupId);
-      // The manifest goes first: from then on the directory is not a backup, whatever happens next.
-      await rm(join(dir, 'manifest.json'), { force: true });
-      await repo.removeDir(dir);
-    }
-    return decision;
-  }
-  /**
-   * The same policy over the cluster's base backups, after each baseBackup. A base backup a PITR
-   * is staging is in use. walMaintenance then lets go of the WAL only the deleted ones needed.
-   */
-  async function applyBaseRetention(input: { cluster: string }): Promise<RetentionDecision> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const candidates = [];
-    for (const m of await repo.listBaseBackups(input.cluster)) {
-      const dir = repo.baseBackupDir(input.cluster, m.backupId);
-      candidates.push({ backupId: m.backupId, time: backupIdTime(m.backupId)!, verified: m.verifications.some((v) => v.ok), inUse: await inUse(dir) });
-    }
-    const decision = applyRetention(candidates, config.retention);
-    for (const d of decision.delete) {
-      const dir = repo.baseBackupDir(input.cluster, d.backupId);
-      await rm(join(dir, 'manifest.json'), { force: true });
-      await repo.removeDir(dir);
-    }
-    return decision;
+    const { base: _base, ...policy } = config.retention;
+    const decision = applyRetention(candidates, policy);
+    return retire(repo, input.cluster, decision, (id) => repo.logicalBackupDir(input.cluster, input.database, id), input.dryRun);
   }
 
-  return { applyLogicalRetention, applyBaseRetention };
+  /**
+   * The base backups' own policy (`retention.base`), after each baseBackup; the backup the PITR
+   * window starts from is kept too. A base backup a PITR is staging is in use. walMaintenance then
+   * lets go of the WAL only the deleted ones needed.
+   */
+  async function applyBaseRetention(input: { cluster: string; dryRun?: boolean }): Promise<LocalRetentionResult> {
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const manifests = await repo.listBaseBackups(input.cluster);
+    const anchor = windowAnchor(manifests, parseWindow(config.walRetention.window)!, new Date());
+    const candidates = [];
+    for (const m of manifests) {
+      const dir = repo.baseBackupDir(input.cluster, m.backupId);
+      candidates.push({
+        backupId: m.backupId,
+        time: backupIdTime(m.backupId)!,
+        verified: m.verifications.some((v) => v.ok),
+        inUse: await inUse(dir),
+        pitrWindow: m.backupId === anchor?.backupId,
+      });
+    }
+    const decision = applyRetention(candidates, config.retention.base);
+    return retire(repo, input.cluster, decision, (id) => repo.baseBackupDir(input.cluster, id), input.dryRun);
+  }
+
+  /** Databases with logical backups in the cluster's repository (for `pgwarden retention` without --database). */
+  async function listBackedUpDatabases(input: { cluster: string }): Promise<string[]> {
+    const repo = LocalRepository.forCluster(config, input.cluster);
+    const dir = join(repo.root, input.cluster, 'logical');
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  }
+
+  return { applyLogicalRetention, applyBaseRetention, listBackedUpDatabases };
 }

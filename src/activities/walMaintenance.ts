@@ -4,7 +4,8 @@
 import type { Config } from '../config/index.js';
 import { formatBytes } from '../lib/diskSpace.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
-import { planWalRetention, type WalRetentionDecision } from '../lib/walRetention.js';
+import { parseWindow, planWalRetention, type WalRetentionDecision } from '../lib/walRetention.js';
+import { offsiteGate } from './offsiteConfirmed.js';
 import * as postgres from './postgres.js';
 import { LocalRepository } from './repository.js';
 import { WalArchive } from './walArchive.js';
@@ -31,6 +32,14 @@ export interface WalRetentionResult {
   kept: number;
   bytesFreed: number;
   keepFrom?: WalRetentionDecision['keepFrom'];
+  /** Older kept base backups and the WAL kept for each (start → stop segment). */
+  ranges?: WalRetentionDecision['ranges'];
+  /** The PITR window (`walRetention.window`). */
+  window?: string;
+  /** WAL files retention would delete that an offsite repository has not confirmed yet: kept for now. */
+  waitingOffsite?: number;
+  /** The first of them, oldest first, and the repositories each waits for. */
+  waitingOffsiteFiles?: { name: string; repositories: string[] }[];
 }
 
 export interface WalArchiveSize {
@@ -103,23 +112,47 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     return health;
   }
 
-  /** Deletes the WAL no retained base backup needs (src/lib/walRetention.ts); with dryRun only says which. */
-  async function applyWalRetention(input: { cluster: string; dryRun?: boolean }): Promise<WalRetentionResult> {
+  /**
+   * Deletes the WAL no retained base backup needs inside or before the PITR window
+   * (src/lib/walRetention.ts) and every offsite repository has confirmed; with dryRun only says
+   * which. `withoutBackups`: plan as if these base backups were gone (a dry run of base retention).
+   */
+  async function applyWalRetention(input: { cluster: string; dryRun?: boolean; withoutBackups?: string[] }): Promise<WalRetentionResult> {
     const repo = LocalRepository.forCluster(config, input.cluster);
     const archive = WalArchive.forCluster(config, input.cluster);
     // Backups are read before the WAL: a backup committed in between is newer, and one deleted in
     // between only makes this run keep more.
-    const backups = await repo.listBaseBackups(input.cluster);
+    const gone = new Set(input.withoutBackups ?? []);
+    const backups = (await repo.listBaseBackups(input.cluster)).filter((b) => !gone.has(b.backupId));
     const records = await archive.list();
-    const decision = planWalRetention([...records.keys()], backups);
-    const deleted = decision.delete.map((d) => d.name);
+    const window = config.walRetention.window;
+    const decision = planWalRetention([...records.keys()], backups, { ms: parseWindow(window)!, now: new Date() });
+    const awaiting = await offsiteGate(config, repo, input.cluster);
+    const deleted: string[] = [];
+    const waiting: { name: string; repositories: string[] }[] = [];
     let bytesFreed = 0;
     // Oldest first: an interrupted run leaves the archive contiguous from its oldest file.
-    for (const name of deleted) {
+    for (const { name } of decision.delete) {
+      const repositories = awaiting(`${input.cluster}/wal/${name}`);
+      if (repositories.length > 0) {
+        waiting.push({ name, repositories });
+        continue;
+      }
       if (!input.dryRun) await archive.remove(name);
+      deleted.push(name);
       bytesFreed += records.get(name)!.bytes;
     }
-    return { dryRun: !!input.dryRun, deleted, kept: decision.keep.length, bytesFreed, keepFrom: decision.keepFrom };
+    return {
+      dryRun: !!input.dryRun,
+      deleted,
+      kept: decision.keep.length + waiting.length,
+      bytesFreed,
+      keepFrom: decision.keepFrom,
+      ranges: decision.ranges,
+      window,
+      waitingOffsite: waiting.length,
+      waitingOffsiteFiles: waiting.slice(0, 20),
+    };
   }
 
   async function walArchiveSize(input: { cluster: string }): Promise<WalArchiveSize> {

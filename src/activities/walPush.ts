@@ -9,13 +9,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, mkdtempSync, openSync, readSync } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { artifactName, walRecordName } from '../lib/layout.js';
 import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
-import { writeFileAtomic } from './atomicFile.js';
+import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 import type { AsyncPushSettings } from './walPushAsync.js';
 
 
@@ -99,7 +99,7 @@ async function push(settings: WalPushSettings, fd: number, source: string, name:
   const { compression } = settings;
   const encrypted = !!settings.recipients;
   const storedName = artifactName(name, compression.algorithm, encrypted);
-  await mkdir(settings.archiveDir, { recursive: true });
+  await mkdirPrivate(settings.archiveDir);
   await writeFileAtomic(join(settings.archiveDir, storedName), stored);
   const record = {
     name,

@@ -14,6 +14,7 @@ import { registerWalCommands } from './wal.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerHealthCommands } from './health.js';
+import { registerRetentionCommands } from './retention.js';
 import { formatBytes, formatDuration, statusWord } from './format.js';
 import { commandPath, oneLineErrors, reportError, requireCluster, UserError } from './errors.js';
 import { notFoundAsUserError, registerRunCommands } from './runs.js';
@@ -345,5 +346,6 @@ registerWalCommands(program, config);
 registerClusterCommands(program, config);
 registerScheduleCommands(program, config);
 registerHealthCommands(program, config);
+registerRetentionCommands(program, config);
 
 run();

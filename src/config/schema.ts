@@ -1,6 +1,8 @@
 // The pgwarden config file (pgwarden.config.json). Secrets are never in it: it names the
 // environment variables or files that hold them.
 import { z } from 'zod';
+import { DEFAULT_BASE_RETENTION, DEFAULT_RETENTION, type RetentionPolicy } from '../lib/retention.js';
+import { DEFAULT_WAL_WINDOW, parseWindow } from '../lib/walRetention.js';
 
 const name = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/, 'letters, digits, _ . @ + - (max 63)');
 
@@ -126,14 +128,32 @@ export const encryptionSchema = z
   .strict();
 export type EncryptionConfig = z.infer<typeof encryptionSchema>;
 
+/** A grandfather-father-son policy (src/lib/retention.ts) with its own defaults. */
+const gfsFields = (d: RetentionPolicy) => ({
+  daily: z.number().int().nonnegative().default(d.daily),
+  weekly: z.number().int().nonnegative().default(d.weekly),
+  monthly: z.number().int().nonnegative().default(d.monthly),
+  /** null keeps one backup per year forever (unbounded: only when set explicitly). */
+  yearly: z.number().int().nonnegative().nullable().default(d.yearly),
+  minimum: z.number().int().min(1).default(d.minimum),
+});
+
+/** Logical backups' policy at the top; base backups' own under `base`. */
 export const retentionSchema = z
   .object({
-    daily: z.number().int().nonnegative().default(7),
-    weekly: z.number().int().nonnegative().default(4),
-    monthly: z.number().int().nonnegative().default(12),
-    /** null keeps yearly backups forever. */
-    yearly: z.number().int().nonnegative().nullable().default(null),
-    minimum: z.number().int().min(1).default(3),
+    ...gfsFields(DEFAULT_RETENTION),
+    base: z.object(gfsFields(DEFAULT_BASE_RETENTION)).strict().prefault({}),
+  })
+  .strict();
+
+export const walRetentionSchema = z
+  .object({
+    /**
+     * The PITR window: every moment this far back stays recoverable (continuous WAL from the newest
+     * base backup that ended before the window's start); older kept base backups keep only the WAL
+     * that makes them consistent. "14 days", "36 hours".
+     */
+    window: z.string().default(DEFAULT_WAL_WINDOW).refine((w) => parseWindow(w) !== undefined, 'a duration like "14 days" or "36 hours"'),
   })
   .strict();
 
@@ -266,6 +286,7 @@ export const configSchema = z
     repositories: z.record(name, repositorySchema),
     encryption: encryptionSchema.optional(),
     retention: retentionSchema.prefault({}),
+    walRetention: walRetentionSchema.prefault({}),
     compression: compressionSchema.prefault({}),
     walPush: walPushSchema.prefault({}),
     limits: limitsSchema.prefault({}),

@@ -155,6 +155,11 @@ export function offsiteWorkflowId(cluster: string, startedAt: string, what: 'syn
   return `pgwarden/${cluster}/${what === 'sync' ? 'offsite' : `offsite-${what}`}/${startedAt}`;
 }
 
+/** `pgwarden/main/retention/20261122T121500Z` (`pgwarden retention`; `.../retention-plan/...` without --apply). */
+export function retentionWorkflowId(cluster: string, startedAt: string, apply: boolean): string {
+  return `pgwarden/${cluster}/${apply ? 'retention' : 'retention-plan'}/${startedAt}`;
+}
+
 /** `pgwarden/main/health/20261122T121500Z` */
 export function healthCheckWorkflowId(cluster: string, startedAt: string): string {
   return `pgwarden/${cluster}/health/${startedAt}`;

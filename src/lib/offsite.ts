@@ -141,7 +141,7 @@ export function checkRemote(input: {
 }
 
 /** What an object belongs to: its backup directory, or its WAL file's name. */
-function groupOf(key: string): string {
+export function groupOf(key: string): string {
   const parts = key.split('/');
   return parts[1] === 'wal' ? `${parts[0]}/wal/${walNameOf(parts[2] ?? '')}` : parts.slice(0, -1).join('/');
 }

@@ -176,6 +176,14 @@ export function planRecoveryPath(input: {
         break;
       }
       if (input.openEnded && ('time' in input.target || 'lsn' in input.target) && reached && !(lastInArchive > segno)) break;
+      // Past the backup's consistency point, before a newer backup's start: WAL retention let this
+      // go (the target is older than the PITR window), not a lost segment.
+      if (reached && lastInArchive > segno) {
+        let next = segno + 1n;
+        while (!archived.has(needed(next))) next++;
+        const outside = outsideWindow(input.target, backup, next, onPath);
+        if (outside) throw outside;
+      }
       if ('time' in input.target) {
         if (!reached || lastInArchive > segno) throw gap(name, backup);
         throw nonRetryable(
@@ -201,6 +209,22 @@ export function planRecoveryPath(input: {
     followingWalFiles.push(name);
   }
   return { backup, targetTimeline, walFiles, followingWalFiles, lastSegment: last! };
+}
+
+/**
+ * A target between an old base backup's consistency point and the continuous WAL of the PITR
+ * window, as WAL retention leaves it: the old backup's WAL ends at its stop segment and the archive
+ * resumes exactly at a newer backup's start segment (`resumes`). A hole that ends anywhere else is a
+ * lost segment (WalGap).
+ */
+function outsideWindow(target: RecoveryTarget, backup: BackupSummary, resumes: bigint, onPath: readonly BackupSummary[]) {
+  const newer = onPath.find((b) => segmentOf(parseLsn(b.startLsn)) === resumes);
+  if (!newer) return undefined;
+  return nonRetryable(
+    ErrorType.BadTarget,
+    `${describeTarget(target)} is outside the PITR window (continuous WAL from base backup ${newer.backupId}: targets from ${newer.finishedAt}, stop LSN ${newer.stopLsn}); ` +
+      `base backup ${backup.backupId} is restorable to its consistency point ${backup.finishedAt} (stop LSN ${backup.stopLsn}) only`,
+  );
 }
 
 function gap(missing: string, backup: BackupSummary, extra?: string) {

@@ -9,6 +9,7 @@
 //   minimum N  the N newest backups, whatever their dates
 //   verified   the newest backup whose restore was verified
 //   in use     a backup a running restore or verification uses
+//   pitr-window  (base backups) the one the PITR window's continuous WAL starts from
 // and nothing at all is deleted when the rules would leave no backup.
 
 export interface RetentionPolicy {
@@ -26,16 +27,38 @@ export interface RetentionCandidate {
   time: Date;
   verified: boolean;
   inUse?: boolean;
+  /** Base backups: the one the PITR window starts from (see walRetention.ts windowAnchor). */
+  pitrWindow?: boolean;
 }
 
-export type KeepReason = 'daily' | 'weekly' | 'monthly' | 'yearly' | 'minimum' | 'newest-verified' | 'in-use';
+export type KeepReason = 'daily' | 'weekly' | 'monthly' | 'yearly' | 'minimum' | 'newest-verified' | 'in-use' | 'pitr-window';
 
 export interface RetentionDecision {
   keep: { backupId: string; reasons: KeepReason[] }[];
   delete: { backupId: string; reason: string }[];
 }
 
-export const DEFAULT_RETENTION: RetentionPolicy = { daily: 7, weekly: 4, monthly: 12, yearly: null, minimum: 3 };
+/**
+ * Logical backups (one per database per day): a week of dailies, a month of weeklies, a year of
+ * monthlies, and the last backup of the previous year (yearly 2: this year's newest is the newest
+ * backup anyway). Bounded: at most daily + weekly + monthly + yearly + minimum + 1 (verified) = 29,
+ * in practice 25 with one backup a day. `yearly: null` (forever) only when configured.
+ */
+export const DEFAULT_RETENTION: RetentionPolicy = { daily: 7, weekly: 4, monthly: 12, yearly: 2, minimum: 3 };
+
+/**
+ * Base backups (one per week, each a copy of the whole cluster): the newest two weeks' (the PITR
+ * window's) plus the one the window starts from, and the last of each of the last 3 months, each
+ * restorable to its consistency point. Longer history is the logical backups' job: smaller, and
+ * restorable into a newer PostgreSQL. At most weekly + monthly + minimum + verified + window = 9.
+ */
+export const DEFAULT_BASE_RETENTION: RetentionPolicy = { daily: 0, weekly: 2, monthly: 3, yearly: 0, minimum: 2 };
+
+/** The most a policy keeps, whatever the history: each rule's count, the newest verified, the window's backup; in-use ones aside. */
+export function retentionBound(p: RetentionPolicy, window = false): number | undefined {
+  if (p.yearly === null) return undefined;
+  return p.daily + p.weekly + p.monthly + p.yearly + p.minimum + 1 + (window ? 1 : 0);
+}
 
 const dayKey = (t: Date) => t.toISOString().slice(0, 10);
 const monthKey = (t: Date) => t.toISOString().slice(0, 7);
@@ -74,12 +97,13 @@ export function applyRetention(backups: readonly RetentionCandidate[], policy: R
   const newestVerified = newestFirst.find((b) => b.verified);
   if (newestVerified) claim(newestVerified, 'newest-verified');
   newestFirst.filter((b) => b.inUse).forEach((b) => claim(b, 'in-use'));
+  newestFirst.filter((b) => b.pitrWindow).forEach((b) => claim(b, 'pitr-window'));
 
   const keep = newestFirst.filter((b) => reasons.get(b.backupId)!.size > 0);
   if (keep.length === 0) {
     return { keep: newestFirst.map((b) => ({ backupId: b.backupId, reasons: ['minimum'] })), delete: [] };
   }
-  const order: KeepReason[] = ['in-use', 'newest-verified', 'minimum', 'daily', 'weekly', 'monthly', 'yearly'];
+  const order: KeepReason[] = ['in-use', 'pitr-window', 'newest-verified', 'minimum', 'daily', 'weekly', 'monthly', 'yearly'];
   return {
     keep: keep.map((b) => ({ backupId: b.backupId, reasons: order.filter((r) => reasons.get(b.backupId)!.has(r)) })),
     delete: newestFirst

@@ -14,6 +14,7 @@ export const WORKFLOW_OF_KIND = {
   offsite: 'offsiteSync',
   'wal-maintenance': 'walMaintenance',
   health: 'healthCheck',
+  retention: 'retention',
 } as const;
 export type RunKind = keyof typeof WORKFLOW_OF_KIND;
 export const RUN_KINDS = Object.keys(WORKFLOW_OF_KIND) as RunKind[];

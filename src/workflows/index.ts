@@ -7,3 +7,4 @@ export * from './pointInTimeRecovery.js';
 export * from './walMaintenance.js';
 export * from './offsiteSync.js';
 export * from './healthCheck.js';
+export * from './retention.js';

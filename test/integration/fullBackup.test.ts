@@ -142,7 +142,7 @@ describe('fullBackup', () => {
     const own = join(configDir, 'retention-repo'); // a repository of its own: other tests back up "postgres" too
     const alt = await startPgwardenWorker(
       env,
-      { ...config, retention, repositories: { local: { type: 'local', path: own } }, temporal: { ...config.temporal, taskQueue }, worker: { ...config.worker, host: taskQueue } },
+      { ...config, retention: { ...config.retention, ...retention }, repositories: { local: { type: 'local', path: own } }, temporal: { ...config.temporal, taskQueue }, worker: { ...config.worker, host: taskQueue } },
       testSecrets(cluster, key),
     );
     try {

@@ -14,7 +14,8 @@ describe('config', () => {
     const c = parseConfig(minimal);
     expect(c.clusters.main).toMatchObject({ host: 'db1', port: 5432, user: 'postgres', repository: 'local', maintenanceDatabase: 'postgres' });
     expect(c.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'pgwarden' });
-    expect(c.retention).toEqual({ daily: 7, weekly: 4, monthly: 12, yearly: null, minimum: 3 });
+    expect(c.retention).toEqual({ daily: 7, weekly: 4, monthly: 12, yearly: 2, minimum: 3, base: { daily: 0, weekly: 2, monthly: 3, yearly: 0, minimum: 2 } });
+    expect(c.walRetention).toEqual({ window: "14 days" });
     expect(c.compression).toEqual({ algorithm: 'zstd', level: 1 });
   });
 

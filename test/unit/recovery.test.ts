@@ -351,3 +351,31 @@ describe('planRecoveryPath across a timeline switch', () => {
     expect(p.walFiles).toEqual(['00000002.history', '00000003.history', seg(1, '02'), seg(2, '03'), seg(2, '04'), seg(3, '05'), seg(3, '06')]);
   });
 });
+
+describe('planRecoveryPath outside the PITR window', () => {
+  // What WAL retention leaves: MON's start → stop (segment 2 and its label), then continuous WAL from TUE's start (6).
+  const pruned = without(TL1, seg(1, '03'), seg(1, '04'), seg(1, '05'));
+
+  it('refuses a time or LSN target between an old backup and the window as BadTarget, naming both backups and the consistency point', () => {
+    for (const target of [{ time: '2026-11-22 10:00:00+00' }, { lsn: '0/4000000' }]) {
+      const f = failureOf(() => plan(target, { wal: pruned }));
+      expect(f.type).toBe(ErrorType.BadTarget);
+      expect(f.message).toBe(
+        `${'time' in target ? 'time 2026-11-22 10:00:00+00' : 'LSN 0/4000000'} is outside the PITR window (continuous WAL from base backup ${TUE.backupId}: targets from ${TUE.finishedAt}, stop LSN ${TUE.stopLsn}); ` +
+          `base backup ${MON.backupId} is restorable to its consistency point ${MON.finishedAt} (stop LSN ${MON.stopLsn}) only`,
+      );
+    }
+  });
+
+  it("still plans the old backup's consistency point and every target inside the window", () => {
+    expect(plan({ lsn: '0/2000100' }, { wal: pruned }).walFiles).toEqual([seg(1, '02')]);
+    expect(plan({ time: '2026-11-23 10:00:00+00' }, { wal: pruned }).backup).toEqual(TUE);
+    expect(plan({ latest: true }, { wal: pruned }).walFiles).toEqual([seg(1, '06'), seg(1, '07'), seg(1, '08')]);
+  });
+
+  it('keeps calling a hole that does not end at a newer backup start a WAL gap', () => {
+    const f = failureOf(() => plan({ time: '2026-11-22 10:00:00+00' }, { wal: without(TL1, seg(1, '03'), seg(1, '04')) }));
+    expect(f.type).toBe(ErrorType.WalGap);
+    expect(f.message).toContain(seg(1, '03'));
+  });
+});

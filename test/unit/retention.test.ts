@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatBackupId } from '../../src/lib/ids.js';
-import { applyRetention, DEFAULT_RETENTION, isoWeekKey, type RetentionCandidate, type RetentionPolicy } from '../../src/lib/retention.js';
+import { applyRetention, DEFAULT_BASE_RETENTION, DEFAULT_RETENTION, isoWeekKey, retentionBound, type RetentionCandidate, type RetentionPolicy } from '../../src/lib/retention.js';
 
 const at = (iso: string, extra: Partial<RetentionCandidate> = {}): RetentionCandidate => {
   const time = new Date(iso);
@@ -121,5 +121,24 @@ describe('invariants over generated histories', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('retention defaults and the PITR window', () => {
+  it('keeps the base backup the PITR window starts from, whatever the policy says', () => {
+    const weeks = [0, 7, 14, 21, 28].map((d) => at(new Date(Date.UTC(2026, 10, 1 + d, 2)).toISOString(), { pitrWindow: d === 7 }));
+    const d = applyRetention(weeks, { daily: 0, weekly: 1, monthly: 0, yearly: 0, minimum: 1 });
+    expect(d.keep.map((k) => [k.backupId, k.reasons])).toEqual([
+      [weeks[4]!.backupId, ['minimum', 'weekly']],
+      [weeks[1]!.backupId, ['pitr-window']],
+    ]);
+  });
+
+  it('ships bounded defaults for both kinds', () => {
+    expect(DEFAULT_RETENTION.yearly).not.toBeNull();
+    expect(DEFAULT_BASE_RETENTION).toEqual({ daily: 0, weekly: 2, monthly: 3, yearly: 0, minimum: 2 });
+    expect(retentionBound(DEFAULT_RETENTION)).toBe(29);
+    expect(retentionBound(DEFAULT_BASE_RETENTION, true)).toBe(9);
+    expect(retentionBound({ ...DEFAULT_RETENTION, yearly: null })).toBeUndefined();
   });
 });

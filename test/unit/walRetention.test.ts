@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseSegmentName, segmentName, WAL_SEGMENT_BYTES } from '../../src/lib/wal.js';
-import { planWalRetention, type RetainedBaseBackup } from '../../src/lib/walRetention.js';
+import { parseWindow, planWalRetention, type RetainedBaseBackup } from '../../src/lib/walRetention.js';
 
 const seg = (timeline: number, n: number) => segmentName(timeline, BigInt(n));
 const backup = (backupId: string, startLsn: string, timeline = 1): RetainedBaseBackup => ({ backupId, timeline, startLsn });
@@ -59,6 +59,93 @@ describe('WAL retention', () => {
           expect(d.delete.length + d.keep.length).toBe(names.length);
         },
       ),
+    );
+  });
+});
+
+describe('WAL retention with a PITR window', () => {
+  // Weekly backups (each 1 segment of WAL from start to stop) and 10 segments a day: backup k starts at segment 70k + 1.
+  const NOW = new Date('2026-12-01T00:00:00Z');
+  const DAY = 86_400_000;
+  const weekly = (k: number, tli = 1) => ({
+    backupId: `w${k}`,
+    timeline: tli,
+    startLsn: formatLsn(BigInt(70 * k + 1) * BigInt(WAL_SEGMENT_BYTES) + 0x28n),
+    stopLsn: formatLsn(BigInt(70 * k + 2) * BigInt(WAL_SEGMENT_BYTES) + 0x100n),
+    finishedAt: new Date(NOW.getTime() - (35 - 7 * k) * DAY).toISOString(),
+  });
+  const backups = [0, 1, 2, 3, 4].map((k) => weekly(k)); // 35, 28, 21, 14, 7 days old
+  const all = Array.from({ length: 350 }, (_, i) => seg(1, i + 1));
+  const window = { ms: parseWindow('14 days')!, now: NOW };
+
+  it('keeps continuous WAL from the newest backup that ended before the window, and only start → stop of older ones', () => {
+    const d = planWalRetention([...all, '000000010000000000000047.00000028.backup', '00000002.history'], backups, window);
+    expect(d.keepFrom).toEqual({ backupId: 'w3', segment: seg(1, 211) });
+    expect(d.ranges).toEqual([
+      { backupId: 'w0', from: seg(1, 1), to: seg(1, 2) },
+      { backupId: 'w1', from: seg(1, 71), to: seg(1, 72) },
+      { backupId: 'w2', from: seg(1, 141), to: seg(1, 142) },
+    ]);
+    const kept = new Set(d.keep);
+    for (let i = 211; i <= 350; i++) expect(kept.has(seg(1, i))).toBe(true);
+    for (const i of [1, 2, 71, 72, 141, 142]) expect(kept.has(seg(1, i))).toBe(true);
+    expect(kept.has('000000010000000000000047.00000028.backup')).toBe(true); // w1's label (0x47 = 71)
+    expect(kept.has('00000002.history')).toBe(true);
+    expect(d.keep).toHaveLength(140 + 6 + 2);
+    expect(d.delete.map((x) => x.name)).toContain(seg(1, 3));
+    expect(d.delete.find((x) => x.name === seg(1, 143))!.reason).toBe(
+      `before ${seg(1, 211)}, the start of the PITR window (base backup w3), outside every older base backup's start → stop range`,
+    );
+  });
+
+  it('keeps the oldest backup continuous while none is older than the window', () => {
+    const d = planWalRetention(all, backups.slice(3), window);
+    expect(d.keepFrom?.backupId).toBe('w3');
+    expect(planWalRetention(all, [weekly(4)], { ms: parseWindow('3 days')!, now: NOW }).keepFrom?.backupId).toBe('w4');
+    expect(planWalRetention(all, [weekly(4)], { ms: parseWindow('30 days')!, now: NOW }).keepFrom?.backupId).toBe('w4');
+  });
+
+  it('treats a backup without a stop LSN as needing everything after its start', () => {
+    const { stopLsn: _s, ...open } = weekly(1);
+    expect(planWalRetention(all, [weekly(0), open, ...backups.slice(2)], window).keepFrom?.backupId).toBe('w1');
+  });
+
+  it('keeps a range by segment number on every timeline (a backup on timeline 2 needs its own names)', () => {
+    const files = [seg(1, 71), seg(2, 71), seg(2, 72), seg(2, 73), seg(1, 73)];
+    const d = planWalRetention(files, [weekly(1, 2), weekly(3)], window);
+    expect(d.delete.map((x) => x.name).sort()).toEqual([seg(1, 73), seg(2, 73)].sort());
+  });
+
+  it('parses windows in days and hours, refuses the rest', () => {
+    expect(parseWindow('14 days')).toBe(14 * DAY);
+    expect(parseWindow('1 day')).toBe(DAY);
+    expect(parseWindow('36 hours')).toBe(36 * 3_600_000);
+    expect(parseWindow('2d')).toBe(2 * DAY);
+    for (const bad of ['', '14', 'two weeks', '0 days', '-1 days']) expect(parseWindow(bad)).toBeUndefined();
+  });
+
+  it('never deletes WAL a kept backup needs, nor any WAL after the window anchor (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 40 }), (ages, windowDays) => {
+        // A backup `age` days old starts at segment 10*(50-age) and stops 3 segments later.
+        const bs = [...new Set(ages)].map((age) => ({
+          backupId: `b${age}`,
+          timeline: 1,
+          startLsn: formatLsn(BigInt(10 * (50 - age)) * BigInt(WAL_SEGMENT_BYTES)),
+          stopLsn: formatLsn(BigInt(10 * (50 - age) + 3) * BigInt(WAL_SEGMENT_BYTES) + 1n),
+          finishedAt: new Date(NOW.getTime() - age * DAY).toISOString(),
+        }));
+        const files = Array.from({ length: 520 }, (_, i) => seg(1, i));
+        const d = planWalRetention(files, bs, { ms: windowDays * DAY, now: NOW });
+        const kept = new Set(d.keep);
+        for (const b of bs) for (let s = 10 * (50 - Number(b.backupId.slice(1))); s <= 10 * (50 - Number(b.backupId.slice(1))) + 3; s++) expect(kept.has(seg(1, s))).toBe(true);
+        const from = parseSegmentName(d.keepFrom!.segment)!.segment;
+        for (const f of files) if (parseSegmentName(f)!.segment >= from) expect(kept.has(f)).toBe(true);
+        // Every age inside the window has a backup at or before it with continuous WAL from its start.
+        const anchorAge = 50 - Number(from) / 10;
+        const oldest = Math.max(...bs.map((b) => Number(b.backupId.slice(1))));
+        expect(anchorAge >= Math.min(windowDays, oldest)).toBe(true);
+      }),
     );
   });
 });

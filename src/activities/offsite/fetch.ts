@@ -2,7 +2,7 @@
 // host with an empty disk), fetch it from the offsite repositories into the local repository, each
 // file checked against its sha256 and committed like a local write (data first, manifest or WAL
 // record last), so every later step reads it exactly as if it had been written here.
-import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
@@ -13,6 +13,7 @@ import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type Logica
 import { remoteBackups, walNameOf } from '../../lib/offsite.js';
 import { chooseBaseBackup, type RecoveryTarget } from '../../lib/recovery.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../../lib/wal.js';
+import { inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE } from '../atomicFile.js';
 import { fsyncPath, hashFile } from '../pipeline.js';
 import { LocalRepository } from '../repository.js';
 import { readHistories, WalArchive } from '../walArchive.js';
@@ -171,7 +172,7 @@ async function fetchBackupDir(
   const localDir = join(repo.root, dir);
   await repo.prepareDir(localDir);
   const manifestPartial = join(localDir, MANIFEST_FILE + PARTIAL_SUFFIX);
-  await store.get(`${dir}/${MANIFEST_FILE}`, manifestPartial);
+  await getPrivate(store, `${dir}/${MANIFEST_FILE}`, manifestPartial);
   const manifest = parse(await readFile(manifestPartial, 'utf8'));
   // Names come from the remote: each must be one plain file name, never a path out of the directory.
   for (const artifact of manifest.artifacts) assertPlainName(store.name, artifact.name);
@@ -188,10 +189,10 @@ async function fetchBackupDir(
 
 /** One archived WAL file: its record read first, the data checked against it, the record committed last. */
 async function fetchWalFile(store: OffsiteStore, archive: WalArchive, recordKey: string): Promise<{ files: number; bytes: number }> {
-  await mkdir(archive.dir, { recursive: true });
+  await mkdirPrivate(archive.dir);
   const recordFile = join(archive.dir, recordKey.split('/').at(-1)!);
   const partial = recordFile + PARTIAL_SUFFIX;
-  await store.get(recordKey, partial);
+  await getPrivate(store, recordKey, partial);
   const record = JSON.parse(await readFile(partial, 'utf8')) as { name: string; stored: string; sha256: string; bytes: number };
   assertPlainName(store.name, record.stored);
   if (walRecordName(record.name) !== recordKey.split('/').at(-1) || walNameOf(record.stored) !== record.name) {
@@ -208,7 +209,7 @@ async function fetchWalFile(store: OffsiteStore, archive: WalArchive, recordKey:
 /** Downloads to `<path>.partial`, checks the sha256, then renames into place. */
 async function fetchChecked(store: OffsiteStore, key: string, path: string, sha256: string, repository: string): Promise<void> {
   const partial = path + PARTIAL_SUFFIX;
-  await store.get(key, partial);
+  await getPrivate(store, key, partial);
   const got = await hashFile(partial);
   if (got.sha256 !== sha256) {
     await rm(partial, { force: true });
@@ -216,6 +217,13 @@ async function fetchChecked(store: OffsiteStore, key: string, path: string, sha2
   }
   await fsyncPath(partial);
   await rename(partial, path);
+}
+
+/** A download into the local repository: 0600 and, as root, owned like its directory, before it is renamed into place. */
+async function getPrivate(store: OffsiteStore, key: string, partial: string): Promise<void> {
+  await store.get(key, partial);
+  await chmod(partial, PRIVATE_FILE_MODE);
+  await inheritOwner(partial);
 }
 
 function assertPlainName(repository: string, name: string): void {

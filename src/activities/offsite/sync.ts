@@ -10,6 +10,7 @@ import type { Config } from '../../config/index.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
 import { parseBaseManifest } from '../../lib/manifest.js';
 import { checkRemote, describeProblems, missingOnRemote, planRemoteRetention, remoteBackups, walNameOf, type CheckReport, type RemoteBackup } from '../../lib/offsite.js';
+import { recordOffsiteConfirmed } from '../offsiteConfirmed.js';
 import { LocalRepository } from '../repository.js';
 import { localInventory } from './inventory.js';
 import { offsiteNames, withStore } from './stores.js';
@@ -164,6 +165,8 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
         const shown = lines.slice(0, 40).join('\n') + (lines.length > 40 ? `\n... and ${lines.length - 40} more` : '');
         throw nonRetryable(ErrorType.OffsiteCheckFailed, `offsite repository "${input.repository}" failed its check (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}):\n${shown}`);
       }
+      // Passed: local retention may now delete what this check saw offsite (never the only copy).
+      await recordOffsiteConfirmed(LocalRepository.forCluster(config, input.cluster), input, local, remote);
       return report;
     });
   }

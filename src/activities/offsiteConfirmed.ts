@@ -1,0 +1,55 @@
+// The durable record of what each offsite repository's remote check confirmed
+// (`<repository>/<cluster>/offsite/<offsite repository>.json`, see src/lib/offsiteConfirmed.ts),
+// written after every passing check and read by local retention: where a cluster has offsite
+// repositories, a backup or WAL file is deleted locally only once every one of them confirmed it.
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/index.js';
+import { groupOf, type LocalObject, type RemoteEntry } from '../lib/offsite.js';
+import { awaitingConfirmation, confirmedGroups, mergeConfirmations, type OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
+import { writeFileAtomic } from './atomicFile.js';
+import { offsiteNames } from './offsite/stores.js';
+import type { LocalRepository } from './repository.js';
+
+function recordFile(repo: LocalRepository, cluster: string, repository: string): string {
+  return join(repo.root, cluster, 'offsite', `${repository}.json`);
+}
+
+async function readRecord(repo: LocalRepository, cluster: string, repository: string): Promise<OffsiteConfirmations | undefined> {
+  try {
+    return JSON.parse(await readFile(recordFile(repo, cluster, repository), 'utf8')) as OffsiteConfirmations;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** After a passing check: what it saw on the remote is confirmed offsite from now on. */
+export async function recordOffsiteConfirmed(
+  repo: LocalRepository,
+  input: { cluster: string; repository: string; walOnly?: boolean },
+  local: readonly LocalObject[],
+  remote: ReadonlyMap<string, RemoteEntry>,
+  now = new Date(),
+): Promise<void> {
+  const record = mergeConfirmations(await readRecord(repo, input.cluster, input.repository), {
+    repository: input.repository,
+    confirmed: confirmedGroups(local, remote),
+    localGroups: local.map((o) => groupOf(o.key)),
+    walOnly: input.walOnly,
+    now,
+  });
+  await mkdir(join(repo.root, input.cluster, 'offsite'), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(recordFile(repo, input.cluster, input.repository), JSON.stringify(record) + '\n');
+}
+
+/**
+ * Which offsite repositories still have to confirm a group (`<cluster>/base/<id>`,
+ * `<cluster>/logical/<db>/<id>`, `<cluster>/wal/<name>`) before it may be deleted locally.
+ */
+export async function offsiteGate(config: Config, repo: LocalRepository, cluster: string): Promise<(group: string) => string[]> {
+  const repositories = offsiteNames(config, cluster);
+  const records = new Map<string, OffsiteConfirmations | undefined>();
+  for (const r of repositories) records.set(r, await readRecord(repo, cluster, r));
+  return (group) => awaitingConfirmation(group, repositories, records);
+}
