@@ -2,12 +2,12 @@
 // (`<repository>/<cluster>/offsite/<offsite repository>.json`, see src/lib/offsiteConfirmed.ts),
 // written after every passing check and read by local retention: where a cluster has offsite
 // repositories, a backup or WAL file is deleted locally only once every one of them confirmed it.
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { groupOf, type LocalObject, type RemoteEntry } from '../lib/offsite.js';
 import { awaitingConfirmation, confirmedGroups, mergeConfirmations, type OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
-import { writeFileAtomic } from './atomicFile.js';
+import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 import { offsiteNames } from './offsite/stores.js';
 import type { LocalRepository } from './repository.js';
 
@@ -39,7 +39,7 @@ export async function recordOffsiteConfirmed(
     walOnly: input.walOnly,
     now,
   });
-  await mkdir(join(repo.root, input.cluster, 'offsite'), { recursive: true, mode: 0o700 });
+  await mkdirPrivate(join(repo.root, input.cluster, 'offsite')); // 0700, owned like the repository (as root)
   await writeFileAtomic(recordFile(repo, input.cluster, input.repository), JSON.stringify(record) + '\n');
 }
 
