@@ -30,13 +30,8 @@ import { startCluster, type TestCluster } from '../../test/helpers/postgres.js';
 import { PG_BIN } from '../../test/helpers/require.js';
 import { startS3Server, type S3Server } from '../../test/helpers/s3.js';
 import { buildBenchDatabase } from './database.js';
-import { buildDist, median, startBuiltWorker, type BenchWorker } from './worker.js';
+import { buildDist, median, option, startBuiltWorker, type BenchWorker } from './worker.js';
 
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const value = i >= 0 ? Number(process.argv[i + 1]) : NaN;
-  return Number.isFinite(value) && value > 0 ? value : fallback;
-}
 const scale = option('--scale', 70);
 const walMb = option('--wal-mb', 512);
 const check = process.argv.includes('--check') && process.argv[process.argv.indexOf('--check') + 1] === 'quick' ? 'quick' : 'full';

@@ -36,13 +36,8 @@ import { startCluster, type TestCluster } from '../../test/helpers/postgres.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { PG_BIN } from '../../test/helpers/require.js';
 import { buildBenchDatabase } from './database.js';
-import { buildDist, median, startBuiltWorker, type BenchWorker } from './worker.js';
+import { buildDist, median, option, startBuiltWorker, type BenchWorker } from './worker.js';
 
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const value = i >= 0 ? Number(process.argv[i + 1]) : NaN;
-  return Number.isFinite(value) && value > 0 ? value : fallback;
-}
 const scale = option('--scale', 70);
 // --plain: no encryption (WAL and base backup compressed only), to see what decryption costs.
 const plain = process.argv.includes('--plain');

@@ -45,6 +45,13 @@ export async function startBuiltWorker(configFile: string, env: Record<string, s
   };
 }
 
+/** The positive number after `name` on the command line, else `fallback`. */
+export function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  const value = i >= 0 ? Number(process.argv[i + 1]) : NaN;
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
 export function median<T>(values: T[], key: (v: T) => number): T {
   return [...values].sort((a, b) => key(a) - key(b))[Math.floor(values.length / 2)]!;
 }

@@ -82,7 +82,7 @@ export async function watchRuns(config: Config, cluster: string, now = new Date(
     }
     const state = recordRuns(previous, cluster, runs, now);
     await writeFileAtomic(runStateFile(config, cluster), JSON.stringify(state) + '\n');
-    return { alerts: [...runAlerts(state), ...scheduleAlerts(cluster, await describeSchedules(client, config, cluster))], state };
+    return { alerts: [...runAlerts(state), ...scheduleAlerts(cluster, await describeSchedules(client, config, cluster), now)], state };
   } catch (err) {
     // Temporal unreadable: the failures already known still fire, and this says why nothing new is known.
     return {
@@ -99,7 +99,21 @@ async function describeSchedules(client: Client, config: Config, cluster: string
       .getHandle(s.id)
       .describe()
       .catch((err: unknown) => (err instanceof ScheduleNotFoundError ? undefined : Promise.reject(err)));
-    out.push(d ? { id: s.id, exists: true, paused: d.state.paused, ...(d.state.note ? { note: d.state.note } : {}) } : { id: s.id, exists: false });
+    if (!d) {
+      out.push({ id: s.id, exists: false });
+      continue;
+    }
+    const [next, after] = d.info.nextActionTimes;
+    out.push({
+      id: s.id,
+      exists: true,
+      paused: d.state.paused,
+      ...(d.state.note ? { note: d.state.note } : {}),
+      createdAt: d.info.createdAt.toISOString(),
+      ...(d.info.recentActions.length ? { lastActionAt: d.info.recentActions.at(-1)!.takenAt.toISOString() } : {}),
+      ...(next && after ? { periodMs: after.getTime() - next.getTime() } : {}),
+      ...(d.info.runningActions.length ? { running: d.info.runningActions[0]!.workflow.workflowId } : {}),
+    });
   }
   return out;
 }

@@ -134,19 +134,39 @@ export interface ScheduleStatus {
   exists: boolean;
   paused?: boolean;
   note?: string;
+  /** When it last started a run (else when it was created). */
+  lastActionAt?: string;
+  createdAt?: string;
+  /** The gap between its next two action times: how often it runs. */
+  periodMs?: number;
+  /** A run it started that is still running (the overlap policy skips the next ones meanwhile). */
+  running?: string;
+}
+
+/** A schedule is overdue once a period and a tenth of it (at least 30 minutes) passed without a run starting. */
+export function overdueAfterMs(periodMs: number): number {
+  return periodMs + Math.max(periodMs / 10, 30 * 60_000);
 }
 
 /**
- * A paused schedule (its job does not run when due), and a configured schedule that is missing
- * while others of the cluster exist (deleted behind `schedules apply`'s back). Where none exists
- * the operator runs pgwarden without schedules: nothing to say.
+ * A paused schedule (its job does not run when due), one that has not started a run when due (its
+ * previous run still running, so the next ones are skipped; a tick missed past the catch-up
+ * window), and a configured schedule that is missing while others of the cluster exist (deleted
+ * behind `schedules apply`'s back). Where none exists the operator runs pgwarden without
+ * schedules: nothing to say. A schedule whose runs fail raises the failed-run alert instead.
  */
-export function scheduleAlerts(cluster: string, schedules: readonly ScheduleStatus[]): Alert[] {
+export function scheduleAlerts(cluster: string, schedules: readonly ScheduleStatus[], now: Date): Alert[] {
   const alerts: Alert[] = [];
   const anyExists = schedules.some((s) => s.exists);
   for (const s of schedules) {
+    const since = s.lastActionAt ?? s.createdAt;
     if (s.exists && s.paused) {
       alerts.push({ key: `schedule-paused:${s.id}`, message: `schedule ${s.id} is paused${s.note ? ` (${s.note})` : ''}: its runs do not start (pgwarden schedules unpause ${s.id})` });
+    } else if (s.exists && s.periodMs && since && now.getTime() - Date.parse(since) > overdueAfterMs(s.periodMs)) {
+      alerts.push({
+        key: `schedule-overdue:${s.id}`,
+        message: `schedule ${s.id} has not started a run since ${since} (it runs every ${(s.periodMs / 3_600_000).toFixed(s.periodMs < 3_600_000 ? 2 : 0)} hours)${s.running ? `: its run ${s.running} is still running, so the next ones are skipped` : ''}`,
+      });
     } else if (!s.exists && anyExists) {
       alerts.push({ key: `schedule-missing:${s.id}`, message: `schedule ${s.id} is configured for ${cluster} but does not exist: run \`pgwarden schedules apply\`` });
     }

@@ -4,8 +4,8 @@
 // per channel naming the run and the error, nothing more from the next check, the all-clear when
 // the next run succeeds; a failed verification and a terminated restore → alerts, a rejected
 // restore → none; archived WAL without a base backup and an archive over its size threshold; a
-// paused schedule; then /metrics has the counts, and every metric the shipped Prometheus rules and
-// Grafana dashboard use exists (promtool checks the rules).
+// paused schedule; a failing healthCheck; then /metrics has the counts, and every metric the
+// shipped Prometheus rules and Grafana dashboard use exists (promtool checks and unit-tests the rules).
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -57,8 +57,9 @@ async function listedClosed(workflowId: string): Promise<void> {
   }
   throw new Error(`${workflowId} not listed as closed`);
 }
+let lastCheck = '';
 const healthCheck = (c = 'main') =>
-  env.client.workflow.execute('healthCheck', { taskQueue: queue, workflowId: `pgwarden/${c}/health/${queue}-${++runs}`, args: [{ cluster: c }] }) as Promise<HealthCheckResult>;
+  env.client.workflow.execute('healthCheck', { taskQueue: queue, workflowId: (lastCheck = `pgwarden/${c}/health/${queue}-${++runs}`), args: [{ cluster: c }] }) as Promise<HealthCheckResult>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-runalerts-'));
@@ -238,6 +239,28 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(alertsOf(scheduled).filter((r) => r.text.includes('is paused'))).toHaveLength(2);
   });
 
+  it('a failing healthCheck is heard from the next one, and cleared by the one after', async () => {
+    // The check cannot write its state: a directory stands where its file goes.
+    const blocker = join(dir, 'repo/main/health-offsite.json');
+    await rm(blocker, { force: true });
+    await mkdir(blocker);
+    const failing = await env.client.workflow.start('healthCheck', { taskQueue: queue, workflowId: `pgwarden/main/health/${queue}-${++runs}`, args: [{ cluster: 'main' }] });
+    await expect(failing.result()).rejects.toThrow();
+    await rm(blocker, { recursive: true });
+    await listedClosed(failing.workflowId);
+    const before = alertsOf('main').length;
+
+    const next = await healthCheck();
+    expect(next.alerts.map((a) => a.key)).toContain('run-failed:health');
+    expect(alertsOf('main')).toHaveLength(before + 1);
+    expect(alertsOf('main').at(-1)!.text).toMatch(new RegExp(`^health of main failed: ${failing.workflowId} at \\S+: \\S.*health-offsite\\.json`, 'm'));
+    await listedClosed(lastCheck);
+    const after = await healthCheck();
+    expect(after.alerts.map((a) => a.key)).not.toContain('run-failed:health');
+    expect(alertsOf('main')).toHaveLength(before + 2);
+    expect(alertsOf('main').at(-1)!.text).toMatch(/^health of main succeeded again: /m);
+  }, 60_000);
+
   it('/metrics counts failures and durations per procedure, archive size and repository use; the shipped rules and dashboard use only metrics it serves', async () => {
     const metrics = await startMetricsServer({ config, env: { ...process.env, ...testSecrets(cluster) }, client: env.client, port: 0, cacheMs: 0 });
     let text: string;
@@ -251,6 +274,8 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(value('pgwarden_run_last_failed{cluster="main",procedure="full",database="nosuch"}')).toBe(0);
     expect(value('pgwarden_run_last_failed{cluster="main",procedure="restore",database="app"}')).toBe(1);
     expect(value('pgwarden_run_failures_total{cluster="main",procedure="verify",database="app"}')).toBe(1);
+    expect(value('pgwarden_run_failures_total{cluster="main",procedure="health",database=""}')).toBe(1);
+    expect(value('pgwarden_run_last_failed{cluster="main",procedure="health",database=""}')).toBe(0);
     expect(value('pgwarden_run_last_duration_seconds{cluster="main",procedure="full",database="nosuch"}')).toBeGreaterThan(0);
     expect(value('pgwarden_health_check_last_timestamp_seconds{cluster="main"}')).toBeGreaterThan(Date.now() / 1000 - 300);
     expect(value('pgwarden_wal_archive_bytes{cluster="main"}')).toBe(1600);
@@ -272,5 +297,9 @@ describe('failed runs are heard once, and their all-clear', () => {
     const check = await execa(promtool, ['check', 'rules', resolve('deploy/prometheus/pgwarden.rules.yml')], { reject: false });
     expect(check.stdout + check.stderr).toContain('SUCCESS: 12 rules found');
     expect(check.exitCode).toBe(0);
+    // The rules fire on such series, and clear (deploy/prometheus/pgwarden.rules.test.yml).
+    const unit = await execa(promtool, ['test', 'rules', 'pgwarden.rules.test.yml'], { cwd: resolve('deploy/prometheus'), reject: false });
+    expect(unit.stdout + unit.stderr).toContain('SUCCESS');
+    expect(unit.exitCode).toBe(0);
   });
 });

@@ -75,13 +75,30 @@ describe('recordRuns and runAlerts', () => {
 
 describe('scheduleAlerts', () => {
   it('a paused schedule fires with its note; a missing one only where others exist', () => {
-    expect(scheduleAlerts('main', [{ id: 'pgwarden/main/base-weekly', exists: false }])).toEqual([]);
+    expect(scheduleAlerts('main', [{ id: 'pgwarden/main/base-weekly', exists: false }], now)).toEqual([]);
     const alerts = scheduleAlerts('main', [
       { id: 'pgwarden/main/base-weekly', exists: true, paused: true, note: 'INC-42' },
       { id: 'pgwarden/main/health', exists: true, paused: false },
       { id: 'pgwarden/main/wal-maintenance', exists: false },
-    ]);
+    ], now);
     expect(alerts.map((a) => a.key)).toEqual(['schedule-paused:pgwarden/main/base-weekly', 'schedule-missing:pgwarden/main/wal-maintenance']);
     expect(alerts[0]!.message).toBe('schedule pgwarden/main/base-weekly is paused (INC-42): its runs do not start (pgwarden schedules unpause pgwarden/main/base-weekly)');
+  });
+
+  it('a schedule that has not started a run for a period and a tenth (at least 30 minutes) is overdue, naming the run still running', () => {
+    const day = 86_400_000;
+    const daily = { id: 'pgwarden/main/app/full-daily', exists: true, paused: false, periodMs: day, createdAt: minutesAgo(60 * 24 * 30) };
+    expect(scheduleAlerts('main', [{ ...daily, lastActionAt: minutesAgo(60 * 26) }], now)).toEqual([]);
+    const late = scheduleAlerts('main', [{ ...daily, lastActionAt: minutesAgo(60 * 27), running: 'pgwarden/main/app/full-daily-2026-11-21T02:00:00Z' }], now);
+    expect(late).toEqual([{
+      key: 'schedule-overdue:pgwarden/main/app/full-daily',
+      message: `schedule pgwarden/main/app/full-daily has not started a run since ${minutesAgo(60 * 27)} (it runs every 24 hours): its run pgwarden/main/app/full-daily-2026-11-21T02:00:00Z is still running, so the next ones are skipped`,
+    }]);
+    // Every 15 minutes: overdue after 45 minutes; a new schedule counts from its creation.
+    const health = { id: 'pgwarden/main/health', exists: true, paused: false, periodMs: 15 * 60_000 };
+    expect(scheduleAlerts('main', [{ ...health, createdAt: minutesAgo(44) }], now)).toEqual([]);
+    expect(scheduleAlerts('main', [{ ...health, createdAt: minutesAgo(46) }], now).map((a) => a.key)).toEqual(['schedule-overdue:pgwarden/main/health']);
+    // Paused says paused, not overdue.
+    expect(scheduleAlerts('main', [{ ...health, paused: true, createdAt: minutesAgo(460) }], now).map((a) => a.key)).toEqual(['schedule-paused:pgwarden/main/health']);
   });
 });

@@ -2,14 +2,32 @@
 // Keys are the local repository's relative paths with '/' (`main/logical/app/<id>/dump.pgdump.zst.gpg`),
 // so an offsite copy has the same layout as the local repository it came from.
 //
-// Append-only from pgwarden's side (DESIGN.md rule 7): sync only ever calls `put` for a key the
-// remote lacks, and `remove` is reserved for the remote's own retention policy.
+// Append-only from pgwarden's side (DESIGN.md rule 7): sync only ever uploads (`put`, `putBatch`)
+// keys the remote lacks, and `remove` is reserved for the remote's own retention policy.
+import { join } from 'node:path';
 import type { ObjectKind, RemoteEntry } from '../../lib/offsite.js';
 
 export type { RemoteEntry };
 
 /** Progress of a long transfer, for heartbeats. */
 export type TransferProgress = (bytes: number) => void;
+
+/** A local file to upload, `<localRoot>/<key>`, with what it should be. */
+export interface UploadObject {
+  key: string;
+  bytes: number;
+  sha256: string;
+  kind: ObjectKind;
+}
+
+export interface BatchOptions {
+  /** The upload of `object` begins (in a batch: the first object of it), for heartbeats. */
+  started?: (object: UploadObject) => void;
+  progress?: TransferProgress;
+  committed: (object: UploadObject) => void;
+  /** Checked between objects (or batches): a cancelled run stops there. */
+  signal?: AbortSignal;
+}
 
 export interface OffsiteStore {
   /** The repository's name in the config; every error message names it. */
@@ -29,6 +47,16 @@ export interface OffsiteStore {
    */
   put(key: string, localFile: string, meta: { bytes: number; sha256: string; kind: ObjectKind }, progress?: TransferProgress): Promise<void>;
 
+  /**
+   * Optional (rsync): uploads many files of `localRoot` (each at `<localRoot>/<key>`) in a few round
+   * trips instead of one or two per object, with put's guarantees for each: it appears under its key
+   * complete, with its sha256 recorded, in the order given (a backup's manifest after its artifacts),
+   * and a key the remote has already is left as it is. `committed` is called for each object once it
+   * is in place; `progress` counts the bytes sent of the objects not committed yet. Safe to call
+   * again after a failure: it resumes. Without it, putAll calls `put` per object.
+   */
+  putBatch?(localRoot: string, objects: readonly UploadObject[], options: BatchOptions): Promise<void>;
+
   /** sha256 of each object's content as it is now, computed from its bytes (S3: read back; rsync: on the remote host). */
   contentSha256(keys: string[], progress?: TransferProgress): Promise<Map<string, string>>;
 
@@ -40,4 +68,15 @@ export interface OffsiteStore {
 
   /** Releases connections. */
   close(): Promise<void>;
+}
+
+/** Uploads `objects` (files under `localRoot`) in order: in batches where the driver has them, else one `put` each. */
+export async function putAll(store: OffsiteStore, localRoot: string, objects: readonly UploadObject[], options: BatchOptions): Promise<void> {
+  if (store.putBatch) return store.putBatch(localRoot, objects, options);
+  for (const object of objects) {
+    if (options.signal?.aborted) throw new Error(`offsite repository "${store.name}": upload cancelled`);
+    options.started?.(object);
+    await store.put(object.key, join(localRoot, object.key), object, options.progress);
+    options.committed(object);
+  }
 }

@@ -14,7 +14,7 @@ import { recordOffsiteConfirmed } from '../offsiteConfirmed.js';
 import { LocalRepository } from '../repository.js';
 import { localInventory } from './inventory.js';
 import { offsiteNames, withStore } from './stores.js';
-import type { OffsiteStore } from './store.js';
+import { putAll, type OffsiteStore } from './store.js';
 
 export interface OffsiteTarget {
   cluster: string;
@@ -105,14 +105,18 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
         2000,
       );
       try {
-        for (const object of missing) {
-          if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
-          current = { key: object.key, bytes: 0 };
-          await store.put(object.key, join(repo.root, object.key), { bytes: object.bytes, sha256: object.sha256, kind: object.kind }, (bytes) => (current.bytes = bytes));
-          result.uploaded++;
-          result.uploadedBytes += object.bytes;
-          result.uploadedKeys.push(object.key);
-        }
+        // One rsync and one ssh session per batch for rsync; one put per object for S3.
+        await putAll(store, repo.root, missing, {
+          signal: ctx.cancellationSignal,
+          started: (object) => (current = { key: object.key, bytes: 0 }),
+          progress: (bytes) => (current.bytes = bytes),
+          committed: (object) => {
+            current.bytes = 0;
+            result.uploaded++;
+            result.uploadedBytes += object.bytes;
+            result.uploadedKeys.push(object.key);
+          },
+        });
       } finally {
         clearInterval(timer);
       }
