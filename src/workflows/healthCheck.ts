@@ -1,6 +1,7 @@
 // healthCheck: the monitoring runbook (check-backups.sh) every 15 minutes. collect (backups and
-// their age, verified restores, archiver, repository disk, offsite drift) → evaluate against the
-// thresholds → notify when the alerts changed or are due again. It completes either way: the
+// their age, verified restores, archiver, WAL archive, repository disk, offsite drift, the runs
+// that failed since the last check, schedules that do not run) → evaluate against the thresholds
+// → notify when the alerts changed or are due again. It completes either way: the
 // alerts are its result, and the notification is how they reach a human.
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities, HealthNotification } from '../activities/index.js';
