@@ -1,5 +1,6 @@
 // Durable small writes with Node built-ins only (wal-push loads this once per WAL segment).
-import { chmod, chown, mkdir, open, rename, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, lchown, lstat, mkdir, open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
 
@@ -12,13 +13,17 @@ const isRoot = () => process.getuid?.() === 0;
 /**
  * As root, `path` takes the owner of the directory it is in: everything in a repository belongs to
  * the repository directory's owner (PostgreSQL's user, who runs wal-push), whichever of root or that
- * user wrote it, so both can read it at 0600. A no-op for any other user (its files are its own).
+ * user wrote it, so both can read it at 0600. Whoever owns a directory can replace its files anyway,
+ * so this gives that user nothing new; a symbolic link is never followed. A no-op for any other
+ * user (its files are its own).
  */
-export async function inheritOwner(path: string): Promise<void> {
+export async function inheritOwner(path: string, handle?: FileHandle): Promise<void> {
   if (!isRoot()) return;
   const parent = await stat(dirname(path));
-  const own = await stat(path);
-  if (own.uid !== parent.uid || own.gid !== parent.gid) await chown(path, parent.uid, parent.gid);
+  const own = handle ? await handle.stat() : await lstat(path);
+  if (own.uid === parent.uid && own.gid === parent.gid) return;
+  if (handle) await handle.chown(parent.uid, parent.gid);
+  else await lchown(path, parent.uid, parent.gid);
 }
 
 /**
@@ -28,7 +33,7 @@ export async function inheritOwner(path: string): Promise<void> {
 export async function mkdirPrivate(dir: string): Promise<void> {
   const first = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
   if (first === undefined) return;
-  // mkdir's mode is masked by the umask; a umask never adds bits, and 0700 is what is wanted.
+  // Exactly 0700 whatever the umask (mkdir's mode is masked by it).
   let path = first;
   for (const part of ['', ...relative(first, dir).split(sep).filter(Boolean)]) {
     path = part ? join(path, part) : path;
@@ -48,20 +53,20 @@ export async function fsyncPath(path: string): Promise<void> {
 
 /**
  * Writes a small file atomically: `.partial`, fsync, rename, fsync the directory. The file is
- * 0600 (a leftover `.partial` of another mode too) and, as root, takes the directory's owner before
- * it appears under its name (inheritOwner; whoever owns a directory can replace its files anyway).
+ * 0600 (a leftover `.partial` of another mode too) and, as root, takes the directory's owner
+ * (inheritOwner) before it appears under its name. A `.partial` that is a symbolic link is refused.
  */
 export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
   const partial = path + PARTIAL_SUFFIX;
-  const handle = await open(partial, 'w', PRIVATE_FILE_MODE);
+  const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
   try {
     await handle.chmod(PRIVATE_FILE_MODE);
+    await inheritOwner(partial, handle);
     await handle.writeFile(content);
     await handle.sync();
   } finally {
     await handle.close();
   }
-  await inheritOwner(partial);
   await rename(partial, path);
   await fsyncPath(dirname(path));
 }
