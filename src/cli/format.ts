@@ -3,6 +3,7 @@
 // caller supplies the clock and the terminal width, so every function here is unit-tested.
 import { formatBytes } from '../lib/diskSpace.js';
 import type { ActivityStatus, LiveStatus } from './client.js';
+import type { OffsiteRepositoryResult } from '../workflows/offsiteSync.js';
 
 export { formatBytes };
 
@@ -276,4 +277,31 @@ export function approvalOf(detail: string | undefined, workflowId: string): { wh
   const at = detail.indexOf(' Approve: ');
   const what = (at >= 0 ? detail.slice(0, at) : detail).trim();
   return { what: what || undefined, approve: command, reject };
+}
+
+/**
+ * `pgwarden offsite sync|check`: one line per repository (what moved, what the check saw), and for a
+ * failing one its error, then each problem of its check on its own line.
+ */
+export function offsiteReportLines(repositories: readonly OffsiteRepositoryResult[]): string[] {
+  const lines: string[] = [];
+  for (const repo of repositories) {
+    const sync = repo.sync ? `uploaded ${repo.sync.uploaded} (${formatBytes(repo.sync.uploadedBytes)}), ${repo.sync.alreadyThere} already there; ` : '';
+    const removed = repo.retention?.removedObjects ? `retention removed ${repo.retention.removedObjects} objects; ` : '';
+    if (repo.error) {
+      const [first, ...problems] = repo.error.split('\n').filter((l) => l.trim());
+      lines.push(`${repo.repository}: ${sync}FAILED: ${first ?? 'unknown error'}`);
+      for (const p of problems) lines.push(`  ${p.trim()}`);
+      continue;
+    }
+    const c = repo.check;
+    if (!c) {
+      lines.push(`${repo.repository}: ${sync}${removed}not checked`);
+      continue;
+    }
+    const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v.remote}`).join(', ');
+    const archived = c.archived ? `, ${c.archived} in an archive storage class (size and recorded sha256 only)` : '';
+    lines.push(`${repo.repository}: ${sync}${removed}check passed: ${counts} objects, ${c.contentChecked} read back and hashed${archived}`);
+  }
+  return lines;
 }

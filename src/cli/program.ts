@@ -15,7 +15,7 @@ import { registerClusterCommands } from './cluster.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerHealthCommands } from './health.js';
 import { registerRetentionCommands } from './retention.js';
-import { formatBytes, formatDuration, statusWord } from './format.js';
+import { formatBytes, formatDuration, offsiteReportLines, statusWord } from './format.js';
 import { commandPath, oneLineErrors, reportError, requireCluster, UserError } from './errors.js';
 import { notFoundAsUserError, registerRunCommands } from './runs.js';
 import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
@@ -266,16 +266,26 @@ for (const what of ['sync', 'check'] as const) {
       const handle = await startRun(client, cfg, { cluster: opts.cluster, kind: 'offsite' }, { workflowId, args: [input] });
       if (!opts.json) console.log(`started offsiteSync ${workflowId}`);
       if (!opts.wait && what === 'sync') return void (opts.json && console.log(JSON.stringify({ workflowId })));
-      const r = await waitWithProgress<OffsiteSyncResult>(handle, !!opts.json);
+      // A failed run still carries every repository's result: the good ones' lines, and each problem on its own line.
+      const r = await waitWithProgress<OffsiteSyncResult>(handle, !!opts.json).catch((err: unknown) => {
+        const failed = offsiteFailure(err);
+        if (!failed) throw err;
+        if (opts.json) console.log(JSON.stringify(failed));
+        else for (const line of offsiteReportLines(failed.repositories)) console.log(line);
+        const names = failed.repositories.filter((x) => x.error).map((x) => x.repository);
+        throw new UserError(`offsite ${what} failed for ${names.join(', ')}${opts.json ? '' : ' (problems above)'}`);
+      });
       if (opts.json) return void console.log(JSON.stringify(r));
-      for (const repo of r.repositories) {
-        const c = repo.check!;
-        const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v.remote}`).join(', ');
-        const sync = repo.sync ? `uploaded ${repo.sync.uploaded} (${formatBytes(repo.sync.uploadedBytes)}), ${repo.sync.alreadyThere} already there; ` : '';
-        const removed = repo.retention?.removedObjects ? `retention removed ${repo.retention.removedObjects} objects; ` : '';
-        console.log(`${repo.repository}: ${sync}${removed}check passed: ${counts} objects, ${c.contentChecked} read back and hashed`);
-      }
+      for (const line of offsiteReportLines(r.repositories)) console.log(line);
     });
+}
+
+/** The result an OffsiteSyncFailed run carries in its failure's details, else undefined. */
+function offsiteFailure(err: unknown): OffsiteSyncResult | undefined {
+  if (!(err instanceof Error) || err.name !== 'WorkflowFailedError') return undefined;
+  const cause = (err as { cause?: { type?: string; details?: unknown[] } }).cause;
+  const details = cause?.type === 'OffsiteSyncFailed' ? (cause.details?.[0] as OffsiteSyncResult | undefined) : undefined;
+  return Array.isArray(details?.repositories) ? details : undefined;
 }
 
 for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as const) {

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DEFAULT_BASE_RETENTION, DEFAULT_RETENTION, type RetentionPolicy } from '../lib/retention.js';
 import { DEFAULT_WAL_WINDOW, parseWindow } from '../lib/walRetention.js';
+import { DEFAULT_OFFSITE_RETENTION } from '../lib/offsite.js';
 
 const name = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/, 'letters, digits, _ . @ + - (max 63)');
 
@@ -84,12 +85,18 @@ export const s3RepositorySchema = z
     storageClass: z.object({ logical: storageClass.optional(), base: storageClass.optional(), wal: storageClass.optional() }).strict().default({}),
     accessKeyIdEnv: envName.optional(),
     secretAccessKeyEnv: envName.optional(),
-    /** Remote retention in days for logical and base backups (WAL they need is kept). */
-    retentionDays: z.number().int().positive().default(90),
+    /** Remote retention: tiers like the local policy (default: 30 daily, 13 weekly, 12 monthly); WAL the kept base backups need is kept. */
+    retention: z.lazy(() => offsiteRetentionSchema).optional(),
+    /** Older configs: a flat age in days instead of `retention`. */
+    retentionDays: z.number().int().positive().optional(),
     /** Multipart part size (grown for objects over 9,000 parts); memory per upload is a few times this. */
     partSizeMiB: z.number().int().min(5).max(512).default(8),
     /** Cap the upload rate (bytes per second), to spare a shared uplink. */
     maxRate: z.number().int().positive().optional(),
+    /** Restores from an archive class (GLACIER, DEEP_ARCHIVE): the retrieval tier, days the copy stays readable, and how long a restore waits for S3. */
+    restoreTier: z.enum(['Expedited', 'Standard', 'Bulk']).default('Standard'),
+    restoreDays: z.number().int().min(1).max(30).default(3),
+    restoreWaitHours: z.number().positive().max(23).default(20),
   })
   .strict();
 
@@ -103,7 +110,8 @@ export const rsyncRepositorySchema = z
     identityFile: z.string().optional(),
     /** Host keys to trust (StrictHostKeyChecking=yes always: an unknown key is refused). */
     knownHostsFile: z.string().optional(),
-    retentionDays: z.number().int().positive().default(90),
+    retention: z.lazy(() => offsiteRetentionSchema).optional(),
+    retentionDays: z.number().int().positive().optional(),
     /** Cap the upload rate (bytes per second; rsync --bwlimit). */
     maxRate: z.number().int().positive().optional(),
   })
@@ -145,6 +153,9 @@ export const retentionSchema = z
     base: z.object(gfsFields(DEFAULT_BASE_RETENTION)).strict().prefault({}),
   })
   .strict();
+
+/** An offsite repository's own tiers (lib/offsite.ts DEFAULT_OFFSITE_RETENTION for the fields not given). */
+const offsiteRetentionSchema = z.object(gfsFields(DEFAULT_OFFSITE_RETENTION)).strict();
 
 export const walRetentionSchema = z
   .object({

@@ -3,6 +3,8 @@
 // `<cluster>/base/<id>/<file>`, `<cluster>/wal/<file>`.
 import { backupIdTime, isBackupId } from './ids.js';
 import { MANIFEST_FILE } from './layout.js';
+import { applyRetention, type RetentionPolicy } from './retention.js';
+import { isArchiveStorageClass } from './s3Errors.js';
 import { planWalRetention, type RetainedBaseBackup } from './walRetention.js';
 
 /** Which part of the repository an object belongs to (storage class per kind, counts per kind in the check). */
@@ -21,6 +23,8 @@ export interface RemoteEntry {
   bytes: number;
   /** The sha256 recorded with the object (S3 metadata, rsync checksum file); undefined when it has none. */
   recordedSha256?: string;
+  /** S3: the object's storage class as listed (GLACIER and DEEP_ARCHIVE cannot be read back without a restore). */
+  storageClass?: string;
 }
 
 /** A committed local object that every offsite copy must hold. */
@@ -54,7 +58,14 @@ function commitRank(o: LocalObject): number {
   return o.kind === 'wal' && o.key.endsWith('.json') ? 1 : 0;
 }
 
-export type CheckProblemKind = 'missing' | 'short' | 'size' | 'differs' | 'corrupt' | 'unrecorded' | 'unknown';
+export type CheckProblemKind = 'missing' | 'short' | 'size' | 'differs' | 'corrupt' | 'unrecorded' | 'unknown' | 'unexpected' | 'unreadable';
+
+/**
+ * What a committed remote backup or WAL file consists of, from its manifest (`manifest.json` and the
+ * artifacts it lists) or its record (the record and the stored file it names): file names in the
+ * group's directory. `unreadable`: the manifest or record could not be read or parsed.
+ */
+export type GroupMembers = { files: readonly string[] } | { unreadable: string };
 
 export interface CheckProblem {
   key: string;
@@ -73,6 +84,8 @@ export interface CheckReport {
   counts: Record<ObjectKind, { local: number; remote: number }>;
   /** Objects whose content was read and hashed in this check. */
   contentChecked: number;
+  /** Objects in an archive storage class, checked by size and recorded sha256 only (no read-back). */
+  archived?: number;
   problems: CheckProblem[];
 }
 
@@ -89,6 +102,14 @@ export function checkRemote(input: {
   /** sha256 of the content, for the keys that were read back. */
   content: ReadonlyMap<string, string>;
   contentScope: ReadonlySet<string>;
+  /**
+   * Each committed remote group's members (key: `groupOf`), from the manifests and records: an
+   * object of a group that its manifest does not list is `unexpected`, a listed one absent is
+   * `missing`. A group not given here is judged by its commit marker alone.
+   */
+  members?: ReadonlyMap<string, GroupMembers>;
+  /** Objects in an archive storage class: not read back (only counted). */
+  archived?: ReadonlySet<string>;
   /**
    * When the sync read the local repository: objects committed after this (less a minute, for a
    * WAL push under way while it read) and missing remotely are not problems yet.
@@ -120,11 +141,30 @@ export function checkRemote(input: {
     }
   }
   const known = knownRemoteKeys([...remote.keys()]);
+  const members = input.members ?? new Map<string, GroupMembers>();
+  const reportedMissing = new Set(problems.filter((p) => p.problem === 'missing').map((p) => p.key));
+  for (const [group, m] of members) {
+    if (!remoteGroups.has(group)) continue;
+    if ('unreadable' in m) {
+      problems.push({ key: markerOf(group), problem: 'unreadable', detail: m.unreadable });
+      continue;
+    }
+    const dir = group.split('/')[1] === 'wal' ? group.slice(0, group.lastIndexOf('/')) : group;
+    for (const file of m.files) {
+      const key = `${dir}/${file}`;
+      if (!remote.has(key) && !reportedMissing.has(key)) problems.push({ key, problem: 'missing', detail: `listed by ${markerOf(group).split('/').at(-1)} but not on the remote` });
+    }
+  }
   for (const r of remote.values()) {
     const kind = kindOrUndefined(r.key);
     if (kind) counts[kind].remote++;
     if (!known.has(r.key)) {
       problems.push({ key: r.key, problem: 'unknown', detail: 'belongs to no committed backup or WAL record on the remote' });
+      continue;
+    }
+    const m = members.get(groupOf(r.key));
+    if (m && 'files' in m && !m.files.includes(r.key.split('/').at(-1)!)) {
+      problems.push({ key: r.key, problem: 'unexpected', detail: `not listed by ${markerOf(groupOf(r.key)).split('/').at(-1)} (a foreign object in a backup's place, whatever sha256 it carries)` });
       continue;
     }
     if (r.recordedSha256 === undefined) {
@@ -137,7 +177,26 @@ export function checkRemote(input: {
     else if (actual !== r.recordedSha256) problems.push({ key: r.key, problem: 'corrupt', detail: `content sha256 ${actual}, recorded ${r.recordedSha256}` });
   }
   problems.sort((a, b) => a.key.localeCompare(b.key) || a.problem.localeCompare(b.problem));
-  return { repository: input.repository, notShippedYet, counts, contentChecked: contentScope.size, problems };
+  const archived = input.archived?.size ?? 0;
+  return { repository: input.repository, notShippedYet, counts, contentChecked: contentScope.size, ...(archived > 0 ? { archived } : {}), problems };
+}
+
+/** The commit marker of a group: a backup's manifest.json, a WAL file's record. */
+function markerOf(group: string): string {
+  return group.split('/')[1] === 'wal' ? `${group}.json` : `${group}/${MANIFEST_FILE}`;
+}
+
+/**
+ * Which objects the check reads back and hashes: all remote objects (`full`) or the given ones,
+ * except those in an archive storage class (GLACIER, DEEP_ARCHIVE: GetObject refuses them until
+ * restored), which are held to their size and recorded sha256 alone.
+ */
+export function planContentCheck(remote: ReadonlyMap<string, RemoteEntry>, keys: 'all' | readonly string[]): { read: Set<string>; archived: Set<string> } {
+  const wanted = keys === 'all' ? [...remote.keys()] : keys.filter((k) => remote.has(k));
+  const read = new Set<string>();
+  const archived = new Set<string>();
+  for (const k of wanted) (isArchiveStorageClass(remote.get(k)!.storageClass) ? archived : read).add(k);
+  return { read, archived };
 }
 
 /** What an object belongs to: its backup directory, or its WAL file's name. */
@@ -223,23 +282,18 @@ export interface RemoteRetentionDecision {
  * `days` go, but each group keeps its newest backup whatever its age; WAL goes only below the
  * start of the oldest base backup kept, and never when no base backup remains to anchor it.
  */
-export function planRemoteRetention(keys: readonly string[], backups: readonly RemoteBackup[], days: number, now: Date): RemoteRetentionDecision {
-  const cutoff = now.getTime() - days * 86_400_000;
-  const newest = new Map<string, string>();
-  for (const b of backups) if ((newest.get(b.group) ?? '') < b.backupId) newest.set(b.group, b.backupId);
-  const expired = backups.filter((b) => {
-    const t = backupIdTime(b.backupId);
-    return t !== undefined && t.getTime() < cutoff && newest.get(b.group) !== b.backupId;
-  });
+export function planRemoteRetention(keys: readonly string[], backups: readonly RemoteBackup[], policy: OffsiteRetention, now: Date): RemoteRetentionDecision {
+  const expired = typeof policy === 'number' ? expiredByAge(backups, policy, now) : expiredByTiers(backups, policy);
   const remove: string[] = [];
   const reasons: RemoteRetentionDecision['reasons'] = [];
-  for (const b of expired) {
+  for (const { backup: b, reason } of expired) {
     const under = keys.filter((k) => k.startsWith(b.dir + '/'));
     const manifest = `${b.dir}/${MANIFEST_FILE}`;
     remove.push(...under.filter((k) => k === manifest), ...under.filter((k) => k !== manifest).sort());
-    reasons.push({ what: b.dir, reason: `older than ${days} days` });
+    reasons.push({ what: b.dir, reason });
   }
-  const keptBase = backups.filter((b) => b.kind === 'base' && !expired.includes(b));
+  const expiredDirs = new Set(expired.map((e) => e.backup.dir));
+  const keptBase = backups.filter((b) => b.kind === 'base' && !expiredDirs.has(b.dir));
   if (keptBase.length > 0 && keptBase.every((b) => b.wal)) {
     const walKeys = keys.filter((k) => k.split('/')[1] === 'wal');
     const byName = new Map<string, string[]>();
@@ -256,4 +310,46 @@ export function planRemoteRetention(keys: readonly string[], backups: readonly R
     }
   }
   return { remove, reasons };
+}
+
+/**
+ * An offsite repository's retention: tiers like the local grandfather-father-son policy (newest of
+ * each of the `daily` most recent days, `weekly` weeks, `monthly` months, `yearly` years, and the
+ * `minimum` newest), or, from older configs, a number of days.
+ */
+export type OffsiteRetention = RetentionPolicy | number;
+
+/** The shipped offsite tiers: a month of dailies, weekly for ~90 days, monthly for a year. */
+export const DEFAULT_OFFSITE_RETENTION: RetentionPolicy = { daily: 30, weekly: 13, monthly: 12, yearly: 0, minimum: 3 };
+
+/** A repository's policy from its config: `retention` tiers, else the older `retentionDays`, else the default tiers. */
+export function offsiteRetention(repo: { retention?: RetentionPolicy; retentionDays?: number }): OffsiteRetention {
+  return repo.retention ?? repo.retentionDays ?? DEFAULT_OFFSITE_RETENTION;
+}
+
+type Expired = { backup: RemoteBackup; reason: string };
+
+/** Older than `days`, except each group's newest. */
+function expiredByAge(backups: readonly RemoteBackup[], days: number, now: Date): Expired[] {
+  const cutoff = now.getTime() - days * 86_400_000;
+  const newest = new Map<string, string>();
+  for (const b of backups) if ((newest.get(b.group) ?? '') < b.backupId) newest.set(b.group, b.backupId);
+  return backups
+    .filter((b) => {
+      const t = backupIdTime(b.backupId);
+      return t !== undefined && t.getTime() < cutoff && newest.get(b.group) !== b.backupId;
+    })
+    .map((backup) => ({ backup, reason: `older than ${days} days` }));
+}
+
+/** Per group (a database's logical backups, the cluster's base backups), the GFS tiers; a backup id without a time is kept. */
+function expiredByTiers(backups: readonly RemoteBackup[], policy: RetentionPolicy): Expired[] {
+  const groups = new Map<string, RemoteBackup[]>();
+  for (const b of backups) if (backupIdTime(b.backupId)) groups.set(b.group, [...(groups.get(b.group) ?? []), b]);
+  const out: Expired[] = [];
+  for (const members of groups.values()) {
+    const decision = applyRetention(members.map((b) => ({ backupId: b.backupId, time: backupIdTime(b.backupId)!, verified: false })), policy);
+    for (const d of decision.delete) out.push({ backup: members.find((b) => b.backupId === d.backupId)!, reason: d.reason.replace('outside the policy', 'outside the offsite policy') });
+  }
+  return out.sort((a, b) => a.backup.dir.localeCompare(b.backup.dir));
 }

@@ -1,9 +1,9 @@
 // offsiteSync: the offsite copy. Replaces backup-offsite.sh / backup_to_s3.sh / an rsync cron line:
-// plan (which repositories, each reachable and usable) → per repository: upload what it lacks
+// plan (which repositories) → per repository: probe (reachable and usable), upload what it lacks
 // (never deleting or overwriting anything there) → the remote check (size and sha256 of every
 // object against the local manifests) → its own retention, only after a passing check. One repository failing does not stop the
 // others; the workflow fails at the end naming each failure.
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { Activities, CheckDepth, CheckReport, RetentionResult, SyncResult } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
@@ -42,13 +42,20 @@ const long = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function offsiteSync(input: OffsiteSyncInput): Promise<OffsiteSyncResult> {
   const step = trackProgress('plan');
-  const names = await quick.planOffsite({ cluster: input.cluster, repositories: input.repositories });
+  // Each repository probed on its own, in its own try: a wrong S3 secret no longer keeps the rsync
+  // copy from being made, and every broken repository is named (before: the first one, for all).
+  const probeEach = patched('offsite-probe-per-repository');
+  const names = await quick.planOffsite({ cluster: input.cluster, repositories: input.repositories, ...(probeEach ? { probe: false } : {}) });
   const results: OffsiteRepositoryResult[] = [];
   for (const repository of names) {
     const target = { cluster: input.cluster, repository, walOnly: input.walOnly };
     const result: OffsiteRepositoryResult = { repository };
     results.push(result);
     try {
+      if (probeEach) {
+        step('probe', repository);
+        await quick.probeOffsite({ repository });
+      }
       if (!input.checkOnly) {
         step('upload', repository);
         result.sync = await long.syncToOffsite(target);

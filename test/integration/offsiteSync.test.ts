@@ -3,12 +3,14 @@
 // a check that reads every object back; a second run copies nothing; an object deleted or changed
 // behind pgwarden's back is named; the S3 server dying mid-upload is survived; a wiped local
 // repository deletes nothing offsite, and a verify and a rehearsal PITR then work from offsite alone.
+import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { S3Client, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, S3Client, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { execa } from 'execa';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { OffsiteSyncInput, OffsiteSyncResult } from '../../src/workflows/offsiteSync.js';
 import type { PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
 import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
@@ -49,6 +51,8 @@ beforeAll(async () => {
       repositories: {
         s3: { ...s3Base, bucket: 'offsite', prefix: 'pgwarden' },
         rsync: { ...rsyncBase, destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/pgwarden` },
+        // Empty until the test of a broken repository beside a good one.
+        fresh: { ...rsyncBase, destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/fresh` },
         // Only the fault tests name these.
         slow: { ...s3Base, bucket: 'slow', partSizeMiB: 5, maxRate: 3_000_000 },
         'no-bucket': { ...s3Base, bucket: 'no-such-bucket' },
@@ -199,11 +203,68 @@ describe('offsiteSync', () => {
     for (const [repository, message] of cases) {
       const handle = await startSync({ repositories: [repository] });
       const f = await failure(handle);
-      expect(f.retryState, repository).toBe('NON_RETRYABLE_FAILURE');
+      expect(f.type).toBe('OffsiteSyncFailed');
       expect(f.message).toMatch(message);
+      // Refused by the probe at once: one attempt, non-retryable, nothing uploaded.
+      const events = (await handle.fetchHistory()).events!;
+      expect(events.filter((e) => e.activityTaskStartedEventAttributes)).toHaveLength(2); // plan, probe
+      const probeFailure = events.find((e) => e.activityTaskFailedEventAttributes)!.activityTaskFailedEventAttributes!.failure!;
+      expect(probeFailure.applicationFailureInfo?.nonRetryable, repository).toBe(true);
       const history = JSON.stringify(await handle.fetchHistory());
       for (const secret of [s3.secretKey, BAD_SECRET]) expect(history).not.toContain(secret);
     }
+  }, 120_000);
+
+  it('one broken repository never silences the others: the rsync copy is made and checked, the run fails naming every broken one', async () => {
+    const handle = await startSync({ repositories: ['bad-credentials', 'fresh', 'no-bucket'] });
+    const f = await failure(handle);
+    expect(f.type).toBe('OffsiteSyncFailed');
+    expect(f.message).toMatch(/^bad-credentials: .*credentials refused/m);
+    expect(f.message).toMatch(/^no-bucket: .*does not exist/m);
+    expect(f.message).not.toMatch(/^fresh:/m);
+    // The failure carries every repository's result: the good one got everything and checked clean.
+    const err = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
+    const details = (err.cause as Error & { details?: unknown[] }).details?.[0] as OffsiteSyncResult;
+    const fresh = details.repositories.find((r) => r.repository === 'fresh')!;
+    expect(fresh.error).toBeUndefined();
+    expect(fresh.sync!.uploaded).toBeGreaterThan(6);
+    expect(fresh.check!.problems).toEqual([]);
+    for (const kind of ['logical', 'base', 'wal'] as const) expect(fresh.check!.counts[kind].remote).toBe(fresh.check!.counts[kind].local);
+    expect(details.repositories.filter((r) => r.error).map((r) => r.repository)).toEqual(['bad-credentials', 'no-bucket']);
+  }, 120_000);
+
+  it('names a foreign object in a backup directory although it carries a matching sha256 record; the CLI prints one problem per line', async () => {
+    const dir = (await dumpKey()).split('/').slice(0, -1).join('/');
+    const foreign = `${dir}/extra.bin`;
+    const bytes = Buffer.from('not part of this backup\n');
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    // S3: with the sha256 metadata pgwarden records; rsync: with a `.sha256` sidecar.
+    await s3Client.send(new PutObjectCommand({ Bucket: 'offsite', Key: `pgwarden/${foreign}`, Body: bytes, Metadata: { sha256 } }));
+    const freshFile = join(sshd.remoteRoot, 'fresh', foreign);
+    await writeFile(freshFile, bytes);
+    await writeFile(`${freshFile}.sha256`, `${sha256}\n`);
+    try {
+      const check = await failure(await startSync({ repositories: ['s3', 'fresh'], checkOnly: true }));
+      expect(check.message).toMatch(new RegExp(`^s3: offsite repository "s3" failed its check \\(1 problem\\)`, 'm'));
+      expect(check.message).toMatch(new RegExp(`^fresh: offsite repository "fresh" failed its check \\(1 problem\\)`, 'm'));
+      expect(check.message.split('\n').filter((l) => l.startsWith(`unexpected ${foreign}: not listed by manifest.json`))).toHaveLength(2);
+
+      const cli = await execa(join(import.meta.dirname, '../../bin/pgwarden'), ['--config', setup.configFile, 'offsite', 'check', '--cluster', 'main', '--repository', 'fresh'], {
+        env: { PGWARDEN_FROM_SOURCE: '1', TEMPORAL_ADDRESS: inject('temporalAddress') },
+        stdin: 'ignore',
+        reject: false,
+      });
+      expect(cli.exitCode).toBe(1);
+      const out = cli.stdout.split('\n');
+      expect(out).toContain(`  unexpected ${foreign}: not listed by manifest.json (a foreign object in a backup's place, whatever sha256 it carries)`);
+      expect(out.find((l) => l.startsWith('fresh: FAILED: offsite repository "fresh" failed its check (1 problem):'))).toBeDefined();
+      expect(cli.stderr.trim()).toBe('pgwarden: offsite check failed for fresh (problems above)');
+    } finally {
+      await s3Client.send(new DeleteObjectCommand({ Bucket: 'offsite', Key: `pgwarden/${foreign}` }));
+      await rm(freshFile);
+      await rm(`${freshFile}.sha256`);
+    }
+    for (const r of (await sync({ repositories: ['s3', 'fresh'], checkOnly: true })).repositories) expect(r.check!.problems).toEqual([]);
   }, 120_000);
 
   it('deletes nothing offsite when the local repository is wiped; verify and a rehearsal PITR then work from offsite alone', async () => {

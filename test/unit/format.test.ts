@@ -10,6 +10,7 @@ import {
   formatLocalTime,
   formatRate,
   mainActivity,
+  offsiteReportLines,
   nextRate,
   plainProgressLine,
   progressBar,
@@ -261,5 +262,27 @@ describe('a run waiting on a child', () => {
     });
     const v = progressView(withChild(parent, running, childLabel(child)), {}, t0 + 10_000);
     expect(plainProgressLine(v)).toBe('backup-databases › app/full: dump: 2.0 MiB stored (10s)');
+  });
+});
+
+describe('offsiteReportLines', () => {
+  it('prints each repository on a line and each problem of a failed check on its own line', () => {
+    const counts = { logical: { local: 2, remote: 2 }, base: { local: 2, remote: 2 }, wal: { local: 6, remote: 6 } };
+    const lines = offsiteReportLines([
+      { repository: 's3', error: 'offsite repository "s3" (s3://b/p/): credentials refused by 127.0.0.1 (SignatureDoesNotMatch)' },
+      {
+        repository: 'rsync',
+        sync: { repository: 'rsync', uploaded: 10, uploadedBytes: 2048, uploadedKeys: [], alreadyThere: 0, syncedAt: '2026-11-22T05:00:00Z' },
+        error: 'offsite repository "rsync" failed its check (2 problems):\nmissing main/wal/000000010000000000000003.zst: not on the remote (5 bytes locally)\nunexpected main/logical/app/20261122T020000Z/extra.bin: not listed by manifest.json',
+      },
+      { repository: 'dr', check: { repository: 'dr', notShippedYet: 0, counts, contentChecked: 7, archived: 3, problems: [] } },
+    ]);
+    expect(lines).toEqual([
+      's3: FAILED: offsite repository "s3" (s3://b/p/): credentials refused by 127.0.0.1 (SignatureDoesNotMatch)',
+      'rsync: uploaded 10 (2.0 KiB), 0 already there; FAILED: offsite repository "rsync" failed its check (2 problems):',
+      '  missing main/wal/000000010000000000000003.zst: not on the remote (5 bytes locally)',
+      '  unexpected main/logical/app/20261122T020000Z/extra.bin: not listed by manifest.json',
+      'dr: check passed: logical 2, base 2, wal 6 objects, 7 read back and hashed, 3 in an archive storage class (size and recorded sha256 only)',
+    ]);
   });
 });

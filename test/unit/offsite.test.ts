@@ -1,5 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { checkRemote, knownRemoteKeys, missingOnRemote, planRemoteRetention, remoteBackups, walNameOf, type LocalObject, type RemoteBackup, type RemoteEntry } from '../../src/lib/offsite.js';
+import {
+  checkRemote,
+  DEFAULT_OFFSITE_RETENTION,
+  knownRemoteKeys,
+  missingOnRemote,
+  offsiteRetention,
+  planContentCheck,
+  planRemoteRetention,
+  remoteBackups,
+  walNameOf,
+  type GroupMembers,
+  type LocalObject,
+  type RemoteBackup,
+  type RemoteEntry,
+} from '../../src/lib/offsite.js';
 
 const sha = (c: string) => c.repeat(64);
 const dump = 'main/logical/app/20261101T020000Z/dump.pgdump.zst.gpg';
@@ -149,5 +163,98 @@ describe('planRemoteRetention', () => {
     const noBase = backups.filter((b) => b.kind === 'logical');
     expect(planRemoteRetention(keys, noBase, 90, now).remove.some((k) => k.includes('/wal/'))).toBe(false);
     expect(planRemoteRetention(keys, backups, 3650, now).remove).toEqual([]);
+  });
+});
+
+describe('checkRemote against each backup manifest and WAL record (members)', () => {
+  const members = new Map<string, GroupMembers>([
+    ['main/logical/app/20261101T020000Z', { files: ['manifest.json', 'dump.pgdump.zst.gpg'] }],
+    ['main/wal/000000010000000000000003', { files: ['000000010000000000000003.json', '000000010000000000000003.zst.gpg'] }],
+  ]);
+  const run = (remote: Map<string, RemoteEntry>, m = members) => checkRemote({ repository: 'offsite', local, remote, content: new Map(), contentScope: new Set(), members: m });
+
+  it('names a foreign object in a backup directory even when it carries a matching sha256 record', () => {
+    const remote = remoteOf(local);
+    const foreign = 'main/logical/app/20261101T020000Z/extra.bin';
+    remote.set(foreign, { key: foreign, bytes: 7, recordedSha256: sha('7') });
+    const walForeign = 'main/wal/000000010000000000000003.zst';
+    remote.set(walForeign, { key: walForeign, bytes: 7, recordedSha256: sha('7') });
+    const problems = run(remote).problems.map((p) => [p.problem, p.key]);
+    expect(problems).toEqual([['unexpected', foreign], ['unexpected', walForeign]]);
+    // Without the manifests' lists (the old check) both pass: the reason for this one.
+    expect(checkRemote({ repository: 'offsite', local, remote, content: new Map(), contentScope: new Set() }).problems).toEqual([]);
+  });
+
+  it('names an artifact the remote manifest lists but the remote lacks, once, also for a backup no longer local', () => {
+    const remote = remoteOf(local);
+    remote.delete(dump);
+    expect(run(remote).problems.map((p) => [p.problem, p.key])).toEqual([['missing', dump]]);
+    const gone = 'main/logical/app/20261001T020000Z';
+    remote.set(`${gone}/manifest.json`, { key: `${gone}/manifest.json`, bytes: 5, recordedSha256: sha('5') });
+    const withGone = new Map(members).set(gone, { files: ['manifest.json', 'dump.pgdump.zst.gpg', 'globals.sql.zst.gpg'] });
+    expect(run(remote, withGone).problems.map((p) => [p.problem, p.key])).toEqual([
+      ['missing', `${gone}/dump.pgdump.zst.gpg`],
+      ['missing', `${gone}/globals.sql.zst.gpg`],
+      ['missing', dump],
+    ]);
+  });
+
+  it('reports a manifest that cannot be read, on the manifest', () => {
+    const remote = remoteOf(local);
+    const m = new Map(members).set('main/logical/app/20261101T020000Z', { unreadable: 'cannot be read or parsed: bad JSON' });
+    expect(run(remote, m).problems).toEqual([{ key: manifest, problem: 'unreadable', detail: 'cannot be read or parsed: bad JSON' }]);
+  });
+});
+
+describe('planContentCheck', () => {
+  it('reads back everything but objects in an archive storage class, which are counted', () => {
+    const remote = remoteOf(local);
+    remote.set(dump, { ...remote.get(dump)!, storageClass: 'GLACIER' });
+    remote.set(seg, { ...remote.get(seg)!, storageClass: 'DEEP_ARCHIVE' });
+    remote.set(rec, { ...remote.get(rec)!, storageClass: 'GLACIER_IR' }); // instant retrieval: readable
+    const all = planContentCheck(remote, 'all');
+    expect([...all.read].sort()).toEqual([manifest, rec].sort());
+    expect([...all.archived].sort()).toEqual([dump, seg].sort());
+    const some = planContentCheck(remote, [dump, manifest, 'main/wal/absent.json']);
+    expect([[...some.read], [...some.archived]]).toEqual([[manifest], [dump]]);
+    const report = checkRemote({ repository: 'offsite', local, remote, content: new Map([[manifest, sha('a')], [rec, sha('c')]]), contentScope: all.read, archived: all.archived });
+    expect(report).toMatchObject({ problems: [], contentChecked: 2, archived: 2 });
+  });
+});
+
+describe('tiered offsite retention', () => {
+  const now = new Date('2026-11-22T12:00:00Z');
+  // A year of daily logical backups of one database.
+  const ids = Array.from({ length: 365 }, (_, i) => new Date(now.getTime() - (i + 1) * 86_400_000).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z').replace(/T\d+Z$/, 'T020000Z'));
+  const keys = ids.flatMap((id) => [`main/logical/app/${id}/manifest.json`, `main/logical/app/${id}/dump.pgdump.zst.gpg`]);
+  const backups = remoteBackups(keys);
+
+  it('keeps a month of dailies, ~90 days of weeklies and a year of monthlies (the seeds), removing the rest manifest first', () => {
+    const d = planRemoteRetention(keys, backups, DEFAULT_OFFSITE_RETENTION, now);
+    const removed = new Set(d.reasons.map((r) => r.what.split('/').at(-1)!));
+    const kept = ids.filter((id) => !removed.has(id));
+    const age = (id: string) => (now.getTime() - new Date(`${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)}T02:00:00Z`).getTime()) / 86_400_000;
+    // Every day of the last 30 is kept; between 30 and ~90 days one a week; after that one a month.
+    expect(ids.filter((id) => age(id) <= 30).every((id) => kept.includes(id))).toBe(true);
+    // One a week (plus a month's newest) up to ~90 days: no gap over 7 days, no more than 11.
+    const weeklyBand = kept.filter((id) => age(id) > 30 && age(id) <= 88).map(age).sort((a, b) => a - b);
+    expect(weeklyBand.length).toBeGreaterThanOrEqual(8);
+    expect(weeklyBand.length).toBeLessThanOrEqual(11);
+    expect(Math.max(...weeklyBand.map((a, i) => a - (weeklyBand[i - 1] ?? 30)))).toBeLessThanOrEqual(7.01);
+    expect(kept.filter((id) => age(id) > 100).length).toBeLessThanOrEqual(10);
+    expect(kept.length).toBeLessThan(60);
+    expect(d.remove.length).toBe(2 * (365 - kept.length));
+    const first = d.reasons[0]!.what;
+    expect(d.remove.indexOf(`${first}/manifest.json`)).toBeLessThan(d.remove.indexOf(`${first}/dump.pgdump.zst.gpg`));
+    expect(d.reasons[0]!.reason).toMatch(/^outside the offsite policy \(30 daily, 13 weekly, 12 monthly/);
+  });
+
+  it('takes the tiers, else an old config’s retentionDays, else the default tiers', () => {
+    const tiers = { daily: 1, weekly: 0, monthly: 0, yearly: 0, minimum: 1 };
+    expect(offsiteRetention({ retention: tiers, retentionDays: 10 })).toBe(tiers);
+    expect(offsiteRetention({ retentionDays: 10 })).toBe(10);
+    expect(offsiteRetention({})).toBe(DEFAULT_OFFSITE_RETENTION);
+    // Flat days still work as before.
+    expect(planRemoteRetention(keys, backups, 10, now).reasons).toHaveLength(365 - 9);
   });
 });

@@ -17,6 +17,7 @@ import { inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE } from '../atomicFile.js'
 import { fsyncPath, hashFile } from '../pipeline.js';
 import { LocalRepository } from '../repository.js';
 import { readHistories, WalArchive } from '../walArchive.js';
+import { archiveWaitOf, whenReadable, type ArchiveWait } from './archived.js';
 import { offsiteNames, withStore } from './stores.js';
 import type { OffsiteStore } from './store.js';
 
@@ -45,7 +46,7 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
         const backupId = ids.sort().at(-1);
         if (!backupId) return undefined;
         const dir = `${input.cluster}/logical/${input.database}/${backupId}`;
-        return { repository: name, backupId, ...(await fetchBackupDir(store, repo, dir, parseLogicalManifest)) };
+        return { repository: name, backupId, ...(await fetchBackupDir(store, repo, dir, parseLogicalManifest, archiveWaitOf(config, name))) };
       });
       if (found) return found;
     }
@@ -88,7 +89,7 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
         }
         const chosen = await chooseRemoteBase(store, repo, archive, input, [...remote.keys()], walKeys);
         if (chosen) {
-          const got = await fetchBackupDir(store, repo, chosen.dir, parseBaseManifest);
+          const got = await fetchBackupDir(store, repo, chosen.dir, parseBaseManifest, archiveWaitOf(config, name));
           add(name, got);
           total.backupId = chosen.backupId;
         }
@@ -97,13 +98,15 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
           .sort((a, b) => (a < b ? -1 : 1))[0];
         if (oldest === undefined) return;
         const have = await archive.list();
-        for (const key of walKeys) {
+        const needed = walKeys.filter((key) => {
           const walName = walNameOf(key.split('/')[2]!);
-          if (have.has(walName)) continue;
           const segment = parseSegmentName(walName.slice(0, 24))?.segment;
-          if (segment !== undefined && !walName.endsWith('.history') && segment < oldest) continue;
-          add(name, await fetchWalFile(store, archive, key));
-        }
+          return !have.has(walName) && (segment === undefined || walName.endsWith('.history') || segment >= oldest);
+        });
+        // WAL a lifecycle rule moved to an archive class: every restore asked for at once, then waited for.
+        const names = new Set(needed.map((k) => walNameOf(k.split('/')[2]!)));
+        await whenReadable(store, [...remote.keys()].filter((k) => k.split('/')[1] === 'wal' && names.has(walNameOf(k.split('/')[2]!))), archiveWaitOf(config, name));
+        for (const key of needed) add(name, await fetchWalFile(store, archive, key));
       });
     }
     return total;
@@ -168,14 +171,18 @@ async function fetchBackupDir(
   repo: LocalRepository,
   dir: string,
   parse: (json: string) => LogicalManifest | BaseManifest,
+  wait: ArchiveWait,
 ): Promise<{ files: number; bytes: number }> {
   const localDir = join(repo.root, dir);
   await repo.prepareDir(localDir);
   const manifestPartial = join(localDir, MANIFEST_FILE + PARTIAL_SUFFIX);
+  await whenReadable(store, [`${dir}/${MANIFEST_FILE}`], wait);
   await getPrivate(store, `${dir}/${MANIFEST_FILE}`, manifestPartial);
   const manifest = parse(await readFile(manifestPartial, 'utf8'));
   // Names come from the remote: each must be one plain file name, never a path out of the directory.
   for (const artifact of manifest.artifacts) assertPlainName(store.name, artifact.name);
+  // Artifacts a lifecycle rule moved to GLACIER / DEEP_ARCHIVE: restored (and waited for) before any download.
+  await whenReadable(store, manifest.artifacts.map((a) => `${dir}/${a.name}`), wait);
   let bytes = 0;
   for (const artifact of manifest.artifacts) {
     await fetchChecked(store, `${dir}/${artifact.name}`, join(localDir, artifact.name), artifact.sha256, store.name);

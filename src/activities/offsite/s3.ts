@@ -16,6 +16,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   paginateListObjectsV2,
+  RestoreObjectCommand,
   S3Client,
   type S3ClientConfig,
   type StorageClass,
@@ -24,14 +25,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { S3RepositoryConfig } from '../../config/schema.js';
 import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
 import { mapLimit } from '../../lib/mapLimit.js';
+import { classifyS3Error, objectReadability } from '../../lib/s3Errors.js';
 import { streamed } from '../streamMemory.js';
 import { uploadFile } from './s3Upload.js';
 import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
 
 const DELETE_BATCH = 1000; // the most DeleteObjects accepts
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
-const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'XAdminUserNotFound']);
 
 export function createS3Store(name: string, config: S3RepositoryConfig, env: NodeJS.ProcessEnv): OffsiteStore {
   const prefix = config.prefix === '' || config.prefix.endsWith('/') ? config.prefix : `${config.prefix}/`;
@@ -68,29 +68,33 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
     return { accessKeyId: read(config.accessKeyIdEnv, 'access key id'), secretAccessKey: read(config.secretAccessKeyEnv, 'secret access key') };
   }
 
-  /** One mapping for every operation: network trouble is retryable, a refusal by the server is not. */
+  /** One mapping for every operation, by the real cause (lib/s3Errors.ts): network trouble and throttling are retried, a refusal is not. */
   function failure(e: unknown, what: string): ApplicationFailure {
     if (e instanceof ApplicationFailure) return e;
     const err = e as { name?: string; code?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
     const status = err.$metadata?.httpStatusCode;
     const code = err.Code ?? err.name ?? '';
-    if (code === 'CredentialsProviderError') {
-      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: no credentials found (configure accessKeyIdEnv/secretAccessKeyEnv or the AWS default chain)`);
+    switch (classifyS3Error(err, what)) {
+      case 'no-credentials':
+        return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: no credentials found (configure accessKeyIdEnv/secretAccessKeyEnv or the AWS default chain)`);
+      case 'no-bucket':
+        return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: bucket "${Bucket}" does not exist`);
+      case 'credentials':
+        return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: credentials refused by ${endpoint} (${code || status})`);
+      case 'archived':
+        return nonRetryable(ErrorType.OffsiteUnavailable, `${label}: ${what}: the object is in an archive storage class (GLACIER, DEEP_ARCHIVE) and must be restored first (${code})`);
+      case 'not-found':
+        return nonRetryable(ErrorType.OffsiteUnavailable, `${label}: ${what}: no such object (${code || status})`);
+      case 'throttled':
+        return retryable(ErrorType.OffsiteUnavailable, `${label}: ${endpoint} is throttling requests (${what}: ${code || `HTTP ${status}`})`);
+      case 'network':
+        return retryable(ErrorType.OffsiteUnavailable, `${label}: cannot reach ${endpoint} (${what}: ${err.message ?? code})`);
+      case 'server':
+        return retryable(ErrorType.OffsiteUnavailable, `${label}: ${endpoint} is unavailable (${what}: HTTP ${status} ${code})`);
+      default:
+        // Anything else (an interrupted body, an unexpected answer): worth another attempt.
+        return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed: ${code}${status ? ` (HTTP ${status})` : ''}: ${err.message ?? String(e)}`);
     }
-    if (code === 'NoSuchBucket' || (what === 'probe' && status === 404 && code !== 'XAdminUserNotFound')) {
-      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: bucket "${Bucket}" does not exist`);
-    }
-    if (status === 403 || CREDENTIAL_CODES.has(code)) {
-      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: credentials refused by ${endpoint} (${code || status})`);
-    }
-    if ((err.code && NETWORK_CODES.has(err.code)) || code === 'TimeoutError') {
-      return retryable(ErrorType.OffsiteUnavailable, `${label}: cannot reach ${endpoint} (${what}: ${err.message ?? code})`);
-    }
-    if (status !== undefined && status >= 500) {
-      return retryable(ErrorType.OffsiteUnavailable, `${label}: ${endpoint} is unavailable (${what}: HTTP ${status} ${code})`);
-    }
-    // Anything else (an interrupted body, an unexpected answer): worth another attempt.
-    return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed: ${code}${status ? ` (HTTP ${status})` : ''}: ${err.message ?? String(e)}`);
   }
 
   async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -137,13 +141,14 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
 
     list(listPrefix) {
       return attempt('list', async () => {
-        const objects: { key: string; bytes: number }[] = [];
+        const objects: { key: string; bytes: number; storageClass?: string }[] = [];
         for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix: prefix + listPrefix })) {
-          for (const o of page.Contents ?? []) objects.push({ key: o.Key!.slice(prefix.length), bytes: o.Size ?? 0 });
+          for (const o of page.Contents ?? []) objects.push({ key: o.Key!.slice(prefix.length), bytes: o.Size ?? 0, storageClass: o.StorageClass });
         }
-        const entries = await mapLimit(objects, 8, async ({ key, bytes }): Promise<RemoteEntry> => {
+        // HEAD answers for archived objects too: the recorded sha256 is always there to check.
+        const entries = await mapLimit(objects, 8, async ({ key, bytes, storageClass }): Promise<RemoteEntry> => {
           const head = await client.send(new HeadObjectCommand({ Bucket, Key: prefix + key }));
-          return { key, bytes, recordedSha256: head.Metadata?.sha256 };
+          return { key, bytes, recordedSha256: head.Metadata?.sha256, ...(storageClass ? { storageClass } : {}) };
         });
         return new Map(entries.map((e) => [e.key, e]));
       });
@@ -211,6 +216,25 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
         } finally {
           await file.close();
         }
+      });
+    },
+
+    prepareRead(keys, days) {
+      return attempt('restore from archive', async () => {
+        const states = await mapLimit(keys, 8, async (key): Promise<'readable' | 'restoring'> => {
+          const head = await client.send(new HeadObjectCommand({ Bucket, Key: prefix + key }));
+          const state = objectReadability(head);
+          if (state !== 'archived') return state;
+          try {
+            // Intelligent-Tiering's archive tiers take no Days; the archive classes require it.
+            const RestoreRequest = head.ArchiveStatus ? {} : { Days: days, GlacierJobParameters: { Tier: config.restoreTier } };
+            await client.send(new RestoreObjectCommand({ Bucket, Key: prefix + key, RestoreRequest }));
+          } catch (e) {
+            if (classifyS3Error(e as object) !== 'restore-in-progress') throw e;
+          }
+          return 'restoring';
+        });
+        return { pending: keys.filter((_, i) => states[i] === 'restoring') };
       });
     },
 

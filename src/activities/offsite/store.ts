@@ -63,6 +63,13 @@ export interface OffsiteStore {
   /** Downloads `key` to `localFile` (written as given; the caller renames it into place after checking). */
   get(key: string, localFile: string, progress?: TransferProgress): Promise<void>;
 
+  /**
+   * Makes objects readable before `get`: S3 asks for a restore of each one in an archive storage
+   * class (GLACIER, DEEP_ARCHIVE) for `days`, and answers which are still being restored. Drivers
+   * without archive classes (rsync) lack it: everything is readable.
+   */
+  prepareRead?(keys: string[], days: number): Promise<{ pending: string[] }>;
+
   /** Removes objects: remote retention only, never because of local state. */
   remove(keys: string[]): Promise<void>;
 

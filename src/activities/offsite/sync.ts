@@ -8,8 +8,24 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../../config/index.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
-import { parseBaseManifest } from '../../lib/manifest.js';
-import { checkRemote, describeProblems, missingOnRemote, planRemoteRetention, remoteBackups, walNameOf, type CheckReport, type RemoteBackup } from '../../lib/offsite.js';
+import { MANIFEST_FILE } from '../../lib/layout.js';
+import { parseBaseManifest, parseLogicalManifest } from '../../lib/manifest.js';
+import {
+  checkRemote,
+  describeProblems,
+  groupOf,
+  missingOnRemote,
+  offsiteRetention,
+  planContentCheck,
+  planRemoteRetention,
+  remoteBackups,
+  walNameOf,
+  type CheckReport,
+  type GroupMembers,
+  type LocalObject,
+  type RemoteBackup,
+  type RemoteEntry,
+} from '../../lib/offsite.js';
 import { recordOffsiteConfirmed } from '../offsiteConfirmed.js';
 import { LocalRepository } from '../repository.js';
 import { localInventory } from './inventory.js';
@@ -46,18 +62,25 @@ export interface RetentionResult {
 export type CheckDepth = 'full' | 'quick';
 
 export function createOffsiteActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
-  /** The repositories to sync, each checked to be usable: a misconfiguration fails before anything moves. */
-  async function planOffsite(input: { cluster: string; repositories?: string[] }): Promise<string[]> {
+  /**
+   * The repositories to sync. `probe: false` (current workflows): names only, each repository is
+   * probed on its own by probeOffsite, so one broken repository never stops the others. Runs
+   * started before that probe every one here, failing on the first broken one.
+   */
+  async function planOffsite(input: { cluster: string; repositories?: string[]; probe?: boolean }): Promise<string[]> {
     const names = input.repositories ?? offsiteNames(config, input.cluster);
     if (names.length === 0) throw nonRetryable(ErrorType.InvalidInput, `cluster "${input.cluster}" has no offsite repository (add an s3 or rsync repository to the config)`);
-    for (const name of names) {
-      await withStore(config, name, env, (store) => store.probe()).catch((err: unknown) => {
-        // Unreachable at the start is reported, not retried for hours: the next scheduled run tries again.
-        if (err instanceof ApplicationFailure && err.type === ErrorType.OffsiteUnavailable) throw nonRetryable(ErrorType.OffsiteUnavailable, err.message);
-        throw err;
-      });
-    }
+    if (input.probe !== false) for (const name of names) await probeOffsite({ repository: name });
     return names;
+  }
+
+  /** One repository checked to be usable: a misconfiguration fails before anything moves to it. */
+  async function probeOffsite(input: { repository: string }): Promise<void> {
+    await withStore(config, input.repository, env, (store) => store.probe()).catch((err: unknown) => {
+      // Unreachable at the start is reported, not retried for hours: the next scheduled run tries again.
+      if (err instanceof ApplicationFailure && err.type === ErrorType.OffsiteUnavailable) throw nonRetryable(ErrorType.OffsiteUnavailable, err.message);
+      throw err;
+    });
   }
 
   /**
@@ -84,11 +107,12 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     };
     // What to upload: what the policy keeps once everything local is there too.
     const union = [...new Set([...remote.keys(), ...inventory.map((o) => o.key), ...[...localBase.keys()].map((id) => `${input.cluster}/base/${id}/manifest.json`)])];
-    const dropped = new Set(planRemoteRetention(union, await withWal(union), repoConfig.retentionDays, now).remove);
+    const policy = offsiteRetention(repoConfig);
+    const dropped = new Set(planRemoteRetention(union, await withWal(union), policy, now).remove);
     // What to remove: decided from what the remote holds alone (rule 7: never from local state).
     const remoteKeys = [...remote.keys()];
-    const retention = planRemoteRetention(remoteKeys, await withWal(remoteKeys), repoConfig.retentionDays, now);
-    return { repo, remote, retention, syncedAt, local: inventory.filter((o) => !dropped.has(o.key)) };
+    const retention = planRemoteRetention(remoteKeys, await withWal(remoteKeys), policy, now);
+    return { repo, remote, retention, syncedAt, inventory, local: inventory.filter((o) => !dropped.has(o.key)) };
   }
 
   async function syncToOffsite(input: OffsiteTarget): Promise<SyncResult> {
@@ -152,8 +176,10 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
   async function checkOffsite(input: OffsiteTarget & { depth: CheckDepth; keys?: string[]; syncedAt?: string }): Promise<CheckReport> {
     const ctx = Context.current();
     return withStore(config, input.repository, env, async (store) => {
-      const { local, remote } = await remoteView(store, input);
-      const scope = new Set(input.depth === 'full' ? remote.keys() : (input.keys ?? []).filter((k) => remote.has(k)));
+      const { local, remote, inventory } = await remoteView(store, input);
+      // Objects in GLACIER / DEEP_ARCHIVE are not read back (GetObject refuses them): size and recorded sha256 only.
+      const { read: scope, archived } = planContentCheck(remote, input.depth === 'full' ? 'all' : (input.keys ?? []));
+      const members = await remoteMembers(store, remote, inventory, { readManifests: !input.walOnly });
       let hashed = 0;
       const totalBytes = [...scope].reduce((sum, k) => sum + (remote.get(k)?.bytes ?? 0), 0);
       const timer = setInterval(() => ctx.heartbeat({ phase: 'check', repository: input.repository, objects: scope.size, bytesRead: hashed, totalBytes }), 2000);
@@ -163,7 +189,7 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       } finally {
         clearInterval(timer);
       }
-      const report = checkRemote({ repository: input.repository, local, remote, content, contentScope: scope, syncedAt: input.syncedAt });
+      const report = checkRemote({ repository: input.repository, local, remote, content, contentScope: scope, syncedAt: input.syncedAt, members, archived });
       if (report.problems.length > 0) {
         const lines = describeProblems(report).split('\n');
         const shown = lines.slice(0, 40).join('\n') + (lines.length > 40 ? `\n... and ${lines.length - 40} more` : '');
@@ -188,11 +214,69 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     });
   }
 
-  return { planOffsite, syncToOffsite, applyOffsiteRetention, checkOffsite, offsiteDrift };
+  return { planOffsite, probeOffsite, syncToOffsite, applyOffsiteRetention, checkOffsite, offsiteDrift };
 }
 
 /** Above this many uploads, their keys stay out of workflow history (the activity result). */
 const KEYS_IN_HISTORY = 5000;
+
+/**
+ * What each committed remote backup and WAL file consists of, for the check: a backup's artifacts
+ * from its manifest (the local one's list when the backup is here too: a manifest's artifacts never
+ * change after commit; else the remote's manifest, read), a WAL file's stored name from its local
+ * record, or from the remote record when its group holds more than the record and one file.
+ * (A WAL-only run knows no local backup: it reads no manifest.)
+ */
+async function remoteMembers(
+  store: OffsiteStore,
+  remote: ReadonlyMap<string, RemoteEntry>,
+  inventory: readonly LocalObject[],
+  options: { readManifests: boolean },
+): Promise<Map<string, GroupMembers>> {
+  const localFiles = new Map<string, string[]>();
+  for (const o of inventory) {
+    const group = groupOf(o.key);
+    localFiles.set(group, [...(localFiles.get(group) ?? []), o.key.split('/').at(-1)!]);
+  }
+  const members = new Map<string, GroupMembers>();
+  const keys = [...remote.keys()];
+  for (const b of remoteBackups(keys)) {
+    const files = localFiles.get(b.dir);
+    // A WAL-only run's inventory has no backups: their manifests are read by the daily full check.
+    if (!files && !options.readManifests) continue;
+    members.set(b.dir, files ? { files } : await readRemoteList(store, `${b.dir}/${MANIFEST_FILE}`, (text) => {
+      const m = b.kind === 'base' ? parseBaseManifest(text) : parseLogicalManifest(text);
+      return [MANIFEST_FILE, ...m.artifacts.map((a) => a.name)];
+    }));
+  }
+  const walGroups = new Map<string, string[]>();
+  for (const k of keys.filter((k) => k.split('/')[1] === 'wal')) walGroups.set(groupOf(k), [...(walGroups.get(groupOf(k)) ?? []), k]);
+  for (const [group, groupKeys] of walGroups) {
+    const record = `${group}.json`;
+    if (!remote.has(record)) continue; // no record: `unknown` already
+    const files = localFiles.get(group);
+    if (files) members.set(group, { files });
+    else if (groupKeys.length > 2) {
+      members.set(group, await readRemoteList(store, record, (text) => [record.split('/').at(-1)!, String((JSON.parse(text) as { stored?: unknown }).stored)]));
+    }
+  }
+  return members;
+}
+
+/** A small remote file (a manifest, a WAL record) read and turned into its list of members. */
+async function readRemoteList(store: OffsiteStore, key: string, parse: (text: string) => string[]): Promise<GroupMembers> {
+  const file = join(tmpdir(), `pgwarden-members-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+  try {
+    await store.get(key, file);
+    return { files: parse(await readFile(file, 'utf8')) };
+  } catch (err) {
+    // Trouble reaching the remote is retried; a refusal or bad content is reported.
+    if (err instanceof ApplicationFailure && !err.nonRetryable) throw err;
+    return { unreadable: `cannot be read or parsed: ${(err as Error).message.split('\n')[0]}` };
+  } finally {
+    await rm(file, { force: true });
+  }
+}
 
 /** Where a remote base backup's WAL starts, from its manifest on the remote. */
 async function remoteBaseStart(store: OffsiteStore, dir: string): Promise<RemoteBackup['wal']> {
