@@ -1,12 +1,12 @@
 // healthCheck's activities and the metrics' source: what a cluster's repository, archiver and
 // offsite copies look like now (src/lib/health.ts decides what is wrong), and the notifications.
 // Reading only, except the small notification state kept beside the cluster's backups.
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { evaluateHealth, notificationDue, resolvedKeys, type Alert, type BackupStatus, type HealthSnapshot, type HealthThresholds, type NotifiedState, type OffsiteStatus } from '../lib/health.js';
 import { runResolvedLine } from '../lib/runAlerts.js';
-import { isSafeName } from '../lib/ids.js';
+import { isRestoreCopyName } from '../lib/ids.js';
 import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
@@ -134,8 +134,10 @@ async function writeState(file: string, value: unknown): Promise<void> {
 
 /** Newest and oldest committed backup, and newest good verification, per database (and base). */
 async function backupStatus(repo: LocalRepository, cluster: string, databases: readonly string[] | undefined): Promise<BackupStatus[]> {
-  const found = await readdir(join(repo.root, cluster, 'logical')).catch(() => [] as string[]);
-  const names = [...new Set([...(databases ?? []), ...found.filter(isSafeName)])].sort();
+  // A restore's kept copies are not watched unless listed: a "*" backup no longer takes them, so
+  // the backups an older one made of them would only age into alerts.
+  const found = (await repo.listLogicalDatabases(cluster)).filter((d) => !isRestoreCopyName(d));
+  const names = [...new Set([...(databases ?? []), ...found])].sort();
   const out: BackupStatus[] = [];
   for (const database of names) {
     const all = await repo.listLogicalBackups(cluster, database);

@@ -2,7 +2,7 @@
 // PostgreSQL and Temporal: the "*" backup leaves out a restore's kept copies (unless asked), and the
 // verification restores every database the newest "*" run took; a broken backup of one database
 // does not hide the others' results, and the run fails naming every broken one.
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseLogicalManifest } from '../../src/lib/manifest.js';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
+import type { HealthCheckResult } from '../../src/workflows/healthCheck.js';
 import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
 import { testConfig, testSecrets } from '../helpers/config.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
@@ -90,6 +91,18 @@ describe('fullBackup "*" and verifyBackup "*"', () => {
     // Neither the copies' backups nor the single run's were restored.
     expect((await manifestOf(KEPT, '20261121T020000Z')).verifications).toEqual([]);
     expect((await manifestOf('app', '20261122T030000Z')).verifications).toEqual([]);
+  });
+
+  it('healthCheck does not watch the copies: their backups from before no longer age into alerts', async () => {
+    // The copies' only backups, as if an older "*" had taken them ten days ago.
+    const old = new Date(Date.now() - 10 * 86_400_000).toISOString();
+    for (const db of [KEPT, COPY]) {
+      const file = logical(db, '20261121T020000Z', 'manifest.json');
+      await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), startedAt: old, finishedAt: old }, null, 2));
+    }
+    const health = (await env.client.workflow.execute('healthCheck', { taskQueue: queue, workflowId: `${queue}/health`, args: [{ cluster: 'main' }] })) as HealthCheckResult;
+    expect(health.alerts.filter((a) => a.key.includes('_restore_'))).toEqual([]);
+    expect(health.snapshot.backups.filter((b) => b.kind === 'logical').map((b) => b.database)).toEqual(['app', 'postgres', 'shop']);
   });
 
   it('a broken backup fails the run naming every broken database, and the others are still verified', async () => {
