@@ -12,7 +12,7 @@ import type { Config } from '../config/index.js';
 import type { Alert } from '../lib/health.js';
 import { FAILED_STATUSES, failureLine, labelsFromId, lookFrom, recordRuns, runAlerts, scheduleAlerts, type ClosedRun, type RunWatchState, type ScheduleStatus } from '../lib/runAlerts.js';
 import { desiredSchedules } from '../lib/schedules.js';
-import { clusterKey, databaseKey, kindOfWorkflow, WORKFLOW_OF_KIND } from '../lib/visibility.js';
+import { clusterKey, databaseKey, kindOfWorkflow, quote, WORKFLOW_OF_KIND } from '../lib/visibility.js';
 import { writeFileAtomic } from './atomicFile.js';
 import { LocalRepository } from './repository.js';
 
@@ -35,8 +35,6 @@ function activityClient(): Client | undefined {
     return undefined;
   }
 }
-
-const quote = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
 function closedRun(w: WorkflowExecutionInfo): ClosedRun {
   const kind = kindOfWorkflow(w.type)!;
@@ -63,33 +61,42 @@ export async function watchRuns(config: Config, cluster: string, now = new Date(
   const client = activityClient();
   const previous = await readRunState(config, cluster);
   if (!client) return { alerts: runAlerts(previous), state: previous };
+  let runs: (ClosedRun & { error?: string })[] | undefined;
+  let schedules: ScheduleStatus[] | undefined;
+  let trouble: unknown;
   try {
-    const query = [
-      `WorkflowType IN (${Object.values(WORKFLOW_OF_KIND).map(quote).join(', ')})`,
-      `TaskQueue = ${quote(config.temporal.taskQueue)}`,
-      `ExecutionStatus != 'Running'`,
-      `CloseTime > ${quote(lookFrom(previous, now).toISOString())}`,
-    ].join(' AND ');
-    const runs: (ClosedRun & { error?: string })[] = [];
-    for await (const w of client.workflow.list({ query })) {
-      const run = closedRun(w);
-      if (run.cluster !== cluster) continue;
-      const known = Object.values(previous.procedures).some((p) => p.runId === run.runId);
-      // The error's one line, read once per failed run (the list does not carry it).
-      if (FAILED_STATUSES.includes(run.status) && !known) {
-        runs.push({ ...run, error: await client.workflow.getHandle(run.workflowId, run.runId).result().then(() => run.status, failureLine) });
-      } else runs.push(run);
-    }
-    const state = recordRuns(previous, cluster, runs, now);
-    await writeFileAtomic(runStateFile(config, cluster), JSON.stringify(state) + '\n');
-    return { alerts: [...runAlerts(state), ...scheduleAlerts(cluster, await describeSchedules(client, config, cluster), now)], state };
+    runs = await closedRuns(client, config, cluster, previous, now);
+    schedules = await describeSchedules(client, config, cluster);
   } catch (err) {
-    // Temporal unreadable: the failures already known still fire, and this says why nothing new is known.
-    return {
-      alerts: [...runAlerts(previous), { key: 'temporal-unreadable', message: `cluster "${cluster}": cannot ask Temporal about its runs and schedules: ${failureLine(err)}` }],
-      state: previous,
-    };
+    trouble = err;
   }
+  const state = runs ? recordRuns(previous, cluster, runs, now) : previous;
+  if (runs) await writeFileAtomic(runStateFile(config, cluster), JSON.stringify(state) + '\n');
+  const alerts = [...runAlerts(state), ...(schedules ? scheduleAlerts(cluster, schedules, now) : [])];
+  // Temporal unreadable: the failures already known still fire, and this says why nothing new is known.
+  if (trouble !== undefined) alerts.push({ key: 'temporal-unreadable', message: `cluster "${cluster}": cannot ask Temporal about its runs and schedules: ${failureLine(trouble)}` });
+  return { alerts, state };
+}
+
+/** This cluster's runs on the deployment's task queue that closed since the last look (with overlap), failed ones with their error line. */
+async function closedRuns(client: Client, config: Config, cluster: string, previous: RunWatchState, now: Date): Promise<(ClosedRun & { error?: string })[]> {
+  const query = [
+    `WorkflowType IN (${Object.values(WORKFLOW_OF_KIND).map(quote).join(', ')})`,
+    `TaskQueue = ${quote(config.temporal.taskQueue)}`,
+    `ExecutionStatus != 'Running'`,
+    `CloseTime > ${quote(lookFrom(previous, now).toISOString())}`,
+  ].join(' AND ');
+  const runs: (ClosedRun & { error?: string })[] = [];
+  for await (const w of client.workflow.list({ query })) {
+    const run = closedRun(w);
+    if (run.cluster !== cluster) continue;
+    const known = Object.values(previous.procedures).some((p) => p.runId === run.runId);
+    // The error's one line, read once per failed run (the list does not carry it).
+    if (FAILED_STATUSES.includes(run.status) && !known) {
+      runs.push({ ...run, error: await client.workflow.getHandle(run.workflowId, run.runId).result().then(() => run.status, failureLine) });
+    } else runs.push(run);
+  }
+  return runs;
 }
 
 async function describeSchedules(client: Client, config: Config, cluster: string): Promise<ScheduleStatus[]> {

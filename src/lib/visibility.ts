@@ -67,7 +67,8 @@ const STATUS = {
 } as const;
 export const RUN_STATUSES = Object.keys(STATUS);
 
-const quote = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+/** A string literal of a visibility query. */
+export const quote = (value: string) => `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 
 /**
  * The visibility query for `pgwarden list`. Kind and status use built-in attributes (WorkflowType,
