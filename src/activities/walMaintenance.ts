@@ -4,7 +4,7 @@
 import type { Config } from '../config/index.js';
 import { formatBytes } from '../lib/diskSpace.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
-import { parseWindow, planWalRetention, type WalRetentionDecision } from '../lib/walRetention.js';
+import { parseWindow, planWalRetention, segmentNumberOf, type WalRetentionDecision } from '../lib/walRetention.js';
 import { offsiteGate } from './offsiteConfirmed.js';
 import * as postgres from './postgres.js';
 import { LocalRepository } from './repository.js';
@@ -123,7 +123,14 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     // Backups are read before the WAL: a backup committed in between is newer, and one deleted in
     // between only makes this run keep more.
     const gone = new Set(input.withoutBackups ?? []);
-    const backups = (await repo.listBaseBackups(input.cluster)).filter((b) => !gone.has(b.backupId));
+    const all = await repo.listBaseBackups(input.cluster);
+    const backups = all.filter((b) => !gone.has(b.backupId));
+    // WAL older than every base backup here restores nothing (no backup to replay it onto), and no
+    // offsite copy's retention takes it: it goes without waiting for a confirmation it never gets.
+    const beforeEvery = all.reduce<bigint | undefined>((min, b) => {
+      const s = segmentOf(parseLsn(b.startLsn));
+      return min === undefined || s < min ? s : min;
+    }, undefined);
     const records = await archive.list();
     const window = config.walRetention.window;
     const decision = planWalRetention([...records.keys()], backups, { ms: parseWindow(window)!, now: new Date() });
@@ -133,7 +140,9 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     let bytesFreed = 0;
     // Oldest first: an interrupted run leaves the archive contiguous from its oldest file.
     for (const { name } of decision.delete) {
-      const repositories = awaiting(`${input.cluster}/wal/${name}`);
+      const segment = segmentNumberOf(name);
+      const useless = beforeEvery !== undefined && segment !== undefined && segment < beforeEvery;
+      const repositories = useless ? [] : awaiting(`${input.cluster}/wal/${name}`);
       if (repositories.length > 0) {
         waiting.push({ name, repositories });
         continue;

@@ -113,7 +113,11 @@ describe('walMaintenance', () => {
     const result = await run(false);
     const freed = OLD.reduce((s, n) => s + storedBytes.get(n)!, 0);
     const left = KEPT.reduce((s, n) => s + storedBytes.get(n)!, 0);
-    expect(result.retention).toEqual({ dryRun: false, deleted: [...OLD].sort(), kept: KEPT.length, bytesFreed: freed, keepFrom: { backupId: '20261122T020000Z', segment: seg(1, 5) } });
+    // Both backups are younger than the PITR window (14 days): the WAL stays continuous from the oldest.
+    expect(result.retention).toEqual({
+      dryRun: false, deleted: [...OLD].sort(), kept: KEPT.length, bytesFreed: freed, keepFrom: { backupId: '20261122T020000Z', segment: seg(1, 5) },
+      ranges: [], window: '14 days', waitingOffsite: 0, waitingOffsiteFiles: [],
+    });
     expect((await readdir(walDir())).sort()).toEqual(KEPT.flatMap((n) => [`${n}.json`, `${n}.zst`]).sort());
     expect(result.size).toMatchObject({ files: KEPT.length, bytes: left });
     expect(result.size.alert).toMatch(/^cluster "main": the WAL archive holds .* in 8 files, over the alert threshold of 500 B/);
