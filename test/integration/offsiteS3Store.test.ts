@@ -110,8 +110,8 @@ describe('S3 offsite store', () => {
 
       const listed = await s.list('main/');
       expect([...listed.values()].sort((a, b) => a.key.localeCompare(b.key))).toEqual([
-        { key: BIG, bytes: big.bytes, recordedSha256: big.sha256 },
-        { key: SMALL, bytes: small.bytes, recordedSha256: small.sha256 },
+        { key: BIG, bytes: big.bytes, recordedSha256: big.sha256, storageClass: 'STANDARD' },
+        { key: SMALL, bytes: small.bytes, recordedSha256: small.sha256, storageClass: 'STANDARD' },
       ]);
       expect((await s.list('main/wal/')).size).toBe(1);
       expect(await s.contentSha256([BIG, SMALL, 'main/wal/absent'])).toEqual(new Map([[BIG, big.sha256], [SMALL, small.sha256]]));
@@ -168,7 +168,7 @@ describe('S3 offsite store', () => {
       await server.start();
       await s.put(BIG, big.path, meta);
       const listed = await s.list('');
-      expect([...listed.values()]).toEqual([{ key: BIG, bytes: big.bytes, recordedSha256: big.sha256 }]);
+      expect([...listed.values()]).toEqual([{ key: BIG, bytes: big.bytes, recordedSha256: big.sha256, storageClass: 'STANDARD' }]);
       expect((await s.contentSha256([BIG])).get(BIG)).toBe(big.sha256);
     });
   });
@@ -189,7 +189,7 @@ describe('S3 offsite store', () => {
       const finishedAt = Date.now();
       // The one put outlived the outage: requests that met the stopped server were sent again.
       expect(finishedAt).toBeGreaterThan(await blip!);
-      expect((await s.list('main/base/20261122T050000Z/')).get(key)).toEqual({ key, bytes: big.bytes, recordedSha256: big.sha256 });
+      expect((await s.list('main/base/20261122T050000Z/')).get(key)).toEqual({ key, bytes: big.bytes, recordedSha256: big.sha256, storageClass: 'STANDARD' });
       expect((await s.contentSha256([key])).get(key)).toBe(big.sha256);
     }, repo({ maxRate: 6 * MiB }));
   });
