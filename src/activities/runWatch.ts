@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ScheduleNotFoundError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Config } from '../config/index.js';
 import type { Alert } from '../lib/health.js';
 import { FAILED_STATUSES, failureLine, labelsFromId, lookFrom, recordRuns, runAlerts, scheduleAlerts, type ClosedRun, type RunWatchState, type ScheduleStatus } from '../lib/runAlerts.js';
@@ -89,6 +90,8 @@ async function closedRuns(client: Client, config: Config, cluster: string, previ
   const runs: (ClosedRun & { error?: string })[] = [];
   for await (const w of client.workflow.list({ query })) {
     const run = closedRun(w);
+    // Started without pgwarden's labels and id (`temporal workflow start --type fullBackup ...`): its input names them.
+    if (!run.cluster) Object.assign(run, await inputLabels(client, run));
     if (run.cluster !== cluster) continue;
     const known = Object.values(previous.procedures).some((p) => p.runId === run.runId);
     // The error's one line, read once per failed run (the list does not carry it).
@@ -97,6 +100,20 @@ async function closedRuns(client: Client, config: Config, cluster: string, previ
     } else runs.push(run);
   }
   return runs;
+}
+
+/** Cluster and database from a run's input (its first history event); nothing when it cannot be read. */
+async function inputLabels(client: Client, run: ClosedRun): Promise<{ cluster?: string; database?: string }> {
+  const page = await client.workflowService
+    .getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId: run.workflowId, runId: run.runId }, maximumPageSize: 1 })
+    .catch(() => undefined);
+  const payload = page?.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  try {
+    const input = payload ? defaultPayloadConverter.fromPayload<{ cluster?: unknown; database?: unknown }>(payload as Payload) : undefined;
+    return { ...(typeof input?.cluster === 'string' ? { cluster: input.cluster } : {}), ...(typeof input?.database === 'string' ? { database: input.database } : {}) };
+  } catch {
+    return {};
+  }
 }
 
 async function describeSchedules(client: Client, config: Config, cluster: string): Promise<ScheduleStatus[]> {

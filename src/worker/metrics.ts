@@ -11,7 +11,7 @@ import { readRunState } from '../activities/runWatch.js';
 import type { Config } from '../config/index.js';
 import type { HealthSnapshot, OffsiteStatus } from '../lib/health.js';
 import type { ProcedureRecord, RunWatchState } from '../lib/runAlerts.js';
-import { kindOfWorkflow, matchesById } from '../lib/visibility.js';
+import { kindOfWorkflow, matchesById, quote } from '../lib/visibility.js';
 import type { Progress } from '../workflows/messages.js';
 
 export interface MetricsServer {
@@ -47,7 +47,7 @@ export function createMetricsRegistry(config: Config, env: NodeJS.ProcessEnv, cl
     const runs = new Map(await Promise.all(clusters.map(async (c) => [c, await readRunState(config, c)] as const)));
     // Temporal down or slow: this one series is left out (not zero), the rest still serve.
     const approvals = client
-      ? await Promise.race([waitingForApproval(client, clusters), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 5000).unref())]).catch(() => undefined)
+      ? await Promise.race([waitingForApproval(client, clusters, config.temporal.taskQueue), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 5000).unref())]).catch(() => undefined)
       : undefined;
     return { snapshots, offsite, runs, approvals };
   }
@@ -146,9 +146,10 @@ export function createMetricsRegistry(config: Config, env: NodeJS.ProcessEnv, cl
 
 const eachProcedure = (o: Observed) => [...o.runs].flatMap(([cluster, state]) => Object.values(state.procedures).map((r) => [cluster, r] as const));
 
-async function waitingForApproval(client: Client, clusters: string[]): Promise<Map<string, number>> {
+/** This deployment's (its task queue's) restores and recoveries waiting at `approve`. */
+async function waitingForApproval(client: Client, clusters: string[], taskQueue: string): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  const query = `WorkflowType IN ('pointInTimeRecovery', 'restoreDatabase') AND ExecutionStatus = 'Running'`;
+  const query = `WorkflowType IN ('pointInTimeRecovery', 'restoreDatabase') AND ExecutionStatus = 'Running' AND TaskQueue = ${quote(taskQueue)}`;
   for await (const w of client.workflow.list({ query })) {
     const cluster = clusters.find((c) => matchesById(w.workflowId, { cluster: c }));
     if (!cluster) continue;

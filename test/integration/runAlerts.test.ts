@@ -151,6 +151,22 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect((await healthCheck()).notification).toEqual({});
   });
 
+  it('a run started without pgwarden\'s labels and ids (temporal workflow start) is told by its input', async () => {
+    const adhoc = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId: `${queue}-adhoc`, args: [{ cluster: 'main', database: 'gone' }] });
+    await expect(adhoc.result()).rejects.toThrow();
+    await listedClosed(adhoc.workflowId);
+    const before = alertsOf('main').length;
+    expect((await healthCheck()).alerts.map((a) => a.key)).toEqual(['run-failed:full:gone']);
+    expect(alertsOf('main')).toHaveLength(before + 1);
+    expect(alertsOf('main').at(-1)!.text).toContain(`full of main/gone failed: ${adhoc.workflowId} at `);
+    await cluster.query('CREATE DATABASE gone');
+    const again = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId: `${queue}-adhoc-2`, args: [{ cluster: 'main', database: 'gone' }] });
+    await again.result();
+    await listedClosed(again.workflowId);
+    expect((await healthCheck()).alerts).toEqual([]);
+    expect(alertsOf('main').at(-1)).toMatchObject({ event: 'resolved', title: 'main: all health checks pass again' });
+  });
+
   it('a failed verification and a terminated restore alert once; a rejected restore is no failure; the next verification clears its alert only', async () => {
     const verify = await start({ cluster: 'main', database: 'app', kind: 'verify' }, { cluster: 'main', database: 'app', backupId: '20200101T000000Z' });
     await expect(verify.result()).rejects.toThrow();
