@@ -1,7 +1,7 @@
 // walMaintenance: keep the WAL archive healthy and bounded. Replaces wal-archive-cleanup.sh:
-// health (pg_stat_archiver: lag, failures) → retention (delete only the WAL older than the oldest
-// base backup's start) → size (report, alert over the threshold). Alerts are returned in the
-// result; sending them on is a later step.
+// health (pg_stat_archiver: lag, failures) → retention (continuous WAL inside the PITR window,
+// start → stop of older kept base backups; what no offsite check confirmed yet waits) → size
+// (report, alert over the threshold). Alerts are returned in the result; sending them on is a later step.
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities, ArchiverHealth, WalArchiveSize, WalRetentionResult } from '../activities/index.js';
 import { QUICK_ACTIVITY } from '../lib/activityOptions.js';
@@ -33,5 +33,10 @@ export async function walMaintenance(input: WalMaintenanceInput): Promise<WalMai
   const size = await walArchiveSize({ cluster: input.cluster });
   step('done');
   const alerts = [...health.alerts, ...(size.alert ? [size.alert] : [])];
+  // WAL past the PITR window that no offsite check confirmed: the copy offsite is behind.
+  if (retention.waitingOffsite) {
+    const repositories = [...new Set((retention.waitingOffsiteFiles ?? []).flatMap((f) => f.repositories))].join(', ');
+    alerts.push(`cluster "${input.cluster}": ${retention.waitingOffsite} WAL files past the PITR window are kept because ${repositories} has not confirmed them (pgwarden offsite sync --cluster ${input.cluster})`);
+  }
   return { cluster: input.cluster, health, retention, size, alerts };
 }

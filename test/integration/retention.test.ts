@@ -16,6 +16,7 @@ import type { BaseBackupWorkflowResult } from '../../src/workflows/baseBackup.js
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
 import type { OffsiteSyncResult } from '../../src/workflows/offsiteSync.js';
 import type { RetentionRunResult } from '../../src/workflows/retention.js';
+import type { WalMaintenanceResult } from '../../src/workflows/walMaintenance.js';
 import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { startSshd, type SshServer } from '../helpers/sshd.js';
@@ -100,6 +101,11 @@ describe('local retention with an offsite repository', () => {
     expect(applied.waitingOffsite).toEqual({ backups: 2, walFiles: applied.wal!.waitingOffsite });
     expect(await walFiles()).toEqual(walBefore.filter((n) => !applied.wal!.deleted.includes(n)));
     expect(await exists(join(setup.repository, 'main/base', b1.backupId, 'manifest.json'))).toBe(true);
+    // walMaintenance does not keep it quietly either.
+    const maintenance = await execute<WalMaintenanceResult>('walMaintenance', { cluster: 'main', dryRun: true });
+    expect(maintenance.alerts).toContain(
+      `cluster "main": ${applied.wal!.waitingOffsite} WAL files past the PITR window are kept because far has not confirmed them (pgwarden offsite sync --cluster main)`,
+    );
 
     const plan = await cli();
     expect(plan[0]).toBe('retention plan for cluster main (nothing deleted; --apply carries it out)');
@@ -143,5 +149,8 @@ describe('local retention with an offsite repository', () => {
 
     const again = await execute<RetentionRunResult>('retention', { cluster: 'main', apply: true });
     expect([again.logical[0]!.retention.delete, again.base!.delete, again.wal!.deleted]).toEqual([[], [], []]);
+    const maintenance = await execute<WalMaintenanceResult>('walMaintenance', { cluster: 'main' });
+    expect(maintenance.retention).toMatchObject({ deleted: [], waitingOffsite: 0 });
+    expect(maintenance.alerts.filter((a) => a.includes('PITR window'))).toEqual([]);
   }, 180_000);
 });
