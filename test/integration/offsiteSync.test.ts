@@ -20,7 +20,7 @@ import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { freePort } from '../helpers/ports.js';
 import { startS3Server, type S3Server } from '../helpers/s3.js';
 import { startSshd, type SshServer } from '../helpers/sshd.js';
-import { startPgwardenWorker, testEnvironment, uniqueQueue, waitForHeartbeat, type RunningWorker } from '../helpers/temporal.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
 
 const S3_KEY_ENV = 'PGWARDEN_TEST_S3_KEY';
 const S3_SECRET_ENV = 'PGWARDEN_TEST_S3_SECRET';
@@ -177,7 +177,14 @@ describe('offsiteSync', () => {
     );
     await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/full-bulk`, args: [{ cluster: 'main', database: 'bulk' }] });
     const handle = await startSync({ repositories: ['slow'] });
-    await waitForHeartbeat(handle, (h) => String(h.object).includes('logical/bulk/') && Number(h.bytes) > 0, 90_000);
+    // Seen from the server: the dump's multipart upload has begun (heartbeats are throttled, and a
+    // 5 s upload may show none).
+    for (const deadline = Date.now() + 90_000; ; ) {
+      const open = await s3Client.send(new ListMultipartUploadsCommand({ Bucket: 'slow' }));
+      if ((open.Uploads ?? []).some((u) => u.Key?.startsWith('main/logical/bulk/'))) break;
+      if (Date.now() > deadline) throw new Error('no multipart upload of the bulk dump began within 90 s');
+      await sleep(100);
+    }
     // Down for longer than the upload resends a request (after 1 s, then 2 s): the attempt fails.
     await s3.stop();
     await sleep(6000);
