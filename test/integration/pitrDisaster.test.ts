@@ -206,12 +206,14 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
         await mkdir(setup.cluster.dataDir, { mode: 0o700 });
         if (process.getuid?.() === 0) await execa('chown', ['postgres:postgres', setup.cluster.dataDir]);
       }
+      // A failed recovery keeps its work directory for the post-mortem: this run's is the new one.
+      const earlier = await siblings();
       try {
         const handle = await approved({ cluster: 'main', target: { time: t3 } }, async (waiting) => {
           expect(waiting.detail).toContain(`is ${found} on this host (nothing to stop or keep)`);
           // The staged WAL goes missing after planning: replay cannot start (no checkpoint record).
           // Every segment, not just the first: which one holds the checkpoint is not this test's business.
-          const work = (await siblings()).find((f) => f.includes('pgwarden-pitr-'))!;
+          const work = (await siblings()).find((f) => f.includes('pgwarden-pitr-') && !earlier.includes(f))!;
           const walDir = join(dirname(setup.cluster.dataDir), work, 'wal');
           const segments = (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}$/.test(f));
           expect(segments.length).toBeGreaterThan(0);
