@@ -63,7 +63,7 @@ export function parseWalPushArgs(args: string[]): { config?: string; cluster: st
 // The keys the schema (src/config/schema.ts, all .strict()) allows where wal-push reads: a key
 // outside these (a misspelt `encryption` would mean unencrypted WAL) sends the call to zod.
 const KNOWN = {
-  top: ['temporal', 'clusters', 'repositories', 'encryption', 'retention', 'compression', 'walPush', 'limits', 'verification', 'walMaintenance', 'schedules', 'health', 'notifications', 'metrics', 'worker'],
+  top: ['temporal', 'clusters', 'repositories', 'encryption', 'retention', 'compression', 'walPush', 'limits', 'verification', 'walMaintenance', 'walRetention', 'schedules', 'health', 'notifications', 'metrics', 'worker'],
   cluster: ['host', 'port', 'user', 'passwordEnv', 'passfile', 'maintenanceDatabase', 'sslmode', 'dataDirectory', 'hostQueue', 'logFile', 'binDir', 'hooks', 'archiveWaitSeconds', 'repository', 'offsite', 'databases', 'schedules'],
   localRepository: ['type', 'path'],
   compression: ['algorithm', 'level'],

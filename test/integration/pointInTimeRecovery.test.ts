@@ -73,7 +73,7 @@ describe('pointInTimeRecovery', () => {
   it('takes a base backup, then the accident happens', async () => {
     const backup = (await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base`, args: [{ cluster: 'main', backupId: '20261122T030000Z' }] })) as BaseBackupWorkflowResult;
     expect(backup).toMatchObject({ cluster: 'main', backupId: '20261122T030000Z', timeline: 1, reused: false });
-    expect(backup.retention).toEqual({ keep: [{ backupId: '20261122T030000Z', reasons: expect.arrayContaining(['daily', 'minimum']) }], delete: [] });
+    expect(backup.retention).toMatchObject({ keep: [{ backupId: '20261122T030000Z', reasons: expect.arrayContaining(['pitr-window', 'minimum']) }], delete: [] });
     const files = await readdir(join(setup.repository, 'main/base/20261122T030000Z'));
     expect(files.sort()).toEqual(['backup_manifest', 'base.tar.zst.gpg', 'manifest.json']);
 
