@@ -3,12 +3,12 @@
 // is safe to repeat: health and size only read; retention recomputes what to delete every time.
 import type { Config } from '../config/index.js';
 import { formatBytes } from '../lib/diskSpace.js';
-import { parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
-import { parseWindow, planWalRetention, segmentNumberOf, type WalRetentionDecision } from '../lib/walRetention.js';
+import { HISTORY_NAME, parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
+import { parseWindow, planWalRetention, windowAnchor, type TimelineOrigin, type WalRetentionDecision } from '../lib/walRetention.js';
 import { offsiteGate } from './offsiteConfirmed.js';
 import * as postgres from './postgres.js';
 import { LocalRepository } from './repository.js';
-import { WalArchive } from './walArchive.js';
+import { readHistories, WalArchive, type WalRecord } from './walArchive.js';
 
 export interface ArchiverHealth {
   archiveMode: string;
@@ -125,24 +125,21 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     const gone = new Set(input.withoutBackups ?? []);
     const all = await repo.listBaseBackups(input.cluster);
     const backups = all.filter((b) => !gone.has(b.backupId));
-    // WAL older than every base backup here restores nothing (no backup to replay it onto), and no
-    // offsite copy's retention takes it: it goes without waiting for a confirmation it never gets.
-    const beforeEvery = all.reduce<bigint | undefined>((min, b) => {
-      const s = segmentOf(parseLsn(b.startLsn));
-      return min === undefined || s < min ? s : min;
-    }, undefined);
     const records = await archive.list();
     const window = config.walRetention.window;
-    const decision = planWalRetention([...records.keys()], backups, { ms: parseWindow(window)!, now: new Date() });
+    const ms = parseWindow(window)!;
+    const now = new Date();
+    const decision = planWalRetention([...records.keys()], backups, { ms, now, timelines: await recentTimelines(archive, records, windowAnchor(backups, ms, now)) });
     const awaiting = await offsiteGate(config, repo, input.cluster);
     const deleted: string[] = [];
     const waiting: { name: string; repositories: string[] }[] = [];
     let bytesFreed = 0;
     // Oldest first: an interrupted run leaves the archive contiguous from its oldest file.
-    for (const { name } of decision.delete) {
-      const segment = segmentNumberOf(name);
-      const useless = beforeEvery !== undefined && segment !== undefined && segment < beforeEvery;
-      const repositories = useless ? [] : awaiting(`${input.cluster}/wal/${name}`);
+    for (const { name, beforeEveryBackup } of decision.delete) {
+      // WAL older than every base backup that stays (a plan counts those it would delete as gone,
+      // as --apply finds them) restores nothing, and no offsite copy's retention takes it: it goes
+      // without waiting for a confirmation it never gets.
+      const repositories = beforeEveryBackup ? [] : awaiting(`${input.cluster}/wal/${name}`);
       if (repositories.length > 0) {
         waiting.push({ name, repositories });
         continue;
@@ -162,6 +159,24 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
       waitingOffsite: waiting.length,
       waitingOffsiteFiles: waiting.slice(0, 20),
     };
+  }
+
+  /**
+   * Timelines whose history file was archived after the window's anchor finished (a PITR started
+   * them): one that branched off below the anchor's start keeps the WAL its first moments replay
+   * from. Encrypted history files are read with the private key where this host has it; without
+   * it, retention keeps more instead of failing (src/lib/walRetention.ts).
+   */
+  async function recentTimelines(archive: WalArchive, records: Map<string, WalRecord>, anchor?: { finishedAt?: string }): Promise<TimelineOrigin[]> {
+    const since = anchor?.finishedAt ? new Date(anchor.finishedAt).getTime() : -Infinity;
+    const recent = [...records.values()].filter((r) => HISTORY_NAME.test(r.name) && new Date(r.archivedAt).getTime() > since);
+    if (recent.length === 0) return [];
+    const readable = recent.filter((r) => !r.encrypted || config.encryption?.privateKeyFile);
+    const histories = await readHistories(config, env, archive, readable.map((r) => r.name));
+    return recent.map((r) => {
+      const timeline = parseInt(HISTORY_NAME.exec(r.name)![1]!, 16);
+      return { timeline, history: histories.get(timeline), archivedAt: r.archivedAt };
+    });
   }
 
   async function walArchiveSize(input: { cluster: string }): Promise<WalArchiveSize> {

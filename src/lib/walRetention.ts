@@ -14,7 +14,16 @@
 // Segment numbers are global across timelines (a child timeline continues its parent's LSNs), so
 // the cuts apply on every timeline: a range keeps its segment numbers whatever the timeline, which
 // is never less than what recovery of the backup on its own timeline path reads.
-import { BACKUP_LABEL_NAME, parseLsn, parseSegmentName, segmentName, segmentOf } from './wal.js';
+//
+// A PITR to an older point starts a timeline at a LOWER position than the anchor: the anchor is not
+// on the new timeline's path, and its moments replay from an older backup. So the continuous WAL
+// starts at the lowest of: the anchor's start; the start of every base backup that finished after
+// the anchor (a backup on such a timeline); and, for every timeline whose history file was archived
+// after the anchor finished, the start of the newest kept base backup on its path that ends at or
+// before its switch point (recovery of its first moments replays from there, across the switch).
+// Each of these is newer than the anchor, which moves on with the window: the extra WAL is kept only
+// until a backup that finished after the switch is older than the window.
+import { BACKUP_LABEL_NAME, parseLsn, parseSegmentName, segmentName, segmentOf, timelineAt, timelinePath, type TimelineSwitch } from './wal.js';
 
 export interface RetainedBaseBackup {
   backupId: string;
@@ -30,9 +39,25 @@ export interface WalRetentionDecision {
   keepFrom?: { backupId: string; segment: string };
   /** Older kept base backups and the segments kept for each (start → stop), oldest first. */
   ranges?: { backupId: string; from: string; to: string }[];
-  /** Files that may go, oldest first, each with the reason. */
-  delete: { name: string; reason: string }[];
+  /**
+   * Files that may go, oldest first, each with the reason. `beforeEveryBackup`: older than the start
+   * of every base backup given (it restores nothing: no backup to replay it onto).
+   */
+  delete: { name: string; reason: string; beforeEveryBackup?: boolean }[];
   keep: string[];
+}
+
+/** A timeline from its archived history file. */
+export interface TimelineOrigin {
+  timeline: number;
+  /**
+   * Its parsed history (`<tli>.history`): the last entry is where it branched off its parent.
+   * Unknown (encrypted, and this host has no private key): its lowest archived segment stands for
+   * the switch point and the oldest kept backup ending before it for the one on its path.
+   */
+  history?: TimelineSwitch[];
+  /** When the history file was archived; unknown counts as after the anchor (keeps more). */
+  archivedAt?: string;
 }
 
 /** The default PITR window: two weekly base backups' worth. */
@@ -47,6 +72,8 @@ export function parseWindow(text: string): number | undefined {
   return n * (m[2]!.toLowerCase().startsWith('d') ? 86_400_000 : 3_600_000);
 }
 
+const byStart = (a: { startLsn: string }, b: { startLsn: string }) => (segmentOf(parseLsn(a.startLsn)) < segmentOf(parseLsn(b.startLsn)) ? -1 : 1);
+
 /**
  * The base backup the PITR window's continuous WAL starts from: the newest one that ended at or
  * before `now - window` (so a target at the window's start has a backup before it), else the
@@ -55,7 +82,6 @@ export function parseWindow(text: string): number | undefined {
 export function windowAnchor<B extends { backupId: string; startLsn: string; finishedAt?: string }>(backups: readonly B[], windowMs: number, now: Date): B | undefined {
   const start = now.getTime() - windowMs;
   const ended = backups.filter((b) => b.finishedAt !== undefined && new Date(b.finishedAt).getTime() <= start);
-  const byStart = (a: B, b: B) => (segmentOf(parseLsn(a.startLsn)) < segmentOf(parseLsn(b.startLsn)) ? -1 : 1);
   if (ended.length > 0) return [...ended].sort((a, b) => new Date(a.finishedAt!).getTime() - new Date(b.finishedAt!).getTime() || byStart(a, b)).at(-1);
   return [...backups].sort(byStart)[0];
 }
@@ -63,24 +89,49 @@ export function windowAnchor<B extends { backupId: string; startLsn: string; fin
 export function planWalRetention(
   walFiles: readonly string[],
   backups: readonly RetainedBaseBackup[],
-  window?: { ms: number; now: Date },
+  /** `timelines`: the archive's timelines with a history file (see the header: PITR to an older point). */
+  window?: { ms: number; now: Date; timelines?: readonly TimelineOrigin[] },
 ): WalRetentionDecision {
   const names = [...walFiles].sort();
   if (backups.length === 0) return { delete: [], keep: names };
   // The continuous WAL's start, by position in the WAL, not by id: ids are start times from clocks.
-  let from: { backup: RetainedBaseBackup; segment: bigint } | undefined;
-  const consider = (backup: RetainedBaseBackup) => {
+  let from: { backup: RetainedBaseBackup; segment: bigint; why?: string } | undefined;
+  const consider = (backup: RetainedBaseBackup, why?: string) => {
     const segment = segmentOf(parseLsn(backup.startLsn));
-    if (!from || segment < from.segment) from = { backup, segment };
+    if (!from || segment < from.segment) from = { backup, segment, why };
   };
   if (window) {
-    consider(windowAnchor(backups, window.ms, window.now)!);
+    const anchor = windowAnchor(backups, window.ms, window.now)!;
+    consider(anchor);
     // A backup that does not say where it is consistent keeps everything after its start.
-    backups.filter((b) => !b.stopLsn).forEach(consider);
+    backups.filter((b) => !b.stopLsn).forEach((b) => consider(b));
+    const anchorEnd = anchor.finishedAt === undefined ? undefined : new Date(anchor.finishedAt).getTime();
+    const afterAnchor = (at?: string) => anchorEnd === undefined || at === undefined || new Date(at).getTime() > anchorEnd;
+    for (const b of backups) if (b !== anchor && afterAnchor(b.finishedAt)) consider(b, `base backup ${b.backupId}, newer than the window's start`);
+    const byStop = (a: RetainedBaseBackup, b: RetainedBaseBackup) => (parseLsn(a.stopLsn!) < parseLsn(b.stopLsn!) ? -1 : 1);
+    for (const t of window.timelines ?? []) {
+      if (!afterAnchor(t.archivedAt)) continue;
+      // Without a kept backup before the switch, the timeline's moments before its own first backup
+      // restore from nothing: its backups (finished after the anchor) keep what they need above.
+      const branch = t.history?.at(-1);
+      if (t.history && branch) {
+        const path = timelinePath(t.timeline, t.history);
+        const before = backups.filter((b) => b.stopLsn && parseLsn(b.stopLsn) <= branch.switchpoint && timelineAt(path, parseLsn(b.stopLsn) - 1n) === b.timeline).sort(byStop).at(-1);
+        if (before) consider(before, `base backup ${before.backupId}, the newest before timeline ${t.timeline} branched off inside the PITR window`);
+      } else if (!t.history) {
+        const first = names.map(parseSegmentName).reduce<bigint | undefined>((min, p) => (p?.timeline === t.timeline && (min === undefined || p.segment < min) ? p.segment : min), undefined);
+        const before = backups.filter((b) => b.stopLsn && (first === undefined || segmentOf(parseLsn(b.stopLsn)) <= first)).sort(byStart)[0];
+        if (before) consider(before, `base backup ${before.backupId}, before timeline ${t.timeline} branched off inside the PITR window (its history unread)`);
+      }
+    }
   } else {
-    backups.forEach(consider);
+    backups.forEach((b) => consider(b));
   }
   const continuous = from!;
+  const oldest = backups.reduce((min, b) => {
+    const s = segmentOf(parseLsn(b.startLsn));
+    return s < min ? s : min;
+  }, continuous.segment);
   const boundary = segmentName(continuous.backup.timeline, continuous.segment);
   const keepFrom = { backupId: continuous.backup.backupId, segment: boundary };
   const ranges = backups
@@ -89,13 +140,17 @@ export function planWalRetention(
     .sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
   const decision: WalRetentionDecision = { keepFrom, delete: [], keep: [] };
   if (window) decision.ranges = ranges.map((r) => ({ backupId: r.backup.backupId, from: segmentName(r.backup.timeline, r.from), to: segmentName(r.backup.timeline, r.to) }));
-  const what = window ? `the start of the PITR window (base backup ${keepFrom.backupId})` : `the start of the oldest base backup ${keepFrom.backupId}`;
+  const what = !window
+    ? `the start of the oldest base backup ${keepFrom.backupId}`
+    : continuous.why
+      ? `the start of ${continuous.why}`
+      : `the start of the PITR window (base backup ${keepFrom.backupId})`;
   const older = window && ranges.length > 0 ? ', outside every older base backup\'s start → stop range' : '';
   for (const name of names) {
     const segment = segmentNumberOf(name);
     const inRange = segment !== undefined && ranges.some((r) => segment >= r.from && segment <= r.to);
     if (segment !== undefined && segment < continuous.segment && !inRange) {
-      decision.delete.push({ name, reason: `before ${boundary}, ${what}${older}` });
+      decision.delete.push({ name, reason: `before ${boundary}, ${what}${older}`, ...(segment < oldest ? { beforeEveryBackup: true } : {}) });
     } else {
       decision.keep.push(name);
     }

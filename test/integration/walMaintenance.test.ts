@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { zstdCompressSync } from 'node:zlib';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +29,7 @@ const queue = uniqueQueue('walmaint');
 const walDir = () => join(dir, 'repo/main/wal');
 const secrets = () => ({ ...process.env, ...testSecrets(cluster) });
 
-// (Stored WAL files are 100–199 random bytes, so the 8 kept ones always exceed the 500 B alert.)
+// (Stored WAL segments are 100–199 random bytes, so the 8 kept files always exceed the 500 B alert.)
 // The fake archive: timeline 1 segments 1..B, a backup label in segment 3, timeline 2 (forked in
 // segment 4) from 4 on, its history file, and a standby's .partial. The oldest base backup starts
 // in segment 5 (0/5000028), a newer one in segment 9.
@@ -38,9 +39,12 @@ const KEPT = [seg(1, 5), seg(1, 6), seg(1, 9), seg(1, 0xb), '00000002.history', 
 const storedBytes = new Map<string, number>();
 
 async function fakeWal(name: string): Promise<void> {
-  const data = randomBytes(100 + Math.floor(Math.random() * 100));
+  // A history file is read (timelines started by a PITR), so it is a real one: timeline 2 forked in segment 4.
+  const raw = name.endsWith('.history') ? Buffer.from('1\t0/4000100\tno recovery target specified\n') : undefined;
+  const data = raw ? zstdCompressSync(raw) : randomBytes(100 + Math.floor(Math.random() * 100));
   const sha256 = createHash('sha256').update(data).digest('hex');
-  const record: WalRecord = { name, stored: `${name}.zst`, bytes: data.length, sha256, rawBytes: 16 << 20, rawSha256: sha256, compression: 'zstd', encrypted: false, archivedAt: new Date().toISOString() };
+  const rawSha256 = raw ? createHash('sha256').update(raw).digest('hex') : sha256;
+  const record: WalRecord = { name, stored: `${name}.zst`, bytes: data.length, sha256, rawBytes: raw?.length ?? 16 << 20, rawSha256, compression: 'zstd', encrypted: false, archivedAt: new Date().toISOString() };
   await writeFile(join(walDir(), record.stored), data);
   await writeFile(join(walDir(), `${name}.json`), JSON.stringify(record));
   storedBytes.set(name, data.length);
@@ -82,9 +86,12 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-walmaint-'));
   config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, extra: { walMaintenance: { archiveSizeAlertBytes: 500 } } });
   await mkdir(walDir(), { recursive: true });
-  for (const name of [...OLD, ...KEPT]) await fakeWal(name);
+  for (const name of [...OLD, ...KEPT].filter((n) => !n.endsWith('.history'))) await fakeWal(name);
   await fakeBaseBackup('20261123T020000Z', '0/9000028', '0/9000100');
   await fakeBaseBackup('20261122T020000Z', '0/5000028', '0/5000100');
+  // Archived after the backups finished, as after a PITR: retention reads it (it forked before both backups: nothing more is kept).
+  await new Promise((r) => setTimeout(r, 5));
+  await fakeWal('00000002.history');
   await cluster.query('CREATE TABLE t (i int)');
   worker = await startPgwardenWorker(env, config, testSecrets(cluster));
 });

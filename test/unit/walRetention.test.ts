@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseSegmentName, segmentName, WAL_SEGMENT_BYTES } from '../../src/lib/wal.js';
+import { planRecoveryPath, type RecoveryTarget } from '../../src/lib/recovery.js';
 import { parseWindow, planWalRetention, type RetainedBaseBackup } from '../../src/lib/walRetention.js';
 
 const seg = (timeline: number, n: number) => segmentName(timeline, BigInt(n));
@@ -114,6 +115,56 @@ describe('WAL retention with a PITR window', () => {
     const files = [seg(1, 71), seg(2, 71), seg(2, 72), seg(2, 73), seg(1, 73)];
     const d = planWalRetention(files, [weekly(1, 2), weekly(3)], window);
     expect(d.delete.map((x) => x.name).sort()).toEqual([seg(1, 73), seg(2, 73)].sort());
+  });
+
+  describe('after a PITR to a point older than the window anchor', () => {
+    // Timeline 1: B0 at segment 20 (30 days ago), B1 at segment 80 (20 days ago, the window's anchor),
+    // WAL up to segment 100. 12 days ago the cluster was recovered to segment 50: timeline 2 starts
+    // there. B2 on timeline 2 at segment 55 (10 days ago); timeline 2 now at segment 90.
+    const at = (n: number) => formatLsn(BigInt(n) * BigInt(WAL_SEGMENT_BYTES));
+    const ago = (days: number) => new Date(NOW.getTime() - days * DAY).toISOString();
+    const b = (backupId: string, timeline: number, start: number, days: number) => ({ backupId, timeline, startLsn: at(start), stopLsn: at(start + 1), finishedAt: ago(days) });
+    const pitrBackups = [b('B0', 1, 20, 30), b('B1', 1, 80, 20), b('B2', 2, 55, 10)];
+    const history = [{ parent: 1, switchpoint: BigInt(50) * BigInt(WAL_SEGMENT_BYTES) }];
+    const files = [...Array.from({ length: 81 }, (_, i) => seg(1, 20 + i)), '00000002.history', ...Array.from({ length: 41 }, (_, i) => seg(2, 50 + i))];
+    const timelines = [{ timeline: 2, history, archivedAt: ago(12) }];
+    const recoverable = (kept: string[], target: RecoveryTarget, liveTimeline = 2) =>
+      planRecoveryPath({ target, backups: pitrBackups, wal: kept.map((name) => ({ name, archivedAt: NOW.toISOString() })), histories: new Map([[2, history]]), now: NOW, liveTimeline });
+
+    it('keeps every moment of the live timeline inside the window recoverable, and the newest backup replayable to now', () => {
+      const d = planWalRetention(files, pitrBackups, { ...window, timelines });
+      // Timeline 2's first moments (before B2) replay from B0 on timeline 1, across the switch.
+      expect(d.keepFrom?.backupId).toBe('B0');
+      expect(d.delete.filter((x) => x.name.startsWith('00000002'))).toEqual([]);
+      for (const segment of [51, 54, 56, 70, 90]) expect(recoverable(d.keep, { lsn: at(segment) }).lastSegment).toBe(seg(2, segment));
+      expect(recoverable(d.keep, { latest: true }).lastSegment).toBe(seg(2, 90));
+      expect(recoverable(d.keep, { lsn: at(52) }).backup.backupId).toBe('B0');
+      // The abandoned end of timeline 1 (days -14 to -12) stays too.
+      expect(recoverable(d.keep, { lsn: at(99) }, 1).lastSegment).toBe(seg(1, 99));
+    });
+
+    it('keeps at least as much when the history file cannot be read here (encrypted, no private key)', () => {
+      const d = planWalRetention(files, pitrBackups, { ...window, timelines: [{ timeline: 2, archivedAt: ago(12) }] });
+      expect(d.keepFrom?.backupId).toBe('B0');
+      expect(recoverable(d.keep, { lsn: at(52) }).backup.backupId).toBe('B0');
+      expect(recoverable(d.keep, { latest: true }).lastSegment).toBe(seg(2, 90));
+    });
+
+    it('without the timeline\'s history, the newest backup still replays to now, but the moments before it do not', () => {
+      // Without the timeline, B2 still keeps its own WAL to now: a backup that finished after the anchor.
+      const d = planWalRetention(files, pitrBackups, window);
+      expect(recoverable(d.keep, { latest: true }).backup.backupId).toBe('B2');
+      expect(() => recoverable(d.keep, { lsn: at(52) })).toThrow();
+    });
+
+    it('lets the extra WAL go once a backup on the new timeline is older than the window', () => {
+      const later = { ms: window.ms, now: new Date(NOW.getTime() + 5 * DAY), timelines };
+      const d = planWalRetention(files, pitrBackups, later);
+      expect(d.keepFrom).toEqual({ backupId: 'B2', segment: seg(2, 55) });
+      expect(d.delete.map((x) => x.name)).toContain(seg(2, 52));
+      // A timeline created before the anchor finished adds nothing.
+      expect(planWalRetention(files, pitrBackups.slice(0, 2), { ...window, timelines: [{ ...timelines[0]!, archivedAt: ago(25) }] }).keepFrom?.backupId).toBe('B1');
+    });
   });
 
   it('parses windows in days and hours, refuses the rest', () => {
