@@ -4,15 +4,17 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { evaluateHealth, notificationDue, resolvedKeys, type Alert, type BackupStatus, type HealthSnapshot, type HealthThresholds, type NotifiedState, type OffsiteStatus } from '../lib/health.js';
+import { evaluateHealth, notificationDue, offsiteWaitingStatus, resolvedKeys, type Alert, type BackupStatus, type HealthSnapshot, type HealthThresholds, type NotifiedState, type OffsiteStatus, type OffsiteWaitingStatus } from '../lib/health.js';
 import { runResolvedLine } from '../lib/runAlerts.js';
-import { isRestoreCopyName } from '../lib/ids.js';
+import { backupIdTime, isRestoreCopyName } from '../lib/ids.js';
 import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { offsiteNames } from './offsite/stores.js';
 import { readRunState, watchRuns } from './runWatch.js';
 import { LocalRepository } from './repository.js';
+import { createRetentionActivities } from './retention.js';
+import { WalArchive } from './walArchive.js';
 import { createWalMaintenanceActivities } from './walMaintenance.js';
 
 export interface HealthReport {
@@ -41,6 +43,7 @@ export async function readOffsiteStatus(config: Config, cluster: string): Promis
 
 export function createHealthActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   const wal = createWalMaintenanceActivities({ config, env });
+  const retention = createRetentionActivities({ config });
   const offsite = createOffsiteActivities({ config, env });
 
   /** The snapshot; `offsite: false` skips listing the remotes (the metrics take drift from the last healthCheck). */
@@ -67,8 +70,29 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
         }
         snapshot.offsite.push(status);
       }
+      if (snapshot.offsite.length > 0) snapshot.offsiteWaiting = await offsiteWaiting(input.cluster);
     }
     return snapshot;
+  }
+
+  /**
+   * What local retention keeps only for an offsite confirmation: its plans run dry (logical per
+   * database, base, WAL), each waiting backup dated by its id, each WAL file by its archiving.
+   */
+  async function offsiteWaiting(cluster: string): Promise<OffsiteWaitingStatus[]> {
+    const items: { what: string; committedAt: string; repositories: string[] }[] = [];
+    const backup = (what: string, w: { backupId: string; repositories: string[] }) => items.push({ what, committedAt: backupIdTime(w.backupId)?.toISOString() ?? '', repositories: w.repositories });
+    for (const database of await retention.listBackedUpDatabases({ cluster })) {
+      const r = await retention.applyLogicalRetention({ cluster, database, dryRun: true });
+      for (const w of r.waitingOffsite ?? []) backup(`${cluster}/logical/${database}/${w.backupId}`, w);
+    }
+    for (const w of (await retention.applyBaseRetention({ cluster, dryRun: true })).waitingOffsite ?? []) backup(`${cluster}/base/${w.backupId}`, w);
+    const walPlan = await wal.applyWalRetention({ cluster, dryRun: true });
+    if (walPlan.waitingOffsiteFiles?.length) {
+      const records = await WalArchive.forCluster(config, cluster).list();
+      for (const f of walPlan.waitingOffsiteFiles) items.push({ what: `${cluster}/wal/${f.name}`, committedAt: records.get(f.name)?.archivedAt ?? '', repositories: f.repositories });
+    }
+    return offsiteWaitingStatus(items);
   }
 
   async function checkHealth(input: { cluster: string }): Promise<HealthReport> {

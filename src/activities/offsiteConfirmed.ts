@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { groupOf, type LocalObject, type RemoteEntry } from '../lib/offsite.js';
-import { awaitingConfirmation, confirmedGroups, mergeConfirmations, type OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
+import type { LocalObject, RemoteEntry } from '../lib/offsite.js';
+import { awaitingConfirmation, recordAfterCheck, type OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
 import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 import { offsiteNames } from './offsite/stores.js';
 import type { LocalRepository } from './repository.js';
@@ -24,21 +24,20 @@ async function readRecord(repo: LocalRepository, cluster: string, repository: st
   }
 }
 
-/** After a passing check: what it saw on the remote is confirmed offsite from now on. */
+/**
+ * After a passing check: what it saw on the remote is confirmed offsite from now on, and what the
+ * remote's own retention does not keep (committed here, none of it in `expected`) is recorded as such.
+ * `inventory`: every committed local object in the check's scope; `expected`: those the remote's policy keeps.
+ */
 export async function recordOffsiteConfirmed(
   repo: LocalRepository,
   input: { cluster: string; repository: string; walOnly?: boolean },
-  local: readonly LocalObject[],
+  inventory: readonly LocalObject[],
+  expected: readonly LocalObject[],
   remote: ReadonlyMap<string, RemoteEntry>,
   now = new Date(),
 ): Promise<void> {
-  const record = mergeConfirmations(await readRecord(repo, input.cluster, input.repository), {
-    repository: input.repository,
-    confirmed: confirmedGroups(local, remote),
-    localGroups: local.map((o) => groupOf(o.key)),
-    walOnly: input.walOnly,
-    now,
-  });
+  const record = recordAfterCheck(await readRecord(repo, input.cluster, input.repository), { repository: input.repository, inventory, expected, remote, walOnly: input.walOnly, now });
   await mkdirPrivate(join(repo.root, input.cluster, 'offsite')); // 0700, owned like the repository (as root)
   await writeFileAtomic(recordFile(repo, input.cluster, input.repository), JSON.stringify(record) + '\n');
 }

@@ -246,6 +246,8 @@ export const healthSchema = z
     maxRepositoryUsedPercent: z.number().min(1).max(100).default(85),
     /** Objects committed locally this long ago and still missing on a remote count as drift. */
     offsiteGraceHours: z.number().nonnegative().default(30),
+    /** What local retention keeps only because an offsite repository has not confirmed it alerts once committed this long ago. */
+    offsiteWaitingHours: z.number().positive().default(48),
     /** A firing alert is sent again after this long; a change (new alert, all clear) at once. */
     repeatHours: z.number().positive().default(6),
   })

@@ -33,6 +33,34 @@ export interface OffsiteStatus {
   error?: string;
 }
 
+/**
+ * What local retention would delete but keeps because an offsite repository has neither confirmed
+ * it nor declined it by its own policy (src/lib/offsiteConfirmed.ts), per repository.
+ */
+export interface OffsiteWaitingStatus {
+  repository: string;
+  backups: number;
+  /** WAL files waiting for it, of the oldest the WAL plan lists. */
+  walFiles: number;
+  /** The oldest waiting backup or WAL file (`<cluster>/base/<id>`, `<cluster>/wal/<name>`) and when it was committed. */
+  oldest: { what: string; committedAt: string };
+}
+
+/** Per repository, from every waiting backup and WAL file and the repositories each waits for. */
+export function offsiteWaitingStatus(items: readonly { what: string; committedAt: string; repositories: readonly string[] }[]): OffsiteWaitingStatus[] {
+  const out = new Map<string, OffsiteWaitingStatus>();
+  for (const item of items) {
+    for (const repository of item.repositories) {
+      const s = out.get(repository) ?? { repository, backups: 0, walFiles: 0, oldest: { what: item.what, committedAt: item.committedAt } };
+      if (item.what.split('/')[1] === 'wal') s.walFiles++;
+      else s.backups++;
+      if (item.committedAt < s.oldest.committedAt) s.oldest = { what: item.what, committedAt: item.committedAt };
+      out.set(repository, s);
+    }
+  }
+  return [...out.values()].sort((a, b) => a.repository.localeCompare(b.repository));
+}
+
 export interface HealthSnapshot {
   cluster: string;
   at: string;
@@ -46,6 +74,8 @@ export interface HealthSnapshot {
   walArchive?: { files: number; bytes: number };
   /** Stored bytes of every committed backup of the cluster, per kind. */
   stored?: { logical: number; base: number };
+  /** What local retention keeps only because an offsite repository has not confirmed it. */
+  offsiteWaiting?: OffsiteWaitingStatus[];
 }
 
 export interface HealthThresholds {
@@ -55,6 +85,8 @@ export interface HealthThresholds {
   maxRepositoryUsedPercent: number;
   /** Alert when the WAL archive stores more (config walMaintenance.archiveSizeAlertBytes); unset: never. */
   maxWalArchiveBytes?: number;
+  /** Alert when what local retention keeps for an offsite confirmation was committed longer ago (default 48). */
+  offsiteWaitingHours?: number;
 }
 
 export interface Alert {
@@ -118,6 +150,17 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): Alert[] 
     else if (o.missingPastGrace > 0) {
       alerts.push({ key: `offsite-drift:${o.repository}`, message: `offsite "${o.repository}" lacks ${o.missingPastGrace} object${o.missingPastGrace === 1 ? '' : 's'} of ${s.cluster} (${o.missing} with recent ones): run \`pgwarden offsite sync --cluster ${s.cluster}\`` });
     }
+  }
+  // Offsite runs daily: what it should hold and has not confirmed two days after its commit is behind.
+  const waitingHours = t.offsiteWaitingHours ?? 48;
+  for (const w of s.offsiteWaiting ?? []) {
+    const waited = age(w.oldest.committedAt, now);
+    if (hours(waited) <= waitingHours) continue;
+    const what = [w.backups > 0 ? `${w.backups} backup${w.backups === 1 ? '' : 's'}` : '', w.walFiles > 0 ? `${w.walFiles} WAL file${w.walFiles === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');
+    alerts.push({
+      key: `offsite-waiting:${w.repository}`,
+      message: `offsite "${w.repository}" has not confirmed ${what} of ${s.cluster} that local retention would delete (the oldest, ${w.oldest.what}, committed ${show(waited)} ago; threshold ${waitingHours} hours): they stay on the local disk until its check confirms them; run \`pgwarden offsite sync --cluster ${s.cluster}\` and read its check`,
+    });
   }
   return alerts;
 }

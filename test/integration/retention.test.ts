@@ -4,7 +4,7 @@
 // (the backup's own retention, the `pgwarden retention` plan and --apply all say it waits, naming
 // the repository); after offsiteSync's check, the plan names what goes and why, and --apply deletes
 // exactly that: the old logical and base backups and the WAL only they needed, never the newest
-// base backup's WAL.
+// base backup's WAL. What waits is heard: healthCheck alerts once it waited past its grace period.
 import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -14,6 +14,7 @@ import type { LocalRetentionResult } from '../../src/activities/retention.js';
 import { parseLsn, segmentOf } from '../../src/lib/wal.js';
 import type { BaseBackupWorkflowResult } from '../../src/workflows/baseBackup.js';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
+import type { HealthCheckResult } from '../../src/workflows/healthCheck.js';
 import type { OffsiteSyncResult } from '../../src/workflows/offsiteSync.js';
 import type { RetentionRunResult } from '../../src/workflows/retention.js';
 import type { WalMaintenanceResult } from '../../src/workflows/walMaintenance.js';
@@ -59,6 +60,8 @@ beforeAll(async () => {
       // Keep only the newest of each kind, and a PITR window of seconds: everything older may go, once offsite.
       retention: { daily: 1, weekly: 0, monthly: 0, yearly: 0, minimum: 1, base: { daily: 0, weekly: 0, monthly: 0, yearly: 0, minimum: 1 } },
       walRetention: { window: '0.001 hours' },
+      // What waits for the offsite check alerts once committed 1.8 s ago (shipped: 48 hours).
+      health: { offsiteWaitingHours: 0.0005 },
     },
   });
   await setup.cluster.query('CREATE DATABASE app');
@@ -112,6 +115,17 @@ describe('local retention with an offsite repository', () => {
     expect(plan).toContain(`  waits   ${l1}  outside the policy (1 daily, 0 weekly, 0 monthly, 0 yearly, 1 newest); kept until far confirmed it (offsite check)`);
     expect(plan.find((l) => l.startsWith(`  waits   ${b1.backupId}  `))).toMatch(/kept until far confirmed it/);
     expect(plan.at(-1)).toBe(`waiting for the offsite check: 2 backups, ${applied.wal!.waitingOffsite} WAL files (pgwarden offsite sync --cluster main)`);
+
+    // Nor does healthCheck: what waits past the grace period is an alert, keyed by the repository.
+    const health = await execute<HealthCheckResult>('healthCheck', { cluster: 'main' });
+    const walFilesWaiting = Math.min(20, applied.wal!.waitingOffsite!); // the WAL plan lists the oldest 20
+    expect(health.snapshot.offsiteWaiting).toEqual([{ repository: 'far', backups: 2, walFiles: walFilesWaiting, oldest: { what: `main/logical/app/${l1}`, committedAt: expect.any(String) } }]);
+    expect(health.alerts.filter((a) => a.key.startsWith('offsite-waiting'))).toEqual([
+      {
+        key: 'offsite-waiting:far',
+        message: expect.stringMatching(new RegExp(`^offsite "far" has not confirmed 2 backups and ${walFilesWaiting} WAL files? of main that local retention would delete \\(the oldest, main/logical/app/${l1}, committed [0-9.]+ hours ago; threshold 0.0005 hours\\)`)),
+      },
+    ]);
   }, 120_000);
 
   it("after offsiteSync's check, the plan names what goes and --apply deletes exactly that", async () => {
@@ -152,5 +166,30 @@ describe('local retention with an offsite repository', () => {
     const maintenance = await execute<WalMaintenanceResult>('walMaintenance', { cluster: 'main' });
     expect(maintenance.retention).toMatchObject({ deleted: [], waitingOffsite: 0 });
     expect(maintenance.alerts.filter((a) => a.includes('PITR window'))).toEqual([]);
+    const health = await execute<HealthCheckResult>('healthCheck', { cluster: 'main' });
+    expect(health.snapshot.offsiteWaiting).toEqual([]);
+    expect(health.alerts.filter((a) => a.key.startsWith('offsite-waiting'))).toEqual([]);
   }, 180_000);
+
+  it('a backup the offsite tiers do not keep (never sent) is not kept locally forever', async () => {
+    // Four backups the same day before the next sync: far's default tiers keep the day's newest and
+    // the 3 newest, so the first of them it never takes; the local policy keeps only the newest.
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      await sleep(1100);
+      ids.push((await execute<FullBackupResult>('fullBackup', { cluster: 'main', database: 'app' })).backups[0]!.backupId);
+    }
+    const sync = await execute<OffsiteSyncResult>('offsiteSync', { cluster: 'main' });
+    expect(sync.repositories.map((r) => [r.repository, r.error])).toEqual([['far', undefined]]);
+    expect(await exists(join(sshd.remoteRoot, 'pgwarden/main/logical/app', ids[0]!))).toBe(false);
+    expect(await exists(join(sshd.remoteRoot, 'pgwarden/main/logical/app', ids[1]!, 'manifest.json'))).toBe(true);
+    const record = JSON.parse(await readFile(join(setup.repository, 'main/offsite/far.json'), 'utf8')) as { confirmed: Record<string, string>; notHeld?: Record<string, string> };
+    expect(record.notHeld).toEqual({ [`main/logical/app/${ids[0]}`]: expect.any(String) });
+
+    const applied = await execute<RetentionRunResult>('retention', { cluster: 'main', apply: true });
+    expect(applied.logical[0]!.retention.waitingOffsite).toEqual([]);
+    expect(applied.logical[0]!.retention.delete.map((d) => d.backupId).sort()).toEqual(ids.slice(0, 3));
+    for (const id of ids.slice(0, 3)) expect(await exists(join(setup.repository, 'main/logical/app', id))).toBe(false);
+    expect(await exists(join(setup.repository, 'main/logical/app', ids[3]!, 'manifest.json'))).toBe(true);
+  }, 120_000);
 });

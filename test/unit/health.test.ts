@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateHealth, notificationDue, resolvedKeys, type HealthSnapshot, type HealthThresholds } from '../../src/lib/health.js';
+import { evaluateHealth, notificationDue, offsiteWaitingStatus, resolvedKeys, type HealthSnapshot, type HealthThresholds } from '../../src/lib/health.js';
 
 const T: HealthThresholds = { maxBackupAgeHours: 24, maxBaseBackupAgeDays: 8, maxVerifiedRestoreAgeDays: 7, maxRepositoryUsedPercent: 85 };
 const at = '2026-11-22T12:00:00.000Z';
@@ -61,6 +61,33 @@ describe('WAL archive alerts', () => {
     expect(evaluateHealth(s, { ...T, maxWalArchiveBytes: 2 << 20 }).map((a) => a.message)).toEqual([
       'cluster "main": the WAL archive holds 3.0 MiB in 3 files, over the alert threshold of 2.0 MiB (walMaintenance.archiveSizeAlertBytes)',
     ]);
+  });
+});
+
+describe('what local retention keeps for an offsite confirmation', () => {
+  const items = [
+    { what: 'main/logical/app/20261115T020000Z', committedAt: hoursAgo(24 * 7), repositories: ['s3'] },
+    { what: 'main/base/20261101T030000Z', committedAt: hoursAgo(24 * 21), repositories: ['s3', 'far'] },
+    { what: 'main/wal/000000010000000000000005', committedAt: hoursAgo(30), repositories: ['far'] },
+    { what: 'main/wal/000000010000000000000006', committedAt: hoursAgo(29), repositories: ['far'] },
+  ];
+
+  it('is counted per repository, with its oldest', () => {
+    expect(offsiteWaitingStatus(items)).toEqual([
+      { repository: 'far', backups: 1, walFiles: 2, oldest: { what: 'main/base/20261101T030000Z', committedAt: hoursAgo(24 * 21) } },
+      { repository: 's3', backups: 2, walFiles: 0, oldest: { what: 'main/base/20261101T030000Z', committedAt: hoursAgo(24 * 21) } },
+    ]);
+  });
+
+  it('alerts, keyed by repository, once the oldest was committed longer ago than the grace period (48 hours by default)', () => {
+    const s = { ...healthy(), offsiteWaiting: offsiteWaitingStatus(items.slice(2)) };
+    expect(evaluateHealth(s, T)).toEqual([]); // the daily sync has not had its chance yet
+    expect(evaluateHealth(s, { ...T, offsiteWaitingHours: 24 }).map((a) => a.message)).toEqual([
+      'offsite "far" has not confirmed 2 WAL files of main that local retention would delete (the oldest, main/wal/000000010000000000000005, committed 30.0 hours ago; threshold 24 hours): they stay on the local disk until its check confirms them; run `pgwarden offsite sync --cluster main` and read its check',
+    ]);
+    const all = evaluateHealth({ ...healthy(), offsiteWaiting: offsiteWaitingStatus(items) }, T);
+    expect(all.map((a) => a.key)).toEqual(['offsite-waiting:far', 'offsite-waiting:s3']);
+    expect(all[1]!.message).toContain('has not confirmed 2 backups of main that local retention would delete (the oldest, main/base/20261101T030000Z, committed 21 days ago; threshold 48 hours)');
   });
 });
 

@@ -195,8 +195,9 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
         const shown = lines.slice(0, 40).join('\n') + (lines.length > 40 ? `\n... and ${lines.length - 40} more` : '');
         throw nonRetryable(ErrorType.OffsiteCheckFailed, `offsite repository "${input.repository}" failed its check (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}):\n${shown}`);
       }
-      // Passed: local retention may now delete what this check saw offsite (never the only copy).
-      await recordOffsiteConfirmed(LocalRepository.forCluster(config, input.cluster), input, local, remote);
+      // Passed: local retention may now delete what this check saw offsite (never the only copy), and
+      // what the remote's own policy does not keep (src/lib/offsiteConfirmed.ts says why that is safe).
+      await recordOffsiteConfirmed(LocalRepository.forCluster(config, input.cluster), input, inventory, local, remote);
       return report;
     });
   }
