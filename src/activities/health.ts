@@ -11,7 +11,7 @@ import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { offsiteNames } from './offsite/stores.js';
-import { readRunState, watchRuns } from './runWatch.js';
+import { readRunState, stateUnwritable, watchRuns } from './runWatch.js';
 import { LocalRepository } from './repository.js';
 import { createRetentionActivities } from './retention.js';
 import { WalArchive } from './walArchive.js';
@@ -28,6 +28,8 @@ export interface HealthNotification {
   delivery?: Delivery;
   /** Why the notification could not be delivered (after the activity's retries); tried again next check. */
   error?: string;
+  /** Sent, but the record of it could not be written (a full disk): the next check sends it again. */
+  unrecorded?: string;
 }
 
 // Small state files beside a cluster's backups (healthCheck runs are independent workflows): what
@@ -95,24 +97,29 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     return offsiteWaitingStatus(items);
   }
 
+  /**
+   * The snapshot and its alerts. A state file that cannot be written (a full repository disk) is
+   * one more alert, never a failed check: the repository-full alert must still go out.
+   */
   async function checkHealth(input: { cluster: string }): Promise<HealthReport> {
     const snapshot = await collectHealth({ cluster: input.cluster });
     const repo = LocalRepository.forCluster(config, input.cluster);
-    await writeState(join(repo.root, input.cluster, OFFSITE_FILE), snapshot.offsite);
-    const runs = await watchRuns(config, input.cluster);
-    return { snapshot, alerts: [...evaluateHealth(snapshot, healthThresholds(config)), ...runs.alerts] };
+    const offsiteFile = join(repo.root, input.cluster, OFFSITE_FILE);
+    const unwritable = await writeState(offsiteFile, snapshot.offsite).then(() => [], (err: unknown) => [stateUnwritable(offsiteFile, err)]);
+    const runs = await watchRuns(config, input.cluster, new Date(), (await readNotified(join(repo.root, input.cluster, NOTIFIED_FILE))).keys);
+    return { snapshot, alerts: [...evaluateHealth(snapshot, healthThresholds(config)), ...runs.alerts, ...unwritable] };
   }
 
   /** Sends the alerts when due (src/lib/health.ts notificationDue), then records what was sent. */
   async function notifyHealth(input: { cluster: string; alerts: Alert[]; at: string }): Promise<HealthNotification> {
     const repo = LocalRepository.forCluster(config, input.cluster);
     const stateFile = join(repo.root, input.cluster, NOTIFIED_FILE);
-    const previous: NotifiedState = await readFile(stateFile, 'utf8').then((t) => JSON.parse(t) as NotifiedState, () => ({ keys: [], sentAt: null }));
+    const previous = await readNotified(stateFile);
     const due = notificationDue(previous, input.alerts, new Date(input.at), config.health.repeatHours);
     if (!due) return {};
     // What cleared, each in a line: a failed procedure names the run that succeeded.
     const runs = await readRunState(config, input.cluster);
-    const resolved = resolvedKeys(previous, input.alerts).map((k) => runResolvedLine(runs, k) ?? `Resolved: ${previous.messages?.[k] ?? k}`);
+    const resolved = resolvedKeys(previous, input.alerts).map((k) => runResolvedLine(runs, k, previous.messages?.[k]) ?? `Resolved: ${previous.messages?.[k] ?? k}`);
     const n = input.alerts.length;
     const delivery = await sendNotification(config, env, {
       event: due,
@@ -127,8 +134,12 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
       at: input.at,
     });
     const messages = Object.fromEntries(input.alerts.map((a) => [a.key, a.message]));
-    await writeState(stateFile, { keys: input.alerts.map((a) => a.key).sort(), sentAt: input.at, messages } satisfies NotifiedState);
-    return { sent: due, delivery };
+    // Sent but not recorded (a full disk): the next check sends it again. At least once, never silent.
+    const unrecorded = await writeState(stateFile, { keys: input.alerts.map((a) => a.key).sort(), sentAt: input.at, messages } satisfies NotifiedState).then(
+      () => undefined,
+      (err: Error) => `cannot record it in ${stateFile}: ${err.message}`,
+    );
+    return { sent: due, delivery, ...(unrecorded ? { unrecorded } : {}) };
   }
 
   /** A restore or recovery waits for a human: tell them what and how to answer. */
@@ -149,6 +160,11 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
   }
 
   return { collectHealth, checkHealth, notifyHealth, notifyApproval };
+}
+
+/** What the last notification sent; nothing before the first (or when unreadable: then it is sent again). */
+async function readNotified(file: string): Promise<NotifiedState> {
+  return readFile(file, 'utf8').then((t) => JSON.parse(t) as NotifiedState, () => ({ keys: [], sentAt: null }));
 }
 
 async function writeState(file: string, value: unknown): Promise<void> {

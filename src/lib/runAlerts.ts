@@ -5,8 +5,16 @@
 import type { Alert } from './health.js';
 import { kindOfWorkflow, type RunKind } from './visibility.js';
 
-/** A procedure's runs share one record: its kind (`pitr-rehearsal` apart from `pitr`), cluster and database. */
-export type Procedure = RunKind | 'pitr-rehearsal';
+/**
+ * A procedure's runs share one record: its kind and variant, cluster and database. Variants that
+ * do different work are apart, so one's success never clears the other's failure: a PITR
+ * rehearsal from a live recovery, offsite-wal (the 6-hourly WAL shipping) and offsite-check from
+ * the daily offsite sync, a retention plan from retention --apply.
+ */
+export type Procedure = RunKind | 'pitr-rehearsal' | 'offsite-wal' | 'offsite-check' | 'retention-plan';
+
+/** The variant a run's input asks for (read from its first history event). */
+export type RunVariant = 'rehearsal' | 'wal' | 'check' | 'plan';
 
 /** A closed run, as the visibility list reports it (labels from search attributes, memo or id). */
 export interface ClosedRun {
@@ -19,6 +27,19 @@ export interface ClosedRun {
   closedAt: string;
   cluster?: string;
   database?: string;
+  /** What its input asks for, where that makes it a procedure of its own (see Procedure). */
+  variant?: RunVariant;
+  /** The run that started it as a child (a "*" backup's or verification's per-database runs). */
+  parentRunId?: string;
+}
+
+/** A failed run that a later success replaced before any notification named it: alerted once all the same. */
+export interface UnheardFailure {
+  workflowId: string;
+  runId: string;
+  status: string;
+  closedAt: string;
+  error: string;
 }
 
 /** The newest closed run of one procedure that healthCheck has seen. */
@@ -36,6 +57,9 @@ export interface ProcedureRecord {
   error?: string;
   /** Failed runs of this procedure seen since the record began (a Prometheus counter). */
   failures: number;
+  parentRunId?: string;
+  /** The newest failure no notification has named yet, kept until one does. */
+  unheard?: UnheardFailure;
 }
 
 export interface RunWatchState {
@@ -47,8 +71,12 @@ export interface RunWatchState {
 /** How far back the first look goes, and how much each look overlaps the last (visibility lags a little). */
 export const FIRST_LOOK_HOURS = 24;
 export const LOOK_OVERLAP_MS = 10 * 60_000;
-/** A procedure that has not run for this long is forgotten (a one-off restore, a removed database). */
-const FORGET_AFTER_MS = 35 * 86_400_000;
+/**
+ * A procedure that has not run for this long is forgotten (a one-off restore, a removed database);
+ * a failure forgotten so is notified as no longer tracked, never as resolved.
+ */
+export const FORGET_AFTER_DAYS = 35;
+const FORGET_AFTER_MS = FORGET_AFTER_DAYS * 86_400_000;
 
 export const FAILED_STATUSES = ['FAILED', 'TERMINATED', 'TIMED_OUT'];
 
@@ -68,14 +96,43 @@ export function labelsFromId(workflowId: string, kind: RunKind): { cluster?: str
 /** The procedure a run belongs to, or undefined for runs that are not pgwarden's or not this cluster's. */
 export function procedureOf(run: ClosedRun): Procedure | undefined {
   const kind = kindOfWorkflow(run.type);
-  if (!kind) return undefined;
-  return kind === 'pitr' && run.workflowId.includes('rehearsal') ? 'pitr-rehearsal' : kind;
+  if (kind === 'pitr' && (run.variant === 'rehearsal' || run.workflowId.includes('rehearsal'))) return 'pitr-rehearsal';
+  // Scheduled offsite-wal runs are also told by their id (`pgwarden/<cluster>/offsite-wal-<time>`) when the input cannot be read.
+  if (kind === 'offsite' && (run.variant === 'wal' || (!run.variant && run.workflowId.includes('/offsite-wal')))) return 'offsite-wal';
+  if (kind === 'offsite' && run.variant === 'check') return 'offsite-check';
+  if (kind === 'retention' && run.variant === 'plan') return 'retention-plan';
+  return kind;
+}
+
+/** The variant a run's input asks for: offsiteSync walOnly / checkOnly, retention without apply, a PITR rehearsal. */
+export function variantOf(type: string, input: unknown): RunVariant | undefined {
+  const i = (input ?? {}) as { walOnly?: unknown; checkOnly?: unknown; apply?: unknown; mode?: unknown };
+  switch (kindOfWorkflow(type)) {
+    case 'offsite':
+      return i.walOnly === true ? 'wal' : i.checkOnly === true ? 'check' : undefined;
+    case 'retention':
+      return i.apply === true ? undefined : 'plan';
+    case 'pitr':
+      return i.mode === 'rehearsal' ? 'rehearsal' : undefined;
+    default:
+      return undefined;
+  }
 }
 
 export const procedureKey = (procedure: Procedure, database?: string) => `${procedure}${database ? `:${database}` : ''}`;
 
-/** Every procedure's newest run, updated with what the look found; older or already seen runs change nothing. */
-export function recordRuns(state: RunWatchState, cluster: string, runs: readonly (ClosedRun & { error?: string })[], now: Date): RunWatchState {
+const FAILED_PREFIX = 'run-failed:';
+/** The alert key of a procedure's failure, and of a failure a success replaced before it was notified (`#<runId>`). */
+export const runFailedKey = (key: string, unheardRunId?: string) => `${FAILED_PREFIX}${key}${unheardRunId ? `#${unheardRunId}` : ''}`;
+
+/**
+ * Every procedure's newest run, updated with what the look found; older or already seen runs
+ * change nothing. `heard`: the alert keys the last notification sent as firing. A failure that a
+ * success replaces before a notification named it (both closed within one look, or the channels
+ * were down) is kept as `unheard` until one does: it is alerted once, then the all-clear follows
+ * (not on the first look, which catches up on the last day).
+ */
+export function recordRuns(state: RunWatchState, cluster: string, runs: readonly (ClosedRun & { error?: string })[], now: Date, heard: readonly string[] = []): RunWatchState {
   const procedures = { ...state.procedures };
   for (const run of [...runs].sort((a, b) => a.closedAt.localeCompare(b.closedAt))) {
     const procedure = procedureOf(run);
@@ -85,6 +142,12 @@ export function recordRuns(state: RunWatchState, cluster: string, runs: readonly
     const key = procedureKey(procedure, run.database);
     const before = procedures[key];
     if (before && (before.closedAt > run.closedAt || before.runId === run.runId)) continue;
+    // The first look (a new deployment, a lost record) catches up on a day: failures already followed by a success are history.
+    const replacedUnheard: UnheardFailure | undefined =
+      state.lookedAt !== null && before && !before.ok && !failed && !heard.includes(runFailedKey(key))
+        ? { workflowId: before.workflowId, runId: before.runId, status: before.status, closedAt: before.closedAt, error: before.error ?? before.status }
+        : undefined;
+    const unheard = replacedUnheard ?? before?.unheard;
     procedures[key] = {
       procedure,
       cluster,
@@ -97,27 +160,57 @@ export function recordRuns(state: RunWatchState, cluster: string, runs: readonly
       closedAt: run.closedAt,
       ...(failed ? { error: run.error ?? run.status } : {}),
       failures: (before?.failures ?? 0) + (failed ? 1 : 0),
+      ...(run.parentRunId ? { parentRunId: run.parentRunId } : {}),
+      ...(unheard ? { unheard } : {}),
     };
   }
-  for (const [key, r] of Object.entries(procedures)) if (now.getTime() - Date.parse(r.closedAt) > FORGET_AFTER_MS) delete procedures[key];
+  for (const [key, record] of Object.entries(procedures)) {
+    let r = record;
+    if (r.unheard && heard.includes(runFailedKey(key, r.unheard.runId))) {
+      const { unheard: _, ...rest } = r;
+      procedures[key] = r = rest;
+    }
+    if (now.getTime() - Date.parse(r.closedAt) > FORGET_AFTER_MS && !r.unheard) delete procedures[key];
+  }
   return { lookedAt: now.toISOString(), procedures };
 }
 
 const what = (r: Pick<ProcedureRecord, 'procedure' | 'cluster' | 'database'>) => `${r.procedure === 'pitr-rehearsal' ? 'PITR rehearsal' : r.procedure} of ${r.cluster}${r.database ? `/${r.database}` : ''}`;
 
-/** One alert per procedure whose newest run failed, naming the run and its error; it clears when a later run succeeds. */
+const failedLine = (r: Pick<ProcedureRecord, 'procedure' | 'cluster' | 'database'>, f: UnheardFailure) =>
+  `${what(r)} ${f.status === 'FAILED' ? 'failed' : f.status === 'TIMED_OUT' ? 'timed out' : 'was terminated'}: ${f.workflowId} at ${f.closedAt}: ${f.error}`;
+
+/**
+ * One alert per procedure whose newest run failed, naming the run and its error; it clears when a
+ * later run succeeds. A failure a success replaced before it was notified alerts once on its own
+ * key. A "*" run that failed because one of its per-database children failed is told by the
+ * child's alert (naming the database), not twice.
+ */
 export function runAlerts(state: RunWatchState): Alert[] {
-  return Object.entries(state.procedures)
-    .filter(([, r]) => !r.ok)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([key, r]) => ({ key: `run-failed:${key}`, message: `${what(r)} ${r.status === 'FAILED' ? 'failed' : r.status === 'TIMED_OUT' ? 'timed out' : 'was terminated'}: ${r.workflowId} at ${r.closedAt}: ${r.error}` }));
+  const entries = Object.entries(state.procedures).sort(([a], [b]) => a.localeCompare(b));
+  const failedParents = new Set(entries.filter(([, r]) => !r.ok && r.parentRunId).map(([, r]) => r.parentRunId));
+  const alerts: Alert[] = [];
+  for (const [key, r] of entries) {
+    if (r.unheard) alerts.push({ key: runFailedKey(key, r.unheard.runId), message: `${failedLine(r, r.unheard)}${r.ok ? ` (${r.workflowId} succeeded since)` : ''}` });
+    if (!r.ok && !failedParents.has(r.runId)) alerts.push({ key: runFailedKey(key), message: failedLine(r, { ...r, error: r.error ?? r.status }) });
+  }
+  return alerts;
 }
 
-/** The all-clear line for a resolved `run-failed:` alert key, or undefined for other keys. */
-export function runResolvedLine(state: RunWatchState, alertKey: string): string | undefined {
-  if (!alertKey.startsWith('run-failed:')) return undefined;
-  const r = state.procedures[alertKey.slice('run-failed:'.length)];
-  return r?.ok ? `${what(r)} succeeded again: ${r.workflowId} at ${r.closedAt}` : undefined;
+/**
+ * The line for a `run-failed:` alert key that no longer fires (undefined for other keys):
+ * "succeeded again" only when a run of it succeeded; a forgotten or lost record is "no longer
+ * tracked", not resolved.
+ */
+export function runResolvedLine(state: RunWatchState, alertKey: string, message?: string): string | undefined {
+  if (!alertKey.startsWith(FAILED_PREFIX)) return undefined;
+  const [key, unheardRunId] = alertKey.slice(FAILED_PREFIX.length).split('#');
+  const r = state.procedures[key!];
+  if (r?.ok) return `${what(r)} succeeded again: ${r.workflowId} at ${r.closedAt}`;
+  const was = message ?? alertKey;
+  if (!r) return `No longer tracked, not resolved (no run of it for ${FORGET_AFTER_DAYS} days, or healthCheck's record of runs was lost): ${was}`;
+  if (unheardRunId) return `Notified; ${what(r)} has failed again since (${r.workflowId}): ${was}`;
+  return `Now told by the failed run of each database: ${was}`;
 }
 
 /** The one line of a failure: its innermost cause's message, first line, bounded. */

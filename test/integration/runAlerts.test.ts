@@ -21,6 +21,7 @@ import { applySchedules } from '../../src/cli/scheduleOps.js';
 import type { Config } from '../../src/config/index.js';
 import type { RunLabels } from '../../src/lib/visibility.js';
 import { startMetricsServer } from '../../src/worker/metrics.js';
+import type { RunWatchState } from '../../src/lib/runAlerts.js';
 import type { HealthCheckResult } from '../../src/workflows/healthCheck.js';
 import { testConfig, testSecrets } from '../helpers/config.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
@@ -256,20 +257,16 @@ describe('failed runs are heard once, and their all-clear', () => {
   });
 
   it('a failing healthCheck is heard from the next one, and cleared by the one after', async () => {
-    // The check cannot write its state: a directory stands where its file goes.
-    const blocker = join(dir, 'repo/main/health-offsite.json');
-    await rm(blocker, { force: true });
-    await mkdir(blocker);
     const failing = await env.client.workflow.start('healthCheck', { taskQueue: queue, workflowId: `pgwarden/main/health/${queue}-${++runs}`, args: [{ cluster: 'main' }] });
+    await failing.terminate('stuck on a hung NFS mount');
     await expect(failing.result()).rejects.toThrow();
-    await rm(blocker, { recursive: true });
     await listedClosed(failing.workflowId);
     const before = alertsOf('main').length;
 
     const next = await healthCheck();
     expect(next.alerts.map((a) => a.key)).toContain('run-failed:health');
     expect(alertsOf('main')).toHaveLength(before + 1);
-    expect(alertsOf('main').at(-1)!.text).toMatch(new RegExp(`^health of main failed: ${failing.workflowId} at \\S+: \\S.*health-offsite\\.json`, 'm'));
+    expect(alertsOf('main').at(-1)!.text).toMatch(new RegExp(`^health of main was terminated: ${failing.workflowId} at \\S+: stuck on a hung NFS mount$`, 'm'));
     await listedClosed(lastCheck);
     const after = await healthCheck();
     expect(after.alerts.map((a) => a.key)).not.toContain('run-failed:health');
@@ -318,4 +315,101 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(unit.stdout + unit.stderr).toContain('SUCCESS');
     expect(unit.exitCode).toBe(0);
   });
+
+  it('a backup that failed and then succeeded between two checks is still heard once, then its all-clear', async () => {
+    await listedClosed(lastCheck);
+    const failed = await start({ cluster: 'main', database: 'late', kind: 'full' }, { cluster: 'main', database: 'late' });
+    await expect(failed.result()).rejects.toThrow();
+    await cluster.query('CREATE DATABASE late');
+    const fixed = await start({ cluster: 'main', database: 'late', kind: 'full' }, { cluster: 'main', database: 'late' });
+    await fixed.result();
+    await listedClosed(fixed.workflowId);
+    const before = alertsOf('main').length;
+
+    const first = await healthCheck();
+    const late = first.alerts.filter((a) => a.key.includes(':full:late'));
+    expect(late).toHaveLength(1);
+    expect(late[0]!.key).toMatch(/^run-failed:full:late#/);
+    expect(alertsOf('main')).toHaveLength(before + 1);
+    expect(alertsOf('main').at(-1)!.text).toContain(`full of main/late failed: ${failed.workflowId} at `);
+    expect(alertsOf('main').at(-1)!.text).toContain(`(${fixed.workflowId} succeeded since)`);
+    await listedClosed(lastCheck);
+    const second = await healthCheck();
+    expect(second.alerts.filter((a) => a.key.includes(':full:late'))).toEqual([]);
+    expect(alertsOf('main')).toHaveLength(before + 2);
+    expect(alertsOf('main').at(-1)).toMatchObject({ event: 'resolved' });
+    expect(alertsOf('main').at(-1)!.text).toContain(`full of main/late succeeded again: ${fixed.workflowId}`);
+    await listedClosed(lastCheck);
+    expect((await healthCheck()).notification).toEqual({});
+    expect(alertsOf('main')).toHaveLength(before + 2);
+  }, 60_000);
+
+  it('a repository that cannot take healthCheck\'s state (a full disk): the check still notifies, naming each file, again until it can record', async () => {
+    await listedClosed(lastCheck);
+    // A directory stands where each state file's new copy is written: every write fails, as on a full disk.
+    const files = ['health-offsite.json', 'health-runs.json', 'health-notified.json'].map((f) => join(dir, 'repo/main', f));
+    for (const f of files) await mkdir(`${f}.partial`);
+    const before = alertsOf('main').length;
+    const unwritable = (r: HealthCheckResult) => r.alerts.filter((a) => a.key.startsWith('state-unwritable:')).map((a) => a.key).sort();
+    try {
+      const first = await healthCheck();
+      expect(unwritable(first)).toEqual(files.slice(0, 2).map((f) => `state-unwritable:${f}`).sort());
+      // The alerts that already fired are still there (the failed restore, the archive size).
+      expect(first.alerts.map((a) => a.key)).toContain('run-failed:restore:app');
+      expect(first.notification).toMatchObject({ sent: 'alert', delivery: { sent: ['webhook', 'email'] } });
+      expect(first.notification.unrecorded).toContain('health-notified.json');
+      expect(alertsOf('main')).toHaveLength(before + 1);
+      expect(alertsOf('main').at(-1)!.text).toContain(`cannot write ${files[1]}: `);
+      // Nothing could be recorded: at least once, so the next check sends it again rather than going silent.
+      await listedClosed(lastCheck);
+      expect((await healthCheck()).notification).toMatchObject({ sent: 'alert' });
+      expect(alertsOf('main')).toHaveLength(before + 2);
+    } finally {
+      for (const f of files) await rm(`${f}.partial`, { recursive: true, force: true });
+    }
+    await listedClosed(lastCheck);
+    const fixed = await healthCheck();
+    expect(unwritable(fixed)).toEqual([]);
+    // What was sent while nothing could be recorded is unknown to this check: the firing set it
+    // recorded last is unchanged, so it has nothing to send (no all-clear for the unwritable files).
+    expect(fixed.notification).toEqual({});
+    expect(alertsOf('main')).toHaveLength(before + 2);
+  }, 60_000);
+
+  it('a corrupt record of runs is an alert until the moved-aside file is removed, and a failure it held is "no longer tracked", not resolved', async () => {
+    await listedClosed(lastCheck);
+    const failed = await start({ cluster: 'main', database: 'nosuch2', kind: 'full' }, { cluster: 'main', database: 'nosuch2' });
+    await expect(failed.result()).rejects.toThrow();
+    await listedClosed(failed.workflowId);
+    expect((await healthCheck()).alerts.map((a) => a.key)).toContain('run-failed:full:nosuch2');
+    const runsFile = join(dir, 'repo/main/health-runs.json');
+    // Truncated by a crash, and the failure older than the first look's day (simulated: the file is simply lost).
+    await writeFile(runsFile, '{"lookedAt":"2026-');
+    await listedClosed(lastCheck);
+    const before = alertsOf('main').length;
+    const corrupt = await healthCheck();
+    const unreadable = corrupt.alerts.find((a) => a.key.startsWith('run-state-unreadable:'));
+    expect(unreadable?.message).toMatch(/health-runs\.json\.unreadable-\S+: healthCheck's record of runs could not be read: .*JSON/);
+    expect(alertsOf('main')).toHaveLength(before + 1);
+    // The failure is still within the first look's day: it is found again and still fires.
+    expect(corrupt.alerts.map((a) => a.key)).toContain('run-failed:full:nosuch2');
+    const aside = unreadable!.message.split(': ')[0]!;
+    expect(await readFile(aside, 'utf8')).toBe('{"lookedAt":"2026-');
+    // Next check: still an alert, not repeated.
+    await listedClosed(lastCheck);
+    expect((await healthCheck()).notification).toEqual({});
+    // The record loses the failure (as after 35 days without a run of it): its alert says "no longer tracked", never "succeeded again".
+    const state = JSON.parse(await readFile(runsFile, 'utf8')) as RunWatchState;
+    delete state.procedures['full:nosuch2'];
+    // (the look starts past the failure, as the day-old failure would be)
+    await writeFile(runsFile, JSON.stringify({ ...state, lookedAt: new Date(Date.now() + 15 * 60_000).toISOString() }));
+    await rm(aside);
+    await listedClosed(lastCheck);
+    const lost = await healthCheck();
+    expect(lost.alerts.map((a) => a.key)).not.toContain('run-failed:full:nosuch2');
+    expect(lost.alerts.filter((a) => a.key.startsWith('run-state-unreadable'))).toEqual([]);
+    const text = alertsOf('main').at(-1)!.text;
+    expect(text).toMatch(/^No longer tracked, not resolved \(.*\): full of main\/nosuch2 failed: /m);
+    expect(text).not.toMatch(/succeeded again|^Resolved: full/m);
+  }, 60_000);
 });
