@@ -4,7 +4,7 @@
 import { backupIdTime, isBackupId } from './ids.js';
 import { MANIFEST_FILE } from './layout.js';
 import { applyRetention, type RetentionPolicy } from './retention.js';
-import { isArchiveStorageClass } from './s3Errors.js';
+import { isArchived } from './s3Errors.js';
 import { planWalRetention, type RetainedBaseBackup } from './walRetention.js';
 
 /** Which part of the repository an object belongs to (storage class per kind, counts per kind in the check). */
@@ -25,6 +25,8 @@ export interface RemoteEntry {
   recordedSha256?: string;
   /** S3: the object's storage class as listed (GLACIER and DEEP_ARCHIVE cannot be read back without a restore). */
   storageClass?: string;
+  /** S3 INTELLIGENT_TIERING: the archive tier from HEAD (ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS: no read-back either). */
+  archiveStatus?: string;
 }
 
 /** A committed local object that every offsite copy must hold. */
@@ -188,14 +190,14 @@ function markerOf(group: string): string {
 
 /**
  * Which objects the check reads back and hashes: all remote objects (`full`) or the given ones,
- * except those in an archive storage class (GLACIER, DEEP_ARCHIVE: GetObject refuses them until
- * restored), which are held to their size and recorded sha256 alone.
+ * except archived ones (GLACIER, DEEP_ARCHIVE, or INTELLIGENT_TIERING's archive tiers: GetObject
+ * refuses them until restored), which are held to their size and recorded sha256 alone.
  */
 export function planContentCheck(remote: ReadonlyMap<string, RemoteEntry>, keys: 'all' | readonly string[]): { read: Set<string>; archived: Set<string> } {
   const wanted = keys === 'all' ? [...remote.keys()] : keys.filter((k) => remote.has(k));
   const read = new Set<string>();
   const archived = new Set<string>();
-  for (const k of wanted) (isArchiveStorageClass(remote.get(k)!.storageClass) ? archived : read).add(k);
+  for (const k of wanted) (isArchived(remote.get(k)!) ? archived : read).add(k);
   return { read, archived };
 }
 

@@ -57,6 +57,17 @@ export function isArchiveStorageClass(storageClass: string | undefined): boolean
   return storageClass !== undefined && ARCHIVE_STORAGE_CLASSES.has(storageClass);
 }
 
+/**
+ * INTELLIGENT_TIERING's opt-in archive tiers (HeadObject's ArchiveStatus): the listing says only
+ * INTELLIGENT_TIERING, yet GetObject refuses such an object until it is restored.
+ */
+export const ARCHIVE_TIERS: ReadonlySet<string> = new Set(['ARCHIVE_ACCESS', 'DEEP_ARCHIVE_ACCESS']);
+
+/** Whether GetObject refuses an object until restored: an archive storage class, or an archive tier. */
+export function isArchived(o: { storageClass?: string; archiveStatus?: string }): boolean {
+  return isArchiveStorageClass(o.storageClass) || (o.archiveStatus !== undefined && ARCHIVE_TIERS.has(o.archiveStatus));
+}
+
 /** Whether an object can be read now, from its HEAD answer. */
 export type ObjectReadability = 'readable' | 'archived' | 'restoring';
 
@@ -66,8 +77,7 @@ export type ObjectReadability = 'readable' | 'archived' | 'restoring';
  * (a restore must be requested), or restoring (requested, not done yet).
  */
 export function objectReadability(head: { StorageClass?: string; Restore?: string; ArchiveStatus?: string }): ObjectReadability {
-  const archived = isArchiveStorageClass(head.StorageClass) || head.ArchiveStatus === 'ARCHIVE_ACCESS' || head.ArchiveStatus === 'DEEP_ARCHIVE_ACCESS';
-  if (!archived) return 'readable';
+  if (!isArchived({ storageClass: head.StorageClass, archiveStatus: head.ArchiveStatus })) return 'readable';
   if (!head.Restore) return 'archived';
   return /ongoing-request\s*=\s*"true"/.test(head.Restore) ? 'restoring' : 'readable';
 }

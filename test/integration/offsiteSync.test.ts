@@ -6,11 +6,11 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteObjectCommand, S3Client, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, S3Client, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { execa } from 'execa';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import type { OffsiteSyncInput, OffsiteSyncResult } from '../../src/workflows/offsiteSync.js';
 import type { PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
 import type { VerifyBackupResult } from '../../src/workflows/verifyBackup.js';
@@ -166,6 +166,48 @@ describe('offsiteSync', () => {
     await rm(s3.objectPath('offsite', `pgwarden/${key}`));
     await rm(join(sshd.remoteRoot, 'pgwarden', key));
     for (const r of (await sync()).repositories) expect(r.check!.problems).toEqual([]);
+  }, 120_000);
+
+  it('holds objects in S3 Intelligent-Tiering archive tiers to size and recorded sha256: InvalidObjectState never fails the daily check', async () => {
+    const all = await s3Keys('offsite');
+    const dump = `pgwarden/${await dumpKey()}`;
+    const base = all.find((k) => k.includes('/base/') && k.includes('base.tar'))!;
+    const refused = new Set([dump, base]);
+    // versitygw has no Intelligent-Tiering: AWS's answers for it are laid over the real ones. Both
+    // list as INTELLIGENT_TIERING; HEAD says the dump is in Deep Archive Access, while the base backup
+    // moved to Archive Access after its HEAD (only GetObject's InvalidObjectState says so).
+    const send = S3Client.prototype.send as unknown as (this: S3Client, command: unknown) => Promise<Record<string, unknown>>;
+    const spy = vi.spyOn(S3Client.prototype, 'send').mockImplementation(async function (this: S3Client, command: { input: { Bucket?: string; Key?: string } }) {
+      const { Bucket, Key } = command.input;
+      if (command instanceof GetObjectCommand && Bucket === 'offsite' && refused.has(Key!)) {
+        throw Object.assign(new Error("The operation is not valid for the object's access tier"), { name: 'InvalidObjectState', Code: 'InvalidObjectState', $metadata: { httpStatusCode: 403 } });
+      }
+      const out = await send.call(this, command);
+      if (command instanceof HeadObjectCommand && Key === dump) return { ...out, StorageClass: 'INTELLIGENT_TIERING', ArchiveStatus: 'DEEP_ARCHIVE_ACCESS' };
+      if (command instanceof ListObjectsV2Command && Bucket === 'offsite') {
+        return { ...out, Contents: (out.Contents as { Key: string }[] | undefined)?.map((o) => (refused.has(o.Key) ? { ...o, StorageClass: 'INTELLIGENT_TIERING' } : o)) };
+      }
+      return out;
+    } as never);
+    try {
+      const [r] = (await sync({ checkOnly: true, repositories: ['s3'] })).repositories;
+      expect(r!.check!.problems).toEqual([]);
+      expect(r!.check!.archived).toBe(2);
+      const objects = r!.check!.counts.logical.remote + r!.check!.counts.base.remote + r!.check!.counts.wal.remote;
+      expect(r!.check!.contentChecked).toBe(objects - 2); // everything else is still read back
+      // Not read back is not unchecked: an archived object cut short is still named.
+      const file = s3.objectPath('offsite', dump);
+      const bytes = await readFile(file);
+      await writeFile(file, bytes.subarray(0, bytes.length - 1));
+      try {
+        const check = await failure(await startSync({ checkOnly: true, repositories: ['s3'] }));
+        expect(check.message).toContain(`short ${dump.replace(/^pgwarden\//, '')}: ${bytes.length - 1} bytes on the remote`);
+      } finally {
+        await writeFile(file, bytes);
+      }
+    } finally {
+      spy.mockRestore();
+    }
   }, 120_000);
 
   it('survives the S3 server stopping in the middle of a multipart upload: one correct copy afterwards', async () => {

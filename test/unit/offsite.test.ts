@@ -220,6 +220,21 @@ describe('planContentCheck', () => {
     const report = checkRemote({ repository: 'offsite', local, remote, content: new Map([[manifest, sha('a')], [rec, sha('c')]]), contentScope: all.read, archived: all.archived });
     expect(report).toMatchObject({ problems: [], contentChecked: 2, archived: 2 });
   });
+
+  it('holds Intelligent-Tiering objects in its archive tiers (ArchiveStatus from HEAD) to size and recorded sha256, reads back the other tiers', () => {
+    const remote = remoteOf(local);
+    const tiering = { storageClass: 'INTELLIGENT_TIERING' };
+    remote.set(dump, { ...remote.get(dump)!, ...tiering, archiveStatus: 'DEEP_ARCHIVE_ACCESS' });
+    remote.set(seg, { ...remote.get(seg)!, ...tiering, archiveStatus: 'ARCHIVE_ACCESS' });
+    remote.set(rec, { ...remote.get(rec)!, ...tiering }); // frequent / infrequent / archive instant access: no ArchiveStatus, readable
+    const all = planContentCheck(remote, 'all');
+    expect([...all.read].sort()).toEqual([manifest, rec].sort());
+    expect([...all.archived].sort()).toEqual([dump, seg].sort());
+    // Size is still held: an archived object cut short is named although it is not read back.
+    remote.set(dump, { ...remote.get(dump)!, bytes: remote.get(dump)!.bytes - 1 });
+    const report = checkRemote({ repository: 'offsite', local, remote, content: new Map([[manifest, sha('a')], [rec, sha('c')]]), contentScope: all.read, archived: all.archived });
+    expect(report.problems.map((p) => [p.key, p.problem])).toEqual([[dump, 'short']]);
+  });
 });
 
 describe('tiered offsite retention', () => {

@@ -1,12 +1,15 @@
 // S3 archive storage classes and failure causes, with a stubbed S3 client (versitygw's posix
 // backend accepts StorageClass on PutObject but stores and reports STANDARD, and answers
 // RestoreObject with 501 NotImplemented, so GLACIER behaviour cannot be tested against it).
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, RestoreObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { whenReadable } from '../../src/activities/offsite/archived.js';
 import { createS3Store } from '../../src/activities/offsite/s3.js';
 import type { OffsiteStore } from '../../src/activities/offsite/store.js';
 import { s3RepositorySchema } from '../../src/config/schema.js';
+import { planContentCheck } from '../../src/lib/offsite.js';
 import { classifyS3Error, objectReadability } from '../../src/lib/s3Errors.js';
 
 const s3Error = (name: string, status: number, extra: Record<string, unknown> = {}) => Object.assign(new Error(name), { name, Code: name, $metadata: { httpStatusCode: status }, ...extra });
@@ -101,6 +104,59 @@ describe('the S3 driver and archive storage classes (stubbed client)', () => {
     const err = await store.get('main/b', '/nonexistent/x').then(() => undefined, (e: unknown) => e as { message: string; nonRetryable: boolean });
     expect(err?.message).toMatch(/archive storage class/);
     expect(err?.message).not.toMatch(/credentials/);
+    expect(err?.nonRetryable).toBe(true);
+  });
+});
+
+/**
+ * An INTELLIGENT_TIERING bucket (all list as INTELLIGENT_TIERING): `hot` is readable, `deep` is in
+ * Deep Archive Access (HEAD says so), `moved` went to Archive Access after its HEAD (GetObject alone says so).
+ */
+function stubTiering() {
+  const tiers: Record<string, string | undefined> = { 'main/hot': undefined, 'main/deep': 'DEEP_ARCHIVE_ACCESS', 'main/moved': undefined };
+  const got: string[] = [];
+  vi.spyOn(S3Client.prototype, 'send').mockImplementation((async (command: unknown) => {
+    if (command instanceof ListObjectsV2Command) {
+      return { Contents: Object.keys(tiers).map((Key) => ({ Key, Size: 5, StorageClass: 'INTELLIGENT_TIERING' })) };
+    }
+    if (command instanceof HeadObjectCommand) {
+      const tier = tiers[command.input.Key!];
+      return { StorageClass: 'INTELLIGENT_TIERING', ...(tier ? { ArchiveStatus: tier } : {}), Metadata: { sha256: 'f'.repeat(64) } };
+    }
+    if (command instanceof GetObjectCommand) {
+      got.push(command.input.Key!);
+      if (command.input.Key === 'main/hot') return { Body: Readable.from([Buffer.from('hello')]) };
+      throw s3Error('InvalidObjectState', 403);
+    }
+    throw new Error(`unexpected ${String(command)}`);
+  }) as never);
+  const store = createS3Store('tiering', s3RepositorySchema.parse({ type: 's3', bucket: 'bucket', endpoint: 'http://127.0.0.1:1' }), {});
+  return { store, got };
+}
+
+describe('Intelligent-Tiering archive tiers (stubbed client)', () => {
+  it('lists the archive tier from HEAD, so the check does not read those objects back', async () => {
+    const { store } = stubTiering();
+    const listed = await store.list('main/');
+    expect([...listed.values()].map((e) => [e.key, e.storageClass, e.archiveStatus])).toEqual([
+      ['main/hot', 'INTELLIGENT_TIERING', undefined],
+      ['main/deep', 'INTELLIGENT_TIERING', 'DEEP_ARCHIVE_ACCESS'],
+      ['main/moved', 'INTELLIGENT_TIERING', undefined],
+    ]);
+    const plan = planContentCheck(listed, 'all');
+    expect([[...plan.read], [...plan.archived]]).toEqual([['main/hot', 'main/moved'], ['main/deep']]);
+  });
+
+  it('read-back hands an object S3 refuses as archived (InvalidObjectState) to the archived path instead of failing', async () => {
+    const { store, got } = stubTiering();
+    const archived: string[] = [];
+    const sums = await store.contentSha256(['main/hot', 'main/moved'], undefined, (key) => archived.push(key));
+    expect(got.sort()).toEqual(['main/hot', 'main/moved']);
+    expect([...sums]).toEqual([['main/hot', createHash('sha256').update('hello').digest('hex')]]);
+    expect(archived).toEqual(['main/moved']);
+    // A caller that cannot take the archived path still hears why, non-retryably.
+    const err = await store.contentSha256(['main/moved']).then(() => undefined, (e: unknown) => e as { message: string; nonRetryable: boolean });
+    expect(err?.message).toMatch(/archive storage class/);
     expect(err?.nonRetryable).toBe(true);
   });
 });

@@ -82,7 +82,7 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
       case 'credentials':
         return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: credentials refused by ${endpoint} (${code || status})`);
       case 'archived':
-        return nonRetryable(ErrorType.OffsiteUnavailable, `${label}: ${what}: the object is in an archive storage class (GLACIER, DEEP_ARCHIVE) and must be restored first (${code})`);
+        return nonRetryable(ErrorType.OffsiteUnavailable, `${label}: ${what}: the object is in an archive storage class (GLACIER, DEEP_ARCHIVE) or an Intelligent-Tiering archive tier and must be restored first (${code})`);
       case 'not-found':
         return nonRetryable(ErrorType.OffsiteUnavailable, `${label}: ${what}: no such object (${code || status})`);
       case 'throttled':
@@ -145,10 +145,12 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
         for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix: prefix + listPrefix })) {
           for (const o of page.Contents ?? []) objects.push({ key: o.Key!.slice(prefix.length), bytes: o.Size ?? 0, storageClass: o.StorageClass });
         }
-        // HEAD answers for archived objects too: the recorded sha256 is always there to check.
+        // HEAD answers for archived objects too: the recorded sha256 is always there to check. It
+        // also names INTELLIGENT_TIERING's archive tiers (ArchiveStatus), which the listing does not.
         const entries = await mapLimit(objects, 8, async ({ key, bytes, storageClass }): Promise<RemoteEntry> => {
           const head = await client.send(new HeadObjectCommand({ Bucket, Key: prefix + key }));
-          return { key, bytes, recordedSha256: head.Metadata?.sha256, ...(storageClass ? { storageClass } : {}) };
+          const archiveStatus = head.ArchiveStatus;
+          return { key, bytes, recordedSha256: head.Metadata?.sha256, ...(storageClass ? { storageClass } : {}), ...(archiveStatus ? { archiveStatus } : {}) };
         });
         return new Map(entries.map((e) => [e.key, e]));
       });
@@ -174,7 +176,7 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
       });
     },
 
-    contentSha256(keys, progress) {
+    contentSha256(keys, progress, onArchived) {
       return attempt('read-back', async () => {
         let total = 0;
         const sums = await mapLimit(keys, 2, async (key): Promise<[string, string] | undefined> => {
@@ -183,6 +185,12 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
             body = await getBody(key);
           } catch (e) {
             if ((e as { name?: string }).name === 'NoSuchKey') return undefined;
+            // Archived since it was listed (or in a tier the listing did not show): the caller
+            // holds it to its size and recorded sha256 instead of failing every check from now on.
+            if (onArchived && classifyS3Error(e as object) === 'archived') {
+              onArchived(key);
+              return undefined;
+            }
             throw e;
           }
           const hash = createHash('sha256');

@@ -57,8 +57,12 @@ export interface OffsiteStore {
    */
   putBatch?(localRoot: string, objects: readonly UploadObject[], options: BatchOptions): Promise<void>;
 
-  /** sha256 of each object's content as it is now, computed from its bytes (S3: read back; rsync: on the remote host). */
-  contentSha256(keys: string[], progress?: TransferProgress): Promise<Map<string, string>>;
+  /**
+   * sha256 of each object's content as it is now, computed from its bytes (S3: read back; rsync: on
+   * the remote host). An object S3 refuses as archived (InvalidObjectState) is passed to `onArchived`
+   * and left out, instead of failing the call.
+   */
+  contentSha256(keys: string[], progress?: TransferProgress, onArchived?: (key: string) => void): Promise<Map<string, string>>;
 
   /** Downloads `key` to `localFile` (written as given; the caller renames it into place after checking). */
   get(key: string, localFile: string, progress?: TransferProgress): Promise<void>;

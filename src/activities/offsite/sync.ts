@@ -177,7 +177,7 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     const ctx = Context.current();
     return withStore(config, input.repository, env, async (store) => {
       const { local, remote, inventory } = await remoteView(store, input);
-      // Objects in GLACIER / DEEP_ARCHIVE are not read back (GetObject refuses them): size and recorded sha256 only.
+      // Archived objects (GLACIER, DEEP_ARCHIVE, Intelligent-Tiering's archive tiers) are not read back (GetObject refuses them): size and recorded sha256 only.
       const { read: scope, archived } = planContentCheck(remote, input.depth === 'full' ? 'all' : (input.keys ?? []));
       const members = await remoteMembers(store, remote, inventory, { readManifests: !input.walOnly });
       let hashed = 0;
@@ -185,7 +185,11 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       const timer = setInterval(() => ctx.heartbeat({ phase: 'check', repository: input.repository, objects: scope.size, bytesRead: hashed, totalBytes }), 2000);
       let content: Map<string, string>;
       try {
-        content = await store.contentSha256([...scope], (bytes) => (hashed = bytes));
+        // An object S3 refuses as archived moves to the archived path (size and recorded sha256).
+        content = await store.contentSha256([...scope], (bytes) => (hashed = bytes), (key) => {
+          scope.delete(key);
+          archived.add(key);
+        });
       } finally {
         clearInterval(timer);
       }
