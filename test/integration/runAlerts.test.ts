@@ -412,4 +412,15 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(text).toMatch(/^No longer tracked, not resolved \(.*\): full of main\/nosuch2 failed: /m);
     expect(text).not.toMatch(/succeeded again|^Resolved: full/m);
   }, 60_000);
+
+  it('an offsite WAL shipping run is told by its input (walOnly) from the daily sync: its failure is offsite-wal\'s', async () => {
+    await listedClosed(lastCheck);
+    const wal = await start({ cluster: 'main', kind: 'offsite' }, { cluster: 'main', walOnly: true, repositories: ['nosuch'] });
+    await expect(wal.result()).rejects.toThrow();
+    await listedClosed(wal.workflowId);
+    const result = await healthCheck();
+    expect(result.alerts.filter((a) => a.key.startsWith('run-failed:offsite'))).toEqual([
+      { key: 'run-failed:offsite-wal', message: expect.stringMatching(new RegExp(`^offsite-wal of main failed: ${wal.workflowId} at `)) },
+    ]);
+  }, 60_000);
 });
