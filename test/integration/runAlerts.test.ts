@@ -423,4 +423,21 @@ describe('failed runs are heard once, and their all-clear', () => {
       { key: 'run-failed:offsite-wal', message: expect.stringMatching(new RegExp(`^offsite-wal of main failed: ${wal.workflowId} at `)) },
     ]);
   }, 60_000);
+
+  it('a "*" backup that fails in one database alerts once, naming that database, not again for the "*" run', async () => {
+    await listedClosed(lastCheck);
+    // A name the repository refuses as a path component: that database's child run fails, and with it the "*" run.
+    await cluster.query('CREATE DATABASE "bad name"');
+    try {
+      const all = await start({ cluster: 'main', database: '*', kind: 'full' }, { cluster: 'main', database: '*' });
+      await expect(all.result()).rejects.toThrow();
+      await listedClosed(all.workflowId);
+      const result = await healthCheck();
+      const full = result.alerts.filter((a) => a.key === 'run-failed:full:*' || a.key === 'run-failed:full:bad name');
+      expect(full.map((a) => a.key)).toEqual(['run-failed:full:bad name']);
+      expect(full[0]!.message).toMatch(/^full of main\/bad name failed: pgwarden\/main\/bad name\/full\/\S+ at \S+: database name "bad name" cannot be used as a repository path component$/);
+    } finally {
+      await cluster.query('DROP DATABASE "bad name"');
+    }
+  }, 120_000);
 });
