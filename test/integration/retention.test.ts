@@ -5,7 +5,7 @@
 // the repository); after offsiteSync's check, the plan names what goes and why, and --apply deletes
 // exactly that: the old logical and base backups and the WAL only they needed, never the newest
 // base backup's WAL. What waits is heard: healthCheck alerts once it waited past its grace period.
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -131,10 +131,23 @@ describe('local retention with an offsite repository', () => {
   it("after offsiteSync's check, the plan names what goes and --apply deletes exactly that", async () => {
     const sync = await execute<OffsiteSyncResult>('offsiteSync', { cluster: 'main' });
     expect(sync.repositories.map((r) => [r.repository, r.error])).toEqual([['far', undefined]]);
-    const record = JSON.parse(await readFile(join(setup.repository, 'main/offsite/far.json'), 'utf8')) as { confirmed: Record<string, string> };
+    const recordFile = join(setup.repository, 'main/offsite/far.json');
+    const record = JSON.parse(await readFile(recordFile, 'utf8')) as { confirmed: Record<string, string> };
     expect(Object.keys(record.confirmed)).toEqual(expect.arrayContaining([`main/logical/app/${l1}`, `main/base/${b1.backupId}`, `main/base/${b2.backupId}`]));
+    // The offsite copy has b1 but not the WAL between b1's and b2's starts (as when its WAL upload
+    // fell behind): once b1 goes, that WAL restores nothing and goes without waiting, and the plan
+    // must say so too, not list it as waiting while --apply deletes it.
+    const b1Start = segmentOf(parseLsn(b1.startLsn));
+    const b2Start = segmentOf(parseLsn(b2.startLsn));
+    const between = (await walFiles()).filter((n) => !n.endsWith('.history') && segmentOfName(n) >= b1Start && segmentOfName(n) < b2Start);
+    expect(between.length).toBeGreaterThan(0);
+    for (const n of between) delete record.confirmed[`main/wal/${n}`];
+    await writeFile(recordFile, JSON.stringify(record) + '\n');
 
     const walBefore = await walFiles();
+    const dryRun = await execute<RetentionRunResult>('retention', { cluster: 'main' });
+    expect(dryRun.wal!.waitingOffsite).toBe(0);
+    expect(dryRun.wal!.deleted).toEqual(expect.arrayContaining(between));
     const plan = await cli();
     expect(plan).toContain(`logical main/app: keep 1, delete 1`);
     expect(plan).toContain(`  keep    ${l2}  minimum, daily`);
@@ -155,10 +168,10 @@ describe('local retention with an offsite repository', () => {
     expect(await exists(join(setup.repository, 'main/base', b1.backupId))).toBe(false);
     expect(await exists(join(setup.repository, 'main/logical/app', l2, 'manifest.json'))).toBe(true);
     expect(await exists(join(setup.repository, 'main/base', b2.backupId, 'manifest.json'))).toBe(true);
-    // Exactly the WAL before b2's start went; b2's WAL and everything after it stayed.
-    const from = segmentOf(parseLsn(b2.startLsn));
+    // Exactly the WAL before b2's start went, as the plan said; b2's WAL and everything after it stayed.
     const after = await walFiles();
-    expect(after).toEqual(walBefore.filter((n) => n.endsWith('.history') || segmentOfName(n) >= from));
+    expect(after).toEqual(walBefore.filter((n) => n.endsWith('.history') || segmentOfName(n) >= b2Start));
+    expect(walBefore.filter((n) => !after.includes(n))).toEqual(dryRun.wal!.deleted);
     expect(after.length).toBeLessThan(walBefore.length);
 
     const again = await execute<RetentionRunResult>('retention', { cluster: 'main', apply: true });
