@@ -6,10 +6,11 @@ import { join, relative, sep } from 'node:path';
 import type { Config } from '../config/index.js';
 import { backupIdTime } from '../lib/ids.js';
 import { applyRetention, type RetentionDecision } from '../lib/retention.js';
-import { parseWindow, windowAnchor } from '../lib/walRetention.js';
+import { parseWindow, planWalRetention, windowAnchor } from '../lib/walRetention.js';
 import { offsiteGate } from './offsiteConfirmed.js';
 import { inheritOwner, PRIVATE_FILE_MODE } from './atomicFile.js';
 import { LocalRepository } from './repository.js';
+import { recentTimelines, WalArchive } from './walArchive.js';
 
 /** Markers older than this are left by a crashed run and no longer protect the backup. */
 const MARKER_TTL_MS = 24 * 3600_000;
@@ -38,7 +39,7 @@ export interface LocalRetentionResult extends RetentionDecision {
   waitingOffsite?: { backupId: string; reason: string; repositories: string[] }[];
 }
 
-export function createRetentionActivities({ config }: { config: Config }) {
+export function createRetentionActivities({ config, env = process.env }: { config: Config; env?: NodeJS.ProcessEnv }) {
   /**
    * Deletes what the policy lets go and every offsite repository of the cluster has confirmed
    * (src/activities/offsiteConfirmed.ts); says what it kept and why. Idempotent.
@@ -83,7 +84,15 @@ export function createRetentionActivities({ config }: { config: Config }) {
   async function applyBaseRetention(input: { cluster: string; dryRun?: boolean }): Promise<LocalRetentionResult> {
     const repo = LocalRepository.forCluster(config, input.cluster);
     const manifests = await repo.listBaseBackups(input.cluster);
-    const anchor = windowAnchor(manifests, parseWindow(config.walRetention.window)!, new Date());
+    const ms = parseWindow(config.walRetention.window)!;
+    const now = new Date();
+    const anchor = windowAnchor(manifests, ms, now);
+    // After a PITR to a point below the anchor's start, the window's continuous WAL starts at an
+    // older backup on the new timeline's path (WAL retention's keepFrom): that one is kept too.
+    const archive = WalArchive.forCluster(config, input.cluster);
+    const records = await archive.list();
+    const timelines = await recentTimelines(config, env, archive, records, anchor);
+    const keepFrom = timelines.length ? planWalRetention([...records.keys()], manifests, { ms, now, timelines }).keepFrom?.backupId : undefined;
     const candidates = [];
     for (const m of manifests) {
       const dir = repo.baseBackupDir(input.cluster, m.backupId);
@@ -92,7 +101,7 @@ export function createRetentionActivities({ config }: { config: Config }) {
         time: backupIdTime(m.backupId)!,
         verified: m.verifications.some((v) => v.ok),
         inUse: await inUse(dir),
-        pitrWindow: m.backupId === anchor?.backupId,
+        pitrWindow: m.backupId === anchor?.backupId || m.backupId === keepFrom,
       });
     }
     const decision = applyRetention(candidates, config.retention.base);

@@ -15,6 +15,7 @@ import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { artifactName, walArchiveDir, walRecordName } from '../lib/layout.js';
 import { HISTORY_NAME, isWalFileName, parseHistory, type TimelineSwitch } from '../lib/wal.js';
+import type { TimelineOrigin } from '../lib/walRetention.js';
 import type { GpgKeyring } from './gpg.js';
 import { writeFileAtomic } from './atomicFile.js';
 import { startTool, TOOL_ENV } from './processes.js';
@@ -150,6 +151,24 @@ export async function readHistories(config: Config, env: NodeJS.ProcessEnv, arch
     await decryption?.keyring.remove();
   }
   return histories;
+}
+
+/**
+ * Timelines whose history file was archived after the PITR window's anchor finished (a PITR started
+ * them), for WAL and base retention (src/lib/walRetention.ts): one that branched off below the
+ * anchor's start keeps the base backup and WAL its first moments replay from. Encrypted history
+ * files are read where this host has the private key; without it, retention keeps more instead.
+ */
+export async function recentTimelines(config: Config, env: NodeJS.ProcessEnv, archive: WalArchive, records: Map<string, WalRecord>, anchor?: { finishedAt?: string }): Promise<TimelineOrigin[]> {
+  const since = anchor?.finishedAt ? new Date(anchor.finishedAt).getTime() : -Infinity;
+  const recent = [...records.values()].filter((r) => HISTORY_NAME.test(r.name) && new Date(r.archivedAt).getTime() > since);
+  if (recent.length === 0) return [];
+  const readable = recent.filter((r) => !r.encrypted || config.encryption?.privateKeyFile);
+  const histories = await readHistories(config, env, archive, readable.map((r) => r.name));
+  return recent.map((r) => {
+    const timeline = parseInt(HISTORY_NAME.exec(r.name)![1]!, 16);
+    return { timeline, history: histories.get(timeline), archivedAt: r.archivedAt };
+  });
 }
 
 /**

@@ -3,12 +3,12 @@
 // is safe to repeat: health and size only read; retention recomputes what to delete every time.
 import type { Config } from '../config/index.js';
 import { formatBytes } from '../lib/diskSpace.js';
-import { HISTORY_NAME, parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
-import { parseWindow, planWalRetention, windowAnchor, type TimelineOrigin, type WalRetentionDecision } from '../lib/walRetention.js';
+import { parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
+import { parseWindow, planWalRetention, windowAnchor, type WalRetentionDecision } from '../lib/walRetention.js';
 import { offsiteGate } from './offsiteConfirmed.js';
 import * as postgres from './postgres.js';
 import { LocalRepository } from './repository.js';
-import { readHistories, WalArchive, type WalRecord } from './walArchive.js';
+import { recentTimelines, WalArchive } from './walArchive.js';
 
 export interface ArchiverHealth {
   archiveMode: string;
@@ -129,7 +129,7 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     const window = config.walRetention.window;
     const ms = parseWindow(window)!;
     const now = new Date();
-    const decision = planWalRetention([...records.keys()], backups, { ms, now, timelines: await recentTimelines(archive, records, windowAnchor(backups, ms, now)) });
+    const decision = planWalRetention([...records.keys()], backups, { ms, now, timelines: await recentTimelines(config, env, archive, records, windowAnchor(backups, ms, now)) });
     const awaiting = await offsiteGate(config, repo, input.cluster);
     const deleted: string[] = [];
     const waiting: { name: string; repositories: string[] }[] = [];
@@ -159,24 +159,6 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
       waitingOffsite: waiting.length,
       waitingOffsiteFiles: waiting.slice(0, 20),
     };
-  }
-
-  /**
-   * Timelines whose history file was archived after the window's anchor finished (a PITR started
-   * them): one that branched off below the anchor's start keeps the WAL its first moments replay
-   * from. Encrypted history files are read with the private key where this host has it; without
-   * it, retention keeps more instead of failing (src/lib/walRetention.ts).
-   */
-  async function recentTimelines(archive: WalArchive, records: Map<string, WalRecord>, anchor?: { finishedAt?: string }): Promise<TimelineOrigin[]> {
-    const since = anchor?.finishedAt ? new Date(anchor.finishedAt).getTime() : -Infinity;
-    const recent = [...records.values()].filter((r) => HISTORY_NAME.test(r.name) && new Date(r.archivedAt).getTime() > since);
-    if (recent.length === 0) return [];
-    const readable = recent.filter((r) => !r.encrypted || config.encryption?.privateKeyFile);
-    const histories = await readHistories(config, env, archive, readable.map((r) => r.name));
-    return recent.map((r) => {
-      const timeline = parseInt(HISTORY_NAME.exec(r.name)![1]!, 16);
-      return { timeline, history: histories.get(timeline), archivedAt: r.archivedAt };
-    });
   }
 
   async function walArchiveSize(input: { cluster: string }): Promise<WalArchiveSize> {
