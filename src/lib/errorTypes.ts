@@ -9,6 +9,8 @@ export const ErrorType = {
   InsufficientDiskSpace: 'InsufficientDiskSpace',
   RepositoryUnavailable: 'RepositoryUnavailable',
   DumpFailed: 'DumpFailed',
+  /** A "*" fullBackup in which one or more databases failed (each is named; the others were backed up). */
+  BackupFailed: 'BackupFailed',
   SanityCheckFailed: 'SanityCheckFailed',
   IntegrityError: 'IntegrityError',
   DecryptionFailed: 'DecryptionFailed',

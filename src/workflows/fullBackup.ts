@@ -1,6 +1,6 @@
 // fullBackup: the nightly logical backup of one database (or of every database with "*").
 // Replaces backup-full.sh / backup-database.sh: preflight → dump → done, each a durable step.
-import { executeChild, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, executeChild, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, LogicalBackupResult, PreflightResult } from '../activities/index.js';
 import type { RetentionDecision } from '../lib/retention.js';
 import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
@@ -8,6 +8,8 @@ import { verifyBackup, type VerifyBackupResult } from './verifyBackup.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
 import { childLabels } from './childLabels.js';
+import { eachInTurn } from './eachInTurn.js';
+import { ErrorType } from '../lib/errorTypes.js';
 
 export interface FullBackupInput {
   cluster: string;
@@ -47,23 +49,37 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
   if (skipped.length) log.warn('requested follow-ups are not available in this version', { skipped });
 
   if (input.database === '*') {
+    const keepGoing = patched('full-backup-each-database');
     step('list-databases');
     const databases = await listClusterDatabases({ cluster: input.cluster, includeRestoreCopies: input.includeRestoreCopies });
     step('backup-databases', databases.join(', '));
-    const backups: LogicalBackupResult[] = [];
-    const verifications: VerifyBackupResult[] = [];
     // One child per database, one at a time: a cluster's databases share its disks and CPU.
-    for (const database of databases) {
-      const child = await executeChild(fullBackup, {
+    const backUp = (database: string) =>
+      executeChild(fullBackup, {
         workflowId: fullBackupWorkflowId(input.cluster, database, backupId),
         ...childLabels({ cluster: input.cluster, database, kind: 'full' }),
         args: [{ cluster: input.cluster, database, backupId, verify: input.verify, allDatabases: true }],
       });
-      backups.push(...child.backups);
-      verifications.push(...child.verifications);
+    const children: FullBackupResult[] = [];
+    if (keepGoing) {
+      // A failed database does not stop the others: the run fails at the end naming every failed one.
+      const { done, failed } = await eachInTurn(databases.map((database) => ({ database })), ({ database }) => backUp(database));
+      children.push(...done);
+      const backedUp = children.flatMap((c) => c.backups.map((b) => ({ database: b.database, backupId: b.backupId })));
+      if (failed.length) {
+        step('done', `${failed.length} of ${databases.length} failed`);
+        throw ApplicationFailure.nonRetryable(
+          `${failed.length} of ${databases.length} databases failed to back up (${backupId}): ${failed.map((f) => `${f.database}: ${f.error}`).join('; ')}`,
+          ErrorType.BackupFailed,
+          { cluster: input.cluster, backupId, failed, backedUp },
+        );
+      }
+    } else {
+      // Runs started before stopped at the first failed database: their histories replay unchanged.
+      for (const database of databases) children.push(await backUp(database));
     }
     step('done');
-    return { cluster: input.cluster, backups, verifications, skipped };
+    return { cluster: input.cluster, backups: children.flatMap((c) => c.backups), verifications: children.flatMap((c) => c.verifications), skipped };
   }
 
   const target = { cluster: input.cluster, database: input.database, backupId };

@@ -2,12 +2,13 @@
 // plan → restore into pgwarden_verify_<id> (checksumming the dump on the way) → checksum of the
 // other artifacts → compare with the manifest → record,
 // and the temporary database is dropped on every path (success, failure, cancellation).
-import { ApplicationFailure, CancellationScope, executeChild, isCancellation, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities, CompareResult, VerifyPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { ErrorType } from '../lib/errorTypes.js';
 import { verifyBackupWorkflowId } from '../lib/ids.js';
 import { childLabels } from './childLabels.js';
+import { eachInTurn } from './eachInTurn.js';
 import { trackProgress } from './messages.js';
 
 export interface VerifyBackupInput {
@@ -77,23 +78,15 @@ export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBack
 async function verifyAllDatabases(input: VerifyBackupInput): Promise<VerifyBackupResult> {
   const step = trackProgress('plan');
   const { run, targets } = await quick.planVerifyAll({ cluster: input.cluster });
-  const verified: VerifyBackupResult[] = [];
-  const failed: { database: string; backupId: string; error: string }[] = [];
-  for (const target of targets) {
-    step('verify-databases', `${target.database} (${verified.length + failed.length + 1} of ${targets.length})`);
-    try {
-      verified.push(
-        await executeChild(verifyBackup, {
-          workflowId: verifyBackupWorkflowId(input.cluster, target.database, target.backupId),
-          ...childLabels({ cluster: input.cluster, database: target.database, kind: 'verify' }),
-          args: [target],
-        }),
-      );
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      failed.push({ ...target, error: rootMessage(err) });
-    }
-  }
+  let n = 0;
+  const { done: verified, failed } = await eachInTurn(targets, (target) => {
+    step('verify-databases', `${target.database} (${++n} of ${targets.length})`);
+    return executeChild(verifyBackup, {
+      workflowId: verifyBackupWorkflowId(input.cluster, target.database, target.backupId),
+      ...childLabels({ cluster: input.cluster, database: target.database, kind: 'verify' }),
+      args: [target],
+    });
+  });
   step('done');
   if (failed.length) {
     throw ApplicationFailure.nonRetryable(
@@ -114,11 +107,4 @@ async function verifyAllDatabases(input: VerifyBackupInput): Promise<VerifyBacku
     checks: [],
     databases: verified,
   };
-}
-
-/** The innermost message: a child's failure wraps the activity's, which wraps the one that says what happened. */
-function rootMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
-  return e instanceof Error ? e.message : String(err);
 }

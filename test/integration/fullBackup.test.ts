@@ -126,6 +126,34 @@ describe('fullBackup', () => {
     for (const b of backups) expect(existsSync(join(repository, 'main/logical', b.database, '20261122T040000Z/manifest.json'))).toBe(true);
   });
 
+  it('"*": a database that fails does not leave the ones after it unbacked-up; the run fails naming it', async () => {
+    // A name the repository refuses as a path component; listed between app and crm.
+    await cluster.query('CREATE DATABASE "bad name"');
+    try {
+      const listed = (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname')).map((d) => d.datname);
+      const others = listed.filter((d) => d !== 'bad name');
+      // Some are listed after it (the ones a stop at the first failure left unbacked-up).
+      expect(listed.indexOf('bad name')).toBeLessThan(listed.indexOf('crm'));
+      const { result } = await runBackup({ cluster: 'main', database: '*', backupId: '20261122T050000Z' });
+      const err = await result.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+      expect(cause).toBeInstanceOf(ApplicationFailure);
+      expect([cause.type, cause.nonRetryable]).toEqual(['BackupFailed', true]);
+      expect(cause.message).toBe(`1 of ${listed.length} databases failed to back up (20261122T050000Z): bad name: database name "bad name" cannot be used as a repository path component`);
+      const details = cause.details?.[0] as { failed: { database: string }[]; backedUp: { database: string; backupId: string }[] };
+      expect(details.failed.map((f) => f.database)).toEqual(['bad name']);
+      expect(details.backedUp.map((b) => b.database)).toEqual(others);
+      // Every other database, those listed after the failed one too, is backed up and committed.
+      for (const database of others) {
+        const manifest = parseLogicalManifest(await readFile(join(repository, 'main/logical', database, '20261122T050000Z/manifest.json'), 'utf8'));
+        expect(manifest.database).toBe(database);
+      }
+    } finally {
+      await cluster.query('DROP DATABASE "bad name"');
+    }
+  });
+
   it('keeps secrets out of workflow history', async () => {
     const { handle, result } = await runBackup({ cluster: 'main', database: 'crm' });
     await result;

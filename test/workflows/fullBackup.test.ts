@@ -3,12 +3,16 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
+import { Worker } from '@temporalio/worker';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LogicalBackupInput, LogicalBackupResult, PreflightResult } from '../../src/activities/index.js';
 import { nonRetryable, retryable } from '../../src/lib/errors.js';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
-import { startStubWorker, testEnvironment, uniqueQueue } from '../helpers/temporal.js';
+import { startStubWorker, testEnvironment, uniqueQueue, workflowBundle } from '../helpers/temporal.js';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -147,3 +151,89 @@ it('backs up every database as its own child workflow with a readable id', async
   expect(result.backups.map((b) => b.database)).toEqual(['app', 'crm']);
   expect(seen).toEqual(['pgwarden/main/app/full/20261122T020000Z', 'pgwarden/main/crm/full/20261122T020000Z']);
 });
+
+it('"*": a database that fails does not stop the others; the run then fails naming it, its details holding what was backed up', async () => {
+  const dumped: string[] = [];
+  const err = await withStubs(
+    {
+      listClusterDatabases: async () => ['app', 'bad name', 'crm'],
+      preflightLogicalBackup: async (input: LogicalBackupInput) => {
+        if (input.database === 'bad name') throw nonRetryable('InvalidInput', 'database name "bad name" cannot be used as a repository path component');
+        return preflightOk();
+      },
+      createLogicalBackup: async (input: LogicalBackupInput) => {
+        dumped.push(input.database);
+        return backupOf(input);
+      },
+    },
+    (queue) =>
+      env.client.workflow
+        .execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/all-one-bad`, args: [{ cluster: 'main', database: '*', backupId: '20261122T020000Z' }] })
+        .catch((e: unknown) => e),
+  );
+  expect(dumped).toEqual(['app', 'crm']);
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  expect(cause.type).toBe('BackupFailed');
+  expect(cause.nonRetryable).toBe(true);
+  expect(cause.message).toBe('1 of 3 databases failed to back up (20261122T020000Z): bad name: database name "bad name" cannot be used as a repository path component');
+  expect(cause.details).toEqual([
+    {
+      cluster: 'main',
+      backupId: '20261122T020000Z',
+      failed: [{ database: 'bad name', error: 'database name "bad name" cannot be used as a repository path component' }],
+      backedUp: [
+        { database: 'app', backupId: '20261122T020000Z' },
+        { database: 'crm', backupId: '20261122T020000Z' },
+      ],
+    },
+  ]);
+});
+
+it('"*": cancelled while a database is being dumped, it stops at once (the next database is not started)', async () => {
+  const started: string[] = [];
+  let running!: () => void;
+  const dumping = new Promise<void>((r) => (running = r));
+  const err = await withStubs(
+    {
+      listClusterDatabases: async () => ['app', 'crm'],
+      preflightLogicalBackup: preflightOk,
+      createLogicalBackup: async (input: LogicalBackupInput) => {
+        started.push(input.database);
+        const ctx = Context.current();
+        running();
+        for (;;) {
+          ctx.heartbeat({ phase: 'dump', rawBytes: 1, storedBytes: 1 });
+          await ctx.sleep(200);
+        }
+      },
+    },
+    async (queue) => {
+      const handle = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId: `${queue}/all-cancel`, args: [{ cluster: 'main', database: '*' }] });
+      await dumping;
+      await handle.cancel();
+      return handle.result().catch((e: unknown) => e);
+    },
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  expect(started).toEqual(['app']);
+});
+
+it('"*": a run recorded before (it stopped at the first failed database) replays on today\'s code', async () => {
+  // Recorded from the earlier code: app backed up, "bad name" failed, the run failed there and crm was never started.
+  const history = historyFromCliJson(JSON.parse(await readFile(new URL('./histories/fullBackup-all-stopped-at-first-failure.json', import.meta.url), 'utf8')));
+  await Worker.runReplayHistory({ workflowBundle: workflowBundle() }, history, 'fullBackup-all-before');
+});
+
+/**
+ * A history as `temporal workflow show -o json` prints it. The SDK's own historyFromJSON fails here
+ * ("type must be a Type": @temporalio/common parses with its own copy of protobufjs), so this
+ * parses with the copy the History type comes from.
+ */
+function historyFromCliJson(json: unknown): temporal.api.history.v1.IHistory {
+  const fromProto = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'));
+  const { fromJson } = fromProto('protobufjs/ext/protojson') as { fromJson: (type: unknown, json: unknown) => temporal.api.history.v1.IHistory };
+  return fromJson(temporal.api.history.v1.History, json);
+}
