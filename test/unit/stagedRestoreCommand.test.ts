@@ -1,7 +1,7 @@
 // The restore_command a PITR writes, run by /bin/sh as PostgreSQL runs it: a staged file is copied;
 // a segment not staged yet is waited for; once staging is complete a missing file is "not found"
 // (exit 1); a failed staging stops recovery (exit 200, above 125).
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -37,7 +37,9 @@ describe('staged restore_command', () => {
   it('waits for a segment that staging has not written yet', async () => {
     const pending = run(SEG);
     await new Promise((r) => setTimeout(r, 500));
-    await writeFile(join(walDir, SEG), 'late');
+    // As staging writes: whole, then renamed into place (a plain write can be seen half done).
+    await writeFile(join(walDir, `.${SEG}.tmp`), 'late');
+    await rename(join(walDir, `.${SEG}.tmp`), join(walDir, SEG));
     expect((await pending).exitCode).toBe(0);
     expect(await readFile(join(dir, 'RECOVERYXLOG'), 'utf8')).toBe('late');
   });
