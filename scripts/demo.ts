@@ -6,11 +6,16 @@
 // everything is stopped and removed: exit 0, or non-zero with one line saying what failed.
 //
 // npm run dev (`--stay`) — the same start-up, then stays up until Ctrl-C for exploring the UI.
+// `npm run dev -- --port P --ui-port U --metrics-port M` chooses the Temporal server's, its UI's and
+// pgwarden's metrics ports (default: free ones); a taken port fails at once, in one line naming it.
 //
 // PGWARDEN_DEMO_TEMPORAL_ADDRESS=host:port uses that Temporal server (tests), see scripts/demo/stack.ts.
+import { parseArgs } from 'node:util';
 import { formatDuration } from '../src/cli/format.js';
+import { assertPortsFree, devPorts } from '../src/worker/devServer.js';
+import { freePort } from '../test/helpers/ports.js';
 import { Interrupted, watchForAbort } from './demo/abort.js';
-import { startStack, type DemoStack } from './demo/stack.js';
+import { startStack, type DemoStack, type StackPorts } from './demo/stack.js';
 import { explain, runDemo, type Row } from './demo/steps.js';
 
 const t0 = Date.now();
@@ -30,7 +35,9 @@ function printTryThis(stack: DemoStack): void {
   console.log(
     [
       '',
+      `Temporal:     ${stack.temporalAddress}`,
       `Temporal UI:  ${stack.uiAddress ?? '(not started: PGWARDEN_DEMO_TEMPORAL_ADDRESS is set)'}`,
+      `Metrics:      ${stack.metricsUrl ?? '(off)'}`,
       `Config file:  ${stack.configFile}`,
       '',
       'Try, in another shell (the workers with their secrets run in this process):',
@@ -51,11 +58,27 @@ function printTryThis(stack: DemoStack): void {
   );
 }
 
+const stay = process.argv.includes('--stay');
+
+/** The ports from the flags (free ones where not given), refused before anything starts when taken. */
+async function choosePorts(): Promise<StackPorts> {
+  const { values: flags } = parseArgs({
+    options: { stay: { type: 'boolean' }, port: { type: 'string' }, 'ui-port': { type: 'string' }, 'metrics-port': { type: 'string' } },
+  });
+  if (process.env.PGWARDEN_DEMO_TEMPORAL_ADDRESS) return {};
+  const flag = async (value: string | undefined) => value ?? String(await freePort());
+  const ports = devPorts(
+    { port: await flag(flags.port), uiPort: await flag(flags['ui-port']), metricsPort: stay || flags['metrics-port'] ? await flag(flags['metrics-port']) : undefined },
+  );
+  await assertPortsFree(ports.uses);
+  return ports;
+}
+
 async function main(): Promise<number> {
-  const stay = process.argv.includes('--stay');
+  const ports = await choosePorts();
   let stack: DemoStack | undefined;
   const { aborted, cleaningUp } = watchForAbort(explain);
-  const starting = startStack(say);
+  const starting = startStack(say, ports);
   starting.catch(() => undefined);
   try {
     stack = await Promise.race([starting, aborted]);
@@ -84,7 +107,8 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof Interrupted ? `demo: ${err.message}, cleaned up` : `demo failed: ${explain(err)}`);
+    const name = stay ? 'npm run dev' : 'demo';
+    console.error(err instanceof Interrupted ? `${name}: ${err.message}, cleaned up` : `${name} failed: ${explain(err)}`);
     process.exit(err instanceof Interrupted ? 130 : 1);
   },
 );

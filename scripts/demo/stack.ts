@@ -14,6 +14,7 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Work
 import { ensureSearchAttributes } from '../../src/cli/client.js';
 import type { Config } from '../../src/config/index.js';
 import { startDevServer, type DevServer } from '../../src/worker/devServer.js';
+import { startMetricsServer } from '../../src/worker/metrics.js';
 import { createWorkers, workflowsPath } from '../../src/worker/worker.js';
 import { startArchivingCluster, type ArchivingSetup } from '../../test/helpers/archiving.js';
 import { testSecrets } from '../../test/helpers/config.js';
@@ -36,6 +37,8 @@ export interface DemoStack {
   temporalAddress: string;
   /** The web UI, when the demo started the server. */
   uiAddress?: string;
+  /** pgwarden's Prometheus metrics, when asked for (`npm run dev`, --metrics-port). */
+  metricsUrl?: string;
   /** Unique per run on a shared server (tests); empty otherwise. */
   runSuffix: string;
   /** Stops and removes everything; safe to call more than once. */
@@ -45,7 +48,15 @@ export interface DemoStack {
 const noop = () => undefined;
 const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, log: noop, error: console.error };
 
-export async function startStack(say: (line: string) => void): Promise<DemoStack> {
+/** Ports chosen by `npm run dev -- --port P --ui-port U --metrics-port M` (checked free already); unset: random. */
+export interface StackPorts {
+  port?: number;
+  uiPort?: number;
+  /** Serve pgwarden's metrics on this port (0: any free one); unset: no metrics. */
+  metricsPort?: number;
+}
+
+export async function startStack(say: (line: string) => void, ports: StackPorts = {}): Promise<DemoStack> {
   const existing = process.env.PGWARDEN_DEMO_TEMPORAL_ADDRESS;
   const runSuffix = existing ? randomBytes(4).toString('hex') : '';
   const taskQueue = existing ? `pgwarden-demo-${runSuffix}` : 'pgwarden';
@@ -71,7 +82,9 @@ export async function startStack(say: (line: string) => void): Promise<DemoStack
 
     // Started together; whatever started is stopped again if another part fails.
     const started = await Promise.allSettled([
-      existing ? Promise.resolve(undefined) : Promise.all([freePort(), freePort()]).then(([port, uiPort]) => startDevServer({ port, uiPort, detached: true })),
+      existing
+        ? Promise.resolve(undefined)
+        : Promise.all([ports.port ?? freePort(), ports.uiPort ?? freePort()]).then(([port, uiPort]) => startDevServer({ port, uiPort, detached: true })),
       startS3Server(),
       createTestKey(),
     ] as const);
@@ -129,7 +142,13 @@ export async function startStack(say: (line: string) => void): Promise<DemoStack
     const client = new Client({ connection, namespace: config.temporal.namespace });
     await ensureSearchAttributes(client);
     say(`pgwarden's workers poll ${taskQueue} and pgwarden@${host}`);
-    return { config, configFile, setup, client, temporalAddress, uiAddress: server.value?.uiAddress, runSuffix, stop };
+    let metricsUrl: string | undefined;
+    if (ports.metricsPort !== undefined) {
+      const metrics = await startMetricsServer({ config, env: { ...process.env, ...secrets }, client, port: ports.metricsPort });
+      stops.push(() => metrics.close());
+      metricsUrl = metrics.url;
+    }
+    return { config, configFile, setup, client, temporalAddress, uiAddress: server.value?.uiAddress, metricsUrl, runSuffix, stop };
   } catch (err) {
     await stop();
     throw err;
