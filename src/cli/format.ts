@@ -4,6 +4,7 @@
 import { formatBytes } from '../lib/diskSpace.js';
 import type { ActivityStatus, LiveStatus } from './client.js';
 import type { OffsiteRepositoryResult } from '../workflows/offsiteSync.js';
+import type { ScheduleRow } from './scheduleOps.js';
 
 export { formatBytes };
 
@@ -31,6 +32,31 @@ const pad2 = (n: number) => String(n).padStart(2, '0');
 /** `2026-11-22 14:31:05` in the machine's local time zone. */
 export function formatLocalTime(date: Date): string {
   return `${date.getFullYear()}-${pad2(date.getMonth() + 1)}-${pad2(date.getDate())} ${pad2(date.getHours())}:${pad2(date.getMinutes())}:${pad2(date.getSeconds())}`;
+}
+
+/** `Sun 2026-11-22 03:00 EST` in `timeZone` (default: the machine's), the zone named as Intl names it. */
+export function formatZonedTime(date: Date, timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone): string {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short' }).formatToParts(date);
+  const p = Object.fromEntries(parts.map((x) => [x.type, x.value])) as Record<string, string>;
+  return `${p.weekday} ${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} ${p.timeZoneName}`;
+}
+
+/** `in 5h12m` / `2m05s ago`, from `now` (ms). */
+export function formatFromNow(date: Date, now: number): string {
+  const seconds = (date.getTime() - now) / 1000;
+  return seconds >= 0 ? `in ${formatElapsed(seconds)}` : `${formatElapsed(-seconds)} ago`;
+}
+
+/** `pgwarden schedules list`: per schedule its timing, then its next runs and last run in local time with the zone. */
+export function scheduleLines(rows: readonly ScheduleRow[], now: number, timeZone?: string): string[] {
+  const lines: string[] = [];
+  for (const r of rows) {
+    const next = r.nextRuns.map((t, i) => formatZonedTime(new Date(t), timeZone) + (i === 0 ? ` (${formatFromNow(new Date(t), now)})` : ''));
+    const last = r.lastRun ? `last ${formatZonedTime(new Date(r.lastRun.scheduledAt), timeZone)} ${r.lastRun.status.toLowerCase()}` : 'not run yet';
+    lines.push(`${r.id}  ${r.workflowType}  ${r.timing}${r.paused ? `  PAUSED${r.note ? ` (${r.note})` : ''}` : ''}`);
+    lines.push(`    next ${r.paused ? '- (paused)' : next.join(', ') || '-'}; ${last}`);
+  }
+  return lines;
 }
 
 /** What a heartbeat says, whichever activity sent it (each names its fields its own way). */

@@ -46,11 +46,8 @@ export function registerScheduleCommands(program: Command, config: () => Config)
       const rows = await (await ops()).listSchedules(await client(), config());
       if (opts.json) return void console.log(JSON.stringify(rows));
       if (rows.length === 0) return void console.log('no schedules: run `pgwarden schedules apply`');
-      for (const r of rows) {
-        const last = r.lastRun ? `last ${r.lastRun.scheduledAt} ${r.lastRun.status.toLowerCase()}` : 'not run yet';
-        console.log(`${r.id}  ${r.workflowType}  ${r.timing}${r.paused ? `  PAUSED${r.note ? ` (${r.note})` : ''}` : ''}`);
-        console.log(`    next ${r.nextRuns.join(', ') || '-'}; ${last}`);
-      }
+      const { scheduleLines } = await import('./format.js');
+      for (const line of scheduleLines(rows, Date.now())) console.log(line);
     });
 
   schedules
@@ -73,7 +70,7 @@ export function registerScheduleCommands(program: Command, config: () => Config)
     .description('start a run of a schedule now')
     .option('--wait', 'wait for the run to finish, showing progress')
     .option('--json', 'print the workflow id (and with --wait the result) as JSON')
-    .addHelpText('after', '\nExample:\n  pgwarden schedules trigger pgwarden/main/app/full-daily --wait')
+    .addHelpText('after', '\nExamples:\n  pgwarden schedules trigger pgwarden/main/all/full-daily --wait\n  pgwarden schedules trigger pgwarden/main/app/full-daily   (with "databases": ["app"] in the cluster)')
     .action(async (id: string, opts: { wait?: boolean; json?: boolean }) => {
       const { client: c } = await handleOf(id);
       const workflowId = await (await ops()).triggerSchedule(c, id);

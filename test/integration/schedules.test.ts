@@ -10,6 +10,7 @@ import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
+import { formatZonedTime } from '../../src/cli/format.js';
 import { applySchedules, listSchedules, ownedScheduleIds, triggerSchedule } from '../../src/cli/scheduleOps.js';
 import { parseConfig, type Config, type ConfigInput } from '../../src/config/index.js';
 import { PASSWORD_ENV } from '../helpers/config.js';
@@ -121,5 +122,19 @@ describe('schedules', () => {
     const printed = JSON.parse(cli.stdout) as { workflowId: string; result: { cluster: string } };
     expect(printed.workflowId.startsWith(`${id}-`)).toBe(true);
     expect(printed.result.cluster).toBe(name);
+    // `schedules list` in the operator's local time, with its zone, and how far the next run is.
+    const listed = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'list'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1', TZ: 'America/New_York' } });
+    expect(listed.exitCode, listed.stderr).toBe(0);
+    const lines = listed.stdout.split('\n');
+    const lineAfter = (head: string) => lines[lines.findIndex((l) => l.startsWith(head)) + 1] ?? `no line ${head} in:\n${listed.stdout}`;
+    // wal-maintenance was paused above (and triggered by hand): no next run, its last run in New York time.
+    expect(lineAfter(`${id}  walMaintenance  30 3 * * * (Europe/Berlin)  PAUSED`)).toMatch(/^ {4}next - \(paused\); last (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T completed$/);
+    // 02:00 in Berlin is 20:00 or 21:00 the day before in New York.
+    const full = `pgwarden/${name}/app/full-daily`;
+    const next = (await listSchedules(client, config)).find((r) => r.id === full)!.nextRuns;
+    const fullNext = lineAfter(`${full}  fullBackup  0 2 * * * (Europe/Berlin)`);
+    expect(fullNext).toMatch(/^ {4}next (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d 2[01]:00 E[SD]T \(in (\d+h\d\dm|\d+m\d\ds|\d+s)\), .*; not run yet$/);
+    expect(fullNext).toContain(`next ${formatZonedTime(new Date(next[0]!), 'America/New_York')} (in `);
+    expect(listed.stdout).not.toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d/); // no raw ISO times
   });
 });
