@@ -8,6 +8,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities/index.js';
 import { autoHeartbeat } from './autoHeartbeat.js';
 import type { Config } from '../config/index.js';
+import { isConnectFailure, temporalUnreachableLine } from '../lib/temporalUnreachable.js';
 
 export function workflowsPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -21,6 +22,13 @@ export function workflowsPath(): string {
 export function prebuiltBundle(): string | undefined {
   const candidate = join(dirname(fileURLToPath(import.meta.url)), '../workflow-bundle.js');
   return existsSync(candidate) ? candidate : undefined;
+}
+
+/** The worker's connection; an unreachable server is one readable line (lib/temporalUnreachable.ts), not the SDK's transport error. */
+export async function connectWorker(address: string): Promise<NativeConnection> {
+  return NativeConnection.connect({ address }).catch((err: Error) => {
+    throw isConnectFailure(err.message) ? new Error(temporalUnreachableLine(address, err.message)) : err;
+  });
 }
 
 export function hostQueue(config: Config): string {
