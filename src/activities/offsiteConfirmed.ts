@@ -15,7 +15,7 @@ function recordFile(repo: LocalRepository, cluster: string, repository: string):
   return join(repo.root, cluster, 'offsite', `${repository}.json`);
 }
 
-async function readRecord(repo: LocalRepository, cluster: string, repository: string): Promise<OffsiteConfirmations | undefined> {
+export async function readRecord(repo: LocalRepository, cluster: string, repository: string): Promise<OffsiteConfirmations | undefined> {
   try {
     return JSON.parse(await readFile(recordFile(repo, cluster, repository), 'utf8')) as OffsiteConfirmations;
   } catch (err) {

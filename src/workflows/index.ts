@@ -8,3 +8,4 @@ export * from './walMaintenance.js';
 export * from './offsiteSync.js';
 export * from './healthCheck.js';
 export * from './retention.js';
+export * from './repositoryInfo.js';
