@@ -6,6 +6,7 @@
 #   - Node 24 LTS (from the npm registry's node@24 package) when the node on PATH is older than 22
 #   - Temporal CLI v1.5.1 and versitygw v1.7.0, built with `go install`
 #   - npm ci
+#   - a `pgwarden` symlink in .tools/bin (→ bin/pgwarden)
 # Project-local tools go to .tools/ (git-ignored); scripts/env.sh puts them on PATH.
 set -euo pipefail
 
@@ -68,6 +69,12 @@ go_install() { # name module version
 }
 go_install temporal github.com/temporalio/cli/cmd/temporal "$TEMPORAL_CLI_VERSION"
 go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION"
+
+# --- pgwarden on PATH ------------------------------------------------------
+# The README writes `pgwarden ...`: after `source scripts/env.sh` this symlink is that command
+# (bin/pgwarden follows the link back to the checkout).
+ln -sfn "$ROOT/bin/pgwarden" "$TOOLS/bin/pgwarden"
+say "pgwarden linked in .tools/bin"
 
 # --- npm dependencies ------------------------------------------------------
 export PATH="$TOOLS/bin:$PATH"
