@@ -106,7 +106,7 @@ export function isExpected(err: unknown): boolean {
     err instanceof UserError ||
     err instanceof UsageError ||
     isWorkflowFailure(err) ||
-    (err instanceof Error && ['ConfigError', 'WorkflowNotFoundError', 'WorkflowExecutionAlreadyStartedError'].includes(err.name)) ||
+    (err instanceof Error && ['ConfigError', 'DevPortError', 'WorkflowNotFoundError', 'WorkflowExecutionAlreadyStartedError'].includes(err.name)) ||
     (err instanceof Error && err.message.startsWith('cannot reach Temporal'))
   );
 }
