@@ -112,22 +112,22 @@ export function registerRunCommands(program: Command, config: () => Config): voi
       const client = await connectClient(cfg);
       const handle = client.workflow.getHandle(workflowId);
       const live = await liveStatus(handle, { queryTimeoutMs: QUERY_TIMEOUT_MS }).catch(notFoundAsUserError(workflowId));
-      const failure = ['FAILED', 'TIMED_OUT', 'TERMINATED', 'CANCELLED', 'CANCELED'].includes(live.status) ? await failureOf(handle) : undefined;
+      const closed = live.status !== 'RUNNING' ? await closedRun(handle) : {};
       const approvalDeadline = live.status === 'RUNNING' && live.progress?.step === 'approve' ? await approvalDeadlineOf(handle, live.progress.since) : undefined;
-      const report = statusReport(workflowId, live, Date.now(), { failure, approvalDeadline });
-      if (opts.json) return void console.log(JSON.stringify(report.json));
-      for (const line of report.lines) console.log(line);
+      const report = statusReport(workflowId, live, Date.now(), { ...closed, approvalDeadline });
+      if (opts.json) console.log(JSON.stringify(report.json));
+      else for (const line of report.lines) console.log(line);
+      process.exitCode = report.exitCode;
     });
 }
 
-/** Why a closed run failed (its result's error, one line), or undefined when it cannot be read quickly. */
-async function failureOf(handle: WorkflowHandle): Promise<string | undefined> {
+/** A closed run's result, or why it failed (its error, one line); neither when it cannot be read quickly. */
+async function closedRun(handle: WorkflowHandle): Promise<{ result?: unknown; failure?: string }> {
   const { oneLine } = await import('./errors.js');
   try {
-    await handle.client.connection.withDeadline(Date.now() + 5000, () => handle.result());
-    return undefined;
+    return { result: await handle.client.connection.withDeadline(Date.now() + 5000, () => handle.result()) };
   } catch (err) {
-    return oneLine(err).replace(/^workflow failed: /, '');
+    return { failure: oneLine(err).replace(/^workflow failed: /, '') };
   }
 }
 
@@ -172,14 +172,80 @@ function activityLine(a: ActivityStatus, now: number): string {
   return `${a.type}${attempt}${parts.length ? `: ${parts.join(', ')}` : ''}`;
 }
 
+/**
+ * `pgwarden status` exit codes (scripts read them): 0 running, or ended having done what it was
+ * started for; 3 ended without doing it (rejected, nobody approved in time); 4 failed, cancelled,
+ * terminated or timed out. 1 stays pgwarden's own error (no such run, Temporal unreachable).
+ */
+export const STATUS_EXIT = { ok: 0, notDone: 3, failed: 4 } as const;
+
+export interface RunOutcome {
+  /** One word: recovered, restored, rehearsed, verified, completed, rejected, approval-timed-out, failed, ... */
+  word: string;
+  /** The line `status` prints after `outcome`. */
+  text: string;
+  exitCode: number;
+}
+
+type Decision = { approver?: string; reason?: string; at?: string };
+
+/** What a closed run came to, from its status and its result (completed) or failure (others); pure. */
+export function outcomeOf(status: string, result: unknown, failure?: string): RunOutcome | undefined {
+  const failed = (word: string, text: string): RunOutcome => ({ word, text, exitCode: STATUS_EXIT.failed });
+  switch (status) {
+    case 'RUNNING':
+    case 'CONTINUED_AS_NEW':
+      return undefined;
+    case 'FAILED':
+      return failed('failed', `failed: ${failure ?? 'see the run in the Temporal UI'}`);
+    case 'TIMED_OUT':
+      return failed('timed-out', "timed out: the run's execution timeout passed");
+    case 'CANCELLED':
+    case 'CANCELED':
+      return failed('cancelled', `cancelled${failure && !/^workflow execution cancell?ed$/i.test(failure) ? `: ${failure}` : ''}`);
+    case 'TERMINATED':
+      return failed('terminated', `terminated${failure && !/^workflow execution terminated$/i.test(failure) ? `: ${failure}` : ''}`);
+  }
+  if (result === undefined && failure) return { word: 'completed', text: `completed (its result could not be read: ${failure})`, exitCode: STATUS_EXIT.ok };
+  const r = (result ?? {}) as Record<string, unknown> & { decision?: Decision; recovery?: { timeline?: number; reachedLsn?: string } };
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const at = (d?: Decision) => (d?.at && Number.isFinite(Date.parse(d.at)) ? ` at ${formatLocalTime(new Date(d.at))}` : '');
+  const where = [str(r.cluster), str(r.database)].filter(Boolean).join('/');
+  switch (r.outcome) {
+    case 'rejected':
+      return { word: 'rejected', text: `rejected by ${r.decision?.approver ?? 'someone'}${at(r.decision)}: ${r.decision?.reason ?? '(no reason)'}; nothing was done`, exitCode: STATUS_EXIT.notDone };
+    case 'timed-out':
+      return { word: 'approval-timed-out', text: 'timed out waiting for approval (nobody approved or rejected in time); nothing was done', exitCode: STATUS_EXIT.notDone };
+    case 'restored': {
+      const kept = str(r.previousDatabase) ? `; the previous database is kept as ${str(r.previousDatabase)}` : '';
+      const by = r.decision?.approver ? `, approved by ${r.decision.approver}${at(r.decision)}: ${r.decision.reason ?? ''}` : '';
+      return { word: 'restored', text: `restored ${where} from ${str(r.backupId) ?? 'a backup'}${kept}${by}`, exitCode: STATUS_EXIT.ok };
+    }
+    case 'tables-restored':
+      return { word: 'tables-restored', text: `restored tables of ${where} from ${str(r.backupId) ?? 'a backup'} into ${str(r.tablesDatabase) ?? 'a copy'}`, exitCode: STATUS_EXIT.ok };
+    case 'recovered':
+    case 'rehearsed': {
+      const reached = r.recovery?.reachedLsn ? `, timeline ${r.recovery.timeline}, at ${r.recovery.reachedLsn}` : '';
+      const by = r.decision?.approver ? `, approved by ${r.decision.approver}${at(r.decision)}: ${r.decision.reason ?? ''}` : '';
+      const kept = str(r.previousDataDirectory) ? `; the previous data directory is kept at ${str(r.previousDataDirectory)}` : '';
+      return { word: r.outcome, text: `${r.outcome} ${where} to ${str(r.target) ?? '?'} from base backup ${str(r.backupId) ?? '?'}${reached}${by}${kept}`, exitCode: STATUS_EXIT.ok };
+    }
+  }
+  if (r.ok === true && typeof r.tables === 'number') {
+    return { word: 'verified', text: `verified ${where}${str(r.backupId) ? ` ${str(r.backupId)}` : ''}: ${r.tables} tables, ${String(r.rows)} rows restored and compared`, exitCode: STATUS_EXIT.ok };
+  }
+  return { word: 'completed', text: 'completed', exitCode: STATUS_EXIT.ok };
+}
+
 /** The lines `pgwarden status` prints and its JSON; pure (the clock is `now`). */
 export function statusReport(
   workflowId: string,
   live: LiveStatus,
   now: number,
-  extra: { failure?: string; approvalDeadline?: Date } = {},
-): { lines: string[]; json: Record<string, unknown> } {
-  const { failure, approvalDeadline } = extra;
+  extra: { failure?: string; approvalDeadline?: Date; result?: unknown } = {},
+): { lines: string[]; json: Record<string, unknown>; exitCode: number } {
+  const { failure, approvalDeadline, result } = extra;
+  const outcome = outcomeOf(live.status, result, failure);
   const kind = live.workflowType ? kindOfWorkflow(live.workflowType) : undefined;
   const status = statusWord(live.status);
   const running = live.status === 'RUNNING';
@@ -192,7 +258,7 @@ export function statusReport(
   const started = live.startTime ? `started ${formatLocalTime(live.startTime)}` : '';
   if (running) lines.push(row('status', `running for ${formatDuration(elapsed ?? 0)}${started ? ` (${started})` : ''}`));
   else lines.push(row('status', `${status}${elapsed !== undefined ? ` after ${formatDuration(elapsed)}` : ''}${started ? ` (${started}${live.closeTime ? `, closed ${formatLocalTime(live.closeTime)}` : ''})` : ''}`));
-  if (failure) lines.push(row(['TERMINATED', 'CANCELLED', 'CANCELED'].includes(live.status) ? 'reason' : 'failure', failure));
+  if (outcome) lines.push(row('outcome', outcome.text));
 
   const p = live.progress;
   if (p) {
@@ -214,7 +280,8 @@ export function statusReport(
     if (approval.what) lines.push(row('would', approval.what));
     lines.push(row('approve', approval.approve));
     lines.push(row('reject', approval.reject));
-  } else if (p?.detail) {
+  } else if (p?.detail && (running || p.step !== 'approve')) {
+    // A closed run's approval detail (what would be done, how to approve) is no longer true.
     lines.push(row('detail', p.detail));
   }
 
@@ -242,6 +309,8 @@ export function statusReport(
     children: live.children ?? [],
     ...(approval ? { approval: { ...approval, ...(approvalDeadline ? { deadline: approvalDeadline.toISOString() } : {}) } } : {}),
     ...(failure ? { failure } : {}),
+    ...(outcome ? { outcome: outcome.word, outcomeText: outcome.text } : {}),
+    ...(result && typeof result === 'object' && 'decision' in result ? { decision: (result as { decision?: unknown }).decision } : {}),
   };
-  return { lines, json };
+  return { lines, json, exitCode: outcome?.exitCode ?? STATUS_EXIT.ok };
 }

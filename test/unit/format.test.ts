@@ -25,7 +25,7 @@ import {
   withChild,
   type RateMeter,
 } from '../../src/cli/format.js';
-import { statusReport } from '../../src/cli/runs.js';
+import { outcomeOf, statusReport } from '../../src/cli/runs.js';
 import { Command } from 'commander';
 
 const MiB = 1024 * 1024;
@@ -229,8 +229,47 @@ describe('list and status', () => {
   it('reports a failed run with its failure', () => {
     const r = statusReport('w', live({ status: 'FAILED', closeTime: new Date(t0 + 5000), progress: { step: 'dump', since: '', done: ['preflight'] } }), t0 + 9000, { failure: 'pg_dump failed' });
     expect(r.lines[1]).toMatch(/^ {2}status {4}failed after 5\.0s \(started .*, closed .*\)$/);
-    expect(r.lines).toContain('  failure   pg_dump failed');
+    expect(r.lines).toContain('  outcome   failed: pg_dump failed');
     expect(r.lines).toContain('  step      dump');
+    expect(r.exitCode).toBe(4);
+    expect(r.json).toMatchObject({ status: 'failed', outcome: 'failed', failure: 'pg_dump failed' });
+  });
+
+  it('reports a rejected restore as rejected, with who and why, and never how to approve it', () => {
+    const id = 'pgwarden/main/app/restore/20261122T020000Z';
+    const decision = { approved: false, approver: 'bob', reason: 'wrong backup', at: new Date(t0 + 3000).toISOString() };
+    const r = statusReport(
+      id,
+      live({
+        status: 'COMPLETED',
+        workflowType: 'restoreDatabase',
+        closeTime: new Date(t0 + 4000),
+        progress: { step: 'approve', since: '', done: ['plan'], detail: `restore main/app from backup B; the live database is kept as x. Approve: pgwarden approve ${id} --approver NAME --reason TEXT` },
+      }),
+      t0 + 9000,
+      { result: { outcome: 'rejected', cluster: 'main', database: 'app', backupId: 'B', decision } },
+    );
+    expect(r.lines).toContain(`  outcome   rejected by bob at ${formatLocalTime(new Date(t0 + 3000))}: wrong backup; nothing was done`);
+    expect(r.lines.join('\n')).not.toMatch(/approve |would|waiting/);
+    expect(r.exitCode).toBe(3);
+    expect(r.json).toMatchObject({ status: 'completed', outcome: 'rejected', decision: { approver: 'bob' } });
+  });
+
+  it('names each way a run ends, with its exit code', () => {
+    const cases: [string, unknown, string | undefined, string, number][] = [
+      ['COMPLETED', { outcome: 'timed-out' }, undefined, 'timed out waiting for approval (nobody approved or rejected in time); nothing was done', 3],
+      ['COMPLETED', { outcome: 'restored', cluster: 'main', database: 'app', backupId: 'B', previousDatabase: 'app_pre', decision: { approver: 'al', reason: 'INC-1' } }, undefined, 'restored main/app from B; the previous database is kept as app_pre, approved by al: INC-1', 0],
+      ['COMPLETED', { outcome: 'rehearsed', cluster: 'main', target: 'latest', backupId: 'B', recovery: { timeline: 2, reachedLsn: '0/3000060' } }, undefined, 'rehearsed main to latest from base backup B, timeline 2, at 0/3000060', 0],
+      ['COMPLETED', { ok: true, cluster: 'main', database: 'app', backupId: 'B', tables: 5, rows: 40 }, undefined, 'verified main/app B: 5 tables, 40 rows restored and compared', 0],
+      ['COMPLETED', { cluster: 'main', backups: [] }, undefined, 'completed', 0],
+      ['TERMINATED', undefined, 'operator stopped it', 'terminated: operator stopped it', 4],
+      ['CANCELLED', undefined, 'Workflow execution cancelled', 'cancelled', 4],
+      ['TIMED_OUT', undefined, undefined, "timed out: the run's execution timeout passed", 4],
+    ];
+    for (const [status, result, failure, text, exitCode] of cases) {
+      expect(outcomeOf(status, result, failure), status).toMatchObject({ text, exitCode });
+    }
+    expect(outcomeOf('RUNNING', undefined)).toBeUndefined();
   });
 });
 
