@@ -1,7 +1,9 @@
 // Temporal client plumbing shared by the CLI commands, the schedules and the demo.
 import { Client, Connection, type WorkflowHandle, type WorkflowStartOptions } from '@temporalio/client';
 import { defaultPayloadConverter, type SearchAttributePair } from '@temporalio/common';
+import { searchAttributesRegisteredIn } from '../activities/visibility.js';
 import type { Config } from '../config/index.js';
+import { runDetails, runSummary, type RunOrigin } from '../lib/runSummary.js';
 import { memoOf, SEARCH_ATTRIBUTE_NAMES, searchAttributesOf, WORKFLOW_OF_KIND, type RunLabels } from '../lib/visibility.js';
 import type { Progress } from '../workflows/messages.js';
 
@@ -19,10 +21,7 @@ const registered = new WeakMap<Client, Promise<boolean>>();
 export function hasSearchAttributes(client: Client): Promise<boolean> {
   let known = registered.get(client);
   if (!known) {
-    known = client.connection.operatorService
-      .listSearchAttributes({ namespace: client.options.namespace })
-      .then((r) => SEARCH_ATTRIBUTE_NAMES.every((n) => n in (r.customAttributes ?? {})))
-      .catch(() => false);
+    known = searchAttributesRegisteredIn(client).catch(() => false);
     registered.set(client, known);
   }
   return known;
@@ -48,14 +47,26 @@ export async function labelsFor(client: Client, labels: RunLabels): Promise<{ me
   return { memo: memoOf(labels), ...((await hasSearchAttributes(client)) ? { typedSearchAttributes: searchAttributesOf(labels) } : {}) };
 }
 
-/** Starts a pgwarden workflow with its labels, on the config's shared queue. */
+/** What the Temporal UI shows at the top of a run: a one-line summary and the input in readable form. */
+export function userMetadata(labels: RunLabels, input: unknown, origin: RunOrigin): { staticSummary: string; staticDetails: string } {
+  const fields = input && typeof input === 'object' ? (input as Record<string, unknown>) : {};
+  return { staticSummary: runSummary(labels.kind, fields), staticDetails: runDetails(labels.kind, fields, origin) };
+}
+
+/** Starts a pgwarden workflow with its labels and summary, on the config's shared queue. */
 export async function startRun(
   client: Client,
   config: Config,
   labels: RunLabels,
-  options: { workflowId: string; args: unknown[] },
+  options: { workflowId: string; args: unknown[]; origin?: RunOrigin },
 ): Promise<WorkflowHandle> {
-  const start: WorkflowStartOptions = { taskQueue: config.temporal.taskQueue, workflowId: options.workflowId, args: options.args, ...(await labelsFor(client, labels)) };
+  const start: WorkflowStartOptions = {
+    taskQueue: config.temporal.taskQueue,
+    workflowId: options.workflowId,
+    args: options.args,
+    ...(await labelsFor(client, labels)),
+    ...userMetadata(labels, options.args[0], options.origin ?? { startedBy: 'the pgwarden CLI' }),
+  };
   return client.workflow.start(WORKFLOW_OF_KIND[labels.kind], start);
 }
 

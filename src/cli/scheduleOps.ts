@@ -5,7 +5,8 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions, type ScheduleOptionsAction, type ScheduleSpec } from '@temporalio/client';
 import type { Config } from '../config/index.js';
 import { desiredSchedules, fingerprint, ownedBy, type DesiredSchedule } from '../lib/schedules.js';
-import { ensureSearchAttributes, labelsFor } from './client.js';
+import { humanTiming } from '../lib/runSummary.js';
+import { ensureSearchAttributes, labelsFor, userMetadata } from './client.js';
 import { UserError } from './errors.js';
 import { formatDuration } from './format.js';
 
@@ -40,9 +41,18 @@ async function actionOf(client: Client, s: DesiredSchedule, config: Config): Pro
     args: [s.input],
     // Whether the runs get search attributes is part of it: once the server has them, the next
     // apply adds them to schedules created before.
-    memo: { ...labels.memo, schedule: s.id, scheduleFingerprint: fingerprint(s, { ...settingsOf(config), searchAttributes: !!labels.typedSearchAttributes }) },
+    // userMetadata: schedules applied before their runs had a summary are updated once.
+    memo: { ...labels.memo, schedule: s.id, scheduleFingerprint: fingerprint(s, { ...settingsOf(config), searchAttributes: !!labels.typedSearchAttributes, userMetadata: true }) },
     ...(labels.typedSearchAttributes ? { typedSearchAttributes: labels.typedSearchAttributes } : {}),
+    ...userMetadata(s.labels, s.input, { startedBy: `schedule ${s.id} (${humanTimingOf(s, config)})`, note: s.description }),
   };
+}
+
+const humanTimingOf = (s: DesiredSchedule, config: Config) => humanTiming(s.timing, config.schedules.timeZone);
+
+/** The schedule's note in the UI: the job's description and when it runs. */
+function noteOf(s: DesiredSchedule, config: Config): string {
+  return `${s.description}, ${humanTimingOf(s, config)}`;
 }
 
 const settingsOf = (config: Config) => ({ taskQueue: config.temporal.taskQueue, ...config.schedules });
@@ -87,7 +97,14 @@ export async function applySchedules(client: Client, config: Config, options: { 
     const current = await describeIfExists(client, s.id);
     if (!current) {
       if (!options.dryRun) {
-        await client.schedule.create({ scheduleId: s.id, spec: specOf(s, config), action, policies: policiesOf(config), memo: { description: s.description } });
+        await client.schedule.create({
+          scheduleId: s.id,
+          spec: specOf(s, config),
+          action,
+          policies: policiesOf(config),
+          state: { note: noteOf(s, config) },
+          memo: { description: s.description, timing: humanTimingOf(s, config) },
+        });
       }
       report.created.push(s.id);
       continue;
@@ -96,8 +113,11 @@ export async function applySchedules(client: Client, config: Config, options: { 
       report.unchanged.push(s.id);
       continue;
     }
-    // The paused state and its note are the operator's: an update keeps them.
-    if (!options.dryRun) await handle.update((prev) => ({ ...prev, spec: specOf(s, config), action, policies: policiesOf(config) }));
+    // The paused state and a note of the operator's are kept; pgwarden's own note (or none) says the new timing.
+    if (!options.dryRun) {
+      const note = (prev?: string) => (!prev || prev.startsWith(`${s.description}, `) ? noteOf(s, config) : prev);
+      await handle.update((prev) => ({ ...prev, spec: specOf(s, config), action, policies: policiesOf(config), state: { ...prev.state, note: note(prev.state.note) } }));
+    }
     report.updated.push(s.id);
   }
   const wanted = new Set(desired.map((s) => s.id));

@@ -90,6 +90,6 @@ export function ownedBy(scheduleId: string, clusters: readonly string[]): boolea
 }
 
 /** A short fingerprint of what a schedule should do, kept in its action's memo to tell "unchanged" from "updated". */
-export function fingerprint(schedule: DesiredSchedule, settings: { taskQueue: string; timeZone: string; catchupWindow: string; pauseOnFailure: boolean; searchAttributes?: boolean }): string {
+export function fingerprint(schedule: DesiredSchedule, settings: { taskQueue: string; timeZone: string; catchupWindow: string; pauseOnFailure: boolean; searchAttributes?: boolean; userMetadata?: boolean }): string {
   return createHash('sha256').update(JSON.stringify([schedule.workflowType, schedule.input, schedule.timing, settings])).digest('hex').slice(0, 16);
 }

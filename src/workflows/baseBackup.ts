@@ -8,6 +8,7 @@ import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { formatBackupId } from '../lib/ids.js';
 import type { RetentionDecision } from '../lib/retention.js';
 import { trackProgress } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface BaseBackupWorkflowInput {
   cluster: string;
@@ -26,6 +27,7 @@ const { createBaseBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function baseBackup(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflowResult> {
   const step = trackProgress('preflight');
+  await selfLabels('base', input);
   const target = { cluster: input.cluster, backupId: input.backupId ?? formatBackupId(workflowInfo().startTime) };
   const preflight = await preflightBaseBackup(target);
   step('backup', target.backupId);

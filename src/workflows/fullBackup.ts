@@ -7,6 +7,7 @@ import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '..
 import { verifyBackup, type VerifyBackupResult } from './verifyBackup.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 import { childLabels } from './childLabels.js';
 import { eachInTurn } from './eachInTurn.js';
 import { ErrorType } from '../lib/errorTypes.js';
@@ -43,6 +44,7 @@ const { createLogicalBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function fullBackup(input: FullBackupInput): Promise<FullBackupResult> {
   const step = trackProgress('preflight');
+  await selfLabels('full', input);
 
   const backupId = input.backupId ?? formatBackupId(workflowInfo().startTime);
   const skipped = [input.offsite && 'offsite'].filter((s): s is string => !!s);
@@ -54,12 +56,14 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
     const databases = await listClusterDatabases({ cluster: input.cluster, includeRestoreCopies: input.includeRestoreCopies });
     step('backup-databases', databases.join(', '));
     // One child per database, one at a time: a cluster's databases share its disks and CPU.
-    const backUp = (database: string) =>
-      executeChild(fullBackup, {
+    const backUp = (database: string) => {
+      const child: FullBackupInput = { cluster: input.cluster, database, backupId, verify: input.verify, allDatabases: true };
+      return executeChild(fullBackup, {
         workflowId: fullBackupWorkflowId(input.cluster, database, backupId),
-        ...childLabels({ cluster: input.cluster, database, kind: 'full' }),
-        args: [{ cluster: input.cluster, database, backupId, verify: input.verify, allDatabases: true }],
+        ...childLabels({ cluster: input.cluster, database, kind: 'full' }, { ...child }),
+        args: [child],
       });
+    };
     const children: FullBackupResult[] = [];
     if (keepGoing) {
       // A failed database does not stop the others: the run fails at the end naming every failed one.
@@ -92,7 +96,7 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
     verifications.push(
       await executeChild(verifyBackup, {
         workflowId: verifyBackupWorkflowId(input.cluster, input.database, backupId),
-        ...childLabels({ cluster: input.cluster, database: input.database, kind: 'verify' }),
+        ...childLabels({ cluster: input.cluster, database: input.database, kind: 'verify' }, target),
         args: [target],
       }),
     );

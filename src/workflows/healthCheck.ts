@@ -8,6 +8,7 @@ import type { Activities, HealthNotification } from '../activities/index.js';
 import type { Alert, HealthSnapshot } from '../lib/health.js';
 import { QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface HealthCheckInput {
   cluster: string;
@@ -25,6 +26,7 @@ const { checkHealth, notifyHealth } = proxyActivities<Activities>(QUICK_ACTIVITY
 
 export async function healthCheck(input: HealthCheckInput): Promise<HealthCheckResult> {
   const step = trackProgress('check');
+  await selfLabels('health', input);
   const { snapshot, alerts } = await checkHealth({ cluster: input.cluster });
   step('notify', alerts.length ? `${alerts.length} alerts` : 'healthy');
   // Channels that stay down after the retries do not fail the check: its result still holds the

@@ -7,6 +7,7 @@ import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workfl
 import type { Activities, CheckDepth, CheckReport, RetentionResult, SyncResult } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface OffsiteSyncInput {
   cluster: string;
@@ -42,6 +43,7 @@ const long = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function offsiteSync(input: OffsiteSyncInput): Promise<OffsiteSyncResult> {
   const step = trackProgress('plan');
+  await selfLabels('offsite', input);
   // Each repository probed on its own, in its own try: a wrong S3 secret no longer keeps the rsync
   // copy from being made, and every broken repository is named (before: the first one, for all).
   const probeEach = patched('offsite-probe-per-repository');

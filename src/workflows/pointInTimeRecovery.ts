@@ -9,6 +9,7 @@ import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
 import { announceApproval } from './approvalNotice.js';
 import { trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface PointInTimeRecoveryInput {
   cluster: string;
@@ -39,6 +40,7 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
   const mode = input.mode ?? 'in-place';
   const timings: { step: string; seconds: number }[] = [];
   const progress = trackProgress('plan');
+  await selfLabels('pitr', input);
   let current = { step: 'plan', at: Date.now() };
   const step = (name: string, detail?: string) => {
     timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });

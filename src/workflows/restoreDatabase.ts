@@ -7,6 +7,7 @@ import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { restoreNames, type RestoreNames } from '../lib/ids.js';
 import { announceApproval } from './approvalNotice.js';
 import { trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface RestoreDatabaseInput {
   cluster: string;
@@ -47,6 +48,7 @@ const long = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function restoreDatabase(input: RestoreDatabaseInput): Promise<RestoreDatabaseResult> {
   const step = trackProgress('plan');
+  await selfLabels('restore', input);
   await long.fetchLogicalFromOffsite({ cluster: input.cluster, database: input.database, backupId: input.backupId });
   // The plan also checks that the cluster has every role the backup's owners and grants name.
   const chosen = await quick.planVerify({ cluster: input.cluster, database: input.database, backupId: input.backupId, pick: 'newest', restoreCluster: input.cluster });

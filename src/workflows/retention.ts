@@ -9,6 +9,7 @@ import type { Activities, WalRetentionResult } from '../activities/index.js';
 import type { LocalRetentionResult } from '../activities/retention.js';
 import { QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface RetentionInput {
   cluster: string;
@@ -33,6 +34,7 @@ const { listBackedUpDatabases, applyLogicalRetention, applyBaseRetention, applyW
 export async function retention(input: RetentionInput): Promise<RetentionRunResult> {
   const dryRun = !input.apply;
   const step = trackProgress('logical');
+  await selfLabels('retention', input);
   const databases = input.database ? [input.database] : await listBackedUpDatabases({ cluster: input.cluster });
   const result: RetentionRunResult = { cluster: input.cluster, applied: !dryRun, logical: [], waitingOffsite: { backups: 0, walFiles: 0 } };
   for (const database of databases) {

@@ -10,6 +10,7 @@ import { verifyBackupWorkflowId } from '../lib/ids.js';
 import { childLabels } from './childLabels.js';
 import { eachInTurn } from './eachInTurn.js';
 import { trackProgress } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface VerifyBackupInput {
   cluster: string;
@@ -36,6 +37,7 @@ const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
 const long = proxyActivities<Activities>(LONG_ACTIVITY);
 
 export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBackupResult> {
+  await selfLabels('verify', input);
   // Before, "*" went the single-database way and failed in plan: such histories replay unchanged.
   if (input.database === '*' && patched('verify-all-databases')) return verifyAllDatabases(input);
   const step = trackProgress('plan');
@@ -83,7 +85,7 @@ async function verifyAllDatabases(input: VerifyBackupInput): Promise<VerifyBacku
     step('verify-databases', `${target.database} (${++n} of ${targets.length})`);
     return executeChild(verifyBackup, {
       workflowId: verifyBackupWorkflowId(input.cluster, target.database, target.backupId),
-      ...childLabels({ cluster: input.cluster, database: target.database, kind: 'verify' }),
+      ...childLabels({ cluster: input.cluster, database: target.database, kind: 'verify' }, { ...target }),
       args: [target],
     });
   });

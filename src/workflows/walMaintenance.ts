@@ -6,6 +6,7 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { Activities, ArchiverHealth, WalArchiveSize, WalRetentionResult } from '../activities/index.js';
 import { QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { trackProgress } from './messages.js';
+import { selfLabels } from './selfLabels.js';
 
 export interface WalMaintenanceInput {
   cluster: string;
@@ -26,6 +27,7 @@ const { archiverHealth, applyWalRetention, walArchiveSize } = proxyActivities<Ac
 
 export async function walMaintenance(input: WalMaintenanceInput): Promise<WalMaintenanceResult> {
   const step = trackProgress('health');
+  await selfLabels('wal-maintenance', input);
   const health = await archiverHealth({ cluster: input.cluster });
   step('retention', input.dryRun ? 'dry run' : undefined);
   const retention = await applyWalRetention({ cluster: input.cluster, dryRun: input.dryRun });

@@ -47,7 +47,11 @@ export async function startPgwardenWorker(env: TestWorkflowEnvironment, config: 
   return run(workers);
 }
 
-/** A worker running pgwarden's workflows with stubbed activities. */
+/**
+ * A worker running pgwarden's workflows with stubbed activities. It answers that the namespace has
+ * no pgwarden search attributes (a run started without labels then keeps its memo alone): a local
+ * activity the worker lacks fails at once when live but waits for its marker on replay.
+ */
 export async function startStubWorker(
   env: TestWorkflowEnvironment,
   taskQueue: string,
@@ -57,7 +61,7 @@ export async function startStubWorker(
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: workflowBundle(),
-    activities,
+    activities: { searchAttributesRegistered: async () => false, ...activities },
     maxHeartbeatThrottleInterval: '1 second',
   });
   return run([worker]);
