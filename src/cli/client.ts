@@ -1,17 +1,36 @@
 // Temporal client plumbing shared by the CLI commands, the schedules and the demo.
+import { createConnection } from 'node:net';
 import { Client, Connection, type WorkflowHandle, type WorkflowStartOptions } from '@temporalio/client';
 import { defaultPayloadConverter, type SearchAttributePair } from '@temporalio/common';
 import { searchAttributesRegisteredIn } from '../activities/visibility.js';
 import type { Config } from '../config/index.js';
+import { temporalUnreachableLine } from '../lib/temporalUnreachable.js';
 import { runDetails, runSummary, type RunOrigin } from '../lib/runSummary.js';
 import { memoOf, SEARCH_ATTRIBUTE_NAMES, searchAttributesOf, WORKFLOW_OF_KIND, type RunLabels } from '../lib/visibility.js';
 import type { Progress } from '../workflows/messages.js';
 
 export async function connectClient(config: Config): Promise<Client> {
-  const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: 5000 }).catch((err: Error) => {
-    throw new Error(`cannot reach Temporal at ${config.temporal.address}: ${err.message}`);
+  const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: 5000 }).catch(async (err: Error) => {
+    // The client says only "Failed to connect before the deadline": a TCP probe tells why.
+    throw new Error(temporalUnreachableLine(config.temporal.address, (await probeTcp(config.temporal.address)) ?? err.message));
   });
   return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+/** Why a TCP connection to `host:port` fails (the socket error's code), or undefined when it connects. */
+export function probeTcp(address: string, timeoutMs = 2000): Promise<string | undefined> {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(address);
+  if (!m) return Promise.resolve('invalid socket address');
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: m[1]!, port: Number(m[2]) });
+    const done = (why: string | undefined) => {
+      socket.destroy();
+      resolve(why);
+    };
+    socket.setTimeout(timeoutMs, () => done('ETIMEDOUT'));
+    socket.once('connect', () => done(undefined));
+    socket.once('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
+  });
 }
 
 const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
