@@ -10,6 +10,7 @@ import { createWalMaintenanceActivities } from './walMaintenance.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { createOffsiteFetchActivities } from './offsite/fetch.js';
 import { createHealthActivities } from './health.js';
+import { createRepositoryInfoActivities } from './repositoryInfo.js';
 import { createVisibilityActivities } from './visibility.js';
 
 export interface ActivityDeps {
@@ -30,6 +31,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createOffsiteActivities(deps),
     ...createOffsiteFetchActivities(deps),
     ...createHealthActivities(deps),
+    ...createRepositoryInfoActivities(deps),
     ...createVisibilityActivities(),
   };
 }
