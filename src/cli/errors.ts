@@ -73,11 +73,22 @@ export function oneLineErrors(root: Command): void {
         const message = cmd.parent ? `${path.replace(/^pgwarden /, '')} needs a command: ${sub.join(', ')}` : 'missing command';
         throw new UsageError(message, path, err.exitCode || 1);
       }
+      // commander checks required options before unknown ones: `--databse app` would read
+      // "required option '--database' not specified"; name the typo (and its suggestion) instead.
+      const typo = err.code === 'commander.missingMandatoryOptionValue' ? unknownFlag(cmd) : undefined;
+      if (typo) (cmd as unknown as { unknownOption(flag: string): never }).unknownOption(typo);
       throw new UsageError(usageMessage(err.message), path, err.exitCode || 1);
     });
     for (const sub of cmd.commands) visit(sub);
   };
   visit(root);
+}
+
+/** The first argument of `cmd` that looks like an option neither it nor its parents know. */
+function unknownFlag(cmd: Command): string | undefined {
+  const known = new Set(['-h', '--help']);
+  for (let c: Command | null = cmd; c; c = c.parent) for (const o of c.options) for (const f of [o.long, o.short]) if (f) known.add(f);
+  return cmd.args.find((a) => a.startsWith('-') && a !== '-' && a !== '--' && !known.has(a.split('=')[0]!));
 }
 
 const isWorkflowFailure = (err: unknown): err is Error & { cause?: Error } => err instanceof Error && err.name === 'WorkflowFailedError';

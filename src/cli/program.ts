@@ -3,7 +3,7 @@
 import type { EventEmitter } from 'node:events';
 import { Command, Option } from 'commander';
 import { loadConfig, type Config } from '../config/index.js';
-import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, offsiteWorkflowId, pitrWorkflowId, restoreDatabaseWorkflowId } from '../lib/ids.js';
+import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, offsiteWorkflowId, pitrWorkflowId, restoreDatabaseWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
 import type { OffsiteSyncInput, OffsiteSyncResult } from '../workflows/offsiteSync.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
 import type { RecoveryMode } from '../activities/cluster.js';
@@ -15,11 +15,13 @@ import { registerClusterCommands } from './cluster.js';
 import { registerScheduleCommands } from './schedules.js';
 import { registerHealthCommands } from './health.js';
 import { registerRetentionCommands } from './retention.js';
-import { formatBytes, formatDuration, offsiteReportLines, statusWord } from './format.js';
+import { registerBackupsCommands } from './backups.js';
+import { approvalOf, formatBytes, formatDuration, offsiteReportLines, statusWord } from './format.js';
 import { commandPath, oneLineErrors, reportError, requireCluster, UserError } from './errors.js';
-import { notFoundAsUserError, registerRunCommands } from './runs.js';
+import { notFoundAsUserError, outcomeOf, registerRunCommands } from './runs.js';
 import type { FullBackupInput, FullBackupResult } from '../workflows/fullBackup.js';
 import type { RestoreDatabaseInput, RestoreDatabaseResult } from '../workflows/restoreDatabase.js';
+import type { VerifyBackupInput, VerifyBackupResult } from '../workflows/verifyBackup.js';
 
 const program = new Command('pgwarden')
   .description('PostgreSQL backup and disaster recovery as durable Temporal workflows')
@@ -58,9 +60,8 @@ program
   .addHelpText('after', '\nExample:\n  TEMPORAL_ADDRESS=temporal:7233 pgwarden worker --config /etc/pgwarden/pgwarden.config.json')
   .action(async () => {
     const cfg = config();
-    const { NativeConnection } = await import('@temporalio/worker');
-    const { runWorkers } = await import('../worker/worker.js');
-    const connection = await NativeConnection.connect({ address: cfg.temporal.address });
+    const { connectWorker, runWorkers } = await import('../worker/worker.js');
+    const connection = await connectWorker(cfg.temporal.address);
     try {
       await runWorkers({ config: cfg, connection });
     } finally {
@@ -103,15 +104,16 @@ program
   .requiredOption('--cluster <name>', 'cluster name from the config')
   .requiredOption('--database <name>', 'database name, or "*" for every database')
   .option('--backup-id <id>', 'backup id (default: the start time, e.g. 20261122T020000Z)')
+  .option('--verify', 'then verify it by restoring it into a temporary database (a child verifyBackup)')
   .option('--wait', 'wait for the result, showing progress')
   .addOption(new Option('--json', 'print the result as JSON'))
-  .addHelpText('after', '\nExamples:\n  pgwarden backup --cluster main --database app --wait\n  pgwarden backup --cluster main --database "*"')
-  .action(async (opts: { cluster: string; database: string; backupId?: string; wait?: boolean; json?: boolean }) => {
+  .addHelpText('after', '\nExamples:\n  pgwarden backup --cluster main --database app --wait\n  pgwarden backup --cluster main --database app --verify --wait\n  pgwarden backup --cluster main --database "*"')
+  .action(async (opts: { cluster: string; database: string; backupId?: string; verify?: boolean; wait?: boolean; json?: boolean }) => {
     const cfg = config();
     requireCluster(cfg, opts.cluster);
     if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
     const backupId = opts.backupId ?? formatBackupId(new Date());
-    const input: FullBackupInput = { cluster: opts.cluster, database: opts.database, backupId };
+    const input: FullBackupInput = { cluster: opts.cluster, database: opts.database, backupId, ...(opts.verify ? { verify: true } : {}) };
     const client = await connectClient(cfg);
     const workflowId = fullBackupWorkflowId(opts.cluster, opts.database === '*' ? 'all' : opts.database, backupId);
     const handle = await startRun(client, cfg, { cluster: opts.cluster, database: opts.database, kind: 'full' }, { workflowId, args: [input] });
@@ -128,7 +130,40 @@ program
           `${b.tables} tables, ${b.rows} rows, ${formatDuration(b.seconds)}${b.reused ? ' (already committed)' : ''}\n  ${b.path}`,
       );
     }
+    for (const v of result.verifications ?? []) for (const line of verifiedLines(v)) console.log(line);
   });
+
+program
+  .command('verify')
+  .description('start a verifyBackup: restore a logical backup into a temporary database and compare it with its manifest (of one database, or of every database of the newest "*" backup)')
+  .requiredOption('--cluster <name>', 'cluster name from the config')
+  .requiredOption('--database <name>', 'database name, or "*" for every database of the newest "*" backup')
+  .option('--backup-id <id>', 'backup to verify (default: the newest not verified yet, else the newest)')
+  .option('--wait', 'wait for the result, showing progress')
+  .addOption(new Option('--json', 'print the result as JSON'))
+  .addHelpText('after', '\nExamples:\n  pgwarden verify --cluster main --database app --wait\n  pgwarden verify --cluster main --database app --backup-id 20261122T020000Z --wait\n  pgwarden verify --cluster main --database "*"')
+  .action(async (opts: { cluster: string; database: string; backupId?: string; wait?: boolean; json?: boolean }) => {
+    const cfg = config();
+    requireCluster(cfg, opts.cluster);
+    if (opts.backupId && !isBackupId(opts.backupId)) throw new UserError(`--backup-id "${opts.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    if (opts.backupId && opts.database === '*') throw usage('--backup-id names one database\'s backup: not with --database "*"');
+    const input: VerifyBackupInput = { cluster: opts.cluster, database: opts.database, ...(opts.backupId ? { backupId: opts.backupId } : {}) };
+    const client = await connectClient(cfg);
+    // Without --backup-id the run is named by its start time (the workflow picks the backup).
+    const workflowId = verifyBackupWorkflowId(opts.cluster, opts.database === '*' ? 'all' : opts.database, opts.backupId ?? formatBackupId(new Date()));
+    const handle = await startRun(client, cfg, { cluster: opts.cluster, database: opts.database, kind: 'verify' }, { workflowId, args: [input] });
+    if (!opts.json) console.log(`started verifyBackup ${workflowId}`);
+    if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
+    const result = await waitWithProgress<VerifyBackupResult>(handle, !!opts.json);
+    if (opts.json) return void console.log(JSON.stringify(result));
+    for (const line of verifiedLines(result)) console.log(line);
+  });
+
+/** A verification's lines: one per database (the "*" run's children), restore time, tables, rows. */
+function verifiedLines(v: VerifyBackupResult): string[] {
+  if (v.databases?.length) return v.databases.flatMap(verifiedLines);
+  return [`verified ${v.cluster}/${v.database} ${v.backupId}: restored in ${formatDuration(v.restoreSeconds)}, ${v.tables} tables, ${v.rows} rows as in its manifest`];
+}
 
 program
   .command('restore')
@@ -151,16 +186,10 @@ program
     const tables = opts.tables?.split(',').map((t) => t.trim()).filter(Boolean);
     const input: RestoreDatabaseInput = { cluster: opts.cluster, database: opts.database, backupId: opts.backupId, approvalTimeout: opts.approvalTimeout, reindex: opts.reindex, tables };
     const handle = await startRun(client, cfg, { cluster: opts.cluster, database: opts.database, kind: 'restore' }, { workflowId, args: [input] });
-    if (opts.json) {
-      if (!opts.wait) return void console.log(JSON.stringify({ workflowId }));
-    } else if (tables?.length) {
-      console.log(`started restoreDatabase ${workflowId} (tables ${tables.join(', ')}; no approval needed)`);
-    } else {
-      console.log(`started restoreDatabase ${workflowId}; it waits for approval:`);
-      console.log(`  pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
-    }
-    if (!opts.wait) return;
+    if (!opts.json) console.log(`started restoreDatabase ${workflowId}${tables?.length ? ` (tables ${tables.join(', ')}; no approval needed)` : ''}`);
+    if (!opts.wait) return reportPlan(handle, !!opts.json, !tables?.length);
     const result = await waitWithProgress<RestoreDatabaseResult>(handle, !!opts.json);
+    process.exitCode = outcomeOf('COMPLETED', result)!.exitCode; // 3 when rejected or nobody approved
     if (opts.json) return void console.log(JSON.stringify(result));
     console.log(
       result.outcome === 'restored'
@@ -226,12 +255,10 @@ program
     const client = await connectClient(cfg);
     const workflowId = pitrWorkflowId(opts.cluster, formatBackupId(new Date()), opts.mode);
     const handle = await startRun(client, cfg, { cluster: opts.cluster, kind: 'pitr' }, { workflowId, args: [input] });
-    if (!opts.json) {
-      console.log(`started pointInTimeRecovery ${workflowId} (${opts.mode})`);
-      if (opts.mode === 'in-place') console.log(`  it stages the backup, then waits for: pgwarden approve ${workflowId} --approver NAME --reason TEXT`);
-    }
-    if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
+    if (!opts.json) console.log(`started pointInTimeRecovery ${workflowId} (${opts.mode})`);
+    if (!opts.wait) return reportPlan(handle, !!opts.json, opts.mode === 'in-place');
     const r = await waitWithProgress<PointInTimeRecoveryResult>(handle, !!opts.json);
+    process.exitCode = outcomeOf('COMPLETED', r)!.exitCode; // 3 when rejected or nobody approved
     if (opts.json) return void console.log(JSON.stringify(r));
     if (!r.recovery) return void console.log(`not recovered: ${r.outcome}${r.decision ? ` by ${r.decision.approver} (${r.decision.reason})` : ''}`);
     console.log(`${r.outcome}: ${r.cluster} to ${r.target} from base backup ${r.backupId}, timeline ${r.recovery.timeline}, at ${r.recovery.reachedLsn}`);
@@ -320,6 +347,31 @@ for (const [name, signal] of [['approve', 'approve'], ['reject', 'reject']] as c
 
 registerRunCommands(program, config);
 
+/**
+ * `restore` / `pitr` without --wait: returns once the run's plan holds, saying what it waits for; a
+ * run that fails in its plan (a backup id that does not exist, a target the WAL does not reach)
+ * throws its error, so the command exits non-zero naming it.
+ */
+async function reportPlan(handle: WorkflowHandle, json: boolean, approval: boolean): Promise<void> {
+  const { waitPastPlan } = await import('./progress.js');
+  const { workflowId } = handle;
+  const planned = await waitPastPlan(handle);
+  if (planned.state === 'ended') {
+    const outcome = outcomeOf('COMPLETED', planned.result)!;
+    process.exitCode = outcome.exitCode;
+    return void console.log(json ? JSON.stringify(planned.result) : `  ${outcome.text}`);
+  }
+  if (json) return void console.log(JSON.stringify({ workflowId, step: planned.state === 'planned' ? planned.step : 'plan' }));
+  if (planned.state === 'planning') return void console.log(`  ${planned.why}; follow it with: pgwarden status ${workflowId}`);
+  if (planned.step === 'approve') {
+    const { what } = approvalOf(planned.detail, workflowId);
+    if (what) console.log(`  would: ${what}`);
+    console.log(`  it waits for approval: pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
+  } else {
+    console.log(`  planned; now at ${planned.step}${planned.detail ? ` (${planned.detail})` : ''}${approval ? ', then it waits for approval' : ''}; follow it with: pgwarden status ${workflowId}`);
+  }
+}
+
 async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean): Promise<T> {
   return (await import('./progress.js')).waitWithProgress<T>(handle, quiet);
 }
@@ -344,7 +396,7 @@ async function liveStatus(...args: Parameters<typeof import('./client.js').liveS
 function run(): void {
   const groupExamples: Record<string, string[]> = {
     cluster: ['pgwarden cluster archiving --cluster main', 'pgwarden cluster archiving --cluster main --apply'],
-    schedules: ['pgwarden schedules apply --dry-run', 'pgwarden schedules list', 'pgwarden schedules trigger pgwarden/main/app/full-daily --wait'],
+    schedules: ['pgwarden schedules apply --dry-run', 'pgwarden schedules list', 'pgwarden schedules trigger pgwarden/main/all/full-daily --wait'],
   };
   for (const cmd of program.commands) {
     const examples = groupExamples[cmd.name()];
@@ -363,5 +415,6 @@ registerClusterCommands(program, config);
 registerScheduleCommands(program, config);
 registerHealthCommands(program, config);
 registerRetentionCommands(program, config);
+registerBackupsCommands(program, config);
 
 run();

@@ -84,3 +84,29 @@ export async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean
     clear();
   }
 }
+
+export type PlanWait =
+  | { state: 'planned'; step: string; detail?: string }
+  | { state: 'ended'; result: unknown }
+  | { state: 'planning'; why: string };
+
+/**
+ * `restore` / `pitr` without --wait: waits until the run has left its `plan` step (its plan is
+ * proven) or ended. A run that failed throws its error (a bad backup id, a target the WAL does not
+ * reach: the command exits non-zero naming it). Gives up, returning `planning`, after `timeoutMs`
+ * or when no worker answers the progress query three times in a row.
+ */
+export async function waitPastPlan(handle: WorkflowHandle, timeoutMs = 5 * 60_000, pollMs = 500): Promise<PlanWait> {
+  const deadline = Date.now() + timeoutMs;
+  let unanswered = 0;
+  for (;;) {
+    const live = await liveStatus(handle, { queryTimeoutMs: 3000 });
+    if (live.status !== 'RUNNING') return { state: 'ended', result: await handle.result() };
+    const step = live.progress?.step;
+    if (step && step !== 'plan') return { state: 'planned', step, detail: live.progress?.detail };
+    unanswered = live.queryUnanswered ? unanswered + 1 : 0;
+    if (unanswered >= 3) return { state: 'planning', why: `no worker answered its progress query (is a worker running on "${live.taskQueue}"?)` };
+    if (Date.now() >= deadline) return { state: 'planning', why: `still planning after ${Math.round(timeoutMs / 1000)}s` };
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

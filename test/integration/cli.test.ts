@@ -123,8 +123,11 @@ afterAll(async () => {
 
 describe('mistakes print one line and exit non-zero', () => {
   it('usage mistakes name the help to read, never print it', async () => {
-    const [flag, command, argument, kind, group, value] = await Promise.all([
+    const [flag, typo, beforeRequired, command, argument, kind, group, value] = await Promise.all([
       pgwarden(['backup', '--cluster', cluster, '--database', 'app', '--wiat']),
+      pgwarden(['verify', '--cluster', cluster, '--database', 'app', '--backup-idd', backupId]),
+      // commander checks required options first: the typo'd --database is named, not "required option".
+      pgwarden(['restore', '--cluster', cluster, '--databse', 'app']),
       pgwarden(['bakcup']),
       pgwarden(['status']),
       pgwarden(['list', '--kind', 'nope']),
@@ -132,6 +135,8 @@ describe('mistakes print one line and exit non-zero', () => {
       pgwarden(['pitr', '--cluster', cluster]),
     ]);
     expectOneLineError(flag, "pgwarden: unknown option '--wiat' (did you mean --wait?) (see: pgwarden backup --help)");
+    expectOneLineError(typo, "pgwarden: unknown option '--backup-idd' (did you mean --backup-id?) (see: pgwarden verify --help)");
+    expectOneLineError(beforeRequired, "pgwarden: unknown option '--databse' (did you mean --database?) (see: pgwarden restore --help)");
     expectOneLineError(command, /^pgwarden: unknown command 'bakcup'.* \(see: pgwarden --help\)$/);
     expectOneLineError(argument, "pgwarden: missing required argument 'workflowId' (see: pgwarden status --help)");
     expectOneLineError(kind, /^pgwarden: option '--kind <kind>' argument 'nope' is invalid\. Allowed choices are full, base, .* \(see: pgwarden list --help\)$/);
@@ -152,7 +157,17 @@ describe('mistakes print one line and exit non-zero', () => {
     expectOneLineError(approve, `pgwarden: no workflow ${id}`);
     expectOneLineError(reject, `pgwarden: no workflow ${id}`);
     expectOneLineError(unknownCluster, `pgwarden: unknown cluster "nope" (configured: ${cluster})`);
-    expectOneLineError(unreachable, /^pgwarden: cannot reach Temporal at 127\.0\.0\.1:\d+: /);
+    expectOneLineError(unreachable, /^pgwarden: cannot reach Temporal at 127\.0\.0\.1:\d+ \(connection refused\); is the server running\? set temporal\.address in the config \(or TEMPORAL_ADDRESS\)$/);
+  });
+
+  it('the worker against a closed port or an unknown host exits with one readable line, not the transport error', async () => {
+    const [refused, unknownHost] = await Promise.all([
+      freePort().then((port) => pgwarden(['worker'], { TEMPORAL_ADDRESS: `127.0.0.1:${port}` })),
+      pgwarden(['worker'], { TEMPORAL_ADDRESS: 'temporal.invalid:7233' }),
+    ]);
+    expectOneLineError(refused, /^pgwarden: cannot reach Temporal at 127\.0\.0\.1:\d+ \(connection refused\); is the server running\? set temporal\.address in the config \(or TEMPORAL_ADDRESS\)$/);
+    expectOneLineError(unknownHost, 'pgwarden: cannot reach Temporal at temporal.invalid:7233 (host not found); is the server running? set temporal.address in the config (or TEMPORAL_ADDRESS)');
+    for (const r of [refused, unknownHost]) expect(String(r.stderr)).not.toMatch(/tonic|transport/);
   });
 });
 
