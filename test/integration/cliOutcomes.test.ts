@@ -126,11 +126,17 @@ describe('pgwarden says what happened', () => {
     expect(String(restore.stdout).trimEnd()).toBe(`started restoreDatabase pgwarden/main/app/restore/${missing}`);
     expect(lines(restore.stderr)).toEqual([expect.stringMatching(new RegExp(`^pgwarden: workflow failed: .*${missing}`))]);
 
-    // A corrupt backup fails the same way: its checksums are verified in the plan, before anyone is asked.
+    // The corrupt backup of the test before fails the same way: its checksums are verified in the plan, before anyone is asked.
     const bad = await pgwarden(['restore', '--cluster', 'main', '--database', 'app', '--backup-id', corrupt, '--json']);
     expect(bad.exitCode).toBe(1);
     expect(bad.stdout).toBe('');
     expect(lines(bad.stderr)).toEqual([expect.stringMatching(/^pgwarden: workflow failed: .*sha256/)]);
+
+    // pitr the same: a target no base backup precedes fails in plan, before staging or an approval.
+    const pitr = await pgwarden(['pitr', '--cluster', 'main', '--target-time', '2020-01-01 00:00:00+00']);
+    expect(pitr.exitCode).toBe(1);
+    expect(lines(pitr.stdout)).toEqual([expect.stringMatching(/^started pointInTimeRecovery pgwarden\/main\/pitr\/\S+ \(in-place\)$/)]);
+    expect(lines(pitr.stderr)).toEqual([expect.stringMatching(/^pgwarden: workflow failed: .*base backup/)]);
   });
 
   it('a rejected restore: returns at approve, then status names who rejected it and why, never how to approve, exit 3', async () => {
