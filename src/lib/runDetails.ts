@@ -30,12 +30,11 @@ export function approvalDetails({ workflowId, what, since, deadline }: ApprovalD
   return [
     `**Waiting for approval** until ${deadline.toISOString()} (since ${since.toISOString()}); unanswered by then, the run ends and nothing is touched.`,
     `**Approving will:** ${what}`,
-    [
-      `**To answer** (name yourself and a reason, both required):`,
-      `- Temporal UI: Send Signal, signal name \`approve\` (or \`reject\`), input \`${APPROVAL_SIGNAL_INPUT}\``,
-      `- pgwarden: \`pgwarden approve ${workflowId} --approver NAME --reason TEXT\` (or \`pgwarden reject …\`)`,
-      `- temporal: \`temporal workflow signal -w ${workflowId} --name approve --input '${APPROVAL_SIGNAL_INPUT}'\``,
-    ].join('\n'),
+    // One paragraph each: the UI's markdown renders no lists.
+    `**To answer** (name yourself and a reason, both required):`,
+    `- Temporal UI: Send Signal, signal name \`approve\` (or \`reject\`), input \`${APPROVAL_SIGNAL_INPUT}\``,
+    `- pgwarden: \`pgwarden approve ${workflowId} --approver NAME --reason TEXT\` (or \`pgwarden reject …\`)`,
+    `- temporal: \`temporal workflow signal -w ${workflowId} --name approve --input '${APPROVAL_SIGNAL_INPUT}'\``,
   ].join('\n\n');
 }
 

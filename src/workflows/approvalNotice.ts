@@ -10,7 +10,7 @@ export async function announceApproval(cluster: string, what: string): Promise<v
   // Runs that reached `approve` before this step existed replay without it.
   if (!patched('notify-approval')) return;
   try {
-    await notifyApproval({ cluster, workflowId: workflowInfo().workflowId, what });
+    await notifyApproval.executeWithOptions({ summary: "tell the operators' channels that this run waits for approval" }, [{ cluster, workflowId: workflowInfo().workflowId, what }]);
   } catch (err) {
     log.warn('approval notification failed; the run waits for approval all the same', { error: (err as Error).message });
   }

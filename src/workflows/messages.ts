@@ -1,5 +1,6 @@
 // Public signals, queries and updates (names are public: operators use them from the UI and CLI).
-import { condition, defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
+import { condition, defineQuery, defineSignal, getCurrentDetails, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { approvalDeadline, approvalDetails, failureCause, FINISHED, outcomeDetails, stepDetails } from '../lib/runDetails.js';
 
 export interface Progress {
   /** The step the workflow is in, as named in the README. */
@@ -38,17 +39,38 @@ export const progressQuery = defineQuery<Progress>('progress');
 export function trackProgress(first: string): (step: string, detail?: string) => void {
   const progress: Progress = { step: first, since: new Date().toISOString(), done: [] };
   setHandler(progressQuery, () => progress);
+  // The UI's "current details" say the step too (no history command: replay is unaffected).
+  setCurrentDetails(stepDetails(first, new Date(progress.since)));
   return (step, detail) => {
     progress.done.push(progress.step);
     Object.assign(progress, { step, since: new Date().toISOString(), detail });
+    setCurrentDetails(stepDetails(step, new Date(progress.since), detail));
   };
+}
+
+/** A finished run's current details: its outcome ("restored", "rejected by alice: wrong backup"). */
+export function showOutcome(outcome: string): void {
+  setCurrentDetails(outcomeDetails(outcome, new Date()));
+}
+
+/** Runs a workflow's body; a failure it did not describe itself shows as "failed: <cause>" (or "cancelled"). */
+export async function showingFailure<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    if (!getCurrentDetails().startsWith(FINISHED)) {
+      showOutcome(isCancellation(err) ? 'cancelled' : `failed: ${failureCause(err)}`);
+    }
+    throw err;
+  }
 }
 
 /**
  * Waits for `approve` or `reject` up to `timeout`. Returns the decision, or undefined when nobody
  * answered in time. Signals without an approver or a reason are ignored: a decision is recorded.
+ * With `what` (what approving does), the run's current details say it, the deadline, and how to answer.
  */
-export async function waitForApproval(timeout: string | number): Promise<ApprovalDecision | undefined> {
+export async function waitForApproval(timeout: string | number, what?: string): Promise<ApprovalDecision | undefined> {
   let decision: ApprovalDecision | undefined;
   const decide = (approved: boolean) => (input: ApprovalInput) => {
     if (decision || !input?.approver?.trim() || !input?.reason?.trim()) return;
@@ -56,6 +78,11 @@ export async function waitForApproval(timeout: string | number): Promise<Approva
   };
   setHandler(approveSignal, decide(true));
   setHandler(rejectSignal, decide(false));
-  await condition(() => decision !== undefined, timeout as never);
+  if (what) {
+    const since = new Date();
+    setCurrentDetails(approvalDetails({ workflowId: workflowInfo().workflowId, what, since, deadline: approvalDeadline(since, timeout as never) }));
+  }
+  // The timer's summary names the wait in the UI's timeline (metadata only: the same timer command).
+  await condition(() => decision !== undefined, timeout as never, { summary: 'waiting for approval' });
   return decision;
 }

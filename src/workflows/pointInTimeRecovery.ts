@@ -8,7 +8,7 @@ import type { Activities, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '..
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
 import { announceApproval } from './approvalNotice.js';
-import { trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
+import { showingFailure, showOutcome, trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
 import { selfLabels } from './selfLabels.js';
 
 export interface PointInTimeRecoveryInput {
@@ -36,7 +36,12 @@ export interface PointInTimeRecoveryResult {
 
 const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
 
+/** The run's current details end with its outcome, a failure included. */
 export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Promise<PointInTimeRecoveryResult> {
+  return showingFailure(() => recoverToPoint(input));
+}
+
+async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInTimeRecoveryResult> {
   const mode = input.mode ?? 'in-place';
   const timings: { step: string; seconds: number }[] = [];
   const progress = trackProgress('plan');
@@ -50,15 +55,19 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
 
   // Plan must see the base backups and WAL to prove the path: what only offsite has is fetched
   // (checked) into the local repository first. Nothing here touches the cluster.
-  await proxyActivities<Activities>(LONG_ACTIVITY).fetchRecoveryFromOffsite({ cluster: input.cluster, target: input.target });
+  // Each activity carries a summary that reads like the runbook's step (shown in the UI's timeline).
+  await proxyActivities<Activities>(LONG_ACTIVITY).fetchRecoveryFromOffsite.executeWithOptions({ summary: `fetch base backups and WAL of ${input.cluster} from offsite if only offsite has them` }, [
+    { cluster: input.cluster, target: input.target },
+  ]);
   // Plan proves from the WAL's content that replay reaches the target; while the archive does not
   // reach it yet, plan waits for archiving (bounded by archiveWaitSeconds), asked again every few seconds.
   const prove = patched('pitr-proves-target-from-wal') ? { prove: true } : {};
-  let plan: RecoveryPlan = await quick.planRecovery({ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove });
+  const planSummary = { summary: `plan: pick the base backup and prove the WAL of ${input.cluster} reaches the target` };
+  let plan: RecoveryPlan = await quick.planRecovery.executeWithOptions(planSummary, [{ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove }]);
   while (plan.pending) {
     progress('plan', plan.pending.detail);
     await sleep('3 seconds');
-    plan = await quick.planRecovery({ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove, waiting: plan.pending });
+    plan = await quick.planRecovery.executeWithOptions(planSummary, [{ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove, waiting: plan.pending }]);
   }
   // Everything that touches the data directory runs on the database host's own worker.
   const host = proxyActivities<Activities>({ ...LONG_ACTIVITY, taskQueue: plan.hostQueue });
@@ -81,16 +90,17 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
     let decision: ApprovalDecision | undefined;
     let recovery: RecoveryOutcome;
     if (mode === 'in-place') {
-      const staged = await host.stageRecovery(plan);
+      const staged = await host.stageRecovery.executeWithOptions({ summary: `stage base backup ${plan.backupId} and ${plan.walFiles.length} WAL files` }, [plan]);
       const what =
         staged?.dataDirectory === 'missing' || staged?.dataDirectory === 'empty'
           ? `${plan.dataDirectory} is ${staged.dataDirectory} on this host (nothing to stop or keep): lay base backup ${plan.backupId} there and recover to ${plan.targetDescription}.`
           : `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}.`;
       step('approve', `${what} Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`);
       await announceApproval(input.cluster, `Point-in-time recovery of ${input.cluster} is staged and waits for approval: ${what}`);
-      decision = await waitForApproval(input.approvalTimeout ?? '24 hours');
+      decision = await waitForApproval(input.approvalTimeout ?? '24 hours', what);
       if (!decision?.approved) {
         finish();
+        showOutcome(decision ? `rejected by ${decision.approver}: ${decision.reason}; nothing was touched` : 'timed out waiting for approval; nothing was touched');
         return { ...base, outcome: decision ? 'rejected' : 'timed-out', decision, steps: timings };
       }
       step('stop');
@@ -110,7 +120,7 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       // applications started again (rollbackRecovery: postRestore hook), never left half-stopped.
       rollbackFromStop = patched('pitr-rollback-from-stop');
       if (rollbackFromStop) swapped = true;
-      await hostQuick.stopCluster(plan);
+      await hostQuick.stopCluster.executeWithOptions({ summary: `run the pre-stop hook, stop cluster ${input.cluster}` }, [plan]);
       if (toLast) {
         swapped = true; // a failure from here on starts the original data directory again (rollbackRecovery)
         const gathered = await hostQuick.gatherUnarchivedWal(plan);
@@ -120,24 +130,24 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       step('swap', `${plan.dataDirectory} → ${plan.asideDirectory}`);
       swapped = true; // from here on, a failure rolls back (the swap itself is idempotent)
       laid = true;
-      const swap = await hostQuick.swapDataDirectory(plan);
+      const swap = await hostQuick.swapDataDirectory.executeWithOptions({ summary: `move ${plan.dataDirectory} aside to ${plan.asideDirectory}, lay base backup ${plan.backupId}` }, [plan]);
       movedAside = swap?.movedAside !== false; // a rebuilt host had no data directory to keep
       step('recover', plan.targetDescription);
-      recovery = await host.recover(plan);
+      recovery = await host.recover.executeWithOptions({ summary: `recover ${input.cluster} to ${plan.targetDescription}` }, [plan]);
     } else {
       // A rehearsal asks nobody: WAL decoding starts with the base backup's unpacking, and replay
       // as soon as the base is there (restore_command waits for segments not decoded yet).
       const scope = new CancellationScope();
       try {
         recovery = await scope.run(async () => {
-          const staging = host.stageWal(plan).catch(async (err: unknown) => {
+          const staging = host.stageWal.executeWithOptions({ summary: `stage ${plan.walFiles.length} WAL files alongside` }, [plan]).catch(async (err: unknown) => {
             await CancellationScope.nonCancellable(() => hostQuick.abortWalStaging(plan));
             throw err;
           });
           staging.catch(() => undefined); // observed below; never an unhandled rejection meanwhile
-          await host.stageBaseBackup(plan);
+          await host.stageBaseBackup.executeWithOptions({ summary: `stage base backup ${plan.backupId} into a scratch directory` }, [plan]);
           step('recover', `${plan.targetDescription}; WAL staged alongside`);
-          const [, outcome] = await Promise.all([staging, host.recover(plan)]);
+          const [, outcome] = await Promise.all([staging, host.recover.executeWithOptions({ summary: `rehearse: recover a scratch copy of ${input.cluster} to ${plan.targetDescription}` }, [plan])]);
           return outcome;
         });
       } catch (err) {
@@ -146,9 +156,10 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
       }
     }
     step('verify');
-    await host.verifyRecovery({ ...plan, port: recovery.port });
+    await host.verifyRecovery.executeWithOptions({ summary: `verify ${input.cluster}: checks, post-start hook, recovery report` }, [{ ...plan, port: recovery.port }]);
     finish();
     done = true;
+    showOutcome(`${mode === 'in-place' ? 'recovered' : 'rehearsed'} ${input.cluster} to ${plan.targetDescription} from base backup ${plan.backupId}`);
     return {
       ...base,
       outcome: mode === 'in-place' ? 'recovered' : 'rehearsed',
@@ -161,9 +172,11 @@ export async function pointInTimeRecovery(input: PointInTimeRecoveryInput): Prom
     const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     if (swapped) {
       progress('rollback', reason);
-      const rolledBack = await CancellationScope.nonCancellable(() => hostQuick.rollbackRecovery({ ...plan, reason }));
+      const rolledBack = await CancellationScope.nonCancellable(() => hostQuick.rollbackRecovery.executeWithOptions({ summary: `roll back: start ${input.cluster} again on ${plan.dataDirectory}` }, [{ ...plan, reason }]));
+      showOutcome(`failed and rolled back: ${reason}`);
       throw ApplicationFailure.create({ type: 'RecoveryFailed', message: `recovery failed and was rolled back: ${reason}. ${rolledBack}`, nonRetryable: true });
     }
+    showOutcome(`failed: ${reason}; the live cluster ${input.cluster} was not touched`);
     if (mode === 'rehearsal' && !isCancellation(err)) {
       // A failed drill keeps its server's log (outside the work directory) and names it.
       cleaned = true;
