@@ -2,7 +2,8 @@
 # Installs everything pgwarden's tests, demo and benchmarks need on a fresh Debian machine.
 # Idempotent: a second run only checks, and finishes in seconds.
 #   - Debian packages: postgresql-15 (server + client), rsync, openssh-server/client, gnupg, zstd,
-#     time (GNU time, for the benchmarks' peak RSS)
+#     time (GNU time, for the benchmarks' peak RSS), chromium (headless: scripts/ui-check.ts reads the
+#     Temporal UI's page for a restore waiting at approve)
 #   - Node 24 LTS (from the npm registry's node@24 package) when the node on PATH is older than 22
 #   - Temporal CLI v1.5.1 and versitygw v1.7.0, built with `go install`
 #   - npm ci
@@ -21,7 +22,7 @@ TEMPORAL_CLI_VERSION="v1.5.1"
 VERSITYGW_VERSION="v1.7.0"
 NODE_MAJOR=24
 # prometheus: for promtool, which checks deploy/prometheus/pgwarden.rules.yml in the tests.
-APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd time prometheus)
+APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd time prometheus chromium)
 
 # --- Debian packages -------------------------------------------------------
 missing=()
