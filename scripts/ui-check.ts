@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { startDevServer } from '../src/worker/devServer.js';
 import { workflowsPath } from '../src/worker/worker.js';
@@ -87,7 +87,6 @@ async function main(): Promise<number> {
   const [server, bundle] = await Promise.all([startDevServer({ port, uiPort, readyTimeoutMs: 120_000 }), bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } })]);
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
-  const { NativeConnection } = await import('@temporalio/worker');
   const native = await NativeConnection.connect({ address: server.address });
   const taskQueue = 'ui-check';
   const plan = { backupId: BACKUP, cluster: 'main', database: 'app', kind: 'logical' };
