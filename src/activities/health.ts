@@ -45,7 +45,7 @@ export async function readOffsiteStatus(config: Config, cluster: string): Promis
 
 export function createHealthActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   const wal = createWalMaintenanceActivities({ config, env });
-  const retention = createRetentionActivities({ config });
+  const retention = createRetentionActivities({ config, env });
   const offsite = createOffsiteActivities({ config, env });
 
   /** The snapshot; `offsite: false` skips listing the remotes (the metrics take drift from the last healthCheck). */

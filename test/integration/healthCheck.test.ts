@@ -3,7 +3,9 @@
 // test: a healthy cluster sends nothing; a stale backup, a failing archive_command and offsite
 // drift raise their alerts in one notification, not repeated by the next run; fixing them sends
 // the all-clear; a restore waiting at `approve` notifies with the approve command and counts in
-// /metrics, which serves every named series with the values of the backups just made.
+// /metrics, which serves every named series with the values of the backups just made. The backups
+// are encrypted and the key's passphrase reaches the worker only as the worker's env (never
+// process.env): a timeline history archived by a PITR is read with it.
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,13 +13,16 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { execa } from 'execa';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/index.js';
 import { parseLogicalManifest } from '../../src/lib/manifest.js';
 import { startMetricsServer, type MetricsServer } from '../../src/worker/metrics.js';
 import type { HealthCheckResult } from '../../src/workflows/healthCheck.js';
-import { testConfig, testSecrets } from '../helpers/config.js';
+import { PGWARDEN } from '../helpers/archiving.js';
+import { PASSPHRASE_ENV, testConfig, testSecrets } from '../helpers/config.js';
+import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
 import { startS3Server, type S3Server } from '../helpers/s3.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
@@ -26,6 +31,7 @@ const queue = uniqueQueue('health');
 const S3_KEY_ENV = 'PGWARDEN_TEST_S3_KEY';
 const S3_SECRET_ENV = 'PGWARDEN_TEST_S3_SECRET';
 let cluster: TestCluster;
+let key: TestKey;
 let env: TestWorkflowEnvironment;
 let s3: S3Server;
 let dir: string;
@@ -63,23 +69,25 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
-  [cluster, env, s3] = await Promise.all([
+  [cluster, env, s3, key] = await Promise.all([
     startCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: "'true'" } }),
     testEnvironment(),
     startS3Server(),
+    createTestKey(),
   ]);
   await s3.bucket('offsite');
   config = testConfig({
     cluster,
     repository: join(dir, 'repo'),
     taskQueue: queue,
+    key,
     extra: {
       repositories: { s3: { type: 's3', bucket: 'offsite', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV } },
       notifications: { webhook: { url: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`, tokenEnv: 'PGWARDEN_TEST_HOOK_TOKEN' } },
       health: { offsiteGraceHours: 0 },
     },
   });
-  const secrets = { ...testSecrets(cluster), [S3_KEY_ENV]: s3.accessKey, [S3_SECRET_ENV]: s3.secretKey, PGWARDEN_TEST_HOOK_TOKEN: 'hook-token' };
+  const secrets = { ...testSecrets(cluster, key), [S3_KEY_ENV]: s3.accessKey, [S3_SECRET_ENV]: s3.secretKey, PGWARDEN_TEST_HOOK_TOKEN: 'hook-token' };
   worker = await startPgwardenWorker(env, config, secrets);
   metrics = await startMetricsServer({ config, env: { ...process.env, ...secrets }, client: env.client, port: 0, cacheMs: 0 });
   await cluster.query('CREATE DATABASE app');
@@ -92,7 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await metrics?.close();
   await worker?.stop();
-  await Promise.all([cluster?.stop(), env?.teardown(), s3?.destroy(), new Promise((r) => webhook?.close(r))]);
+  await Promise.all([cluster?.stop(), env?.teardown(), s3?.destroy(), key?.remove(), new Promise((r) => webhook?.close(r))]);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -201,5 +209,19 @@ describe('healthCheck', () => {
     expect((await scrape()).get('pgwarden_approvals_waiting{cluster="main",kind="restore"}')).toBe(1);
     await handle.signal('reject', { approver: 'test', reason: 'only checking the notification' });
     expect(await handle.result()).toMatchObject({ outcome: 'rejected' });
+  });
+
+  it('after a PITR archived a timeline history, the check reads it with the worker\'s key and completes', async () => {
+    // What an in-place PITR leaves in the archive: 00000002.history, encrypted, pushed as archive_command does.
+    expect(process.env[PASSPHRASE_ENV]).toBeUndefined();
+    const configFile = join(dir, 'pgwarden.config.json');
+    await writeFile(configFile, JSON.stringify(config));
+    const history = join(dir, '00000002.history');
+    await writeFile(history, '1\t0/3000060\tbefore 2026-11-22 14:31:00+00\n');
+    const push = await execa(PGWARDEN, ['--config', configFile, 'wal-push', '--cluster', 'main', history, '00000002.history'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    expect(push.exitCode, push.stderr).toBe(0);
+    const result = await healthCheck(); // failed KeyUnreadable ("PGWARDEN_TEST_PASSPHRASE ... is not set") before
+    expect(JSON.stringify(result)).not.toContain('KeyUnreadable');
+    expect(result.alerts.map((a) => a.message).join('\n')).not.toContain(PASSPHRASE_ENV);
   });
 });
