@@ -71,8 +71,10 @@ describe('gpg decryption', () => {
     const out = await mkdtemp(join(dir, 'keys-'));
     const script = block!.replace(/^ {3}/gm, '').replaceAll('/etc/pgwarden/', `${out}/`);
     const passphrase = `readme-${randomBytes(6).toString('hex')}`;
-    const run = await execa('bash', ['-e', '-c', script], { env: { PATH: process.env.PATH!, PASSPHRASE: passphrase }, extendEnv: false, stdin: 'ignore', reject: false, timeout: 60_000 });
+    const run = await execa('bash', ['-e', '-c', `umask 022\n${script}`], { env: { PATH: process.env.PATH!, PASSPHRASE: passphrase }, extendEnv: false, stdin: 'ignore', reject: false, timeout: 60_000 });
     expect(run.exitCode, run.stderr).toBe(0);
+    // The private key is written 0600 whatever the administrator's umask (022 here).
+    expect((await stat(join(out, 'backup.key.asc'))).mode & 0o777).toBe(0o600);
     const data = randomBytes(100_000);
     const path = await encrypted(data, { publicKeyFile: join(out, 'backup.pub.asc') } as TestKey);
     const { out: back, exit } = await decrypt(path, join(out, 'backup.key.asc'), passphrase);
