@@ -264,8 +264,13 @@ export function statusReport(
   if (p) {
     const since = Date.parse(p.since);
     const inStep = running && Number.isFinite(since) ? ` for ${formatDuration(Math.max(0, (now - since) / 1000))} (since ${formatLocalTime(new Date(since))})` : '';
-    lines.push(row('step', `${p.step}${inStep}`));
-    if (p.done.length) lines.push(row('done', p.done.join(', ')));
+    if (running) {
+      lines.push(row('step', `${p.step}${inStep}`));
+      if (p.done.length) lines.push(row('done', p.done.join(', ')));
+    } else {
+      // A closed run is in no step: what it went through, the last one where it ended.
+      lines.push(row('steps', [...p.done, p.step].join(' → ')));
+    }
   } else {
     const why = live.queryUnanswered
       ? `no worker answered the progress query within ${QUERY_TIMEOUT_MS / 1000}s`

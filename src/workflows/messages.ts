@@ -42,6 +42,12 @@ export function trackProgress(first: string): (step: string, detail?: string) =>
   // The UI's "current details" say the step too (no history command: replay is unaffected).
   setCurrentDetails(stepDetails(first, new Date(progress.since)));
   return (step, detail) => {
+    // The same step again is news within it (a new detail), not a step done twice.
+    if (step === progress.step) {
+      progress.detail = detail;
+      setCurrentDetails(stepDetails(step, new Date(progress.since), detail));
+      return;
+    }
     progress.done.push(progress.step);
     Object.assign(progress, { step, since: new Date().toISOString(), detail });
     setCurrentDetails(stepDetails(step, new Date(progress.since), detail));

@@ -230,7 +230,7 @@ describe('list and status', () => {
     const r = statusReport('w', live({ status: 'FAILED', closeTime: new Date(t0 + 5000), progress: { step: 'dump', since: '', done: ['preflight'] } }), t0 + 9000, { failure: 'pg_dump failed' });
     expect(r.lines[1]).toMatch(/^ {2}status {4}failed after 5\.0s \(started .*, closed .*\)$/);
     expect(r.lines).toContain('  outcome   failed: pg_dump failed');
-    expect(r.lines).toContain('  step      dump');
+    expect(r.lines).toContain('  steps     preflight → dump');
     expect(r.exitCode).toBe(4);
     expect(r.json).toMatchObject({ status: 'failed', outcome: 'failed', failure: 'pg_dump failed' });
   });
