@@ -67,7 +67,15 @@ async function choosePorts(): Promise<StackPorts> {
     options: { stay: { type: 'boolean' }, port: { type: 'string' }, 'ui-port': { type: 'string' }, 'metrics-port': { type: 'string' } },
   });
   if (process.env.PGWARDEN_DEMO_TEMPORAL_ADDRESS) return {};
-  const flag = async (value: string | undefined) => value ?? String(await freePort());
+  // Free ports drawn one by one may repeat: each is drawn until it differs from the others.
+  const drawn = new Set<string>([flags.port, flags['ui-port'], flags['metrics-port']].filter((v): v is string => v !== undefined));
+  const flag = async (value: string | undefined) => {
+    if (value !== undefined) return value;
+    for (;;) {
+      const p = String(await freePort());
+      if (!drawn.has(p)) return (drawn.add(p), p);
+    }
+  };
   const ports = devPorts(
     { port: await flag(flags.port), uiPort: await flag(flags['ui-port']), metricsPort: stay || flags['metrics-port'] ? await flag(flags['metrics-port']) : undefined },
   );

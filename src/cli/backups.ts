@@ -29,7 +29,15 @@ export function registerBackupsCommands(program: Command, config: () => Config):
       const cfg = config();
       requireCluster(cfg, opts.cluster);
       const input = { cluster: opts.cluster, database: opts.database };
-      const info = !opts.viaWorker && (await readableHere(cfg, opts.cluster)) ? await (await import('../activities/repositoryInfo.js')).readRepositoryInfo(cfg, input, 'here') : await viaWorker(cfg, input);
+      // Read here when this user may (works with Temporal down); a directory deeper down that only
+      // the repository's owner may read (0700 since backups are private) sends it to a worker.
+      const here = !opts.viaWorker && (await readableHere(cfg, opts.cluster))
+        ? await (await import('../activities/repositoryInfo.js')).readRepositoryInfo(cfg, input, 'here').catch((err: NodeJS.ErrnoException) => {
+            if (err.code === 'EACCES' || err.code === 'EPERM') return undefined;
+            throw err;
+          })
+        : undefined;
+      const info = here ?? (await viaWorker(cfg, input));
       if (opts.json) return void console.log(JSON.stringify(info));
       for (const line of backupsReport(info)) console.log(line);
     });

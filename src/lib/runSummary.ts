@@ -8,8 +8,37 @@ type Input = Record<string, unknown>;
 
 const scopeOf = (cluster: unknown, database: unknown) => (typeof database === 'string' && database ? `${cluster}/${database}` : `${cluster}`);
 
+/**
+ * Temporal refuses a start whose summary is over 400 bytes (details: 20 KB), the stored JSON
+ * included: a restore of many tables must still start. Clipped on a character boundary, marked.
+ */
+export const SUMMARY_MAX_BYTES = 300;
+export const DETAILS_MAX_BYTES = 16_000;
+export function clipText(text: string, maxBytes: number = SUMMARY_MAX_BYTES): string {
+  // UTF-8 length by hand: this runs in workflow code too, which has no Buffer.
+  const bytesOf = (ch: string) => {
+    const c = ch.codePointAt(0)!;
+    return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  };
+  let total = 0;
+  for (const ch of text) total += bytesOf(ch);
+  if (total <= maxBytes) return text;
+  let out = '';
+  let used = 0;
+  for (const ch of text) {
+    if (used + bytesOf(ch) > maxBytes - 4) break; // room for " …"
+    out += ch;
+    used += bytesOf(ch);
+  }
+  return `${out} …`;
+}
+
 /** One line naming what the run does: "PITR of main to 2026-11-22 14:31:00+00, in place". */
 export function runSummary(kind: RunKind, input: Input): string {
+  return clipText(summaryOf(kind, input));
+}
+
+function summaryOf(kind: RunKind, input: Input): string {
   const { cluster, database } = input;
   const scope = scopeOf(cluster, database);
   switch (kind) {
@@ -55,6 +84,10 @@ const value = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringif
 
 /** The run's summary, its input as a markdown list, and where it came from. */
 export function runDetails(kind: RunKind, input: Input, origin?: RunOrigin): string {
+  return clipText(detailsOf(kind, input, origin), DETAILS_MAX_BYTES);
+}
+
+function detailsOf(kind: RunKind, input: Input, origin?: RunOrigin): string {
   const lines = [`**${runSummary(kind, input)}**`, ''];
   if (kind === 'pitr' && input.target && typeof input.target === 'object') lines.push(`Target: ${describeTarget(input.target as RecoveryTarget)}`, '');
   lines.push('Input:');

@@ -176,7 +176,7 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
       showOutcome(`failed and rolled back: ${reason}`);
       throw ApplicationFailure.create({ type: 'RecoveryFailed', message: `recovery failed and was rolled back: ${reason}. ${rolledBack}`, nonRetryable: true });
     }
-    showOutcome(`failed: ${reason}; the live cluster ${input.cluster} was not touched`);
+    showOutcome(`${isCancellation(err) ? 'cancelled' : `failed: ${reason}`}; the live cluster ${input.cluster} was not touched`);
     if (mode === 'rehearsal' && !isCancellation(err)) {
       // A failed drill keeps its server's log (outside the work directory) and names it.
       cleaned = true;

@@ -6,6 +6,7 @@ import type { Activities, VerifyPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { restoreNames, type RestoreNames } from '../lib/ids.js';
 import { failureCause } from '../lib/runDetails.js';
+import { clipText } from '../lib/runSummary.js';
 import { announceApproval } from './approvalNotice.js';
 import { showingFailure, showOutcome, trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
 import { selfLabels } from './selfLabels.js';
@@ -70,7 +71,7 @@ async function restore(input: RestoreDatabaseInput): Promise<RestoreDatabaseResu
   if (input.tables?.length) {
     step('restore', `${input.tables.join(', ')} into ${names.restoreDatabase}`);
     try {
-      const { restoreSeconds } = await long.restoreIntoScratch.executeWithOptions({ summary: `restore ${input.tables.join(', ')} into ${names.restoreDatabase} with pg_restore` }, [{ ...plan, tables: input.tables }]);
+      const { restoreSeconds } = await long.restoreIntoScratch.executeWithOptions({ summary: clipText(`restore ${input.tables.join(', ')} into ${names.restoreDatabase} with pg_restore`) }, [{ ...plan, tables: input.tables }]);
       step('done');
       showOutcome(`tables restored into ${names.restoreDatabase}`);
       return { ...base, outcome: 'tables-restored', tablesDatabase: names.restoreDatabase, restoreSeconds };

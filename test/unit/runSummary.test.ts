@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { humanTiming, runDetails, runSummary } from '../../src/lib/runSummary.js';
+import { clipText, humanTiming, runDetails, runSummary, SUMMARY_MAX_BYTES } from '../../src/lib/runSummary.js';
 import { desiredSchedules } from '../../src/lib/schedules.js';
 
 describe('runSummary', () => {
@@ -66,5 +66,19 @@ describe('humanTiming', () => {
   it('has words for every default job', () => {
     const config = parseConfig({ clusters: { main: {} }, repositories: { local: { type: 'local', path: '/x' }, s3: { type: 's3', bucket: 'offsite' } } });
     for (const s of desiredSchedules(config)) expect(humanTiming(s.timing, config.schedules.timeZone)).toMatch(/^every /);
+  });
+});
+
+describe('clipText', () => {
+  it('keeps a summary of a restore of many tables under what Temporal accepts (400 bytes), on a character boundary', () => {
+    const tables = Array.from({ length: 40 }, (_, i) => `public.order_items_2026_${String(i).padStart(2, '0')}`);
+    const summary = runSummary('restore', { cluster: 'main', database: 'app', tables });
+    expect(new TextEncoder().encode(summary).length).toBeLessThanOrEqual(SUMMARY_MAX_BYTES);
+    expect(summary).toMatch(/^Restore tables public\.order_items_2026_00, .* …$/);
+    const wide = clipText('ü'.repeat(400), 11);
+    expect(wide).toBe('üüü …');
+    expect(clipText('short')).toBe('short');
+    const details = runDetails('restore', { cluster: 'main', database: 'app', tables: Array.from({ length: 2000 }, (_, i) => `public.t${i}`) });
+    expect(new TextEncoder().encode(details).length).toBeLessThanOrEqual(16_000);
   });
 });
