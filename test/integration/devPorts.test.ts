@@ -68,13 +68,18 @@ afterAll(async () => {
 
 describe('pgwarden dev with a taken port', () => {
   it('refuses --port, --ui-port and --metrics-port taken by another listener, naming each', async () => {
-    const [taken, p1, p2] = await Promise.all([freePort(), freePort(), freePort()]);
+    const ports = new Set<number>();
+    while (ports.size < 3) ports.add(await freePort()); // distinct: two draws may return the same port
+    const [taken, p1, p2] = [...ports] as [number, number, number];
     await occupy(taken);
-    const results = await Promise.all([
-      dev(['--port', String(taken), '--ui-port', String(p1)]),
-      dev(['--port', String(p1), '--ui-port', String(taken)]),
-      dev(['--port', String(p1), '--ui-port', String(p2), '--metrics-port', String(taken)]),
-    ]);
+    // One after another: each run's check binds the free ports for a moment, which a run beside it
+    // would see as taken.
+    const results = [];
+    for (const args of [
+      ['--port', String(taken), '--ui-port', String(p1)],
+      ['--port', String(p1), '--ui-port', String(taken)],
+      ['--port', String(p1), '--ui-port', String(p2), '--metrics-port', String(taken)],
+    ]) results.push(await dev(args));
     expectRefused(results[0]!, taken, '--port');
     expect(results[0]!.stderr).toMatch(/\(Temporal server\)/);
     expectRefused(results[1]!, taken, '--ui-port');
