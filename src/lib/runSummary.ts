@@ -33,6 +33,11 @@ export function clipText(text: string, maxBytes: number = SUMMARY_MAX_BYTES): st
   return `${out} …`;
 }
 
+/** An activity's summary in the UI's timeline (one runbook step): under 200 bytes however long its lists. */
+export function stepSummary(text: string): string {
+  return clipText(text, 200);
+}
+
 /** One line naming what the run does: "PITR of main to 2026-11-22 14:31:00+00, in place". */
 export function runSummary(kind: RunKind, input: Input): string {
   return clipText(summaryOf(kind, input));

@@ -7,7 +7,9 @@ import type { Activities, BaseBackupResult, BasePreflight } from '../activities/
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { formatBackupId } from '../lib/ids.js';
 import type { RetentionDecision } from '../lib/retention.js';
-import { trackProgress } from './messages.js';
+import { showingFailure, showOutcome, trackProgress } from './messages.js';
+import { formatBytes } from '../lib/diskSpace.js';
+import { clipText, stepSummary } from '../lib/runSummary.js';
 import { selfLabels } from './selfLabels.js';
 
 export interface BaseBackupWorkflowInput {
@@ -25,15 +27,25 @@ export interface BaseBackupWorkflowResult extends BaseBackupResult {
 const { preflightBaseBackup, applyBaseRetention } = proxyActivities<Activities>(QUICK_ACTIVITY);
 const { createBaseBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
+/** The run's current details end with its outcome: the backup, its size and WAL range, or why it failed. */
 export async function baseBackup(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflowResult> {
+  return showingFailure(async () => {
+    const r = await backUp(input);
+    const deleted = r.retention.delete.length ? `; retention deleted ${r.retention.delete.length} older base backups` : '';
+    showOutcome(clipText(`base backup of ${r.cluster} as ${r.backupId}, ${formatBytes(r.bytes)}${r.reused ? ' (already committed)' : ''}, WAL ${r.startLsn} to ${r.stopLsn} on timeline ${r.timeline}${deleted}`));
+    return r;
+  });
+}
+
+async function backUp(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflowResult> {
   const step = trackProgress('preflight');
   await selfLabels('base', input);
   const target = { cluster: input.cluster, backupId: input.backupId ?? formatBackupId(workflowInfo().startTime) };
-  const preflight = await preflightBaseBackup(target);
+  const preflight = await preflightBaseBackup.executeWithOptions({ summary: stepSummary(`check ${target.cluster} can take base backup ${target.backupId} (WAL archiving on, room on disk)`) }, [target]);
   step('backup', target.backupId);
-  const result = await createBaseBackup(target);
+  const result = await createBaseBackup.executeWithOptions({ summary: stepSummary(`stream ${target.cluster} with pg_basebackup into the repository as ${target.backupId}, with its backup_manifest`) }, [target]);
   step('retention');
-  const retention = await applyBaseRetention({ cluster: target.cluster });
+  const retention = await applyBaseRetention.executeWithOptions({ summary: stepSummary(`apply the retention policy to ${target.cluster}'s base backups`) }, [{ cluster: target.cluster }]);
   step('done');
   return { ...result, preflight, retention };
 }

@@ -6,7 +6,9 @@ import type { RetentionDecision } from '../lib/retention.js';
 import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
 import { verifyBackup, type VerifyBackupResult } from './verifyBackup.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
-import { trackProgress } from './messages.js';
+import { showingFailure, showOutcome, trackProgress } from './messages.js';
+import { clipText, stepSummary } from '../lib/runSummary.js';
+import { formatBytes } from '../lib/diskSpace.js';
 import { selfLabels } from './selfLabels.js';
 import { childLabels } from './childLabels.js';
 import { eachInTurn } from './eachInTurn.js';
@@ -42,7 +44,24 @@ export interface FullBackupResult {
 const { preflightLogicalBackup, listClusterDatabases, applyLogicalRetention } = proxyActivities<Activities>(QUICK_ACTIVITY);
 const { createLogicalBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
+/** The run's current details end with its outcome: what was backed up and how big, or why it failed. */
 export async function fullBackup(input: FullBackupInput): Promise<FullBackupResult> {
+  return showingFailure(async () => {
+    const result = await backUp(input);
+    const [first] = result.backups;
+    const verified = result.verifications.length ? ', verified by restore' : '';
+    if (input.database === '*') {
+      const each = result.backups.map((b) => `${b.database} ${formatBytes(b.bytes)}`).join(', ');
+      showOutcome(clipText(`backed up ${result.backups.length} databases of ${input.cluster} as ${first?.backupId ?? '(none)'}${verified}: ${each}`));
+    } else if (first) {
+      const deleted = result.retention?.delete.length ? `; retention deleted ${result.retention.delete.length} older backups` : '';
+      showOutcome(clipText(`backed up ${input.cluster}/${input.database} as ${first.backupId}, ${formatBytes(first.bytes)}${first.reused ? ' (already committed)' : ''}${verified}${deleted}`));
+    }
+    return result;
+  });
+}
+
+async function backUp(input: FullBackupInput): Promise<FullBackupResult> {
   const step = trackProgress('preflight');
   await selfLabels('full', input);
 
@@ -53,7 +72,9 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
   if (input.database === '*') {
     const keepGoing = patched('full-backup-each-database');
     step('list-databases');
-    const databases = await listClusterDatabases({ cluster: input.cluster, includeRestoreCopies: input.includeRestoreCopies });
+    const databases = await listClusterDatabases.executeWithOptions({ summary: stepSummary(`list ${input.cluster}'s databases to back up${input.includeRestoreCopies ? ', restore copies included' : ''}`) }, [
+      { cluster: input.cluster, includeRestoreCopies: input.includeRestoreCopies },
+    ]);
     step('backup-databases', databases.join(', '));
     // One child per database, one at a time: a cluster's databases share its disks and CPU.
     const backUp = (database: string) => {
@@ -87,9 +108,12 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
   }
 
   const target = { cluster: input.cluster, database: input.database, backupId };
-  const preflight = await preflightLogicalBackup(target);
+  const scope = `${input.cluster}/${input.database}`;
+  const preflight = await preflightLogicalBackup.executeWithOptions({ summary: stepSummary(`check ${scope} can be backed up as ${backupId} (connects, room on disk)`) }, [target]);
   step('dump', preflight.backupExists ? 'already committed' : undefined);
-  const backup = await createLogicalBackup(input.allDatabases ? { ...target, allDatabases: true } : target);
+  const backup = await createLogicalBackup.executeWithOptions({ summary: stepSummary(`dump ${scope} with pg_dump, compress, encrypt, commit as ${backupId}`) }, [
+    input.allDatabases ? { ...target, allDatabases: true } : target,
+  ]);
   const verifications: VerifyBackupResult[] = [];
   if (input.verify) {
     step('verify');
@@ -102,7 +126,7 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
     );
   }
   step('retention');
-  const retention = await applyLogicalRetention({ cluster: input.cluster, database: input.database });
+  const retention = await applyLogicalRetention.executeWithOptions({ summary: stepSummary(`apply the retention policy to ${scope}'s backups`) }, [{ cluster: input.cluster, database: input.database }]);
   step('done');
   return { cluster: input.cluster, backups: [backup], preflight, verifications, retention, skipped };
 }

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { formatBytes } from '../../src/lib/diskSpace.js';
+import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
 import type { Progress } from '../../src/workflows/messages.js';
 import { testConfig, testSecrets } from '../helpers/config.js';
 import { createSampleDatabase } from '../helpers/data.js';
@@ -20,6 +22,7 @@ let key: TestKey;
 let env: TestWorkflowEnvironment;
 let dir: string;
 let worker: RunningWorker;
+let backup: FullBackupResult;
 const queue = uniqueQueue('details');
 const root = join(import.meta.dirname, '../..');
 const BACKUP = '20261122T020000Z';
@@ -30,7 +33,7 @@ beforeAll(async () => {
   await createSampleDatabase(cluster, 'app', 0.05);
   const config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, key });
   worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
-  await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+  backup = await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
 });
 
 afterAll(async () => {
@@ -141,4 +144,27 @@ it('a restore that fails in its plan ends saying why', async () => {
   const handle = await env.client.workflow.start('restoreDatabase', { taskQueue: queue, workflowId, args: [{ cluster: 'main', database: 'app', backupId: '20991231T000000Z' }] });
   await expect(handle.result()).rejects.toThrow();
   expect(await currentDetails(workflowId)).toMatch(/^\*\*Finished:\*\* failed: no committed backup 20991231T000000Z of main\/app/);
+}, 120_000);
+
+it('a backup labels every activity it ran like the runbook and ends saying what it backed up, and how big', async () => {
+  const workflowId = `${queue}/backup`;
+  const { activities } = await summaries(workflowId);
+  expect(activities.map((a) => a.name)).toEqual(['preflightLogicalBackup', 'createLogicalBackup', 'applyLogicalRetention']);
+  expect(activities.filter((a) => !a.summary || a.summary.length >= 200)).toEqual([]);
+  expect(activities).toContainEqual({ name: 'createLogicalBackup', summary: `dump main/app with pg_dump, compress, encrypt, commit as ${BACKUP}` });
+  expect(activities).toContainEqual({ name: 'applyLogicalRetention', summary: "apply the retention policy to main/app's backups" });
+  // The size said is the committed backup's, as pgwarden backups shows it.
+  const [made] = backup.backups;
+  expect(made!.bytes).toBeGreaterThan(0);
+  expect(await currentDetails(workflowId)).toMatch(new RegExp(`^\\*\\*Finished:\\*\\* backed up main/app as ${BACKUP}, ${formatBytes(made!.bytes).replace('.', '\\.')} \\(at `));
+}, 60_000);
+
+it('a backup of a database that does not exist ends saying why, and its activities are labelled too', async () => {
+  const workflowId = `${queue}/backup-missing`;
+  const handle = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId, args: [{ cluster: 'main', database: 'nosuchdb', backupId: BACKUP }] });
+  await expect(handle.result()).rejects.toThrow();
+  expect(await currentDetails(workflowId)).toMatch(/^\*\*Finished:\*\* failed: .*nosuchdb/);
+  const { activities } = await summaries(workflowId);
+  expect(activities.length).toBeGreaterThan(0);
+  expect(activities.filter((a) => !a.summary)).toEqual([]);
 }, 120_000);
