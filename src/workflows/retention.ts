@@ -49,7 +49,7 @@ async function applyRetention(input: RetentionInput): Promise<RetentionRunResult
   const step = trackProgress('logical');
   await selfLabels('retention', input);
   const databases = input.database ? [input.database] : await listBackedUpDatabases.executeWithOptions({ summary: stepSummary(`list ${input.cluster}'s backed-up databases`) }, [{ cluster: input.cluster }]);
-  const policy = (what: string) => stepSummary(`${dryRun ? 'plan' : 'apply'} the retention policy to ${what}`);
+  const policy = (what: string) => stepSummary(`${dryRun ? 'plan the retention policy for' : 'apply the retention policy to'} ${what}`);
   const result: RetentionRunResult = { cluster: input.cluster, applied: !dryRun, logical: [], waitingOffsite: { backups: 0, walFiles: 0 } };
   for (const database of databases) {
     result.logical.push({ database, retention: await applyLogicalRetention.executeWithOptions({ summary: policy(`${input.cluster}/${database}'s backups`) }, [{ cluster: input.cluster, database, dryRun }]) });

@@ -168,3 +168,19 @@ it('a backup of a database that does not exist ends saying why, and its activiti
   expect(activities.length).toBeGreaterThan(0);
   expect(activities.filter((a) => !a.summary)).toEqual([]);
 }, 120_000);
+
+it('a verification and a retention plan label their activities and end saying what they found', async () => {
+  const verified = await env.client.workflow.execute('verifyBackup', { taskQueue: queue, workflowId: `${queue}/verify`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+  const verify = await summaries(`${queue}/verify`);
+  expect(verify.activities.filter((a) => !a.summary || a.summary.length >= 200)).toEqual([]);
+  expect(verify.activities).toContainEqual({ name: 'dropScratchDatabase', summary: 'drop pgwarden_verify_20261122t020000z' });
+  expect(await currentDetails(`${queue}/verify`)).toMatch(
+    new RegExp(`^\\*\\*Finished:\\*\\* verified backup ${BACKUP} of main/app: restored in \\d+ s, ${verified.tables} tables, ${verified.rows} rows \\(at `),
+  );
+  expect(verified.rows).toBeGreaterThan(0);
+
+  await env.client.workflow.execute('retention', { taskQueue: queue, workflowId: `${queue}/retention`, args: [{ cluster: 'main', database: 'app' }] });
+  const { activities } = await summaries(`${queue}/retention`);
+  expect(activities).toEqual([{ name: 'applyLogicalRetention', summary: "plan the retention policy for main/app's backups" }]);
+  expect(await currentDetails(`${queue}/retention`)).toMatch(/^\*\*Finished:\*\* plan only, would delete 0 logical backups of main\/app \(at /);
+}, 120_000);
