@@ -48,8 +48,10 @@ export async function sendNotification(config: Config, env: NodeJS.ProcessEnv, n
       if (response.ok) delivery.sent.push('webhook');
       else failures.push({ message: `webhook ${host} answered ${response.status}`, permanent: response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429 });
     } catch (err) {
+      // Never e.message itself: a request that could not be built quotes its URL or header (the token).
       const e = err as Error;
-      failures.push({ message: `webhook ${host}: ${e.cause instanceof Error ? e.cause.message : e.message}`, permanent: false });
+      const reason = e.cause instanceof Error ? e.cause.message : e.name === 'TimeoutError' ? 'no answer within 10 s' : `request not sent (${e.name})`;
+      failures.push({ message: `webhook ${host}: ${reason}`, permanent: false });
     }
   }
   if (email) {

@@ -5,6 +5,13 @@ import { DEFAULT_BASE_RETENTION, DEFAULT_RETENTION, type RetentionPolicy } from 
 import { DEFAULT_WAL_WINDOW, parseWindow } from '../lib/walRetention.js';
 import { DEFAULT_OFFSITE_RETENTION } from '../lib/offsite.js';
 
+/** A URL with no user or password in it: pgwarden names endpoints in messages, which reach workflow history. */
+const urlWithoutCredentials = (instead: string) =>
+  z.url().refine((u) => {
+    const url = new URL(u);
+    return !url.username && !url.password;
+  }, `must not carry credentials; use ${instead}`);
+
 const name = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/, 'letters, digits, _ . @ + - (max 63)');
 
 /** When a scheduled job runs: a crontab line (in `schedules.timeZone`), or an interval such as "6 hours". */
@@ -79,7 +86,7 @@ export const s3RepositorySchema = z
     prefix: z.string().default(''),
     region: z.string().default('us-east-1'),
     /** For S3-compatible stores (versitygw, Ceph RGW, ...). */
-    endpoint: z.url().optional(),
+    endpoint: urlWithoutCredentials('accessKeyIdEnv and secretAccessKeyEnv').optional(),
     forcePathStyle: z.boolean().default(false),
     /** Storage class per backup kind; the bucket's default when unset. */
     storageClass: z.object({ logical: storageClass.optional(), base: storageClass.optional(), wal: storageClass.optional() }).strict().default({}),
@@ -258,7 +265,7 @@ export const notificationsSchema = z
     /** JSON POST of every alert, approval request and all-clear. */
     webhook: z
       .object({
-        url: z.url(),
+        url: urlWithoutCredentials('tokenEnv'),
         /** Environment variable with a bearer token sent as Authorization (never in the config). */
         tokenEnv: envName.optional(),
       })

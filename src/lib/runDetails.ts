@@ -49,3 +49,10 @@ export function outcomeDetails(outcome: string, at: Date): string {
 export function failureCause(err: unknown): string {
   return err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
 }
+
+/** The innermost message: a child's failure wraps the activity's, which wraps the one that says what happened. */
+export function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(err);
+}

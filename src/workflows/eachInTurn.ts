@@ -1,6 +1,7 @@
 // The "*" runs (fullBackup, verifyBackup): one child per database, one at a time, and one failed
 // database never stops the others; cancellation still stops at once.
 import { isCancellation } from '@temporalio/workflow';
+import { rootMessage } from '../lib/runDetails.js';
 
 /** Runs `run` for each item in turn: what succeeded, and each failed item with its one-line error. */
 export async function eachInTurn<T, R>(items: readonly T[], run: (item: T) => Promise<R>): Promise<{ done: R[]; failed: (T & { error: string })[] }> {
@@ -17,9 +18,3 @@ export async function eachInTurn<T, R>(items: readonly T[], run: (item: T) => Pr
   return { done, failed };
 }
 
-/** The innermost message: a child's failure wraps the activity's, which wraps the one that says what happened. */
-export function rootMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
-  return e instanceof Error ? e.message : String(err);
-}

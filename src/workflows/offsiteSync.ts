@@ -9,6 +9,7 @@ import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { showingFailure, showOutcome, trackProgress } from './messages.js';
 import { formatBytes } from '../lib/diskSpace.js';
 import { clipText, stepSummary } from '../lib/runSummary.js';
+import { rootMessage } from '../lib/runDetails.js';
 import { selfLabels } from './selfLabels.js';
 
 export interface OffsiteSyncInput {
@@ -105,9 +106,3 @@ async function sync(input: OffsiteSyncInput): Promise<OffsiteSyncResult> {
   return { cluster: input.cluster, repositories: results };
 }
 
-/** The activity's own message (an ActivityFailure wraps the ApplicationFailure that says what happened). */
-function rootMessage(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  while (e && e.cause) e = e.cause as typeof e;
-  return e?.message ?? String(err);
-}

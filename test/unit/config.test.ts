@@ -53,3 +53,13 @@ describe('config', () => {
     await rm(dir, { recursive: true, force: true });
   });
 });
+
+describe('config: URLs that would carry a secret into messages', () => {
+  const base = { clusters: { main: {} }, repositories: { local: { type: 'local', path: '/srv/pgwarden' } } };
+  it('refuses credentials in a webhook URL or an S3 endpoint, naming what to use instead', () => {
+    expect(() => parseConfig({ ...base, notifications: { webhook: { url: 'https://user:tok@hooks.example/x' } } })).toThrow(/must not carry credentials; use tokenEnv/);
+    const s3 = { type: 's3', bucket: 'backups', endpoint: 'https://AKID:SECRET@s3.example', accessKeyIdEnv: 'K', secretAccessKeyEnv: 'S' };
+    expect(() => parseConfig({ ...base, repositories: { ...base.repositories, far: s3 } })).toThrow(/must not carry credentials; use accessKeyIdEnv/);
+    expect(() => parseConfig({ ...base, repositories: { ...base.repositories, far: { ...s3, endpoint: 'https://s3.example' } }, notifications: { webhook: { url: 'https://hooks.example/x' } } })).not.toThrow();
+  });
+});
