@@ -72,7 +72,14 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
         }
         snapshot.offsite.push(status);
       }
-      if (snapshot.offsite.length > 0) snapshot.offsiteWaiting = await offsiteWaiting(input.cluster);
+      // A plan that cannot run (a corrupt record, an unreadable history file) is one more alert,
+      // never a failed check that silences every other alert.
+      if (snapshot.offsite.length > 0) {
+        snapshot.offsiteWaiting = await offsiteWaiting(input.cluster).catch((err: Error) => {
+          snapshot.retentionError = (err.cause instanceof Error ? err.cause.message : err.message).split('\n')[0];
+          return undefined;
+        });
+      }
     }
     return snapshot;
   }

@@ -76,6 +76,8 @@ export interface HealthSnapshot {
   stored?: { logical: number; base: number };
   /** What local retention keeps only because an offsite repository has not confirmed it. */
   offsiteWaiting?: OffsiteWaitingStatus[];
+  /** Why retention's dry plans could not run (a corrupt record, an unreadable history file). */
+  retentionError?: string;
 }
 
 export interface HealthThresholds {
@@ -161,6 +163,9 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): Alert[] 
       key: `offsite-waiting:${w.repository}`,
       message: `offsite "${w.repository}" has not confirmed ${what} of ${s.cluster} that local retention would delete (the oldest, ${w.oldest.what}, committed ${show(waited)} ago; threshold ${waitingHours} hours): they stay on the local disk until its check confirms them; run \`pgwarden offsite sync --cluster ${s.cluster}\` and read its check`,
     });
+  }
+  if (s.retentionError) {
+    alerts.push({ key: 'retention-plan', message: `local retention of ${s.cluster} cannot plan (${s.retentionError}): nothing is deleted and what waits for offsite is unknown; run \`pgwarden retention --cluster ${s.cluster}\`` });
   }
   return alerts;
 }

@@ -89,6 +89,11 @@ describe('what local retention keeps for an offsite confirmation', () => {
     expect(all.map((a) => a.key)).toEqual(['offsite-waiting:far', 'offsite-waiting:s3']);
     expect(all[1]!.message).toContain('has not confirmed 2 backups of main that local retention would delete (the oldest, main/base/20261101T030000Z, committed 21 days ago; threshold 48 hours)');
   });
+
+  it('a retention plan that cannot run is an alert of its own, not a failed check', () => {
+    const alerts = evaluateHealth({ ...healthy(), retentionError: 'offsite record far.json is not JSON' }, T);
+    expect(alerts).toEqual([{ key: 'retention-plan', message: expect.stringContaining('local retention of main cannot plan (offsite record far.json is not JSON): nothing is deleted') }]);
+  });
 });
 
 describe('notificationDue', () => {
