@@ -135,11 +135,11 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     const waiting: { name: string; repositories: string[] }[] = [];
     let bytesFreed = 0;
     // Oldest first: an interrupted run leaves the archive contiguous from its oldest file.
-    for (const { name, beforeEveryBackup } of decision.delete) {
-      // WAL older than every base backup that stays (a plan counts those it would delete as gone,
-      // as --apply finds them) restores nothing, and no offsite copy's retention takes it: it goes
-      // without waiting for a confirmation it never gets.
-      const repositories = beforeEveryBackup ? [] : awaiting(`${input.cluster}/wal/${name}`);
+    for (const { name } of decision.delete) {
+      // Even WAL older than every base backup kept here waits: an offsite repository may still keep
+      // an older base backup that needs it. What the remote's own policy does not hold (below its
+      // oldest base backup) its check records as not held, and that goes without waiting.
+      const repositories = awaiting(`${input.cluster}/wal/${name}`);
       if (repositories.length > 0) {
         waiting.push({ name, repositories });
         continue;

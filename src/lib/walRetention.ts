@@ -39,11 +39,8 @@ export interface WalRetentionDecision {
   keepFrom?: { backupId: string; segment: string };
   /** Older kept base backups and the segments kept for each (start → stop), oldest first. */
   ranges?: { backupId: string; from: string; to: string }[];
-  /**
-   * Files that may go, oldest first, each with the reason. `beforeEveryBackup`: older than the start
-   * of every base backup given (it restores nothing: no backup to replay it onto).
-   */
-  delete: { name: string; reason: string; beforeEveryBackup?: boolean }[];
+  /** Files that may go, oldest first, each with the reason. */
+  delete: { name: string; reason: string }[];
   keep: string[];
 }
 
@@ -128,10 +125,6 @@ export function planWalRetention(
     backups.forEach((b) => consider(b));
   }
   const continuous = from!;
-  const oldest = backups.reduce((min, b) => {
-    const s = segmentOf(parseLsn(b.startLsn));
-    return s < min ? s : min;
-  }, continuous.segment);
   const boundary = segmentName(continuous.backup.timeline, continuous.segment);
   const keepFrom = { backupId: continuous.backup.backupId, segment: boundary };
   const ranges = backups
@@ -150,7 +143,7 @@ export function planWalRetention(
     const segment = segmentNumberOf(name);
     const inRange = segment !== undefined && ranges.some((r) => segment >= r.from && segment <= r.to);
     if (segment !== undefined && segment < continuous.segment && !inRange) {
-      decision.delete.push({ name, reason: `before ${boundary}, ${what}${older}`, ...(segment < oldest ? { beforeEveryBackup: true } : {}) });
+      decision.delete.push({ name, reason: `before ${boundary}, ${what}${older}`});
     } else {
       decision.keep.push(name);
     }

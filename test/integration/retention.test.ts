@@ -96,10 +96,9 @@ describe('local retention with an offsite repository', () => {
     const applied = await execute<RetentionRunResult>('retention', { cluster: 'main', apply: true });
     expect(applied.base!.delete).toEqual([]);
     expect(applied.base!.waitingOffsite!.map((w) => [w.backupId, w.repositories])).toEqual([[b1.backupId, ['far']]]);
-    // Only WAL older than every base backup goes (it restores nothing, and no offsite copy takes it);
-    // the WAL b1 needs and the segments between b1 and b2 wait.
-    const b1Start = segmentOf(parseLsn(b1.startLsn));
-    expect(applied.wal!.deleted.filter((n) => segmentOfName(n) >= b1Start)).toEqual([]);
+    // No WAL goes before the check: not even WAL older than every base backup here (an offsite
+    // repository may keep an older base backup that needs it); the WAL b1 needs waits too.
+    expect(applied.wal!.deleted).toEqual([]);
     expect(applied.wal!.waitingOffsite).toBeGreaterThan(0);
     expect(applied.waitingOffsite).toEqual({ backups: 2, walFiles: applied.wal!.waitingOffsite });
     expect(await walFiles()).toEqual(walBefore.filter((n) => !applied.wal!.deleted.includes(n)));
@@ -134,9 +133,9 @@ describe('local retention with an offsite repository', () => {
     const recordFile = join(setup.repository, 'main/offsite/far.json');
     const record = JSON.parse(await readFile(recordFile, 'utf8')) as { confirmed: Record<string, string> };
     expect(Object.keys(record.confirmed)).toEqual(expect.arrayContaining([`main/logical/app/${l1}`, `main/base/${b1.backupId}`, `main/base/${b2.backupId}`]));
-    // The offsite copy has b1 but not the WAL between b1's and b2's starts (as when its WAL upload
-    // fell behind): once b1 goes, that WAL restores nothing and goes without waiting, and the plan
-    // must say so too, not list it as waiting while --apply deletes it.
+    // The offsite copy has b1 but has not confirmed the WAL between b1's and b2's starts (as when its
+    // WAL upload fell behind): b1 goes locally, but the offsite b1 still needs that WAL, so it waits
+    // for the check, and the plan says so exactly as --apply does it.
     const b1Start = segmentOf(parseLsn(b1.startLsn));
     const b2Start = segmentOf(parseLsn(b2.startLsn));
     const between = (await walFiles()).filter((n) => !n.endsWith('.history') && segmentOfName(n) >= b1Start && segmentOfName(n) < b2Start);
@@ -146,8 +145,8 @@ describe('local retention with an offsite repository', () => {
 
     const walBefore = await walFiles();
     const dryRun = await execute<RetentionRunResult>('retention', { cluster: 'main' });
-    expect(dryRun.wal!.waitingOffsite).toBe(0);
-    expect(dryRun.wal!.deleted).toEqual(expect.arrayContaining(between));
+    expect(dryRun.wal!.waitingOffsite).toBe(between.length);
+    expect(dryRun.wal!.deleted.filter((n) => between.includes(n))).toEqual([]);
     const plan = await cli();
     expect(plan).toContain(`logical main/app: keep 1, delete 1`);
     expect(plan).toContain(`  keep    ${l2}  minimum, daily`);
@@ -156,7 +155,7 @@ describe('local retention with an offsite repository', () => {
     expect(plan.find((l) => l.startsWith(`  keep    ${b2.backupId}  `))).toMatch(/pitr-window/);
     const walLine = plan.find((l) => l.startsWith('WAL (PITR window 0.001 hours): '))!;
     expect(walLine).toMatch(new RegExp(`continuous from [0-9A-F]{24} \\(base backup ${b2.backupId}\\); delete \\d+ `));
-    expect(plan.filter((l) => l.startsWith('  waits') || l.startsWith('waiting'))).toEqual([]);
+    expect(plan.filter((l) => l.startsWith('  waits')).map((l) => l.split(/\s+/)[2])).toEqual(between.slice(0, 20));
     // A plan touches nothing.
     expect(await walFiles()).toEqual(walBefore);
     expect(await exists(join(setup.repository, 'main/logical/app', l1))).toBe(true);
@@ -168,14 +167,19 @@ describe('local retention with an offsite repository', () => {
     expect(await exists(join(setup.repository, 'main/base', b1.backupId))).toBe(false);
     expect(await exists(join(setup.repository, 'main/logical/app', l2, 'manifest.json'))).toBe(true);
     expect(await exists(join(setup.repository, 'main/base', b2.backupId, 'manifest.json'))).toBe(true);
-    // Exactly the WAL before b2's start went, as the plan said; b2's WAL and everything after it stayed.
+    // Exactly the WAL before b2's start went, as the plan said, but what waits for the offsite check;
+    // b2's WAL and everything after it stayed.
     const after = await walFiles();
-    expect(after).toEqual(walBefore.filter((n) => n.endsWith('.history') || segmentOfName(n) >= b2Start));
+    expect(after).toEqual(walBefore.filter((n) => n.endsWith('.history') || segmentOfName(n) >= b2Start || between.includes(n)));
     expect(walBefore.filter((n) => !after.includes(n))).toEqual(dryRun.wal!.deleted);
     expect(after.length).toBeLessThan(walBefore.length);
 
+    // The next check confirms it (it is on the remote): then it goes.
+    await execute<OffsiteSyncResult>('offsiteSync', { cluster: 'main' });
     const again = await execute<RetentionRunResult>('retention', { cluster: 'main', apply: true });
-    expect([again.logical[0]!.retention.delete, again.base!.delete, again.wal!.deleted]).toEqual([[], [], []]);
+    expect([again.logical[0]!.retention.delete, again.base!.delete, again.wal!.deleted]).toEqual([[], [], between]);
+    const last = await execute<RetentionRunResult>('retention', { cluster: 'main', apply: true });
+    expect([last.logical[0]!.retention.delete, last.base!.delete, last.wal!.deleted]).toEqual([[], [], []]);
     const maintenance = await execute<WalMaintenanceResult>('walMaintenance', { cluster: 'main' });
     expect(maintenance.retention).toMatchObject({ deleted: [], waitingOffsite: 0 });
     expect(maintenance.alerts.filter((a) => a.includes('PITR window'))).toEqual([]);
