@@ -11,12 +11,12 @@ import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
 import { MANIFEST_FORMAT, type Artifact, type BaseManifest } from '../lib/manifest.js';
-import { describeToolFailure, FeedWhileOpen } from './dump.js';
+import { describeToolFailure, FeedWhileOpen } from '../postgres/dump.js';
 import { PGWARDEN_VERSION } from './logicalBackup.js';
-import { loadRecipientKeys, Sha256Stage, storeArtifact, writeFileAtomic } from './pipeline.js';
-import * as postgres from './postgres.js';
-import { startTool, TOOL_ENV, type Tool } from './processes.js';
-import { LocalRepository } from './repository.js';
+import { loadRecipientKeys, Sha256Stage, storeArtifact, writeFileAtomic } from '../stream/pipeline.js';
+import * as postgres from '../postgres/connection.js';
+import { startTool, TOOL_ENV, type Tool } from '../stream/processes.js';
+import { LocalRepository } from '../storage/repository.js';
 
 
 export interface BaseBackupInput {

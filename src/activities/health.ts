@@ -7,14 +7,14 @@ import type { Config } from '../config/index.js';
 import { evaluateHealth, notificationDue, offsiteWaitingStatus, resolvedKeys, type Alert, type BackupStatus, type HealthSnapshot, type HealthThresholds, type NotifiedState, type OffsiteStatus, type OffsiteWaitingStatus } from '../lib/health.js';
 import { runResolvedLine } from '../lib/runAlerts.js';
 import { backupIdTime, isRestoreCopyName } from '../lib/ids.js';
-import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
+import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
-import { offsiteNames } from './offsite/stores.js';
+import { offsiteNames } from '../storage/registry.js';
 import { readRunState, stateUnwritable, watchRuns } from './runWatch.js';
-import { LocalRepository } from './repository.js';
+import { LocalRepository } from '../storage/repository.js';
 import { createRetentionActivities } from './retention.js';
-import { WalArchive } from './walArchive.js';
+import { WalArchive } from '../storage/walArchive.js';
 import { createWalMaintenanceActivities } from './walMaintenance.js';
 
 export interface HealthReport {

@@ -4,7 +4,7 @@
 import { execa } from 'execa';
 import { type ErrorType, nonRetryable } from '../lib/errors.js';
 import { runAfterEarlierAttempt } from './orphans.js';
-import { TOOL_ENV } from './processes.js';
+import { TOOL_ENV } from '../stream/processes.js';
 
 const HOOK_TIMEOUT_MS = 10 * 60_000;
 

@@ -11,11 +11,11 @@ import { databasesToBackUp, isBackupId, isSafeName } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
 import { MANIFEST_FORMAT, totalRows, type LogicalManifest } from '../lib/manifest.js';
 import type { Privileges } from '../lib/privileges.js';
-import { dumpDatabase, dumpGlobals, type DumpResult } from './dump.js';
-import { loadRecipientKeys, Sha256Stage, type Compression, type RecipientKeys } from './pipeline.js';
-import * as postgres from './postgres.js';
-import { readPrivileges } from './privileges.js';
-import { LocalRepository } from './repository.js';
+import { dumpDatabase, dumpGlobals, type DumpResult } from '../postgres/dump.js';
+import { loadRecipientKeys, Sha256Stage, type Compression, type RecipientKeys } from '../stream/pipeline.js';
+import * as postgres from '../postgres/connection.js';
+import { readPrivileges } from '../postgres/privileges.js';
+import { LocalRepository } from '../storage/repository.js';
 
 export const PGWARDEN_VERSION = '0.1.0';
 

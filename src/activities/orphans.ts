@@ -8,8 +8,8 @@ import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
-import { writeFileAtomic } from './atomicFile.js';
-import { processStartTime } from './processStart.js';
+import { writeFileAtomic } from '../host/atomicFile.js';
+import { processStartTime } from '../host/processStart.js';
 
 /** The record of `what` run by this activity (the same for every attempt of it). */
 function recordFile(what: string): string {

@@ -6,10 +6,10 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/index.js';
 import { buildRepositoryInfo, type RepositoryInfo } from '../lib/repositoryInfo.js';
 import type { OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
-import { readRecord } from './offsiteConfirmed.js';
-import { offsiteNames } from './offsite/stores.js';
-import { LocalRepository } from './repository.js';
-import { WalArchive } from './walArchive.js';
+import { readRecord } from '../storage/offsiteConfirmed.js';
+import { offsiteNames } from '../storage/registry.js';
+import { LocalRepository } from '../storage/repository.js';
+import { WalArchive } from '../storage/walArchive.js';
 
 export interface RepositoryInfoInput {
   cluster: string;

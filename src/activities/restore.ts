@@ -4,8 +4,8 @@ import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { runHook } from './hooks.js';
-import * as postgres from './postgres.js';
-import { withoutDatabaseLimits } from './privileges.js';
+import * as postgres from '../postgres/connection.js';
+import { withoutDatabaseLimits } from '../postgres/privileges.js';
 import type { RestoreNames } from '../lib/ids.js';
 import type { VerifyPlan } from './verify.js';
 

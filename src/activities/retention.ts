@@ -7,10 +7,10 @@ import type { Config } from '../config/index.js';
 import { backupIdTime } from '../lib/ids.js';
 import { applyRetention, type RetentionDecision } from '../lib/retention.js';
 import { parseWindow, planWalRetention, windowAnchor } from '../lib/walRetention.js';
-import { offsiteGate } from './offsiteConfirmed.js';
-import { inheritOwner, PRIVATE_FILE_MODE } from './atomicFile.js';
-import { LocalRepository } from './repository.js';
-import { recentTimelines, WalArchive } from './walArchive.js';
+import { offsiteGate } from '../storage/offsiteConfirmed.js';
+import { inheritOwner, PRIVATE_FILE_MODE } from '../host/atomicFile.js';
+import { LocalRepository } from '../storage/repository.js';
+import { recentTimelines, WalArchive } from '../storage/walArchive.js';
 
 /** Markers older than this are left by a crashed run and no longer protect the backup. */
 const MARKER_TTL_MS = 24 * 3600_000;
@@ -42,7 +42,7 @@ export interface LocalRetentionResult extends RetentionDecision {
 export function createRetentionActivities({ config, env = process.env }: { config: Config; env?: NodeJS.ProcessEnv }) {
   /**
    * Deletes what the policy lets go and every offsite repository of the cluster has confirmed
-   * (src/activities/offsiteConfirmed.ts); says what it kept and why. Idempotent.
+   * (src/storage/offsiteConfirmed.ts); says what it kept and why. Idempotent.
    */
   async function retire(repo: LocalRepository, cluster: string, decision: RetentionDecision, dirOf: (backupId: string) => string, dryRun?: boolean): Promise<LocalRetentionResult> {
     const awaiting = await offsiteGate(config, repo, cluster);

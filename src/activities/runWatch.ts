@@ -14,8 +14,8 @@ import type { Alert } from '../lib/health.js';
 import { FAILED_STATUSES, FIRST_LOOK_HOURS, failureLine, labelsFromId, lookFrom, recordRuns, runAlerts, scheduleAlerts, variantOf, type ClosedRun, type RunWatchState, type ScheduleStatus } from '../lib/runAlerts.js';
 import { desiredSchedules } from '../lib/schedules.js';
 import { clusterKey, databaseKey, kindOfWorkflow, quote, WORKFLOW_OF_KIND } from '../lib/visibility.js';
-import { writeFileAtomic } from './atomicFile.js';
-import { LocalRepository } from './repository.js';
+import { writeFileAtomic } from '../host/atomicFile.js';
+import { LocalRepository } from '../storage/repository.js';
 
 const RUNS_FILE = 'health-runs.json';
 

@@ -10,12 +10,12 @@ import { backupsOfNewestRun, type BackupRef } from '../lib/allDatabases.js';
 import { isBackupId, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
 import { comparePrivileges, createDatabaseSql, grepRolesCommand, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
-import { feedFile, hashFile } from './pipeline.js';
-import { gpgFailure, openKeyring } from './gpg.js';
-import * as postgres from './postgres.js';
-import { applyDatabaseProperties, checkRoles, readPrivileges, withoutDatabaseLimits } from './privileges.js';
-import { startChain, startTool, TOOL_ENV, ToolError } from './processes.js';
-import { LocalRepository } from './repository.js';
+import { feedFile, hashFile } from '../stream/pipeline.js';
+import { gpgFailure, openKeyring } from '../stream/gpg.js';
+import * as postgres from '../postgres/connection.js';
+import { applyDatabaseProperties, checkRoles, readPrivileges, withoutDatabaseLimits } from '../postgres/privileges.js';
+import { startChain, startTool, TOOL_ENV, ToolError } from '../stream/processes.js';
+import { LocalRepository } from '../storage/repository.js';
 import { markInUse } from './retention.js';
 
 export interface VerifyTarget {

@@ -5,10 +5,10 @@ import type { Config } from '../config/index.js';
 import { formatBytes } from '../lib/diskSpace.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
 import { parseWindow, planWalRetention, windowAnchor, type WalRetentionDecision } from '../lib/walRetention.js';
-import { offsiteGate } from './offsiteConfirmed.js';
-import * as postgres from './postgres.js';
-import { LocalRepository } from './repository.js';
-import { recentTimelines, WalArchive } from './walArchive.js';
+import { offsiteGate } from '../storage/offsiteConfirmed.js';
+import * as postgres from '../postgres/connection.js';
+import { LocalRepository } from '../storage/repository.js';
+import { recentTimelines, WalArchive } from '../storage/walArchive.js';
 
 export interface ArchiverHealth {
   archiveMode: string;

@@ -42,7 +42,7 @@ export interface ApplyResult {
 
 /** ALTER SYSTEM for each setting, then pg_reload_conf(); needs a superuser. */
 export async function applyArchivingSettings(config: Config, clusterName: string, settings: ArchivingSetting[], env: NodeJS.ProcessEnv): Promise<ApplyResult> {
-  const postgres = await import('../activities/postgres.js');
+  const postgres = await import('../postgres/connection.js');
   const cluster = postgres.clusterRef(config, clusterName);
   const names = settings.map((s) => s.name);
   return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {

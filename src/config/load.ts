@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { applyEnvOverrides, defaultConfigPath } from './overrides.js';
+import { applyEnvOverrides, defaultConfigPath } from '../lib/configOverrides.js';
 import { configSchema, type Config } from './schema.js';
 
 export { applyEnvOverrides, defaultConfigPath };

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 
-export { freePortOnLoopback as freePort } from '../../src/activities/ports.js';
+export { freePortOnLoopback as freePort } from '../../src/host/ports.js';
 
 /** Whether something accepts TCP connections on 127.0.0.1:port (a server finished starting). */
 export function accepts(port: number): Promise<boolean> {

@@ -12,7 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readPrivileges } from '../../src/activities/privileges.js';
+import { readPrivileges } from '../../src/postgres/privileges.js';
 import type { Config } from '../../src/config/index.js';
 import type { Progress } from '../../src/workflows/messages.js';
 import type { RestoreDatabaseResult } from '../../src/workflows/restoreDatabase.js';

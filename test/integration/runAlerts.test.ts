@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WalRecord } from '../../src/activities/walArchive.js';
+import type { WalRecord } from '../../src/storage/walArchive.js';
 import { ensureSearchAttributes, startRun } from '../../src/cli/client.js';
 import { applySchedules } from '../../src/cli/scheduleOps.js';
 import type { Config } from '../../src/config/index.js';

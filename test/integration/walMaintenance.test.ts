@@ -11,7 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWalMaintenanceActivities } from '../../src/activities/walMaintenance.js';
-import type { WalRecord } from '../../src/activities/walArchive.js';
+import type { WalRecord } from '../../src/storage/walArchive.js';
 import { applyArchivingSettings, archivingSettings } from '../../src/cli/cluster.js';
 import type { Config } from '../../src/config/index.js';
 import type { BaseManifest } from '../../src/lib/manifest.js';

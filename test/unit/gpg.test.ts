@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gpgFailure, openKeyring } from '../../src/activities/gpg.js';
-import { feedFile, loadRecipientKeys, storeArtifact } from '../../src/activities/pipeline.js';
+import { gpgFailure, openKeyring } from '../../src/stream/gpg.js';
+import { feedFile, loadRecipientKeys, storeArtifact } from '../../src/stream/pipeline.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 
 let dir: string;

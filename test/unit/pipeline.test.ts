@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { zstdDecompressSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRecipientKeys, RateLimit, storeArtifact } from '../../src/activities/pipeline.js';
+import { loadRecipientKeys, RateLimit, storeArtifact } from '../../src/stream/pipeline.js';
 
 let dir: string;
 let privateKey: openpgp.PrivateKey;

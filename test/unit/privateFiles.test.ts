@@ -3,7 +3,7 @@ import { chmod, chown, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirPrivate, writeFileAtomic } from '../../src/activities/atomicFile.js';
+import { mkdirPrivate, writeFileAtomic } from '../../src/host/atomicFile.js';
 
 let dir: string;
 let umask: number;

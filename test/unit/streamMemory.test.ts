@@ -1,6 +1,6 @@
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
-import { SCAVENGE_EVERY_BYTES, streamed } from '../../src/activities/streamMemory.js';
+import { SCAVENGE_EVERY_BYTES, streamed } from '../../src/stream/memory.js';
 
 describe('streamed', () => {
   it('frees spent transfer buffers as it goes: 256 MiB through 1 MiB buffers never holds more than a few MiB', () => {

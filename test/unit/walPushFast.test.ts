@@ -3,10 +3,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pushWalFile } from '../../src/activities/walPush.js';
-import { parseWalPushArgs, walPushSettings } from '../../src/cli/walPushFast.js';
+import { pushWalFile } from '../../src/archive/push.js';
+import { parseWalPushArgs, walPushSettings } from '../../src/archive/fastPath.js';
 import { parseConfig } from '../../src/config/index.js';
-import { readyFiles } from '../../src/activities/walPushAsync.js';
+import { readyFiles } from '../../src/archive/pushAsync.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 
 describe('wal-push fast path: arguments', () => {

@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import type { Config } from '../../config/index.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
-import type { OffsiteStore } from './store.js';
+import type { OffsiteStore } from '../../storage/store.js';
 
 export interface ArchiveWait {
   /** Days the restored copy stays readable. */

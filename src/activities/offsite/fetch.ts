@@ -13,13 +13,13 @@ import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type Logica
 import { remoteBackups, walNameOf } from '../../lib/offsite.js';
 import { chooseBaseBackup, type RecoveryTarget } from '../../lib/recovery.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../../lib/wal.js';
-import { inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE } from '../atomicFile.js';
-import { fsyncPath, hashFile } from '../pipeline.js';
-import { LocalRepository } from '../repository.js';
-import { readHistories, WalArchive } from '../walArchive.js';
+import { inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE } from '../../host/atomicFile.js';
+import { fsyncPath, hashFile } from '../../stream/pipeline.js';
+import { LocalRepository } from '../../storage/repository.js';
+import { readHistories, WalArchive } from '../../storage/walArchive.js';
 import { archiveWaitOf, whenReadable, type ArchiveWait } from './archived.js';
-import { offsiteNames, withStore } from './stores.js';
-import type { OffsiteStore } from './store.js';
+import { offsiteNames, withStore } from '../../storage/registry.js';
+import type { OffsiteStore } from '../../storage/store.js';
 
 export interface FetchedFromOffsite {
   /** The offsite repository it came from; undefined when nothing had to be fetched. */

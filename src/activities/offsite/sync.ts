@@ -26,11 +26,11 @@ import {
   type RemoteBackup,
   type RemoteEntry,
 } from '../../lib/offsite.js';
-import { recordOffsiteConfirmed } from '../offsiteConfirmed.js';
-import { LocalRepository } from '../repository.js';
-import { localInventory } from './inventory.js';
-import { offsiteNames, withStore } from './stores.js';
-import { putAll, type OffsiteStore } from './store.js';
+import { recordOffsiteConfirmed } from '../../storage/offsiteConfirmed.js';
+import { LocalRepository } from '../../storage/repository.js';
+import { localInventory } from '../../storage/inventory.js';
+import { offsiteNames, withStore } from '../../storage/registry.js';
+import { putAll, type OffsiteStore } from '../../storage/store.js';
 
 export interface OffsiteTarget {
   cluster: string;

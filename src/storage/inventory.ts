@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MANIFEST_FILE, walRecordName } from '../../lib/layout.js';
-import type { LocalObject, ObjectKind } from '../../lib/offsite.js';
-import type { LocalRepository } from '../repository.js';
-import { WalArchive } from '../walArchive.js';
+import { MANIFEST_FILE, walRecordName } from '../lib/layout.js';
+import type { LocalObject, ObjectKind } from '../lib/offsite.js';
+import type { LocalRepository } from './repository.js';
+import { WalArchive } from './walArchive.js';
 
 export interface InventoryOptions {
   /** Only the WAL archive (the frequent WAL-shipping runs). */

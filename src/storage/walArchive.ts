@@ -16,11 +16,11 @@ import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { artifactName, walArchiveDir, walRecordName } from '../lib/layout.js';
 import { HISTORY_NAME, isWalFileName, parseHistory, type TimelineSwitch } from '../lib/wal.js';
 import type { TimelineOrigin } from '../lib/walRetention.js';
-import type { GpgKeyring } from './gpg.js';
-import { writeFileAtomic } from './atomicFile.js';
-import { startTool, TOOL_ENV } from './processes.js';
-import type { WalPushSettings } from './walPush.js';
-import { asyncPushSettings } from './walPushAsync.js';
+import type { GpgKeyring } from '../stream/gpg.js';
+import { writeFileAtomic } from '../host/atomicFile.js';
+import { startTool, TOOL_ENV } from '../stream/processes.js';
+import type { WalPushSettings } from '../archive/push.js';
+import { asyncPushSettings } from '../archive/pushAsync.js';
 import { LocalRepository } from './repository.js';
 
 // decodeWal (wal-get, timeline histories) hands the digest and the decompression to libuv's thread
@@ -119,7 +119,7 @@ export async function openWalDecryption(config: Config, env: NodeJS.ProcessEnv):
   const passphrase = enc.passphraseEnv ? env[enc.passphraseEnv] : undefined;
   if (enc.passphraseEnv && passphrase === undefined) throw nonRetryable(ErrorType.KeyUnreadable, `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set`);
   // Loaded here, not at the top: wal-push (once per WAL file) never decrypts and starts faster without it.
-  const { openKeyring } = await import('./gpg.js');
+  const { openKeyring } = await import('../stream/gpg.js');
   return { keyring: await openKeyring(enc.privateKeyFile), passphrase };
 }
 
@@ -182,7 +182,7 @@ export async function recentTimelines(config: Config, env: NodeJS.ProcessEnv, ar
  */
 export async function decodeWalBatch(archive: WalArchive, names: string[], decryption: WalDecryption | undefined, outDir: string, signal?: AbortSignal): Promise<{ bytes: number; missing: string[] }> {
   // Loaded here: wal-get (restore_command, once per file) starts faster without openpgp.
-  const { hashFile } = await import('./pipeline.js');
+  const { hashFile } = await import('../stream/pipeline.js');
   const scratch = await mkdtemp(join(outDir, '.batch-'));
   try {
     const found: WalRecord[] = [];

@@ -15,9 +15,9 @@ import {
   type S3Client,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { mapLimit } from '../../lib/mapLimit.js';
-import { RateLimit } from '../pipeline.js';
-import { streamed } from '../streamMemory.js';
+import { mapLimit } from '../lib/mapLimit.js';
+import { RateLimit } from '../stream/pipeline.js';
+import { streamed } from '../stream/memory.js';
 
 export interface FileUpload {
   /** A client with maxAttempts 1: the retries are here, each with a fresh body. */

@@ -20,8 +20,8 @@ import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { isWalFileName } from '../lib/wal.js';
-import { processStartTime } from './processStart.js';
-import { GPG_HOME_PREFIX, pushWalFile, readRecord, WalPushError, type PushResult, type WalPushSettings } from './walPush.js';
+import { processStartTime } from '../host/processStart.js';
+import { GPG_HOME_PREFIX, pushWalFile, readRecord, WalPushError, type PushResult, type WalPushSettings } from './push.js';
 
 export interface AsyncPushSettings {
   /** Where the pusher keeps its lock, log and the failures it has to report. */

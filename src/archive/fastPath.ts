@@ -4,9 +4,9 @@
 // and the full program then handles the call, validating the whole config with zod.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { WalPushSettings } from '../activities/walPush.js';
-import { archiveWalFile, asyncPushSettings, runPusher, type PusherJob } from '../activities/walPushAsync.js';
-import { applyEnvOverrides, defaultConfigPath } from '../config/overrides.js';
+import type { WalPushSettings } from './push.js';
+import { archiveWalFile, asyncPushSettings, runPusher, type PusherJob } from './pushAsync.js';
+import { applyEnvOverrides, defaultConfigPath } from '../lib/configOverrides.js';
 import { walArchiveDir } from '../lib/layout.js';
 
 export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {

@@ -7,7 +7,7 @@ import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId, isSafeName } from '../lib/ids.js';
 import { baseBackupDir, logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';
 import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type LogicalManifest } from '../lib/manifest.js';
-import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
+import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
 
 export class LocalRepository {
   constructor(

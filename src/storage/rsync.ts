@@ -14,9 +14,9 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
-import type { RsyncRepositoryConfig } from '../../config/schema.js';
-import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
-import { TOOL_ENV } from '../processes.js';
+import type { RsyncRepositoryConfig } from '../config/schema.js';
+import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { TOOL_ENV } from '../stream/processes.js';
 import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
 
 const PARTIAL_DIR = '.rsync-partial';

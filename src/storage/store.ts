@@ -5,7 +5,7 @@
 // Append-only from pgwarden's side (DESIGN.md rule 7): sync only ever uploads (`put`, `putBatch`)
 // keys the remote lacks, and `remove` is reserved for the remote's own retention policy.
 import { join } from 'node:path';
-import type { ObjectKind, RemoteEntry } from '../../lib/offsite.js';
+import type { ObjectKind, RemoteEntry } from '../lib/offsite.js';
 
 export type { RemoteEntry };
 

@@ -1,6 +1,6 @@
 // Opens the offsite repositories a cluster syncs to, by name, from the config.
-import type { Config, OffsiteRepositoryConfig } from '../../config/index.js';
-import { ErrorType, nonRetryable } from '../../lib/errors.js';
+import type { Config, OffsiteRepositoryConfig } from '../config/index.js';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { createRsyncStore } from './rsync.js';
 import { createS3Store } from './s3.js';
 import type { OffsiteStore } from './store.js';

@@ -22,11 +22,11 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import type { S3RepositoryConfig } from '../../config/schema.js';
-import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
-import { mapLimit } from '../../lib/mapLimit.js';
-import { classifyS3Error, objectReadability } from '../../lib/s3Errors.js';
-import { streamed } from '../streamMemory.js';
+import type { S3RepositoryConfig } from '../config/schema.js';
+import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { mapLimit } from '../lib/mapLimit.js';
+import { classifyS3Error, objectReadability } from '../lib/s3Errors.js';
+import { streamed } from '../stream/memory.js';
 import { uploadFile } from './s3Upload.js';
 import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
 

@@ -11,9 +11,9 @@ import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
-import { fsyncPath, inheritOwner, PRIVATE_FILE_MODE } from './atomicFile.js';
+import { fsyncPath, inheritOwner, PRIVATE_FILE_MODE } from '../host/atomicFile.js';
 
-export { fsyncPath, writeFileAtomic } from './atomicFile.js';
+export { fsyncPath, writeFileAtomic } from '../host/atomicFile.js';
 
 export interface Compression {
   algorithm: 'zstd' | 'none';

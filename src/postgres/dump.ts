@@ -7,9 +7,9 @@ import { execa } from 'execa';
 import { rm } from 'node:fs/promises';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import type { Artifact, TableCount } from '../lib/manifest.js';
-import { storeArtifact, type Compression, type RecipientKeys, type Sha256Stage } from './pipeline.js';
-import * as postgres from './postgres.js';
-import { startTool, TOOL_ENV, ToolError, type Tool } from './processes.js';
+import { storeArtifact, type Compression, type RecipientKeys, type Sha256Stage } from '../stream/pipeline.js';
+import * as postgres from './connection.js';
+import { startTool, TOOL_ENV, ToolError, type Tool } from '../stream/processes.js';
 
 export interface DumpArgs {
   /** The connection whose transaction exported `snapshot`; row counts run in it. */

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { LocalObject, RemoteEntry } from '../lib/offsite.js';
 import { awaitingConfirmation, recordAfterCheck, type OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
-import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
-import { offsiteNames } from './offsite/stores.js';
+import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
+import { offsiteNames } from './registry.js';
 import type { LocalRepository } from './repository.js';
 
 function recordFile(repo: LocalRepository, cluster: string, repository: string): string {

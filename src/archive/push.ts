@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { artifactName, walRecordName } from '../lib/layout.js';
 import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
-import { mkdirPrivate, writeFileAtomic } from './atomicFile.js';
-import type { AsyncPushSettings } from './walPushAsync.js';
+import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
+import type { AsyncPushSettings } from './pushAsync.js';
 
 
 /** What wal-push needs from the config, nothing more. */
