@@ -18,6 +18,11 @@ export function isBackupId(value: string): boolean {
   return t !== undefined && formatBackupId(t) === value.slice(0, 16);
 }
 
+/** Why `value` is not a backup id (`what` names it in the message), or undefined when it is one. */
+export function backupIdProblem(value: string, what = 'backupId'): string | undefined {
+  return isBackupId(value) ? undefined : `${what} "${value}" is not of the form 20261122T020000Z[-suffix]`;
+}
+
 /** The UTC time encoded in a backup id, or undefined if it is not one. */
 export function backupIdTime(value: string): Date | undefined {
   const m = BACKUP_ID.exec(value);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backupIdTime, formatBackupId, fullBackupWorkflowId, isBackupId, isSafeName, isScratchDatabaseName, restoreNames } from '../../src/lib/ids.js';
+import { backupIdProblem, backupIdTime, formatBackupId, fullBackupWorkflowId, isBackupId, isSafeName, isScratchDatabaseName, restoreNames } from '../../src/lib/ids.js';
 
 describe('backup ids', () => {
   it('is the UTC start second', () => {
@@ -22,6 +22,8 @@ describe('backup ids', () => {
     for (const bad of ['', '2026-11-22', '20261122T020000', '20261332T020000Z', '20261122T020000Z-', '20261122T020000Z-UP', '../x']) {
       expect(isBackupId(bad), bad).toBe(false);
     }
+    expect(backupIdProblem('20261122T020000Z')).toBeUndefined();
+    expect(backupIdProblem('x/y', '--backup-id')).toBe('--backup-id "x/y" is not of the form 20261122T020000Z[-suffix]');
   });
 
   it('gives each restore run its own database names, still named after the backup', () => {
