@@ -1,7 +1,7 @@
-// The README's console commands, run exactly as printed (the block between `console:begin` and
+// The console commands of docs/console.md, run exactly as printed (the block between `console:begin` and
 // `console:end`), against pgwarden's real worker on queue `pgwarden`, a PostgreSQL 15 cluster that
-// archives through `pgwarden wal-push`, and an S3 offsite repository: if the README says it, it works.
-import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+// archives through `pgwarden wal-push`, and an S3 offsite repository: if the docs say it, it works.
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -11,10 +11,11 @@ import { ownedScheduleIds } from '../../src/cli/scheduleOps.js';
 import type { Progress } from '../../src/workflows/messages.js';
 import { PGWARDEN, ROOT, startArchivingCluster, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
+import { readDocs } from '../helpers/docs.js';
 import { startS3Server, type S3Server } from '../helpers/s3.js';
 import { startPgwardenWorker, testEnvironment, type RunningWorker } from '../helpers/temporal.js';
 
-// The README's queue. No other test file uses it (each has its own), so this worker is alone on it.
+// The docs' queue. No other test file uses it (each has its own), so this worker is alone on it.
 const queue = 'pgwarden';
 const S3_KEY_ENV = 'PGWARDEN_TEST_S3_KEY';
 const S3_SECRET_ENV = 'PGWARDEN_TEST_S3_SECRET';
@@ -24,11 +25,11 @@ let s3: S3Server;
 let worker: RunningWorker;
 let binDir: string;
 
-/** The commands of the README's console block, one per line, comments and blank lines left out. */
+/** The commands of the docs' console block, one per line, comments and blank lines left out. */
 async function consoleCommands(): Promise<string[]> {
-  const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-  const block = /<!-- console:begin -->\n```sh\n([\s\S]*?)```\n<!-- console:end -->/.exec(readme);
-  if (!block) throw new Error('README.md has no console:begin/console:end block');
+  const blocks = (await readDocs()).flatMap((d) => [...d.text.matchAll(/<!-- console:begin -->\n```sh\n([\s\S]*?)```\n<!-- console:end -->/g)]);
+  if (blocks.length !== 1) throw new Error(`README.md and docs/ have ${blocks.length} console:begin/console:end blocks, not one`);
+  const block = blocks[0]!;
   return block[1]!.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
 }
 
@@ -76,13 +77,13 @@ const LISTED: [string, string][] = [
   ['temporal schedule list', 'pgwarden/main/health'],
 ];
 
-describe("the README's console commands", () => {
+describe("the console commands of docs/console.md", () => {
   it('each runs as printed and succeeds', async () => {
     const commands = await consoleCommands();
     expect(commands.length).toBeGreaterThan(20);
     const outputs = new Map<string, string>();
     for (const command of commands) {
-      // An approval is sent once the run waits for it, as the README says.
+      // An approval is sent once the run waits for it, as the docs say.
       const signal = /workflow signal --workflow-id (\S+) --name approve/.exec(command);
       if (signal) await waitForStep(signal[1]!, 'approve');
       const run = () =>

@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { PASSPHRASE_ENV } from '../helpers/config.js';
+import { shellBlocks } from '../helpers/docs.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 
 let setup: ArchivingSetup;
@@ -60,11 +61,10 @@ describe('asynchronous wal-push', () => {
     expect((await readFile(out)).length).toBe(16 * 1024 * 1024);
   });
 
-  it("the README's runbook finds the DELETE: wal-get into a file named as the segment, then pg_waldump, as printed", async () => {
+  it("the runbook (docs/runbook.md) finds the DELETE: wal-get into a file named as the segment, then pg_waldump, as printed", async () => {
     await setup.cluster.query('DELETE FROM t WHERE n <= 3');
     const seg = await switchAndArchive(setup.cluster);
-    const readme = await readFile(join(import.meta.dirname, '../../README.md'), 'utf8');
-    const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('pg_waldump /tmp/wal/'));
+    const block = (await shellBlocks()).find((b) => b.includes('pg_waldump /tmp/wal/'));
     expect(block).toBeDefined();
     const dir = join(setup.dir, 'runbook');
     const script = block!

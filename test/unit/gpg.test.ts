@@ -1,7 +1,7 @@
 // Decryption by stock gpg in a throwaway keyring: what openpgp encrypted comes back byte for byte,
 // the failures say why in gpg's words, and keyrings of dead workers are removed.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpgFailure, openKeyring } from '../../src/stream/gpg.js';
 import { feedFile, loadRecipientKeys, storeArtifact } from '../../src/stream/pipeline.js';
+import { shellBlocks } from '../helpers/docs.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 
 let dir: string;
@@ -65,8 +66,7 @@ describe('gpg decryption', () => {
 
   it("the README's key set-up runs unattended (no pinentry, no terminal), and its exported private key decrypts", async () => {
     // The block of step 2 of "Running it against your own cluster", as printed, into a scratch directory.
-    const readme = await readFile(join(import.meta.dirname, '../../README.md'), 'utf8');
-    const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('--export-secret-keys'));
+    const block = (await shellBlocks()).find((b) => b.includes('--export-secret-keys'));
     expect(block).toBeDefined();
     const out = await mkdtemp(join(dir, 'keys-'));
     const script = block!.replace(/^ {3}/gm, '').replaceAll('/etc/pgwarden/', `${out}/`);

@@ -36,15 +36,15 @@ describe('schedule times for people', () => {
   });
 });
 
-describe("the README's schedule commands", () => {
+describe("the schedule commands of the README and docs/", () => {
   it('name schedules that `schedules apply` creates from the README\'s own config', async () => {
-    const { readFile } = await import('node:fs/promises');
+    const { readDocs } = await import('../helpers/docs.js');
     const { parseConfig } = await import('../../src/config/index.js');
     const { desiredSchedules } = await import('../../src/lib/schedules.js');
-    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
-    const configBlock = /### Configuration[\s\S]*?```json\n([\s\S]*?)```/.exec(readme)![1]!;
+    const docs = (await readDocs()).map((d) => d.text).join('\n');
+    const configBlock = /### Configuration[\s\S]*?```json\n([\s\S]*?)```/.exec(docs)![1]!;
     const ids = new Set(desiredSchedules(parseConfig(JSON.parse(configBlock))).map((s) => s.id));
-    const named = [...readme.matchAll(/^pgwarden schedules (?:trigger|pause|unpause|delete) (pgwarden\/\S+)/gm)].map((m) => m[1]!);
+    const named = [...docs.matchAll(/^pgwarden schedules (?:trigger|pause|unpause|delete) (pgwarden\/\S+)/gm)].map((m) => m[1]!);
     expect(named.length).toBeGreaterThanOrEqual(4);
     for (const id of named) expect(ids, id).toContain(id);
   });
