@@ -3,7 +3,7 @@ import { condition, defineQuery, defineSignal, getCurrentDetails, isCancellation
 import { approvalDeadline, approvalDetails, failureCause, FINISHED, outcomeDetails, stepDetails } from '../lib/runDetails.js';
 
 export interface Progress {
-  /** The step the workflow is in, as named in the README. */
+  /** The step the workflow is in, as named in docs/procedures.md. */
   step: string;
   /** ISO time the step started. */
   since: string;
