@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../config/index.js';
 import { baseBackupWorkflowId, fullBackupWorkflowId, formatBackupId, isBackupId, offsiteWorkflowId, pitrWorkflowId, restoreDatabaseWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
 import type { OffsiteSyncInput, OffsiteSyncResult } from '../workflows/offsiteSync.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
-import type { RecoveryMode } from '../activities/cluster.js';
+import type { RecoveryMode } from '../activities/pitr/types.js';
 import type { BaseBackupWorkflowInput, BaseBackupWorkflowResult } from '../workflows/baseBackup.js';
 import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../workflows/pointInTimeRecovery.js';
 import type { WorkflowHandle } from '@temporalio/client';

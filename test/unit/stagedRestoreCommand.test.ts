@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { stagedRestoreCommand } from '../../src/activities/cluster.js';
+import { stagedRestoreCommand } from '../../src/activities/pitr/stage.js';
 
 let dir: string;
 let walDir: string;

@@ -1,0 +1,172 @@
+// The stage step: the base backup laid into the work directory and the WAL it needs decoded beside
+// it, every checksum verified; and the restore_command that reads the staged WAL.
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Context } from '@temporalio/activity';
+import { execa } from 'execa';
+import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
+import { HISTORY_NAME } from '../../lib/wal.js';
+import { LocalRepository } from '../../storage/repository.js';
+import { decodeWal, decodeWalBatch, openWalDecryption, WalArchive } from '../../storage/walArchive.js';
+import { openKeyring } from '../../stream/gpg.js';
+import { feedFile } from '../../stream/pipeline.js';
+import { startChain, startTool, TOOL_ENV } from '../../stream/processes.js';
+import { markInUse } from '../retention.js';
+import { WAL_BATCH, type PitrContext } from './context.js';
+import { dataOwner } from './server.js';
+import type { RecoveryPlan } from './types.js';
+
+export function createStageActivities({ config, env }: PitrContext) {
+  /**
+   * The stage step, in two parts that can run side by side: the base backup laid into
+   * `<work>/data` (owner of the live data directory, mode 0700) and the WAL files decoded into
+   * `<work>/wal`, every checksum verified. In-place mode stages both before asking for approval;
+   * a rehearsal starts recovery as soon as the base is there and decodes WAL while it replays.
+   */
+  async function stageRecovery(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number; dataDirectory: 'present' | 'missing' | 'empty' }> {
+    const [base, wal] = await Promise.all([stageBaseBackup(plan), stageWal(plan)]);
+    // What the approval will be asked for: a rebuilt host has nothing to stop or keep.
+    const found = !existsSync(plan.dataDirectory) ? 'missing' : (await readdir(plan.dataDirectory)).length === 0 ? 'empty' : 'present';
+    return { bytes: base.bytes + wal.bytes, walFiles: wal.walFiles, dataDirectory: found };
+  }
+
+  /** The base backup unpacked into `<work>/data`. A retry unpacks again; a done one has its marker. */
+  async function stageBaseBackup(plan: RecoveryPlan): Promise<{ bytes: number }> {
+    const ctx = Context.current();
+    const marker = join(plan.workDirectory, 'BASE-STAGED');
+    if (existsSync(marker)) return JSON.parse(await readFile(marker, 'utf8')) as { bytes: number };
+    const owner = await dataOwner(plan.dataDirectory);
+    const dataDir = join(plan.workDirectory, 'data');
+    await rm(dataDir, { recursive: true, force: true });
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    // pg_ctl writes its log here and a rehearsal puts its socket here, as the data directory's owner.
+    await chown(plan.workDirectory, owner.uid, owner.gid);
+
+    const repo = LocalRepository.forCluster(config, plan.cluster);
+    const dir = repo.baseBackupDir(plan.cluster, plan.backupId);
+    const manifest = await repo.readBaseManifest(dir);
+    if (!manifest) throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
+    const base = manifest.artifacts.find((a) => a.role === 'base')!;
+    let read = 0;
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-base', bytes: read, totalBytes: base.bytes }), 2000);
+    const release = await markInUse(dir, `pitr-${plan.workDirectory.split('-').at(-1)}`); // retention keeps it meanwhile
+    const signal = ctx.cancellationSignal;
+    const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
+    try {
+      const tools = startChain([
+        ...(keyring ? [() => keyring.decrypt({ passphrase: passphrase(), signal })] : []),
+        ...(manifest.compression.algorithm === 'zstd' ? [(stdin: 'pipe' | Readable) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal })] : []),
+        (stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }),
+      ]);
+      const results = await Promise.allSettled([feedFile(join(dir, base.name), tools[0]!.child.stdin!, { signal, progress: (b) => (read = b) }), ...tools.map((t) => t.exited)]);
+      const fed = results[0]!;
+      if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
+        throw nonRetryable(ErrorType.IntegrityError, `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`);
+      }
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw retryable(ErrorType.RecoveryFailed, `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`);
+    } finally {
+      clearInterval(timer);
+      await keyring?.remove();
+      await release();
+    }
+    await execa('chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir]);
+    await chmod(dataDir, 0o700);
+    await writeFile(marker, JSON.stringify({ bytes: read }));
+    return { bytes: read };
+  }
+
+  /**
+   * The plan's WAL files decoded into `<work>/wal`, history files first (then `.histories`), then
+   * the segments in batches, two at a time (then `.complete`). Each file appears by rename, complete; a
+   * retry skips what is there, so a recovery reading the directory meanwhile is never disturbed.
+   */
+  async function stageWal(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number }> {
+    const ctx = Context.current();
+    const walDir = join(plan.workDirectory, 'wal');
+    await mkdir(walDir, { recursive: true });
+    // Scratch directories of an attempt that died (decrypted WAL in them) go first.
+    for (const f of await readdir(walDir)) if (f.startsWith('.batch-')) await rm(join(walDir, f), { recursive: true, force: true });
+    const signal = ctx.cancellationSignal;
+    const archive = WalArchive.forCluster(config, plan.cluster);
+    const decryption = await openWalDecryption(config, env);
+    let bytes = 0;
+    let done = 0;
+    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-wal', walFiles: done, of: plan.walFiles.length }), 2000);
+    try {
+      const decodeOne = async (name: string) => {
+        signal.throwIfAborted();
+        const path = join(walDir, name);
+        if (!existsSync(path)) {
+          const raw = await decodeWal(archive, name, decryption);
+          if (!raw) throw nonRetryable(ErrorType.WalGap, `WAL file ${name} left the archive after the plan step`);
+          await writeFile(join(walDir, `.${name}.tmp`), raw);
+          await rename(join(walDir, `.${name}.tmp`), path);
+          bytes += raw.length;
+        }
+        done++;
+      };
+      const histories = plan.walFiles.filter((f) => HISTORY_NAME.test(f));
+      const queue = plan.walFiles.filter((f) => !HISTORY_NAME.test(f) && !existsSync(join(walDir, f)));
+      done = plan.walFiles.length - histories.length - queue.length;
+      // One at a time first: gpg-agent unlocks the key once and caches it; concurrent first
+      // unlocks over loopback pinentry race and fail as "bad passphrase".
+      for (const h of histories) await decodeOne(h);
+      await writeFile(join(walDir, '.histories'), '');
+      // Segments in batches (one gpg and one zstd process each, decodeWalBatch), oldest first, so
+      // a recovery replaying meanwhile finds what it asks for next.
+      const decodeBatch = async (names: string[]) => {
+        signal.throwIfAborted();
+        const result = await decodeWalBatch(archive, names, decryption, walDir, signal);
+        if (result.missing.length) throw nonRetryable(ErrorType.WalGap, `WAL file ${result.missing[0]} left the archive after the plan step`);
+        bytes += result.bytes;
+        done += names.length;
+      };
+      if (queue.length) await decodeBatch(queue.splice(0, WAL_BATCH));
+      const worker = async () => {
+        for (let names = queue.splice(0, WAL_BATCH); names.length; names = queue.splice(0, WAL_BATCH)) await decodeBatch(names);
+      };
+      await Promise.all([worker(), worker()]);
+      await writeFile(join(walDir, '.complete'), '');
+    } finally {
+      clearInterval(timer);
+      await decryption?.keyring.remove();
+    }
+    return { bytes, walFiles: plan.walFiles.length };
+  }
+
+  /** Tells a recovery waiting for staged WAL that no more will come: it stops (restore_command exits 200). */
+  async function abortWalStaging(plan: RecoveryPlan): Promise<void> {
+    const walDir = join(plan.workDirectory, 'wal');
+    if (existsSync(walDir)) await writeFile(join(walDir, '.failed'), '');
+  }
+
+  function privateKeyFile(): string {
+    const file = config.encryption?.privateKeyFile;
+    if (!file) throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
+    return file;
+  }
+
+  function passphrase(): string | undefined {
+    const name = config.encryption?.passphraseEnv;
+    return name ? env[name] : undefined;
+  }
+
+  return { stageRecovery, stageBaseBackup, stageWal, abortWalStaging };
+}
+
+/**
+ * restore_command reading the staged WAL. A segment not there yet is waited for until staging says
+ * `.complete` (history files: `.histories`), so replay can start while WAL is still being decoded;
+ * then a missing file is "not found", as PostgreSQL expects at the end of the archive. If staging
+ * failed (`.failed`), exit 200: above 125, PostgreSQL stops recovery instead of ending it early.
+ */
+export function stagedRestoreCommand(walDir: string): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return (
+    `f=${q(walDir)}/'%f'; case '%f' in ????????????????????????) m=${q(`${walDir}/.complete`)};; *) m=${q(`${walDir}/.histories`)};; esac; ` +
+    `while [ ! -e "$f" ] && [ ! -e "$m" ]; do [ -e ${q(`${walDir}/.failed`)} ] && exit 200; sleep 0.1; done; cp "$f" '%p'`
+  );
+}
