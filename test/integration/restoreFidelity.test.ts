@@ -81,6 +81,13 @@ beforeAll(async () => {
     CREATE FUNCTION shop.order_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = shop, pg_temp
       AS 'SELECT count(*) FROM shop.orders';
     GRANT EXECUTE ON FUNCTION shop.order_count() TO app_ro;
+    CREATE PROCEDURE shop.mark_paid(order_id bigint) LANGUAGE sql AS 'UPDATE shop.orders SET status = ''paid'' WHERE id = order_id';
+    GRANT EXECUTE ON PROCEDURE shop.mark_paid(bigint) TO app_rw;
+    CREATE DOMAIN shop.card_no AS text CHECK (VALUE ~ '^[0-9-]+$');
+    REVOKE USAGE ON DOMAIN shop.card_no FROM PUBLIC;
+    GRANT USAGE ON DOMAIN shop.card_no TO app_rw;
+    CREATE AGGREGATE shop.joined(text) (SFUNC = textcat, STYPE = text, INITCOND = '');
+    GRANT EXECUTE ON FUNCTION shop.joined(text) TO "Audit Team";
     CREATE TABLE public.customers (id int PRIMARY KEY, name text, secret text);
     INSERT INTO public.customers SELECT g, 'n' || g, 's' || g FROM generate_series(1, 10) g;
     GRANT SELECT (id, name) ON public.customers TO app_ro;
@@ -115,10 +122,10 @@ async function catalogs(database: string) {
                          WHERE n.nspname IN ('shop', 'public') ORDER BY 1`),
     columns: await q(`SELECT attrelid::regclass::text AS rel, attname, ${acl('attacl')} AS acl FROM pg_attribute WHERE attacl IS NOT NULL ORDER BY 1, 2`),
     schemas: await q(`SELECT nspname, pg_get_userbyid(nspowner) AS owner, ${acl('nspacl')} AS acl FROM pg_namespace WHERE nspname IN ('shop', 'public') ORDER BY 1`),
-    functions: await q(`SELECT proname, pg_get_userbyid(proowner) AS owner, ${acl('proacl')} AS acl, prosecdef, proconfig
+    functions: await q(`SELECT proname, prokind, pg_get_userbyid(proowner) AS owner, ${acl('proacl')} AS acl, prosecdef, proconfig
                           FROM pg_proc WHERE pronamespace = 'shop'::regnamespace ORDER BY 1`),
-    types: await q(`SELECT typname, pg_get_userbyid(typowner) AS owner, ${acl('typacl')} AS acl FROM pg_type
-                     WHERE typnamespace = 'shop'::regnamespace AND typtype = 'e' ORDER BY 1`),
+    types: await q(`SELECT typname, typtype, pg_get_userbyid(typowner) AS owner, ${acl('typacl')} AS acl FROM pg_type
+                     WHERE typnamespace = 'shop'::regnamespace AND typtype IN ('e', 'd') ORDER BY 1`),
     largeObjects: await q(`SELECT oid::bigint AS oid, pg_get_userbyid(lomowner) AS owner, ${acl('lomacl')} AS acl FROM pg_largeobject_metadata ORDER BY 1`),
     defaultPrivileges: await q(`SELECT pg_get_userbyid(defaclrole) AS role, defaclnamespace::regnamespace::text AS schema, defaclobjtype, ${acl('defaclacl')} AS acl
                                   FROM pg_default_acl ORDER BY 1, 2, 3`),
@@ -168,8 +175,18 @@ describe('a logical restore keeps owners, privileges and database settings', () 
   it('restoreDatabase (full, approved): the catalogs equal the original, and the application logs in and works', async () => {
     const before = await catalogs('app');
     expect(before.database).toEqual([{ owner: 'app_owner', acl: expect.any(Array), datconnlimit: 50, comment: "orders; the owner's copy" }]);
+    // The procedure, the aggregate and the domain are compared, with their grants.
+    expect(before.functions).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ proname: 'mark_paid', prokind: 'p', owner: 'app_owner', acl: expect.arrayContaining(['app_rw=X/app_owner']) }),
+        expect.objectContaining({ proname: 'joined', prokind: 'a', owner: 'app_owner', acl: expect.arrayContaining(['"Audit Team"=X/app_owner']) }),
+      ]),
+    );
+    expect(before.types).toContainEqual({ typname: 'card_no', typtype: 'd', owner: 'app_owner', acl: expect.arrayContaining(['app_rw=U/app_owner']) });
+    expect(before.types.find((t) => t.typname === 'card_no')!.acl).toHaveLength(2); // PUBLIC's USAGE revoked
     // What an accident or a bad migration does to the live database.
     await cluster.query('REVOKE ALL ON shop.orders FROM app_rw; ALTER TABLE shop.orders OWNER TO postgres; DELETE FROM shop.orders WHERE id > 50', 'app');
+    await cluster.query('REVOKE ALL ON PROCEDURE shop.mark_paid(bigint) FROM app_rw; GRANT USAGE ON DOMAIN shop.card_no TO PUBLIC; ALTER AGGREGATE shop.joined(text) OWNER TO postgres', 'app');
     await cluster.query(`ALTER DATABASE app RESET ALL; ALTER DATABASE app OWNER TO postgres`);
 
     const result = await restore('full');
@@ -180,6 +197,7 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows).toEqual([{ n: 100 }]);
       await c.query(`INSERT INTO orders (customer) VALUES ('after restore')`);
       await c.query(`SELECT nextval('invoice_no')`);
+      await c.query('CALL mark_paid(1)');
       expect((await c.query('SHOW work_mem')).rows).toEqual([{ work_mem: '8MB' }]);
     });
     await asRole('app_ro', 'ro-secret', async (c) => {
@@ -190,6 +208,8 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       expect((await c.query('SELECT order_count()::int AS n')).rows).toEqual([{ n: 101 }]);
       expect((await c.query('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '5s' }]);
       expect((await c.query(`SELECT convert_from(lo_get(${largeObject}), 'UTF8') AS body`)).rows).toEqual([{ body: 'invoice 1' }]);
+      await expect(c.query('CALL mark_paid(2)')).rejects.toThrow(/permission denied for procedure mark_paid/);
+      await expect(c.query('SELECT joined(customer) FROM orders')).rejects.toThrow(/permission denied for (function|aggregate) joined/);
     });
     // The connection limit and ACL of the database itself: PUBLIC may not connect.
     const nobody = 'CREATE ROLE nobody LOGIN PASSWORD \'nobody\'';
@@ -209,6 +229,9 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     const manifest = JSON.parse(original) as { privileges: { objects: { kind: string; name: string; acl: string[] }[]; database: { settings: unknown[] } }; verifications: { detail: string }[] };
     expect(manifest.verifications.at(-1)!.detail).toMatch(/owners and privileges: \d+ objects and the database's properties compared/);
     expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'function', name: 'shop.order_count()', owner: 'app_owner', detail: 'security definer' }));
+    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'procedure', name: expect.stringMatching(/^shop\.mark_paid\(.*bigint\)$/), owner: 'app_owner' }));
+    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'aggregate', name: 'shop.joined(text)', owner: 'app_owner' }));
+    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'domain', name: 'shop.card_no', owner: 'app_owner' }));
 
     // The record says app_rw may also DELETE from shop.orders; the restored database (rightly) says no.
     const orders = manifest.privileges.objects.find((o) => o.kind === 'table' && o.name === 'shop.orders')!;
