@@ -3,6 +3,7 @@
 // bad value) name the help to read on the same line: `(see: pgwarden backup --help)`.
 import { CommanderError, type Command } from 'commander';
 import type { Config } from '../config/index.js';
+import { backupIdProblem } from '../lib/ids.js';
 
 /** A mistake of the user's (bad input, unknown cluster or workflow): printed as one line. */
 export class UserError extends Error {
@@ -21,6 +22,12 @@ export function requireCluster(cfg: Config, name: string): void {
   if (!(name in cfg.clusters)) throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
 }
 
+/** `--backup-id`, when given, is a backup id, or the command stops saying what one looks like. */
+export function requireBackupIdOption(value: string | undefined): void {
+  const problem = value ? backupIdProblem(value, '--backup-id') : undefined;
+  if (problem) throw new UserError(problem);
+}
+
 /** A mistake in how a command was called, from commander, with the command it happened in. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -31,6 +38,21 @@ export class UsageError extends Error {
   ) {
     super(message);
   }
+}
+
+// The command whose action runs, for the help a usage mistake points to.
+let running: Command | undefined;
+
+/** Keeps track of the command whose action runs (call once, on the program), for `usage`. */
+export function trackRunningCommand(program: Command): void {
+  program.hook('preAction', (_program, action) => {
+    running = action;
+  });
+}
+
+/** A mistake in how the running command was called: one line, with its help to read. */
+export function usage(message: string): UserError {
+  return new UserError(message, running ? commandPath(running) : 'pgwarden');
 }
 
 /** `pgwarden offsite sync` for the `sync` command under `offsite`. */

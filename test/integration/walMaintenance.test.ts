@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWalMaintenanceActivities } from '../../src/activities/walMaintenance.js';
 import type { WalRecord } from '../../src/storage/walArchive.js';
-import { applyArchivingSettings, archivingSettings } from '../../src/cli/cluster.js';
+import { applyArchivingSettings, archivingSettings } from '../../src/cli/commands/cluster.js';
 import type { Config } from '../../src/config/index.js';
 import type { BaseManifest } from '../../src/lib/manifest.js';
 import type { WalMaintenanceResult } from '../../src/workflows/walMaintenance.js';

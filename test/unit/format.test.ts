@@ -25,7 +25,7 @@ import {
   withChild,
   type RateMeter,
 } from '../../src/cli/format.js';
-import { outcomeOf, statusReport } from '../../src/cli/runs.js';
+import { outcomeOf, statusReport } from '../../src/cli/runReport.js';
 import { Command } from 'commander';
 
 const MiB = 1024 * 1024;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backupsReport } from '../../src/cli/backups.js';
+import { backupsReport } from '../../src/cli/commands/backups.js';
 import type { BaseManifest, LogicalManifest } from '../../src/lib/manifest.js';
 import { buildRepositoryInfo } from '../../src/lib/repositoryInfo.js';
 import type { OffsiteConfirmations } from '../../src/lib/offsiteConfirmed.js';

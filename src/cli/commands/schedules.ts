@@ -1,15 +1,18 @@
 // `pgwarden schedules ...`: the config's jobs as Temporal Schedules. Temporal's modules load only
 // when a command runs (this file is imported by every pgwarden start, wal-get included).
 import type { Command } from 'commander';
-import type { Config } from '../config/index.js';
-import { UserError } from './errors.js';
-import type { ApplyReport } from './scheduleOps.js';
+import type { Config } from '../../config/index.js';
+import { UserError } from '../errors.js';
+import type { ApplyReport } from '../scheduleOps.js';
 
-const ops = () => import('./scheduleOps.js');
-const connect = async (config: Config) => (await import('./client.js')).connectClient(config);
+const ops = () => import('../scheduleOps.js');
+const connect = async (config: Config) => (await import('../client.js')).connectClient(config);
 
 export function registerScheduleCommands(program: Command, config: () => Config): void {
-  const schedules = program.command('schedules').description('Temporal Schedules for every configured job (they replace crontab)');
+  const schedules = program
+    .command('schedules')
+    .description('Temporal Schedules for every configured job (they replace crontab)')
+    .addHelpText('after', '\nExamples:\n  pgwarden schedules apply --dry-run\n  pgwarden schedules list\n  pgwarden schedules trigger pgwarden/main/all/full-daily --wait');
   const client = () => connect(config());
   const handleOf = async (id: string) => {
     const c = await client();
@@ -46,7 +49,7 @@ export function registerScheduleCommands(program: Command, config: () => Config)
       const rows = await (await ops()).listSchedules(await client(), config());
       if (opts.json) return void console.log(JSON.stringify(rows));
       if (rows.length === 0) return void console.log('no schedules: run `pgwarden schedules apply`');
-      const { scheduleLines } = await import('./format.js');
+      const { scheduleLines } = await import('../format.js');
       for (const line of scheduleLines(rows, Date.now())) console.log(line);
     });
 
@@ -76,7 +79,7 @@ export function registerScheduleCommands(program: Command, config: () => Config)
       const workflowId = await (await ops()).triggerSchedule(c, id);
       if (!opts.json) console.log(`started ${workflowId}`);
       if (!opts.wait) return void (opts.json && console.log(JSON.stringify({ workflowId })));
-      const { waitWithProgress } = await import('./progress.js');
+      const { waitWithProgress } = await import('../progress.js');
       const result = await waitWithProgress<unknown>(c.workflow.getHandle(workflowId), !!opts.json);
       console.log(opts.json ? JSON.stringify({ workflowId, result }) : `completed ${workflowId}`);
     });

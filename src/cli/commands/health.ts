@@ -1,11 +1,11 @@
 // `pgwarden health`: run a healthCheck now and print its alerts (the schedule runs it every 15 minutes).
 import type { Command } from 'commander';
-import type { Config } from '../config/index.js';
-import { formatBackupId, healthCheckWorkflowId } from '../lib/ids.js';
-import { formatBytes } from '../lib/diskSpace.js';
-import { usedPercent } from '../lib/health.js';
-import { requireCluster } from './errors.js';
-import type { HealthCheckInput, HealthCheckResult } from '../workflows/healthCheck.js';
+import type { Config } from '../../config/index.js';
+import { formatBackupId, healthCheckWorkflowId } from '../../lib/ids.js';
+import { formatBytes } from '../../lib/diskSpace.js';
+import { usedPercent } from '../../lib/health.js';
+import { requireCluster } from '../errors.js';
+import type { HealthCheckInput, HealthCheckResult } from '../../workflows/healthCheck.js';
 
 export function registerHealthCommands(program: Command, config: () => Config): void {
   program
@@ -17,7 +17,7 @@ export function registerHealthCommands(program: Command, config: () => Config): 
     .action(async (opts: { cluster: string; json?: boolean }) => {
       const cfg = config();
       requireCluster(cfg, opts.cluster);
-      const { connectClient, startRun } = await import('./client.js');
+      const { connectClient, startRun } = await import('../client.js');
       const client = await connectClient(cfg);
       const input: HealthCheckInput = { cluster: opts.cluster };
       const handle = await startRun(client, cfg, { cluster: opts.cluster, kind: 'health' }, { workflowId: healthCheckWorkflowId(opts.cluster, formatBackupId(new Date())), args: [input] });

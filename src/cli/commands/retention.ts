@@ -4,12 +4,12 @@
 // the plan is what the schedules would do); prints each backup kept with its reasons, what goes and
 // why, the WAL summary, and what waits for the offsite check.
 import type { Command } from 'commander';
-import type { Config } from '../config/index.js';
-import { formatBytes } from '../lib/diskSpace.js';
-import { formatBackupId, retentionWorkflowId } from '../lib/ids.js';
-import { requireCluster } from './errors.js';
-import type { LocalRetentionResult } from '../activities/retention.js';
-import type { RetentionInput, RetentionRunResult } from '../workflows/retention.js';
+import type { Config } from '../../config/index.js';
+import { formatBytes } from '../../lib/diskSpace.js';
+import { formatBackupId, retentionWorkflowId } from '../../lib/ids.js';
+import { requireCluster } from '../errors.js';
+import type { LocalRetentionResult } from '../../activities/retention.js';
+import type { RetentionInput, RetentionRunResult } from '../../workflows/retention.js';
 
 export function registerRetentionCommands(program: Command, config: () => Config): void {
   program
@@ -23,7 +23,7 @@ export function registerRetentionCommands(program: Command, config: () => Config
     .action(async (opts: { cluster: string; database?: string; apply?: boolean; json?: boolean }) => {
       const cfg = config();
       requireCluster(cfg, opts.cluster);
-      const { connectClient, startRun } = await import('./client.js');
+      const { connectClient, startRun } = await import('../client.js');
       const client = await connectClient(cfg);
       const input: RetentionInput = { cluster: opts.cluster, database: opts.database, apply: !!opts.apply };
       const workflowId = retentionWorkflowId(opts.cluster, formatBackupId(new Date()), !!opts.apply);

@@ -10,11 +10,11 @@
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import type { Config } from '../config/index.js';
-import { formatBackupId } from '../lib/ids.js';
-import type { BackupInfo, RepositoryInfo } from '../lib/repositoryInfo.js';
-import { requireCluster } from './errors.js';
-import { formatBytes, formatZonedTime } from './format.js';
+import type { Config } from '../../config/index.js';
+import { formatBackupId } from '../../lib/ids.js';
+import type { BackupInfo, RepositoryInfo } from '../../lib/repositoryInfo.js';
+import { requireCluster } from '../errors.js';
+import { formatBytes, formatZonedTime } from '../format.js';
 
 export function registerBackupsCommands(program: Command, config: () => Config): void {
   program
@@ -32,7 +32,7 @@ export function registerBackupsCommands(program: Command, config: () => Config):
       // Read here when this user may (works with Temporal down); a directory deeper down that only
       // the repository's owner may read (0700 since backups are private) sends it to a worker.
       const here = !opts.viaWorker && (await readableHere(cfg, opts.cluster))
-        ? await (await import('../activities/repositoryInfo.js')).readRepositoryInfo(cfg, input, 'here').catch((err: NodeJS.ErrnoException) => {
+        ? await (await import('../../activities/repositoryInfo.js')).readRepositoryInfo(cfg, input, 'here').catch((err: NodeJS.ErrnoException) => {
             if (err.code === 'EACCES' || err.code === 'EPERM') return undefined;
             throw err;
           })
@@ -51,7 +51,7 @@ async function readableHere(cfg: Config, cluster: string): Promise<boolean> {
 }
 
 async function viaWorker(cfg: Config, input: { cluster: string; database?: string }): Promise<RepositoryInfo> {
-  const { connectClient } = await import('./client.js');
+  const { connectClient } = await import('../client.js');
   const client = await connectClient(cfg);
   return client.workflow.execute('repositoryInfo', {
     taskQueue: cfg.temporal.taskQueue,

@@ -1,53 +1,12 @@
-// `pgwarden list` (recent runs, newest first) and `pgwarden status <workflowId>` (where one run
-// is: its step, its running activity's heartbeat, and at an approval what would be done and how to
-// approve). Temporal's modules load only when one of them runs.
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
-import type { Config } from '../config/index.js';
-import { kindOfWorkflow, listQuery, matchesById, RUN_KINDS, RUN_STATUSES, type ListFilter, type RunKind } from '../lib/visibility.js';
+// What `pgwarden status` says of a run (its outcome, step, activities, approval) and the exit codes
+// scripts read; pure, unit-tested. The commands that print it are in commands/.
 import type { ActivityStatus, LiveStatus } from './client.js';
 import { UserError } from './errors.js';
-import { approvalOf, formatBytes, formatDuration, formatElapsed, formatLocalTime, formatRate, readHeartbeat, runTable, statusWord, type RunRow } from './format.js';
+import { approvalOf, formatBytes, formatDuration, formatElapsed, formatLocalTime, formatRate, readHeartbeat, statusWord } from './format.js';
+import { kindOfWorkflow } from '../lib/visibility.js';
 
 /** How long `status` waits for a worker to answer the `progress` query. */
-const QUERY_TIMEOUT_MS = 3000;
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number above 0.');
-  return n;
-}
-
-/** A run as `list --json` prints it. */
-export interface RunSummary {
-  workflowId: string;
-  runId: string;
-  type: string;
-  kind?: RunKind;
-  status: string;
-  cluster?: string;
-  database?: string;
-  startTime?: string;
-  closeTime?: string;
-  seconds?: number;
-}
-
-function summaryOf(w: WorkflowExecutionInfo, now: number): RunSummary {
-  const memo = (w.memo ?? {}) as Record<string, unknown>;
-  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  return {
-    workflowId: w.workflowId,
-    runId: w.runId,
-    type: w.type,
-    kind: kindOfWorkflow(w.type),
-    status: statusWord(w.status.name),
-    cluster: str(memo.cluster),
-    database: str(memo.database),
-    startTime: w.startTime?.toISOString(),
-    closeTime: w.closeTime?.toISOString(),
-    seconds: w.startTime ? Math.max(0, ((w.closeTime?.getTime() ?? now) - w.startTime.getTime()) / 1000) : undefined,
-  };
-}
+export const QUERY_TIMEOUT_MS = 3000;
 
 /** `pgwarden: no workflow <id>` for a run the server does not know, else the error itself. */
 export function notFoundAsUserError(workflowId: string): (err: unknown) => never {
@@ -55,101 +14,6 @@ export function notFoundAsUserError(workflowId: string): (err: unknown) => never
     if (err instanceof Error && err.name === 'WorkflowNotFoundError') throw new UserError(`no workflow ${workflowId}`);
     throw err;
   };
-}
-
-export function registerRunCommands(program: Command, config: () => Config): void {
-  program
-    .command('list')
-    .description('recent pgwarden runs, newest first: workflow id, kind, status, start time (local), duration')
-    .option('--cluster <name>', 'only runs of this cluster')
-    .option('--database <name>', 'only runs of this database')
-    .addOption(new Option('--kind <kind>', 'only runs of this kind').choices(RUN_KINDS))
-    .addOption(new Option('--status <status>', 'only runs in this state').choices(RUN_STATUSES))
-    .option('--limit <n>', 'at most this many runs', positiveInteger, 20)
-    .option('--json', 'print the runs as JSON')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  pgwarden list\n  pgwarden list --cluster main --kind full --limit 5\n  pgwarden list --status running\n  pgwarden list --cluster main --database app --status failed --json',
-    )
-    .action(async (opts: { cluster?: string; database?: string; kind?: RunKind; status?: string; limit: number; json?: boolean }) => {
-      const cfg = config();
-      const { connectClient, hasSearchAttributes } = await import('./client.js');
-      const client = await connectClient(cfg);
-      const filter: ListFilter = { cluster: opts.cluster, database: opts.database, kind: opts.kind, status: opts.status };
-      // Without pgwarden's search attributes the server filters by kind and status only; the
-      // cluster and database are read from the workflow ids.
-      const server = await hasSearchAttributes(client);
-      const byId = !server && !!(filter.cluster || filter.database);
-      const query = listQuery(filter, server);
-      const runs: WorkflowExecutionInfo[] = [];
-      for await (const w of client.workflow.list({ query, pageSize: byId ? 200 : Math.min(opts.limit, 1000) })) {
-        if (byId && !matchesById(w.workflowId, filter)) continue;
-        runs.push(w);
-        if (runs.length >= opts.limit) break;
-      }
-      runs.sort((a, b) => (b.startTime?.getTime() ?? 0) - (a.startTime?.getTime() ?? 0));
-      const now = Date.now();
-      if (opts.json) return void console.log(JSON.stringify(runs.map((w) => summaryOf(w, now))));
-      if (!runs.length) {
-        const unknown = opts.cluster && !(opts.cluster in cfg.clusters) ? ` (cluster "${opts.cluster}" is not in the config)` : '';
-        return void console.log(`no runs${unknown}`);
-      }
-      const rows: RunRow[] = runs.map((w) => ({ workflowId: w.workflowId, kind: kindOfWorkflow(w.type) ?? w.type, status: statusWord(w.status.name), startTime: w.startTime, closeTime: w.closeTime }));
-      for (const line of runTable(rows, now)) console.log(line);
-    });
-
-  program
-    .command('status <workflowId>')
-    .description("where a run is: status, step, the running activity's progress; at an approval, what would be done and how to approve")
-    .option('--json', 'print the status as JSON')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  pgwarden status pgwarden/main/app/full/20261122T020000Z\n  pgwarden status pgwarden/main/pitr/20261122T143500Z --json\n\nFind workflow ids with `pgwarden list`.',
-    )
-    .action(async (workflowId: string, opts: { json?: boolean }) => {
-      const cfg = config();
-      const { connectClient, liveStatus } = await import('./client.js');
-      const client = await connectClient(cfg);
-      const handle = client.workflow.getHandle(workflowId);
-      const live = await liveStatus(handle, { queryTimeoutMs: QUERY_TIMEOUT_MS }).catch(notFoundAsUserError(workflowId));
-      const closed = live.status !== 'RUNNING' ? await closedRun(handle) : {};
-      const approvalDeadline = live.status === 'RUNNING' && live.progress?.step === 'approve' ? await approvalDeadlineOf(handle, live.progress.since) : undefined;
-      const report = statusReport(workflowId, live, Date.now(), { ...closed, approvalDeadline });
-      if (opts.json) console.log(JSON.stringify(report.json));
-      else for (const line of report.lines) console.log(line);
-      process.exitCode = report.exitCode;
-    });
-}
-
-/** A closed run's result, or why it failed (its error, one line); neither when it cannot be read quickly. */
-async function closedRun(handle: WorkflowHandle): Promise<{ result?: unknown; failure?: string }> {
-  const { oneLine } = await import('./errors.js');
-  try {
-    return { result: await handle.client.connection.withDeadline(Date.now() + 5000, () => handle.result()) };
-  } catch (err) {
-    return { failure: oneLine(err).replace(/^workflow failed: /, '') };
-  }
-}
-
-/**
- * When a run waiting at `approve` stops waiting: the step's start plus the `approvalTimeout` of the
- * run's input (read from its first history event); undefined when the input does not say.
- */
-async function approvalDeadlineOf(handle: WorkflowHandle, since: string): Promise<Date | undefined> {
-  try {
-    const { defaultPayloadConverter, msToNumber } = await import('@temporalio/common');
-    const { client } = handle;
-    const page = await client.connection.withDeadline(Date.now() + 3000, () =>
-      client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId: handle.workflowId }, maximumPageSize: 1 }),
-    );
-    const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    const input = payload ? defaultPayloadConverter.fromPayload<{ approvalTimeout?: string }>(payload as never) : undefined;
-    const start = Date.parse(since);
-    if (!input?.approvalTimeout || !Number.isFinite(start)) return undefined;
-    return new Date(start + msToNumber(input.approvalTimeout as never));
-  } catch {
-    return undefined;
-  }
 }
 
 function activityLine(a: ActivityStatus, now: number): string {

@@ -1,7 +1,7 @@
 // `pgwarden wal-push %p %f` (archive_command) and `pgwarden wal-get %f %p` (restore_command): short
 // processes PostgreSQL runs once per WAL file, so they load only what they need (no Temporal).
 import type { Command } from 'commander';
-import type { Config } from '../config/index.js';
+import type { Config } from '../../config/index.js';
 
 /** Exit codes PostgreSQL understands: 1 = "not there / try again"; above 125 stops recovery. */
 export const EXIT_NOT_FOUND = 1;
@@ -14,8 +14,8 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .requiredOption('--cluster <name>', 'cluster name from the config')
     .addHelpText('after', "\nIn postgresql.conf (see `pgwarden cluster archiving`):\n  archive_command = 'pgwarden --config /etc/pgwarden/pgwarden.config.json wal-push --cluster main %p %f'")
     .action(async (path: string, name: string, opts: { cluster: string }) => {
-      // Reached when the fast path (walPushFast.ts) declined: the config is validated in full here.
-      const [{ archiveWalFile }, { walPushSettingsFor }] = await Promise.all([import('../archive/pushAsync.js'), import('../storage/walArchive.js')]);
+      // Reached when the fast path (src/archive/fastPath.ts) declined: the config is validated in full here.
+      const [{ archiveWalFile }, { walPushSettingsFor }] = await Promise.all([import('../../archive/pushAsync.js'), import('../../storage/walArchive.js')]);
       const result = await archiveWalFile(walPushSettingsFor(config(), opts.cluster), path, name);
       if (result.outcome === 'identical') console.error(`pgwarden: ${name} was archived already with the same content`);
     });
@@ -26,7 +26,7 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .requiredOption('--cluster <name>', 'cluster name from the config')
     .addHelpText('after', "\nIn postgresql.conf:\n  restore_command = 'pgwarden --config /etc/pgwarden/pgwarden.config.json wal-get --cluster main %f %p'")
     .action(async (name: string, path: string, opts: { cluster: string }) => {
-      const { getWal } = await import('../storage/walArchive.js');
+      const { getWal } = await import('../../storage/walArchive.js');
       let found: boolean;
       try {
         found = await getWal(config(), opts.cluster, name, path, process.env);

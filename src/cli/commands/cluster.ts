@@ -3,17 +3,17 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { defaultConfigPath, type Config } from '../config/index.js';
-import { requireCluster } from './errors.js';
+import { defaultConfigPath, type Config } from '../../config/index.js';
+import { requireCluster } from '../errors.js';
 
 export interface ArchivingSetting {
   name: 'wal_level' | 'archive_mode' | 'archive_command' | 'archive_timeout';
   value: string;
 }
 
-/** bin/pgwarden of this installation (the same relative path from src/cli and dist/cli). */
+/** bin/pgwarden of this installation (the same relative path from src/cli/commands and dist/cli/commands). */
 export function pgwardenBinary(): string {
-  return fileURLToPath(new URL('../../bin/pgwarden', import.meta.url));
+  return fileURLToPath(new URL('../../../bin/pgwarden', import.meta.url));
 }
 
 /** The settings; paths are absolute because PostgreSQL runs archive_command from its data directory. */
@@ -42,7 +42,7 @@ export interface ApplyResult {
 
 /** ALTER SYSTEM for each setting, then pg_reload_conf(); needs a superuser. */
 export async function applyArchivingSettings(config: Config, clusterName: string, settings: ArchivingSetting[], env: NodeJS.ProcessEnv): Promise<ApplyResult> {
-  const postgres = await import('../postgres/connection.js');
+  const postgres = await import('../../postgres/connection.js');
   const cluster = postgres.clusterRef(config, clusterName);
   const names = settings.map((s) => s.name);
   return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
@@ -69,7 +69,10 @@ export async function applyArchivingSettings(config: Config, clusterName: string
 }
 
 export function registerClusterCommands(program: Command, config: () => Config): void {
-  const cluster = program.command('cluster').description('prepare a PostgreSQL cluster for pgwarden');
+  const cluster = program
+    .command('cluster')
+    .description('prepare a PostgreSQL cluster for pgwarden')
+    .addHelpText('after', '\nExamples:\n  pgwarden cluster archiving --cluster main\n  pgwarden cluster archiving --cluster main --apply');
   cluster
     .command('archiving')
     .description('print the WAL archiving settings (wal_level, archive_mode, archive_command, archive_timeout); --apply sets them with ALTER SYSTEM')
