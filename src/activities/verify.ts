@@ -11,6 +11,7 @@ import { isBackupId, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
 import { comparePrivileges, createDatabaseSql, grepRolesCommand, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
 import { feedFile, hashFile } from '../stream/pipeline.js';
+import { backupDecryptionKey } from '../stream/decryptionKey.js';
 import { gpgFailure, openKeyring } from '../stream/gpg.js';
 import * as postgres from '../postgres/connection.js';
 import { applyDatabaseProperties, checkRoles, readPrivileges, withoutDatabaseLimits } from '../postgres/privileges.js';
@@ -178,25 +179,15 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     });
   }
 
-  /**
-   * The worker's private key and passphrase; gpg unlocks it. (Not openpgp: unlocking a GnuPG key
-   * there costs ~130 MB for its iterated S2K, more than the whole restore.)
-   */
-  function decryptionKey(): { file: string; passphrase?: string } {
-    const enc = config.encryption;
-    if (!enc?.privateKeyFile) throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
-    const passphrase = enc.passphraseEnv ? env[enc.passphraseEnv] : undefined;
-    if (enc.passphraseEnv && passphrase === undefined) throw nonRetryable(ErrorType.KeyUnreadable, `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set on this worker`);
-    return { file: enc.privateKeyFile, passphrase };
-  }
-
   /** Restores the backup into a fresh temporary database: file → gpg --decrypt → zstd -d → pg_restore. */
   async function restoreIntoScratch(plan: VerifyPlan): Promise<RestoreResult> {
     const ctx = Context.current();
     const { manifest, dir } = await manifestOf(plan);
     const dump = manifest.artifacts.find((a) => a.role === 'dump');
     if (!dump) throw nonRetryable(ErrorType.IntegrityError, `manifest of ${plan.backupId} lists no dump`);
-    const key = manifest.encryption ? decryptionKey() : undefined;
+    // The worker's private key and passphrase; gpg unlocks it. (Not openpgp: unlocking a GnuPG key
+    // there costs ~130 MB for its iterated S2K, more than the whole restore.)
+    const key = manifest.encryption ? backupDecryptionKey(config, env) : undefined;
 
     // A retry starts from an empty database: whatever an earlier attempt restored is dropped.
     await dropScratchDatabase(plan);

@@ -16,6 +16,7 @@ import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { artifactName, walArchiveDir, walRecordName } from '../lib/layout.js';
 import { HISTORY_NAME, isWalFileName, parseHistory, type TimelineSwitch } from '../lib/wal.js';
 import type { TimelineOrigin } from '../lib/walRetention.js';
+import { decryptionKey } from '../stream/decryptionKey.js';
 import type { GpgKeyring } from '../stream/gpg.js';
 import { writeFileAtomic } from '../host/atomicFile.js';
 import { startTool, TOOL_ENV } from '../stream/processes.js';
@@ -114,13 +115,11 @@ export interface WalDecryption {
 
 /** Opens the keyring when the config has a private key; callers remove it when done. */
 export async function openWalDecryption(config: Config, env: NodeJS.ProcessEnv): Promise<WalDecryption | undefined> {
-  const enc = config.encryption;
-  if (!enc?.privateKeyFile) return undefined;
-  const passphrase = enc.passphraseEnv ? env[enc.passphraseEnv] : undefined;
-  if (enc.passphraseEnv && passphrase === undefined) throw nonRetryable(ErrorType.KeyUnreadable, `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set`);
+  const key = decryptionKey(config, env);
+  if (!key) return undefined;
   // Loaded here, not at the top: wal-push (once per WAL file) never decrypts and starts faster without it.
   const { openKeyring } = await import('../stream/gpg.js');
-  return { keyring: await openKeyring(enc.privateKeyFile), passphrase };
+  return { keyring: await openKeyring(key.file), passphrase: key.passphrase };
 }
 
 /** The original bytes of an archived WAL file, checked (stored sha256, then original sha256). */

@@ -10,6 +10,7 @@ import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
 import { HISTORY_NAME } from '../../lib/wal.js';
 import { LocalRepository } from '../../storage/repository.js';
 import { decodeWal, decodeWalBatch, openWalDecryption, WalArchive } from '../../storage/walArchive.js';
+import { backupDecryptionKey } from '../../stream/decryptionKey.js';
 import { openKeyring } from '../../stream/gpg.js';
 import { feedFile } from '../../stream/pipeline.js';
 import { startChain, startTool, TOOL_ENV } from '../../stream/processes.js';
@@ -49,14 +50,16 @@ export function createStageActivities({ config, env }: PitrContext) {
     const manifest = await repo.readBaseManifest(dir);
     if (!manifest) throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
     const base = manifest.artifacts.find((a) => a.role === 'base')!;
+    // Before anything is held: a passphraseEnv that is not set is named here, not met inside gpg.
+    const key = manifest.encryption ? backupDecryptionKey(config, env) : undefined;
     let read = 0;
     const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-base', bytes: read, totalBytes: base.bytes }), 2000);
     const release = await markInUse(dir, `pitr-${plan.workDirectory.split('-').at(-1)}`); // retention keeps it meanwhile
     const signal = ctx.cancellationSignal;
-    const keyring = manifest.encryption ? await openKeyring(privateKeyFile()) : undefined;
+    const keyring = key ? await openKeyring(key.file) : undefined;
     try {
       const tools = startChain([
-        ...(keyring ? [() => keyring.decrypt({ passphrase: passphrase(), signal })] : []),
+        ...(keyring ? [() => keyring.decrypt({ passphrase: key!.passphrase, signal })] : []),
         ...(manifest.compression.algorithm === 'zstd' ? [(stdin: 'pipe' | Readable) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal })] : []),
         (stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }),
       ]);
@@ -143,16 +146,6 @@ export function createStageActivities({ config, env }: PitrContext) {
     if (existsSync(walDir)) await writeFile(join(walDir, '.failed'), '');
   }
 
-  function privateKeyFile(): string {
-    const file = config.encryption?.privateKeyFile;
-    if (!file) throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
-    return file;
-  }
-
-  function passphrase(): string | undefined {
-    const name = config.encryption?.passphraseEnv;
-    return name ? env[name] : undefined;
-  }
 
   return { stageRecovery, stageBaseBackup, stageWal, abortWalStaging };
 }
