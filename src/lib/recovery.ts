@@ -234,52 +234,42 @@ function gap(missing: string, backup: BackupSummary, extra?: string) {
   );
 }
 
-/** What pg_waldump shows of WAL: every record's start, and the commit and abort records with their times. */
-export interface WalContent {
-  /** Start LSN of the last record decoded. */
-  lastRecord?: bigint;
-  /** Commit and abort records (two-phase ones too): start LSN and time in microseconds since the epoch. */
-  ends: { lsn: bigint; micros: bigint }[];
-}
-
-const WALDUMP_RECORD = /\blsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F]+\/[0-9A-F]+, desc: (.*)$/;
-const XACT_END = /^(?:COMMIT|ABORT)(?:_PREPARED)? (?:\d+: )?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) UTC\b/;
-
-/** Parses `pg_waldump` output run with TZ=UTC (its times are printed in the process's zone). */
-export function parseWaldump(text: string): WalContent {
-  const out: WalContent = { ends: [] };
-  for (const line of text.split('\n')) {
-    const m = WALDUMP_RECORD.exec(line);
-    if (!m) continue;
-    const lsn = parseLsn(m[1]!);
-    if (out.lastRecord === undefined || lsn > out.lastRecord) out.lastRecord = lsn;
-    if (!/^rmgr: Transaction\b/.test(line)) continue;
-    const end = XACT_END.exec(m[2]!);
-    if (end) out.ends.push({ lsn, micros: timeMicros(`${end[1]!.replace(' ', 'T')}Z`) });
-  }
-  return out;
-}
-
-/** A time with a zone as microseconds since the epoch (Date keeps milliseconds only). */
-export function timeMicros(text: string): bigint {
-  const t = text.trim();
-  const fraction = /:\d\d\.(\d+)/.exec(t)?.[1] ?? '';
-  const whole = new Date(t.replace(/(:\d\d)\.\d+/, '$1').replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'));
-  if (Number.isNaN(whole.getTime())) throw new Error(`"${text}" is not a time`);
-  return BigInt(whole.getTime()) * 1000n + BigInt((fraction + '000000').slice(0, 6));
-}
-
 /**
- * Whether replay reaches a time or LSN target within this WAL. Replay to a time stops before the
- * first commit or abort *after* it (recovery_target_inclusive = on, PostgreSQL's default), so one
- * must exist; replay to an LSN needs a record that starts at or past it. Without that, PostgreSQL
- * ends recovery with "recovery ended before configured recovery target was reached".
+ * The recovery settings pgwarden writes, in the order written: ONE list, so that what is written
+ * after an in-place recovery is also reset (a later crash recovery must not see them).
  */
-export function reachesTarget(target: RecoveryTarget, content: WalContent): boolean {
-  if ('time' in target) {
-    const t = timeMicros(target.time);
-    return content.ends.some((e) => e.micros > t);
+const RECOVERY_SETTINGS: { name: string; value(target: RecoveryTarget, o: RecoverySettingsOptions): string | undefined }[] = [
+  { name: 'restore_command', value: (_t, o) => o.restoreCommand },
+  // The plan's timeline, not 'latest': a branch an earlier rolled-back recovery left in the
+  // archive is newer, and is not this cluster's history.
+  { name: 'recovery_target_timeline', value: (_t, o) => String(o.timeline) },
+  { name: 'recovery_target_action', value: () => 'promote' },
+  { name: 'recovery_target_time', value: (t) => ('time' in t ? t.time : undefined) },
+  { name: 'recovery_target_lsn', value: (t) => ('lsn' in t ? t.lsn : undefined) },
+  { name: 'recovery_target_name', value: (t) => ('name' in t ? t.name : undefined) },
+];
+
+export interface RecoverySettingsOptions {
+  /** restore_command reading the staged WAL. */
+  restoreCommand: string;
+  /** The timeline the plan chose. */
+  timeline: number;
+}
+
+/** Every recovery setting name pgwarden may write, and resets after an in-place recovery. */
+export const RECOVERY_SETTING_NAMES: readonly string[] = RECOVERY_SETTINGS.map((s) => s.name);
+
+/** The recovery settings for PostgreSQL 12+ (with recovery.signal; never recovery.conf) that replay to `target`. */
+export function recoverySettings(target: RecoveryTarget, options: RecoverySettingsOptions): Record<string, string> {
+  const settings: Record<string, string> = {};
+  for (const s of RECOVERY_SETTINGS) {
+    const value = s.value(target, options);
+    if (value !== undefined) settings[s.name] = value;
   }
-  if ('lsn' in target) return content.lastRecord !== undefined && content.lastRecord >= parseLsn(target.lsn);
-  return true;
+  return settings;
+}
+
+/** The statements that remove every recovery setting from postgresql.auto.conf (then pg_reload_conf()). */
+export function recoverySettingResets(): string[] {
+  return RECOVERY_SETTING_NAMES.map((name) => `ALTER SYSTEM RESET ${name}`);
 }

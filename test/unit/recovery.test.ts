@@ -3,11 +3,21 @@
 // parent's abandoned branch), lists every WAL file replay reads — history files first, each switch
 // point's segment from the child timeline — and refuses, with the failure type operators match on,
 // targets it cannot reach: BadTarget for malformed, zone-less, future, too-early or not-yet-archived
-// targets, WalGap when a segment on the way is missing from the archive.
+// targets, WalGap when a segment on the way is missing from the archive. The recovery settings come
+// from one list, so that every setting written is also reset.
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { ErrorType } from '../../src/lib/errors.js';
-import { planRecoveryPath, validateTarget, type ArchivedWal, type BackupSummary, type RecoveryTarget } from '../../src/lib/recovery.js';
+import {
+  planRecoveryPath,
+  RECOVERY_SETTING_NAMES,
+  recoverySettingResets,
+  recoverySettings,
+  validateTarget,
+  type ArchivedWal,
+  type BackupSummary,
+  type RecoveryTarget,
+} from '../../src/lib/recovery.js';
 import { parseHistory, type TimelineSwitch } from '../../src/lib/wal.js';
 
 const NOW = new Date('2026-11-24T00:00:00Z');
@@ -377,5 +387,31 @@ describe('planRecoveryPath outside the PITR window', () => {
     const f = failureOf(() => plan({ time: '2026-11-22 10:00:00+00' }, { wal: without(TL1, seg(1, '03'), seg(1, '04')) }));
     expect(f.type).toBe(ErrorType.WalGap);
     expect(f.message).toContain(seg(1, '03'));
+  });
+});
+
+describe('recoverySettings', () => {
+  const options = { restoreCommand: "cp '/w/%f' '%p'", timeline: 3 };
+  const targets: RecoveryTarget[] = [{ time: '2026-11-22 10:00:00+00' }, { lsn: '0/3000000' }, { name: 'before-deploy' }, { latest: true }];
+
+  it("writes restore_command, the plan's timeline, promote and the target's own setting, in that order", () => {
+    const base = { restore_command: options.restoreCommand, recovery_target_timeline: '3', recovery_target_action: 'promote' };
+    expect(Object.entries(recoverySettings({ time: '2026-11-22 10:00:00+00' }, options))).toEqual(Object.entries({ ...base, recovery_target_time: '2026-11-22 10:00:00+00' }));
+    expect(recoverySettings({ lsn: '0/3000000' }, options)).toEqual({ ...base, recovery_target_lsn: '0/3000000' });
+    expect(recoverySettings({ name: 'before-deploy' }, options)).toEqual({ ...base, recovery_target_name: 'before-deploy' });
+    expect(recoverySettings({ latest: true }, options)).toEqual(base);
+  });
+
+  it('resets every setting it writes, whatever the target', () => {
+    const resets = recoverySettingResets();
+    for (const target of targets) {
+      for (const name of Object.keys(recoverySettings(target, options))) expect(resets).toContain(`ALTER SYSTEM RESET ${name}`);
+    }
+  });
+
+  it('resets exactly the names it can write: one list serves both, so a setting added to it is written and reset', () => {
+    const written = new Set(targets.flatMap((t) => Object.keys(recoverySettings(t, options))));
+    expect(new Set(RECOVERY_SETTING_NAMES)).toEqual(written);
+    expect(recoverySettingResets()).toEqual(RECOVERY_SETTING_NAMES.map((name) => `ALTER SYSTEM RESET ${name}`));
   });
 });

@@ -5,6 +5,7 @@ import { chmod, chown, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
+import { recoverySettingResets, recoverySettings } from '../../lib/recovery.js';
 import { freePortOnLoopback } from '../../host/ports.js';
 import * as postgres from '../../postgres/connection.js';
 import { writeFileAtomic } from '../../stream/pipeline.js';
@@ -39,17 +40,7 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
     if (!existsSync(settingsMarker)) {
       if (plan.mode === 'rehearsal') port = await freePortOnLoopback();
       const walDir = join(plan.workDirectory, 'wal');
-      const settings: Record<string, string> = {
-        restore_command: stagedRestoreCommand(walDir),
-        // The plan's timeline, not 'latest': a branch an earlier rolled-back recovery left in the
-        // archive is newer, and is not this cluster's history.
-        recovery_target_timeline: String(plan.targetTimeline),
-        recovery_target_action: 'promote',
-      };
-      const t = plan.target;
-      if ('time' in t) settings.recovery_target_time = t.time;
-      else if ('lsn' in t) settings.recovery_target_lsn = t.lsn;
-      else if ('name' in t) settings.recovery_target_name = t.name;
+      const settings = recoverySettings(plan.target, { restoreCommand: stagedRestoreCommand(walDir), timeline: plan.targetTimeline });
       if (plan.mode === 'rehearsal') {
         // A drill never reaches the live cluster's archive or port.
         // Its log is its own: everything on stderr into pg_ctl's log file, never the live cluster's log_directory.
@@ -150,7 +141,7 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
     if (plan.mode === 'in-place') {
       // The recovery settings served their purpose; a later crash recovery must not see them.
       await postgres.withConnection(at(cluster, host, plan.port), cluster.config.maintenanceDatabase, env, async (client) => {
-        for (const s of ['restore_command', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_timeline', 'recovery_target_action']) await client.query(`ALTER SYSTEM RESET ${s}`);
+        for (const reset of recoverySettingResets()) await client.query(reset);
         await client.query('SELECT pg_reload_conf()');
       });
       await runClusterHook(plan, 'postRestore');
