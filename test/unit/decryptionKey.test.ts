@@ -13,8 +13,9 @@ import type { BaseManifest } from '../../src/lib/manifest.js';
 import { openWalDecryption } from '../../src/storage/walArchive.js';
 import { backupDecryptionKey, decryptionKey } from '../../src/stream/decryptionKey.js';
 import { testConfig } from '../helpers/config.js';
+import type { TestKey } from '../helpers/gpg.js';
 
-const KEY = { home: '/nowhere', publicKeyFile: '/nowhere/public.asc', privateKeyFile: '/nowhere/private.asc', passphrase: 'unused', fingerprint: 'ABCD' };
+const KEY: TestKey = { home: '/nowhere', publicKeyFile: '/nowhere/public.asc', privateKeyFile: '/nowhere/private.asc', passphrase: 'unused', fingerprint: 'ABCD', decryptArgs: () => [], remove: async () => undefined };
 const VARIABLE = 'PGWARDEN_TEST_PASSPHRASE';
 
 let dir: string;
