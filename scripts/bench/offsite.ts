@@ -132,7 +132,7 @@ async function main() {
     const raw = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey } });
     // The same objects pgwarden uploaded (its first run's bucket): WAL the remote's retention would
     // drop (before the base backup) is not uploaded by pgwarden, so the raw side skips it too.
-    let keys: string[] = [];
+    const keys: string[] = [];
     const rawRun = async (i: number) => {
       if (keys.length === 0) {
         for await (const page of paginateListObjectsV2({ client: raw }, { Bucket: 'pgwarden-0' })) keys.push(...(page.Contents ?? []).map((o) => o.Key!));

@@ -103,7 +103,9 @@ export async function runDemo(stack: DemoStack, say: (line: string) => void): Pr
       say(`  ${row.result} (${formatDuration(row.seconds)})`);
       return result;
     } catch (err) {
-      throw new Error(`${step} (${workflowId}) failed after ${formatDuration((Date.now() - started) / 1000)}: ${explain(err)}`);
+      throw new Error(`${step} (${workflowId}) failed after ${formatDuration((Date.now() - started) / 1000)}: ${explain(err)}`, {
+        cause: err,
+      });
     }
   }
 

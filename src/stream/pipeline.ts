@@ -3,7 +3,7 @@
 // Memory stays bounded (stream backpressure end to end) and no plaintext touches the disk.
 import { createHash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { Duplex, PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';

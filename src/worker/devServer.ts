@@ -192,7 +192,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     } catch (err) {
       if (Date.now() > deadline) {
         await stop();
-        throw new Error(`temporal dev server at ${address} not ready: ${(err as Error).message}`);
+        throw new Error(`temporal dev server at ${address} not ready: ${(err as Error).message}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 250));
     }

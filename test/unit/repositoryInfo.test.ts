@@ -108,6 +108,6 @@ describe('backupsReport', () => {
     const empty = buildRepositoryInfo({ cluster: 'main', repository: 'local', path: '/r', readOn: 'db1', base: [], logical: [], wal: [], offsite: new Map() });
     expect(backupsReport(empty, 'UTC')).toEqual(['repository "local" (/r on db1), cluster main', 'no backups', 'WAL archive: empty']);
     const noOffsite = buildRepositoryInfo({ cluster: 'main', repository: 'local', path: '/r', readOn: 'here', base: [base], logical: [], wal: [], offsite: new Map() });
-    expect(backupsReport(noOffsite, 'UTC')[2]).toMatch(/  -$/);
+    expect(backupsReport(noOffsite, 'UTC')[2]).toMatch(/ {2}-$/);
   });
 });
