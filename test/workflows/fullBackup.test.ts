@@ -4,14 +4,12 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { Context } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { LogicalBackupInput, LogicalBackupResult, PreflightResult } from '../../src/activities/index.js';
 import { nonRetryable, retryable } from '../../src/lib/errors.js';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
+import { readHistory } from '../helpers/histories.js';
 import { startStubWorker, testEnvironment, uniqueQueue, workflowBundle } from '../helpers/temporal.js';
 
 let env: TestWorkflowEnvironment;
@@ -223,17 +221,6 @@ it('"*": cancelled while a database is being dumped, it stops at once (the next 
 
 it('"*": a run recorded before (it stopped at the first failed database) replays on today\'s code', async () => {
   // Recorded from the earlier code: app backed up, "bad name" failed, the run failed there and crm was never started.
-  const history = historyFromCliJson(JSON.parse(await readFile(new URL('./histories/fullBackup-all-stopped-at-first-failure.json', import.meta.url), 'utf8')));
+  const history = await readHistory('fullBackup-all-stopped-at-first-failure.json');
   await Worker.runReplayHistory({ workflowBundle: workflowBundle() }, history, 'fullBackup-all-before');
 });
-
-/**
- * A history as `temporal workflow show -o json` prints it. The SDK's own historyFromJSON fails here
- * ("type must be a Type": @temporalio/common parses with its own copy of protobufjs), so this
- * parses with the copy the History type comes from.
- */
-function historyFromCliJson(json: unknown): temporal.api.history.v1.IHistory {
-  const fromProto = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'));
-  const { fromJson } = fromProto('protobufjs/ext/protojson') as { fromJson: (type: unknown, json: unknown) => temporal.api.history.v1.IHistory };
-  return fromJson(temporal.api.history.v1.History, json);
-}
