@@ -174,6 +174,9 @@ async function main() {
     log('decoding every archived WAL file into a plain directory with the built wal-get (untimed; wal-get timed per segment)');
     const plainWal = join(work, 'plain-wal');
     await mkdir(plainWal);
+    // Owned by postgres before wal-get writes into it: as root, wal-get gives each file the
+    // directory's owner at 0600, and the manual recovery's `cp` runs as postgres.
+    await toPostgres(plainWal);
     const archived = (await readdir(walDir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)).sort();
     const cliEnv = { ...process.env, ...secrets };
     const getMs: number[] = [];
@@ -183,7 +186,6 @@ async function main() {
       await execa(process.execPath, [cli, '--config', configFile, 'wal-get', '--cluster', 'main', name, join(plainWal, name)], { env: cliEnv });
       if (SEGMENT.test(name)) getMs.push(since(started) * 1000);
     }
-    await toPostgres(plainWal);
     const walGetMsP50 = median(getMs, (v) => v);
     log(`  ${archived.length} files (${getMs.length} segments) in ${since(t0).toFixed(0)} s; wal-get p50 ${walGetMsP50.toFixed(0)} ms (min ${Math.min(...getMs).toFixed(0)}, max ${Math.max(...getMs).toFixed(0)})`);
 
