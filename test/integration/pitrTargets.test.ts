@@ -7,7 +7,9 @@
 // wait), with the cluster still running in the same data directory and nothing staged. (c) Still
 // with the archiver failing, a row committed right before the approval of a `latest` recovery is
 // there afterwards: it came from the moved-aside pg_wal. (d) A segment the archive holds with other
-// content than pg_wal fails before the swap, naming it.
+// content than pg_wal fails before the swap, naming it. (g) An LSN and a restore point made after the
+// last archived segment, archiver working: plan waits, and the in-place recovery reaches each. (h) A
+// log file named in the config, made postgres:adm 0640, keeps its owner and gets the server's lines.
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -270,5 +272,68 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     expect(ran).not.toContain('swapDataDirectory');
     expect({ ...(await live()), rows: await tags() }).toEqual(before);
     expect(await siblings()).toEqual(kept); // the staged copy is removed, nothing left beside the data directory
+  });
+  it('(g) an LSN and a restore point made after the last archived segment, archiver working: plan waits, the in-place recovery reaches each', async () => {
+    const plain = structuredClone(setup.config);
+    plain.clusters.main!.archiveWaitSeconds = WAIT_SECONDS;
+    await worker.stop();
+    worker = await startPgwardenWorker(env, plain, testSecrets(setup.cluster, key));
+    const targets: [string, (tag: string) => Promise<PointInTimeRecoveryInput['target']>][] = [
+      ['g-lsn', async () => ({ lsn: (await setup.cluster.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`))[0]!.lsn })],
+      ['g-point', async (tag) => (await setup.cluster.query(`SELECT pg_create_restore_point('${tag}')`), { name: tag })],
+    ];
+    for (const [tag, mark] of targets) {
+      await switchAndArchive(setup.cluster); // everything so far is archived; what follows is not yet
+      const rowsBefore = await tags();
+      const timeline = (await live()).timeline;
+      await q(`INSERT INTO rows (tag) VALUES ('${tag}-kept')`);
+      const target = await mark(tag);
+      await q(`INSERT INTO rows (tag) VALUES ('${tag}-after')`);
+      const handle = await startPitr({ cluster: 'main', target });
+      const result = await approve(handle);
+      expect(result, tag).toMatchObject({ outcome: 'recovered' });
+      expect((await scheduledActivities(handle)).filter((a) => a === 'planRecovery').length, tag).toBeGreaterThanOrEqual(2); // it waited
+      expect(await tags()).toEqual([...rowsBefore, `${tag}-kept`]);
+      expect((await live()).timeline).toBeGreaterThan(timeline);
+      expect((await live()).inRecovery).toBe(false);
+    }
+  });
+  it('(h) clusters.main.logFile, a file the operator made postgres:adm 0640: after a PITR it keeps its owner, group and mode, and gets the recovered server\'s lines', async () => {
+    // As Debian's /var/log/postgresql/postgresql-15-main.log: logrotate and the adm group read it.
+    const logFile = join(setup.dir, 'postgresql-main.log');
+    await writeFile(logFile, 'an earlier line of the operator\'s log\n', { mode: 0o640 });
+    await chmod(logFile, 0o640);
+    const root = process.getuid?.() === 0;
+    if (root) await execa('chown', ['postgres:adm', logFile]);
+    const owned = await stat(logFile);
+    const configured = structuredClone(setup.config);
+    configured.clusters.main!.archiveWaitSeconds = WAIT_SECONDS;
+    configured.clusters.main!.logFile = logFile;
+    await worker.stop();
+    worker = await startPgwardenWorker(env, configured, testSecrets(setup.cluster, key));
+    await q(`INSERT INTO rows (tag) VALUES ('h-kept')`);
+    await sleep(1100);
+    const targetT = await serverNow();
+    await sleep(1100);
+    await q(`INSERT INTO rows (tag) VALUES ('h-after')`);
+    await switchAndArchive(setup.cluster);
+    const before = owned.size;
+    const result = await approve(await startPitr({ cluster: 'main', target: { time: targetT } }));
+    expect(result).toMatchObject({ outcome: 'recovered' });
+    expect((await tags()).slice(-1)).toEqual(['h-kept']);
+    const after = await stat(logFile);
+    expect({ uid: after.uid, gid: after.gid, mode: after.mode & 0o777 }).toEqual({ uid: owned.uid, gid: owned.gid, mode: 0o640 });
+    if (root) expect(after.gid).toBe(Number((await execa('getent', ['group', 'adm'])).stdout.split(':')[2]));
+    const text = await readFile(logFile, 'utf8');
+    expect(text.startsWith("an earlier line of the operator's log\n")).toBe(true); // appended to, never replaced
+    const fresh = text.slice(before);
+    expect(fresh).toContain(result.recovery!.stoppedAt!);
+    expect(fresh).toMatch(/database system is ready to accept connections/);
+    // And it goes on receiving the server's lines.
+    await q('SELECT pgwarden_after_pitr_logfile()').catch(() => undefined);
+    for (let i = 0; !(await readFile(logFile, 'utf8')).slice(before).includes('pgwarden_after_pitr_logfile'); i++) {
+      if (i > 75) throw new Error(`${logFile} did not receive the failing statement`);
+      await sleep(200);
+    }
   });
 });
