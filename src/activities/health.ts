@@ -10,7 +10,7 @@ import { backupIdTime, isRestoreCopyName } from '../lib/ids.js';
 import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
-import { offsiteNames } from '../storage/registry.js';
+import { offsiteNames } from '../lib/offsiteNames.js';
 import { readRunState, stateUnwritable, watchRuns } from './runWatch.js';
 import { LocalRepository } from '../storage/repository.js';
 import { createRetentionActivities } from './retention.js';

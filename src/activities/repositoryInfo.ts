@@ -7,7 +7,7 @@ import type { Config } from '../config/index.js';
 import { buildRepositoryInfo, type RepositoryInfo } from '../lib/repositoryInfo.js';
 import type { OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
 import { readRecord } from '../storage/offsiteConfirmed.js';
-import { offsiteNames } from '../storage/registry.js';
+import { offsiteNames } from '../lib/offsiteNames.js';
 import { LocalRepository } from '../storage/repository.js';
 import { WalArchive } from '../storage/walArchive.js';
 

@@ -3,6 +3,7 @@
 // turns this list into Schedules.
 import { createHash } from 'node:crypto';
 import type { Config, JobTiming } from '../config/index.js';
+import { offsiteNames } from './offsiteNames.js';
 import { WORKFLOW_OF_KIND, type RunKind, type RunLabels } from './visibility.js';
 
 /** Job names (public: they end every schedule id, and `clusters.<c>.schedules` keys them). */
@@ -39,7 +40,7 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
     for (const key of Object.keys(c.schedules)) {
       if (!(key in JOBS)) throw new Error(`clusters.${cluster}.schedules: unknown job "${key}" (jobs: ${JOB_NAMES.join(', ')})`);
     }
-    const hasOffsite = (c.offsite ?? Object.values(config.repositories).filter((r) => r.type !== 'local')).length > 0;
+    const hasOffsite = offsiteNames(config, cluster).length > 0;
     for (const job of JOB_NAMES) {
       const spec = JOBS[job];
       const override = c.schedules[job];

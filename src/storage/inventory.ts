@@ -2,7 +2,6 @@
 // manifest lists (its sha256 from the manifest), the manifests themselves, and every committed WAL
 // file with its record. Uncommitted leftovers (no manifest, no record) are never shipped.
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MANIFEST_FILE, walRecordName } from '../lib/layout.js';
 import type { LocalObject, ObjectKind } from '../lib/offsite.js';
@@ -17,7 +16,7 @@ export interface InventoryOptions {
 export async function localInventory(repo: LocalRepository, cluster: string, options: InventoryOptions = {}): Promise<LocalObject[]> {
   const out: LocalObject[] = [];
   if (!options.walOnly) {
-    for (const database of await subdirs(join(repo.root, cluster, 'logical'))) {
+    for (const database of (await repo.storage.names(`${cluster}/logical`, 'dirs')).sort()) {
       for (const m of await repo.listLogicalBackups(cluster, database)) {
         out.push(...(await backupObjects(repo, 'logical', `${cluster}/logical/${database}/${m.backupId}`, m)));
       }
@@ -44,15 +43,6 @@ async function backupObjects(repo: LocalRepository, kind: ObjectKind, dir: strin
 
 /** Manifests and WAL records: small, hashed as they are now. */
 async function smallFile(repo: LocalRepository, key: string, kind: ObjectKind, marker: boolean, committedAt: string): Promise<LocalObject> {
-  const content = await readFile(join(repo.root, key));
+  const content = await repo.storage.read(key);
   return { key, kind, bytes: content.length, sha256: createHash('sha256').update(content).digest('hex'), marker, committedAt };
-}
-
-async function subdirs(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
 }

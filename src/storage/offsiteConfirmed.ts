@@ -2,26 +2,19 @@
 // (`<repository>/<cluster>/offsite/<offsite repository>.json`, see src/lib/offsiteConfirmed.ts),
 // written after every passing check and read by local retention: where a cluster has offsite
 // repositories, a backup or WAL file is deleted locally only once every one of them confirmed it.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import type { LocalObject, RemoteEntry } from '../lib/offsite.js';
 import { awaitingConfirmation, recordAfterCheck, type OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
-import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
-import { offsiteNames } from './registry.js';
+import { offsiteNames } from '../lib/offsiteNames.js';
 import type { LocalRepository } from './repository.js';
 
-function recordFile(repo: LocalRepository, cluster: string, repository: string): string {
-  return join(repo.root, cluster, 'offsite', `${repository}.json`);
+function recordKey(cluster: string, repository: string): string {
+  return `${cluster}/offsite/${repository}.json`;
 }
 
 export async function readRecord(repo: LocalRepository, cluster: string, repository: string): Promise<OffsiteConfirmations | undefined> {
-  try {
-    return JSON.parse(await readFile(recordFile(repo, cluster, repository), 'utf8')) as OffsiteConfirmations;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
+  const text = (await repo.storage.readIfExists(recordKey(cluster, repository)))?.toString('utf8');
+  return text === undefined ? undefined : (JSON.parse(text) as OffsiteConfirmations);
 }
 
 /**
@@ -38,8 +31,8 @@ export async function recordOffsiteConfirmed(
   now = new Date(),
 ): Promise<void> {
   const record = recordAfterCheck(await readRecord(repo, input.cluster, input.repository), { repository: input.repository, inventory, expected, remote, walOnly: input.walOnly, now });
-  await mkdirPrivate(join(repo.root, input.cluster, 'offsite')); // 0700, owned like the repository (as root)
-  await writeFileAtomic(recordFile(repo, input.cluster, input.repository), JSON.stringify(record) + '\n');
+  await repo.storage.makeDir(`${input.cluster}/offsite`); // 0700, owned like the repository (as root)
+  await repo.storage.write(recordKey(input.cluster, input.repository), JSON.stringify(record) + '\n');
 }
 
 /**

@@ -1,4 +1,4 @@
-// The rsync driver of OffsiteStore: a directory on another host, reached with the system's ssh and
+// The rsync driver of the storage interface (storage.ts): a directory on another host, reached with the system's ssh and
 // rsync. Each object `<path>/<key>` has a sidecar `<key>.sha256` (hex + newline) recording the sha256
 // it was uploaded with. Listing, hashing and removal are one ssh round trip each, whatever the
 // number of objects; hashing runs on the remote host, so checking an object never downloads it.
@@ -17,7 +17,7 @@ import { execa } from 'execa';
 import type { RsyncRepositoryConfig } from '../config/schema.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { TOOL_ENV } from '../stream/processes.js';
-import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
+import type { Storage, RemoteEntry, TransferProgress } from './storage.js';
 
 const PARTIAL_DIR = '.rsync-partial';
 const SIDECAR = '.sha256';
@@ -33,7 +33,7 @@ const PROMOTE_FAILED = 5;
 const NOT_WRITABLE = 3;
 const NO_RSYNC = 4;
 
-export function createRsyncStore(name: string, config: RsyncRepositoryConfig): OffsiteStore {
+export function createRsyncStore(name: string, config: RsyncRepositoryConfig): Storage {
   // `user@host:/path`, host possibly a bracketed IPv6 address: the path starts at the first ':/'.
   const at = config.destination.indexOf('@');
   const colon = config.destination.indexOf(':/', at);
@@ -156,6 +156,7 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): O
   return {
     name,
     type: 'rsync',
+    features: { batch: true, archiveClasses: false, recordsSha256: true, localPath: false },
 
     async probe() {
       const q = shQuote(root);

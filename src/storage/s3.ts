@@ -1,4 +1,4 @@
-// The S3 driver of OffsiteStore (AWS S3 or an S3-compatible server such as versitygw or Ceph RGW).
+// The S3 driver of the storage interface (storage.ts) (AWS S3 or an S3-compatible server such as versitygw or Ceph RGW).
 // Every transfer is streamed (rule 6): uploads read each part straight from the file (s3Upload.ts,
 // `partSizeMiB` parts, two in flight); downloads and read-back hashing consume the response body
 // as it arrives.
@@ -28,12 +28,12 @@ import { mapLimit } from '../lib/mapLimit.js';
 import { classifyS3Error, objectReadability } from '../lib/s3Errors.js';
 import { streamed } from '../stream/memory.js';
 import { uploadFile } from './s3Upload.js';
-import type { OffsiteStore, RemoteEntry, TransferProgress } from './store.js';
+import type { Storage, RemoteEntry, TransferProgress } from './storage.js';
 
 const DELETE_BATCH = 1000; // the most DeleteObjects accepts
 
 
-export function createS3Store(name: string, config: S3RepositoryConfig, env: NodeJS.ProcessEnv): OffsiteStore {
+export function createS3Store(name: string, config: S3RepositoryConfig, env: NodeJS.ProcessEnv): Storage {
   const prefix = config.prefix === '' || config.prefix.endsWith('/') ? config.prefix : `${config.prefix}/`;
   const Bucket = config.bucket;
   const label = `offsite repository "${name}" (s3://${Bucket}/${prefix})`;
@@ -125,6 +125,7 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
   return {
     name,
     type: 's3',
+    features: { batch: false, archiveClasses: true, recordsSha256: true, localPath: false },
 
     async probe() {
       try {

@@ -6,7 +6,7 @@
 //   wal/<name>.json          its record, written after it: the commit marker, with the sha256 of
 //                            the original bytes (an identical re-push is recognised without the
 //                            private key) and of the stored bytes (wal-get checks them)
-import { chmod, copyFile, mkdtemp, readdir, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { zstdDecompress as zstdDecompressCb } from 'node:zlib';
@@ -53,26 +53,20 @@ export class WalArchive {
     return new WalArchive(repository, walArchiveDir(repository.root, cluster));
   }
 
+  /** The storage key of a file in the archive (its bytes go through the repository's posix driver). */
+  private keyOf(file: string): string {
+    return this.repository.keyOf(join(this.dir, file));
+  }
+
   async record(name: string): Promise<WalRecord | undefined> {
-    let text: string;
-    try {
-      text = await readFile(join(this.dir, walRecordName(name)), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    const text = (await this.repository.storage.readIfExists(this.keyOf(walRecordName(name))))?.toString('utf8');
+    if (text === undefined) return undefined;
     return walRecordSchema.parse(JSON.parse(text));
   }
 
   /** Every committed WAL file's record, by name. */
   async list(): Promise<Map<string, WalRecord>> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-      throw err;
-    }
+    const names = await this.repository.storage.names(this.keyOf(''));
     const out = new Map<string, WalRecord>();
     for (const file of names.filter((n) => n.endsWith('.json')).sort()) {
       const record = await this.record(file.slice(0, -'.json'.length)).catch(() => undefined);
@@ -84,15 +78,15 @@ export class WalArchive {
   /** Removes a WAL file: its record first, so a half-done removal leaves an uncommitted file, never a record without data. */
   async remove(name: string): Promise<void> {
     const record = await this.record(name);
-    await rm(join(this.dir, walRecordName(name)), { force: true });
-    if (record) await rm(join(this.dir, record.stored), { force: true });
+    await this.repository.storage.remove([this.keyOf(walRecordName(name))]);
+    if (record) await this.repository.storage.remove([this.keyOf(record.stored)]);
   }
 
   /** The stored bytes of a committed WAL file, checked against its record. */
   async readStored(name: string): Promise<{ record: WalRecord; data: Buffer } | undefined> {
     const record = await this.record(name);
     if (!record) return undefined;
-    const data = await readFile(join(this.dir, record.stored));
+    const data = await this.repository.storage.read(this.keyOf(record.stored));
     const sha256 = await sha256Off(data);
     if (sha256 !== record.sha256 || data.length !== record.bytes) {
       throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${join(this.dir, record.stored)} is corrupt: sha256 ${sha256} (${data.length} bytes), its record says ${record.sha256} (${record.bytes} bytes)`);

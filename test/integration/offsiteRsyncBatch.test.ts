@@ -12,7 +12,7 @@ import { dirname, join, relative } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRsyncStore } from '../../src/storage/rsync.js';
-import type { OffsiteStore, UploadObject } from '../../src/storage/store.js';
+import type { Storage, UploadObject } from '../../src/storage/storage.js';
 import type { RsyncRepositoryConfig } from '../../src/config/schema.js';
 import { ErrorType } from '../../src/lib/errors.js';
 import { missingOnRemote, type LocalObject } from '../../src/lib/offsite.js';
@@ -30,7 +30,7 @@ const objects: LocalObject[] = [];
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-function store(overrides: Partial<RsyncRepositoryConfig> = {}): OffsiteStore {
+function store(overrides: Partial<RsyncRepositoryConfig> = {}): Storage {
   return createRsyncStore('dr-host', {
     type: 'rsync',
     destination: `${server.user}@${server.host}:${remoteRoot}`,
@@ -50,7 +50,7 @@ async function localObject(key: string, content: Buffer, marker = false): Promis
 }
 
 /** What offsiteSync does: upload what the remote lacks, in commit order. Returns the keys committed. */
-async function sync(s: OffsiteStore, progress?: (bytes: number) => void): Promise<{ committed: string[]; error?: unknown }> {
+async function sync(s: Storage, progress?: (bytes: number) => void): Promise<{ committed: string[]; error?: unknown }> {
   const missing = missingOnRemote(objects, await s.list('main/'));
   const committed: string[] = [];
   const error = await s

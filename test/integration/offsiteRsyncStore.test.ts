@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRsyncStore } from '../../src/storage/rsync.js';
-import type { OffsiteStore } from '../../src/storage/store.js';
+import type { Storage } from '../../src/storage/storage.js';
 import type { RsyncRepositoryConfig } from '../../src/config/schema.js';
 import { ErrorType } from '../../src/lib/errors.js';
 import type { ObjectKind } from '../../src/lib/offsite.js';
@@ -24,7 +24,7 @@ const BASE = 'main/base/20261122T030000Z/base.tar.zst.gpg';
 let server: SshServer;
 let dir: string;
 let remoteDir: string;
-let store: OffsiteStore;
+let store: Storage;
 const local = new Map<string, { file: string; bytes: number; sha256: string; kind: ObjectKind }>();
 
 function repository(overrides: Partial<RsyncRepositoryConfig> = {}): RsyncRepositoryConfig {

@@ -9,7 +9,7 @@ import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Store } from '../../src/storage/s3.js';
-import type { OffsiteStore } from '../../src/storage/store.js';
+import type { Storage } from '../../src/storage/storage.js';
 import { s3RepositorySchema, type S3RepositoryConfig } from '../../src/config/schema.js';
 import { ErrorType } from '../../src/lib/errors.js';
 import { startS3Server, type S3Server } from '../helpers/s3.js';
@@ -47,7 +47,7 @@ function repo(over: Record<string, unknown> = {}): S3RepositoryConfig {
 
 const secrets = (over: Record<string, string> = {}) => ({ OFFSITE_KEY_ID: server.accessKey, OFFSITE_SECRET: server.secretKey, ...over });
 
-async function withStore<T>(fn: (store: OffsiteStore) => Promise<T>, config = repo(), env = secrets()): Promise<T> {
+async function withStore<T>(fn: (store: Storage) => Promise<T>, config = repo(), env = secrets()): Promise<T> {
   const store = createS3Store('remote', config, env);
   try {
     return await fn(store);

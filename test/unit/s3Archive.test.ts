@@ -7,7 +7,7 @@ import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, RestoreObjec
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { whenReadable } from '../../src/activities/offsite/archived.js';
 import { createS3Store } from '../../src/storage/s3.js';
-import type { OffsiteStore } from '../../src/storage/store.js';
+import type { Storage } from '../../src/storage/storage.js';
 import { s3RepositorySchema } from '../../src/config/schema.js';
 import { planContentCheck } from '../../src/lib/offsite.js';
 import { classifyS3Error, objectReadability } from '../../src/lib/s3Errors.js';
@@ -171,7 +171,7 @@ describe('whenReadable: restore from offsite waits for archived objects, with a 
         asked.push(keys);
         return { pending: polls++ >= readyAfterPolls ? [] : keys.filter((k) => k !== 'ready') };
       },
-    } as unknown as OffsiteStore;
+    } as unknown as Storage;
     return { store, asked };
   };
 
@@ -196,7 +196,7 @@ describe('whenReadable: restore from offsite waits for archived objects, with a 
   });
 
   it('does nothing for a store without archive classes (rsync)', async () => {
-    await whenReadable({ name: 'rsync' } as OffsiteStore, ['x'], { days: 3, maxWaitMs: 0, pollMs: 1 });
+    await whenReadable({ name: 'rsync' } as Storage, ['x'], { days: 3, maxWaitMs: 0, pollMs: 1 });
   });
 });
 

@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import type { Config } from '../../config/index.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
-import type { OffsiteStore } from '../../storage/store.js';
+import type { Storage } from '../../storage/storage.js';
 
 export interface ArchiveWait {
   /** Days the restored copy stays readable. */
@@ -24,7 +24,8 @@ export interface ArchiveWait {
 /** A repository's bound from its config (S3: restoreDays, restoreWaitHours); polled every minute. */
 export function archiveWaitOf(config: Config, repository: string): ArchiveWait {
   const repo = config.repositories[repository];
-  const s3 = repo?.type === 's3' ? repo : undefined;
+  // Whichever driver has archive classes (features.archiveClasses) configures these bounds: S3 today.
+  const s3 = repo && 'restoreDays' in repo ? repo : undefined;
   let signal: AbortSignal | undefined;
   try {
     signal = Context.current().cancellationSignal;
@@ -35,7 +36,7 @@ export function archiveWaitOf(config: Config, repository: string): ArchiveWait {
 }
 
 /** Resolves once every key can be read (at once for a store without archive classes). */
-export async function whenReadable(store: OffsiteStore, keys: string[], wait: ArchiveWait): Promise<void> {
+export async function whenReadable(store: Storage, keys: string[], wait: ArchiveWait): Promise<void> {
   if (!store.prepareRead || keys.length === 0) return;
   const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const deadline = Date.now() + wait.maxWaitMs;

@@ -18,8 +18,9 @@ import { fsyncPath, hashFile } from '../../stream/pipeline.js';
 import { LocalRepository } from '../../storage/repository.js';
 import { readHistories, WalArchive } from '../../storage/walArchive.js';
 import { archiveWaitOf, whenReadable, type ArchiveWait } from './archived.js';
-import { offsiteNames, withStore } from '../../storage/registry.js';
-import type { OffsiteStore } from '../../storage/store.js';
+import { offsiteNames } from '../../lib/offsiteNames.js';
+import { withStore } from '../../storage/registry.js';
+import type { Storage } from '../../storage/storage.js';
 
 export interface FetchedFromOffsite {
   /** The offsite repository it came from; undefined when nothing had to be fetched. */
@@ -119,7 +120,7 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
    * repository has none, and plan then says why.
    */
   async function chooseRemoteBase(
-    store: OffsiteStore,
+    store: Storage,
     repo: LocalRepository,
     archive: WalArchive,
     input: { cluster: string; target?: RecoveryTarget },
@@ -167,7 +168,7 @@ async function withHeartbeat<T>(fn: () => Promise<T>): Promise<T> {
 
 /** A backup directory: manifest read first (to know what to expect), artifacts checked, manifest committed last. */
 async function fetchBackupDir(
-  store: OffsiteStore,
+  store: Storage,
   repo: LocalRepository,
   dir: string,
   parse: (json: string) => LogicalManifest | BaseManifest,
@@ -195,7 +196,7 @@ async function fetchBackupDir(
 }
 
 /** One archived WAL file: its record read first, the data checked against it, the record committed last. */
-async function fetchWalFile(store: OffsiteStore, archive: WalArchive, recordKey: string): Promise<{ files: number; bytes: number }> {
+async function fetchWalFile(store: Storage, archive: WalArchive, recordKey: string): Promise<{ files: number; bytes: number }> {
   await mkdirPrivate(archive.dir);
   const recordFile = join(archive.dir, recordKey.split('/').at(-1)!);
   const partial = recordFile + PARTIAL_SUFFIX;
@@ -214,7 +215,7 @@ async function fetchWalFile(store: OffsiteStore, archive: WalArchive, recordKey:
 }
 
 /** Downloads to `<path>.partial`, checks the sha256, then renames into place. */
-async function fetchChecked(store: OffsiteStore, key: string, path: string, sha256: string, repository: string): Promise<void> {
+async function fetchChecked(store: Storage, key: string, path: string, sha256: string, repository: string): Promise<void> {
   const partial = path + PARTIAL_SUFFIX;
   await getPrivate(store, key, partial);
   const got = await hashFile(partial);
@@ -227,7 +228,7 @@ async function fetchChecked(store: OffsiteStore, key: string, path: string, sha2
 }
 
 /** A download into the local repository: 0600 and, as root, owned like its directory, before it is renamed into place. */
-async function getPrivate(store: OffsiteStore, key: string, partial: string): Promise<void> {
+async function getPrivate(store: Storage, key: string, partial: string): Promise<void> {
   await store.get(key, partial);
   await chmod(partial, PRIVATE_FILE_MODE);
   await inheritOwner(partial);

@@ -29,8 +29,9 @@ import {
 import { recordOffsiteConfirmed } from '../../storage/offsiteConfirmed.js';
 import { LocalRepository } from '../../storage/repository.js';
 import { localInventory } from '../../storage/inventory.js';
-import { offsiteNames, withStore } from '../../storage/registry.js';
-import { putAll, type OffsiteStore } from '../../storage/store.js';
+import { offsiteNames } from '../../lib/offsiteNames.js';
+import { withStore } from '../../storage/registry.js';
+import { putAll, type Storage } from '../../storage/storage.js';
 
 export interface OffsiteTarget {
   cluster: string;
@@ -88,7 +89,7 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
    * those its own retention keeps (a backup past the remote's age, or WAL below its oldest base
    * backup, is neither uploaded nor expected, so sync and retention never undo each other).
    */
-  async function remoteView(store: OffsiteStore, input: OffsiteTarget, now = new Date()) {
+  async function remoteView(store: Storage, input: OffsiteTarget, now = new Date()) {
     const repoConfig = config.repositories[input.repository];
     if (!repoConfig || repoConfig.type === 'local') throw nonRetryable(ErrorType.InvalidInput, `"${input.repository}" is not an offsite repository`);
     const repo = LocalRepository.forCluster(config, input.cluster);
@@ -233,7 +234,7 @@ const KEYS_IN_HISTORY = 5000;
  * (A WAL-only run knows no local backup: it reads no manifest.)
  */
 async function remoteMembers(
-  store: OffsiteStore,
+  store: Storage,
   remote: ReadonlyMap<string, RemoteEntry>,
   inventory: readonly LocalObject[],
   options: { readManifests: boolean },
@@ -269,7 +270,7 @@ async function remoteMembers(
 }
 
 /** A small remote file (a manifest, a WAL record) read and turned into its list of members. */
-async function readRemoteList(store: OffsiteStore, key: string, parse: (text: string) => string[]): Promise<GroupMembers> {
+async function readRemoteList(store: Storage, key: string, parse: (text: string) => string[]): Promise<GroupMembers> {
   const file = join(tmpdir(), `pgwarden-members-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
   try {
     await store.get(key, file);
@@ -284,7 +285,7 @@ async function readRemoteList(store: OffsiteStore, key: string, parse: (text: st
 }
 
 /** Where a remote base backup's WAL starts, from its manifest on the remote. */
-async function remoteBaseStart(store: OffsiteStore, dir: string): Promise<RemoteBackup['wal']> {
+async function remoteBaseStart(store: Storage, dir: string): Promise<RemoteBackup['wal']> {
   const file = join(tmpdir(), `pgwarden-manifest-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
   try {
     await store.get(`${dir}/manifest.json`, file);
