@@ -2,20 +2,20 @@
 // a temporary database `pgwarden_verify_<backupId>`; its tables and row counts match the manifest;
 // the configured SQL checks pass. The temporary database is pgwarden's own and is always dropped.
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
-import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { backupsOfNewestRun, type BackupRef } from '../lib/allDatabases.js';
 import { isBackupId, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
-import { comparePrivileges, createDatabaseSql, grepRolesCommand, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
-import { feedFile, hashFile } from '../stream/pipeline.js';
+import { comparePrivileges, createDatabaseSql, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
+import { hashFile } from '../stream/pipeline.js';
 import { backupDecryptionKey } from '../stream/decryptionKey.js';
-import { gpgFailure, openKeyring } from '../stream/gpg.js';
 import * as postgres from '../postgres/connection.js';
 import { applyDatabaseProperties, checkRoles, readPrivileges, withoutDatabaseLimits } from '../postgres/privileges.js';
-import { startChain, startTool, TOOL_ENV, ToolError } from '../stream/processes.js';
+import { startTool, TOOL_ENV } from '../stream/processes.js';
+import { readBack } from '../stream/readBack.js';
+import { assertIntact, globalsHint, throwFirst } from './verifyFailures.js';
 import { LocalRepository } from '../storage/repository.js';
 import { markInUse } from './retention.js';
 
@@ -197,9 +197,6 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
 
     const started = Date.now();
     const release = await markInUse(dir, `${plan.scratchDatabase}-${ctx.info.workflowExecution?.runId ?? 'run'}`);
-    const keyring = key ? await openKeyring(key.file) : undefined;
-    let read = 0;
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'restore', bytes: read, totalBytes: dump.bytes }), 2000);
     try {
       // Owners and privileges are restored (pg_restore as a superuser can act as every owner); the
       // roles themselves were checked in plan.
@@ -207,18 +204,18 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       for (const table of plan.tables ?? []) restoreArgs.push(`--table=${table}`);
       const restoreEnv = { ...TOOL_ENV, ...postgres.libpqEnv(cluster, plan.scratchDatabase, env) };
       const signal = ctx.cancellationSignal;
-      // A chain of processes joined by kernel pipes; this process only reads the file into the first
-      // (hashing it on the way: one read of the stored bytes) and never sees the plaintext.
-      const tools = startChain([
-        ...(keyring ? [() => keyring.decrypt({ passphrase: key!.passphrase, signal })] : []),
-        ...(manifest.compression.algorithm === 'zstd' ? [(stdin: 'pipe' | Readable) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal })] : []),
-        (stdin) => startTool('pg_restore', postgres.pgTool('pg_restore', cluster.config, info.versionNum), restoreArgs, { stdin, stdout: 'ignore', env: restoreEnv, signal }),
-      ]);
       const dumpPath = join(dir, dump.name);
-      const feed = feedFile(dumpPath, tools[0]!.child.stdin!, { maxRate: config.limits.maxRate, signal, progress: (b) => (read = b) });
-      const results = await Promise.allSettled([feed, ...tools.map((t) => t.exited)]);
-      if (results[0]!.status === 'fulfilled' && results.every((r) => r.status === 'fulfilled')) {
-        assertIntact(dumpPath, results[0].value as { sha256: string; bytes: number }, dump);
+      const results = await readBack({
+        path: dumpPath,
+        key,
+        compression: manifest.compression.algorithm,
+        reader: (stdin) => startTool('pg_restore', postgres.pgTool('pg_restore', cluster.config, info.versionNum), restoreArgs, { stdin, stdout: 'ignore', env: restoreEnv, signal }),
+        signal,
+        maxRate: config.limits.maxRate,
+        heartbeat: (bytes) => ctx.heartbeat({ phase: 'restore', bytes, totalBytes: dump.bytes }),
+      });
+      if (results[0].status === 'fulfilled' && results.every((r) => r.status === 'fulfilled')) {
+        assertIntact(dumpPath, results[0].value, dump);
       } else {
         // A corrupt file shows up as a decryption or restore error: say what it really is.
         if (!signal.aborted) assertIntact(dumpPath, await hashFile(dumpPath), dump);
@@ -233,8 +230,6 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
         );
       }
     } finally {
-      clearInterval(timer);
-      await keyring?.remove();
       await release();
     }
     return { restoreSeconds: (Date.now() - started) / 1000, databaseOid: info.databaseOid };
@@ -289,39 +284,4 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
   }
 
   return { planVerify, planVerifyAll, checkIntegrity, restoreIntoScratch, compareWithManifest, dropScratchDatabase, recordVerification };
-}
-
-/**
- * How to create a backup's missing roles with stock tools: their CREATE ROLE and ALTER ROLE lines
- * from the backup's globals (running all of it would also set existing roles' passwords back).
- */
-function globalsHint(dir: string, manifest: LogicalManifest): (missing: string[]) => string {
-  const globals = manifest.artifacts.find((a) => a.role === 'globals');
-  return (missing) => {
-    if (!globals) return 'this backup has no globals.sql; create them by hand';
-    const file = join(dir, globals.name);
-    const read = manifest.encryption ? `gpg --decrypt ${file}` : `cat ${file}`;
-    const unzstd = manifest.compression.algorithm === 'zstd' ? ' | zstd -d' : '';
-    return `${read}${unzstd} | ${grepRolesCommand(missing)} | psql -d postgres (on the target; then the GRANT lines of their memberships, if any)`;
-  };
-}
-
-function assertIntact(path: string, actual: { sha256: string; bytes: number }, expected: { sha256: string; bytes: number }): void {
-  if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.bytes) {
-    throw nonRetryable(
-      ErrorType.IntegrityError,
-      `${path} is corrupt: sha256 ${actual.sha256} (${actual.bytes} bytes), manifest says ${expected.sha256} (${expected.bytes} bytes)`,
-    );
-  }
-}
-
-function throwFirst(path: string, results: PromiseSettledResult<unknown>[]): void {
-  // The decryption's own error names the cause best; then pg_restore's; then the plumbing's.
-  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
-  if (failures.length === 0) return;
-  const decryption = failures.find((e): e is ToolError => e instanceof ToolError && e.tool === 'gpg --decrypt');
-  if (decryption) throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt ${path}: ${gpgFailure(decryption.stderr)}`);
-  const tool = failures.find((e) => e instanceof ToolError && e.tool === 'pg_restore') ?? failures.find((e) => e instanceof ToolError);
-  if (tool) throw retryable(ErrorType.RestoreFailed, tool.message);
-  throw failures[0];
 }

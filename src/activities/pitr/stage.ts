@@ -3,7 +3,6 @@
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
@@ -11,9 +10,8 @@ import { HISTORY_NAME } from '../../lib/wal.js';
 import { LocalRepository } from '../../storage/repository.js';
 import { decodeWal, decodeWalBatch, openWalDecryption, WalArchive } from '../../storage/walArchive.js';
 import { backupDecryptionKey } from '../../stream/decryptionKey.js';
-import { openKeyring } from '../../stream/gpg.js';
-import { feedFile } from '../../stream/pipeline.js';
-import { startChain, startTool, TOOL_ENV } from '../../stream/processes.js';
+import { startTool, TOOL_ENV } from '../../stream/processes.js';
+import { readBack } from '../../stream/readBack.js';
 import { markInUse } from '../retention.js';
 import { WAL_BATCH, type PitrContext } from './context.js';
 import { dataOwner } from './server.js';
@@ -53,26 +51,25 @@ export function createStageActivities({ config, env }: PitrContext) {
     // Before anything is held: a passphraseEnv that is not set is named here, not met inside gpg.
     const key = manifest.encryption ? backupDecryptionKey(config, env) : undefined;
     let read = 0;
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-base', bytes: read, totalBytes: base.bytes }), 2000);
     const release = await markInUse(dir, `pitr-${plan.workDirectory.split('-').at(-1)}`); // retention keeps it meanwhile
     const signal = ctx.cancellationSignal;
-    const keyring = key ? await openKeyring(key.file) : undefined;
     try {
-      const tools = startChain([
-        ...(keyring ? [() => keyring.decrypt({ passphrase: key!.passphrase, signal })] : []),
-        ...(manifest.compression.algorithm === 'zstd' ? [(stdin: 'pipe' | Readable) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal })] : []),
-        (stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }),
-      ]);
-      const results = await Promise.allSettled([feedFile(join(dir, base.name), tools[0]!.child.stdin!, { signal, progress: (b) => (read = b) }), ...tools.map((t) => t.exited)]);
-      const fed = results[0]!;
+      const results = await readBack({
+        path: join(dir, base.name),
+        key,
+        compression: manifest.compression.algorithm,
+        reader: (stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }),
+        signal,
+        heartbeat: (bytes) => ctx.heartbeat({ phase: 'stage-base', bytes, totalBytes: base.bytes }),
+      });
+      const fed = results[0];
+      if (fed.status === 'fulfilled') read = fed.value.bytes;
       if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
         throw nonRetryable(ErrorType.IntegrityError, `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`);
       }
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw retryable(ErrorType.RecoveryFailed, `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`);
     } finally {
-      clearInterval(timer);
-      await keyring?.remove();
       await release();
     }
     await execa('chown', ['-R', `${owner.uid}:${owner.gid}`, dataDir]);
