@@ -8,6 +8,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities/index.js';
 import { autoHeartbeat } from './autoHeartbeat.js';
 import type { Config } from '../config/index.js';
+import { hostQueueName } from '../lib/hostQueue.js';
 import { isConnectFailure, temporalUnreachableLine } from '../lib/temporalUnreachable.js';
 
 export function workflowsPath(): string {
@@ -32,7 +33,7 @@ export async function connectWorker(address: string): Promise<NativeConnection> 
 }
 
 export function hostQueue(config: Config): string {
-  return `pgwarden@${config.worker.host ?? hostname()}`;
+  return hostQueueName(config.worker.host ?? hostname());
 }
 
 export interface WorkerSetup {

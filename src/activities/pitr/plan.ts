@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
+import { clusterHostQueue } from '../../lib/hostQueue.js';
 import { describeTarget, planRecoveryPath, type RecoveryTarget } from '../../lib/recovery.js';
 import { HISTORY_NAME, parseLsn, parseSegmentName } from '../../lib/wal.js';
 import * as postgres from '../../postgres/connection.js';
@@ -64,7 +65,6 @@ export function createPlanActivities(ctx: PitrContext) {
     }
     const id = input.runId.replace(/-/g, '').slice(-12); // the random end (run ids may start with a timestamp)
     const workDirectory = input.mode === 'in-place' ? `${dataDirectory}.pgwarden-pitr-${id}` : `${dirname(dataDirectory)}/pgwarden-rehearsal-${id}`;
-    const loopback = ['127.0.0.1', 'localhost', '::1'].includes(cluster.config.host);
     return {
       cluster: input.cluster,
       mode: input.mode,
@@ -77,7 +77,7 @@ export function createPlanActivities(ctx: PitrContext) {
       dataDirectory,
       workDirectory,
       asideDirectory: `${dataDirectory}.pre-pitr-${id}`,
-      hostQueue: cluster.config.hostQueue ?? `pgwarden@${loopback ? (config.worker.host ?? hostname()) : cluster.config.host}`,
+      hostQueue: clusterHostQueue(cluster.config, config.worker.host ?? hostname()),
       ...(pending ? { pending } : {}),
     };
   }
