@@ -4,7 +4,7 @@
 // Loaded only by commands that wait (it loads Temporal's client).
 import type { WorkflowHandle } from '@temporalio/client';
 import { liveStatus, type LiveStatus } from './client.js';
-import { childLabel, mainActivity, nextRate, plainProgressLine, progressKey, progressView, rateSample, ttyProgressLine, withChild, type RateMeter } from './format.js';
+import { childLabel, mainActivity, nextRate, plainProgressLine, progressKey, progressView, rateSample, ttyProgressLine, withChild, type RateMeter } from './progressView.js';
 
 export interface ProgressOutput {
   write(text: string): unknown;

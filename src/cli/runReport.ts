@@ -2,7 +2,8 @@
 // scripts read; pure, unit-tested. The commands that print it are in commands/.
 import type { ActivityStatus, LiveStatus } from './client.js';
 import { UserError } from './errors.js';
-import { approvalOf, formatBytes, formatDuration, formatElapsed, formatLocalTime, formatRate, readHeartbeat, statusWord } from './format.js';
+import { approvalOf, formatBytes, formatDuration, formatElapsed, formatLocalTime, formatRate, statusWord } from './format.js';
+import { readHeartbeat } from './progressView.js';
 import { kindOfWorkflow } from '../lib/visibility.js';
 
 /** How long `status` waits for a worker to answer the `progress` query. */

@@ -3,14 +3,18 @@ import type { ActivityStatus, LiveStatus } from '../../src/cli/client.js';
 import { commandPath, oneLine, usageMessage, UsageError, UserError } from '../../src/cli/errors.js';
 import {
   approvalOf,
-  childLabel,
   formatBytes,
   formatDuration,
   formatElapsed,
   formatLocalTime,
   formatRate,
-  mainActivity,
   offsiteReportLines,
+  runTable,
+  statusWord,
+} from '../../src/cli/format.js';
+import {
+  childLabel,
+  mainActivity,
   nextRate,
   plainProgressLine,
   progressBar,
@@ -18,13 +22,11 @@ import {
   progressView,
   rateSample,
   readHeartbeat,
-  runTable,
-  statusWord,
   ttyProgressLine,
   type ProgressView,
   withChild,
   type RateMeter,
-} from '../../src/cli/format.js';
+} from '../../src/cli/progressView.js';
 import { outcomeOf, statusReport } from '../../src/cli/runReport.js';
 import { Command } from 'commander';
 
