@@ -1,18 +1,13 @@
 // The pgwarden config file (pgwarden.config.json). Secrets are never in it: it names the
 // environment variables or files that hold them.
 import { z } from 'zod';
-import { DEFAULT_BASE_RETENTION, DEFAULT_RETENTION, type RetentionPolicy } from '../lib/retention.js';
-import { DEFAULT_WAL_WINDOW, parseWindow } from '../lib/walRetention.js';
-import { DEFAULT_OFFSITE_RETENTION } from '../lib/offsite.js';
+import { envName, name, urlWithoutCredentials } from './fields.js';
+import { repositorySchema } from './repositories.js';
+import { retentionSchema, walRetentionSchema } from './retention.js';
 
-/** A URL with no user or password in it: pgwarden names endpoints in messages, which reach workflow history. */
-const urlWithoutCredentials = (instead: string) =>
-  z.url().refine((u) => {
-    const url = new URL(u);
-    return !url.username && !url.password;
-  }, `must not carry credentials; use ${instead}`);
-
-const name = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/, 'letters, digits, _ . @ + - (max 63)');
+// The config's parts kept in their own files, named here too: `config/schema.js` has every part.
+export * from './repositories.js';
+export { retentionSchema, walRetentionSchema } from './retention.js';
 
 /** When a scheduled job runs: a crontab line (in `schedules.timeZone`), or an interval such as "6 hours". */
 export const jobTimingSchema = z.union([
@@ -72,64 +67,6 @@ export const clusterSchema = z
   .strict();
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
-export const localRepositorySchema = z.object({ type: z.literal('local'), path: z.string().min(1) }).strict();
-
-const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/);
-const storageClass = z.string().regex(/^[A-Z_]+$/, 'an S3 storage class such as STANDARD or GLACIER_IR');
-
-/** An offsite S3 (or S3-compatible) bucket. Credentials: the named environment variables, else the AWS default chain. */
-export const s3RepositorySchema = z
-  .object({
-    type: z.literal('s3'),
-    bucket: z.string().min(3),
-    /** Key prefix inside the bucket; the repository layout follows it. */
-    prefix: z.string().default(''),
-    region: z.string().default('us-east-1'),
-    /** For S3-compatible stores (versitygw, Ceph RGW, ...). */
-    endpoint: urlWithoutCredentials('accessKeyIdEnv and secretAccessKeyEnv').optional(),
-    forcePathStyle: z.boolean().default(false),
-    /** Storage class per backup kind; the bucket's default when unset. */
-    storageClass: z.object({ logical: storageClass.optional(), base: storageClass.optional(), wal: storageClass.optional() }).strict().default({}),
-    accessKeyIdEnv: envName.optional(),
-    secretAccessKeyEnv: envName.optional(),
-    /** Remote retention: tiers like the local policy (default: 30 daily, 13 weekly, 12 monthly); WAL the kept base backups need is kept. */
-    retention: z.lazy(() => offsiteRetentionSchema).optional(),
-    /** Older configs: a flat age in days instead of `retention`. */
-    retentionDays: z.number().int().positive().optional(),
-    /** Multipart part size (grown for objects over 9,000 parts); memory per upload is a few times this. */
-    partSizeMiB: z.number().int().min(5).max(512).default(8),
-    /** Cap the upload rate (bytes per second), to spare a shared uplink. */
-    maxRate: z.number().int().positive().optional(),
-    /** Restores from an archive class (GLACIER, DEEP_ARCHIVE): the retrieval tier, days the copy stays readable, and how long a restore waits for S3. */
-    restoreTier: z.enum(['Expedited', 'Standard', 'Bulk']).default('Standard'),
-    restoreDays: z.number().int().min(1).max(30).default(3),
-    restoreWaitHours: z.number().positive().max(23).default(20),
-  })
-  .strict();
-
-/** An offsite directory on another host, reached by rsync over ssh. */
-export const rsyncRepositorySchema = z
-  .object({
-    type: z.literal('rsync'),
-    /** `user@host:/absolute/path` */
-    destination: z.string().regex(/^[A-Za-z0-9_.-]+@[A-Za-z0-9_.:\[\]-]+:\/.+$/, 'user@host:/absolute/path'),
-    port: z.number().int().min(1).max(65535).default(22),
-    identityFile: z.string().optional(),
-    /** Host keys to trust (StrictHostKeyChecking=yes always: an unknown key is refused). */
-    knownHostsFile: z.string().optional(),
-    retention: z.lazy(() => offsiteRetentionSchema).optional(),
-    retentionDays: z.number().int().positive().optional(),
-    /** Cap the upload rate (bytes per second; rsync --bwlimit). */
-    maxRate: z.number().int().positive().optional(),
-  })
-  .strict();
-
-export const repositorySchema = z.discriminatedUnion('type', [localRepositorySchema, s3RepositorySchema, rsyncRepositorySchema]);
-export type RepositoryConfig = z.infer<typeof repositorySchema>;
-export type LocalRepositoryConfig = z.infer<typeof localRepositorySchema>;
-export type S3RepositoryConfig = z.infer<typeof s3RepositorySchema>;
-export type RsyncRepositoryConfig = z.infer<typeof rsyncRepositorySchema>;
-export type OffsiteRepositoryConfig = S3RepositoryConfig | RsyncRepositoryConfig;
 
 export const encryptionSchema = z
   .object({
@@ -143,37 +80,6 @@ export const encryptionSchema = z
   .strict();
 export type EncryptionConfig = z.infer<typeof encryptionSchema>;
 
-/** A grandfather-father-son policy (src/lib/retention.ts) with its own defaults. */
-const gfsFields = (d: RetentionPolicy) => ({
-  daily: z.number().int().nonnegative().default(d.daily),
-  weekly: z.number().int().nonnegative().default(d.weekly),
-  monthly: z.number().int().nonnegative().default(d.monthly),
-  /** null keeps one backup per year forever (unbounded: only when set explicitly). */
-  yearly: z.number().int().nonnegative().nullable().default(d.yearly),
-  minimum: z.number().int().min(1).default(d.minimum),
-});
-
-/** Logical backups' policy at the top; base backups' own under `base`. */
-export const retentionSchema = z
-  .object({
-    ...gfsFields(DEFAULT_RETENTION),
-    base: z.object(gfsFields(DEFAULT_BASE_RETENTION)).strict().prefault({}),
-  })
-  .strict();
-
-/** An offsite repository's own tiers (lib/offsite.ts DEFAULT_OFFSITE_RETENTION for the fields not given). */
-const offsiteRetentionSchema = z.object(gfsFields(DEFAULT_OFFSITE_RETENTION)).strict();
-
-export const walRetentionSchema = z
-  .object({
-    /**
-     * The PITR window: every moment this far back stays recoverable (continuous WAL from the newest
-     * base backup that ended before the window's start); older kept base backups keep only the WAL
-     * that makes them consistent. "14 days", "36 hours".
-     */
-    window: z.string().default(DEFAULT_WAL_WINDOW).refine((w) => parseWindow(w) !== undefined, 'a duration like "14 days" or "36 hours"'),
-  })
-  .strict();
 
 export const compressionSchema = z
   .object({
