@@ -68,6 +68,9 @@ export default defineConfig(
     files: ['src/**/*.ts'],
     plugins: { 'import-x': importX },
     settings: {
+      // The plugin's TypeScript settings (parse .ts files it follows), resolving `./x.js` to x.ts as tsc does.
+      'import-x/extensions': importX.flatConfigs.typescript.settings['import-x/extensions'],
+      'import-x/parsers': importX.flatConfigs.typescript.settings['import-x/parsers'],
       'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
     },
     rules: {

@@ -4,8 +4,8 @@
 // and the full program then handles the call, validating the whole config with zod.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { WalPushSettings } from './push.js';
-import { archiveWalFile, asyncPushSettings, runPusher, type PusherJob } from './pushAsync.js';
+import { archiveWalFile, runPusher } from './pushAsync.js';
+import { asyncPushSettings, type PusherJob, type WalPushSettings } from './settings.js';
 import { applyEnvOverrides, defaultConfigPath } from '../lib/configOverrides.js';
 import { walArchiveDir } from '../lib/layout.js';
 

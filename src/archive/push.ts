@@ -16,19 +16,10 @@ import { ErrorType } from '../lib/errorTypes.js';
 import { artifactName, walRecordName } from '../lib/layout.js';
 import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
 import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
-import type { AsyncPushSettings } from './pushAsync.js';
+import type { WalPushSettings } from './settings.js';
 
-
-/** What wal-push needs from the config, nothing more. */
-export interface WalPushSettings {
-  /** The cluster's WAL archive directory. */
-  archiveDir: string;
-  compression: { algorithm: 'zstd' | 'none'; level: number };
-  /** Public key files; encrypted to all of them when set. */
-  recipients?: string[];
-  /** Push ahead of PostgreSQL's archiver (walPushAsync.ts); unset: each call pushes its own file. */
-  async?: AsyncPushSettings;
-}
+// Where src/storage/walArchive.ts finds it (the settings live in settings.ts).
+export type { WalPushSettings } from './settings.js';
 
 export interface PushResult {
   name: string;

@@ -15,37 +15,17 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { isWalFileName } from '../lib/wal.js';
 import { processStartTime } from '../host/processStart.js';
-import { GPG_HOME_PREFIX, pushWalFile, readRecord, WalPushError, type PushResult, type WalPushSettings } from './push.js';
+import { removeLeftoverGpgHomes } from './gpgHomes.js';
+import { pushWalFile, readRecord, WalPushError, type PushResult } from './push.js';
+import type { AsyncPushSettings, PusherJob, WalPushSettings } from './settings.js';
 
-export interface AsyncPushSettings {
-  /** Where the pusher keeps its lock, log and the failures it has to report. */
-  spoolDirectory: string;
-  /** Files pushed at a time. */
-  processes: number;
-  /** How long an archive_command waits for its file before it fails (PostgreSQL then retries). */
-  waitSeconds: number;
-}
-
-/** What the pusher is started with (argv of `pgwarden wal-push-daemon`: paths, no secrets). */
-export interface PusherJob {
-  settings: WalPushSettings & { async: AsyncPushSettings };
-  /** The cluster's pg_wal directory. */
-  pgWal: string;
-}
-
-/** From the config's `walPush` section (validated by zod, or plainly by the fast path); undefined when off. */
-export function asyncPushSettings(walPush: { async?: boolean; spoolDirectory?: string; processes?: number; waitSeconds?: number } | undefined, cluster: string): AsyncPushSettings | undefined {
-  if (!walPush?.async) return undefined;
-  // One spool per cluster: a pusher serves the one pg_wal it was started for.
-  const base = walPush.spoolDirectory ?? join(tmpdir(), `pgwarden-spool-${process.getuid?.() ?? 'user'}`);
-  return { spoolDirectory: join(base, cluster), processes: walPush.processes ?? 2, waitSeconds: walPush.waitSeconds ?? 60 };
-}
+// Where src/storage/walArchive.ts finds it (the settings live in settings.ts).
+export { asyncPushSettings } from './settings.js';
 
 const POLL_MS = 10;
 const PUSHER_CHECK_MS = 500;
@@ -155,40 +135,6 @@ export async function runPusher(job: PusherJob): Promise<void> {
   }
 }
 
-/** A directory of the older unnamed form (`pgwarden-walpush-XXXXXX`) this old is no push's any more. */
-const UNNAMED_HOME_MAX_AGE_MS = 60 * 60_000;
-
-/**
- * The gpg home directories of pushes killed mid-push (a push removes its own when it ends): this
- * user's `pgwarden-walpush-<pid>-*` whose process is gone, never one of a push still running.
- * Returns the paths removed.
- */
-export function removeLeftoverGpgHomes(dir = tmpdir()): string[] {
-  const removed: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return removed;
-  }
-  for (const name of names) {
-    const m = new RegExp(`^${GPG_HOME_PREFIX}(?:(\\d+)-)?[A-Za-z0-9]{6}$`).exec(name);
-    if (!m) continue;
-    const path = join(dir, name);
-    try {
-      const st = lstatSync(path);
-      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue; // another user's: not ours to judge
-      const gone = m[1] ? processStartTime(Number(m[1])) === undefined : Date.now() - st.mtimeMs > UNNAMED_HOME_MAX_AGE_MS;
-      if (!gone) continue;
-      rmSync(path, { recursive: true, force: true });
-      removed.push(path);
-    } catch {
-      // Removed meanwhile, or unreadable: the next pusher looks again.
-    }
-  }
-  return removed;
-}
-
 /** Ready files in the order PostgreSQL archives them: timeline history first, then oldest first. */
 export function readyFiles(pgWal: string): string[] {
   let entries: string[];
@@ -269,7 +215,6 @@ interface Lock {
 }
 
 const jobKey = (job: PusherJob): string => createHash('sha256').update(JSON.stringify(job)).digest('hex');
-
 
 /** The lock's holder while that very process lives, else undefined. */
 function lockHolder(lock: string): Lock | undefined {
