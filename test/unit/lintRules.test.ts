@@ -62,6 +62,8 @@ describe('import rules', () => {
   });
 
   it('refuses an import cycle in src/ (pushAsync.ts loads push.ts, so push.ts may not load it)', async () => {
-    expect(await findings('src/archive/push.ts', "export { runPusher } from './pushAsync.js';")).toContain('import-x/no-cycle');
+    expect(await findings('src/archive/push.ts', "export { runPusher } from './pushAsync.js';")).toContain(
+      'import-x/no-cycle',
+    );
   });
 });
