@@ -1,8 +1,9 @@
 // Fault paths of a running dump: the worker killed (SIGKILL) mid-stream, a clean SIGTERM stop,
 // and a cancelled backup. Each ends with nothing partial in the repository and no pg_dump left.
 // A worker killed during a short step of the database host (a PITR's stop hook, its rollback) is
-// replaced within seconds: the run ends correctly well within a minute of the kill.
-import { appendFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+// replaced within seconds: the run ends correctly well within a minute of the kill. So is one killed
+// while swapDataDirectory runs: the data directory is whole and the recovery completes.
+import { appendFile, chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -18,10 +19,12 @@ import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
 import { restoreWithStockTools, rowCounts } from '../helpers/restore.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, waitForHeartbeat } from '../helpers/temporal.js';
-import { WorkflowFailedError } from '@temporalio/client';
+import { PG_BIN } from '../helpers/require.js';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { existsSync } from 'node:fs';
 import { spawnWorker, type WorkerProcess } from '../helpers/workerProcess.js';
+import { waitForStep } from '../helpers/pitr.js';
 
 let cluster: TestCluster;
 let key: TestKey;
@@ -34,6 +37,31 @@ const workers: WorkerProcess[] = [];
  * step that waits out its 5-minute (300 s) start-to-close timeout still fails it.
  */
 const KILL_TO_END_SECONDS = 120;
+/**
+ * When the new worker's attempt of the killed step must have started: once the 20 s heartbeat
+ * timeout and the 5–10 s retry interval have passed (30 s after the kill) and the new worker is up
+ * (its start takes 10–40 s on a loaded 2-core machine), plus 15 s of slack. Far below the
+ * start-to-close timeouts (5 and 15 minutes) a missing heartbeat timeout would wait out.
+ */
+const retryDeadline = (killedAt: number, readyAt: number) => Math.max(killedAt + 30_000, readyAt) + 15_000;
+
+/**
+ * Seconds from `killedAt` to the start of the first retried attempt (of `activityType`, if given),
+ * read from the run's history (Temporal records when that attempt really started); asserts it
+ * started by `retryDeadline`.
+ */
+async function expectPromptRetry(handle: WorkflowHandle, killedAt: number, readyAt: number, activityType?: string): Promise<number> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]));
+  const retry = events.find(
+    (e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2 && (!activityType || typeOf.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)) === activityType),
+  );
+  expect(retry, `no retried ${activityType ?? 'activity'} in the history`).toBeDefined();
+  const at = Number(retry!.eventTime!.seconds) * 1000 + Math.floor((retry!.eventTime!.nanos ?? 0) / 1e6);
+  console.log(`${activityType ?? 'the killed step'}: retry started ${((at - killedAt) / 1000).toFixed(1)} s after the kill, the new worker was up after ${((readyAt - killedAt) / 1000).toFixed(1)} s`);
+  expect(at).toBeLessThanOrEqual(retryDeadline(killedAt, readyAt));
+  return (at - killedAt) / 1000;
+}
 
 beforeAll(async () => {
   [cluster, key, env] = await Promise.all([startCluster(), createTestKey(), testEnvironment()]);
@@ -187,20 +215,66 @@ it('a worker killed during a restore hook is replaced within seconds, and the re
   await workers.pop()!.kill('SIGKILL');
   const killedAt = Date.now();
   workers.push(await spawnWorker(configFile, config, secrets));
+  const readyAt = Date.now();
   const result = (await handle.result()) as { outcome: string };
   const seconds = (Date.now() - killedAt) / 1000;
   console.log(`restoreDatabase with the worker killed in the preRestore hook: ended ${seconds.toFixed(1)} s after the kill`);
   expect(result.outcome).toBe('restored');
   expect(seconds).toBeLessThan(KILL_TO_END_SECONDS);
+  await expectPromptRetry(handle, killedAt, readyAt);
   expectRunAfter((await readHookLog(log)).filter((r) => r.hook === 'preRestore'), killedAt);
   expect(await count()).toBe(backedUp);
 }, 240_000);
+
+/**
+ * A bin directory for `clusters.main.binDir`: PostgreSQL's programs, with pg_ctl wrapped so that a
+ * swap can be caught running. swapDataDirectory is two renames, over in a millisecond; it first
+ * checks (pg_ctl status) that the server is down. While `<gate>/armed` exists, the status of a
+ * stopped server after a `stop` (the stop step's own confirmation) passes, and the next one (the
+ * swap's check) writes `<gate>/held` and holds until `<gate>/release`, at most 5 minutes.
+ */
+async function gatedBinDir(at: string): Promise<{ binDir: string; gate: string }> {
+  const binDir = join(at, 'bin');
+  const gate = join(at, 'gate');
+  await mkdir(binDir);
+  await mkdir(gate);
+  await chmod(gate, 0o777); // pg_ctl runs as the data directory's owner
+  for (const f of await readdir(PG_BIN)) if (f !== 'pg_ctl') await symlink(join(PG_BIN, f), join(binDir, f));
+  await writeFile(
+    join(binDir, 'pg_ctl'),
+    `#!/bin/sh
+[ -f ${gate}/armed ] || exec ${PG_BIN}/pg_ctl "$@"
+` +
+      `${PG_BIN}/pg_ctl "$@"; rc=$?
+` +
+      `for a in "$@"; do
+` +
+      `  if [ "$a" = stop ]; then touch ${gate}/skip; fi
+` +
+      `  if [ "$a" = status ] && [ $rc = 3 ]; then
+` +
+      `    if [ -f ${gate}/skip ]; then rm -f ${gate}/skip; else
+` +
+      `      rm -f ${gate}/armed; echo "$$ $(date +%s%3N)" > ${gate}/held
+` +
+      `      i=0; while [ ! -f ${gate}/release ] && [ $i -lt 1500 ]; do sleep 0.2; i=$((i+1)); done
+` +
+      `    fi
+  fi
+done
+exit $rc
+`,
+    { mode: 0o755 },
+  );
+  return { binDir, gate };
+}
 
 describe('a worker killed during a step on the database host', () => {
   let setup: ArchivingSetup;
   let hookLog: string;
   let t1: string;
   let t2: string;
+  let gate: string;
   const queue = uniqueQueue('host-crash');
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const q = <T extends Record<string, unknown>>(sql: string) => setup.cluster.query<T>(sql, 'app');
@@ -225,6 +299,9 @@ describe('a worker killed during a step on the database host', () => {
     hookLog = join(setup.dir, 'hooks.log');
     const hook = await writeSlowHook(setup.dir, hookLog);
     setup.config.clusters.main!.hooks = { preRestore: hook, postRestore: hook };
+    const gated = await gatedBinDir(setup.dir);
+    setup.config.clusters.main!.binDir = gated.binDir; // pg_ctl passes through until the gate is armed
+    gate = gated.gate;
     await setup.cluster.query('CREATE DATABASE app');
     await q(`CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL)`);
     workers.push(await spawnWorker(join(setup.dir, 'worker.json'), setup.config, testSecrets(setup.cluster, key)));
@@ -281,6 +358,7 @@ describe('a worker killed during a step on the database host', () => {
     const killedAt = Date.now();
     await appendFile(hookLog, `kill worker - ${killedAt}\n`);
     workers.push(await spawnWorker(join(setup.dir, 'worker.json'), setup.config, testSecrets(setup.cluster, key)));
+    const readyAt = Date.now();
     const outcome = await handle.result().then(
       (r) => r as PointInTimeRecoveryResult,
       (e: unknown) => e as WorkflowFailedError,
@@ -288,13 +366,13 @@ describe('a worker killed during a step on the database host', () => {
     const seconds = (Date.now() - killedAt) / 1000;
     console.log(`pitr with the worker killed in the ${hook} hook (${step}): ended ${seconds.toFixed(1)} s after the kill`);
     const runs = (await hookRuns()).slice(before).filter((r) => r.hook === hook);
-    return { handle, outcome, seconds, runs, killedAt };
+    return { handle, outcome, seconds, runs, killedAt, readyAt };
   }
 
   it('a kill during the stop (its pre-restore hook): the new worker lets the dead one\'s hook finish, runs it again, and recovers', async () => {
     // A hook slower than the takeover (45 s): the new worker comes while it still runs.
     await writeFile(join(setup.dir, 'hook-seconds'), '45');
-    const { handle, outcome, runs, killedAt } = await pitrKilledInHook(t2, 'preRestore', 'stop');
+    const { handle, outcome, runs, killedAt, readyAt } = await pitrKilledInHook(t2, 'preRestore', 'stop');
     expect(outcome).toMatchObject({ outcome: 'recovered', steps: expect.any(Array) });
     expectRunAfter(runs, killedAt);
     const [first, firstEnd, second] = runs;
@@ -308,18 +386,20 @@ describe('a worker killed during a step on the database host', () => {
     expect(retry).toBeDefined();
     const retryAt = Number(retry!.eventTime!.seconds) * 1000 + Math.floor((retry!.eventTime!.nanos ?? 0) / 1e6);
     expect(retryAt).toBeLessThan(firstEnd!.at - 5000);
+    expect(retryAt).toBeLessThanOrEqual(retryDeadline(killedAt, readyAt));
     console.log(`the retried stop started ${((retryAt - killedAt) / 1000).toFixed(1)} s after the kill, waited ${((second!.at - retryAt) / 1000).toFixed(1)} s for the dead worker's hook`);
     expect(await state()).toEqual({ a: 100, c: 0, ok: true, timeline: 2 });
   }, 240_000);
 
   it('a kill during the rollback (its post-restore hook) costs seconds: the original cluster is back and running', async () => {
-    const { outcome, seconds, runs, killedAt } = await pitrKilledInHook(t1, 'postRestore', 'rollback');
+    const { handle, outcome, seconds, runs, killedAt, readyAt } = await pitrKilledInHook(t1, 'postRestore', 'rollback');
     expect(outcome).toBeInstanceOf(WorkflowFailedError);
     let cause = (outcome as WorkflowFailedError).cause as (Error & { type?: string }) | undefined;
     while (cause?.cause) cause = cause.cause as Error & { type?: string };
     expect(cause?.type).toBe('RecoveryFailed');
     expect(cause?.message).toMatch(/rolled back: check "table ok" on app returned 0/);
     expect(seconds).toBeLessThan(KILL_TO_END_SECONDS);
+    await expectPromptRetry(handle, killedAt, readyAt, 'rollbackRecovery');
     // The applications were started again by a whole run of the hook after the kill.
     expectRunAfter(runs, killedAt);
     expect(await state()).toEqual({ a: 100, c: 0, ok: true, timeline: 2 }); // as the first recovery left it
@@ -347,4 +427,55 @@ describe('a worker killed during a step on the database host', () => {
     expect(runs.some((r) => r.what === 'start' && r.hook === 'postRestore' && r.at >= stopEnd!.at), JSON.stringify(runs)).toBe(true);
     expect((await state()).a).toBe(100); // the server answers
   }, 240_000);
+
+  it('a kill while swapDataDirectory runs costs seconds: the new worker swaps, the data directory is whole and recovered', async () => {
+    // A target on the live timeline (the first recovery's), after the runs above.
+    await q(`INSERT INTO items (batch) SELECT 'D' FROM generate_series(1, 7)`);
+    await sleep(1100);
+    const t3 = await serverNow();
+    await sleep(1100);
+    await q(`INSERT INTO items (batch) SELECT 'E' FROM generate_series(1, 3)`);
+    await switchAndArchive(setup.cluster);
+    const dataDir = setup.cluster.dataDir;
+    const workDirectories = async () => (await readdir(join(dataDir, '..'))).filter((f) => f.includes('pgwarden-pitr-'));
+    const kept = await workDirectories(); // a rolled-back run keeps its own for the post-mortem
+    const handle = await env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-swap`, args: [{ cluster: 'main', target: { time: t3 } }] });
+    await waitForStep(handle, 'approve');
+    await writeFile(join(gate, 'armed'), '');
+    await handle.signal('approve', { approver: 'alice', reason: 'drill' });
+    const deadline = Date.now() + 120_000;
+    while (!existsSync(join(gate, 'held'))) {
+      if (Date.now() > deadline) throw new Error(`the swap's check was never held: ${workers.at(-1)!.output().slice(-3000)}`);
+      await sleep(100);
+    }
+    // Caught inside the swap, before its renames: the live directory is still in place, stopped.
+    expect((await handle.query<Progress>('progress')).step).toBe('swap');
+    const events = (await handle.fetchHistory()).events ?? [];
+    expect(events.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'swapDataDirectory')).toBe(true);
+    expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
+    expect(existsSync(join(dataDir, 'postmaster.pid'))).toBe(false);
+    await workers.pop()!.kill('SIGKILL');
+    const killedAt = Date.now();
+    await writeFile(join(gate, 'release'), ''); // the dead worker's pg_ctl ends; nobody waits for it
+    workers.push(await spawnWorker(join(setup.dir, 'worker.json'), setup.config, testSecrets(setup.cluster, key)));
+    const readyAt = Date.now();
+    const result = (await handle.result()) as PointInTimeRecoveryResult;
+    const seconds = (Date.now() - killedAt) / 1000;
+    console.log(`pitr with the worker killed in swapDataDirectory: ended ${seconds.toFixed(1)} s after the kill`);
+    expect(result).toMatchObject({ outcome: 'recovered' });
+    await expectPromptRetry(handle, killedAt, readyAt, 'swapDataDirectory');
+    expect(seconds).toBeLessThan(KILL_TO_END_SECONDS);
+    // Whole: the recovered directory is the live one, the original is kept aside intact, nothing half-moved.
+    expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
+    const aside = result.previousDataDirectory!;
+    expect(aside).toMatch(/\.pre-pitr-/);
+    expect(existsSync(join(aside, 'PG_VERSION'))).toBe(true);
+    expect(existsSync(join(aside, 'global/pg_control'))).toBe(true);
+    await rm(join(gate, 'release'));
+    expect(await workDirectories()).toEqual(kept); // this run's is gone
+    const [row] = await q<{ d: string; e: string }>(`SELECT (SELECT count(*) FROM items WHERE batch = 'D')::text AS d, (SELECT count(*) FROM items WHERE batch = 'E')::text AS e`);
+    expect({ d: Number(row!.d), e: Number(row!.e) }).toEqual({ d: 7, e: 0 });
+    expect((await state()).a).toBe(100);
+    await rm(aside, { recursive: true, force: true });
+  }, 300_000);
 });
