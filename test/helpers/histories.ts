@@ -14,7 +14,10 @@ export const HISTORIES_DIR = new URL('../histories/', import.meta.url);
  * The SDK's own historyFromJSON fails here ("type must be a Type": @temporalio/common parses with
  * its own copy of protobufjs), so this uses the copy the History type comes from.
  */
-function protojson(): { fromJson: (type: unknown, json: unknown) => History; toJson: (type: unknown, message: History) => unknown } {
+function protojson(): {
+  fromJson: (type: unknown, json: unknown) => History;
+  toJson: (type: unknown, message: History) => unknown;
+} {
   const fromProto = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'));
   return fromProto('protobufjs/ext/protojson') as ReturnType<typeof protojson>;
 }

@@ -4,6 +4,7 @@
 import { Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { LogicalBackupInput, LogicalBackupResult } from '../../src/activities/index.js';
 import { startStubWorker, uniqueQueue } from './temporal.js';
 
 /** One activity call as its stub saw it: `name`, or `name@host` when it ran on the host's queue. */
@@ -58,7 +59,8 @@ export async function waitForStep(handle: WorkflowHandle, step: string, timeoutM
   for (;;) {
     const progress = await handle.query<{ step: string }>('progress').catch(() => undefined);
     if (progress?.step === step) return;
-    if (Date.now() > deadline) throw new Error(`run never reached step ${step} within ${timeoutMs} ms (at ${progress?.step})`);
+    if (Date.now() > deadline)
+      throw new Error(`run never reached step ${step} within ${timeoutMs} ms (at ${progress?.step})`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -85,3 +87,16 @@ export function hangingStub(): { stub: () => Promise<never>; started: Promise<vo
   };
   return result;
 }
+
+/** What a stubbed createLogicalBackup returns for `input`: a small committed backup. */
+export const backupOf = (input: LogicalBackupInput): LogicalBackupResult => ({
+  ...input,
+  path: `/repo/${input.cluster}/logical/${input.database}/${input.backupId}`,
+  bytes: 10,
+  sha256: '0'.repeat(64),
+  tables: 1,
+  rows: 1,
+  encrypted: false,
+  seconds: 0,
+  reused: false,
+});

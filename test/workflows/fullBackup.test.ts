@@ -6,10 +6,11 @@ import { Context } from '@temporalio/activity';
 import { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { LogicalBackupInput, LogicalBackupResult, PreflightResult } from '../../src/activities/index.js';
+import type { LogicalBackupInput, PreflightResult } from '../../src/activities/index.js';
 import { nonRetryable, retryable } from '../../src/lib/errors.js';
 import type { FullBackupResult } from '../../src/workflows/fullBackup.js';
 import { readHistory } from '../helpers/histories.js';
+import { backupOf } from '../helpers/stubRuns.js';
 import { startStubWorker, testEnvironment, uniqueQueue, workflowBundle } from '../helpers/temporal.js';
 
 let env: TestWorkflowEnvironment;
@@ -27,18 +28,6 @@ const preflightOk = async (): Promise<PreflightResult> => ({
   freeBytes: 2,
   recipients: [],
   backupExists: false,
-});
-
-const backupOf = (input: LogicalBackupInput): LogicalBackupResult => ({
-  ...input,
-  path: `/repo/${input.cluster}/logical/${input.database}/${input.backupId}`,
-  bytes: 10,
-  sha256: '0'.repeat(64),
-  tables: 1,
-  rows: 1,
-  encrypted: false,
-  seconds: 0,
-  reused: false,
 });
 
 async function withStubs<T>(activities: object, fn: (queue: string) => Promise<T>): Promise<T> {

@@ -55,9 +55,18 @@ function stubs(plan: () => RecoveryPlan, overrides: Record<string, (...args: nev
     abortWalStaging: async () => undefined,
     notifyApproval: async () => ({ sent: [], skipped: [] }),
     // The first ask finds the switched segment not archived yet: the workflow asks again.
-    archiveCurrentWal: async () => ({ since: '2026-11-22T03:00:00Z', segment: '000000010000000000000004', detail: 'archived', done: ++archiveAsks > 1 }),
+    archiveCurrentWal: async () => ({
+      since: '2026-11-22T03:00:00Z',
+      segment: '000000010000000000000004',
+      detail: 'archived',
+      done: ++archiveAsks > 1,
+    }),
     stopCluster: async () => 'stopped cluster main',
-    gatherUnarchivedWal: async () => ({ fromArchive: ['000000010000000000000004'], fromPgWal: ['000000010000000000000005'], archived: [] }),
+    gatherUnarchivedWal: async () => ({
+      fromArchive: ['000000010000000000000004'],
+      fromPgWal: ['000000010000000000000005'],
+      archived: [],
+    }),
     swapDataDirectory: async () => ({ movedAside: true }),
     recover: async () => ({ timeline: 2, reachedLsn: '0/5000028', port: 5433, recoverSeconds: 1 }),
     verifyRecovery: async () => ({ checks: [] }),
@@ -68,23 +77,32 @@ function stubs(plan: () => RecoveryPlan, overrides: Record<string, (...args: nev
 }
 
 const start = (run: StubRun, id: string, target: RecoveryTarget, extra: object = {}) =>
-  env.client.workflow.start('pointInTimeRecovery', { taskQueue: run.queue, workflowId: `${run.queue}/${id}`, args: [{ cluster: 'main', target, ...extra }] });
+  env.client.workflow.start('pointInTimeRecovery', {
+    taskQueue: run.queue,
+    workflowId: `${run.queue}/${id}`,
+    args: [{ cluster: 'main', target, ...extra }],
+  });
 
 const beforeApproval = ['fetchRecoveryFromOffsite', 'planRecovery', 'stageRecovery@host', 'notifyApproval'];
 
 it('in place: stages, waits for approval touching nothing, then stop → swap → recover → verify on the host, in order', async () => {
   const target: RecoveryTarget = { latest: true };
   let plan!: RecoveryPlan;
-  const { result, calls, atApproval } = await withStubRun(env, 'wf-pitr', stubs(() => plan), async (run) => {
-    plan = planOf(run, 'in-place', target);
-    const handle = await start(run, 'approved', target);
-    await waitForStep(handle, 'approve');
-    const atApproval = [...run.calls];
-    await handle.signal('approve', approver);
-    const result = (await handle.result()) as PointInTimeRecoveryResult;
-    await recordHistory(handle, 'pointInTimeRecovery-in-place-latest-approved');
-    return { result, calls: run.calls, atApproval };
-  });
+  const { result, calls, atApproval } = await withStubRun(
+    env,
+    'wf-pitr',
+    stubs(() => plan),
+    async (run) => {
+      plan = planOf(run, 'in-place', target);
+      const handle = await start(run, 'approved', target);
+      await waitForStep(handle, 'approve');
+      const atApproval = [...run.calls];
+      await handle.signal('approve', approver);
+      const result = (await handle.result()) as PointInTimeRecoveryResult;
+      await recordHistory(handle, 'pointInTimeRecovery-in-place-latest-approved');
+      return { result, calls: run.calls, atApproval };
+    },
+  );
   expect(atApproval).toEqual(beforeApproval);
   expect(calls).toEqual([
     ...beforeApproval,
@@ -97,7 +115,13 @@ it('in place: stages, waits for approval touching nothing, then stop → swap �
     'verifyRecovery@host',
     'cleanupRecovery@host',
   ]);
-  expect(result).toMatchObject({ outcome: 'recovered', mode: 'in-place', backupId: '20261122T030000Z', previousDataDirectory: plan.asideDirectory, decision: { approved: true, ...approver } });
+  expect(result).toMatchObject({
+    outcome: 'recovered',
+    mode: 'in-place',
+    backupId: '20261122T030000Z',
+    previousDataDirectory: plan.asideDirectory,
+    decision: { approved: true, ...approver },
+  });
   expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
 });
 
@@ -105,15 +129,20 @@ it('in place: stages, waits for approval touching nothing, then stop → swap �
 async function unapproved(answer: 'reject' | 'none', history: string) {
   const target: RecoveryTarget = { time: '2026-11-22T04:00:00Z' };
   let plan!: RecoveryPlan;
-  return withStubRun(env, 'wf-pitr', stubs(() => plan), async (run) => {
-    plan = planOf(run, 'in-place', target);
-    const handle = await start(run, answer, target, answer === 'none' ? { approvalTimeout: '2 seconds' } : {});
-    await waitForStep(handle, 'approve');
-    if (answer === 'reject') await handle.signal('reject', approver);
-    const result = (await handle.result()) as PointInTimeRecoveryResult;
-    await recordHistory(handle, history);
-    return { result, calls: run.calls };
-  });
+  return withStubRun(
+    env,
+    'wf-pitr',
+    stubs(() => plan),
+    async (run) => {
+      plan = planOf(run, 'in-place', target);
+      const handle = await start(run, answer, target, answer === 'none' ? { approvalTimeout: '2 seconds' } : {});
+      await waitForStep(handle, 'approve');
+      if (answer === 'reject') await handle.signal('reject', approver);
+      const result = (await handle.result()) as PointInTimeRecoveryResult;
+      await recordHistory(handle, history);
+      return { result, calls: run.calls };
+    },
+  );
 }
 
 it('in place, rejected: ends "rejected" and touches nothing on the host (only the staged copy is removed)', async () => {
@@ -132,33 +161,54 @@ it('in place, nobody answers: ends "timed-out" at the approval timeout and touch
 
 it('in place, recover fails: the moved-aside data directory is started again and the run fails naming the cause', async () => {
   const target: RecoveryTarget = { time: '2026-11-22T04:00:00Z' };
-  const cause = 'PostgreSQL stopped during recovery: FATAL: requested recovery stop point is before consistent recovery point';
+  const cause =
+    'PostgreSQL stopped during recovery: FATAL: requested recovery stop point is before consistent recovery point';
   let plan!: RecoveryPlan;
   const overrides = {
     recover: async () => {
       throw nonRetryable(ErrorType.RecoveryFailed, cause);
     },
   };
-  const { failure, calls, rollback } = await withStubRun(env, 'wf-pitr', stubs(() => plan, overrides), async (run) => {
-    plan = planOf(run, 'in-place', target);
-    const handle = await start(run, 'rollback', target);
-    await waitForStep(handle, 'approve');
-    await handle.signal('approve', approver);
-    const failure = await runFailure(handle);
-    await recordHistory(handle, 'pointInTimeRecovery-in-place-rolled-back');
-    return { failure, calls: run.calls, rollback: run.args.rollbackRecovery };
-  });
+  const { failure, calls, rollback } = await withStubRun(
+    env,
+    'wf-pitr',
+    stubs(() => plan, overrides),
+    async (run) => {
+      plan = planOf(run, 'in-place', target);
+      const handle = await start(run, 'rollback', target);
+      await waitForStep(handle, 'approve');
+      await handle.signal('approve', approver);
+      const failure = await runFailure(handle);
+      await recordHistory(handle, 'pointInTimeRecovery-in-place-rolled-back');
+      return { failure, calls: run.calls, rollback: run.args.rollbackRecovery };
+    },
+  );
   // No cleanup after a rollback: the work directory's logs are kept for the post-mortem.
-  expect(calls).toEqual([...beforeApproval, 'stopCluster@host', 'swapDataDirectory@host', 'recover@host', 'rollbackRecovery@host']);
+  expect(calls).toEqual([
+    ...beforeApproval,
+    'stopCluster@host',
+    'swapDataDirectory@host',
+    'recover@host',
+    'rollbackRecovery@host',
+  ]);
   expect(rollback).toMatchObject({ dataDirectory: plan.dataDirectory, reason: cause });
-  expect(failure).toEqual({ type: 'RecoveryFailed', message: `recovery failed and was rolled back: ${cause}. main runs again on /var/lib/postgresql/17/main` });
+  expect(failure).toEqual({
+    type: 'RecoveryFailed',
+    message: `recovery failed and was rolled back: ${cause}. main runs again on /var/lib/postgresql/17/main`,
+  });
 });
 
 it('rehearsal: asks nobody, waits while plan waits for archiving, stages beside the live cluster, recovers and verifies the scratch copy', async () => {
   const target: RecoveryTarget = { name: 'before-migration' };
   let plan!: RecoveryPlan;
   let asks = 0;
-  const pendingOnce = () => (++asks === 1 ? { ...plan, pending: { since: '2026-11-22T03:00:00Z', detail: 'waiting for 000000010000000000000004 to be archived' } } : plan);
+  const pendingOnce = () =>
+    ++asks === 1
+      ? {
+          ...plan,
+          pending: { since: '2026-11-22T03:00:00Z', detail: 'waiting for 000000010000000000000004 to be archived' },
+        }
+      : plan;
   const { result, calls, scheduled } = await withStubRun(env, 'wf-pitr', stubs(pendingOnce), async (run) => {
     plan = planOf(run, 'rehearsal', target);
     const handle = await start(run, 'rehearsal', target, { mode: 'rehearsal' });
@@ -170,7 +220,16 @@ it('rehearsal: asks nobody, waits while plan waits for archiving, stages beside 
   expect(calls.slice(0, 3)).toEqual(['fetchRecoveryFromOffsite', 'planRecovery', 'planRecovery']);
   expect(calls.slice(3, 5).sort()).toEqual(staged); // side by side: either may start first
   expect(calls.slice(5)).toEqual(['recover@host', 'verifyRecovery@host', 'cleanupRecovery@host']);
-  expect(scheduled).toEqual(['fetchRecoveryFromOffsite', 'planRecovery', 'planRecovery', 'stageWal', 'stageBaseBackup', 'recover', 'verifyRecovery', 'cleanupRecovery']);
+  expect(scheduled).toEqual([
+    'fetchRecoveryFromOffsite',
+    'planRecovery',
+    'planRecovery',
+    'stageWal',
+    'stageBaseBackup',
+    'recover',
+    'verifyRecovery',
+    'cleanupRecovery',
+  ]);
   expect(result).toMatchObject({ outcome: 'rehearsed', mode: 'rehearsal', recovery: { port: 5433 } });
   expect(result.previousDataDirectory).toBeUndefined();
   expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'recover', 'verify']);
@@ -181,16 +240,21 @@ it('rehearsal, cancelled while staging: both staging steps are cancelled, WAL st
   const base = hangingStub();
   const wal = hangingStub();
   let plan!: RecoveryPlan;
-  const { err, calls, cleanup } = await withStubRun(env, 'wf-pitr', stubs(() => plan, { stageBaseBackup: base.stub, stageWal: wal.stub }), async (run) => {
-    plan = planOf(run, 'rehearsal', target);
-    const handle = await start(run, 'rehearsal-cancel', target, { mode: 'rehearsal' });
-    await Promise.all([base.started, wal.started]);
-    await handle.cancel();
-    const err = await handle.result().catch((e: unknown) => e);
-    await Promise.all([base.cancelled, wal.cancelled]);
-    await recordHistory(handle, 'pointInTimeRecovery-rehearsal-cancelled');
-    return { err, calls: [...run.calls], cleanup: run.args.cleanupRecovery };
-  });
+  const { err, calls, cleanup } = await withStubRun(
+    env,
+    'wf-pitr',
+    stubs(() => plan, { stageBaseBackup: base.stub, stageWal: wal.stub }),
+    async (run) => {
+      plan = planOf(run, 'rehearsal', target);
+      const handle = await start(run, 'rehearsal-cancel', target, { mode: 'rehearsal' });
+      await Promise.all([base.started, wal.started]);
+      await handle.cancel();
+      const err = await handle.result().catch((e: unknown) => e);
+      await Promise.all([base.cancelled, wal.cancelled]);
+      await recordHistory(handle, 'pointInTimeRecovery-rehearsal-cancelled');
+      return { err, calls: [...run.calls], cleanup: run.args.cleanupRecovery };
+    },
+  );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
   expect(calls.slice(0, 2)).toEqual(['fetchRecoveryFromOffsite', 'planRecovery']);

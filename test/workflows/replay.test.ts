@@ -12,7 +12,9 @@ const WORKFLOWS = new URL('../../src/workflows/', import.meta.url);
 
 it('every recorded history replays on the current workflow bundle', async () => {
   const files = await historyFiles();
-  const histories = await Promise.all(files.map(async (file) => ({ workflowId: file, history: await readHistory(file) })));
+  const histories = await Promise.all(
+    files.map(async (file) => ({ workflowId: file, history: await readHistory(file) })),
+  );
   const failed: string[] = [];
   for await (const result of Worker.runReplayHistories({ workflowBundle: workflowBundle() }, histories)) {
     if (result.error) failed.push(`${result.workflowId}: ${result.error.name}: ${result.error.message}`);
@@ -30,7 +32,9 @@ it('the histories cover every workflow kind pgwarden registers', async () => {
     const source = await readFile(new URL(`${file}.ts`, WORKFLOWS), 'utf8');
     for (const m of source.matchAll(/^export async function (\w+)\(/gm)) kinds.add(m[1]!);
   }
-  const recorded = new Set((await Promise.all((await historyFiles()).map(async (f) => workflowTypeOf(await readHistory(f))))).filter(Boolean));
+  const recorded = new Set(
+    (await Promise.all((await historyFiles()).map(async (f) => workflowTypeOf(await readHistory(f))))).filter(Boolean),
+  );
   expect(kinds.size).toBeGreaterThanOrEqual(10);
   expect([...kinds].filter((k) => !recorded.has(k))).toEqual([]);
 });

@@ -29,7 +29,12 @@ type Stub = (...args: never[]) => unknown;
 /** Stubs of every activity restoreDatabase proxies, answering as a healthy cluster does. */
 const stubs = (overrides: Record<string, Stub> = {}): Record<string, Stub> => ({
   fetchLogicalFromOffsite: async () => ({ files: 0, bytes: 0 }),
-  planVerify: async (input: { cluster: string; database: string }): Promise<VerifyPlan> => ({ ...input, backupId, restoreCluster: input.cluster, scratchDatabase: 'pgwarden_verify_x' }),
+  planVerify: async (input: { cluster: string; database: string }): Promise<VerifyPlan> => ({
+    ...input,
+    backupId,
+    restoreCluster: input.cluster,
+    scratchDatabase: 'pgwarden_verify_x',
+  }),
   checkIntegrity: async () => ({ bytes: 10 }),
   notifyApproval: async () => ({ sent: [], skipped: [] }),
   runRestoreHook: async () => 'hook ran',
@@ -42,16 +47,33 @@ const stubs = (overrides: Record<string, Stub> = {}): Record<string, Stub> => ({
 });
 
 /** Hooks are logged with their name: which one ran matters. */
-const hookLabel = (name: string, arg: unknown) => (name === 'runRestoreHook' ? `${name}:${(arg as { hook: string }).hook}` : name);
+const hookLabel = (name: string, arg: unknown) =>
+  name === 'runRestoreHook' ? `${name}:${(arg as { hook: string }).hook}` : name;
 
 const start = (run: StubRun, id: string, extra: object = {}) =>
-  env.client.workflow.start('restoreDatabase', { taskQueue: run.queue, workflowId: `${run.queue}/${id}`, args: [{ cluster: 'main', database: 'app', ...extra }] });
+  env.client.workflow.start('restoreDatabase', {
+    taskQueue: run.queue,
+    workflowId: `${run.queue}/${id}`,
+    args: [{ cluster: 'main', database: 'app', ...extra }],
+  });
 
 const beforeApproval = ['fetchLogicalFromOffsite', 'planVerify', 'checkIntegrity', 'notifyApproval'];
-const restored = ['runRestoreHook:preRestore', 'restoreIntoScratch', 'compareWithManifest', 'swapDatabases', 'analyzeDatabase', 'runRestoreHook:postRestore'];
+const restored = [
+  'runRestoreHook:preRestore',
+  'restoreIntoScratch',
+  'compareWithManifest',
+  'swapDatabases',
+  'analyzeDatabase',
+  'runRestoreHook:postRestore',
+];
 
 /** Starts a restore, answers at `approve` (or not), and returns its result or failure with the calls the stubs saw. */
-async function restoreRun(id: string, answer: 'approve' | 'reject' | 'none', overrides: Record<string, Stub> = {}, extra: object = {}) {
+async function restoreRun(
+  id: string,
+  answer: 'approve' | 'reject' | 'none',
+  overrides: Record<string, Stub> = {},
+  extra: object = {},
+) {
   return withStubRun(
     env,
     'wf-restore',
@@ -61,10 +83,12 @@ async function restoreRun(id: string, answer: 'approve' | 'reject' | 'none', ove
       await waitForStep(handle, 'approve');
       const atApproval = [...run.calls];
       if (answer !== 'none') await handle.signal(answer, approver);
-      const outcome: { result?: RestoreDatabaseResult; failure?: { type?: string; message: string } } = await handle.result().then(
-        (result) => ({ result: result as RestoreDatabaseResult }),
-        async () => ({ failure: await runFailure(handle) }),
-      );
+      const outcome: { result?: RestoreDatabaseResult; failure?: { type?: string; message: string } } = await handle
+        .result()
+        .then(
+          (result) => ({ result: result as RestoreDatabaseResult }),
+          async () => ({ failure: await runFailure(handle) }),
+        );
       await recordHistory(handle, `restoreDatabase-${id}`);
       return { ...outcome, atApproval, calls: run.calls, args: run.args };
     },
@@ -76,7 +100,13 @@ it('approved: restores beside the live database, verifies, swaps names, analyzes
   const { result, calls, atApproval } = await restoreRun('approved', 'approve');
   expect(atApproval).toEqual(beforeApproval);
   expect(calls).toEqual([...beforeApproval, ...restored]);
-  expect(result).toMatchObject({ outcome: 'restored', backupId, decision: { approved: true, ...approver }, restoreSeconds: 2, privileges: '12 objects compared' });
+  expect(result).toMatchObject({
+    outcome: 'restored',
+    backupId,
+    decision: { approved: true, ...approver },
+    restoreSeconds: 2,
+    privileges: '12 objects compared',
+  });
   expect(result?.previousDatabase).toMatch(/^app_pre_restore_20261122t020000z_/);
 });
 
@@ -97,9 +127,21 @@ it('fails after approval, before the swap: the half-made copy is dropped, the li
     throw nonRetryable(ErrorType.RestoreFailed, 'table public.orders: 29 rows restored, the manifest says 30');
   };
   const { failure, calls, args } = await restoreRun('failed-before-swap', 'approve', { compareWithManifest });
-  expect(calls).toEqual([...beforeApproval, 'runRestoreHook:preRestore', 'restoreIntoScratch', 'compareWithManifest', 'dropScratchDatabase', 'runRestoreHook:postRestore']);
-  expect(args.dropScratchDatabase).toMatchObject({ scratchDatabase: expect.stringMatching(/^app_restore_20261122t020000z_/) });
-  expect(failure).toEqual({ type: 'RestoreFailed', message: 'table public.orders: 29 rows restored, the manifest says 30' });
+  expect(calls).toEqual([
+    ...beforeApproval,
+    'runRestoreHook:preRestore',
+    'restoreIntoScratch',
+    'compareWithManifest',
+    'dropScratchDatabase',
+    'runRestoreHook:postRestore',
+  ]);
+  expect(args.dropScratchDatabase).toMatchObject({
+    scratchDatabase: expect.stringMatching(/^app_restore_20261122t020000z_/),
+  });
+  expect(failure).toEqual({
+    type: 'RestoreFailed',
+    message: 'table public.orders: 29 rows restored, the manifest says 30',
+  });
 });
 
 it('fails after the swap: the restored database stays live (nothing dropped), the applications started again', async () => {
@@ -107,8 +149,12 @@ it('fails after the swap: the restored database stays live (nothing dropped), th
     throw nonRetryable(ErrorType.RestoreFailed, 'ANALYZE failed: canceling statement due to user request');
   };
   const { failure, calls } = await restoreRun('failed-after-swap', 'approve', { analyzeDatabase });
-  expect(calls).toEqual([...beforeApproval, 'runRestoreHook:preRestore', 'restoreIntoScratch', 'compareWithManifest', 'swapDatabases', 'analyzeDatabase', 'runRestoreHook:postRestore']);
-  expect(failure).toEqual({ type: 'RestoreFailed', message: 'ANALYZE failed: canceling statement due to user request' });
+  // No dropScratchDatabase: the restored copy is the live database now; the applications start on it.
+  expect(calls).toEqual([...beforeApproval, ...restored]);
+  expect(failure).toEqual({
+    type: 'RestoreFailed',
+    message: 'ANALYZE failed: canceling statement due to user request',
+  });
 });
 
 it('tables: restored into their own database without asking anyone, the live database untouched', async () => {
@@ -119,5 +165,8 @@ it('tables: restored into their own database without asking anyone, the live dat
     return { result, calls: run.calls };
   });
   expect(calls).toEqual(['fetchLogicalFromOffsite', 'planVerify', 'checkIntegrity', 'restoreIntoScratch']);
-  expect(result).toMatchObject({ outcome: 'tables-restored', tablesDatabase: expect.stringMatching(/^app_restore_20261122t020000z_/) });
+  expect(result).toMatchObject({
+    outcome: 'tables-restored',
+    tablesDatabase: expect.stringMatching(/^app_restore_20261122t020000z_/),
+  });
 });
