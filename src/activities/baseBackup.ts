@@ -16,7 +16,7 @@ import { PGWARDEN_VERSION } from './logicalBackup.js';
 import { loadRecipientKeys, Sha256Stage, storeArtifact, writeFileAtomic } from '../stream/pipeline.js';
 import * as postgres from '../postgres/connection.js';
 import { startTool, TOOL_ENV, type Tool } from '../stream/processes.js';
-import { LocalRepository } from '../storage/repository.js';
+import { openRepository } from '../storage/clusterRepository.js';
 
 
 export interface BaseBackupInput {
@@ -48,7 +48,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
   async function preflightBaseBackup(input: BaseBackupInput): Promise<BasePreflight> {
     if (!isBackupId(input.backupId)) throw nonRetryable(ErrorType.InvalidInput, `backupId "${input.backupId}" is not of the form 20261122T020000Z[-suffix]`);
     const cluster = postgres.clusterRef(config, input.cluster);
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     await repo.assertWritable();
     return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       const { rows } = await client.query<{ name: string; setting: string }>(
@@ -80,8 +80,8 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     const ctx = Context.current();
     const started = Date.now();
     const cluster = postgres.clusterRef(config, input.cluster);
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const dir = repo.baseBackupDir(input.cluster, input.backupId);
+    const repo = openRepository(config, input.cluster);
+    const dir = repo.base(input.backupId);
     const done = await repo.readBaseManifest(dir);
     if (done) return resultOf(done, dir, started, true);
     await repo.prepareDir(dir); // a retry starts clean: an earlier attempt's partial files go

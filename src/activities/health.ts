@@ -12,9 +12,8 @@ import { sendNotification, type Delivery } from './notify.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { offsiteNames } from '../lib/offsiteNames.js';
 import { readRunState, stateUnwritable, watchRuns } from './runWatch.js';
-import { LocalRepository } from '../storage/repository.js';
+import { openRepository, type ClusterRepository } from '../storage/clusterRepository.js';
 import { createRetentionActivities } from './retention.js';
-import { WalArchive } from '../storage/walArchive.js';
 import { createWalMaintenanceActivities } from './walMaintenance.js';
 
 export interface HealthReport {
@@ -39,7 +38,7 @@ const OFFSITE_FILE = 'health-offsite.json';
 
 /** The offsite drift the last healthCheck found; empty before the first. */
 export async function readOffsiteStatus(config: Config, cluster: string): Promise<OffsiteStatus[]> {
-  const repo = LocalRepository.forCluster(config, cluster);
+  const repo = openRepository(config, cluster);
   return readFile(join(repo.root, cluster, OFFSITE_FILE), 'utf8').then((t) => JSON.parse(t) as OffsiteStatus[], () => []);
 }
 
@@ -50,10 +49,10 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
 
   /** The snapshot; `offsite: false` skips listing the remotes (the metrics take drift from the last healthCheck). */
   async function collectHealth(input: { cluster: string; offsite?: boolean }): Promise<HealthSnapshot> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     const at = new Date();
-    const backups = await backupStatus(repo, input.cluster, config.clusters[input.cluster]!.databases);
-    const snapshot: HealthSnapshot = { cluster: input.cluster, at: at.toISOString(), backups, repository: { name: repo.name, ...(await repo.usage()) }, offsite: [], stored: await storedBytes(repo, input.cluster, backups) };
+    const backups = await backupStatus(repo, config.clusters[input.cluster]!.databases);
+    const snapshot: HealthSnapshot = { cluster: input.cluster, at: at.toISOString(), backups, repository: { name: repo.name, ...(await repo.usage()) }, offsite: [], stored: await storedBytes(repo, backups) };
     const archive = await wal.walArchiveSize({ cluster: input.cluster }).catch(() => undefined);
     if (archive) snapshot.walArchive = { files: archive.files, bytes: archive.bytes };
     try {
@@ -98,7 +97,7 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     for (const w of (await retention.applyBaseRetention({ cluster, dryRun: true })).waitingOffsite ?? []) backup(`${cluster}/base/${w.backupId}`, w);
     const walPlan = await wal.applyWalRetention({ cluster, dryRun: true });
     if (walPlan.waitingOffsiteFiles?.length) {
-      const records = await WalArchive.forCluster(config, cluster).list();
+      const records = await openRepository(config, cluster).wal.list();
       for (const f of walPlan.waitingOffsiteFiles) items.push({ what: `${cluster}/wal/${f.name}`, committedAt: records.get(f.name)?.archivedAt ?? '', repositories: f.repositories });
     }
     return offsiteWaitingStatus(items);
@@ -110,7 +109,7 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
    */
   async function checkHealth(input: { cluster: string }): Promise<HealthReport> {
     const snapshot = await collectHealth({ cluster: input.cluster });
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     const offsiteFile = join(repo.root, input.cluster, OFFSITE_FILE);
     const unwritable = await writeState(offsiteFile, snapshot.offsite).then(() => [], (err: unknown) => [stateUnwritable(offsiteFile, err)]);
     const runs = await watchRuns(config, input.cluster, new Date(), (await readNotified(join(repo.root, input.cluster, NOTIFIED_FILE))).keys);
@@ -119,7 +118,7 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
 
   /** Sends the alerts when due (src/lib/health.ts notificationDue), then records what was sent. */
   async function notifyHealth(input: { cluster: string; alerts: Alert[]; at: string }): Promise<HealthNotification> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     const stateFile = join(repo.root, input.cluster, NOTIFIED_FILE);
     const previous = await readNotified(stateFile);
     const due = notificationDue(previous, input.alerts, new Date(input.at), config.health.repeatHours);
@@ -180,29 +179,29 @@ async function writeState(file: string, value: unknown): Promise<void> {
 }
 
 /** Newest and oldest committed backup, and newest good verification, per database (and base). */
-async function backupStatus(repo: LocalRepository, cluster: string, databases: readonly string[] | undefined): Promise<BackupStatus[]> {
+async function backupStatus(repo: ClusterRepository, databases: readonly string[] | undefined): Promise<BackupStatus[]> {
   // A restore's kept copies are not watched unless listed: a "*" backup no longer takes them, so
   // the backups an older one made of them would only age into alerts.
-  const found = (await repo.listLogicalDatabases(cluster)).filter((d) => !isRestoreCopyName(d));
+  const found = (await repo.logicalDatabases()).filter((d) => !isRestoreCopyName(d));
   const names = [...new Set([...(databases ?? []), ...found])].sort();
   const out: BackupStatus[] = [];
   for (const database of names) {
-    const all = await repo.listLogicalBackups(cluster, database);
+    const all = await repo.logicalBackups(database);
     // A database only in the repository (not in `databases`) that no backup is left of is not reported.
     if (all.length === 0 && !databases?.includes(database)) continue;
     out.push(summarise('logical', all, database));
   }
-  const base = await repo.listBaseBackups(cluster);
+  const base = await repo.baseBackups();
   if (base.length > 0) out.push(summarise('base', base));
   return out;
 }
 
 /** Stored bytes of every committed backup of the cluster (the repository's use, per kind). */
-async function storedBytes(repo: LocalRepository, cluster: string, backups: BackupStatus[]): Promise<{ logical: number; base: number }> {
+async function storedBytes(repo: ClusterRepository, backups: BackupStatus[]): Promise<{ logical: number; base: number }> {
   const sum = (list: readonly { bytes: number }[]) => list.reduce((n, m) => n + m.bytes, 0);
   let logical = 0;
-  for (const b of backups) if (b.kind === 'logical') logical += sum(await repo.listLogicalBackups(cluster, b.database!));
-  return { logical, base: sum(await repo.listBaseBackups(cluster)) };
+  for (const b of backups) if (b.kind === 'logical') logical += sum(await repo.logicalBackups(b.database!));
+  return { logical, base: sum(await repo.baseBackups()) };
 }
 
 /** healthCheck's thresholds: `health.*` and the WAL archive's size limit. */

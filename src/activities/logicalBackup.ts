@@ -15,7 +15,7 @@ import { dumpDatabase, dumpGlobals, type DumpResult } from '../postgres/dump.js'
 import { loadRecipientKeys, Sha256Stage, type Compression, type RecipientKeys } from '../stream/pipeline.js';
 import * as postgres from '../postgres/connection.js';
 import { readPrivileges } from '../postgres/privileges.js';
-import { LocalRepository } from '../storage/repository.js';
+import { openRepository } from '../storage/clusterRepository.js';
 
 export const PGWARDEN_VERSION = '0.1.0';
 
@@ -84,7 +84,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
   async function preflightLogicalBackup(input: LogicalBackupInput): Promise<PreflightResult> {
     const cluster = postgres.clusterRef(config, input.cluster);
     checkInput(input);
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     const recipients = await recipientsFor(config);
     const { serverVersion, databaseBytes } = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       const info = await postgres.serverInfo(client);
@@ -98,8 +98,8 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
       return { serverVersion: info.version, databaseBytes: Number(rows[0]!.size) };
     });
     await repo.assertWritable();
-    const existing = await repo.readManifest(repo.logicalBackupDir(input.cluster, input.database, input.backupId));
-    const previous = (await repo.listLogicalBackups(input.cluster, input.database)).at(-1);
+    const existing = await repo.readManifest(repo.logical(input.database, input.backupId));
+    const previous = (await repo.logicalBackups(input.database)).at(-1);
     const expectedBytes = expectedBackupBytes(databaseBytes, previous?.bytes);
     const freeBytes = await repo.freeBytes();
     if (!existing && freeBytes < expectedBytes) {
@@ -133,8 +133,8 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
     const started = Date.now();
     const cluster = postgres.clusterRef(config, input.cluster);
     checkInput(input);
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const dir = repo.logicalBackupDir(input.cluster, input.database, input.backupId);
+    const repo = openRepository(config, input.cluster);
+    const dir = repo.logical(input.database, input.backupId);
 
     const existing = await repo.readManifest(dir);
     if (existing) return summarize(existing, dir, started, true);

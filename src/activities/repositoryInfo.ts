@@ -8,8 +8,7 @@ import { buildRepositoryInfo, type RepositoryInfo } from '../lib/repositoryInfo.
 import type { OffsiteConfirmations } from '../lib/offsiteConfirmed.js';
 import { readRecord } from '../storage/offsiteConfirmed.js';
 import { offsiteNames } from '../lib/offsiteNames.js';
-import { LocalRepository } from '../storage/repository.js';
-import { WalArchive } from '../storage/walArchive.js';
+import { openRepository } from '../storage/clusterRepository.js';
 
 export interface RepositoryInfoInput {
   cluster: string;
@@ -18,10 +17,10 @@ export interface RepositoryInfoInput {
 }
 
 export async function readRepositoryInfo(config: Config, input: RepositoryInfoInput, readOn = hostname()): Promise<RepositoryInfo> {
-  const repo = LocalRepository.forCluster(config, input.cluster);
-  const databases = input.database ? [input.database] : await repo.listLogicalDatabases(input.cluster);
-  const logical = (await Promise.all(databases.map((d) => repo.listLogicalBackups(input.cluster, d)))).flat();
-  const records = await WalArchive.forCluster(config, input.cluster).list();
+  const repo = openRepository(config, input.cluster);
+  const databases = input.database ? [input.database] : await repo.logicalDatabases();
+  const logical = (await Promise.all(databases.map((d) => repo.logicalBackups(d)))).flat();
+  const records = await repo.wal.list();
   const offsite = new Map<string, OffsiteConfirmations | undefined>();
   for (const name of offsiteNames(config, input.cluster)) offsite.set(name, await readRecord(repo, input.cluster, name));
   return buildRepositoryInfo({
@@ -29,7 +28,7 @@ export async function readRepositoryInfo(config: Config, input: RepositoryInfoIn
     repository: repo.name,
     path: repo.root,
     readOn,
-    base: await repo.listBaseBackups(input.cluster),
+    base: await repo.baseBackups(),
     logical,
     wal: [...records.values()].map((r) => ({ name: r.name, bytes: r.bytes })),
     offsite,

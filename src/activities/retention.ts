@@ -2,15 +2,15 @@
 // cluster's base backups.
 // A backup in use by a running verification or restore carries an `.in-use-*` marker and is kept.
 import { readdir, stat, writeFile, rm } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { backupIdTime } from '../lib/ids.js';
 import { applyRetention, type RetentionDecision } from '../lib/retention.js';
 import { parseWindow, planWalRetention, windowAnchor } from '../lib/walRetention.js';
 import { offsiteGate } from '../storage/offsiteConfirmed.js';
 import { inheritOwner, PRIVATE_FILE_MODE } from '../host/atomicFile.js';
-import { LocalRepository } from '../storage/repository.js';
-import { recentTimelines, WalArchive } from '../storage/walArchive.js';
+import { openRepository, type ClusterRepository } from '../storage/clusterRepository.js';
+import { recentTimelines } from '../storage/walArchive.js';
 
 /** Markers older than this are left by a crashed run and no longer protect the backup. */
 const MARKER_TTL_MS = 24 * 3600_000;
@@ -44,12 +44,12 @@ export function createRetentionActivities({ config, env = process.env }: { confi
    * Deletes what the policy lets go and every offsite repository of the cluster has confirmed
    * (src/storage/offsiteConfirmed.ts); says what it kept and why. Idempotent.
    */
-  async function retire(repo: LocalRepository, cluster: string, decision: RetentionDecision, dirOf: (backupId: string) => string, dryRun?: boolean): Promise<LocalRetentionResult> {
-    const awaiting = await offsiteGate(config, repo, cluster);
+  async function retire(repo: ClusterRepository, decision: RetentionDecision, dirOf: (backupId: string) => string, dryRun?: boolean): Promise<LocalRetentionResult> {
+    const awaiting = await offsiteGate(config, repo, repo.cluster);
     const result: LocalRetentionResult = { ...decision, delete: [], waitingOffsite: [], ...(dryRun ? { dryRun } : {}) };
     for (const d of decision.delete) {
       const dir = dirOf(d.backupId);
-      const repositories = awaiting(relative(repo.root, dir).split(sep).join('/'));
+      const repositories = awaiting(repo.keyOf(dir));
       if (repositories.length > 0) {
         result.waitingOffsite!.push({ ...d, repositories });
         continue;
@@ -57,23 +57,23 @@ export function createRetentionActivities({ config, env = process.env }: { confi
       result.delete.push(d);
       if (dryRun) continue;
       // The manifest goes first: from then on the directory is not a backup, whatever happens next.
-      await rm(join(dir, 'manifest.json'), { force: true });
+      await repo.storage.remove([repo.keyOf(join(dir, 'manifest.json'))]);
       await repo.removeDir(dir);
     }
     return result;
   }
 
   async function applyLogicalRetention(input: { cluster: string; database: string; dryRun?: boolean }): Promise<LocalRetentionResult> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const manifests = await repo.listLogicalBackups(input.cluster, input.database);
+    const repo = openRepository(config, input.cluster);
+    const manifests = await repo.logicalBackups(input.database);
     const candidates = [];
     for (const m of manifests) {
-      const dir = repo.logicalBackupDir(input.cluster, input.database, m.backupId);
+      const dir = repo.logical(input.database, m.backupId);
       candidates.push({ backupId: m.backupId, time: backupIdTime(m.backupId)!, verified: m.verifications.some((v) => v.ok), inUse: await inUse(dir) });
     }
     const { base: _base, ...policy } = config.retention;
     const decision = applyRetention(candidates, policy);
-    return retire(repo, input.cluster, decision, (id) => repo.logicalBackupDir(input.cluster, input.database, id), input.dryRun);
+    return retire(repo, decision, (id) => repo.logical(input.database, id), input.dryRun);
   }
 
   /**
@@ -82,20 +82,20 @@ export function createRetentionActivities({ config, env = process.env }: { confi
    * lets go of the WAL only the deleted ones needed.
    */
   async function applyBaseRetention(input: { cluster: string; dryRun?: boolean }): Promise<LocalRetentionResult> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const manifests = await repo.listBaseBackups(input.cluster);
+    const repo = openRepository(config, input.cluster);
+    const manifests = await repo.baseBackups();
     const ms = parseWindow(config.walRetention.window)!;
     const now = new Date();
     const anchor = windowAnchor(manifests, ms, now);
     // After a PITR to a point below the anchor's start, the window's continuous WAL starts at an
     // older backup on the new timeline's path (WAL retention's keepFrom): that one is kept too.
-    const archive = WalArchive.forCluster(config, input.cluster);
+    const archive = repo.wal;
     const records = await archive.list();
     const timelines = await recentTimelines(config, env, archive, records, anchor);
     const keepFrom = timelines.length ? planWalRetention([...records.keys()], manifests, { ms, now, timelines }).keepFrom?.backupId : undefined;
     const candidates = [];
     for (const m of manifests) {
-      const dir = repo.baseBackupDir(input.cluster, m.backupId);
+      const dir = repo.base(m.backupId);
       candidates.push({
         backupId: m.backupId,
         time: backupIdTime(m.backupId)!,
@@ -105,15 +105,14 @@ export function createRetentionActivities({ config, env = process.env }: { confi
       });
     }
     const decision = applyRetention(candidates, config.retention.base);
-    return retire(repo, input.cluster, decision, (id) => repo.baseBackupDir(input.cluster, id), input.dryRun);
+    return retire(repo, decision, (id) => repo.base(id), input.dryRun);
   }
 
   /** Databases with logical backups in the cluster's repository (for `pgwarden retention` without --database). */
   async function listBackedUpDatabases(input: { cluster: string }): Promise<string[]> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const dir = join(repo.root, input.cluster, 'logical');
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const repo = openRepository(config, input.cluster);
+    const entries = await repo.storage.names(`${input.cluster}/logical`, 'dirs').catch(() => []);
+    return entries.sort();
   }
 
   return { applyLogicalRetention, applyBaseRetention, listBackedUpDatabases };

@@ -15,12 +15,12 @@ import { FAILED_STATUSES, FIRST_LOOK_HOURS, failureLine, labelsFromId, lookFrom,
 import { desiredSchedules } from '../lib/schedules.js';
 import { clusterKey, databaseKey, kindOfWorkflow, quote, WORKFLOW_OF_KIND } from '../lib/visibility.js';
 import { writeFileAtomic } from '../host/atomicFile.js';
-import { LocalRepository } from '../storage/repository.js';
+import { openRepository } from '../storage/clusterRepository.js';
 
 const RUNS_FILE = 'health-runs.json';
 
 export function runStateFile(config: Config, cluster: string): string {
-  return join(LocalRepository.forCluster(config, cluster).root, cluster, RUNS_FILE);
+  return join(openRepository(config, cluster).root, cluster, RUNS_FILE);
 }
 
 const emptyState = (): RunWatchState => ({ lookedAt: null, procedures: {} });

@@ -16,7 +16,8 @@ import { applyDatabaseProperties, checkRoles, readPrivileges, withoutDatabaseLim
 import { startTool, TOOL_ENV } from '../stream/processes.js';
 import { readBack } from '../stream/readBack.js';
 import { assertIntact, globalsHint, throwFirst } from './verifyFailures.js';
-import { LocalRepository } from '../storage/repository.js';
+import { openRepository } from '../storage/clusterRepository.js';
+import type { LocalRepository } from '../storage/repository.js';
 import { markInUse } from './retention.js';
 
 export interface VerifyTarget {
@@ -56,7 +57,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
   const clusterRef = (name: string) => postgres.clusterRef(config, name);
 
   async function manifestOf(t: VerifyTarget): Promise<{ manifest: LogicalManifest; dir: string; repo: LocalRepository }> {
-    const repo = LocalRepository.forCluster(config, t.cluster);
+    const repo = openRepository(config, t.cluster);
     const dir = repo.logicalBackupDir(t.cluster, t.database, t.backupId);
     const manifest = await repo.readManifest(dir);
     if (!manifest) throw nonRetryable(ErrorType.NoBackup, `no committed backup ${t.cluster}/${t.database}/${t.backupId} in repository "${repo.name}"`);
@@ -69,7 +70,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
    */
   async function planVerifyAll(input: { cluster: string }): Promise<{ run?: string; targets: VerifyTarget[] }> {
     clusterRef(input.cluster);
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     const backups: BackupRef[] = [];
     for (const database of await repo.listLogicalDatabases(input.cluster)) {
       for (const m of await repo.listLogicalBackups(input.cluster, database)) backups.push({ database, backupId: m.backupId, allDatabases: m.allDatabases });
@@ -89,7 +90,7 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     if (input.backupId !== undefined && !isBackupId(input.backupId)) {
       throw nonRetryable(ErrorType.InvalidInput, `backupId "${input.backupId}" is not of the form 20261122T020000Z[-suffix]`);
     }
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     const backups = await repo.listLogicalBackups(input.cluster, input.database);
     const chosen = input.backupId
       ? backups.find((b) => b.backupId === input.backupId)

@@ -7,8 +7,8 @@ import { parseLsn, parseSegmentName, segmentOf } from '../lib/wal.js';
 import { parseWindow, planWalRetention, windowAnchor, type WalRetentionDecision } from '../lib/walRetention.js';
 import { offsiteGate } from '../storage/offsiteConfirmed.js';
 import * as postgres from '../postgres/connection.js';
-import { LocalRepository } from '../storage/repository.js';
-import { recentTimelines, WalArchive } from '../storage/walArchive.js';
+import { openRepository } from '../storage/clusterRepository.js';
+import { recentTimelines } from '../storage/walArchive.js';
 
 export interface ArchiverHealth {
   archiveMode: string;
@@ -118,12 +118,12 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
    * which. `withoutBackups`: plan as if these base backups were gone (a dry run of base retention).
    */
   async function applyWalRetention(input: { cluster: string; dryRun?: boolean; withoutBackups?: string[] }): Promise<WalRetentionResult> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const archive = WalArchive.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
+    const archive = repo.wal;
     // Backups are read before the WAL: a backup committed in between is newer, and one deleted in
     // between only makes this run keep more.
     const gone = new Set(input.withoutBackups ?? []);
-    const all = await repo.listBaseBackups(input.cluster);
+    const all = await repo.baseBackups();
     const backups = all.filter((b) => !gone.has(b.backupId));
     const records = await archive.list();
     const window = config.walRetention.window;
@@ -162,7 +162,7 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
   }
 
   async function walArchiveSize(input: { cluster: string }): Promise<WalArchiveSize> {
-    const records = await WalArchive.forCluster(config, input.cluster).list();
+    const records = await openRepository(config, input.cluster).wal.list();
     const bytes = [...records.values()].reduce((sum, r) => sum + r.bytes, 0);
     const limit = config.walMaintenance.archiveSizeAlertBytes;
     const result: WalArchiveSize = { files: records.size, bytes };

@@ -15,7 +15,8 @@ import { chooseBaseBackup, type RecoveryTarget } from '../../lib/recovery.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../../lib/wal.js';
 import { inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE } from '../../host/atomicFile.js';
 import { fsyncPath, hashFile } from '../../stream/pipeline.js';
-import { LocalRepository } from '../../storage/repository.js';
+import { openRepository, type ClusterRepository } from '../../storage/clusterRepository.js';
+import type { LocalRepository } from '../../storage/repository.js';
 import { readHistories, WalArchive } from '../../storage/walArchive.js';
 import { archiveWaitOf, whenReadable, type ArchiveWait } from './archived.js';
 import { offsiteNames } from '../../lib/offsiteNames.js';
@@ -37,8 +38,8 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
   }
 
   async function fetchLogical(input: { cluster: string; database: string; backupId?: string }): Promise<FetchedFromOffsite> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const local = await repo.listLogicalBackups(input.cluster, input.database);
+    const repo = openRepository(config, input.cluster);
+    const local = await repo.logicalBackups(input.database);
     if (input.backupId ? local.some((m) => m.backupId === input.backupId) : local.length > 0) return { files: 0, bytes: 0 };
     for (const name of offsiteNames(config, input.cluster)) {
       const found = await withStore(config, name, env, async (store) => {
@@ -65,15 +66,15 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
   }
 
   async function fetchRecovery(input: { cluster: string; target?: RecoveryTarget }): Promise<FetchedFromOffsite> {
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const archive = WalArchive.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
+    const archive = repo.wal;
     const total: FetchedFromOffsite = { files: 0, bytes: 0 };
     const add = (name: string, got: { files: number; bytes: number }) => {
       total.repository ??= name;
       total.files += got.files;
       total.bytes += got.bytes;
     };
-    const localHasBase = (await repo.listBaseBackups(input.cluster)).length > 0;
+    const localHasBase = (await repo.baseBackups()).length > 0;
     for (const name of offsiteNames(config, input.cluster)) {
       await withStore(config, name, env, async (store) => {
         const remote = await store.list(`${input.cluster}/`).catch((err: unknown) => {
@@ -94,7 +95,7 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
           add(name, got);
           total.backupId = chosen.backupId;
         }
-        const oldest = (await repo.listBaseBackups(input.cluster))
+        const oldest = (await repo.baseBackups())
           .map((m) => segmentOf(parseLsn(m.startLsn)))
           .sort((a, b) => (a < b ? -1 : 1))[0];
         if (oldest === undefined) return;
@@ -121,13 +122,13 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
    */
   async function chooseRemoteBase(
     store: Storage,
-    repo: LocalRepository,
+    repo: ClusterRepository,
     archive: WalArchive,
     input: { cluster: string; target?: RecoveryTarget },
     keys: string[],
     walKeys: string[],
   ): Promise<{ dir: string; backupId: string } | undefined> {
-    const local = await repo.listBaseBackups(input.cluster);
+    const local = await repo.baseBackups();
     const remoteOnly = remoteBackups(keys).filter((b) => b.kind === 'base' && !local.some((m) => m.backupId === b.backupId));
     if (remoteOnly.length === 0) return undefined;
     const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-offsite-manifests-'));

@@ -27,7 +27,7 @@ import {
   type RemoteEntry,
 } from '../../lib/offsite.js';
 import { recordOffsiteConfirmed } from '../../storage/offsiteConfirmed.js';
-import { LocalRepository } from '../../storage/repository.js';
+import { openRepository } from '../../storage/clusterRepository.js';
 import { localInventory } from '../../storage/inventory.js';
 import { offsiteNames } from '../../lib/offsiteNames.js';
 import { withStore } from '../../storage/registry.js';
@@ -92,11 +92,11 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
   async function remoteView(store: Storage, input: OffsiteTarget, now = new Date()) {
     const repoConfig = config.repositories[input.repository];
     if (!repoConfig || repoConfig.type === 'local') throw nonRetryable(ErrorType.InvalidInput, `"${input.repository}" is not an offsite repository`);
-    const repo = LocalRepository.forCluster(config, input.cluster);
+    const repo = openRepository(config, input.cluster);
     const syncedAt = now.toISOString();
     const inventory = await localInventory(repo, input.cluster, { walOnly: input.walOnly });
     const remote = await store.list(`${input.cluster}/`);
-    const localBase = new Map((await repo.listBaseBackups(input.cluster)).map((m) => [m.backupId, m]));
+    const localBase = new Map((await repo.baseBackups()).map((m) => [m.backupId, m]));
     const withWal = async (keys: string[]): Promise<RemoteBackup[]> => {
       const out: RemoteBackup[] = [];
       for (const b of remoteBackups(keys)) {
@@ -202,7 +202,7 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       }
       // Passed: local retention may now delete what this check saw offsite (never the only copy), and
       // what the remote's own policy does not keep (src/lib/offsiteConfirmed.ts says why that is safe).
-      await recordOffsiteConfirmed(LocalRepository.forCluster(config, input.cluster), input, inventory, local, remote);
+      await recordOffsiteConfirmed(openRepository(config, input.cluster), input, inventory, local, remote);
       return report;
     });
   }
