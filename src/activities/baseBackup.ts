@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { isBackupId } from '../lib/ids.js';
+import { backupIdProblem } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
 import { MANIFEST_FORMAT, type Artifact, type BaseManifest } from '../lib/manifest.js';
 import { describeToolFailure, FeedWhileOpen } from '../postgres/dump.js';
@@ -46,7 +46,8 @@ export interface BasePreflight {
 export function createBaseBackupActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   /** Reachable, archiving on (a base backup without its WAL restores nothing), room in the repository. */
   async function preflightBaseBackup(input: BaseBackupInput): Promise<BasePreflight> {
-    if (!isBackupId(input.backupId)) throw nonRetryable(ErrorType.InvalidInput, `backupId "${input.backupId}" is not of the form 20261122T020000Z[-suffix]`);
+    const problem = backupIdProblem(input.backupId);
+    if (problem) throw nonRetryable(ErrorType.InvalidInput, problem);
     const cluster = postgres.clusterRef(config, input.cluster);
     const repo = openRepository(config, input.cluster);
     await repo.assertWritable();

@@ -7,7 +7,7 @@ import { Context, log } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { expectedBackupBytes, formatBytes } from '../lib/diskSpace.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { databasesToBackUp, isBackupId, isSafeName } from '../lib/ids.js';
+import { backupIdProblem, databasesToBackUp, isSafeName } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
 import { MANIFEST_FORMAT, totalRows, type LogicalManifest } from '../lib/manifest.js';
 import type { Privileges } from '../lib/privileges.js';
@@ -68,9 +68,8 @@ function checkInput(input: LogicalBackupInput): void {
   if (!isSafeName(input.database)) {
     throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" cannot be used as a repository path component`);
   }
-  if (!isBackupId(input.backupId)) {
-    throw nonRetryable(ErrorType.InvalidInput, `backupId "${input.backupId}" is not of the form 20261122T020000Z[-suffix]`);
-  }
+  const problem = backupIdProblem(input.backupId);
+  if (problem) throw nonRetryable(ErrorType.InvalidInput, problem);
 }
 
 async function recipientsFor(config: Config): Promise<RecipientKeys | undefined> {

@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { backupsOfNewestRun, type BackupRef } from '../lib/allDatabases.js';
-import { isBackupId, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
+import { backupIdProblem, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
 import { comparePrivileges, createDatabaseSql, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
 import { hashFile } from '../stream/pipeline.js';
@@ -87,9 +87,8 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
   async function planVerify(input: { cluster: string; database: string; backupId?: string; pick?: 'unverified' | 'newest'; restoreCluster?: string }): Promise<VerifyPlan> {
     clusterRef(input.cluster);
     if (!isSafeName(input.database)) throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" is not valid here`);
-    if (input.backupId !== undefined && !isBackupId(input.backupId)) {
-      throw nonRetryable(ErrorType.InvalidInput, `backupId "${input.backupId}" is not of the form 20261122T020000Z[-suffix]`);
-    }
+    const problem = input.backupId === undefined ? undefined : backupIdProblem(input.backupId);
+    if (problem) throw nonRetryable(ErrorType.InvalidInput, problem);
     const repo = openRepository(config, input.cluster);
     const backups = await repo.listLogicalBackups(input.cluster, input.database);
     const chosen = input.backupId
