@@ -26,13 +26,21 @@ function seconds(node: ts.Expression): number | undefined {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\s*$/.exec(node.text);
   if (!m) return undefined;
   const unit = m[2]!;
-  const factor = unit.startsWith('ms') || unit.startsWith('milli') ? 0.001 : unit.startsWith('s') ? 1 : unit.startsWith('m') ? 60 : 3600;
+  const factor =
+    unit.startsWith('ms') || unit.startsWith('milli')
+      ? 0.001
+      : unit.startsWith('s')
+        ? 1
+        : unit.startsWith('m')
+          ? 60
+          : 3600;
   return Number(m[1]) * factor;
 }
 
 /** What a constant's options object says: its own heartbeatTimeout / startToCloseTimeout. */
 function judgeValue(value: unknown, name: string): Verdict {
-  if (!value || typeof value !== 'object') return { ok: false, why: `${name} is not an options object the test can read` };
+  if (!value || typeof value !== 'object')
+    return { ok: false, why: `${name} is not an options object the test can read` };
   const o = value as { heartbeatTimeout?: unknown; startToCloseTimeout?: unknown };
   if (o.heartbeatTimeout !== undefined) return { ok: true };
   return { ok: false, why: `${name} has no heartbeatTimeout` };
@@ -44,7 +52,10 @@ function judge(node: ts.Expression, locals: Map<string, ts.Expression>): Verdict
     if (node.text in shared) return judgeValue(shared[node.text], node.text);
     const local = locals.get(node.text);
     if (local) return judge(local, locals);
-    return { ok: false, why: `${node.text} is neither a constant of src/lib/activityOptions.ts nor a const of this file` };
+    return {
+      ok: false,
+      why: `${node.text} is neither a constant of src/lib/activityOptions.ts nor a const of this file`,
+    };
   }
   if (!ts.isObjectLiteralExpression(node)) return { ok: false, why: `options the test cannot read: ${node.getText()}` };
   let heartbeat: boolean | undefined;
@@ -52,7 +63,12 @@ function judge(node: ts.Expression, locals: Map<string, ts.Expression>): Verdict
   for (const p of node.properties) {
     // Later properties override earlier ones, as in the object itself.
     if (ts.isSpreadAssignment(p)) {
-      if (ts.isObjectLiteralExpression(p.expression) || ts.isParenthesizedExpression(p.expression) || ts.isConditionalExpression(p.expression)) continue; // { cancellationType } and the like: no timeouts
+      if (
+        ts.isObjectLiteralExpression(p.expression) ||
+        ts.isParenthesizedExpression(p.expression) ||
+        ts.isConditionalExpression(p.expression)
+      )
+        continue; // { cancellationType } and the like: no timeouts
       const spread = judge(p.expression, locals);
       if (spread.ok) heartbeat = true;
     } else if (ts.isPropertyAssignment(p) && p.name.getText() === 'heartbeatTimeout') {
@@ -65,7 +81,10 @@ function judge(node: ts.Expression, locals: Map<string, ts.Expression>): Verdict
   }
   if (heartbeat) return { ok: true };
   if (startToClose !== undefined && startToClose <= MAX_SECONDS_WITHOUT_HEARTBEAT) return { ok: true };
-  return { ok: false, why: `no heartbeatTimeout and no start-to-close timeout of at most ${MAX_SECONDS_WITHOUT_HEARTBEAT} s` };
+  return {
+    ok: false,
+    why: `no heartbeatTimeout and no start-to-close timeout of at most ${MAX_SECONDS_WITHOUT_HEARTBEAT} s`,
+  };
 }
 
 /** Each proxy call of a source file that lacks a quick takeover, as `file:line: why`. */
@@ -74,8 +93,10 @@ export function proxiesWithoutTakeover(file: string, text: string): { proxies: n
   const locals = new Map<string, ts.Expression>();
   const calls: ts.CallExpression[] = [];
   const visit = (node: ts.Node) => {
-    if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.initializer) locals.set(node.name.text, node.initializer);
-    if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && PROXIES.has(node.expression.text)) calls.push(node);
+    if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && node.initializer)
+      locals.set(node.name.text, node.initializer);
+    if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && PROXIES.has(node.expression.text))
+      calls.push(node);
     ts.forEachChild(node, visit);
   };
   visit(source);
@@ -91,7 +112,10 @@ export function proxiesWithoutTakeover(file: string, text: string): { proxies: n
 
 async function workflowSources(): Promise<string[]> {
   const entries = await readdir(WORKFLOWS, { recursive: true });
-  return entries.map(String).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).map((f) => join(WORKFLOWS, f));
+  return entries
+    .map(String)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    .map((f) => join(WORKFLOWS, f));
 }
 
 describe('activity timeouts in the workflow code', () => {
@@ -121,7 +145,7 @@ describe('activity timeouts in the workflow code', () => {
       "import { QUICK_ACTIVITY } from '../lib/activityOptions.js';",
       "const ok = proxyActivities({ ...QUICK_ACTIVITY, taskQueue: 'x' });",
       "const slow = proxyActivities({ startToCloseTimeout: '15 minutes' });",
-      "const dropped = proxyActivities({ ...QUICK_ACTIVITY, heartbeatTimeout: undefined });",
+      'const dropped = proxyActivities({ ...QUICK_ACTIVITY, heartbeatTimeout: undefined });',
       "const short = proxyLocalActivities({ startToCloseTimeout: '30 seconds' });",
       'const options = { startToCloseTimeout: 600_000 };',
       'const viaConst = proxyActivities(options);',
