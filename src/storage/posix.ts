@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { access, copyFile, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
 import { fsyncPath, inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE, writeFileAtomic } from '../host/atomicFile.js';
@@ -93,14 +92,12 @@ export function createPosixStorage(name: string, root: string): PosixStorage {
       try {
         await handle.chmod(PRIVATE_FILE_MODE);
         await inheritOwner(partial, handle);
+        // One chunk at a time: memory stays bounded whatever the file's size.
         let total = 0;
-        const count = async function* (source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) {
-            progress?.((total += chunk.length));
-            yield chunk;
-          }
-        };
-        await pipeline(createReadStream(localFile), count, handle.createWriteStream({ autoClose: false }));
+        for await (const chunk of createReadStream(localFile)) {
+          for (let rest = chunk as Buffer; rest.length > 0; ) rest = rest.subarray((await handle.write(rest)).bytesWritten);
+          progress?.((total += (chunk as Buffer).length));
+        }
         await handle.sync();
       } finally {
         await handle.close();
