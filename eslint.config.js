@@ -1,6 +1,6 @@
 // pgwarden's lint: typescript-eslint's recommended rules (syntax only, no type information, so
 // `npm run lint` stays quick), import cycles, and the import rules that say what each folder of src/
-// may touch (docs: DESIGN.md "Layout"). Formatting is prettier's job, not ESLint's.
+// may touch (docs/architecture.md). Formatting is prettier's job, not ESLint's.
 import js from '@eslint/js';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 import { importX } from 'eslint-plugin-import-x';
@@ -46,6 +46,14 @@ export const libImports = only(
   true,
 );
 
+// The drivers below the activities never reach up into the procedures, the CLI or the worker.
+export const driverImports = {
+  regex: String.raw`^\.\./(?:activities|cli|worker|workflows)/`,
+  caseSensitive: true,
+  allowTypeImports: false,
+  message: 'src/storage, src/postgres, src/stream and src/config are drivers: they do not import activities, workflows, the CLI or the worker.',
+};
+
 export default defineConfig(
   {
     ignores: ['node_modules/', 'dist/', '.tools/', '.bench/', 'coverage/', 'test/**/histories/'],
@@ -84,6 +92,10 @@ export default defineConfig(
   {
     files: ['src/archive/**/*.ts', 'src/host/**/*.ts'],
     rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [archiveImports] }] },
+  },
+  {
+    files: ['src/storage/**/*.ts', 'src/postgres/**/*.ts', 'src/stream/**/*.ts', 'src/config/**/*.ts'],
+    rules: { '@typescript-eslint/no-restricted-imports': ['error', { patterns: [driverImports] }] },
   },
   {
     files: ['src/lib/**/*.ts'],
