@@ -273,7 +273,7 @@ function shQuote(s: string): string {
 
 /** A word of rsync's -e command, which rsync splits itself: quotes group, a doubled quote is literal. */
 function rsyncQuote(s: string): string {
-  return /^[A-Za-z0-9_.,:=\/@+-]+$/.test(s) ? s : `'${s.replaceAll("'", "''")}'`;
+  return /^[A-Za-z0-9_.,:=/@+-]+$/.test(s) ? s : `'${s.replaceAll("'", "''")}'`;
 }
 
 /** rsync --info=progress2 prints `\r   1,234,567  12%  ...`: the bytes so far. */

@@ -28,7 +28,7 @@ import { mapLimit } from '../lib/mapLimit.js';
 import { classifyS3Error, objectReadability } from '../lib/s3Errors.js';
 import { streamed } from '../stream/memory.js';
 import { uploadFile } from './s3Upload.js';
-import type { Storage, RemoteEntry, TransferProgress } from './storage.js';
+import type { Storage, RemoteEntry } from './storage.js';
 
 const DELETE_BATCH = 1000; // the most DeleteObjects accepts
 
