@@ -9,7 +9,8 @@ import { walRecordName } from '../../lib/layout.js';
 import { headerMatchesSegment, parseLsn, parseSegmentName, segmentName, segmentOf } from '../../lib/wal.js';
 import { pushWalFile } from '../../archive/push.js';
 import * as postgres from '../../postgres/connection.js';
-import { decodeWalBatch, openWalDecryption, walPushSettingsFor, WalArchive } from '../../storage/walArchive.js';
+import { openRepository } from '../../storage/clusterRepository.js';
+import { decodeWalBatch, openWalDecryption, walPushSettingsFor } from '../../storage/walArchive.js';
 import { hashFile, writeFileAtomic } from '../../stream/pipeline.js';
 import { NO_ORIGINAL, WAL_BATCH, type PitrContext } from './context.js';
 import { isRunning, pgCtl } from './server.js';
@@ -48,7 +49,7 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
         return { since: new Date().toISOString(), done: true, detail: `the server could not switch WAL (${(err as Error).message}); its pg_wal supplies what the archive lacks` };
       }
     }
-    const archive = WalArchive.forCluster(config, input.plan.cluster);
+    const archive = openRepository(config, input.plan.cluster).wal;
     if (await archive.record(waiting.segment!)) return { ...waiting, done: true, detail: `the archive has every segment up to ${waiting.segment}` };
     const waited = (Date.now() - Date.parse(waiting.since)) / 1000;
     const bound = cluster.config.archiveWaitSeconds;
@@ -87,7 +88,7 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
     if (newer.length) {
       throw nonRetryable(ErrorType.WalGap, `the stopped server wrote timeline ${Math.max(...newer)}, which the archive did not know when the plan chose timeline ${plan.targetTimeline} (its history file is not archived); nothing was swapped`);
     }
-    const archive = WalArchive.forCluster(config, plan.cluster);
+    const archive = openRepository(config, plan.cluster).wal;
     const records = await archive.list();
     // Every segment in both places is compared, whether or not the archive's copy is staged already.
     for (const [segno, name] of local) {

@@ -8,8 +8,8 @@ import { clusterHostQueue } from '../../lib/hostQueue.js';
 import { describeTarget, planRecoveryPath, type RecoveryTarget } from '../../lib/recovery.js';
 import { HISTORY_NAME, parseLsn, parseSegmentName } from '../../lib/wal.js';
 import * as postgres from '../../postgres/connection.js';
-import { LocalRepository } from '../../storage/repository.js';
-import { readHistories, WalArchive } from '../../storage/walArchive.js';
+import { openRepository } from '../../storage/clusterRepository.js';
+import { readHistories } from '../../storage/walArchive.js';
 import type { PitrContext } from './context.js';
 import type { ArchiveWait, RecoveryMode, RecoveryPlan } from './types.js';
 import { walSearch } from './walSearch.js';
@@ -39,9 +39,9 @@ export function createPlanActivities(ctx: PitrContext) {
     if (input.mode !== 'in-place' && input.mode !== 'rehearsal') throw nonRetryable(ErrorType.InvalidInput, `mode must be "in-place" or "rehearsal", not "${String(input.mode)}"`);
     const cluster = clusterRef(input.cluster);
     const dataDirectory = dataDirectoryOf(input.cluster);
-    const repo = LocalRepository.forCluster(config, input.cluster);
-    const archive = WalArchive.forCluster(config, input.cluster);
-    const backups = await repo.listBaseBackups(input.cluster);
+    const repo = openRepository(config, input.cluster);
+    const archive = repo.wal;
+    const backups = await repo.baseBackups();
     const records = await archive.list();
     const histories = await readHistories(config, env, archive, records.keys());
     const path = planRecoveryPath({

@@ -7,8 +7,8 @@ import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
 import { HISTORY_NAME } from '../../lib/wal.js';
-import { LocalRepository } from '../../storage/repository.js';
-import { decodeWal, decodeWalBatch, openWalDecryption, WalArchive } from '../../storage/walArchive.js';
+import { openRepository } from '../../storage/clusterRepository.js';
+import { decodeWal, decodeWalBatch, openWalDecryption } from '../../storage/walArchive.js';
 import { backupDecryptionKey } from '../../stream/decryptionKey.js';
 import { startTool, TOOL_ENV } from '../../stream/processes.js';
 import { readBack } from '../../stream/readBack.js';
@@ -43,8 +43,8 @@ export function createStageActivities({ config, env }: PitrContext) {
     // pg_ctl writes its log here and a rehearsal puts its socket here, as the data directory's owner.
     await chown(plan.workDirectory, owner.uid, owner.gid);
 
-    const repo = LocalRepository.forCluster(config, plan.cluster);
-    const dir = repo.baseBackupDir(plan.cluster, plan.backupId);
+    const repo = openRepository(config, plan.cluster);
+    const dir = repo.base(plan.backupId);
     const manifest = await repo.readBaseManifest(dir);
     if (!manifest) throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
     const base = manifest.artifacts.find((a) => a.role === 'base')!;
@@ -90,7 +90,7 @@ export function createStageActivities({ config, env }: PitrContext) {
     // Scratch directories of an attempt that died (decrypted WAL in them) go first.
     for (const f of await readdir(walDir)) if (f.startsWith('.batch-')) await rm(join(walDir, f), { recursive: true, force: true });
     const signal = ctx.cancellationSignal;
-    const archive = WalArchive.forCluster(config, plan.cluster);
+    const archive = openRepository(config, plan.cluster).wal;
     const decryption = await openWalDecryption(config, env);
     let bytes = 0;
     let done = 0;

@@ -10,7 +10,8 @@ import type { RecoveryTarget } from '../../lib/recovery.js';
 import { parseWaldump, reachesTarget } from '../../lib/walContent.js';
 import { formatLsn, parseSegmentName } from '../../lib/wal.js';
 import * as postgres from '../../postgres/connection.js';
-import { decodeWalBatch, openWalDecryption, WalArchive } from '../../storage/walArchive.js';
+import { openRepository } from '../../storage/clusterRepository.js';
+import { decodeWalBatch, openWalDecryption } from '../../storage/walArchive.js';
 import { TOOL_ENV } from '../../stream/processes.js';
 import { WAL_BATCH, type PitrContext } from './context.js';
 
@@ -26,7 +27,7 @@ export function walSearch({ config, env, clusterRef }: PitrContext): WalSearch {
    */
   async function scanWal(clusterName: string, target: RecoveryTarget, segments: string[]): Promise<{ reached: boolean; reach: string }> {
     const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-waldump-'));
-    const archive = WalArchive.forCluster(config, clusterName);
+    const archive = openRepository(config, clusterName).wal;
     const decryption = await openWalDecryption(config, env);
     const waldump = postgres.pgTool('pg_waldump', clusterRef(clusterName).config, 150000);
     let last: { segment: string; record?: bigint } | undefined;
@@ -59,7 +60,7 @@ export function walSearch({ config, env, clusterRef }: PitrContext): WalSearch {
    */
   async function findRestorePoint(clusterName: string, name: string, walFiles: string[]): Promise<boolean> {
     const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-waldump-'));
-    const archive = WalArchive.forCluster(config, clusterName);
+    const archive = openRepository(config, clusterName).wal;
     const decryption = await openWalDecryption(config, env);
     try {
       const byTimeline = new Map<number, string[]>();
