@@ -51,7 +51,8 @@ export const driverImports = {
   regex: String.raw`^\.\./(?:activities|cli|worker|workflows)/`,
   caseSensitive: true,
   allowTypeImports: false,
-  message: 'src/storage, src/postgres, src/stream and src/config are drivers: they do not import activities, workflows, the CLI or the worker.',
+  message:
+    'src/storage, src/postgres, src/stream and src/config are drivers: they do not import activities, workflows, the CLI or the worker.',
 };
 
 export default defineConfig(

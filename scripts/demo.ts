@@ -26,7 +26,8 @@ function printSummary(rows: Row[]): void {
   const s = Math.max(...rows.map((r) => r.step.length));
   console.log('\nSummary');
   console.log(`  ${'step'.padEnd(s)}  ${'workflow id'.padEnd(w)}  ${'seconds'.padStart(7)}  result`);
-  for (const r of rows) console.log(`  ${r.step.padEnd(s)}  ${r.workflowId.padEnd(w)}  ${r.seconds.toFixed(1).padStart(7)}  ${r.result}`);
+  for (const r of rows)
+    console.log(`  ${r.step.padEnd(s)}  ${r.workflowId.padEnd(w)}  ${r.seconds.toFixed(1).padStart(7)}  ${r.result}`);
   console.log('');
 }
 
@@ -64,11 +65,18 @@ const stay = process.argv.includes('--stay');
 /** The ports from the flags (free ones where not given), refused before anything starts when taken. */
 async function choosePorts(): Promise<StackPorts> {
   const { values: flags } = parseArgs({
-    options: { stay: { type: 'boolean' }, port: { type: 'string' }, 'ui-port': { type: 'string' }, 'metrics-port': { type: 'string' } },
+    options: {
+      stay: { type: 'boolean' },
+      port: { type: 'string' },
+      'ui-port': { type: 'string' },
+      'metrics-port': { type: 'string' },
+    },
   });
   if (process.env.PGWARDEN_DEMO_TEMPORAL_ADDRESS) return {};
   // Free ports drawn one by one may repeat: each is drawn until it differs from the others.
-  const drawn = new Set<string>([flags.port, flags['ui-port'], flags['metrics-port']].filter((v): v is string => v !== undefined));
+  const drawn = new Set<string>(
+    [flags.port, flags['ui-port'], flags['metrics-port']].filter((v): v is string => v !== undefined),
+  );
   const flag = async (value: string | undefined) => {
     if (value !== undefined) return value;
     for (;;) {
@@ -76,9 +84,11 @@ async function choosePorts(): Promise<StackPorts> {
       if (!drawn.has(p)) return (drawn.add(p), p);
     }
   };
-  const ports = devPorts(
-    { port: await flag(flags.port), uiPort: await flag(flags['ui-port']), metricsPort: stay || flags['metrics-port'] ? await flag(flags['metrics-port']) : undefined },
-  );
+  const ports = devPorts({
+    port: await flag(flags.port),
+    uiPort: await flag(flags['ui-port']),
+    metricsPort: stay || flags['metrics-port'] ? await flag(flags['metrics-port']) : undefined,
+  });
   await assertPortsFree(ports.uses);
   return ports;
 }
@@ -91,7 +101,8 @@ async function main(): Promise<number> {
   starting.catch(() => undefined);
   try {
     stack = await Promise.race([starting, aborted]);
-    if (stack.uiAddress) say(`Temporal UI: ${stack.uiAddress}  (every run is there; filter with PgwardenCluster = "main")`);
+    if (stack.uiAddress)
+      say(`Temporal UI: ${stack.uiAddress}  (every run is there; filter with PgwardenCluster = "main")`);
     if (stay) {
       printTryThis(stack);
       await aborted.catch((err: unknown) => {
@@ -117,7 +128,9 @@ main().then(
   (code) => process.exit(code),
   (err: unknown) => {
     const name = stay ? 'npm run dev' : 'demo';
-    console.error(err instanceof Interrupted ? `${name}: ${err.message}, cleaned up` : `${name} failed: ${explain(err)}`);
+    console.error(
+      err instanceof Interrupted ? `${name}: ${err.message}, cleaned up` : `${name} failed: ${explain(err)}`,
+    );
     process.exit(err instanceof Interrupted ? 130 : 1);
   },
 );

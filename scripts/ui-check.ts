@@ -16,10 +16,18 @@ import { workflowsPath } from '../src/worker/worker.js';
 import type { Progress } from '../src/workflows/messages.js';
 import { freePort } from '../test/helpers/ports.js';
 
-const { values: flags } = parseArgs({ options: { out: { type: 'string' }, chromium: { type: 'string', default: 'chromium' } } });
+const { values: flags } = parseArgs({
+  options: { out: { type: 'string' }, chromium: { type: 'string', default: 'chromium' } },
+});
 const BACKUP = '20261122T020000Z';
 /** What the page must say (the run's current details, rendered). */
-const EXPECTED = ['Waiting for approval', `restore main/app from backup ${BACKUP}`, 'Send Signal', '{"approver":"NAME","reason":"TEXT"}', 'pgwarden approve'];
+const EXPECTED = [
+  'Waiting for approval',
+  `restore main/app from backup ${BACKUP}`,
+  'Send Signal',
+  '{"approver":"NAME","reason":"TEXT"}',
+  'pgwarden approve',
+];
 
 /**
  * The page's rendered text once it shows everything in EXPECTED (or after a minute): headless
@@ -29,7 +37,19 @@ const EXPECTED = ['Waiting for approval', `restore main/app from backup ${BACKUP
 async function pageText(url: string, png?: string): Promise<string> {
   const debugPort = await freePort();
   const profile = await mkdtemp(join(tmpdir(), 'pgwarden-ui-check-chromium-'));
-  const browser = execa(flags.chromium!, ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, `--remote-debugging-port=${debugPort}`, '--window-size=1400,1800', 'about:blank'], { reject: false, stdio: 'ignore' });
+  const browser = execa(
+    flags.chromium!,
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      `--user-data-dir=${profile}`,
+      `--remote-debugging-port=${debugPort}`,
+      '--window-size=1400,1800',
+      'about:blank',
+    ],
+    { reject: false, stdio: 'ignore' },
+  );
   try {
     let target: { webSocketDebuggerUrl: string } | undefined;
     for (let i = 0; !target; i++) {
@@ -65,10 +85,16 @@ async function pageText(url: string, png?: string): Promise<string> {
       text = (await call('Runtime.evaluate', { expression, returnByValue: true })).result?.result?.value ?? '';
       if (EXPECTED.every((e) => text.includes(e))) break;
       // The run's current details are on its "User Metadata" tab.
-      await call('Runtime.evaluate', { expression: `[...document.querySelectorAll('a,button,[role=tab]')].find((e) => e.innerText.trim().startsWith('User Metadata'))?.click()` });
+      await call('Runtime.evaluate', {
+        expression: `[...document.querySelectorAll('a,button,[role=tab]')].find((e) => e.innerText.trim().startsWith('User Metadata'))?.click()`,
+      });
       await new Promise((r) => setTimeout(r, 500));
     }
-    if (png) await writeFile(png, Buffer.from((await call('Page.captureScreenshot', { format: 'png' })).result?.data ?? '', 'base64'));
+    if (png)
+      await writeFile(
+        png,
+        Buffer.from((await call('Page.captureScreenshot', { format: 'png' })).result?.data ?? '', 'base64'),
+      );
     ws.close();
     return text;
   } finally {
@@ -84,7 +110,13 @@ async function main(): Promise<number> {
   const port = await freePort();
   let uiPort = await freePort();
   while (uiPort === port) uiPort = await freePort();
-  const [server, bundle] = await Promise.all([startDevServer({ port, uiPort, readyTimeoutMs: 120_000 }), bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } })]);
+  const [server, bundle] = await Promise.all([
+    startDevServer({ port, uiPort, readyTimeoutMs: 120_000 }),
+    bundleWorkflowCode({
+      workflowsPath: workflowsPath(),
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} },
+    }),
+  ]);
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
   const native = await NativeConnection.connect({ address: server.address });
@@ -104,7 +136,11 @@ async function main(): Promise<number> {
   const running = worker.run();
   const workflowId = `pgwarden/main/app/restore/${BACKUP}`;
   try {
-    const handle = await client.workflow.start('restoreDatabase', { taskQueue, workflowId, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+    const handle = await client.workflow.start('restoreDatabase', {
+      taskQueue,
+      workflowId,
+      args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+    });
     for (let i = 0; (await handle.query<Progress>('progress')).step !== 'approve'; i++) {
       if (i > 300) throw new Error('the restore never reached approve');
       await new Promise((r) => setTimeout(r, 200));
@@ -114,14 +150,21 @@ async function main(): Promise<number> {
     await writeFile(join(dir, 'page.txt'), text);
     const missing = EXPECTED.filter((e) => !text.includes(e));
     if (missing.length) {
-      console.error(`ui-check: the UI page ${url} lacks ${missing.map((m) => JSON.stringify(m)).join(', ')} (page text kept in ${join(dir, 'page.txt')})`);
+      console.error(
+        `ui-check: the UI page ${url} lacks ${missing.map((m) => JSON.stringify(m)).join(', ')} (page text kept in ${join(dir, 'page.txt')})`,
+      );
       return 1;
     }
-    console.log(`ui-check: the UI page of a restore waiting at approve shows ${EXPECTED.map((e) => JSON.stringify(e)).join(', ')}`);
+    console.log(
+      `ui-check: the UI page of a restore waiting at approve shows ${EXPECTED.map((e) => JSON.stringify(e)).join(', ')}`,
+    );
     await rm(dir, { recursive: true, force: true });
     return 0;
   } finally {
-    await client.workflow.getHandle(workflowId).terminate('ui-check done').catch(() => undefined);
+    await client.workflow
+      .getHandle(workflowId)
+      .terminate('ui-check done')
+      .catch(() => undefined);
     worker.shutdown();
     await running;
     await native.close();

@@ -51,7 +51,10 @@ async function timed(script: string, env: Record<string, string>): Promise<Run> 
 
 async function main() {
   const work = await mkdtemp(join(tmpdir(), 'pgwarden-bench-'));
-  const [cluster, key] = await Promise.all([startCluster({ settings: { shared_buffers: "'256MB'" } }), createTestKey()]);
+  const [cluster, key] = await Promise.all([
+    startCluster({ settings: { shared_buffers: "'256MB'" } }),
+    createTestKey(),
+  ]);
   try {
     const env = cluster.env('bench');
     const dbBytes = await buildBenchDatabase(cluster, scale, log);
@@ -88,7 +91,9 @@ async function main() {
       configFile,
       JSON.stringify({
         temporal: { address: server.address, taskQueue: 'pgwarden-bench' },
-        clusters: { main: { host: cluster.host, port: cluster.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD' } },
+        clusters: {
+          main: { host: cluster.host, port: cluster.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD' },
+        },
         repositories: { local: { type: 'local', path: repository } },
         encryption: { recipients: [key.publicKeyFile] },
         worker: { host: 'bench' },
@@ -114,7 +119,9 @@ async function main() {
     await server.stop();
     const b = result.backups[0]!;
     const dumpArtifact = (await stat(join(b.path, 'dump.pgdump.zst.gpg'))).size;
-    log(`  ${pgwardenSeconds.toFixed(1)} s (runs: ${runs.map((r) => r.seconds.toFixed(1)).join(', ')}), ${(dumpArtifact / 1e6).toFixed(0)} MB, worker peak RSS ${workerRssMb.toFixed(0)} MB`);
+    log(
+      `  ${pgwardenSeconds.toFixed(1)} s (runs: ${runs.map((r) => r.seconds.toFixed(1)).join(', ')}), ${(dumpArtifact / 1e6).toFixed(0)} MB, worker peak RSS ${workerRssMb.toFixed(0)} MB`,
+    );
 
     const round = (n: number, d = 2) => Number(n.toFixed(d));
     console.log(

@@ -7,7 +7,11 @@ import type { TestCluster } from '../../test/helpers/postgres.js';
 import { PG_BIN } from '../../test/helpers/require.js';
 
 /** Creates database `bench` and returns its size in bytes. */
-export async function buildBenchDatabase(cluster: TestCluster, scale: number, log: (line: string) => void): Promise<number> {
+export async function buildBenchDatabase(
+  cluster: TestCluster,
+  scale: number,
+  log: (line: string) => void,
+): Promise<number> {
   const env = cluster.env('bench');
   log(`building the benchmark database (pgbench scale ${scale}, random hex filler)...`);
   const t0 = Date.now();

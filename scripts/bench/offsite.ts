@@ -34,7 +34,8 @@ import { buildDist, median, option, startBuiltWorker, type BenchWorker } from '.
 
 const scale = option('--scale', 70);
 const walMb = option('--wal-mb', 512);
-const check = process.argv.includes('--check') && process.argv[process.argv.indexOf('--check') + 1] === 'quick' ? 'quick' : 'full';
+const check =
+  process.argv.includes('--check') && process.argv[process.argv.indexOf('--check') + 1] === 'quick' ? 'quick' : 'full';
 const log = (line: string) => console.log(line);
 const TASK_QUEUE = 'pgwarden-bench';
 const RUNS = 3;
@@ -42,7 +43,10 @@ const since = (started: bigint) => Number(process.hrtime.bigint() - started) / 1
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile() && !e.name.endsWith('.partial')).map((e) => join(e.parentPath, e.name)).sort();
+  return entries
+    .filter((e) => e.isFile() && !e.name.endsWith('.partial'))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
 }
 
 async function main() {
@@ -69,13 +73,26 @@ async function main() {
     const repository = join(work, 'repo');
     const walDir = join(repository, 'main', 'wal');
     await mkdir(walDir, { recursive: true });
-    const ids = process.getuid?.() === 0 ? { uid: Number((await execa('id', ['-u', 'postgres'])).stdout), gid: Number((await execa('id', ['-g', 'postgres'])).stdout) } : undefined;
+    const ids =
+      process.getuid?.() === 0
+        ? {
+            uid: Number((await execa('id', ['-u', 'postgres'])).stdout),
+            gid: Number((await execa('id', ['-g', 'postgres'])).stdout),
+          }
+        : undefined;
     if (ids) for (const d of [repository, join(repository, 'main'), walDir]) await chown(d, ids.uid, ids.gid);
     const publicKeyFile = join(work, 'backup.pub.asc');
     await copyFile(key.publicKeyFile, publicKeyFile);
     await chmod(publicKeyFile, 0o644);
     const configFile = join(work, 'pgwarden.config.json');
-    const s3Repo = (bucket: string) => ({ type: 's3', bucket, endpoint: s3!.endpoint, forcePathStyle: true, accessKeyIdEnv: 'BENCH_S3_KEY', secretAccessKeyEnv: 'BENCH_S3_SECRET' });
+    const s3Repo = (bucket: string) => ({
+      type: 's3',
+      bucket,
+      endpoint: s3!.endpoint,
+      forcePathStyle: true,
+      accessKeyIdEnv: 'BENCH_S3_KEY',
+      secretAccessKeyEnv: 'BENCH_S3_SECRET',
+    });
     cluster = await startCluster({
       settings: {
         shared_buffers: "'256MB'",
@@ -91,25 +108,54 @@ async function main() {
           configFile,
           JSON.stringify({
             temporal: { address: server!.address, taskQueue: TASK_QUEUE },
-            clusters: { main: { host: c.host, port: c.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD', dataDirectory: c.dataDir, hostQueue: 'pgwarden@bench' } },
+            clusters: {
+              main: {
+                host: c.host,
+                port: c.port,
+                user: 'postgres',
+                passwordEnv: 'BENCH_PGPASSWORD',
+                dataDirectory: c.dataDir,
+                hostQueue: 'pgwarden@bench',
+              },
+            },
             repositories,
-            encryption: { recipients: [publicKeyFile], privateKeyFile: key!.privateKeyFile, passphraseEnv: 'BENCH_PASSPHRASE' },
+            encryption: {
+              recipients: [publicKeyFile],
+              privateKeyFile: key!.privateKeyFile,
+              passphraseEnv: 'BENCH_PASSPHRASE',
+            },
             worker: { host: 'bench' },
           }),
         );
         await chmod(configFile, 0o644);
       },
     });
-    const secrets = { BENCH_PGPASSWORD: cluster.password, BENCH_PASSPHRASE: key.passphrase, BENCH_S3_KEY: s3.accessKey, BENCH_S3_SECRET: s3.secretKey };
+    const secrets = {
+      BENCH_PGPASSWORD: cluster.password,
+      BENCH_PASSPHRASE: key.passphrase,
+      BENCH_S3_KEY: s3.accessKey,
+      BENCH_S3_SECRET: s3.secretKey,
+    };
     await buildBenchDatabase(cluster, scale, log);
 
     log('the backup set (untimed): fullBackup, baseBackup, then WAL from pgbench');
     worker = await startBuiltWorker(configFile, secrets, dist);
     connection = await Connection.connect({ address: server.address });
     const client = new Client({ connection });
-    await client.workflow.execute('fullBackup', { taskQueue: TASK_QUEUE, workflowId: 'bench-full', args: [{ cluster: 'main', database: 'bench' }] });
-    await client.workflow.execute('baseBackup', { taskQueue: TASK_QUEUE, workflowId: 'bench-base', args: [{ cluster: 'main' }] });
-    const walBytes = async () => Number((await cluster!.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b`))[0]!.b);
+    await client.workflow.execute('fullBackup', {
+      taskQueue: TASK_QUEUE,
+      workflowId: 'bench-full',
+      args: [{ cluster: 'main', database: 'bench' }],
+    });
+    await client.workflow.execute('baseBackup', {
+      taskQueue: TASK_QUEUE,
+      workflowId: 'bench-base',
+      args: [{ cluster: 'main' }],
+    });
+    const walBytes = async () =>
+      Number(
+        (await cluster!.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b`))[0]!.b,
+      );
     const startWal = await walBytes();
     while ((await walBytes()) - startWal < walMb * 1048576) {
       await execa(join(PG_BIN, 'pgbench'), ['-n', '-c', '2', '-j', '2', '-t', '5000'], { env: cluster.env('bench') });
@@ -117,7 +163,12 @@ async function main() {
     await switchAndArchive(cluster, 60 * 60_000);
     await execa(process.getuid?.() === 0 ? 'runuser' : join(PG_BIN, 'pg_ctl'), [
       ...(process.getuid?.() === 0 ? ['-u', 'postgres', '--', join(PG_BIN, 'pg_ctl')] : []),
-      '-D', cluster.dataDir, '-m', 'fast', '-w', 'stop',
+      '-D',
+      cluster.dataDir,
+      '-m',
+      'fast',
+      '-w',
+      'stop',
     ]);
     await worker.stop();
     worker = undefined;
@@ -128,17 +179,29 @@ async function main() {
 
     // A fresh worker: its peak RSS is the offsite runs', not the backups'.
     worker = await startBuiltWorker(configFile, secrets, dist);
-    log(`  a fresh worker for the offsite runs: ${((await worker.memoryKb('VmRSS')) / 1024).toFixed(0)} MB resident before them`);
-    const raw = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey } });
+    log(
+      `  a fresh worker for the offsite runs: ${((await worker.memoryKb('VmRSS')) / 1024).toFixed(0)} MB resident before them`,
+    );
+    const raw = new S3Client({
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey },
+    });
     // The same objects pgwarden uploaded (its first run's bucket): WAL the remote's retention would
     // drop (before the base backup) is not uploaded by pgwarden, so the raw side skips it too.
     const keys: string[] = [];
     const rawRun = async (i: number) => {
       if (keys.length === 0) {
-        for await (const page of paginateListObjectsV2({ client: raw }, { Bucket: 'pgwarden-0' })) keys.push(...(page.Contents ?? []).map((o) => o.Key!));
+        for await (const page of paginateListObjectsV2({ client: raw }, { Bucket: 'pgwarden-0' }))
+          keys.push(...(page.Contents ?? []).map((o) => o.Key!));
       }
       const started = process.hrtime.bigint();
-      for (const key of keys) await new Upload({ client: raw, params: { Bucket: `raw-${i}`, Key: key, Body: createReadStream(join(repository, key)) } }).done();
+      for (const key of keys)
+        await new Upload({
+          client: raw,
+          params: { Bucket: `raw-${i}`, Key: key, Body: createReadStream(join(repository, key)) },
+        }).done();
       return since(started);
     };
     const pgwardenRun = async (i: number) => {
@@ -157,7 +220,9 @@ async function main() {
       const run = await pgwardenRun(i);
       pgwardenRuns.push(run.seconds);
       const r = run.result.repositories[0]!;
-      log(`  pgwarden #${i + 1}: ${run.seconds.toFixed(1)} s (${r.sync!.uploaded} objects, ${(r.sync!.uploadedBytes / 1e6).toFixed(0)} MB; check read back ${r.check!.contentChecked})`);
+      log(
+        `  pgwarden #${i + 1}: ${run.seconds.toFixed(1)} s (${r.sync!.uploaded} objects, ${(r.sync!.uploadedBytes / 1e6).toFixed(0)} MB; check read back ${r.check!.contentChecked})`,
+      );
       rawRuns.push(await rawRun(i));
       log(`  raw #${i + 1}: ${rawRuns.at(-1)!.toFixed(1)} s (${keys.length} objects)`);
     }
@@ -166,9 +231,19 @@ async function main() {
     const rawSeconds = median(rawRuns, (v) => v);
     const pgwardenSeconds = median(pgwardenRuns, (v) => v);
     log(`raw:      ${rawSeconds.toFixed(1)} s (runs: ${rawRuns.map((v) => v.toFixed(1)).join(', ')})`);
-    log(`pgwarden: ${pgwardenSeconds.toFixed(1)} s (runs: ${pgwardenRuns.map((v) => v.toFixed(1)).join(', ')}); worker peak RSS ${(peakKb / 1024).toFixed(0)} MB`);
+    log(
+      `pgwarden: ${pgwardenSeconds.toFixed(1)} s (runs: ${pgwardenRuns.map((v) => v.toFixed(1)).join(', ')}); worker peak RSS ${(peakKb / 1024).toFixed(0)} MB`,
+    );
     const round = (n: number, d = 2) => Number(n.toFixed(d));
-    console.log(JSON.stringify({ bench: 'offsiteSync', rawSeconds: round(rawSeconds), pgwardenSeconds: round(pgwardenSeconds), ratio: round(pgwardenSeconds / rawSeconds), peakRssMb: round(peakKb / 1024, 0) }));
+    console.log(
+      JSON.stringify({
+        bench: 'offsiteSync',
+        rawSeconds: round(rawSeconds),
+        pgwardenSeconds: round(pgwardenSeconds),
+        ratio: round(pgwardenSeconds / rawSeconds),
+        peakRssMb: round(peakKb / 1024, 0),
+      }),
+    );
   } finally {
     await worker?.stop().catch(() => undefined);
     await connection?.close().catch(() => undefined);

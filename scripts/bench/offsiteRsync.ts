@@ -36,11 +36,23 @@ async function main() {
       const data = randomBytes(kib * 1024);
       const sha256 = createHash('sha256').update(data).digest('hex');
       await writeFile(join(walDir, stored), data, { mode: 0o600 });
-      const record = { name, stored, bytes: data.length, sha256, rawBytes: 16 * 1048576, rawSha256: sha256, compression: 'zstd', encrypted: true, archivedAt: new Date(start + i * 60_000).toISOString() };
+      const record = {
+        name,
+        stored,
+        bytes: data.length,
+        sha256,
+        rawBytes: 16 * 1048576,
+        rawSha256: sha256,
+        compression: 'zstd',
+        encrypted: true,
+        archivedAt: new Date(start + i * 60_000).toISOString(),
+      };
       await writeFile(join(walDir, `${name}.json`), `${JSON.stringify(record)}\n`, { mode: 0o600 });
     }
     const objects = walFiles * 2;
-    console.log(`${walFiles} WAL files of ${kib} KiB and their records: ${objects} objects, ${((walFiles * kib) / 1024).toFixed(0)} MiB, to sshd on 127.0.0.1:${sshd.port}`);
+    console.log(
+      `${walFiles} WAL files of ${kib} KiB and their records: ${objects} objects, ${((walFiles * kib) / 1024).toFixed(0)} MiB, to sshd on 127.0.0.1:${sshd.port}`,
+    );
 
     const syncRuns: number[] = [];
     const checkRuns: number[] = [];
@@ -50,7 +62,13 @@ async function main() {
         clusters: { main: { host: '127.0.0.1', port: 5432, user: 'postgres', dataDirectory: join(work, 'pgdata') } },
         repositories: {
           local: { type: 'local', path: repository },
-          rsync: { type: 'rsync', destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/run-${i}`, port: sshd.port, identityFile: sshd.identityFile, knownHostsFile: sshd.knownHostsFile },
+          rsync: {
+            type: 'rsync',
+            destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/run-${i}`,
+            port: sshd.port,
+            identityFile: sshd.identityFile,
+            knownHostsFile: sshd.knownHostsFile,
+          },
         },
         worker: { host: 'bench' },
       });
@@ -64,14 +82,27 @@ async function main() {
       started = process.hrtime.bigint();
       const report = (await env.run(activities.checkOffsite, { ...target, depth: 'full' as const })) as CheckReport;
       checkRuns.push(since(started));
-      console.log(`  run ${i + 1}: sync ${syncRuns.at(-1)!.toFixed(2)} s (${sync.uploaded} objects), full check ${checkRuns.at(-1)!.toFixed(2)} s (${report.contentChecked} hashed on the remote)`);
+      console.log(
+        `  run ${i + 1}: sync ${syncRuns.at(-1)!.toFixed(2)} s (${sync.uploaded} objects), full check ${checkRuns.at(-1)!.toFixed(2)} s (${report.contentChecked} hashed on the remote)`,
+      );
     }
     const syncSeconds = median(syncRuns, (v) => v);
     const checkSeconds = median(checkRuns, (v) => v);
-    console.log(`sync:  ${syncSeconds.toFixed(2)} s median (${((syncSeconds / objects) * 1000).toFixed(1)} ms per object)`);
+    console.log(
+      `sync:  ${syncSeconds.toFixed(2)} s median (${((syncSeconds / objects) * 1000).toFixed(1)} ms per object)`,
+    );
     console.log(`check: ${checkSeconds.toFixed(2)} s median`);
     const round = (n: number) => Number(n.toFixed(2));
-    console.log(JSON.stringify({ bench: 'offsiteRsync', objects, mib: round((walFiles * kib) / 1024), syncSeconds: round(syncSeconds), msPerObject: round((syncSeconds / objects) * 1000), checkSeconds: round(checkSeconds) }));
+    console.log(
+      JSON.stringify({
+        bench: 'offsiteRsync',
+        objects,
+        mib: round((walFiles * kib) / 1024),
+        syncSeconds: round(syncSeconds),
+        msPerObject: round((syncSeconds / objects) * 1000),
+        checkSeconds: round(checkSeconds),
+      }),
+    );
   } finally {
     await sshd?.stop().catch(() => undefined);
     await rm(work, { recursive: true, force: true });

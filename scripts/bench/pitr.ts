@@ -21,7 +21,20 @@
 // Prints the figures and, last, one JSON line. Options: --scale N (default 70), --wal-mb N (default
 // 1024), --plain (an unencrypted archive: compression only).
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  chmod,
+  chown,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -50,12 +63,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const since = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e9;
 
 async function asPostgres(cmd: string, args: string[]) {
-  return isRoot ? execa('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdin: 'ignore' }) : execa(cmd, args, { stdin: 'ignore' });
+  return isRoot
+    ? execa('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdin: 'ignore' })
+    : execa(cmd, args, { stdin: 'ignore' });
 }
 
 async function postgresIds(): Promise<{ uid: number; gid: number } | undefined> {
   if (!isRoot) return undefined;
-  return { uid: Number((await execa('id', ['-u', 'postgres'])).stdout), gid: Number((await execa('id', ['-g', 'postgres'])).stdout) };
+  return {
+    uid: Number((await execa('id', ['-u', 'postgres'])).stdout),
+    gid: Number((await execa('id', ['-g', 'postgres'])).stdout),
+  };
 }
 
 async function main() {
@@ -97,10 +115,25 @@ async function main() {
     const configFor = (c: { host: string; port: number; dataDir: string }, repo: string, spool?: string) => ({
       temporal: { address: server!.address, taskQueue: TASK_QUEUE },
       clusters: {
-        main: { host: c.host, port: c.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD', dataDirectory: c.dataDir, hostQueue: 'pgwarden@bench' },
+        main: {
+          host: c.host,
+          port: c.port,
+          user: 'postgres',
+          passwordEnv: 'BENCH_PGPASSWORD',
+          dataDirectory: c.dataDir,
+          hostQueue: 'pgwarden@bench',
+        },
       },
       repositories: { local: { type: 'local', path: repo } },
-      ...(plain ? {} : { encryption: { recipients: [publicKeyFile], privateKeyFile: key!.privateKeyFile, passphraseEnv: 'BENCH_PASSPHRASE' } }),
+      ...(plain
+        ? {}
+        : {
+            encryption: {
+              recipients: [publicKeyFile],
+              privateKeyFile: key!.privateKeyFile,
+              passphraseEnv: 'BENCH_PASSPHRASE',
+            },
+          }),
       ...(spool ? { walPush: { async: true, spoolDirectory: spool } } : {}),
       worker: { host: 'bench' },
     });
@@ -119,7 +152,10 @@ async function main() {
         await writeFile(configFile, JSON.stringify(configFor(c, repository, spoolFor('spool'))));
         await chmod(configFile, 0o644);
         await writeFile(pushConfigFile, JSON.stringify(configFor(c, join(work, 'push-scratch-repo'))));
-        await writeFile(asyncPushConfigFile, JSON.stringify(configFor(c, join(work, 'push-scratch-repo'), spoolFor('push-scratch-spool'))));
+        await writeFile(
+          asyncPushConfigFile,
+          JSON.stringify(configFor(c, join(work, 'push-scratch-repo'), spoolFor('push-scratch-spool'))),
+        );
       },
     });
     const secrets = { BENCH_PGPASSWORD: cluster.password, BENCH_PASSPHRASE: key.passphrase };
@@ -135,17 +171,27 @@ async function main() {
       workflowId: 'bench-base',
       args: [{ cluster: 'main', backupId: '20261122T030000Z' }],
     })) as BaseBackupWorkflowResult;
-    log(`  pgwarden: ${(base.bytes / 1e6).toFixed(0)} MB stored, ${base.startLsn} → ${base.stopLsn}, ${since(t0).toFixed(1)} s`);
+    log(
+      `  pgwarden: ${(base.bytes / 1e6).toFixed(0)} MB stored, ${base.startLsn} → ${base.stopLsn}, ${since(t0).toFixed(1)} s`,
+    );
     const manualBase = join(work, 'manual-base');
     t0 = process.hrtime.bigint();
-    await execa(join(PG_BIN, 'pg_basebackup'), ['-D', manualBase, '-Ft', '-X', 'none', '--checkpoint=fast', '--no-password'], { env: cluster.env() });
+    await execa(
+      join(PG_BIN, 'pg_basebackup'),
+      ['-D', manualBase, '-Ft', '-X', 'none', '--checkpoint=fast', '--no-password'],
+      { env: cluster.env() },
+    );
     const baseTar = join(manualBase, 'base.tar');
     log(`  manual: base.tar ${((await stat(baseTar)).size / 1e6).toFixed(0)} MB, ${since(t0).toFixed(1)} s`);
 
     log(`WAL traffic: pgbench -n -c 2 -j 2 until ${walMb} MB of WAL`);
     const env = cluster.env('bench');
     const lsn = async () => (await cluster!.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'))[0]!.lsn;
-    const walSince = async (from: string) => Number((await cluster!.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${from}')::text AS b`))[0]!.b);
+    const walSince = async (from: string) =>
+      Number(
+        (await cluster!.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${from}')::text AS b`))[0]!
+          .b,
+      );
     const startLsn = await lsn();
     const target = walMb * 1024 * 1024;
     let generated = 0;
@@ -160,45 +206,69 @@ async function main() {
       // WAL per transaction falls as full-page images thin out after a checkpoint: size the next
       // round on the last one (at most 4 times as long), aiming a little past the target.
       const perTxn = Math.max(1, (generated - before) / (2 * perClient));
-      log(`  ${transactions} transactions, ${(generated / 1048576).toFixed(0)} MB of WAL (last round ${(perTxn / 1024).toFixed(1)} KiB each), ${since(t0).toFixed(0)} s`);
+      log(
+        `  ${transactions} transactions, ${(generated / 1048576).toFixed(0)} MB of WAL (last round ${(perTxn / 1024).toFixed(1)} KiB each), ${since(t0).toFixed(0)} s`,
+      );
       perClient = Math.min(4 * perClient, Math.max(1000, Math.ceil((1.05 * target - generated) / perTxn / 2)));
     }
     t0 = process.hrtime.bigint();
     const lastWal = await switchAndArchive(cluster, 60 * 60_000);
     const replayBytes = await walSince(base.startLsn);
-    log(`  archived through ${lastWal} (waited ${since(t0).toFixed(0)} s for the archiver); ${(replayBytes / 1048576).toFixed(0)} MB of WAL after the base backup's start`);
+    log(
+      `  archived through ${lastWal} (waited ${since(t0).toFixed(0)} s for the archiver); ${(replayBytes / 1048576).toFixed(0)} MB of WAL after the base backup's start`,
+    );
     // Nothing may reach the archive after this: both sides replay exactly the same WAL.
     await asPostgres(join(PG_BIN, 'pg_ctl'), ['-D', cluster.dataDir, '-m', 'fast', '-w', 'stop']);
     log('  live cluster stopped (the archive is final)');
 
-    log('decoding every archived WAL file into a plain directory with the built wal-get (untimed; wal-get timed per segment)');
+    log(
+      'decoding every archived WAL file into a plain directory with the built wal-get (untimed; wal-get timed per segment)',
+    );
     const plainWal = join(work, 'plain-wal');
     await mkdir(plainWal);
     // Owned by postgres before wal-get writes into it: as root, wal-get gives each file the
     // directory's owner at 0600, and the manual recovery's `cp` runs as postgres.
     await toPostgres(plainWal);
-    const archived = (await readdir(walDir)).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length)).sort();
+    const archived = (await readdir(walDir))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -'.json'.length))
+      .sort();
     const cliEnv = { ...process.env, ...secrets };
     const getMs: number[] = [];
     t0 = process.hrtime.bigint();
     for (const name of archived) {
       const started = process.hrtime.bigint();
-      await execa(process.execPath, [cli, '--config', configFile, 'wal-get', '--cluster', 'main', name, join(plainWal, name)], { env: cliEnv });
+      await execa(
+        process.execPath,
+        [cli, '--config', configFile, 'wal-get', '--cluster', 'main', name, join(plainWal, name)],
+        { env: cliEnv },
+      );
       if (SEGMENT.test(name)) getMs.push(since(started) * 1000);
     }
     const walGetMsP50 = median(getMs, (v) => v);
-    log(`  ${archived.length} files (${getMs.length} segments) in ${since(t0).toFixed(0)} s; wal-get p50 ${walGetMsP50.toFixed(0)} ms (min ${Math.min(...getMs).toFixed(0)}, max ${Math.max(...getMs).toFixed(0)})`);
+    log(
+      `  ${archived.length} files (${getMs.length} segments) in ${since(t0).toFixed(0)} s; wal-get p50 ${walGetMsP50.toFixed(0)} ms (min ${Math.min(...getMs).toFixed(0)}, max ${Math.max(...getMs).toFixed(0)})`,
+    );
 
     const segments = archived.filter((n) => SEGMENT.test(n));
-    const sample = Array.from({ length: Math.min(20, segments.length) }, (_, i) => segments[Math.floor((i * segments.length) / Math.min(20, segments.length))]!);
+    const sample = Array.from(
+      { length: Math.min(20, segments.length) },
+      (_, i) => segments[Math.floor((i * segments.length) / Math.min(20, segments.length))]!,
+    );
     const pushMs: number[] = [];
     for (const name of sample) {
       const started = process.hrtime.bigint();
-      await execa(process.execPath, [cli, '--config', pushConfigFile, 'wal-push', '--cluster', 'main', join(plainWal, name), name], { env: cliEnv });
+      await execa(
+        process.execPath,
+        [cli, '--config', pushConfigFile, 'wal-push', '--cluster', 'main', join(plainWal, name), name],
+        { env: cliEnv },
+      );
       pushMs.push(since(started) * 1000);
     }
     const walPushSyncMsP50 = median(pushMs, (v) => v);
-    log(`wal-push of ${sample.length} segments into a scratch repository, one call after the other: p50 ${walPushSyncMsP50.toFixed(0)} ms (min ${Math.min(...pushMs).toFixed(0)}, max ${Math.max(...pushMs).toFixed(0)})`);
+    log(
+      `wal-push of ${sample.length} segments into a scratch repository, one call after the other: p50 ${walPushSyncMsP50.toFixed(0)} ms (min ${Math.min(...pushMs).toFixed(0)}, max ${Math.max(...pushMs).toFixed(0)})`,
+    );
     await rm(join(work, 'push-scratch-repo'), { recursive: true, force: true });
 
     // As PostgreSQL's archiver runs it with walPush.async: a data directory whose pg_wal holds the
@@ -215,9 +285,16 @@ async function main() {
     const archiverStarted = process.hrtime.bigint();
     for (const name of fakeNames) {
       const started = process.hrtime.bigint();
-      await execa(process.execPath, [cli, '--config', asyncPushConfigFile, 'wal-push', '--cluster', 'main', `pg_wal/${name}`, name], { env: cliEnv, cwd: fakeData });
+      await execa(
+        process.execPath,
+        [cli, '--config', asyncPushConfigFile, 'wal-push', '--cluster', 'main', `pg_wal/${name}`, name],
+        { env: cliEnv, cwd: fakeData },
+      );
       asyncMs.push(since(started) * 1000);
-      await rename(join(fakeData, 'pg_wal', 'archive_status', `${name}.ready`), join(fakeData, 'pg_wal', 'archive_status', `${name}.done`));
+      await rename(
+        join(fakeData, 'pg_wal', 'archive_status', `${name}.ready`),
+        join(fakeData, 'pg_wal', 'archive_status', `${name}.done`),
+      );
     }
     const archiverSeconds = since(archiverStarted);
     const walPushMsP50 = median(asyncMs, (v) => v);
@@ -225,12 +302,18 @@ async function main() {
       `wal-push with walPush.async, as the archiver calls it for ${fakeNames.length} ready segments: p50 ${walPushMsP50.toFixed(0)} ms ` +
         `(min ${Math.min(...asyncMs).toFixed(0)}, max ${Math.max(...asyncMs).toFixed(0)}; all ${archiverSeconds.toFixed(1)} s)`,
     );
-    const pusherPid = (JSON.parse(await readFile(join(spoolFor('push-scratch-spool'), 'main', 'pusher.pid'), 'utf8').catch(() => '{}')) as { pid?: number }).pid;
+    const pusherPid = (
+      JSON.parse(
+        await readFile(join(spoolFor('push-scratch-spool'), 'main', 'pusher.pid'), 'utf8').catch(() => '{}'),
+      ) as { pid?: number }
+    ).pid;
     if (pusherPid) process.kill(pusherPid, 'SIGTERM');
     await rm(fakeData, { recursive: true, force: true });
     await rm(join(work, 'push-scratch-repo'), { recursive: true, force: true });
 
-    const manualRun = async (i: number): Promise<{ seconds: number; extractSeconds: number; reachedLsn: string; redoDone: string }> => {
+    const manualRun = async (
+      i: number,
+    ): Promise<{ seconds: number; extractSeconds: number; reachedLsn: string; redoDone: string }> => {
       const dir = join(work, `manual-${i}`);
       const data = join(dir, 'data');
       const logFile = join(dir, 'server.log');
@@ -252,10 +335,21 @@ async function main() {
       await asPostgres(join(PG_BIN, 'pg_ctl'), ['-D', data, '-l', logFile, '-W', 'start']);
       try {
         for (;;) {
-          const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster!.password, database: 'postgres', connectionTimeoutMillis: 3000 });
+          const c = new pg.Client({
+            host: '127.0.0.1',
+            port,
+            user: 'postgres',
+            password: cluster!.password,
+            database: 'postgres',
+            connectionTimeoutMillis: 3000,
+          });
           const state = await c
             .connect()
-            .then(() => c.query<{ r: boolean; lsn: string }>('SELECT pg_is_in_recovery() AS r, CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn'))
+            .then(() =>
+              c.query<{ r: boolean; lsn: string }>(
+                'SELECT pg_is_in_recovery() AS r, CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS lsn',
+              ),
+            )
             .then((r) => r.rows[0]!)
             .catch(() => undefined)
             .finally(() => c.end().catch(() => undefined));
@@ -267,7 +361,9 @@ async function main() {
             return { seconds, extractSeconds, reachedLsn: state!.lsn, redoDone };
           }
           if (inRecovery === undefined && since(started) > 10 && !existsSync(join(data, 'postmaster.pid'))) {
-            throw new Error(`manual recovery ${i}: the server stopped: ${(await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ')}`);
+            throw new Error(
+              `manual recovery ${i}: the server stopped: ${(await readFile(logFile, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join(' | ')}`,
+            );
           }
           await sleep(250);
         }
@@ -293,7 +389,9 @@ async function main() {
     for (let i = 0; i < 3; i++) {
       const m = await manualRun(i);
       manualRuns.push(m);
-      log(`  manual #${i + 1}: ${m.seconds.toFixed(1)} s (extract ${m.extractSeconds.toFixed(1)}, then replay until promoted; redo done at ${m.redoDone}, reached ${m.reachedLsn})`);
+      log(
+        `  manual #${i + 1}: ${m.seconds.toFixed(1)} s (extract ${m.extractSeconds.toFixed(1)}, then replay until promoted; redo done at ${m.redoDone}, reached ${m.reachedLsn})`,
+      );
       const run = await pgwardenRun(i);
       pgwardenRuns.push(run);
       log(
@@ -304,7 +402,9 @@ async function main() {
     const manualSeconds = median(manualRuns, (r) => r.seconds).seconds;
     const pgwarden = median(pgwardenRuns, (r) => r.seconds);
     log(`manual:   ${manualSeconds.toFixed(1)} s (runs: ${manualRuns.map((r) => r.seconds.toFixed(1)).join(', ')})`);
-    log(`pgwarden: ${pgwarden.seconds.toFixed(1)} s (runs: ${pgwardenRuns.map((r) => r.seconds.toFixed(1)).join(', ')}); median run: ${steps(pgwarden.result)}`);
+    log(
+      `pgwarden: ${pgwarden.seconds.toFixed(1)} s (runs: ${pgwardenRuns.map((r) => r.seconds.toFixed(1)).join(', ')}); median run: ${steps(pgwarden.result)}`,
+    );
     if (pgwarden.result.recovery?.stoppedAt) log(`  ${pgwarden.result.recovery.stoppedAt}`);
 
     const round = (n: number, d = 2) => Number(n.toFixed(d));

@@ -24,7 +24,10 @@ const log = (line: string) => console.log(line);
 
 async function main() {
   const work = await mkdtemp(join(tmpdir(), 'pgwarden-bench-verify-'));
-  const [cluster, key] = await Promise.all([startCluster({ settings: { shared_buffers: "'256MB'" } }), createTestKey()]);
+  const [cluster, key] = await Promise.all([
+    startCluster({ settings: { shared_buffers: "'256MB'" } }),
+    createTestKey(),
+  ]);
   try {
     await buildBenchDatabase(cluster, scale, log);
     const file = join(work, 'bench.dump');
@@ -35,7 +38,9 @@ async function main() {
     for (let i = 0; i < 3; i++) {
       await cluster.query('CREATE DATABASE plain_restore');
       const started = process.hrtime.bigint();
-      await execa(join(PG_BIN, 'pg_restore'), ['--exit-on-error', '-d', 'plain_restore', file], { env: cluster.env('plain_restore') });
+      await execa(join(PG_BIN, 'pg_restore'), ['--exit-on-error', '-d', 'plain_restore', file], {
+        env: cluster.env('plain_restore'),
+      });
       plainRuns.push(Number(process.hrtime.bigint() - started) / 1e9);
       await cluster.query('DROP DATABASE plain_restore');
     }
@@ -49,17 +54,30 @@ async function main() {
       configFile,
       JSON.stringify({
         temporal: { address: server.address, taskQueue: 'pgwarden-bench' },
-        clusters: { main: { host: cluster.host, port: cluster.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD' } },
+        clusters: {
+          main: { host: cluster.host, port: cluster.port, user: 'postgres', passwordEnv: 'BENCH_PGPASSWORD' },
+        },
         repositories: { local: { type: 'local', path: join(work, 'repo') } },
-        encryption: { recipients: [key.publicKeyFile], privateKeyFile: key.privateKeyFile, passphraseEnv: 'BENCH_PASSPHRASE' },
+        encryption: {
+          recipients: [key.publicKeyFile],
+          privateKeyFile: key.privateKeyFile,
+          passphraseEnv: 'BENCH_PASSPHRASE',
+        },
         worker: { host: 'bench' },
       }),
     );
-    const worker = await startBuiltWorker(configFile, { BENCH_PGPASSWORD: cluster.password, BENCH_PASSPHRASE: key.passphrase });
+    const worker = await startBuiltWorker(configFile, {
+      BENCH_PGPASSWORD: cluster.password,
+      BENCH_PASSPHRASE: key.passphrase,
+    });
     const connection = await Connection.connect({ address: server.address });
     const client = new Client({ connection });
     log('pgwarden: fullBackup (untimed), then verifyBackup (median of 3)');
-    await client.workflow.execute('fullBackup', { taskQueue: 'pgwarden-bench', workflowId: 'bench-backup', args: [{ cluster: 'main', database: 'bench', backupId: '20261122T020000Z' }] });
+    await client.workflow.execute('fullBackup', {
+      taskQueue: 'pgwarden-bench',
+      workflowId: 'bench-backup',
+      args: [{ cluster: 'main', database: 'bench', backupId: '20261122T020000Z' }],
+    });
     const before = await worker.memoryKb('VmRSS');
     let peakKb = before;
     const sampler = setInterval(() => {

@@ -21,9 +21,18 @@ export async function buildDist(): Promise<string> {
 }
 
 /** Runs the built worker; builds dist first unless given one (then the caller removes it). */
-export async function startBuiltWorker(configFile: string, env: Record<string, string>, prebuilt?: string): Promise<BenchWorker> {
+export async function startBuiltWorker(
+  configFile: string,
+  env: Record<string, string>,
+  prebuilt?: string,
+): Promise<BenchWorker> {
   const dist = prebuilt ?? (await buildDist());
-  const worker = execa(process.execPath, [join(dist, 'cli/main.js'), 'worker', '--config', configFile], { env, reject: false, all: true, buffer: false });
+  const worker = execa(process.execPath, [join(dist, 'cli/main.js'), 'worker', '--config', configFile], {
+    env,
+    reject: false,
+    all: true,
+    buffer: false,
+  });
   let out = '';
   let exited = false;
   void worker.then(() => (exited = true));

@@ -31,7 +31,9 @@ async function state(cluster: TestCluster): Promise<State> {
     DATABASE,
   );
   const { hasDocuments, ...counts } = row!;
-  const documents = hasDocuments ? (await cluster.query<{ n: number }>('SELECT count(*)::int AS n FROM documents', DATABASE))[0]!.n : null;
+  const documents = hasDocuments
+    ? (await cluster.query<{ n: number }>('SELECT count(*)::int AS n FROM documents', DATABASE))[0]!.n
+    : null;
   return { ...counts, documents };
 }
 
@@ -39,17 +41,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function causeAccident(cluster: TestCluster, say: (line: string) => void): Promise<Accident> {
   const q = (sql: string) => cluster.query(sql, DATABASE);
-  await q(`INSERT INTO users (id, email) SELECT 800000 + g, 'marker' || g || '@example.com' FROM generate_series(1, ${MARKERS}) g`);
+  await q(
+    `INSERT INTO users (id, email) SELECT 800000 + g, 'marker' || g || '@example.com' FROM generate_series(1, ${MARKERS}) g`,
+  );
   const segment = await switchAndArchive(cluster);
   const before = await state(cluster);
-  const [{ t }] = (await q(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`)) as [{ t: string }];
+  const [{ t }] = (await q(
+    `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`,
+  )) as [{ t: string }];
   say(`  ${MARKERS} marker users inserted, WAL switched (${segment} archived); T = ${t}`);
   await sleep(500);
   await q('DELETE FROM orders WHERE id % 2 = 0; DROP TABLE documents');
-  await q(`INSERT INTO users (id, email) SELECT 900000 + g, 'late' || g || '@example.com' FROM generate_series(1, ${LATE}) g`);
+  await q(
+    `INSERT INTO users (id, email) SELECT 900000 + g, 'late' || g || '@example.com' FROM generate_series(1, ${LATE}) g`,
+  );
   await switchAndArchive(cluster);
   const after = await state(cluster);
-  say(`  after T: orders ${before.orders} → ${after.orders}, "documents" dropped, ${after.late} users added; WAL archived`);
+  say(
+    `  after T: orders ${before.orders} → ${after.orders}, "documents" dropped, ${after.late} users added; WAL archived`,
+  );
   return { target: t, orders: before.orders, documents: before.documents ?? 0 };
 }
 
@@ -58,7 +68,9 @@ export async function checkUndone(cluster: TestCluster, accident: Accident): Pro
   const s = await state(cluster);
   const problems = [
     s.documents === null && 'the dropped table "documents" is missing',
-    s.documents !== null && s.documents !== accident.documents && `documents has ${s.documents} rows, expected ${accident.documents}`,
+    s.documents !== null &&
+      s.documents !== accident.documents &&
+      `documents has ${s.documents} rows, expected ${accident.documents}`,
     s.orders !== accident.orders && `orders has ${s.orders} rows, expected ${accident.orders}`,
     s.markers !== MARKERS && `${s.markers} of ${MARKERS} marker users are there`,
     s.late !== 0 && `${s.late} users inserted after T are there`,

@@ -76,7 +76,10 @@ export async function startStack(say: (line: string) => void, ports: StackPorts 
         : 'starting the Temporal dev server with its UI, PostgreSQL 15, the S3 server (versitygw), an OpenPGP key',
     );
     // The demo prints its own lines; the SDK only speaks up for errors.
-    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } } });
+    Runtime.install({
+      logger: new DefaultLogger('ERROR'),
+      telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+    });
     const bundling = bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger });
     bundling.catch(noop);
 
@@ -84,7 +87,9 @@ export async function startStack(say: (line: string) => void, ports: StackPorts 
     const started = await Promise.allSettled([
       existing
         ? Promise.resolve(undefined)
-        : Promise.all([ports.port ?? freePort(), ports.uiPort ?? freePort()]).then(([port, uiPort]) => startDevServer({ port, uiPort, detached: true })),
+        : Promise.all([ports.port ?? freePort(), ports.uiPort ?? freePort()]).then(([port, uiPort]) =>
+            startDevServer({ port, uiPort, detached: true }),
+          ),
       startS3Server(),
       createTestKey(),
     ] as const);
@@ -93,7 +98,8 @@ export async function startStack(say: (line: string) => void, ports: StackPorts 
     if (s3.status === 'fulfilled') stops.push(() => s3.value.destroy());
     if (key.status === 'fulfilled') stops.push(() => key.value.remove());
     for (const r of started) if (r.status === 'rejected') throw r.reason;
-    if (server.status !== 'fulfilled' || s3.status !== 'fulfilled' || key.status !== 'fulfilled') throw new Error('unreachable');
+    if (server.status !== 'fulfilled' || s3.status !== 'fulfilled' || key.status !== 'fulfilled')
+      throw new Error('unreachable');
 
     await s3.value.bucket('offsite');
     const setup = await startArchivingCluster({
@@ -101,10 +107,19 @@ export async function startStack(say: (line: string) => void, ports: StackPorts 
       key: key.value,
       extra: {
         repositories: {
-          s3: { type: 's3', bucket: 'offsite', endpoint: s3.value.endpoint, forcePathStyle: true, accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV },
+          s3: {
+            type: 's3',
+            bucket: 'offsite',
+            endpoint: s3.value.endpoint,
+            forcePathStyle: true,
+            accessKeyIdEnv: S3_KEY_ENV,
+            secretAccessKeyEnv: S3_SECRET_ENV,
+          },
         },
         // What the recovered cluster must hold, checked by PITR's own `verify` step.
-        verification: { checks: { [DATABASE]: [{ name: 'documents table', sql: 'SELECT count(*) FROM documents', min: 1 }] } },
+        verification: {
+          checks: { [DATABASE]: [{ name: 'documents table', sql: 'SELECT count(*) FROM documents', min: 1 }] },
+        },
       },
     });
     stops.push(() => setup.remove());
@@ -117,11 +132,17 @@ export async function startStack(say: (line: string) => void, ports: StackPorts 
     };
     const configFile = join(setup.dir, 'demo.config.json');
     await writeFile(configFile, JSON.stringify(config, null, 2) + '\n');
-    say(`PostgreSQL 15 on ${setup.cluster.host}:${setup.cluster.port}, archive_command = pgwarden wal-push; S3 at ${s3.value.endpoint}`);
+    say(
+      `PostgreSQL 15 on ${setup.cluster.host}:${setup.cluster.port}, archive_command = pgwarden wal-push; S3 at ${s3.value.endpoint}`,
+    );
     say(`creating database "${DATABASE}" with sample data`);
     await createSampleDatabase(setup.cluster, DATABASE, 0.2);
 
-    const secrets = { ...testSecrets(setup.cluster, key.value), [S3_KEY_ENV]: s3.value.accessKey, [S3_SECRET_ENV]: s3.value.secretKey };
+    const secrets = {
+      ...testSecrets(setup.cluster, key.value),
+      [S3_KEY_ENV]: s3.value.accessKey,
+      [S3_SECRET_ENV]: s3.value.secretKey,
+    };
     const native = await NativeConnection.connect({ address: temporalAddress });
     stops.push(() => native.close());
     const workers: Worker[] = await createWorkers({
@@ -144,11 +165,26 @@ export async function startStack(say: (line: string) => void, ports: StackPorts 
     say(`pgwarden's workers poll ${taskQueue} and pgwarden@${host}`);
     let metricsUrl: string | undefined;
     if (ports.metricsPort !== undefined) {
-      const metrics = await startMetricsServer({ config, env: { ...process.env, ...secrets }, client, port: ports.metricsPort });
+      const metrics = await startMetricsServer({
+        config,
+        env: { ...process.env, ...secrets },
+        client,
+        port: ports.metricsPort,
+      });
       stops.push(() => metrics.close());
       metricsUrl = metrics.url;
     }
-    return { config, configFile, setup, client, temporalAddress, uiAddress: server.value?.uiAddress, metricsUrl, runSuffix, stop };
+    return {
+      config,
+      configFile,
+      setup,
+      client,
+      temporalAddress,
+      uiAddress: server.value?.uiAddress,
+      metricsUrl,
+      runSuffix,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

@@ -39,7 +39,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export function explain(err: unknown): string {
   const parts: string[] = [];
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if (!/^(Workflow execution failed|Activity task failed|Child Workflow execution failed)$/.test(e.message)) parts.push(e.message);
+    if (!/^(Workflow execution failed|Activity task failed|Child Workflow execution failed)$/.test(e.message))
+      parts.push(e.message);
   }
   return (parts.join(': ') || String(err)).replace(/\s*\n\s*/g, ' | ');
 }
@@ -48,9 +49,16 @@ export function explain(err: unknown): string {
  * Waits for a workflow's result. Meanwhile, twice a second: `tick` (e.g. answer an approval), a
  * line for each failed activity attempt the server retries, and every 10 s where a slow step is.
  */
-async function awaitResult<T>(handle: WorkflowHandle, say: (line: string) => void, tick?: () => Promise<void>): Promise<T> {
+async function awaitResult<T>(
+  handle: WorkflowHandle,
+  say: (line: string) => void,
+  tick?: () => Promise<void>,
+): Promise<T> {
   const result = handle.result() as Promise<T>;
-  const settled = result.then(() => true, () => true);
+  const settled = result.then(
+    () => true,
+    () => true,
+  );
   const reported = new Set<string>();
   const started = Date.now();
   let lastFailure = '';
@@ -68,11 +76,15 @@ async function awaitResult<T>(handle: WorkflowHandle, say: (line: string) => voi
     if (live && Date.now() > nextNote) {
       nextNote += 10_000;
       const phase = live.heartbeat?.phase;
-      say(`  still running after ${formatDuration((Date.now() - started) / 1000)}: step ${live.progress?.step ?? '?'}${typeof phase === 'string' ? ` (${phase})` : ''}`);
+      say(
+        `  still running after ${formatDuration((Date.now() - started) / 1000)}: step ${live.progress?.step ?? '?'}${typeof phase === 'string' ? ` (${phase})` : ''}`,
+      );
     }
     if (Date.now() - started > STEP_TIMEOUT_MS) {
       await handle.terminate('the demo gave up waiting').catch(() => undefined);
-      throw new Error(`not finished after ${STEP_TIMEOUT_MS / 60_000} minutes${lastFailure ? `; last failure: ${lastFailure}` : ''}`);
+      throw new Error(
+        `not finished after ${STEP_TIMEOUT_MS / 60_000} minutes${lastFailure ? `; last failure: ${lastFailure}` : ''}`,
+      );
     }
   }
   return result;
@@ -83,7 +95,9 @@ export async function runDemo(stack: DemoStack, say: (line: string) => void): Pr
   // Production-style ids (pgwarden/main/app/full/20261122T133023Z), unique on a shared server.
   const stamp = () => formatBackupId(new Date()) + (stack.runSuffix ? `-${stack.runSuffix}` : '');
   const link = (workflowId: string, runId: string) =>
-    stack.uiAddress ? `${stack.uiAddress}/namespaces/${stack.config.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}/history` : workflowId;
+    stack.uiAddress
+      ? `${stack.uiAddress}/namespaces/${stack.config.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`
+      : workflowId;
 
   async function run<I extends { cluster: string }, R>(
     step: string,
@@ -95,7 +109,12 @@ export async function runDemo(stack: DemoStack, say: (line: string) => void): Pr
   ): Promise<R> {
     const started = Date.now();
     try {
-      const handle = await startRun(stack.client, stack.config, { cluster: CLUSTER, ...labels }, { workflowId, args: [input] });
+      const handle = await startRun(
+        stack.client,
+        stack.config,
+        { cluster: CLUSTER, ...labels },
+        { workflowId, args: [input] },
+      );
       say(`${step}: ${link(workflowId, (await handle.describe()).runId)}`);
       const result = await awaitResult<R>(handle, say, tick && (() => tick(handle)));
       const row = { step, workflowId, seconds: (Date.now() - started) / 1000, result: describe(result) };
@@ -103,34 +122,66 @@ export async function runDemo(stack: DemoStack, say: (line: string) => void): Pr
       say(`  ${row.result} (${formatDuration(row.seconds)})`);
       return result;
     } catch (err) {
-      throw new Error(`${step} (${workflowId}) failed after ${formatDuration((Date.now() - started) / 1000)}: ${explain(err)}`, {
-        cause: err,
-      });
+      throw new Error(
+        `${step} (${workflowId}) failed after ${formatDuration((Date.now() - started) / 1000)}: ${explain(err)}`,
+        {
+          cause: err,
+        },
+      );
     }
   }
 
   const db = { cluster: CLUSTER, database: DATABASE };
-  await run<FullBackupInput, FullBackupResult>('fullBackup', { database: DATABASE, kind: 'full' }, fullBackupWorkflowId(CLUSTER, DATABASE, stamp()), db, (r) => {
-    const b = r.backups[0]!;
-    return `backup ${b.backupId}: ${formatBytes(b.bytes)} (pg_dump → zstd → OpenPGP), ${b.tables} tables, ${b.rows} rows`;
-  });
-  await run<VerifyBackupInput, VerifyBackupResult>('verifyBackup', { database: DATABASE, kind: 'verify' }, verifyBackupWorkflowId(CLUSTER, DATABASE, stamp()), db, (r) =>
-    `restored ${r.backupId} into a temporary database in ${formatDuration(r.restoreSeconds)}: ${r.tables} tables, ${r.rows} rows match the manifest`,
+  await run<FullBackupInput, FullBackupResult>(
+    'fullBackup',
+    { database: DATABASE, kind: 'full' },
+    fullBackupWorkflowId(CLUSTER, DATABASE, stamp()),
+    db,
+    (r) => {
+      const b = r.backups[0]!;
+      return `backup ${b.backupId}: ${formatBytes(b.bytes)} (pg_dump → zstd → OpenPGP), ${b.tables} tables, ${b.rows} rows`;
+    },
   );
-  await run<OffsiteSyncInput, OffsiteSyncResult>('offsiteSync', { kind: 'offsite' }, offsiteWorkflowId(CLUSTER, stamp()), { cluster: CLUSTER }, (r) =>
-    r.repositories.map((x) => `${x.repository}: ${x.sync?.uploaded ?? 0} objects (${formatBytes(x.sync?.uploadedBytes ?? 0)}) uploaded, remote check passed`).join('; '),
+  await run<VerifyBackupInput, VerifyBackupResult>(
+    'verifyBackup',
+    { database: DATABASE, kind: 'verify' },
+    verifyBackupWorkflowId(CLUSTER, DATABASE, stamp()),
+    db,
+    (r) =>
+      `restored ${r.backupId} into a temporary database in ${formatDuration(r.restoreSeconds)}: ${r.tables} tables, ${r.rows} rows match the manifest`,
   );
-  await run<BaseBackupWorkflowInput, BaseBackupWorkflowResult>('baseBackup', { kind: 'base' }, baseBackupWorkflowId(CLUSTER, stamp()), { cluster: CLUSTER }, (r) =>
-    `base backup ${r.backupId}: ${formatBytes(r.bytes)}, WAL ${r.startLsn} to ${r.stopLsn}`,
+  await run<OffsiteSyncInput, OffsiteSyncResult>(
+    'offsiteSync',
+    { kind: 'offsite' },
+    offsiteWorkflowId(CLUSTER, stamp()),
+    { cluster: CLUSTER },
+    (r) =>
+      r.repositories
+        .map(
+          (x) =>
+            `${x.repository}: ${x.sync?.uploaded ?? 0} objects (${formatBytes(x.sync?.uploadedBytes ?? 0)}) uploaded, remote check passed`,
+        )
+        .join('; '),
+  );
+  await run<BaseBackupWorkflowInput, BaseBackupWorkflowResult>(
+    'baseBackup',
+    { kind: 'base' },
+    baseBackupWorkflowId(CLUSTER, stamp()),
+    { cluster: CLUSTER },
+    (r) => `base backup ${r.backupId}: ${formatBytes(r.bytes)}, WAL ${r.startLsn} to ${r.stopLsn}`,
   );
 
-  say('the accident: a marker batch before time T; after T half of "orders" is deleted, "documents" dropped, new users arrive');
+  say(
+    'the accident: a marker batch before time T; after T half of "orders" is deleted, "documents" dropped, new users arrive',
+  );
   const accident = await causeAccident(stack.setup.cluster, say);
 
   let approved = false;
   const approveWhenWaiting = async (handle: WorkflowHandle) => {
     if (approved || (await handle.query<Progress>('progress').catch(() => undefined))?.step !== 'approve') return;
-    say(`  waiting at step approve; the demo approves as "${APPROVAL.approver}" (like \`pgwarden approve ${handle.workflowId} --approver ${APPROVAL.approver} --reason ...\`)`);
+    say(
+      `  waiting at step approve; the demo approves as "${APPROVAL.approver}" (like \`pgwarden approve ${handle.workflowId} --approver ${APPROVAL.approver} --reason ...\`)`,
+    );
     await handle.signal('approve', APPROVAL);
     approved = true;
   };
@@ -139,7 +190,8 @@ export async function runDemo(stack: DemoStack, say: (line: string) => void): Pr
     { kind: 'pitr' },
     pitrWorkflowId(CLUSTER, stamp()),
     { cluster: CLUSTER, target: { time: accident.target }, mode: 'in-place' },
-    (r) => `${r.outcome} to T from base backup ${r.backupId}, timeline ${r.recovery?.timeline}; ${r.steps.map((s) => `${s.step} ${formatDuration(s.seconds)}`).join(', ')}`,
+    (r) =>
+      `${r.outcome} to T from base backup ${r.backupId}, timeline ${r.recovery?.timeline}; ${r.steps.map((s) => `${s.step} ${formatDuration(s.seconds)}`).join(', ')}`,
     approveWhenWaiting,
   );
   if (pitr.outcome !== 'recovered') throw new Error(`pointInTimeRecovery ended ${pitr.outcome}, not recovered`);

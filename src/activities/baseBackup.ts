@@ -18,7 +18,6 @@ import * as postgres from '../postgres/connection.js';
 import { startTool, TOOL_ENV, type Tool } from '../stream/processes.js';
 import { openRepository } from '../storage/clusterRepository.js';
 
-
 export interface BaseBackupInput {
   cluster: string;
   backupId: string;
@@ -62,16 +61,25 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
           `cluster "${input.cluster}" does not archive WAL (wal_level=${s.wal_level}, archive_mode=${s.archive_mode}); a base backup needs it: see \`pgwarden cluster archiving --cluster ${input.cluster}\``,
         );
       }
-      if (Number(s.wal_segment_size) !== 16 * 1024 * 1024) throw nonRetryable(ErrorType.InvalidInput, `cluster "${input.cluster}" uses WAL segments of ${s.wal_segment_size} bytes; pgwarden supports 16 MiB`);
+      if (Number(s.wal_segment_size) !== 16 * 1024 * 1024)
+        throw nonRetryable(
+          ErrorType.InvalidInput,
+          `cluster "${input.cluster}" uses WAL segments of ${s.wal_segment_size} bytes; pgwarden supports 16 MiB`,
+        );
       const info = await postgres.serverInfo(client);
-      const { rows: [ids] } = await client.query<{ id: string; bytes: string }>(
+      const {
+        rows: [ids],
+      } = await client.query<{ id: string; bytes: string }>(
         `SELECT system_identifier::text AS id, (SELECT sum(pg_database_size(oid)) FROM pg_database)::text AS bytes FROM pg_control_system()`,
       );
       const clusterBytes = Number(ids!.bytes);
       const freeBytes = await repo.freeBytes();
       // Compressed, a cluster takes about half its size; demand that plus a margin.
       if (freeBytes < clusterBytes * 0.6) {
-        throw nonRetryable(ErrorType.InsufficientDiskSpace, `repository "${repo.name}" has ${freeBytes} bytes free; a base backup of ${clusterBytes} bytes needs about ${Math.round(clusterBytes * 0.6)}`);
+        throw nonRetryable(
+          ErrorType.InsufficientDiskSpace,
+          `repository "${repo.name}" has ${freeBytes} bytes free; a base backup of ${clusterBytes} bytes needs about ${Math.round(clusterBytes * 0.6)}`,
+        );
       }
       return { serverVersion: info.version, systemIdentifier: ids!.id, clusterBytes, freeBytes };
     });
@@ -88,7 +96,9 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     await repo.prepareDir(dir); // a retry starts clean: an earlier attempt's partial files go
 
     const pre = await preflightBaseBackup(input);
-    const info = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, (c) => postgres.serverInfo(c));
+    const info = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, (c) =>
+      postgres.serverInfo(c),
+    );
     const recipients = config.encryption ? await loadRecipientKeys(config.encryption.recipients) : undefined;
     const compression = config.compression;
     const name = artifactName('base.tar', compression.algorithm, !!recipients);
@@ -100,13 +110,25 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     const basebackup = startTool(
       'pg_basebackup',
       postgres.pgTool('pg_basebackup', cluster.config, info.versionNum),
-      ['--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', '--no-password', `--label=pgwarden ${input.backupId}`, '--manifest-checksums=SHA256'],
+      [
+        '--pgdata=-',
+        '--format=tar',
+        '--wal-method=none',
+        '--checkpoint=fast',
+        '--no-password',
+        `--label=pgwarden ${input.backupId}`,
+        '--manifest-checksums=SHA256',
+      ],
       { env: { ...TOOL_ENV, ...postgres.libpqEnv(cluster, cluster.config.maintenanceDatabase, env) }, signal },
     );
     let source = basebackup.child.stdout!;
     let zstd: Tool | undefined;
     if (compression.algorithm === 'zstd') {
-      zstd = startTool('zstd', 'zstd', [`-${compression.level}`, '-T0', '-c', '-q'], { stdin: source, env: TOOL_ENV, signal });
+      zstd = startTool('zstd', 'zstd', [`-${compression.level}`, '-T0', '-c', '-q'], {
+        stdin: source,
+        env: TOOL_ENV,
+        signal,
+      });
       source.destroy();
       source = zstd.child.stdout!;
     }
@@ -116,14 +138,22 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     let artifact: Artifact;
     let backupManifest: string;
     try {
-      const storing = storeArtifact(source.pipe(new FeedWhileOpen(extract.input)), join(dir, name), { recipients, signal, maxRate: config.limits.maxRate, counters: { stored } });
+      const storing = storeArtifact(source.pipe(new FeedWhileOpen(extract.input)), join(dir, name), {
+        recipients,
+        signal,
+        maxRate: config.limits.maxRate,
+        counters: { stored },
+      });
       const [b, z, s] = await Promise.allSettled([basebackup.exited, zstd?.exited, storing]);
       if (b.status === 'rejected') throw describeToolFailure(b.reason);
       if (z.status === 'rejected') throw describeToolFailure(z.reason);
       if (s.status === 'rejected') throw s.reason;
       artifact = { name, role: 'base', ...s.value };
       backupManifest = await extract.manifest.catch((err: Error) => {
-        throw nonRetryable(ErrorType.SanityCheckFailed, `the stored tar does not read back with its backup_manifest: ${err.message}`);
+        throw nonRetryable(
+          ErrorType.SanityCheckFailed,
+          `the stored tar does not read back with its backup_manifest: ${err.message}`,
+        );
       });
     } finally {
       clearInterval(timer);
@@ -150,7 +180,10 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
       bytes: artifact.bytes + manifestArtifact.bytes,
       sha256: artifact.sha256,
       artifacts: [artifact, manifestArtifact],
-      compression: { algorithm: compression.algorithm, ...(compression.algorithm === 'zstd' ? { level: compression.level } : {}) },
+      compression: {
+        algorithm: compression.algorithm,
+        ...(compression.algorithm === 'zstd' ? { level: compression.level } : {}),
+      },
       encryption: recipients ? { format: 'openpgp', recipients: recipients.fingerprints } : null,
       ...range,
       verifications: [],
@@ -179,20 +212,30 @@ function resultOf(m: BaseManifest, dir: string, started: number, reused: boolean
 
 /** The WAL range from backup_manifest (one range: the backup did not cross a timeline switch). */
 export function walRange(backupManifest: string): { timeline: number; startLsn: string; stopLsn: string } {
-  const parsed = JSON.parse(backupManifest) as { 'WAL-Ranges'?: { Timeline: number; 'Start-LSN': string; 'End-LSN': string }[] };
+  const parsed = JSON.parse(backupManifest) as {
+    'WAL-Ranges'?: { Timeline: number; 'Start-LSN': string; 'End-LSN': string }[];
+  };
   const ranges = parsed['WAL-Ranges'] ?? [];
-  if (ranges.length !== 1) throw nonRetryable(ErrorType.SanityCheckFailed, `backup_manifest has ${ranges.length} WAL ranges; expected one`);
+  if (ranges.length !== 1)
+    throw nonRetryable(ErrorType.SanityCheckFailed, `backup_manifest has ${ranges.length} WAL ranges; expected one`);
   const r = ranges[0]!;
   return { timeline: r.Timeline, startLsn: r['Start-LSN'], stopLsn: r['End-LSN'] };
 }
 
 /** `zstd -d | tar -xO backup_manifest` over the stored (compressed) bytes, reading all of them. */
-function startManifestExtract(compressed: boolean, signal: AbortSignal): { input: Writable; manifest: Promise<string> } {
+function startManifestExtract(
+  compressed: boolean,
+  signal: AbortSignal,
+): { input: Writable; manifest: Promise<string> } {
   let tar: Tool;
   let input: Writable;
   if (compressed) {
     const unzstd = startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin: 'pipe', env: TOOL_ENV, signal });
-    tar = startTool('tar', 'tar', ['-xOf', '-', 'backup_manifest'], { stdin: unzstd.child.stdout!, env: TOOL_ENV, signal });
+    tar = startTool('tar', 'tar', ['-xOf', '-', 'backup_manifest'], {
+      stdin: unzstd.child.stdout!,
+      env: TOOL_ENV,
+      signal,
+    });
     unzstd.child.stdout!.destroy();
     input = unzstd.child.stdin!;
     unzstd.exited.catch(() => undefined);

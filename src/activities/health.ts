@@ -4,7 +4,19 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/index.js';
-import { evaluateHealth, notificationDue, offsiteWaitingStatus, resolvedKeys, type Alert, type BackupStatus, type HealthSnapshot, type HealthThresholds, type NotifiedState, type OffsiteStatus, type OffsiteWaitingStatus } from '../lib/health.js';
+import {
+  evaluateHealth,
+  notificationDue,
+  offsiteWaitingStatus,
+  resolvedKeys,
+  type Alert,
+  type BackupStatus,
+  type HealthSnapshot,
+  type HealthThresholds,
+  type NotifiedState,
+  type OffsiteStatus,
+  type OffsiteWaitingStatus,
+} from '../lib/health.js';
 import { runResolvedLine } from '../lib/runAlerts.js';
 import { backupIdTime, isRestoreCopyName } from '../lib/ids.js';
 import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
@@ -39,7 +51,10 @@ const OFFSITE_FILE = 'health-offsite.json';
 /** The offsite drift the last healthCheck found; empty before the first. */
 export async function readOffsiteStatus(config: Config, cluster: string): Promise<OffsiteStatus[]> {
   const repo = openRepository(config, cluster);
-  return readFile(join(repo.root, cluster, OFFSITE_FILE), 'utf8').then((t) => JSON.parse(t) as OffsiteStatus[], () => []);
+  return readFile(join(repo.root, cluster, OFFSITE_FILE), 'utf8').then(
+    (t) => JSON.parse(t) as OffsiteStatus[],
+    () => [],
+  );
 }
 
 export function createHealthActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
@@ -52,12 +67,24 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     const repo = openRepository(config, input.cluster);
     const at = new Date();
     const backups = await backupStatus(repo, config.clusters[input.cluster]!.databases);
-    const snapshot: HealthSnapshot = { cluster: input.cluster, at: at.toISOString(), backups, repository: { name: repo.name, ...(await repo.usage()) }, offsite: [], stored: await storedBytes(repo, backups) };
+    const snapshot: HealthSnapshot = {
+      cluster: input.cluster,
+      at: at.toISOString(),
+      backups,
+      repository: { name: repo.name, ...(await repo.usage()) },
+      offsite: [],
+      stored: await storedBytes(repo, backups),
+    };
     const archive = await wal.walArchiveSize({ cluster: input.cluster }).catch(() => undefined);
     if (archive) snapshot.walArchive = { files: archive.files, bytes: archive.bytes };
     try {
       const a = await wal.archiverHealth({ cluster: input.cluster });
-      snapshot.archiver = { secondsSinceLastArchived: a.secondsSinceLastArchived, segmentsWaiting: a.segmentsWaiting, failedCount: a.failedCount, alerts: a.alerts };
+      snapshot.archiver = {
+        secondsSinceLastArchived: a.secondsSinceLastArchived,
+        segmentsWaiting: a.segmentsWaiting,
+        failedCount: a.failedCount,
+        alerts: a.alerts,
+      };
     } catch (err) {
       snapshot.unreachable = (err as Error).message;
     }
@@ -65,7 +92,13 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
       for (const repository of offsiteNames(config, input.cluster)) {
         const status: OffsiteStatus = { repository, missing: 0, missingPastGrace: 0 };
         try {
-          Object.assign(status, await offsite.offsiteDrift({ cluster: input.cluster, repository, graceHours: config.health.offsiteGraceHours }, at));
+          Object.assign(
+            status,
+            await offsite.offsiteDrift(
+              { cluster: input.cluster, repository, graceHours: config.health.offsiteGraceHours },
+              at,
+            ),
+          );
         } catch (err) {
           status.error = (err as Error).message;
         }
@@ -89,16 +122,23 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
    */
   async function offsiteWaiting(cluster: string): Promise<OffsiteWaitingStatus[]> {
     const items: { what: string; committedAt: string; repositories: string[] }[] = [];
-    const backup = (what: string, w: { backupId: string; repositories: string[] }) => items.push({ what, committedAt: backupIdTime(w.backupId)?.toISOString() ?? '', repositories: w.repositories });
+    const backup = (what: string, w: { backupId: string; repositories: string[] }) =>
+      items.push({ what, committedAt: backupIdTime(w.backupId)?.toISOString() ?? '', repositories: w.repositories });
     for (const database of await retention.listBackedUpDatabases({ cluster })) {
       const r = await retention.applyLogicalRetention({ cluster, database, dryRun: true });
       for (const w of r.waitingOffsite ?? []) backup(`${cluster}/logical/${database}/${w.backupId}`, w);
     }
-    for (const w of (await retention.applyBaseRetention({ cluster, dryRun: true })).waitingOffsite ?? []) backup(`${cluster}/base/${w.backupId}`, w);
+    for (const w of (await retention.applyBaseRetention({ cluster, dryRun: true })).waitingOffsite ?? [])
+      backup(`${cluster}/base/${w.backupId}`, w);
     const walPlan = await wal.applyWalRetention({ cluster, dryRun: true });
     if (walPlan.waitingOffsiteFiles?.length) {
       const records = await openRepository(config, cluster).wal.list();
-      for (const f of walPlan.waitingOffsiteFiles) items.push({ what: `${cluster}/wal/${f.name}`, committedAt: records.get(f.name)?.archivedAt ?? '', repositories: f.repositories });
+      for (const f of walPlan.waitingOffsiteFiles)
+        items.push({
+          what: `${cluster}/wal/${f.name}`,
+          committedAt: records.get(f.name)?.archivedAt ?? '',
+          repositories: f.repositories,
+        });
     }
     return offsiteWaitingStatus(items);
   }
@@ -111,8 +151,16 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     const snapshot = await collectHealth({ cluster: input.cluster });
     const repo = openRepository(config, input.cluster);
     const offsiteFile = join(repo.root, input.cluster, OFFSITE_FILE);
-    const unwritable = await writeState(offsiteFile, snapshot.offsite).then(() => [], (err: unknown) => [stateUnwritable(offsiteFile, err)]);
-    const runs = await watchRuns(config, input.cluster, new Date(), (await readNotified(join(repo.root, input.cluster, NOTIFIED_FILE))).keys);
+    const unwritable = await writeState(offsiteFile, snapshot.offsite).then(
+      () => [],
+      (err: unknown) => [stateUnwritable(offsiteFile, err)],
+    );
+    const runs = await watchRuns(
+      config,
+      input.cluster,
+      new Date(),
+      (await readNotified(join(repo.root, input.cluster, NOTIFIED_FILE))).keys,
+    );
     return { snapshot, alerts: [...evaluateHealth(snapshot, healthThresholds(config)), ...runs.alerts, ...unwritable] };
   }
 
@@ -125,7 +173,9 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     if (!due) return {};
     // What cleared, each in a line: a failed procedure names the run that succeeded.
     const runs = await readRunState(config, input.cluster);
-    const resolved = resolvedKeys(previous, input.alerts).map((k) => runResolvedLine(runs, k, previous.messages?.[k]) ?? `Resolved: ${previous.messages?.[k] ?? k}`);
+    const resolved = resolvedKeys(previous, input.alerts).map(
+      (k) => runResolvedLine(runs, k, previous.messages?.[k]) ?? `Resolved: ${previous.messages?.[k] ?? k}`,
+    );
     const n = input.alerts.length;
     const delivery = await sendNotification(config, env, {
       event: due,
@@ -141,7 +191,11 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     });
     const messages = Object.fromEntries(input.alerts.map((a) => [a.key, a.message]));
     // Sent but not recorded (a full disk): the next check sends it again. At least once, never silent.
-    const unrecorded = await writeState(stateFile, { keys: input.alerts.map((a) => a.key).sort(), sentAt: input.at, messages } satisfies NotifiedState).then(
+    const unrecorded = await writeState(stateFile, {
+      keys: input.alerts.map((a) => a.key).sort(),
+      sentAt: input.at,
+      messages,
+    } satisfies NotifiedState).then(
       () => undefined,
       (err: Error) => `cannot record it in ${stateFile}: ${err.message}`,
     );
@@ -170,7 +224,10 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
 
 /** What the last notification sent; nothing before the first (or when unreadable: then it is sent again). */
 async function readNotified(file: string): Promise<NotifiedState> {
-  return readFile(file, 'utf8').then((t) => JSON.parse(t) as NotifiedState, () => ({ keys: [], sentAt: null }));
+  return readFile(file, 'utf8').then(
+    (t) => JSON.parse(t) as NotifiedState,
+    () => ({ keys: [], sentAt: null }),
+  );
 }
 
 async function writeState(file: string, value: unknown): Promise<void> {
@@ -179,7 +236,10 @@ async function writeState(file: string, value: unknown): Promise<void> {
 }
 
 /** Newest and oldest committed backup, and newest good verification, per database (and base). */
-async function backupStatus(repo: ClusterRepository, databases: readonly string[] | undefined): Promise<BackupStatus[]> {
+async function backupStatus(
+  repo: ClusterRepository,
+  databases: readonly string[] | undefined,
+): Promise<BackupStatus[]> {
   // A restore's kept copies are not watched unless listed: a "*" backup no longer takes them, so
   // the backups an older one made of them would only age into alerts.
   const found = (await repo.logicalDatabases()).filter((d) => !isRestoreCopyName(d));
@@ -197,7 +257,10 @@ async function backupStatus(repo: ClusterRepository, databases: readonly string[
 }
 
 /** Stored bytes of every committed backup of the cluster (the repository's use, per kind). */
-async function storedBytes(repo: ClusterRepository, backups: BackupStatus[]): Promise<{ logical: number; base: number }> {
+async function storedBytes(
+  repo: ClusterRepository,
+  backups: BackupStatus[],
+): Promise<{ logical: number; base: number }> {
   const sum = (list: readonly { bytes: number }[]) => list.reduce((n, m) => n + m.bytes, 0);
   let logical = 0;
   for (const b of backups) if (b.kind === 'logical') logical += sum(await repo.logicalBackups(b.database!));
@@ -206,11 +269,36 @@ async function storedBytes(repo: ClusterRepository, backups: BackupStatus[]): Pr
 
 /** healthCheck's thresholds: `health.*` and the WAL archive's size limit. */
 export function healthThresholds(config: Config): HealthThresholds {
-  return { ...config.health, ...(config.walMaintenance.archiveSizeAlertBytes !== undefined ? { maxWalArchiveBytes: config.walMaintenance.archiveSizeAlertBytes } : {}) };
+  return {
+    ...config.health,
+    ...(config.walMaintenance.archiveSizeAlertBytes !== undefined
+      ? { maxWalArchiveBytes: config.walMaintenance.archiveSizeAlertBytes }
+      : {}),
+  };
 }
 
-function summarise(kind: 'logical' | 'base', manifests: readonly { startedAt: string; finishedAt: string; bytes: number; verifications: { at: string; ok: boolean }[] }[], database?: string): BackupStatus {
+function summarise(
+  kind: 'logical' | 'base',
+  manifests: readonly {
+    startedAt: string;
+    finishedAt: string;
+    bytes: number;
+    verifications: { at: string; ok: boolean }[];
+  }[],
+  database?: string,
+): BackupStatus {
   const newest = manifests.at(-1);
-  const verified = manifests.flatMap((m) => m.verifications.filter((v) => v.ok).map((v) => v.at)).sort().at(-1) ?? null;
-  return { kind, database, lastAt: newest?.finishedAt ?? null, lastBytes: newest?.bytes ?? null, firstAt: manifests[0]?.startedAt ?? null, lastVerifiedAt: verified };
+  const verified =
+    manifests
+      .flatMap((m) => m.verifications.filter((v) => v.ok).map((v) => v.at))
+      .sort()
+      .at(-1) ?? null;
+  return {
+    kind,
+    database,
+    lastAt: newest?.finishedAt ?? null,
+    lastBytes: newest?.bytes ?? null,
+    firstAt: manifests[0]?.startedAt ?? null,
+    lastVerifiedAt: verified,
+  };
 }

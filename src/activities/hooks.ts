@@ -29,7 +29,20 @@ export async function runHook(run: HookRun): Promise<void> {
   const env: Record<string, string> = { PATH: TOOL_ENV.PATH!, PGWARDEN_CLUSTER: run.cluster, PGWARDEN_HOOK: run.hook };
   if (run.database) env.PGWARDEN_DATABASE = run.database;
   const r = await runAfterEarlierAttempt(`${run.hook} hook`, HOOK_TIMEOUT_MS, () =>
-    execa(file!, args, { env, extendEnv: false, reject: false, all: true, timeout: HOOK_TIMEOUT_MS, ...(run.signal ? { cancelSignal: run.signal } : {}) }),
+    execa(file!, args, {
+      env,
+      extendEnv: false,
+      reject: false,
+      all: true,
+      timeout: HOOK_TIMEOUT_MS,
+      ...(run.signal ? { cancelSignal: run.signal } : {}),
+    }),
   );
-  if (r.exitCode !== 0) throw nonRetryable(run.failure, `${run.hook} hook ${run.argv.join(' ')} failed (exit ${r.exitCode}): ${String(r.all ?? '').trim().slice(-500)}`);
+  if (r.exitCode !== 0)
+    throw nonRetryable(
+      run.failure,
+      `${run.hook} hook ${run.argv.join(' ')} failed (exit ${r.exitCode}): ${String(r.all ?? '')
+        .trim()
+        .slice(-500)}`,
+    );
 }

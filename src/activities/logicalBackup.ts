@@ -66,7 +66,10 @@ export interface LogicalBackupDeps {
 
 function checkInput(input: LogicalBackupInput): void {
   if (!isSafeName(input.database)) {
-    throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" cannot be used as a repository path component`);
+    throw nonRetryable(
+      ErrorType.InvalidInput,
+      `database name "${input.database}" cannot be used as a repository path component`,
+    );
   }
   const problem = backupIdProblem(input.backupId);
   if (problem) throw nonRetryable(ErrorType.InvalidInput, problem);
@@ -85,17 +88,25 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
     checkInput(input);
     const repo = openRepository(config, input.cluster);
     const recipients = await recipientsFor(config);
-    const { serverVersion, databaseBytes } = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
-      const info = await postgres.serverInfo(client);
-      const { rows } = await client.query<{ size: string | null }>(
-        `SELECT pg_database_size(datname) AS size FROM pg_database WHERE datname = $1 AND datallowconn AND NOT datistemplate`,
-        [input.database],
-      );
-      if (rows.length === 0) {
-        throw nonRetryable(ErrorType.UnknownDatabase, `cluster "${input.cluster}" has no database "${input.database}" that can be backed up`);
-      }
-      return { serverVersion: info.version, databaseBytes: Number(rows[0]!.size) };
-    });
+    const { serverVersion, databaseBytes } = await postgres.withConnection(
+      cluster,
+      cluster.config.maintenanceDatabase,
+      env,
+      async (client) => {
+        const info = await postgres.serverInfo(client);
+        const { rows } = await client.query<{ size: string | null }>(
+          `SELECT pg_database_size(datname) AS size FROM pg_database WHERE datname = $1 AND datallowconn AND NOT datistemplate`,
+          [input.database],
+        );
+        if (rows.length === 0) {
+          throw nonRetryable(
+            ErrorType.UnknownDatabase,
+            `cluster "${input.cluster}" has no database "${input.database}" that can be backed up`,
+          );
+        }
+        return { serverVersion: info.version, databaseBytes: Number(rows[0]!.size) };
+      },
+    );
     await repo.assertWritable();
     const existing = await repo.readManifest(repo.logical(input.database, input.backupId));
     const previous = (await repo.logicalBackups(input.database)).at(-1);
@@ -107,7 +118,14 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
         `repository "${repo.name}" at ${repo.root} has ${formatBytes(freeBytes)} free; the backup of "${input.database}" needs about ${formatBytes(expectedBytes)}`,
       );
     }
-    return { serverVersion, databaseBytes, expectedBytes, freeBytes, recipients: recipients?.fingerprints ?? [], backupExists: !!existing };
+    return {
+      serverVersion,
+      databaseBytes,
+      expectedBytes,
+      freeBytes,
+      recipients: recipients?.fingerprints ?? [],
+      backupExists: !!existing,
+    };
   }
 
   /**
@@ -206,7 +224,8 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
         bytes: dump.artifact.bytes + globals.artifact.bytes,
         sha256: dump.artifact.sha256,
         artifacts: [dump.artifact, globals.artifact],
-        compression: compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : { algorithm: 'none' },
+        compression:
+          compression.algorithm === 'zstd' ? { algorithm: 'zstd', level: compression.level } : { algorithm: 'none' },
         encryption: recipients ? { format: 'openpgp', recipients: recipients.fingerprints } : null,
         dumpFormat: 'custom',
         tocEntries: dump.tocEntries,

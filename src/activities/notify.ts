@@ -46,11 +46,21 @@ export async function sendNotification(config: Config, env: NodeJS.ProcessEnv, n
       });
       await response.body?.cancel();
       if (response.ok) delivery.sent.push('webhook');
-      else failures.push({ message: `webhook ${host} answered ${response.status}`, permanent: response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429 });
+      else
+        failures.push({
+          message: `webhook ${host} answered ${response.status}`,
+          permanent:
+            response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429,
+        });
     } catch (err) {
       // Never e.message itself: a request that could not be built quotes its URL or header (the token).
       const e = err as Error;
-      const reason = e.cause instanceof Error ? e.cause.message : e.name === 'TimeoutError' ? 'no answer within 10 s' : `request not sent (${e.name})`;
+      const reason =
+        e.cause instanceof Error
+          ? e.cause.message
+          : e.name === 'TimeoutError'
+            ? 'no answer within 10 s'
+            : `request not sent (${e.name})`;
       failures.push({ message: `webhook ${host}: ${reason}`, permanent: false });
     }
   }
@@ -58,15 +68,26 @@ export async function sendNotification(config: Config, env: NodeJS.ProcessEnv, n
     if (!existsSync(email.sendmail)) {
       delivery.skipped.push(`email: ${email.sendmail} not found`);
     } else {
-      const message = [`From: ${email.from}`, `To: ${email.to.join(', ')}`, `Subject: [pgwarden] ${n.title}`, 'Content-Type: text/plain; charset=utf-8', '', ...n.lines, ''].join('\n');
+      const message = [
+        `From: ${email.from}`,
+        `To: ${email.to.join(', ')}`,
+        `Subject: [pgwarden] ${n.title}`,
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        ...n.lines,
+        '',
+      ].join('\n');
       const r = await execa(email.sendmail, ['-t', '-i'], { input: message, reject: false, timeout: 30_000 });
       if (r.exitCode === 0) delivery.sent.push('email');
-      else failures.push({ message: `sendmail exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}`, permanent: false });
+      else
+        failures.push({ message: `sendmail exited ${r.exitCode}: ${r.stderr.trim().slice(0, 300)}`, permanent: false });
     }
   }
   if (failures.length) {
     const message = [...failures.map((f) => f.message), ...delivery.sent.map((c) => `${c}: sent`)].join('; ');
-    throw failures.every((f) => f.permanent) ? nonRetryable(ErrorType.NotificationFailed, message) : retryable(ErrorType.NotificationFailed, message);
+    throw failures.every((f) => f.permanent)
+      ? nonRetryable(ErrorType.NotificationFailed, message)
+      : retryable(ErrorType.NotificationFailed, message);
   }
   return delivery;
 }

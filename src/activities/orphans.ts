@@ -22,9 +22,16 @@ function recordFile(what: string): string {
  * Runs `start` once an earlier attempt's `what` no longer runs (waiting at most `timeoutMs`; the
  * activity heartbeats meanwhile), with the child recorded until it ends. Returns what `start` returns.
  */
-export async function runAfterEarlierAttempt<T extends Promise<unknown> & { pid?: number }>(what: string, timeoutMs: number, start: () => T): Promise<Awaited<T>> {
+export async function runAfterEarlierAttempt<T extends Promise<unknown> & { pid?: number }>(
+  what: string,
+  timeoutMs: number,
+  start: () => T,
+): Promise<Awaited<T>> {
   const file = recordFile(what);
-  const earlier = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid: number; started: string }, () => undefined);
+  const earlier = await readFile(file, 'utf8').then(
+    (t) => JSON.parse(t) as { pid: number; started: string },
+    () => undefined,
+  );
   const deadline = Date.now() + timeoutMs;
   while (earlier && processStartTime(earlier.pid) === earlier.started && Date.now() < deadline) {
     Context.current().cancellationSignal.throwIfAborted();

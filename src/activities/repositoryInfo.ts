@@ -16,13 +16,18 @@ export interface RepositoryInfoInput {
   database?: string;
 }
 
-export async function readRepositoryInfo(config: Config, input: RepositoryInfoInput, readOn = hostname()): Promise<RepositoryInfo> {
+export async function readRepositoryInfo(
+  config: Config,
+  input: RepositoryInfoInput,
+  readOn = hostname(),
+): Promise<RepositoryInfo> {
   const repo = openRepository(config, input.cluster);
   const databases = input.database ? [input.database] : await repo.logicalDatabases();
   const logical = (await Promise.all(databases.map((d) => repo.logicalBackups(d)))).flat();
   const records = await repo.wal.list();
   const offsite = new Map<string, OffsiteConfirmations | undefined>();
-  for (const name of offsiteNames(config, input.cluster)) offsite.set(name, await readRecord(repo, input.cluster, name));
+  for (const name of offsiteNames(config, input.cluster))
+    offsite.set(name, await readRecord(repo, input.cluster, name));
   return buildRepositoryInfo({
     cluster: input.cluster,
     repository: repo.name,

@@ -13,11 +13,22 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
   const clusterRef = (name: string) => postgres.clusterRef(config, name);
 
   /** Runs the cluster's pre- or post-restore hook, if configured. A failing hook stops the restore. */
-  async function runRestoreHook(input: { cluster: string; database: string; hook: 'preRestore' | 'postRestore' }): Promise<string> {
+  async function runRestoreHook(input: {
+    cluster: string;
+    database: string;
+    hook: 'preRestore' | 'postRestore';
+  }): Promise<string> {
     const argv = clusterRef(input.cluster).config.hooks[input.hook];
     if (!argv) return 'no hook configured';
     // A cancelled restore ends its hook; a retry waits for the one a dead worker started (hooks.ts).
-    await runHook({ hook: input.hook, argv, cluster: input.cluster, database: input.database, failure: ErrorType.RestoreFailed, signal: Context.current().cancellationSignal });
+    await runHook({
+      hook: input.hook,
+      argv,
+      cluster: input.cluster,
+      database: input.database,
+      failure: ErrorType.RestoreFailed,
+      signal: Context.current().cancellationSignal,
+    });
     return `${argv.join(' ')}: ok`;
   }
 
@@ -29,18 +40,30 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
    * (nothing kept) is told by the live database's OID being the restored copy's (`restoredOid`, from
    * restoreIntoScratch). Sessions on a database being renamed are refused and terminated first.
    */
-  async function swapDatabases(plan: VerifyPlan & RestoreNames & { restoredOid?: number }): Promise<{ previousDatabase?: string }> {
+  async function swapDatabases(
+    plan: VerifyPlan & RestoreNames & { restoredOid?: number },
+  ): Promise<{ previousDatabase?: string }> {
     const cluster = clusterRef(plan.restoreCluster);
     return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
-      const exists = async (name: string) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
-      const oidOf = async (name: string) => Number((await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_database WHERE datname = $1', [name])).rows[0]?.oid);
+      const exists = async (name: string) =>
+        (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+      const oidOf = async (name: string) =>
+        Number(
+          (await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_database WHERE datname = $1', [name]))
+            .rows[0]?.oid,
+        );
       const rename = async (from: string, to: string) => {
         await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} ALLOW_CONNECTIONS false`);
-        await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [from]);
+        await client.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+          [from],
+        );
         try {
           await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} RENAME TO ${postgres.quoteIdent(to)}`);
         } catch (err) {
-          await client.query(`ALTER DATABASE ${postgres.quoteIdent(from)} ALLOW_CONNECTIONS true`).catch(() => undefined);
+          await client
+            .query(`ALTER DATABASE ${postgres.quoteIdent(from)} ALLOW_CONNECTIONS true`)
+            .catch(() => undefined);
           throw retryable(ErrorType.RestoreFailed, `cannot rename ${from} to ${to}: ${(err as Error).message}`);
         }
         await client.query(`ALTER DATABASE ${postgres.quoteIdent(to)} ALLOW_CONNECTIONS true`);
@@ -70,7 +93,8 @@ export function createRestoreActivities({ config, env }: { config: Config; env: 
       }
       // An attempt that died between refusing connections and renaming may have left either refusing.
       for (const name of [plan.database, plan.preRestoreDatabase]) {
-        if (await exists(name)) await client.query(`ALTER DATABASE ${postgres.quoteIdent(name)} ALLOW_CONNECTIONS true`);
+        if (await exists(name))
+          await client.query(`ALTER DATABASE ${postgres.quoteIdent(name)} ALLOW_CONNECTIONS true`);
       }
       return { previousDatabase };
     });

@@ -44,7 +44,12 @@ export function createRetentionActivities({ config, env = process.env }: { confi
    * Deletes what the policy lets go and every offsite repository of the cluster has confirmed
    * (src/storage/offsiteConfirmed.ts); says what it kept and why. Idempotent.
    */
-  async function retire(repo: ClusterRepository, decision: RetentionDecision, dirOf: (backupId: string) => string, dryRun?: boolean): Promise<LocalRetentionResult> {
+  async function retire(
+    repo: ClusterRepository,
+    decision: RetentionDecision,
+    dirOf: (backupId: string) => string,
+    dryRun?: boolean,
+  ): Promise<LocalRetentionResult> {
     const awaiting = await offsiteGate(config, repo, repo.cluster);
     const result: LocalRetentionResult = { ...decision, delete: [], waitingOffsite: [], ...(dryRun ? { dryRun } : {}) };
     for (const d of decision.delete) {
@@ -63,13 +68,22 @@ export function createRetentionActivities({ config, env = process.env }: { confi
     return result;
   }
 
-  async function applyLogicalRetention(input: { cluster: string; database: string; dryRun?: boolean }): Promise<LocalRetentionResult> {
+  async function applyLogicalRetention(input: {
+    cluster: string;
+    database: string;
+    dryRun?: boolean;
+  }): Promise<LocalRetentionResult> {
     const repo = openRepository(config, input.cluster);
     const manifests = await repo.logicalBackups(input.database);
     const candidates = [];
     for (const m of manifests) {
       const dir = repo.logical(input.database, m.backupId);
-      candidates.push({ backupId: m.backupId, time: backupIdTime(m.backupId)!, verified: m.verifications.some((v) => v.ok), inUse: await inUse(dir) });
+      candidates.push({
+        backupId: m.backupId,
+        time: backupIdTime(m.backupId)!,
+        verified: m.verifications.some((v) => v.ok),
+        inUse: await inUse(dir),
+      });
     }
     const { base: _base, ...policy } = config.retention;
     const decision = applyRetention(candidates, policy);
@@ -92,7 +106,9 @@ export function createRetentionActivities({ config, env = process.env }: { confi
     const archive = repo.wal;
     const records = await archive.list();
     const timelines = await recentTimelines(config, env, archive, records, anchor);
-    const keepFrom = timelines.length ? planWalRetention([...records.keys()], manifests, { ms, now, timelines }).keepFrom?.backupId : undefined;
+    const keepFrom = timelines.length
+      ? planWalRetention([...records.keys()], manifests, { ms, now, timelines }).keepFrom?.backupId
+      : undefined;
     const candidates = [];
     for (const m of manifests) {
       const dir = repo.base(m.backupId);

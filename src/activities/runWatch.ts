@@ -11,7 +11,20 @@ import { ScheduleNotFoundError, type Client, type WorkflowExecutionInfo } from '
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Config } from '../config/index.js';
 import type { Alert } from '../lib/health.js';
-import { FAILED_STATUSES, FIRST_LOOK_HOURS, failureLine, labelsFromId, lookFrom, recordRuns, runAlerts, scheduleAlerts, variantOf, type ClosedRun, type RunWatchState, type ScheduleStatus } from '../lib/runAlerts.js';
+import {
+  FAILED_STATUSES,
+  FIRST_LOOK_HOURS,
+  failureLine,
+  labelsFromId,
+  lookFrom,
+  recordRuns,
+  runAlerts,
+  scheduleAlerts,
+  variantOf,
+  type ClosedRun,
+  type RunWatchState,
+  type ScheduleStatus,
+} from '../lib/runAlerts.js';
 import { desiredSchedules } from '../lib/schedules.js';
 import { clusterKey, databaseKey, kindOfWorkflow, quote, WORKFLOW_OF_KIND } from '../lib/visibility.js';
 import { writeFileAtomic } from '../host/atomicFile.js';
@@ -27,7 +40,9 @@ const emptyState = (): RunWatchState => ({ lookedAt: null, procedures: {} });
 
 /** What the last healthCheck recorded of the cluster's runs; empty before the first. Throws when the file cannot be read or parsed. */
 async function loadRunState(file: string): Promise<RunWatchState> {
-  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) =>
+    err.code === 'ENOENT' ? undefined : Promise.reject(err),
+  );
   if (text === undefined) return emptyState();
   let state: RunWatchState;
   try {
@@ -35,7 +50,8 @@ async function loadRunState(file: string): Promise<RunWatchState> {
   } catch (err) {
     throw new CorruptRunState((err as Error).message);
   }
-  if (typeof state !== 'object' || state === null || typeof state.procedures !== 'object' || state.procedures === null) throw new CorruptRunState('not a record of runs');
+  if (typeof state !== 'object' || state === null || typeof state.procedures !== 'object' || state.procedures === null)
+    throw new CorruptRunState('not a record of runs');
   return state;
 }
 
@@ -53,21 +69,29 @@ export async function readRunState(config: Config, cluster: string): Promise<Run
  * cannot be read at all (an I/O error) is an alert and is left alone: `readable: false`, not to be
  * written over.
  */
-async function runStateOrAlert(file: string, now: Date): Promise<{ state: RunWatchState; alerts: Alert[]; readable: boolean }> {
+async function runStateOrAlert(
+  file: string,
+  now: Date,
+): Promise<{ state: RunWatchState; alerts: Alert[]; readable: boolean }> {
   let state: RunWatchState;
   let trouble = '';
   try {
     state = await loadRunState(file);
   } catch (err) {
     if (!(err instanceof CorruptRunState)) {
-      const alert = { key: `run-state-unreadable:${RUNS_FILE}`, message: `cannot read ${file}: ${failureLine(err)} (failed runs recorded there are not reported until it can be read)` };
+      const alert = {
+        key: `run-state-unreadable:${RUNS_FILE}`,
+        message: `cannot read ${file}: ${failureLine(err)} (failed runs recorded there are not reported until it can be read)`,
+      };
       return { state: emptyState(), alerts: [alert], readable: false };
     }
     state = emptyState();
     trouble = `: ${failureLine(err)}`;
     await rename(file, `${file}.unreadable-${now.toISOString().replace(/[-:.]/g, '')}`).catch(() => undefined);
   }
-  const aside = (await readdir(dirname(file)).catch(() => [] as string[])).filter((f) => f.startsWith(`${RUNS_FILE}.unreadable-`)).sort();
+  const aside = (await readdir(dirname(file)).catch(() => [] as string[]))
+    .filter((f) => f.startsWith(`${RUNS_FILE}.unreadable-`))
+    .sort();
   const alerts = aside.map((f) => ({
     key: `run-state-unreadable:${f}`,
     message: `${join(dirname(file), f)}: healthCheck's record of runs could not be read${f === aside.at(-1) ? trouble : ''}; it was moved aside and runs are tracked afresh from the last ${FIRST_LOOK_HOURS} hours: failures it held are no longer tracked (not resolved). Remove the file once looked at`,
@@ -107,7 +131,12 @@ function closedRun(w: WorkflowExecutionInfo): ClosedRun & { parentRunId?: string
  * client) only the recorded failures. `heard`: the alert keys the last notification sent. A
  * record that cannot be written (a full disk) is an alert, not a failed check: the alerts still go out.
  */
-export async function watchRuns(config: Config, cluster: string, now = new Date(), heard: readonly string[] = []): Promise<{ alerts: Alert[]; state: RunWatchState }> {
+export async function watchRuns(
+  config: Config,
+  cluster: string,
+  now = new Date(),
+  heard: readonly string[] = [],
+): Promise<{ alerts: Alert[]; state: RunWatchState }> {
   const client = activityClient();
   const file = runStateFile(config, cluster);
   const { state: previous, alerts: stateAlerts, readable } = await runStateOrAlert(file, now);
@@ -122,20 +151,44 @@ export async function watchRuns(config: Config, cluster: string, now = new Date(
     trouble = err;
   }
   const state = runs ? recordRuns(previous, cluster, runs, now, heard) : previous;
-  const unwritable = runs && readable ? await writeFileAtomic(file, JSON.stringify(state) + '\n').then(() => [], (err: unknown) => [stateUnwritable(file, err)]) : [];
-  const alerts = [...runAlerts(state), ...(schedules ? scheduleAlerts(cluster, schedules, now) : []), ...stateAlerts, ...unwritable];
+  const unwritable =
+    runs && readable
+      ? await writeFileAtomic(file, JSON.stringify(state) + '\n').then(
+          () => [],
+          (err: unknown) => [stateUnwritable(file, err)],
+        )
+      : [];
+  const alerts = [
+    ...runAlerts(state),
+    ...(schedules ? scheduleAlerts(cluster, schedules, now) : []),
+    ...stateAlerts,
+    ...unwritable,
+  ];
   // Temporal unreadable: the failures already known still fire, and this says why nothing new is known.
-  if (trouble !== undefined) alerts.push({ key: 'temporal-unreadable', message: `cluster "${cluster}": cannot ask Temporal about its runs and schedules: ${failureLine(trouble)}` });
+  if (trouble !== undefined)
+    alerts.push({
+      key: 'temporal-unreadable',
+      message: `cluster "${cluster}": cannot ask Temporal about its runs and schedules: ${failureLine(trouble)}`,
+    });
   return { alerts, state };
 }
 
 /** A state file healthCheck cannot write (a full or read-only repository): keyed by its path. */
 export function stateUnwritable(file: string, err: unknown): Alert {
-  return { key: `state-unwritable:${file}`, message: `cannot write ${file}: ${failureLine(err)} (healthCheck keeps alerting, but what it has seen and sent is not recorded: notifications may repeat)` };
+  return {
+    key: `state-unwritable:${file}`,
+    message: `cannot write ${file}: ${failureLine(err)} (healthCheck keeps alerting, but what it has seen and sent is not recorded: notifications may repeat)`,
+  };
 }
 
 /** This cluster's runs on the deployment's task queue that closed since the last look (with overlap), failed ones with their error line. */
-async function closedRuns(client: Client, config: Config, cluster: string, previous: RunWatchState, now: Date): Promise<(ClosedRun & { error?: string })[]> {
+async function closedRuns(
+  client: Client,
+  config: Config,
+  cluster: string,
+  previous: RunWatchState,
+  now: Date,
+): Promise<(ClosedRun & { error?: string })[]> {
   const query = [
     `WorkflowType IN (${Object.values(WORKFLOW_OF_KIND).map(quote).join(', ')})`,
     `TaskQueue = ${quote(config.temporal.taskQueue)}`,
@@ -146,7 +199,8 @@ async function closedRuns(client: Client, config: Config, cluster: string, previ
   for await (const w of client.workflow.list({ query })) {
     const run = closedRun(w);
     // Already recorded by the last look (the looks overlap): nothing to read again.
-    if (Object.values(previous.procedures).some((p) => p.runId === run.runId || p.unheard?.runId === run.runId)) continue;
+    if (Object.values(previous.procedures).some((p) => p.runId === run.runId || p.unheard?.runId === run.runId))
+      continue;
     // Started without pgwarden's labels and id (`temporal workflow start --type fullBackup ...`): its input names them.
     // Offsite, retention and PITR runs: the input also says which variant (procedure) they are.
     const variantKind = ['offsite', 'retention', 'pitr'].includes(kindOfWorkflow(run.type)!);
@@ -159,7 +213,13 @@ async function closedRuns(client: Client, config: Config, cluster: string, previ
     if (run.cluster !== cluster) continue;
     // The error's one line, read once per failed run (the list does not carry it).
     if (FAILED_STATUSES.includes(run.status)) {
-      runs.push({ ...run, error: await client.workflow.getHandle(run.workflowId, run.runId).result().then(() => run.status, failureLine) });
+      runs.push({
+        ...run,
+        error: await client.workflow
+          .getHandle(run.workflowId, run.runId)
+          .result()
+          .then(() => run.status, failureLine),
+      });
     } else runs.push(run);
   }
   return runs;
@@ -168,7 +228,11 @@ async function closedRuns(client: Client, config: Config, cluster: string, previ
 /** A run's input (its first history event); undefined when it cannot be read. */
 async function runInput(client: Client, run: ClosedRun): Promise<unknown> {
   const page = await client.workflowService
-    .getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId: run.workflowId, runId: run.runId }, maximumPageSize: 1 })
+    .getWorkflowExecutionHistory({
+      namespace: client.options.namespace,
+      execution: { workflowId: run.workflowId, runId: run.runId },
+      maximumPageSize: 1,
+    })
     .catch(() => undefined);
   const payload = page?.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
   try {
@@ -181,7 +245,10 @@ async function runInput(client: Client, run: ClosedRun): Promise<unknown> {
 /** Cluster and database named by a run's input. */
 function inputLabels(input: unknown): { cluster?: string; database?: string } {
   const i = (input ?? {}) as { cluster?: unknown; database?: unknown };
-  return { ...(typeof i.cluster === 'string' ? { cluster: i.cluster } : {}), ...(typeof i.database === 'string' ? { database: i.database } : {}) };
+  return {
+    ...(typeof i.cluster === 'string' ? { cluster: i.cluster } : {}),
+    ...(typeof i.database === 'string' ? { database: i.database } : {}),
+  };
 }
 
 async function describeSchedules(client: Client, config: Config, cluster: string): Promise<ScheduleStatus[]> {

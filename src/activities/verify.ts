@@ -8,7 +8,12 @@ import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { backupsOfNewestRun, type BackupRef } from '../lib/allDatabases.js';
 import { backupIdProblem, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
-import { comparePrivileges, createDatabaseSql, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
+import {
+  comparePrivileges,
+  createDatabaseSql,
+  localeProviderProblem,
+  type DatabaseProperties,
+} from '../lib/privileges.js';
 import { hashFile } from '../stream/pipeline.js';
 import { backupDecryptionKey } from '../stream/decryptionKey.js';
 import * as postgres from '../postgres/connection.js';
@@ -56,11 +61,17 @@ export function scratchDatabaseName(backupId: string): string {
 export function createVerifyActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   const clusterRef = (name: string) => postgres.clusterRef(config, name);
 
-  async function manifestOf(t: VerifyTarget): Promise<{ manifest: LogicalManifest; dir: string; repo: LocalRepository }> {
+  async function manifestOf(
+    t: VerifyTarget,
+  ): Promise<{ manifest: LogicalManifest; dir: string; repo: LocalRepository }> {
     const repo = openRepository(config, t.cluster);
     const dir = repo.logicalBackupDir(t.cluster, t.database, t.backupId);
     const manifest = await repo.readManifest(dir);
-    if (!manifest) throw nonRetryable(ErrorType.NoBackup, `no committed backup ${t.cluster}/${t.database}/${t.backupId} in repository "${repo.name}"`);
+    if (!manifest)
+      throw nonRetryable(
+        ErrorType.NoBackup,
+        `no committed backup ${t.cluster}/${t.database}/${t.backupId} in repository "${repo.name}"`,
+      );
     return { manifest, dir, repo };
   }
 
@@ -73,10 +84,15 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     const repo = openRepository(config, input.cluster);
     const backups: BackupRef[] = [];
     for (const database of await repo.listLogicalDatabases(input.cluster)) {
-      for (const m of await repo.listLogicalBackups(input.cluster, database)) backups.push({ database, backupId: m.backupId, allDatabases: m.allDatabases });
+      for (const m of await repo.listLogicalBackups(input.cluster, database))
+        backups.push({ database, backupId: m.backupId, allDatabases: m.allDatabases });
     }
     const { run, targets } = backupsOfNewestRun(backups);
-    if (targets.length === 0) throw nonRetryable(ErrorType.NoBackup, `no committed logical backup of cluster "${input.cluster}" in repository "${repo.name}"`);
+    if (targets.length === 0)
+      throw nonRetryable(
+        ErrorType.NoBackup,
+        `no committed logical backup of cluster "${input.cluster}" in repository "${repo.name}"`,
+      );
     return { ...(run !== undefined ? { run } : {}), targets: targets.map((t) => ({ cluster: input.cluster, ...t })) };
   }
 
@@ -84,9 +100,16 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
    * Picks the backup (default: the newest not yet verified; or the newest), names the temporary
    * database, and checks that the cluster it is restored on has every role the dump names.
    */
-  async function planVerify(input: { cluster: string; database: string; backupId?: string; pick?: 'unverified' | 'newest'; restoreCluster?: string }): Promise<VerifyPlan> {
+  async function planVerify(input: {
+    cluster: string;
+    database: string;
+    backupId?: string;
+    pick?: 'unverified' | 'newest';
+    restoreCluster?: string;
+  }): Promise<VerifyPlan> {
     clusterRef(input.cluster);
-    if (!isSafeName(input.database)) throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" is not valid here`);
+    if (!isSafeName(input.database))
+      throw nonRetryable(ErrorType.InvalidInput, `database name "${input.database}" is not valid here`);
     const problem = input.backupId === undefined ? undefined : backupIdProblem(input.backupId);
     if (problem) throw nonRetryable(ErrorType.InvalidInput, problem);
     const repo = openRepository(config, input.cluster);
@@ -97,7 +120,10 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
         ? backups.at(-1)
         : ([...backups].reverse().find((b) => !b.verifications.some((v) => v.ok)) ?? backups.at(-1));
     if (!chosen) {
-      throw nonRetryable(ErrorType.NoBackup, `no committed backup ${input.backupId ? `${input.backupId} ` : ''}of ${input.cluster}/${input.database} in repository "${repo.name}"`);
+      throw nonRetryable(
+        ErrorType.NoBackup,
+        `no committed backup ${input.backupId ? `${input.backupId} ` : ''}of ${input.cluster}/${input.database} in repository "${repo.name}"`,
+      );
     }
     const restoreCluster = input.restoreCluster ?? config.verification.cluster ?? input.cluster;
     if (chosen.privileges) {
@@ -131,13 +157,22 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
    * What the target cannot hold (a locale its OS lacks, a provider its version lacks) fails
    * non-retryably, naming them: no retry installs a locale.
    */
-  async function createLikeBackup(restoreCluster: string, database: string, p: DatabaseProperties | undefined): Promise<{ version: string; versionNum: number; databaseOid: number }> {
+  async function createLikeBackup(
+    restoreCluster: string,
+    database: string,
+    p: DatabaseProperties | undefined,
+  ): Promise<{ version: string; versionNum: number; databaseOid: number }> {
     const cluster = clusterRef(restoreCluster);
     return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       const server = await postgres.serverInfo(client);
-      const locale = () => `encoding ${p?.encoding}, collation '${p?.collate}', ctype '${p?.ctype}'${p?.localeProvider ? `, locale provider '${p.localeProvider}'${p.icuLocale ? ` locale '${p.icuLocale}'` : ''}` : ''}`;
+      const locale = () =>
+        `encoding ${p?.encoding}, collation '${p?.collate}', ctype '${p?.ctype}'${p?.localeProvider ? `, locale provider '${p.localeProvider}'${p.icuLocale ? ` locale '${p.icuLocale}'` : ''}` : ''}`;
       const problem = localeProviderProblem(p, server.versionNum);
-      if (problem) throw nonRetryable(ErrorType.LocaleUnavailable, `cluster "${restoreCluster}" cannot create a database like the backup's (${locale()}): ${problem}`);
+      if (problem)
+        throw nonRetryable(
+          ErrorType.LocaleUnavailable,
+          `cluster "${restoreCluster}" cannot create a database like the backup's (${locale()}): ${problem}`,
+        );
       await client.query(createDatabaseSql(database, p, server.versionNum)).catch((err: Error & { code?: string }) => {
         // 42809: invalid locale name (PostgreSQL's code for it); 22023: an encoding the locale does not match, an ICU locale it rejects.
         if (err.code !== '42809' && err.code !== '22023') throw err;
@@ -146,7 +181,10 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
           `cluster "${restoreCluster}" cannot create a database with the backup's ${locale()}: ${err.message}. Install the locale on the cluster's host (locale -a lists them; then restart PostgreSQL) or restore onto a cluster that has it`,
         );
       });
-      const { rows } = await client.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_database WHERE datname = $1', [database]);
+      const { rows } = await client.query<{ oid: string }>(
+        'SELECT oid::text AS oid FROM pg_database WHERE datname = $1',
+        [database],
+      );
       return { ...server, databaseOid: Number(rows[0]!.oid) };
     });
   }
@@ -161,7 +199,10 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       try {
         actual = await hashFile(path);
       } catch (err) {
-        throw nonRetryable(ErrorType.IntegrityError, `${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw nonRetryable(
+          ErrorType.IntegrityError,
+          `${path} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        );
       }
       assertIntact(path, actual, a);
       bytes += actual.bytes;
@@ -172,7 +213,11 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
 
   /** Drops the temporary database if it exists (terminating its sessions). Idempotent. */
   async function dropScratchDatabase(plan: Pick<VerifyPlan, 'restoreCluster' | 'scratchDatabase'>): Promise<void> {
-    if (!isScratchDatabaseName(plan.scratchDatabase)) throw nonRetryable(ErrorType.InvalidInput, `refusing to drop "${plan.scratchDatabase}": not a database pgwarden made`);
+    if (!isScratchDatabaseName(plan.scratchDatabase))
+      throw nonRetryable(
+        ErrorType.InvalidInput,
+        `refusing to drop "${plan.scratchDatabase}": not a database pgwarden made`,
+      );
     const cluster = clusterRef(plan.restoreCluster);
     await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
       await client.query(`DROP DATABASE IF EXISTS ${postgres.quoteIdent(plan.scratchDatabase)} WITH (FORCE)`);
@@ -209,7 +254,13 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
         path: dumpPath,
         key,
         compression: manifest.compression.algorithm,
-        reader: (stdin) => startTool('pg_restore', postgres.pgTool('pg_restore', cluster.config, info.versionNum), restoreArgs, { stdin, stdout: 'ignore', env: restoreEnv, signal }),
+        reader: (stdin) =>
+          startTool('pg_restore', postgres.pgTool('pg_restore', cluster.config, info.versionNum), restoreArgs, {
+            stdin,
+            stdout: 'ignore',
+            env: restoreEnv,
+            signal,
+          }),
         signal,
         maxRate: config.limits.maxRate,
         heartbeat: (bytes) => ctx.heartbeat({ phase: 'restore', bytes, totalBytes: dump.bytes }),
@@ -252,13 +303,19 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
       }
       const expected = new Set(manifest.tables.map(key));
       for (const t of tables) if (!expected.has(key(t))) problems.push(`table ${key(t)} is not in the manifest`);
-      let privileges = 'not recorded in this backup (made before pgwarden recorded them): not compared, and the database-level properties not restored';
+      let privileges =
+        'not recorded in this backup (made before pgwarden recorded them): not compared, and the database-level properties not restored';
       if (manifest.privileges) {
         const server = await postgres.serverInfo(client);
         await client.query('BEGIN READ ONLY');
         const restoredPrivileges = await readPrivileges(client);
         await client.query('COMMIT');
-        problems.push(...comparePrivileges(manifest.privileges, restoredPrivileges, { backup: manifest.serverVersionNum, restored: server.versionNum }));
+        problems.push(
+          ...comparePrivileges(manifest.privileges, restoredPrivileges, {
+            backup: manifest.serverVersionNum,
+            restored: server.versionNum,
+          }),
+        );
         privileges = `${manifest.privileges.objects.length} objects and the database's properties compared`;
       }
       const checks: CompareResult['checks'] = [];
@@ -268,9 +325,14 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
         });
         const value = Number(Object.values(rows[0] ?? {})[0]);
         checks.push({ name: check.name, value, min: check.min });
-        if (!(value >= check.min)) problems.push(`check "${check.name}" returned ${value}, expected at least ${check.min}`);
+        if (!(value >= check.min))
+          problems.push(`check "${check.name}" returned ${value}, expected at least ${check.min}`);
       }
-      if (problems.length) throw nonRetryable(ErrorType.VerificationFailed, `backup ${plan.backupId} does not match its manifest: ${problems.join('; ')}`);
+      if (problems.length)
+        throw nonRetryable(
+          ErrorType.VerificationFailed,
+          `backup ${plan.backupId} does not match its manifest: ${problems.join('; ')}`,
+        );
       return { tables: tables.length, rows: tables.reduce((s, t) => s + t.rows, 0), checks, privileges };
     });
   }
@@ -283,5 +345,13 @@ export function createVerifyActivities({ config, env }: { config: Config; env: N
     await repo.commit(dir, manifest);
   }
 
-  return { planVerify, planVerifyAll, checkIntegrity, restoreIntoScratch, compareWithManifest, dropScratchDatabase, recordVerification };
+  return {
+    planVerify,
+    planVerifyAll,
+    checkIntegrity,
+    restoreIntoScratch,
+    compareWithManifest,
+    dropScratchDatabase,
+    recordVerification,
+  };
 }

@@ -22,7 +22,11 @@ export function globalsHint(dir: string, manifest: LogicalManifest): (missing: s
   };
 }
 
-export function assertIntact(path: string, actual: { sha256: string; bytes: number }, expected: { sha256: string; bytes: number }): void {
+export function assertIntact(
+  path: string,
+  actual: { sha256: string; bytes: number },
+  expected: { sha256: string; bytes: number },
+): void {
   if (actual.sha256 !== expected.sha256 || actual.bytes !== expected.bytes) {
     throw nonRetryable(
       ErrorType.IntegrityError,
@@ -33,11 +37,16 @@ export function assertIntact(path: string, actual: { sha256: string; bytes: numb
 
 export function throwFirst(path: string, results: PromiseSettledResult<unknown>[]): void {
   // The decryption's own error names the cause best; then pg_restore's; then the plumbing's.
-  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as Error);
+  const failures = results
+    .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    .map((r) => r.reason as Error);
   if (failures.length === 0) return;
   const decryption = failures.find((e): e is ToolError => e instanceof ToolError && e.tool === 'gpg --decrypt');
-  if (decryption) throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt ${path}: ${gpgFailure(decryption.stderr)}`);
-  const tool = failures.find((e) => e instanceof ToolError && e.tool === 'pg_restore') ?? failures.find((e) => e instanceof ToolError);
+  if (decryption)
+    throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt ${path}: ${gpgFailure(decryption.stderr)}`);
+  const tool =
+    failures.find((e) => e instanceof ToolError && e.tool === 'pg_restore') ??
+    failures.find((e) => e instanceof ToolError);
   if (tool) throw retryable(ErrorType.RestoreFailed, tool.message);
   throw failures[0];
 }

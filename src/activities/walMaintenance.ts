@@ -63,19 +63,27 @@ interface ArchiverRow {
 export function createWalMaintenanceActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   async function archiverHealth(input: { cluster: string }): Promise<ArchiverHealth> {
     const cluster = postgres.clusterRef(config, input.cluster);
-    const { row, settings } = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
-      const { rows: s } = await client.query<{ name: string; setting: string }>(
-        `SELECT name, setting FROM pg_settings WHERE name IN ('archive_mode', 'archive_command', 'archive_library')`,
-      );
-      // A standby has no current write position (and its archiver only runs with archive_mode=always).
-      const { rows } = await client.query<ArchiverRow>(`
+    const { row, settings } = await postgres.withConnection(
+      cluster,
+      cluster.config.maintenanceDatabase,
+      env,
+      async (client) => {
+        const { rows: s } = await client.query<{ name: string; setting: string }>(
+          `SELECT name, setting FROM pg_settings WHERE name IN ('archive_mode', 'archive_command', 'archive_library')`,
+        );
+        // A standby has no current write position (and its archiver only runs with archive_mode=always).
+        const { rows } = await client.query<ArchiverRow>(`
         SELECT last_archived_wal, last_archived_time, failed_count::text, last_failed_wal, last_failed_time,
                EXTRACT(EPOCH FROM now() - last_archived_time)::text AS seconds_since,
                CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current_lsn,
                pg_is_in_recovery() AS in_recovery
           FROM pg_stat_archiver`);
-      return { row: rows[0]!, settings: Object.fromEntries(s.map((r) => [r.name, r.setting])) as Record<string, string | undefined> };
-    });
+        return {
+          row: rows[0]!,
+          settings: Object.fromEntries(s.map((r) => [r.name, r.setting])) as Record<string, string | undefined>,
+        };
+      },
+    );
 
     const health: ArchiverHealth = {
       archiveMode: settings.archive_mode ?? 'unknown',
@@ -93,14 +101,22 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     // A standby archives only with archive_mode=always; otherwise its primary does.
     if (row.in_recovery && health.archiveMode !== 'always') return health;
     if (health.archiveMode === 'off') {
-      health.alerts.push(`${where}: archive_mode is off, so no WAL is archived (see \`pgwarden cluster archiving --cluster ${input.cluster}\`)`);
+      health.alerts.push(
+        `${where}: archive_mode is off, so no WAL is archived (see \`pgwarden cluster archiving --cluster ${input.cluster}\`)`,
+      );
     } else if (!settings.archive_command && !settings.archive_library) {
-      health.alerts.push(`${where}: archive_mode is ${health.archiveMode} but archive_command is empty, so no WAL is archived`);
+      health.alerts.push(
+        `${where}: archive_mode is ${health.archiveMode} but archive_command is empty, so no WAL is archived`,
+      );
     }
     // failed_count only grows until a statistics reset: alert while the latest attempt is a failure.
-    const failing = health.failedCount > 0 && (!row.last_archived_time || (row.last_failed_time !== null && row.last_failed_time > row.last_archived_time));
+    const failing =
+      health.failedCount > 0 &&
+      (!row.last_archived_time || (row.last_failed_time !== null && row.last_failed_time > row.last_archived_time));
     if (failing) {
-      health.alerts.push(`${where}: archive_command is failing: ${health.failedCount} failed attempts, the last for ${health.lastFailedWal} at ${health.lastFailedAt}; WAL piles up in pg_wal until it succeeds`);
+      health.alerts.push(
+        `${where}: archive_command is failing: ${health.failedCount} failed attempts, the last for ${health.lastFailedWal} at ${health.lastFailedAt}; WAL piles up in pg_wal until it succeeds`,
+      );
     }
     // An idle cluster archives nothing and that is fine: lag matters only while segments wait.
     const lag = health.secondsSinceLastArchived;
@@ -117,7 +133,11 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
    * (src/lib/walRetention.ts) and every offsite repository has confirmed; with dryRun only says
    * which. `withoutBackups`: plan as if these base backups were gone (a dry run of base retention).
    */
-  async function applyWalRetention(input: { cluster: string; dryRun?: boolean; withoutBackups?: string[] }): Promise<WalRetentionResult> {
+  async function applyWalRetention(input: {
+    cluster: string;
+    dryRun?: boolean;
+    withoutBackups?: string[];
+  }): Promise<WalRetentionResult> {
     const repo = openRepository(config, input.cluster);
     const archive = repo.wal;
     // Backups are read before the WAL: a backup committed in between is newer, and one deleted in
@@ -129,7 +149,11 @@ export function createWalMaintenanceActivities({ config, env }: { config: Config
     const window = config.walRetention.window;
     const ms = parseWindow(window)!;
     const now = new Date();
-    const decision = planWalRetention([...records.keys()], backups, { ms, now, timelines: await recentTimelines(config, env, archive, records, windowAnchor(backups, ms, now)) });
+    const decision = planWalRetention([...records.keys()], backups, {
+      ms,
+      now,
+      timelines: await recentTimelines(config, env, archive, records, windowAnchor(backups, ms, now)),
+    });
     const awaiting = await offsiteGate(config, repo, input.cluster);
     const deleted: string[] = [];
     const waiting: { name: string; repositories: string[] }[] = [];

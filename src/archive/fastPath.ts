@@ -28,7 +28,8 @@ export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = proce
   if (!settings) return false;
   try {
     const result = await archiveWalFile(settings, call.path, call.name);
-    if (result.outcome === 'identical') console.error(`pgwarden: ${call.name} was archived already with the same content`);
+    if (result.outcome === 'identical')
+      console.error(`pgwarden: ${call.name} was archived already with the same content`);
   } catch (err) {
     console.error(`pgwarden: ${(err as Error).message}`);
     process.exitCode = 1; // PostgreSQL keeps the segment and retries
@@ -37,7 +38,9 @@ export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = proce
 }
 
 /** `[-c F | --config F | --config=F] wal-push --cluster C <path> <name>` (options after the command in any order). */
-export function parseWalPushArgs(args: string[]): { config?: string; cluster: string; path: string; name: string } | undefined {
+export function parseWalPushArgs(
+  args: string[],
+): { config?: string; cluster: string; path: string; name: string } | undefined {
   let config: string | undefined;
   let i = 0;
   for (; i < args.length && args[i] !== 'wal-push'; i++) {
@@ -63,8 +66,43 @@ export function parseWalPushArgs(args: string[]): { config?: string; cluster: st
 // The keys the schema (src/config/schema.ts, all .strict()) allows where wal-push reads: a key
 // outside these (a misspelt `encryption` would mean unencrypted WAL) sends the call to zod.
 const KNOWN = {
-  top: ['temporal', 'clusters', 'repositories', 'encryption', 'retention', 'compression', 'walPush', 'limits', 'verification', 'walMaintenance', 'walRetention', 'schedules', 'health', 'notifications', 'metrics', 'worker'],
-  cluster: ['host', 'port', 'user', 'passwordEnv', 'passfile', 'maintenanceDatabase', 'sslmode', 'dataDirectory', 'hostQueue', 'logFile', 'binDir', 'hooks', 'archiveWaitSeconds', 'repository', 'offsite', 'databases', 'schedules'],
+  top: [
+    'temporal',
+    'clusters',
+    'repositories',
+    'encryption',
+    'retention',
+    'compression',
+    'walPush',
+    'limits',
+    'verification',
+    'walMaintenance',
+    'walRetention',
+    'schedules',
+    'health',
+    'notifications',
+    'metrics',
+    'worker',
+  ],
+  cluster: [
+    'host',
+    'port',
+    'user',
+    'passwordEnv',
+    'passfile',
+    'maintenanceDatabase',
+    'sslmode',
+    'dataDirectory',
+    'hostQueue',
+    'logFile',
+    'binDir',
+    'hooks',
+    'archiveWaitSeconds',
+    'repository',
+    'offsite',
+    'databases',
+    'schedules',
+  ],
   localRepository: ['type', 'path'],
   compression: ['algorithm', 'level'],
   walPush: ['async', 'spoolDirectory', 'processes', 'waitSeconds'],
@@ -73,11 +111,19 @@ const KNOWN = {
 const CLUSTER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/;
 
 /** The `walPush` section with the types and bounds the schema gives it. */
-function plainWalPush(v: unknown): v is { async?: boolean; spoolDirectory?: string; processes?: number; waitSeconds?: number } {
+function plainWalPush(
+  v: unknown,
+): v is { async?: boolean; spoolDirectory?: string; processes?: number; waitSeconds?: number } {
   if (!onlyKnown(v, KNOWN.walPush)) return false;
   const w = v as Record<string, unknown>;
-  const int = (x: unknown, min: number, max = Infinity) => x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max);
-  return (w.async === undefined || typeof w.async === 'boolean') && (w.spoolDirectory === undefined || (typeof w.spoolDirectory === 'string' && w.spoolDirectory.length > 0)) && int(w.processes, 1, 16) && int(w.waitSeconds, 1, 3600);
+  const int = (x: unknown, min: number, max = Infinity) =>
+    x === undefined || (typeof x === 'number' && Number.isInteger(x) && x >= min && x <= max);
+  return (
+    (w.async === undefined || typeof w.async === 'boolean') &&
+    (w.spoolDirectory === undefined || (typeof w.spoolDirectory === 'string' && w.spoolDirectory.length > 0)) &&
+    int(w.processes, 1, 16) &&
+    int(w.waitSeconds, 1, 3600)
+  );
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -101,17 +147,32 @@ export function walPushSettings(raw: unknown, cluster: string): WalPushSettings 
   const walPush = config.walPush;
   if (walPush !== undefined && !plainWalPush(walPush)) return undefined;
   const repositoryName = c!.repository ?? 'local';
-  const repo = typeof repositoryName === 'string' ? (own(config.repositories, repositoryName) as { type?: unknown; path?: unknown } | undefined) : undefined;
+  const repo =
+    typeof repositoryName === 'string'
+      ? (own(config.repositories, repositoryName) as { type?: unknown; path?: unknown } | undefined)
+      : undefined;
   if (!onlyKnown(repo, KNOWN.localRepository)) return undefined;
   if (repo!.type !== 'local' || typeof repo!.path !== 'string' || !repo!.path) return undefined;
   const algorithm = config.compression?.algorithm ?? 'zstd';
   const level = config.compression?.level ?? 1;
-  if ((algorithm !== 'zstd' && algorithm !== 'none') || typeof level !== 'number' || !Number.isInteger(level) || level < 1 || level > 19) return undefined;
+  if (
+    (algorithm !== 'zstd' && algorithm !== 'none') ||
+    typeof level !== 'number' ||
+    !Number.isInteger(level) ||
+    level < 1 ||
+    level > 19
+  )
+    return undefined;
   let recipients: string[] | undefined;
   if (config.encryption !== undefined) {
     const r = config.encryption?.recipients;
     if (!Array.isArray(r) || r.length === 0 || !r.every((f) => typeof f === 'string' && f.length > 0)) return undefined;
     recipients = r as string[];
   }
-  return { archiveDir: walArchiveDir(repo!.path, cluster), compression: { algorithm, level }, recipients, async: asyncPushSettings(walPush, cluster) };
+  return {
+    archiveDir: walArchiveDir(repo!.path, cluster),
+    compression: { algorithm, level },
+    recipients,
+    async: asyncPushSettings(walPush, cluster),
+  };
 }

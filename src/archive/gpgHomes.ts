@@ -28,7 +28,9 @@ export function removeLeftoverGpgHomes(dir = tmpdir()): string[] {
     try {
       const st = lstatSync(path);
       if (!st.isDirectory() || st.uid !== process.getuid?.()) continue; // another user's: not ours to judge
-      const gone = m[1] ? processStartTime(Number(m[1])) === undefined : Date.now() - st.mtimeMs > UNNAMED_HOME_MAX_AGE_MS;
+      const gone = m[1]
+        ? processStartTime(Number(m[1])) === undefined
+        : Date.now() - st.mtimeMs > UNNAMED_HOME_MAX_AGE_MS;
       if (!gone) continue;
       rmSync(path, { recursive: true, force: true });
       removed.push(path);

@@ -45,7 +45,12 @@ export class WalPushError extends Error {
  * success (PostgreSQL retries after a crash); different content under an archived name is
  * refused, since it means two clusters share an archive or a timeline went wrong.
  */
-export async function pushWalFile(settings: WalPushSettings, source: string, name: string, now = new Date()): Promise<PushResult> {
+export async function pushWalFile(
+  settings: WalPushSettings,
+  source: string,
+  name: string,
+  now = new Date(),
+): Promise<PushResult> {
   if (!isWalFileName(name)) throw new WalPushError(ErrorType.InvalidInput, `"${name}" is not a WAL file name`);
   // One open file for both readers: the encoder reads it as its stdin, this process hashes it by
   // position; the sha256 recorded is of the very bytes stored.
@@ -63,27 +68,46 @@ export async function pushWalFile(settings: WalPushSettings, source: string, nam
   }
 }
 
-async function push(settings: WalPushSettings, fd: number, source: string, name: string, now: Date, encoder: Encoder | undefined): Promise<PushResult> {
+async function push(
+  settings: WalPushSettings,
+  fd: number,
+  source: string,
+  name: string,
+  now: Date,
+  encoder: Encoder | undefined,
+): Promise<PushResult> {
   const before = fstatSync(fd);
   // Hashed here while the encoder reads and compresses on the other core (its work is dropped if
   // the segment turns out to be archived already); the bytes are kept only when stored as they are.
   const { bytes: rawBytes, sha256: rawSha256, data } = hashFd(fd, !encoder);
   if (/^[0-9A-F]{24}$/.test(name) && rawBytes !== WAL_SEGMENT_BYTES) {
-    throw new WalPushError(ErrorType.InvalidInput, `${source} is ${rawBytes} bytes; pgwarden archives 16 MiB WAL segments only`);
+    throw new WalPushError(
+      ErrorType.InvalidInput,
+      `${source} is ${rawBytes} bytes; pgwarden archives 16 MiB WAL segments only`,
+    );
   }
   const existing = await readRecord(settings.archiveDir, name);
   if (existing) {
     if (existing.rawSha256 !== rawSha256) {
-      throw new WalPushError(ErrorType.WalConflict, `WAL file ${name} is archived already with different content (sha256 ${existing.rawSha256}, this one ${rawSha256}); refusing to overwrite it`);
+      throw new WalPushError(
+        ErrorType.WalConflict,
+        `WAL file ${name} is archived already with different content (sha256 ${existing.rawSha256}, this one ${rawSha256}); refusing to overwrite it`,
+      );
     }
-    const present = await stat(join(settings.archiveDir, existing.stored)).then((s) => s.size === existing.bytes, () => false);
+    const present = await stat(join(settings.archiveDir, existing.stored)).then(
+      (s) => s.size === existing.bytes,
+      () => false,
+    );
     if (present) return { name, outcome: 'identical', bytes: existing.bytes, rawSha256 };
     // The record survived but its data did not (a damaged archive): store the same bytes again below.
   }
   const stored = encoder ? await encoder.result() : data!;
   const after = fstatSync(fd);
   if (after.size !== before.size || after.mtimeMs !== before.mtimeMs || rawBytes !== before.size) {
-    throw new WalPushError(ErrorType.InvalidInput, `${source} changed while it was being archived; PostgreSQL will hand it over again`);
+    throw new WalPushError(
+      ErrorType.InvalidInput,
+      `${source} changed while it was being archived; PostgreSQL will hand it over again`,
+    );
   }
   // Belt and braces: an encoder that exits 0 with no output must not become an archived segment.
   if (stored.length === 0) throw new WalPushError(ErrorType.IntegrityError, `encoding ${name} produced no output`);
@@ -129,7 +153,10 @@ function hashFd(fd: number, keep: boolean): { bytes: number; sha256: string; dat
 }
 
 /** The fields of an existing record wal-push compares (the full schema is checked where records are read for restore). */
-export async function readRecord(dir: string, name: string): Promise<{ stored: string; bytes: number; rawSha256: string } | undefined> {
+export async function readRecord(
+  dir: string,
+  name: string,
+): Promise<{ stored: string; bytes: number; rawSha256: string } | undefined> {
   let text: string;
   try {
     text = await readFile(join(dir, walRecordName(name)), 'utf8');
@@ -139,7 +166,10 @@ export async function readRecord(dir: string, name: string): Promise<{ stored: s
   }
   const r = JSON.parse(text) as Record<string, unknown>;
   if (typeof r.stored !== 'string' || typeof r.bytes !== 'number' || typeof r.rawSha256 !== 'string') {
-    throw new WalPushError(ErrorType.IntegrityError, `the archive record of ${name} is unreadable (${join(dir, walRecordName(name))})`);
+    throw new WalPushError(
+      ErrorType.IntegrityError,
+      `the archive record of ${name} is unreadable (${join(dir, walRecordName(name))})`,
+    );
   }
   return { stored: r.stored, bytes: r.bytes, rawSha256: r.rawSha256 };
 }
@@ -169,7 +199,18 @@ function startEncoder(settings: WalPushSettings, fd: number): Encoder | undefine
   if (settings.recipients) {
     // Named by this process: if it dies mid-push (SIGKILL), the next pusher knows the directory is nobody's.
     home = mkdtempSync(join(tmpdir(), `${GPG_HOME_PREFIX}${process.pid}-`));
-    const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart', '--trust-model', 'always', '--compress-algo', 'none'];
+    const args = [
+      '--homedir',
+      home,
+      '--batch',
+      '--no-tty',
+      '--quiet',
+      '--no-autostart',
+      '--trust-model',
+      'always',
+      '--compress-algo',
+      'none',
+    ];
     for (const file of settings.recipients) args.push('--recipient-file', file);
     tools.push({ name: 'gpg', args: [...args, '--output', '-', '--encrypt'] });
   }
@@ -189,10 +230,13 @@ function startEncoder(settings: WalPushSettings, fd: number): Encoder | undefine
   const out: Buffer[] = [];
   children.at(-1)!.stdout!.on('data', (d: Buffer) => out.push(d));
   const exits = Promise.all(
-    children.map((child) => new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', resolve);
-    })),
+    children.map(
+      (child) =>
+        new Promise<number | null>((resolve, reject) => {
+          child.once('error', reject);
+          child.once('close', resolve);
+        }),
+    ),
   ).finally(() => home && rm(home, { recursive: true, force: true }));
   exits.catch(() => undefined); // awaited by result or cancel
   return {
@@ -201,7 +245,10 @@ function startEncoder(settings: WalPushSettings, fd: number): Encoder | undefine
       const failed = codes.findIndex((code) => code !== 0);
       if (failed >= 0) {
         const what = tools[failed]!.name === 'gpg' ? `gpg --encrypt to ${settings.recipients!.join(', ')}` : 'zstd';
-        throw new WalPushError(tools[failed]!.name === 'gpg' ? ErrorType.KeyUnreadable : ErrorType.InvalidInput, `${what} failed (exit ${codes[failed]}): ${stderr[failed]!.trim().split('\n').slice(-3).join(' | ')}`);
+        throw new WalPushError(
+          tools[failed]!.name === 'gpg' ? ErrorType.KeyUnreadable : ErrorType.InvalidInput,
+          `${what} failed (exit ${codes[failed]}): ${stderr[failed]!.trim().split('\n').slice(-3).join(' | ')}`,
+        );
       }
       return Buffer.concat(out);
     },

@@ -14,7 +14,19 @@
 // pusher tries that file again only after that. Built-ins only, like wal-push.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { mapLimit } from '../lib/mapLimit.js';
@@ -55,11 +67,17 @@ interface Failure {
 
 /** archive_command: pushes the file now, or in asynchronous mode waits until the pusher has. */
 export function archiveWalFile(settings: WalPushSettings, source: string, name: string): Promise<PushResult> {
-  return settings.async ? pushWalFileAsync({ ...settings, async: settings.async }, source, name) : pushWalFile(settings, source, name);
+  return settings.async
+    ? pushWalFileAsync({ ...settings, async: settings.async }, source, name)
+    : pushWalFile(settings, source, name);
 }
 
 /** Asynchronous mode. A file outside a pg_wal directory (a push by hand) is pushed at once. */
-async function pushWalFileAsync(settings: WalPushSettings & { async: AsyncPushSettings }, source: string, name: string): Promise<PushResult> {
+async function pushWalFileAsync(
+  settings: WalPushSettings & { async: AsyncPushSettings },
+  source: string,
+  name: string,
+): Promise<PushResult> {
   if (!isWalFileName(name)) throw new WalPushError(ErrorType.InvalidInput, `"${name}" is not a WAL file name`);
   const { async } = settings;
   const pgWal = dirname(resolve(source));
@@ -73,15 +91,20 @@ async function pushWalFileAsync(settings: WalPushSettings & { async: AsyncPushSe
     const ok = readAnswer<Acknowledgement>(okFile(async.spoolDirectory, name));
     if (ok) {
       const record = await readRecord(settings.archiveDir, name);
-      const present = record && statSync(join(settings.archiveDir, record.stored), { throwIfNoEntry: false })?.size === record.bytes;
-      if (ok.file === file && record?.rawSha256 === ok.rawSha256 && present) return { name, outcome: 'stored', bytes: record.bytes, rawSha256: ok.rawSha256 };
+      const present =
+        record && statSync(join(settings.archiveDir, record.stored), { throwIfNoEntry: false })?.size === record.bytes;
+      if (ok.file === file && record?.rawSha256 === ok.rawSha256 && present)
+        return { name, outcome: 'stored', bytes: record.bytes, rawSha256: ok.rawSha256 };
       // Of another file under this name (an earlier incarnation), or the archive changed since: push again.
       rmSync(okFile(async.spoolDirectory, name), { force: true });
     }
     const failure = takeFailure(async.spoolDirectory, name, file);
     if (failure) throw new WalPushError(failure.type, failure.message);
     if (Date.now() > deadline) {
-      throw new WalPushError(ErrorType.InvalidInput, `the asynchronous pusher did not archive ${name} within ${async.waitSeconds} s (its log: ${join(async.spoolDirectory, LOG)})`);
+      throw new WalPushError(
+        ErrorType.InvalidInput,
+        `the asynchronous pusher did not archive ${name} within ${async.waitSeconds} s (its log: ${join(async.spoolDirectory, LOG)})`,
+      );
     }
     if (Date.now() - checked > PUSHER_CHECK_MS) {
       ensurePusher(job);
@@ -97,7 +120,8 @@ export async function runPusher(job: PusherJob): Promise<void> {
   const lock = join(spool, LOCK);
   if (!claimLock(lock, jobKey(job))) return; // another one runs
   const owned = () => lockHolder(lock)?.pid === process.pid;
-  for (const gone of removeLeftoverGpgHomes()) console.error(`${new Date().toISOString()} removed ${gone}, left by a push that died`);
+  for (const gone of removeLeftoverGpgHomes())
+    console.error(`${new Date().toISOString()} removed ${gone}, left by a push that died`);
   try {
     let idleSince = Date.now();
     while (Date.now() - idleSince < PUSHER_IDLE_MS && owned()) {
@@ -124,7 +148,9 @@ export async function runPusher(job: PusherJob): Promise<void> {
           try {
             writeAtomic(errorFile(spool, name), JSON.stringify({ file, type, message } satisfies Failure));
           } catch (e) {
-            console.error(`${new Date().toISOString()} cannot leave the failure of ${name} in ${spool}: ${(e as Error).message}`);
+            console.error(
+              `${new Date().toISOString()} cannot leave the failure of ${name} in ${spool}: ${(e as Error).message}`,
+            );
           }
         }
       });
@@ -143,7 +169,10 @@ export function readyFiles(pgWal: string): string[] {
   } catch {
     return [];
   }
-  const names = entries.filter((f) => f.endsWith('.ready')).map((f) => f.slice(0, -'.ready'.length)).filter(isWalFileName);
+  const names = entries
+    .filter((f) => f.endsWith('.ready'))
+    .map((f) => f.slice(0, -'.ready'.length))
+    .filter(isWalFileName);
   const history = (n: string) => (n.endsWith('.history') ? 0 : 1);
   return names.sort((a, b) => history(a) - history(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -195,11 +224,15 @@ function ensurePusher(job: PusherJob): void {
   const log = openSync(join(spool, LOG), 'a', 0o600);
   try {
     // The same Node and entry point as this process (built code, or the sources through tsx).
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'wal-push-daemon', JSON.stringify(job)], {
-      detached: true,
-      stdio: ['ignore', log, log],
-      cwd: process.cwd(), // the data directory, as for archive_command: relative paths in the config stay right
-    });
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, process.argv[1]!, 'wal-push-daemon', JSON.stringify(job)],
+      {
+        detached: true,
+        stdio: ['ignore', log, log],
+        cwd: process.cwd(), // the data directory, as for archive_command: relative paths in the config stay right
+      },
+    );
     child.unref();
   } finally {
     closeSync(log);
@@ -230,7 +263,11 @@ function lockHolder(lock: string): Lock | undefined {
  * pusher only when none holds the lock, and not again while one is starting.
  */
 function claimLock(lock: string, job: string): boolean {
-  const content = JSON.stringify({ pid: process.pid, started: processStartTime(process.pid) ?? '', job } satisfies Lock);
+  const content = JSON.stringify({
+    pid: process.pid,
+    started: processStartTime(process.pid) ?? '',
+    job,
+  } satisfies Lock);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       writeFileSync(lock, content, { flag: 'wx', mode: 0o600 });
@@ -254,8 +291,16 @@ function openSpool(dir: string): void {
   for (const d of [dir, dirname(dir)]) {
     const st = lstatSync(d);
     const owner = st.uid === uid || st.uid === 0;
-    if (!st.isDirectory() || !owner || (st.mode & 0o022) !== 0 || (d === dir && (st.uid !== uid || (st.mode & 0o077) !== 0))) {
-      throw new WalPushError(ErrorType.InvalidInput, `spool directory ${dir}: ${d} must be a directory of uid ${uid} (the spool itself mode 0700), writable by nobody else`);
+    if (
+      !st.isDirectory() ||
+      !owner ||
+      (st.mode & 0o022) !== 0 ||
+      (d === dir && (st.uid !== uid || (st.mode & 0o077) !== 0))
+    ) {
+      throw new WalPushError(
+        ErrorType.InvalidInput,
+        `spool directory ${dir}: ${d} must be a directory of uid ${uid} (the spool itself mode 0700), writable by nobody else`,
+      );
     }
   }
 }

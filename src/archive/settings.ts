@@ -32,9 +32,16 @@ export interface PusherJob {
 }
 
 /** From the config's `walPush` section (validated by zod, or plainly by the fast path); undefined when off. */
-export function asyncPushSettings(walPush: { async?: boolean; spoolDirectory?: string; processes?: number; waitSeconds?: number } | undefined, cluster: string): AsyncPushSettings | undefined {
+export function asyncPushSettings(
+  walPush: { async?: boolean; spoolDirectory?: string; processes?: number; waitSeconds?: number } | undefined,
+  cluster: string,
+): AsyncPushSettings | undefined {
   if (!walPush?.async) return undefined;
   // One spool per cluster: a pusher serves the one pg_wal it was started for.
   const base = walPush.spoolDirectory ?? join(tmpdir(), `pgwarden-spool-${process.getuid?.() ?? 'user'}`);
-  return { spoolDirectory: join(base, cluster), processes: walPush.processes ?? 2, waitSeconds: walPush.waitSeconds ?? 60 };
+  return {
+    spoolDirectory: join(base, cluster),
+    processes: walPush.processes ?? 2,
+    waitSeconds: walPush.waitSeconds ?? 60,
+  };
 }

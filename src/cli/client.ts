@@ -6,14 +6,24 @@ import { searchAttributesRegisteredIn } from '../activities/visibility.js';
 import type { Config } from '../config/index.js';
 import { temporalUnreachableLine } from '../lib/temporalUnreachable.js';
 import { runDetails, runSummary, type RunOrigin } from '../lib/runSummary.js';
-import { memoOf, SEARCH_ATTRIBUTE_NAMES, searchAttributesOf, WORKFLOW_OF_KIND, type RunLabels } from '../lib/visibility.js';
+import {
+  memoOf,
+  SEARCH_ATTRIBUTE_NAMES,
+  searchAttributesOf,
+  WORKFLOW_OF_KIND,
+  type RunLabels,
+} from '../lib/visibility.js';
 import type { Progress } from '../workflows/messages.js';
 
 export async function connectClient(config: Config): Promise<Client> {
-  const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: 5000 }).catch(async (err: Error) => {
-    // The client says only "Failed to connect before the deadline": a TCP probe tells why.
-    throw new Error(temporalUnreachableLine(config.temporal.address, (await probeTcp(config.temporal.address)) ?? err.message));
-  });
+  const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: 5000 }).catch(
+    async (err: Error) => {
+      // The client says only "Failed to connect before the deadline": a TCP probe tells why.
+      throw new Error(
+        temporalUnreachableLine(config.temporal.address, (await probeTcp(config.temporal.address)) ?? err.message),
+      );
+    },
+  );
   return new Client({ connection, namespace: config.temporal.namespace });
 }
 
@@ -54,7 +64,10 @@ export function hasSearchAttributes(client: Client): Promise<boolean> {
 export async function ensureSearchAttributes(client: Client): Promise<boolean> {
   if (await hasSearchAttributes(client)) return true;
   const ok = await client.connection.operatorService
-    .addSearchAttributes({ namespace: client.options.namespace, searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTE_NAMES.map((n) => [n, KEYWORD])) })
+    .addSearchAttributes({
+      namespace: client.options.namespace,
+      searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTE_NAMES.map((n) => [n, KEYWORD])),
+    })
     .then(() => true)
     .catch((err: Error) => (/already exists/i.test(err.message) ? true : false));
   registered.set(client, Promise.resolve(ok));
@@ -62,12 +75,22 @@ export async function ensureSearchAttributes(client: Client): Promise<boolean> {
 }
 
 /** Memo and, when the namespace has them, search attributes for a run. */
-export async function labelsFor(client: Client, labels: RunLabels): Promise<{ memo: Record<string, string>; typedSearchAttributes?: SearchAttributePair[] }> {
-  return { memo: memoOf(labels), ...((await hasSearchAttributes(client)) ? { typedSearchAttributes: searchAttributesOf(labels) } : {}) };
+export async function labelsFor(
+  client: Client,
+  labels: RunLabels,
+): Promise<{ memo: Record<string, string>; typedSearchAttributes?: SearchAttributePair[] }> {
+  return {
+    memo: memoOf(labels),
+    ...((await hasSearchAttributes(client)) ? { typedSearchAttributes: searchAttributesOf(labels) } : {}),
+  };
 }
 
 /** What the Temporal UI shows at the top of a run: a one-line summary and the input in readable form. */
-export function userMetadata(labels: RunLabels, input: unknown, origin: RunOrigin): { staticSummary: string; staticDetails: string } {
+export function userMetadata(
+  labels: RunLabels,
+  input: unknown,
+  origin: RunOrigin,
+): { staticSummary: string; staticDetails: string } {
   const fields = input && typeof input === 'object' ? (input as Record<string, unknown>) : {};
   return { staticSummary: runSummary(labels.kind, fields), staticDetails: runDetails(labels.kind, fields, origin) };
 }
@@ -133,7 +156,8 @@ export interface LiveStatusOptions {
 }
 
 type Timestamp = { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined;
-const dateOf = (ts: Timestamp): Date | undefined => (ts?.seconds == null ? undefined : new Date(Number(ts.seconds.toString()) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6)));
+const dateOf = (ts: Timestamp): Date | undefined =>
+  ts?.seconds == null ? undefined : new Date(Number(ts.seconds.toString()) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6));
 const ACTIVITY_STATE: Record<number, ActivityStatus['state']> = { 1: 'scheduled', 2: 'started', 3: 'cancel-requested' };
 
 /**
@@ -185,7 +209,10 @@ export async function liveStatus(handle: WorkflowHandle, options: LiveStatusOpti
     startTime: description.startTime,
     closeTime: description.closeTime,
     activities,
-    children: (description.raw.pendingChildren ?? []).map((c) => ({ workflowId: c.workflowId ?? '', workflowType: c.workflowTypeName ?? 'workflow' })),
+    children: (description.raw.pendingChildren ?? []).map((c) => ({
+      workflowId: c.workflowId ?? '',
+      workflowType: c.workflowTypeName ?? 'workflow',
+    })),
     memo: description.memo,
     taskQueue: description.taskQueue,
     queryUnanswered,

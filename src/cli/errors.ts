@@ -19,7 +19,8 @@ export class UserError extends Error {
 
 /** `--cluster` names a configured cluster, or the command stops with the ones there are. */
 export function requireCluster(cfg: Config, name: string): void {
-  if (!(name in cfg.clusters)) throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
+  if (!(name in cfg.clusters))
+    throw new UserError(`unknown cluster "${name}" (configured: ${Object.keys(cfg.clusters).join(', ')})`);
 }
 
 /** `--backup-id`, when given, is a backup id, or the command stops saying what one looks like. */
@@ -92,7 +93,9 @@ export function oneLineErrors(root: Command): void {
       if (err.code === 'commander.help') {
         // A command that only groups others, called without one (`pgwarden offsite`).
         const sub = cmd.commands.map((c) => c.name()).filter((n) => n !== 'help');
-        const message = cmd.parent ? `${path.replace(/^pgwarden /, '')} needs a command: ${sub.join(', ')}` : 'missing command';
+        const message = cmd.parent
+          ? `${path.replace(/^pgwarden /, '')} needs a command: ${sub.join(', ')}`
+          : 'missing command';
         throw new UsageError(message, path, err.exitCode || 1);
       }
       // commander checks required options before unknown ones: `--databse app` would read
@@ -109,11 +112,13 @@ export function oneLineErrors(root: Command): void {
 /** The first argument of `cmd` that looks like an option neither it nor its parents know. */
 function unknownFlag(cmd: Command): string | undefined {
   const known = new Set(['-h', '--help']);
-  for (let c: Command | null = cmd; c; c = c.parent) for (const o of c.options) for (const f of [o.long, o.short]) if (f) known.add(f);
+  for (let c: Command | null = cmd; c; c = c.parent)
+    for (const o of c.options) for (const f of [o.long, o.short]) if (f) known.add(f);
   return cmd.args.find((a) => a.startsWith('-') && a !== '-' && a !== '--' && !known.has(a.split('=')[0]!));
 }
 
-const isWorkflowFailure = (err: unknown): err is Error & { cause?: Error } => err instanceof Error && err.name === 'WorkflowFailedError';
+const isWorkflowFailure = (err: unknown): err is Error & { cause?: Error } =>
+  err instanceof Error && err.name === 'WorkflowFailedError';
 
 /** The one line for any error (without the `pgwarden: ` prefix). */
 export function oneLine(err: unknown): string {
@@ -139,7 +144,10 @@ export function isExpected(err: unknown): boolean {
     err instanceof UserError ||
     err instanceof UsageError ||
     isWorkflowFailure(err) ||
-    (err instanceof Error && ['ConfigError', 'DevPortError', 'WorkflowNotFoundError', 'WorkflowExecutionAlreadyStartedError'].includes(err.name)) ||
+    (err instanceof Error &&
+      ['ConfigError', 'DevPortError', 'WorkflowNotFoundError', 'WorkflowExecutionAlreadyStartedError'].includes(
+        err.name,
+      )) ||
     (err instanceof Error && err.message.startsWith('cannot reach Temporal'))
   );
 }

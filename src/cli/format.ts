@@ -35,7 +35,17 @@ export function formatLocalTime(date: Date): string {
 
 /** `Sun 2026-11-22 03:00 EST` in `timeZone` (default: the machine's), the zone named as Intl names it. */
 export function formatZonedTime(date: Date, timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone): string {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short' }).formatToParts(date);
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    weekday: 'short',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+    timeZoneName: 'short',
+  }).formatToParts(date);
   const p = Object.fromEntries(parts.map((x) => [x.type, x.value])) as Record<string, string>;
   return `${p.weekday} ${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute} ${p.timeZoneName}`;
 }
@@ -50,8 +60,12 @@ export function formatFromNow(date: Date, now: number): string {
 export function scheduleLines(rows: readonly ScheduleRow[], now: number, timeZone?: string): string[] {
   const lines: string[] = [];
   for (const r of rows) {
-    const next = r.nextRuns.map((t, i) => formatZonedTime(new Date(t), timeZone) + (i === 0 ? ` (${formatFromNow(new Date(t), now)})` : ''));
-    const last = r.lastRun ? `last ${formatZonedTime(new Date(r.lastRun.scheduledAt), timeZone)} ${r.lastRun.status.toLowerCase()}` : 'not run yet';
+    const next = r.nextRuns.map(
+      (t, i) => formatZonedTime(new Date(t), timeZone) + (i === 0 ? ` (${formatFromNow(new Date(t), now)})` : ''),
+    );
+    const last = r.lastRun
+      ? `last ${formatZonedTime(new Date(r.lastRun.scheduledAt), timeZone)} ${r.lastRun.status.toLowerCase()}`
+      : 'not run yet';
     lines.push(`${r.id}  ${r.workflowType}  ${r.timing}${r.paused ? `  PAUSED${r.note ? ` (${r.note})` : ''}` : ''}`);
     lines.push(`    next ${r.paused ? '- (paused)' : next.join(', ') || '-'}; ${last}`);
   }
@@ -78,7 +92,9 @@ export function runTable(rows: RunRow[], now: number): string[] {
   ]);
   const header = ['WORKFLOW ID', 'KIND', 'STATUS', 'STARTED', 'DURATION'];
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  return [header, ...cells].map((c) => c.map((cell, i) => (i === c.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
+  return [header, ...cells].map((c) =>
+    c.map((cell, i) => (i === c.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '),
+  );
 }
 
 /** Temporal's status names (RUNNING, TIMED_OUT) as `pgwarden list --status` spells them. */
@@ -90,7 +106,10 @@ export function statusWord(status: string): string {
  * The step's detail at an approval, split into what would be done and how to approve: the
  * workflows end their `approve` detail with "Approve: pgwarden approve <id> ...".
  */
-export function approvalOf(detail: string | undefined, workflowId: string): { what?: string; approve: string; reject: string } {
+export function approvalOf(
+  detail: string | undefined,
+  workflowId: string,
+): { what?: string; approve: string; reject: string } {
   const command = `pgwarden approve ${workflowId} --approver NAME --reason TEXT`;
   const reject = `pgwarden reject ${workflowId} --approver NAME --reason TEXT`;
   if (!detail) return { approve: command, reject };
@@ -106,8 +125,12 @@ export function approvalOf(detail: string | undefined, workflowId: string): { wh
 export function offsiteReportLines(repositories: readonly OffsiteRepositoryResult[]): string[] {
   const lines: string[] = [];
   for (const repo of repositories) {
-    const sync = repo.sync ? `uploaded ${repo.sync.uploaded} (${formatBytes(repo.sync.uploadedBytes)}), ${repo.sync.alreadyThere} already there; ` : '';
-    const removed = repo.retention?.removedObjects ? `retention removed ${repo.retention.removedObjects} objects; ` : '';
+    const sync = repo.sync
+      ? `uploaded ${repo.sync.uploaded} (${formatBytes(repo.sync.uploadedBytes)}), ${repo.sync.alreadyThere} already there; `
+      : '';
+    const removed = repo.retention?.removedObjects
+      ? `retention removed ${repo.retention.removedObjects} objects; `
+      : '';
     if (repo.error) {
       const [first, ...problems] = repo.error.split('\n').filter((l) => l.trim());
       lines.push(`${repo.repository}: ${sync}FAILED: ${first ?? 'unknown error'}`);
@@ -119,9 +142,13 @@ export function offsiteReportLines(repositories: readonly OffsiteRepositoryResul
       lines.push(`${repo.repository}: ${sync}${removed}not checked`);
       continue;
     }
-    const counts = Object.entries(c.counts).map(([k, v]) => `${k} ${v.remote}`).join(', ');
+    const counts = Object.entries(c.counts)
+      .map(([k, v]) => `${k} ${v.remote}`)
+      .join(', ');
     const archived = c.archived ? `, ${c.archived} in an archive storage class (size and recorded sha256 only)` : '';
-    lines.push(`${repo.repository}: ${sync}${removed}check passed: ${counts} objects, ${c.contentChecked} read back and hashed${archived}`);
+    lines.push(
+      `${repo.repository}: ${sync}${removed}check passed: ${counts} objects, ${c.contentChecked} read back and hashed${archived}`,
+    );
   }
   return lines;
 }

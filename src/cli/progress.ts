@@ -4,7 +4,18 @@
 // Loaded only by commands that wait (it loads Temporal's client).
 import type { WorkflowHandle } from '@temporalio/client';
 import { liveStatus, type LiveStatus } from './client.js';
-import { childLabel, mainActivity, nextRate, plainProgressLine, progressKey, progressView, rateSample, ttyProgressLine, withChild, type RateMeter } from './progressView.js';
+import {
+  childLabel,
+  mainActivity,
+  nextRate,
+  plainProgressLine,
+  progressKey,
+  progressView,
+  rateSample,
+  ttyProgressLine,
+  withChild,
+  type RateMeter,
+} from './progressView.js';
 
 export interface ProgressOutput {
   write(text: string): unknown;
@@ -12,7 +23,11 @@ export interface ProgressOutput {
   columns?: number;
 }
 
-export async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean, out: ProgressOutput = process.stdout): Promise<T> {
+export async function waitWithProgress<T>(
+  handle: WorkflowHandle,
+  quiet: boolean,
+  out: ProgressOutput = process.stdout,
+): Promise<T> {
   if (quiet) return (await handle.result()) as T;
   const tty = !!out.isTTY;
   let live: LiveStatus | undefined;
@@ -43,14 +58,17 @@ export async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean
       const child = live.activities?.length ? undefined : live.children?.[0];
       let run = '';
       if (child) {
-        const childLive = await liveStatus(handle.client.getHandle(child.workflowId), { queryTimeoutMs: 2000 }).catch(() => undefined);
+        const childLive = await liveStatus(handle.client.getHandle(child.workflowId), { queryTimeoutMs: 2000 }).catch(
+          () => undefined,
+        );
         if (childLive) [live, run] = [withChild(live, childLive, childLabel(child)), `${child.workflowId}/`];
       }
       meter = nextRate(meter, rateSample(mainActivity(live), Date.now(), run));
       draw();
     } catch (err) {
       // A blip in reaching the server: the next poll tries again; the result decides.
-      if (process.env.PGWARDEN_DEBUG) process.stderr.write(`pgwarden: progress poll failed: ${(err as Error).message}\n`);
+      if (process.env.PGWARDEN_DEBUG)
+        process.stderr.write(`pgwarden: progress poll failed: ${(err as Error).message}\n`);
     } finally {
       polling = false;
     }
@@ -63,7 +81,9 @@ export async function waitWithProgress<T>(handle: WorkflowHandle, quiet: boolean
   const onInterrupt = () => {
     finished = true;
     clear();
-    process.stderr.write(`pgwarden: stopped waiting; ${handle.workflowId} goes on (see: pgwarden status ${handle.workflowId})\n`);
+    process.stderr.write(
+      `pgwarden: stopped waiting; ${handle.workflowId} goes on (see: pgwarden status ${handle.workflowId})\n`,
+    );
     process.exit(130);
   };
   process.once('SIGINT', onInterrupt);
@@ -105,8 +125,13 @@ export async function waitPastPlan(handle: WorkflowHandle, timeoutMs = 5 * 60_00
     const step = live.progress?.step;
     if (step && step !== 'plan') return { state: 'planned', step, detail: live.progress?.detail };
     unanswered = live.queryUnanswered ? unanswered + 1 : 0;
-    if (unanswered >= 3) return { state: 'planning', why: `no worker answered its progress query (is a worker running on "${live.taskQueue}"?)` };
-    if (Date.now() >= deadline) return { state: 'planning', why: `still planning after ${Math.round(timeoutMs / 1000)}s` };
+    if (unanswered >= 3)
+      return {
+        state: 'planning',
+        why: `no worker answered its progress query (is a worker running on "${live.taskQueue}"?)`,
+      };
+    if (Date.now() >= deadline)
+      return { state: 'planning', why: `still planning after ${Math.round(timeoutMs / 1000)}s` };
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }

@@ -80,7 +80,11 @@ export function rateSample(activity: ActivityStatus | undefined, now: number, ru
   if (!activity) return undefined;
   const hb = readHeartbeat(activity.heartbeat);
   if (hb.bytes === undefined) return undefined;
-  return { key: `${run}${activity.activityId}#${activity.attempt}:${hb.phase ?? ''}`, bytes: hb.bytes, at: activity.heartbeatAt?.getTime() ?? now };
+  return {
+    key: `${run}${activity.activityId}#${activity.attempt}:${hb.phase ?? ''}`,
+    bytes: hb.bytes,
+    at: activity.heartbeatAt?.getTime() ?? now,
+  };
 }
 
 /** Everything one progress line shows. */
@@ -105,17 +109,23 @@ export function progressView(live: LiveStatus, meter: RateMeter, now: number): P
   const activity = mainActivity(live);
   const hb = readHeartbeat(activity?.heartbeat ?? live.heartbeat);
   const step = live.progress?.step ?? (live.status === 'RUNNING' ? 'unknown step' : live.status.toLowerCase());
-  const view: ProgressView = { step, elapsed: live.startTime ? Math.max(0, (now - live.startTime.getTime()) / 1000) : 0 };
+  const view: ProgressView = {
+    step,
+    elapsed: live.startTime ? Math.max(0, (now - live.startTime.getTime()) / 1000) : 0,
+  };
   if (live.progress?.detail) view.detail = live.progress.detail;
   // The phase only when it says more than the step (a child's step ends the step: `… › app/full: dump`).
   if (hb.phase && hb.phase !== step && !step.endsWith(`: ${hb.phase}`)) view.phase = hb.phase;
-  if (hb.bytes !== undefined) Object.assign(view, { bytes: hb.bytes, bytesLabel: hb.bytesLabel, totalBytes: hb.totalBytes });
+  if (hb.bytes !== undefined)
+    Object.assign(view, { bytes: hb.bytes, bytesLabel: hb.bytesLabel, totalBytes: hb.totalBytes });
   if (hb.bytes !== undefined && meter.rate !== undefined) view.rate = meter.rate;
   if (hb.count) {
     view.count = hb.count;
-    if (Number.isFinite(hb.count.total) && hb.count.total > 0) view.fraction = Math.min(1, Math.max(0, hb.count.done / hb.count.total));
+    if (Number.isFinite(hb.count.total) && hb.count.total > 0)
+      view.fraction = Math.min(1, Math.max(0, hb.count.done / hb.count.total));
   }
-  if (view.fraction === undefined && hb.bytes !== undefined && hb.totalBytes) view.fraction = Math.min(1, Math.max(0, hb.bytes / hb.totalBytes));
+  if (view.fraction === undefined && hb.bytes !== undefined && hb.totalBytes)
+    view.fraction = Math.min(1, Math.max(0, hb.bytes / hb.totalBytes));
   if (hb.lsn) view.lsn = hb.lsn;
   return view;
 }
@@ -137,7 +147,12 @@ export function withChild(parent: LiveStatus, child: LiveStatus, label: string):
     status: parent.status,
     startTime: parent.startTime,
     closeTime: parent.closeTime,
-    progress: { step, since: child.progress?.since ?? '', done: child.progress?.done ?? [], detail: child.progress?.detail },
+    progress: {
+      step,
+      since: child.progress?.since ?? '',
+      done: child.progress?.done ?? [],
+      detail: child.progress?.detail,
+    },
   };
 }
 
@@ -158,7 +173,9 @@ function bytesText(v: Pick<ProgressView, 'bytes' | 'bytesLabel' | 'totalBytes'>)
 
 /** What the run is doing, without the clock: the plain output prints a line when this changes. */
 export function progressKey(v: ProgressView): string {
-  const what = [v.phase, v.count && countText(v.count), bytesText(v), v.lsn && `at ${v.lsn}`].filter(Boolean).join(', ');
+  const what = [v.phase, v.count && countText(v.count), bytesText(v), v.lsn && `at ${v.lsn}`]
+    .filter(Boolean)
+    .join(', ');
   return `${v.step}${what ? `: ${what}` : ''}`;
 }
 
@@ -170,7 +187,8 @@ export function plainProgressLine(v: ProgressView): string {
   const parts = [
     v.phase,
     v.count && `${countText(v.count)}${v.fraction !== undefined ? ` (${Math.floor(v.fraction * 100)}%)` : ''}`,
-    bytesText(v) && `${bytesText(v)}${!v.count && v.fraction !== undefined ? ` (${Math.floor(v.fraction * 100)}%)` : ''}`,
+    bytesText(v) &&
+      `${bytesText(v)}${!v.count && v.fraction !== undefined ? ` (${Math.floor(v.fraction * 100)}%)` : ''}`,
     v.rate !== undefined && formatRate(v.rate),
     v.lsn && `at ${v.lsn}`,
   ].filter(Boolean);
@@ -205,6 +223,9 @@ export function ttyProgressLine(v: ProgressView, columns = 80): string {
 export function progressLine(live: LiveStatus): string {
   const step = live.progress?.step ?? live.status.toLowerCase();
   const hb = readHeartbeat(live.heartbeat);
-  const bytes = hb.bytes !== undefined ? ` ${hb.phase ?? ''}: ${formatBytes(hb.bytes)}${hb.bytesLabel ? ` ${hb.bytesLabel}` : ''}` : '';
+  const bytes =
+    hb.bytes !== undefined
+      ? ` ${hb.phase ?? ''}: ${formatBytes(hb.bytes)}${hb.bytesLabel ? ` ${hb.bytesLabel}` : ''}`
+      : '';
   return `${step}${bytes}`;
 }

@@ -17,13 +17,19 @@ export async function reportPlan(handle: WorkflowHandle, json: boolean, approval
     process.exitCode = outcome.exitCode;
     return void console.log(json ? JSON.stringify(planned.result) : `  ${outcome.text}`);
   }
-  if (json) return void console.log(JSON.stringify({ workflowId, step: planned.state === 'planned' ? planned.step : 'plan' }));
-  if (planned.state === 'planning') return void console.log(`  ${planned.why}; follow it with: pgwarden status ${workflowId}`);
+  if (json)
+    return void console.log(JSON.stringify({ workflowId, step: planned.state === 'planned' ? planned.step : 'plan' }));
+  if (planned.state === 'planning')
+    return void console.log(`  ${planned.why}; follow it with: pgwarden status ${workflowId}`);
   if (planned.step === 'approve') {
     const { what } = approvalOf(planned.detail, workflowId);
     if (what) console.log(`  would: ${what}`);
-    console.log(`  it waits for approval: pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`);
+    console.log(
+      `  it waits for approval: pgwarden approve ${workflowId} --approver NAME --reason TEXT   (or: pgwarden reject ...)`,
+    );
   } else {
-    console.log(`  planned; now at ${planned.step}${planned.detail ? ` (${planned.detail})` : ''}${approval ? ', then it waits for approval' : ''}; follow it with: pgwarden status ${workflowId}`);
+    console.log(
+      `  planned; now at ${planned.step}${planned.detail ? ` (${planned.detail})` : ''}${approval ? ', then it waits for approval' : ''}; follow it with: pgwarden status ${workflowId}`,
+    );
   }
 }

@@ -2,7 +2,15 @@
 // scripts read; pure, unit-tested. The commands that print it are in commands/.
 import type { ActivityStatus, LiveStatus } from './client.js';
 import { UserError } from './errors.js';
-import { approvalOf, formatBytes, formatDuration, formatElapsed, formatLocalTime, formatRate, statusWord } from './format.js';
+import {
+  approvalOf,
+  formatBytes,
+  formatDuration,
+  formatElapsed,
+  formatLocalTime,
+  formatRate,
+  statusWord,
+} from './format.js';
 import { readHeartbeat } from './progressView.js';
 import { kindOfWorkflow } from '../lib/visibility.js';
 
@@ -21,9 +29,16 @@ function activityLine(a: ActivityStatus, now: number): string {
   const hb = readHeartbeat(a.heartbeat);
   const parts: string[] = [];
   if (hb.phase) parts.push(hb.phase);
-  if (hb.count) parts.push(Number.isFinite(hb.count.total) ? `${hb.count.done}/${hb.count.total} ${hb.count.unit} (${Math.floor((hb.count.done / Math.max(1, hb.count.total)) * 100)}%)` : `${hb.count.done} ${hb.count.unit}`);
+  if (hb.count)
+    parts.push(
+      Number.isFinite(hb.count.total)
+        ? `${hb.count.done}/${hb.count.total} ${hb.count.unit} (${Math.floor((hb.count.done / Math.max(1, hb.count.total)) * 100)}%)`
+        : `${hb.count.done} ${hb.count.unit}`,
+    );
   if (hb.bytes !== undefined) {
-    const of = hb.totalBytes ? ` of ${formatBytes(hb.totalBytes)} (${Math.floor(Math.min(1, hb.bytes / hb.totalBytes) * 100)}%)` : '';
+    const of = hb.totalBytes
+      ? ` of ${formatBytes(hb.totalBytes)} (${Math.floor(Math.min(1, hb.bytes / hb.totalBytes) * 100)}%)`
+      : '';
     parts.push(`${formatBytes(hb.bytes)}${of}${hb.bytesLabel ? ` ${hb.bytesLabel}` : ''}`);
     // One reading: the rate is the attempt's average, from its start to its newest heartbeat.
     const seconds = a.startedAt && a.heartbeatAt ? (a.heartbeatAt.getTime() - a.startedAt.getTime()) / 1000 : 0;
@@ -33,7 +48,8 @@ function activityLine(a: ActivityStatus, now: number): string {
   if (a.heartbeatAt) parts.push(`heartbeat ${formatElapsed((now - a.heartbeatAt.getTime()) / 1000)} ago`);
   else if (a.state === 'scheduled') parts.push('waiting for a worker');
   else if (a.startedAt) parts.push(`started ${formatElapsed((now - a.startedAt.getTime()) / 1000)} ago`);
-  const attempt = a.attempt > 1 ? ` (attempt ${a.attempt}${a.lastFailure ? `; last failure: ${a.lastFailure}` : ''})` : '';
+  const attempt =
+    a.attempt > 1 ? ` (attempt ${a.attempt}${a.lastFailure ? `; last failure: ${a.lastFailure}` : ''})` : '';
   return `${a.type}${attempt}${parts.length ? `: ${parts.join(', ')}` : ''}`;
 }
 
@@ -67,37 +83,82 @@ export function outcomeOf(status: string, result: unknown, failure?: string): Ru
       return failed('timed-out', "timed out: the run's execution timeout passed");
     case 'CANCELLED':
     case 'CANCELED':
-      return failed('cancelled', `cancelled${failure && !/^workflow execution cancell?ed$/i.test(failure) ? `: ${failure}` : ''}`);
+      return failed(
+        'cancelled',
+        `cancelled${failure && !/^workflow execution cancell?ed$/i.test(failure) ? `: ${failure}` : ''}`,
+      );
     case 'TERMINATED':
-      return failed('terminated', `terminated${failure && !/^workflow execution terminated$/i.test(failure) ? `: ${failure}` : ''}`);
+      return failed(
+        'terminated',
+        `terminated${failure && !/^workflow execution terminated$/i.test(failure) ? `: ${failure}` : ''}`,
+      );
   }
-  if (result === undefined && failure) return { word: 'completed', text: `completed (its result could not be read: ${failure})`, exitCode: STATUS_EXIT.ok };
-  const r = (result ?? {}) as Record<string, unknown> & { decision?: Decision; recovery?: { timeline?: number; reachedLsn?: string } };
+  if (result === undefined && failure)
+    return {
+      word: 'completed',
+      text: `completed (its result could not be read: ${failure})`,
+      exitCode: STATUS_EXIT.ok,
+    };
+  const r = (result ?? {}) as Record<string, unknown> & {
+    decision?: Decision;
+    recovery?: { timeline?: number; reachedLsn?: string };
+  };
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const at = (d?: Decision) => (d?.at && Number.isFinite(Date.parse(d.at)) ? ` at ${formatLocalTime(new Date(d.at))}` : '');
+  const at = (d?: Decision) =>
+    d?.at && Number.isFinite(Date.parse(d.at)) ? ` at ${formatLocalTime(new Date(d.at))}` : '';
   const where = [str(r.cluster), str(r.database)].filter(Boolean).join('/');
   switch (r.outcome) {
     case 'rejected':
-      return { word: 'rejected', text: `rejected by ${r.decision?.approver ?? 'someone'}${at(r.decision)}: ${r.decision?.reason ?? '(no reason)'}; nothing was done`, exitCode: STATUS_EXIT.notDone };
+      return {
+        word: 'rejected',
+        text: `rejected by ${r.decision?.approver ?? 'someone'}${at(r.decision)}: ${r.decision?.reason ?? '(no reason)'}; nothing was done`,
+        exitCode: STATUS_EXIT.notDone,
+      };
     case 'timed-out':
-      return { word: 'approval-timed-out', text: 'timed out waiting for approval (nobody approved or rejected in time); nothing was done', exitCode: STATUS_EXIT.notDone };
+      return {
+        word: 'approval-timed-out',
+        text: 'timed out waiting for approval (nobody approved or rejected in time); nothing was done',
+        exitCode: STATUS_EXIT.notDone,
+      };
     case 'restored': {
       const kept = str(r.previousDatabase) ? `; the previous database is kept as ${str(r.previousDatabase)}` : '';
-      const by = r.decision?.approver ? `, approved by ${r.decision.approver}${at(r.decision)}: ${r.decision.reason ?? ''}` : '';
-      return { word: 'restored', text: `restored ${where} from ${str(r.backupId) ?? 'a backup'}${kept}${by}`, exitCode: STATUS_EXIT.ok };
+      const by = r.decision?.approver
+        ? `, approved by ${r.decision.approver}${at(r.decision)}: ${r.decision.reason ?? ''}`
+        : '';
+      return {
+        word: 'restored',
+        text: `restored ${where} from ${str(r.backupId) ?? 'a backup'}${kept}${by}`,
+        exitCode: STATUS_EXIT.ok,
+      };
     }
     case 'tables-restored':
-      return { word: 'tables-restored', text: `restored tables of ${where} from ${str(r.backupId) ?? 'a backup'} into ${str(r.tablesDatabase) ?? 'a copy'}`, exitCode: STATUS_EXIT.ok };
+      return {
+        word: 'tables-restored',
+        text: `restored tables of ${where} from ${str(r.backupId) ?? 'a backup'} into ${str(r.tablesDatabase) ?? 'a copy'}`,
+        exitCode: STATUS_EXIT.ok,
+      };
     case 'recovered':
     case 'rehearsed': {
       const reached = r.recovery?.reachedLsn ? `, timeline ${r.recovery.timeline}, at ${r.recovery.reachedLsn}` : '';
-      const by = r.decision?.approver ? `, approved by ${r.decision.approver}${at(r.decision)}: ${r.decision.reason ?? ''}` : '';
-      const kept = str(r.previousDataDirectory) ? `; the previous data directory is kept at ${str(r.previousDataDirectory)}` : '';
-      return { word: r.outcome, text: `${r.outcome} ${where} to ${str(r.target) ?? '?'} from base backup ${str(r.backupId) ?? '?'}${reached}${by}${kept}`, exitCode: STATUS_EXIT.ok };
+      const by = r.decision?.approver
+        ? `, approved by ${r.decision.approver}${at(r.decision)}: ${r.decision.reason ?? ''}`
+        : '';
+      const kept = str(r.previousDataDirectory)
+        ? `; the previous data directory is kept at ${str(r.previousDataDirectory)}`
+        : '';
+      return {
+        word: r.outcome,
+        text: `${r.outcome} ${where} to ${str(r.target) ?? '?'} from base backup ${str(r.backupId) ?? '?'}${reached}${by}${kept}`,
+        exitCode: STATUS_EXIT.ok,
+      };
     }
   }
   if (r.ok === true && typeof r.tables === 'number') {
-    return { word: 'verified', text: `verified ${where}${str(r.backupId) ? ` ${str(r.backupId)}` : ''}: ${r.tables} tables, ${String(r.rows)} rows restored and compared`, exitCode: STATUS_EXIT.ok };
+    return {
+      word: 'verified',
+      text: `verified ${where}${str(r.backupId) ? ` ${str(r.backupId)}` : ''}: ${r.tables} tables, ${String(r.rows)} rows restored and compared`,
+      exitCode: STATUS_EXIT.ok,
+    };
   }
   return { word: 'completed', text: 'completed', exitCode: STATUS_EXIT.ok };
 }
@@ -114,21 +175,37 @@ export function statusReport(
   const kind = live.workflowType ? kindOfWorkflow(live.workflowType) : undefined;
   const status = statusWord(live.status);
   const running = live.status === 'RUNNING';
-  const elapsed = live.startTime ? Math.max(0, ((live.closeTime?.getTime() ?? now) - live.startTime.getTime()) / 1000) : undefined;
+  const elapsed = live.startTime
+    ? Math.max(0, ((live.closeTime?.getTime() ?? now) - live.startTime.getTime()) / 1000)
+    : undefined;
   const memo = live.memo ?? {};
-  const labels = ['cluster', 'database'].filter((k) => typeof memo[k] === 'string').map((k) => `${k} ${memo[k] as string}`);
+  const labels = ['cluster', 'database']
+    .filter((k) => typeof memo[k] === 'string')
+    .map((k) => `${k} ${memo[k] as string}`);
   const row = (label: string, text: string) => `  ${label.padEnd(9)} ${text}`;
-  const lines = [`${workflowId}  ${live.workflowType ?? 'workflow'}${kind ? ` (${kind})` : ''}${labels.length ? `, ${labels.join(', ')}` : ''}`];
+  const lines = [
+    `${workflowId}  ${live.workflowType ?? 'workflow'}${kind ? ` (${kind})` : ''}${labels.length ? `, ${labels.join(', ')}` : ''}`,
+  ];
 
   const started = live.startTime ? `started ${formatLocalTime(live.startTime)}` : '';
-  if (running) lines.push(row('status', `running for ${formatDuration(elapsed ?? 0)}${started ? ` (${started})` : ''}`));
-  else lines.push(row('status', `${status}${elapsed !== undefined ? ` after ${formatDuration(elapsed)}` : ''}${started ? ` (${started}${live.closeTime ? `, closed ${formatLocalTime(live.closeTime)}` : ''})` : ''}`));
+  if (running)
+    lines.push(row('status', `running for ${formatDuration(elapsed ?? 0)}${started ? ` (${started})` : ''}`));
+  else
+    lines.push(
+      row(
+        'status',
+        `${status}${elapsed !== undefined ? ` after ${formatDuration(elapsed)}` : ''}${started ? ` (${started}${live.closeTime ? `, closed ${formatLocalTime(live.closeTime)}` : ''})` : ''}`,
+      ),
+    );
   if (outcome) lines.push(row('outcome', outcome.text));
 
   const p = live.progress;
   if (p) {
     const since = Date.parse(p.since);
-    const inStep = running && Number.isFinite(since) ? ` for ${formatDuration(Math.max(0, (now - since) / 1000))} (since ${formatLocalTime(new Date(since))})` : '';
+    const inStep =
+      running && Number.isFinite(since)
+        ? ` for ${formatDuration(Math.max(0, (now - since) / 1000))} (since ${formatLocalTime(new Date(since))})`
+        : '';
     if (running) {
       lines.push(row('step', `${p.step}${inStep}`));
       if (p.done.length) lines.push(row('done', p.done.join(', ')));
@@ -145,7 +222,9 @@ export function statusReport(
 
   const approval = running && p?.step === 'approve' ? approvalOf(p.detail, workflowId) : undefined;
   if (approval) {
-    const until = approvalDeadline ? ` until ${formatLocalTime(approvalDeadline)} (${formatDuration(Math.max(0, (approvalDeadline.getTime() - now) / 1000))} left; then it ends, nothing done)` : '';
+    const until = approvalDeadline
+      ? ` until ${formatLocalTime(approvalDeadline)} (${formatDuration(Math.max(0, (approvalDeadline.getTime() - now) / 1000))} left; then it ends, nothing done)`
+      : '';
     lines.push(row('waiting', `for approval${until}; nothing live has been touched yet`));
     if (approval.what) lines.push(row('would', approval.what));
     lines.push(row('approve', approval.approve));
@@ -159,9 +238,11 @@ export function statusReport(
     for (const a of live.activities ?? []) lines.push(row('activity', activityLine(a, now)));
   }
   if (running) {
-    for (const c of live.children ?? []) lines.push(row('child', `${c.workflowId} (${c.workflowType}): pgwarden status ${c.workflowId}`));
+    for (const c of live.children ?? [])
+      lines.push(row('child', `${c.workflowId} (${c.workflowType}): pgwarden status ${c.workflowId}`));
   }
-  if (running && live.queryUnanswered && live.taskQueue) lines.push(row('hint', `is a worker running on task queue "${live.taskQueue}"?`));
+  if (running && live.queryUnanswered && live.taskQueue)
+    lines.push(row('hint', `is a worker running on task queue "${live.taskQueue}"?`));
 
   const json: Record<string, unknown> = {
     workflowId,
@@ -175,12 +256,20 @@ export function statusReport(
     seconds: elapsed,
     progress: p ?? null,
     progressUnanswered: !!live.queryUnanswered,
-    activities: (live.activities ?? []).map((a) => ({ ...a, heartbeatAt: a.heartbeatAt?.toISOString(), startedAt: a.startedAt?.toISOString() })),
+    activities: (live.activities ?? []).map((a) => ({
+      ...a,
+      heartbeatAt: a.heartbeatAt?.toISOString(),
+      startedAt: a.startedAt?.toISOString(),
+    })),
     children: live.children ?? [],
-    ...(approval ? { approval: { ...approval, ...(approvalDeadline ? { deadline: approvalDeadline.toISOString() } : {}) } } : {}),
+    ...(approval
+      ? { approval: { ...approval, ...(approvalDeadline ? { deadline: approvalDeadline.toISOString() } : {}) } }
+      : {}),
     ...(failure ? { failure } : {}),
     ...(outcome ? { outcome: outcome.word, outcomeText: outcome.text } : {}),
-    ...(result && typeof result === 'object' && 'decision' in result ? { decision: (result as { decision?: unknown }).decision } : {}),
+    ...(result && typeof result === 'object' && 'decision' in result
+      ? { decision: (result as { decision?: unknown }).decision }
+      : {}),
   };
   return { lines, json, exitCode: outcome?.exitCode ?? STATUS_EXIT.ok };
 }

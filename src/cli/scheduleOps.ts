@@ -2,7 +2,14 @@
 // `pgwarden schedules ...` and the tests. apply is declarative: it creates what is missing, updates what changed, and removes the schedules
 // of the configured clusters that the config no longer asks for; schedules of other clusters are
 // never touched.
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions, type ScheduleOptionsAction, type ScheduleSpec } from '@temporalio/client';
+import {
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleOptions,
+  type ScheduleOptionsAction,
+  type ScheduleSpec,
+} from '@temporalio/client';
 import type { Config } from '../config/index.js';
 import { desiredSchedules, fingerprint, ownedBy, type DesiredSchedule } from '../lib/schedules.js';
 import { humanTiming } from '../lib/runSummary.js';
@@ -27,7 +34,9 @@ export interface ApplyReport {
 
 function specOf(s: DesiredSchedule, config: Config): ScheduleSpec {
   const timezone = config.schedules.timeZone;
-  return 'cron' in s.timing ? { cronExpressions: [s.timing.cron], timezone } : { intervals: [{ every: s.timing.every as never }], timezone };
+  return 'cron' in s.timing
+    ? { cronExpressions: [s.timing.cron], timezone }
+    : { intervals: [{ every: s.timing.every as never }], timezone };
 }
 
 async function actionOf(client: Client, s: DesiredSchedule, config: Config): Promise<ScheduleOptionsAction> {
@@ -42,9 +51,20 @@ async function actionOf(client: Client, s: DesiredSchedule, config: Config): Pro
     // Whether the runs get search attributes is part of it: once the server has them, the next
     // apply adds them to schedules created before.
     // userMetadata: schedules applied before their runs had a summary are updated once.
-    memo: { ...labels.memo, schedule: s.id, scheduleFingerprint: fingerprint(s, { ...settingsOf(config), searchAttributes: !!labels.typedSearchAttributes, userMetadata: true }) },
+    memo: {
+      ...labels.memo,
+      schedule: s.id,
+      scheduleFingerprint: fingerprint(s, {
+        ...settingsOf(config),
+        searchAttributes: !!labels.typedSearchAttributes,
+        userMetadata: true,
+      }),
+    },
     ...(labels.typedSearchAttributes ? { typedSearchAttributes: labels.typedSearchAttributes } : {}),
-    ...userMetadata(s.labels, s.input, { startedBy: `schedule ${s.id} (${humanTimingOf(s, config)})`, note: s.description }),
+    ...userMetadata(s.labels, s.input, {
+      startedBy: `schedule ${s.id} (${humanTimingOf(s, config)})`,
+      note: s.description,
+    }),
   };
 }
 
@@ -59,7 +79,11 @@ const settingsOf = (config: Config) => ({ taskQueue: config.temporal.taskQueue, 
 
 function policiesOf(config: Config): ScheduleOptions['policies'] {
   // SKIP: a backup still running at the next tick is not joined by a second one.
-  return { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: config.schedules.catchupWindow as never, pauseOnFailure: config.schedules.pauseOnFailure };
+  return {
+    overlap: ScheduleOverlapPolicy.SKIP,
+    catchupWindow: config.schedules.catchupWindow as never,
+    pauseOnFailure: config.schedules.pauseOnFailure,
+  };
 }
 
 /** Ids of the existing schedules that belong to the configured clusters. */
@@ -75,7 +99,10 @@ export async function ownedScheduleIds(client: Client, config: Config): Promise<
  * a schedule created a moment ago may not be listed yet) and whatever else the list has.
  */
 export async function existingScheduleIds(client: Client, config: Config): Promise<string[]> {
-  const candidates = new Set([...desiredSchedules(config).map((s) => s.id), ...(await ownedScheduleIds(client, config))]);
+  const candidates = new Set([
+    ...desiredSchedules(config).map((s) => s.id),
+    ...(await ownedScheduleIds(client, config)),
+  ]);
   const ids: string[] = [];
   for (const id of candidates) {
     if (await describeIfExists(client, id)) ids.push(id);
@@ -83,7 +110,11 @@ export async function existingScheduleIds(client: Client, config: Config): Promi
   return ids.sort();
 }
 
-export async function applySchedules(client: Client, config: Config, options: { dryRun?: boolean } = {}): Promise<ApplyReport> {
+export async function applySchedules(
+  client: Client,
+  config: Config,
+  options: { dryRun?: boolean } = {},
+): Promise<ApplyReport> {
   const desired = desiredSchedules(config);
   if (!options.dryRun) await ensureSearchAttributes(client);
   const report: ApplyReport = { created: [], updated: [], unchanged: [], deleted: [] };
@@ -109,14 +140,23 @@ export async function applySchedules(client: Client, config: Config, options: { 
       report.created.push(s.id);
       continue;
     }
-    if (current.action.type === 'startWorkflow' && current.action.memo?.scheduleFingerprint === action.memo?.scheduleFingerprint) {
+    if (
+      current.action.type === 'startWorkflow' &&
+      current.action.memo?.scheduleFingerprint === action.memo?.scheduleFingerprint
+    ) {
       report.unchanged.push(s.id);
       continue;
     }
     // The paused state and a note of the operator's are kept; pgwarden's own note (or none) says the new timing.
     if (!options.dryRun) {
       const note = (prev?: string) => (!prev || prev.startsWith(`${s.description}, `) ? noteOf(s, config) : prev);
-      await handle.update((prev) => ({ ...prev, spec: specOf(s, config), action, policies: policiesOf(config), state: { ...prev.state, note: note(prev.state.note) } }));
+      await handle.update((prev) => ({
+        ...prev,
+        spec: specOf(s, config),
+        action,
+        policies: policiesOf(config),
+        state: { ...prev.state, note: note(prev.state.note) },
+      }));
     }
     report.updated.push(s.id);
   }
@@ -127,7 +167,10 @@ export async function applySchedules(client: Client, config: Config, options: { 
       const gone = await client.schedule
         .getHandle(id)
         .delete()
-        .then(() => false, (err: unknown) => (err instanceof ScheduleNotFoundError ? true : Promise.reject(err)));
+        .then(
+          () => false,
+          (err: unknown) => (err instanceof ScheduleNotFoundError ? true : Promise.reject(err)),
+        );
       if (gone) continue; // deleted a moment ago, still listed
     }
     report.deleted.push(id);
@@ -153,11 +196,20 @@ export async function listSchedules(client: Client, config: Config): Promise<Sch
     const d = await describeIfExists(client, id);
     if (!d) continue; // deleted a moment ago, still listed
     const last = d.info.recentActions.at(-1);
-    const status = last?.action.type === 'startWorkflow'
-      ? await client.workflow.getHandle(last.action.workflow.workflowId, last.action.workflow.firstExecutionRunId).describe().then((w) => w.status.name, () => 'UNKNOWN')
-      : undefined;
+    const status =
+      last?.action.type === 'startWorkflow'
+        ? await client.workflow
+            .getHandle(last.action.workflow.workflowId, last.action.workflow.firstExecutionRunId)
+            .describe()
+            .then(
+              (w) => w.status.name,
+              () => 'UNKNOWN',
+            )
+        : undefined;
     const t = configured.get(id);
-    const timing = t ? ['cron' in t ? `${t.cron} (${config.schedules.timeZone})` : `every ${t.every}`] : (d.spec.intervals ?? []).map((i) => `every ${formatDuration(Number(i.every) / 1000)}`);
+    const timing = t
+      ? ['cron' in t ? `${t.cron} (${config.schedules.timeZone})` : `every ${t.every}`]
+      : (d.spec.intervals ?? []).map((i) => `every ${formatDuration(Number(i.every) / 1000)}`);
     rows.push({
       id,
       workflowType: d.action.type === 'startWorkflow' ? d.action.workflowType : d.action.type,
@@ -165,7 +217,10 @@ export async function listSchedules(client: Client, config: Config): Promise<Sch
       paused: d.state.paused,
       note: d.state.note ?? undefined,
       nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
-      lastRun: last && last.action.type === 'startWorkflow' && status ? { workflowId: last.action.workflow.workflowId, scheduledAt: last.scheduledAt.toISOString(), status } : undefined,
+      lastRun:
+        last && last.action.type === 'startWorkflow' && status
+          ? { workflowId: last.action.workflow.workflowId, scheduledAt: last.scheduledAt.toISOString(), status }
+          : undefined,
     });
   }
   return rows;
@@ -176,13 +231,19 @@ const describeCalendars = (n: number) => `${n} calendar${n === 1 ? '' : 's'}`;
 /** Triggers a run now and returns its workflow id once the schedule has started it. */
 export async function triggerSchedule(client: Client, id: string, timeoutMs = 30_000): Promise<string> {
   const handle = client.schedule.getHandle(id);
-  const before = new Set((await handle.describe()).info.recentActions.map((a) => (a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : '')));
+  const before = new Set(
+    (await handle.describe()).info.recentActions.map((a) =>
+      a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : '',
+    ),
+  );
   // ALLOW_ALL: an operator's explicit trigger runs even while a scheduled run is in progress.
   await handle.trigger(ScheduleOverlapPolicy.ALLOW_ALL);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const d = await handle.describe();
-    const started = d.info.recentActions.map((a) => (a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : '')).find((w) => w && !before.has(w));
+    const started = d.info.recentActions
+      .map((a) => (a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : ''))
+      .find((w) => w && !before.has(w));
     if (started) return started;
     if (Date.now() > deadline) throw new Error(`schedule ${id} did not start a run within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 250));
@@ -193,7 +254,9 @@ export async function triggerSchedule(client: Client, id: string, timeoutMs = 30
 export async function existingSchedule(client: Client, id: string) {
   const handle = client.schedule.getHandle(id);
   await handle.describe().catch((err: unknown) => {
-    throw err instanceof ScheduleNotFoundError ? new UserError(`no schedule ${id} (see: pgwarden schedules list)`) : err;
+    throw err instanceof ScheduleNotFoundError
+      ? new UserError(`no schedule ${id} (see: pgwarden schedules list)`)
+      : err;
   });
   return handle;
 }

@@ -20,7 +20,10 @@ export const s3RepositorySchema = z
     endpoint: urlWithoutCredentials('accessKeyIdEnv and secretAccessKeyEnv').optional(),
     forcePathStyle: z.boolean().default(false),
     /** Storage class per backup kind; the bucket's default when unset. */
-    storageClass: z.object({ logical: storageClass.optional(), base: storageClass.optional(), wal: storageClass.optional() }).strict().default({}),
+    storageClass: z
+      .object({ logical: storageClass.optional(), base: storageClass.optional(), wal: storageClass.optional() })
+      .strict()
+      .default({}),
     accessKeyIdEnv: envName.optional(),
     secretAccessKeyEnv: envName.optional(),
     /** Remote retention: tiers like the local policy (default: 30 daily, 13 weekly, 12 monthly); WAL the kept base backups need is kept. */
@@ -55,7 +58,11 @@ export const rsyncRepositorySchema = z
   })
   .strict();
 
-export const repositorySchema = z.discriminatedUnion('type', [localRepositorySchema, s3RepositorySchema, rsyncRepositorySchema]);
+export const repositorySchema = z.discriminatedUnion('type', [
+  localRepositorySchema,
+  s3RepositorySchema,
+  rsyncRepositorySchema,
+]);
 export type RepositoryConfig = z.infer<typeof repositorySchema>;
 export type LocalRepositoryConfig = z.infer<typeof localRepositorySchema>;
 export type S3RepositoryConfig = z.infer<typeof s3RepositorySchema>;

@@ -33,6 +33,9 @@ export const walRetentionSchema = z
      * base backup that ended before the window's start); older kept base backups keep only the WAL
      * that makes them consistent. "14 days", "36 hours".
      */
-    window: z.string().default(DEFAULT_WAL_WINDOW).refine((w) => parseWindow(w) !== undefined, 'a duration like "14 days" or "36 hours"'),
+    window: z
+      .string()
+      .default(DEFAULT_WAL_WINDOW)
+      .refine((w) => parseWindow(w) !== undefined, 'a duration like "14 days" or "36 hours"'),
   })
   .strict();

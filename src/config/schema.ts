@@ -11,7 +11,11 @@ export { retentionSchema, walRetentionSchema } from './retention.js';
 
 /** When a scheduled job runs: a crontab line (in `schedules.timeZone`), or an interval such as "6 hours". */
 export const jobTimingSchema = z.union([
-  z.object({ cron: z.string().regex(/^\S+( \S+){4}$/, 'five crontab fields: minute hour day-of-month month day-of-week') }).strict(),
+  z
+    .object({
+      cron: z.string().regex(/^\S+( \S+){4}$/, 'five crontab fields: minute hour day-of-month month day-of-week'),
+    })
+    .strict(),
   z.object({ every: z.string().min(1) }).strict(),
 ]);
 export type JobTiming = z.infer<typeof jobTimingSchema>;
@@ -22,7 +26,10 @@ export const clusterSchema = z
     port: z.number().int().min(1).max(65535).default(5432),
     user: z.string().min(1).default('postgres'),
     /** Name of the environment variable that holds the password. */
-    passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+    passwordEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional(),
     /** A libpq passfile (host:port:db:user:password, mode 0600). */
     passfile: z.string().optional(),
     /** Database to connect to for cluster-wide queries. */
@@ -67,7 +74,6 @@ export const clusterSchema = z
   .strict();
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
-
 export const encryptionSchema = z
   .object({
     /** Armored or binary OpenPGP public key files; every backup is encrypted to all of them. */
@@ -75,11 +81,13 @@ export const encryptionSchema = z
     /** Private key file for restore and verification (only on hosts that restore). */
     privateKeyFile: z.string().optional(),
     /** Environment variable holding the private key's passphrase. */
-    passphraseEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+    passphraseEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional(),
   })
   .strict();
 export type EncryptionConfig = z.infer<typeof encryptionSchema>;
-
 
 export const compressionSchema = z
   .object({
@@ -122,7 +130,10 @@ export const verificationSchema = z
     cluster: z.string().optional(),
     /** SQL checks per database: the first column of the first row must be a number >= min. */
     checks: z
-      .record(z.string(), z.array(z.object({ name: z.string(), sql: z.string().min(1), min: z.number().default(1) }).strict()))
+      .record(
+        z.string(),
+        z.array(z.object({ name: z.string(), sql: z.string().min(1), min: z.number().default(1) }).strict()),
+      )
       .default({}),
   })
   .strict();
@@ -241,19 +252,35 @@ export const configSchema = z
           message: `names repository "${cluster.repository}", which is not in "repositories"`,
         });
       } else if (config.repositories[cluster.repository]!.type !== 'local') {
-        ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'repository'], message: `"${cluster.repository}" is offsite; a cluster's repository is a local one` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', clusterName, 'repository'],
+          message: `"${cluster.repository}" is offsite; a cluster's repository is a local one`,
+        });
       }
       for (const offsite of cluster.offsite ?? []) {
         const repo = config.repositories[offsite];
         if (!repo || repo.type === 'local') {
-          ctx.addIssue({ code: 'custom', path: ['clusters', clusterName, 'offsite'], message: `names "${offsite}", which is not an s3 or rsync repository in "repositories"` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clusters', clusterName, 'offsite'],
+            message: `names "${offsite}", which is not an s3 or rsync repository in "repositories"`,
+          });
         }
       }
       if (config.verification.cluster && !(config.verification.cluster in config.clusters)) {
-        ctx.addIssue({ code: 'custom', path: ['verification', 'cluster'], message: `names cluster "${config.verification.cluster}", which is not in "clusters"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['verification', 'cluster'],
+          message: `names cluster "${config.verification.cluster}", which is not in "clusters"`,
+        });
       }
       if (cluster.passwordEnv && cluster.passfile) {
-        ctx.addIssue({ code: 'custom', path: ['clusters', clusterName], message: 'set passwordEnv or passfile, not both' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', clusterName],
+          message: 'set passwordEnv or passfile, not both',
+        });
       }
     }
   });

@@ -58,7 +58,11 @@ export async function fsyncPath(path: string): Promise<void> {
  */
 export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
   const partial = path + PARTIAL_SUFFIX;
-  const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+  const handle = await open(
+    partial,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    PRIVATE_FILE_MODE,
+  );
   try {
     await handle.chmod(PRIVATE_FILE_MODE);
     await inheritOwner(partial, handle);

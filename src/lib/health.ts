@@ -47,11 +47,18 @@ export interface OffsiteWaitingStatus {
 }
 
 /** Per repository, from every waiting backup and WAL file and the repositories each waits for. */
-export function offsiteWaitingStatus(items: readonly { what: string; committedAt: string; repositories: readonly string[] }[]): OffsiteWaitingStatus[] {
+export function offsiteWaitingStatus(
+  items: readonly { what: string; committedAt: string; repositories: readonly string[] }[],
+): OffsiteWaitingStatus[] {
   const out = new Map<string, OffsiteWaitingStatus>();
   for (const item of items) {
     for (const repository of item.repositories) {
-      const s = out.get(repository) ?? { repository, backups: 0, walFiles: 0, oldest: { what: item.what, committedAt: item.committedAt } };
+      const s = out.get(repository) ?? {
+        repository,
+        backups: 0,
+        walFiles: 0,
+        oldest: { what: item.what, committedAt: item.committedAt },
+      };
       if (item.what.split('/')[1] === 'wal') s.walFiles++;
       else s.backups++;
       if (item.committedAt < s.oldest.committedAt) s.oldest = { what: item.what, committedAt: item.committedAt };
@@ -99,10 +106,13 @@ export interface Alert {
 
 const hours = (ms: number) => ms / 3_600_000;
 const age = (from: string, now: Date) => now.getTime() - new Date(from).getTime();
-const show = (ms: number) => (ms >= 172_800_000 ? `${Math.floor(ms / 86_400_000)} days` : `${hours(ms).toFixed(1)} hours`);
+const show = (ms: number) =>
+  ms >= 172_800_000 ? `${Math.floor(ms / 86_400_000)} days` : `${hours(ms).toFixed(1)} hours`;
 
 export function usedPercent(repository: HealthSnapshot['repository']): number {
-  return repository.totalBytes === 0 ? 0 : (100 * (repository.totalBytes - repository.freeBytes)) / repository.totalBytes;
+  return repository.totalBytes === 0
+    ? 0
+    : (100 * (repository.totalBytes - repository.freeBytes)) / repository.totalBytes;
 }
 
 /** Every threshold the snapshot crosses, one alert each. */
@@ -111,7 +121,8 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): Alert[] 
   const alerts: Alert[] = [];
   const c = `cluster "${s.cluster}"`;
   const logical = s.backups.filter((b) => b.kind === 'logical');
-  if (logical.length === 0) alerts.push({ key: 'backup-missing', message: `${c}: no logical backup in the repository` });
+  if (logical.length === 0)
+    alerts.push({ key: 'backup-missing', message: `${c}: no logical backup in the repository` });
   for (const b of logical) {
     const what = `${s.cluster}/${b.database}`;
     if (!b.lastAt) {
@@ -119,7 +130,10 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): Alert[] 
       continue;
     }
     if (hours(age(b.lastAt, now)) > t.maxBackupAgeHours) {
-      alerts.push({ key: `backup-stale:${b.database}`, message: `${what}: the newest backup finished ${show(age(b.lastAt, now))} ago (threshold ${t.maxBackupAgeHours} hours)` });
+      alerts.push({
+        key: `backup-stale:${b.database}`,
+        message: `${what}: the newest backup finished ${show(age(b.lastAt, now))} ago (threshold ${t.maxBackupAgeHours} hours)`,
+      });
     }
     const since = b.lastVerifiedAt ?? b.firstAt!;
     if (age(since, now) > t.maxVerifiedRestoreAgeDays * 86_400_000) {
@@ -131,26 +145,45 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): Alert[] 
   }
   const base = s.backups.find((b) => b.kind === 'base');
   if (base?.lastAt && age(base.lastAt, now) > t.maxBaseBackupAgeDays * 86_400_000) {
-    alerts.push({ key: 'base-stale', message: `${c}: the newest base backup finished ${show(age(base.lastAt, now))} ago (threshold ${t.maxBaseBackupAgeDays} days): point-in-time recovery replays ever more WAL` });
+    alerts.push({
+      key: 'base-stale',
+      message: `${c}: the newest base backup finished ${show(age(base.lastAt, now))} ago (threshold ${t.maxBaseBackupAgeDays} days): point-in-time recovery replays ever more WAL`,
+    });
   }
   // Archived WAL without a base backup to replay it onto: point-in-time recovery is impossible.
   if (!base?.lastAt && s.walArchive && s.walArchive.files > 0) {
-    alerts.push({ key: 'base-missing', message: `${c}: WAL is archived (${s.walArchive.files} files) but there is no base backup: point-in-time recovery is impossible until \`pgwarden base-backup --cluster ${s.cluster}\` or the base-weekly schedule runs` });
+    alerts.push({
+      key: 'base-missing',
+      message: `${c}: WAL is archived (${s.walArchive.files} files) but there is no base backup: point-in-time recovery is impossible until \`pgwarden base-backup --cluster ${s.cluster}\` or the base-weekly schedule runs`,
+    });
   }
   if (s.walArchive && t.maxWalArchiveBytes !== undefined && s.walArchive.bytes > t.maxWalArchiveBytes) {
-    alerts.push({ key: 'wal-archive-size', message: `${c}: the WAL archive holds ${formatBytes(s.walArchive.bytes)} in ${s.walArchive.files} files, over the alert threshold of ${formatBytes(t.maxWalArchiveBytes)} (walMaintenance.archiveSizeAlertBytes)` });
+    alerts.push({
+      key: 'wal-archive-size',
+      message: `${c}: the WAL archive holds ${formatBytes(s.walArchive.bytes)} in ${s.walArchive.files} files, over the alert threshold of ${formatBytes(t.maxWalArchiveBytes)} (walMaintenance.archiveSizeAlertBytes)`,
+    });
   }
   if (s.unreachable) alerts.push({ key: 'unreachable', message: `${c}: cannot connect: ${s.unreachable}` });
   // The archiver's messages are already precise; keyed by their kind so a changing count does not re-notify.
   for (const m of s.archiver?.alerts ?? []) alerts.push({ key: `archiver:${archiverAlertKind(m)}`, message: m });
   const used = usedPercent(s.repository);
   if (used > t.maxRepositoryUsedPercent) {
-    alerts.push({ key: 'repository-full', message: `repository "${s.repository.name}" is ${used.toFixed(0)}% full (threshold ${t.maxRepositoryUsedPercent}%)` });
+    alerts.push({
+      key: 'repository-full',
+      message: `repository "${s.repository.name}" is ${used.toFixed(0)}% full (threshold ${t.maxRepositoryUsedPercent}%)`,
+    });
   }
   for (const o of s.offsite) {
-    if (o.error) alerts.push({ key: `offsite-unreachable:${o.repository}`, message: `offsite "${o.repository}": cannot list it: ${o.error}` });
+    if (o.error)
+      alerts.push({
+        key: `offsite-unreachable:${o.repository}`,
+        message: `offsite "${o.repository}": cannot list it: ${o.error}`,
+      });
     else if (o.missingPastGrace > 0) {
-      alerts.push({ key: `offsite-drift:${o.repository}`, message: `offsite "${o.repository}" lacks ${o.missingPastGrace} object${o.missingPastGrace === 1 ? '' : 's'} of ${s.cluster} (${o.missing} with recent ones): run \`pgwarden offsite sync --cluster ${s.cluster}\`` });
+      alerts.push({
+        key: `offsite-drift:${o.repository}`,
+        message: `offsite "${o.repository}" lacks ${o.missingPastGrace} object${o.missingPastGrace === 1 ? '' : 's'} of ${s.cluster} (${o.missing} with recent ones): run \`pgwarden offsite sync --cluster ${s.cluster}\``,
+      });
     }
   }
   // Offsite runs daily: what it should hold and has not confirmed two days after its commit is behind.
@@ -158,14 +191,22 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): Alert[] 
   for (const w of s.offsiteWaiting ?? []) {
     const waited = age(w.oldest.committedAt, now);
     if (hours(waited) <= waitingHours) continue;
-    const what = [w.backups > 0 ? `${w.backups} backup${w.backups === 1 ? '' : 's'}` : '', w.walFiles > 0 ? `${w.walFiles} WAL file${w.walFiles === 1 ? '' : 's'}` : ''].filter(Boolean).join(' and ');
+    const what = [
+      w.backups > 0 ? `${w.backups} backup${w.backups === 1 ? '' : 's'}` : '',
+      w.walFiles > 0 ? `${w.walFiles} WAL file${w.walFiles === 1 ? '' : 's'}` : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
     alerts.push({
       key: `offsite-waiting:${w.repository}`,
       message: `offsite "${w.repository}" has not confirmed ${what} of ${s.cluster} that local retention would delete (the oldest, ${w.oldest.what}, committed ${show(waited)} ago; threshold ${waitingHours} hours): they stay on the local disk until its check confirms them; run \`pgwarden offsite sync --cluster ${s.cluster}\` and read its check`,
     });
   }
   if (s.retentionError) {
-    alerts.push({ key: 'retention-plan', message: `local retention of ${s.cluster} cannot plan (${s.retentionError}): nothing is deleted and what waits for offsite is unknown; run \`pgwarden retention --cluster ${s.cluster}\`` });
+    alerts.push({
+      key: 'retention-plan',
+      message: `local retention of ${s.cluster} cannot plan (${s.retentionError}): nothing is deleted and what waits for offsite is unknown; run \`pgwarden retention --cluster ${s.cluster}\``,
+    });
   }
   return alerts;
 }
@@ -192,7 +233,12 @@ export type NotificationKind = 'alert' | 'resolved';
  * all is clear again: `resolved`, naming what cleared), and repeat a firing set every
  * `repeatHours`: a pager is not woken every 15 minutes for the same problem.
  */
-export function notificationDue(previous: NotifiedState, alerts: readonly Alert[], now: Date, repeatHours: number): NotificationKind | undefined {
+export function notificationDue(
+  previous: NotifiedState,
+  alerts: readonly Alert[],
+  now: Date,
+  repeatHours: number,
+): NotificationKind | undefined {
   const keys = alerts.map((a) => a.key).sort();
   if (keys.length === 0) return previous.keys.length > 0 ? 'resolved' : undefined;
   const changed = keys.some((k) => !previous.keys.includes(k));

@@ -104,7 +104,13 @@ function shortHash(text: string): string {
 export function restoreNames(database: string, backupId: string, runId?: string): RestoreNames {
   const id = backupId.toLowerCase().replace(/[^a-z0-9]/g, '_');
   // The end of the run id: its random part (a UUIDv7, as Temporal's, begins with the time).
-  const run = runId === undefined ? '' : `_${runId.toLowerCase().replace(/[^a-z0-9]/g, '').slice(-RESTORE_RUN_CHARS)}`;
+  const run =
+    runId === undefined
+      ? ''
+      : `_${runId
+          .toLowerCase()
+          .replace(/[^a-z0-9]/g, '')
+          .slice(-RESTORE_RUN_CHARS)}`;
   const room = MAX_NAME_BYTES - utf8Bytes(`_pre_restore_${id}${run}`);
   let db = database;
   if (utf8Bytes(database) > room) {
@@ -136,7 +142,10 @@ export function isRestoreCopyName(name: string): boolean {
  * The databases a `"*"` backup takes from a cluster's list: never a verification's scratch
  * database (`pgwarden_verify_*`, always dropped again), and a restore's kept copies only when asked.
  */
-export function databasesToBackUp(databases: readonly string[], includeRestoreCopies = false): { take: string[]; skip: string[] } {
+export function databasesToBackUp(
+  databases: readonly string[],
+  includeRestoreCopies = false,
+): { take: string[]; skip: string[] } {
   const take: string[] = [];
   const skip: string[] = [];
   for (const name of databases) {
@@ -151,7 +160,11 @@ export function baseBackupWorkflowId(cluster: string, backupId: string): string 
 }
 
 /** `pgwarden/main/pitr/20261122T143500Z`, or `.../pitr-rehearsal/...` for a drill. */
-export function pitrWorkflowId(cluster: string, startedAt: string, mode: 'in-place' | 'rehearsal' = 'in-place'): string {
+export function pitrWorkflowId(
+  cluster: string,
+  startedAt: string,
+  mode: 'in-place' | 'rehearsal' = 'in-place',
+): string {
   return `pgwarden/${cluster}/${mode === 'rehearsal' ? 'pitr-rehearsal' : 'pitr'}/${startedAt}`;
 }
 

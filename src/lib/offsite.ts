@@ -43,7 +43,10 @@ export interface LocalObject {
  * its manifest.json, a WAL file before its record. Anything the remote has under the key is left
  * alone, whatever it holds (the check reports a difference; pgwarden never overwrites).
  */
-export function missingOnRemote(local: readonly LocalObject[], remote: ReadonlyMap<string, RemoteEntry>): LocalObject[] {
+export function missingOnRemote(
+  local: readonly LocalObject[],
+  remote: ReadonlyMap<string, RemoteEntry>,
+): LocalObject[] {
   const missing = local.filter((o) => !remote.has(o.key));
   return missing.sort((a, b) => commitRank(a) - commitRank(b) || a.key.localeCompare(b.key));
 }
@@ -53,7 +56,8 @@ function commitRank(o: LocalObject): number {
   return o.kind === 'wal' && o.key.endsWith('.json') ? 1 : 0;
 }
 
-export type CheckProblemKind = 'missing' | 'short' | 'size' | 'differs' | 'corrupt' | 'unrecorded' | 'unknown' | 'unexpected' | 'unreadable';
+export type CheckProblemKind =
+  'missing' | 'short' | 'size' | 'differs' | 'corrupt' | 'unrecorded' | 'unknown' | 'unexpected' | 'unreadable';
 
 /**
  * What a committed remote backup or WAL file consists of, from its manifest (`manifest.json` and the
@@ -123,16 +127,24 @@ export function checkRemote(input: {
     counts[o.kind].local++;
     const r = remote.get(o.key);
     if (!r) {
-      const unshipped = input.syncedAt ? new Date(o.committedAt).getTime() >= settled : !remoteGroups.has(groupOf(o.key));
+      const unshipped = input.syncedAt
+        ? new Date(o.committedAt).getTime() >= settled
+        : !remoteGroups.has(groupOf(o.key));
       if (unshipped) notShippedYet++;
       else problems.push({ key: o.key, problem: 'missing', detail: `not on the remote (${o.bytes} bytes locally)` });
       continue;
     }
     if (o.marker) continue;
-    if (r.bytes < o.bytes) problems.push({ key: o.key, problem: 'short', detail: `${r.bytes} bytes on the remote, ${o.bytes} locally` });
-    else if (r.bytes !== o.bytes) problems.push({ key: o.key, problem: 'size', detail: `${r.bytes} bytes on the remote, ${o.bytes} locally` });
+    if (r.bytes < o.bytes)
+      problems.push({ key: o.key, problem: 'short', detail: `${r.bytes} bytes on the remote, ${o.bytes} locally` });
+    else if (r.bytes !== o.bytes)
+      problems.push({ key: o.key, problem: 'size', detail: `${r.bytes} bytes on the remote, ${o.bytes} locally` });
     else if (r.recordedSha256 !== undefined && r.recordedSha256 !== o.sha256) {
-      problems.push({ key: o.key, problem: 'differs', detail: `remote records sha256 ${r.recordedSha256}, local is ${o.sha256}` });
+      problems.push({
+        key: o.key,
+        problem: 'differs',
+        detail: `remote records sha256 ${r.recordedSha256}, local is ${o.sha256}`,
+      });
     }
   }
   const known = knownRemoteKeys([...remote.keys()]);
@@ -147,19 +159,32 @@ export function checkRemote(input: {
     const dir = group.split('/')[1] === 'wal' ? group.slice(0, group.lastIndexOf('/')) : group;
     for (const file of m.files) {
       const key = `${dir}/${file}`;
-      if (!remote.has(key) && !reportedMissing.has(key)) problems.push({ key, problem: 'missing', detail: `listed by ${markerOf(group).split('/').at(-1)} but not on the remote` });
+      if (!remote.has(key) && !reportedMissing.has(key))
+        problems.push({
+          key,
+          problem: 'missing',
+          detail: `listed by ${markerOf(group).split('/').at(-1)} but not on the remote`,
+        });
     }
   }
   for (const r of remote.values()) {
     const kind = kindOrUndefined(r.key);
     if (kind) counts[kind].remote++;
     if (!known.has(r.key)) {
-      problems.push({ key: r.key, problem: 'unknown', detail: 'belongs to no committed backup or WAL record on the remote' });
+      problems.push({
+        key: r.key,
+        problem: 'unknown',
+        detail: 'belongs to no committed backup or WAL record on the remote',
+      });
       continue;
     }
     const m = members.get(groupOf(r.key));
     if (m && 'files' in m && !m.files.includes(r.key.split('/').at(-1)!)) {
-      problems.push({ key: r.key, problem: 'unexpected', detail: `not listed by ${markerOf(groupOf(r.key)).split('/').at(-1)} (a foreign object in a backup's place, whatever sha256 it carries)` });
+      problems.push({
+        key: r.key,
+        problem: 'unexpected',
+        detail: `not listed by ${markerOf(groupOf(r.key)).split('/').at(-1)} (a foreign object in a backup's place, whatever sha256 it carries)`,
+      });
       continue;
     }
     if (r.recordedSha256 === undefined) {
@@ -168,12 +193,25 @@ export function checkRemote(input: {
     }
     if (!contentScope.has(r.key)) continue;
     const actual = content.get(r.key);
-    if (actual === undefined) problems.push({ key: r.key, problem: 'missing', detail: 'disappeared while the check read it' });
-    else if (actual !== r.recordedSha256) problems.push({ key: r.key, problem: 'corrupt', detail: `content sha256 ${actual}, recorded ${r.recordedSha256}` });
+    if (actual === undefined)
+      problems.push({ key: r.key, problem: 'missing', detail: 'disappeared while the check read it' });
+    else if (actual !== r.recordedSha256)
+      problems.push({
+        key: r.key,
+        problem: 'corrupt',
+        detail: `content sha256 ${actual}, recorded ${r.recordedSha256}`,
+      });
   }
   problems.sort((a, b) => a.key.localeCompare(b.key) || a.problem.localeCompare(b.problem));
   const archived = input.archived?.size ?? 0;
-  return { repository: input.repository, notShippedYet, counts, contentChecked: contentScope.size, ...(archived > 0 ? { archived } : {}), problems };
+  return {
+    repository: input.repository,
+    notShippedYet,
+    counts,
+    contentChecked: contentScope.size,
+    ...(archived > 0 ? { archived } : {}),
+    problems,
+  };
 }
 
 /** The commit marker of a group: a backup's manifest.json, a WAL file's record. */
@@ -186,7 +224,10 @@ function markerOf(group: string): string {
  * except archived ones (GLACIER, DEEP_ARCHIVE, or INTELLIGENT_TIERING's archive tiers: GetObject
  * refuses them until restored), which are held to their size and recorded sha256 alone.
  */
-export function planContentCheck(remote: ReadonlyMap<string, RemoteEntry>, keys: 'all' | readonly string[]): { read: Set<string>; archived: Set<string> } {
+export function planContentCheck(
+  remote: ReadonlyMap<string, RemoteEntry>,
+  keys: 'all' | readonly string[],
+): { read: Set<string>; archived: Set<string> } {
   const wanted = keys === 'all' ? [...remote.keys()] : keys.filter((k) => remote.has(k));
   const read = new Set<string>();
   const archived = new Set<string>();

@@ -30,7 +30,8 @@ export function confirmedGroups(local: readonly LocalObject[], remote: ReadonlyM
   const ok = new Map<string, boolean>();
   for (const o of local) {
     const r = remote.get(o.key);
-    const same = !!r && (o.marker || (r.bytes === o.bytes && (r.recordedSha256 === undefined || r.recordedSha256 === o.sha256)));
+    const same =
+      !!r && (o.marker || (r.bytes === o.bytes && (r.recordedSha256 === undefined || r.recordedSha256 === o.sha256)));
     const group = groupOf(o.key);
     ok.set(group, (ok.get(group) ?? true) && same);
   }
@@ -46,7 +47,14 @@ export function confirmedGroups(local: readonly LocalObject[], remote: ReadonlyM
  */
 export function mergeConfirmations(
   record: OffsiteConfirmations | undefined,
-  input: { repository: string; confirmed: Iterable<string>; localGroups: Iterable<string>; notHeld?: Iterable<string>; walOnly?: boolean; now: Date },
+  input: {
+    repository: string;
+    confirmed: Iterable<string>;
+    localGroups: Iterable<string>;
+    notHeld?: Iterable<string>;
+    walOnly?: boolean;
+    now: Date;
+  },
 ): OffsiteConfirmations {
   const out: OffsiteConfirmations = { repository: input.repository, confirmed: {}, checkedAt: input.now.toISOString() };
   const local = new Set(input.localGroups);
@@ -57,7 +65,8 @@ export function mergeConfirmations(
   for (const group of input.confirmed) out.confirmed[group] ??= input.now.toISOString();
   const notHeld: Record<string, string> = {};
   for (const [group, at] of Object.entries(record?.notHeld ?? {})) if (!inScope(group)) notHeld[group] = at;
-  for (const group of input.notHeld ?? []) if (local.has(group)) notHeld[group] = record?.notHeld?.[group] ?? input.now.toISOString();
+  for (const group of input.notHeld ?? [])
+    if (local.has(group)) notHeld[group] = record?.notHeld?.[group] ?? input.now.toISOString();
   if (Object.keys(notHeld).length > 0) out.notHeld = notHeld;
   return out;
 }
@@ -69,7 +78,14 @@ export function mergeConfirmations(
  */
 export function recordAfterCheck(
   record: OffsiteConfirmations | undefined,
-  input: { repository: string; inventory: readonly LocalObject[]; expected: readonly LocalObject[]; remote: ReadonlyMap<string, RemoteEntry>; walOnly?: boolean; now: Date },
+  input: {
+    repository: string;
+    inventory: readonly LocalObject[];
+    expected: readonly LocalObject[];
+    remote: ReadonlyMap<string, RemoteEntry>;
+    walOnly?: boolean;
+    now: Date;
+  },
 ): OffsiteConfirmations {
   const localGroups = new Set(input.inventory.map((o) => groupOf(o.key)));
   const wanted = new Set(input.expected.map((o) => groupOf(o.key)));
@@ -87,6 +103,10 @@ export function recordAfterCheck(
  * The repositories (of those configured) that have neither confirmed a group nor, by their own
  * retention policy, declined to keep it; empty: it may be deleted locally.
  */
-export function awaitingConfirmation(group: string, repositories: readonly string[], records: ReadonlyMap<string, OffsiteConfirmations | undefined>): string[] {
+export function awaitingConfirmation(
+  group: string,
+  repositories: readonly string[],
+  records: ReadonlyMap<string, OffsiteConfirmations | undefined>,
+): string[] {
   return repositories.filter((r) => !records.get(r)?.confirmed[group] && !records.get(r)?.notHeld?.[group]);
 }

@@ -7,5 +7,10 @@ import { ErrorType, nonRetryable } from './errors.js';
 export function offsiteNames(config: Config, cluster: string): string[] {
   const c = config.clusters[cluster];
   if (!c) throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${cluster}"`);
-  return c.offsite ?? Object.entries(config.repositories).filter(([, r]) => r.type !== 'local').map(([name]) => name);
+  return (
+    c.offsite ??
+    Object.entries(config.repositories)
+      .filter(([, r]) => r.type !== 'local')
+      .map(([name]) => name)
+  );
 }

@@ -25,9 +25,19 @@ export function remoteBackups(keys: readonly string[]): Omit<RemoteBackup, 'wal'
     const parts = key.split('/');
     if (parts.at(-1) !== MANIFEST_FILE) continue;
     if (parts[1] === 'logical' && parts.length === 5 && isBackupId(parts[3]!)) {
-      out.push({ kind: 'logical', dir: parts.slice(0, 4).join('/'), group: parts.slice(0, 3).join('/'), backupId: parts[3]! });
+      out.push({
+        kind: 'logical',
+        dir: parts.slice(0, 4).join('/'),
+        group: parts.slice(0, 3).join('/'),
+        backupId: parts[3]!,
+      });
     } else if (parts[1] === 'base' && parts.length === 4 && isBackupId(parts[2]!)) {
-      out.push({ kind: 'base', dir: parts.slice(0, 3).join('/'), group: parts.slice(0, 2).join('/'), backupId: parts[2]! });
+      out.push({
+        kind: 'base',
+        dir: parts.slice(0, 3).join('/'),
+        group: parts.slice(0, 2).join('/'),
+        backupId: parts[2]!,
+      });
     }
   }
   return out.sort((a, b) => a.dir.localeCompare(b.dir));
@@ -44,7 +54,12 @@ export interface RemoteRetentionDecision {
  * `days` go, but each group keeps its newest backup whatever its age; WAL goes only below the
  * start of the oldest base backup kept, and never when no base backup remains to anchor it.
  */
-export function planRemoteRetention(keys: readonly string[], backups: readonly RemoteBackup[], policy: OffsiteRetention, now: Date): RemoteRetentionDecision {
+export function planRemoteRetention(
+  keys: readonly string[],
+  backups: readonly RemoteBackup[],
+  policy: OffsiteRetention,
+  now: Date,
+): RemoteRetentionDecision {
   const expired = typeof policy === 'number' ? expiredByAge(backups, policy, now) : expiredByTiers(backups, policy);
   const remove: string[] = [];
   const reasons: RemoteRetentionDecision['reasons'] = [];
@@ -63,7 +78,10 @@ export function planRemoteRetention(keys: readonly string[], backups: readonly R
       const name = walNameOf(k.split('/')[2]!);
       byName.set(name, [...(byName.get(name) ?? []), k]);
     }
-    const decision = planWalRetention([...byName.keys()], keptBase.map((b) => b.wal!));
+    const decision = planWalRetention(
+      [...byName.keys()],
+      keptBase.map((b) => b.wal!),
+    );
     for (const { name, reason } of decision.delete) {
       const files = byName.get(name)!;
       // The record first: a half-done removal leaves an unknown data object, never a record without data.
@@ -110,8 +128,15 @@ function expiredByTiers(backups: readonly RemoteBackup[], policy: RetentionPolic
   for (const b of backups) if (backupIdTime(b.backupId)) groups.set(b.group, [...(groups.get(b.group) ?? []), b]);
   const out: Expired[] = [];
   for (const members of groups.values()) {
-    const decision = applyRetention(members.map((b) => ({ backupId: b.backupId, time: backupIdTime(b.backupId)!, verified: false })), policy);
-    for (const d of decision.delete) out.push({ backup: members.find((b) => b.backupId === d.backupId)!, reason: d.reason.replace('outside the policy', 'outside the offsite policy') });
+    const decision = applyRetention(
+      members.map((b) => ({ backupId: b.backupId, time: backupIdTime(b.backupId)!, verified: false })),
+      policy,
+    );
+    for (const d of decision.delete)
+      out.push({
+        backup: members.find((b) => b.backupId === d.backupId)!,
+        reason: d.reason.replace('outside the policy', 'outside the offsite policy'),
+      });
   }
   return out.sort((a, b) => a.backup.dir.localeCompare(b.backup.dir));
 }

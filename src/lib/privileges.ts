@@ -58,7 +58,14 @@ export function quoteLiteral(value: string): string {
 }
 
 /** Settings whose value is a list of (possibly quoted) names, each emitted as its own literal (as pg_dump does). */
-const LIST_SETTINGS = new Set(['local_preload_libraries', 'search_path', 'session_preload_libraries', 'shared_preload_libraries', 'temp_tablespaces', 'unix_socket_directories']);
+const LIST_SETTINGS = new Set([
+  'local_preload_libraries',
+  'search_path',
+  'session_preload_libraries',
+  'shared_preload_libraries',
+  'temp_tablespaces',
+  'unix_socket_directories',
+]);
 
 /**
  * Reads a name starting at `from` in `text`: a double-quoted one (`""` inside is a quote), else up to
@@ -106,8 +113,13 @@ export function alterSettingSql(database: string, role: string | null, entry: st
   const eq = entry.indexOf('=');
   const name = entry.slice(0, eq);
   const value = entry.slice(eq + 1);
-  const head = role === null ? `ALTER DATABASE ${quoteIdent(database)}` : `ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(database)}`;
-  const values = LIST_SETTINGS.has(name.toLowerCase()) ? splitSettingList(value).map(quoteLiteral).join(', ') || "''" : quoteLiteral(value);
+  const head =
+    role === null
+      ? `ALTER DATABASE ${quoteIdent(database)}`
+      : `ALTER ROLE ${quoteIdent(role)} IN DATABASE ${quoteIdent(database)}`;
+  const values = LIST_SETTINGS.has(name.toLowerCase())
+    ? splitSettingList(value).map(quoteLiteral).join(', ') || "''"
+    : quoteLiteral(value);
   return `${head} SET ${quoteIdent(name)} TO ${values}`;
 }
 
@@ -144,7 +156,11 @@ export function majorVersion(serverVersionNum: number): number {
   return Math.floor(serverVersionNum / 10000);
 }
 
-const PROVIDERS: Record<string, { name: string; since: number }> = { c: { name: 'libc', since: 0 }, i: { name: 'icu', since: 15 }, b: { name: 'builtin', since: 17 } };
+const PROVIDERS: Record<string, { name: string; since: number }> = {
+  c: { name: 'libc', since: 0 },
+  i: { name: 'icu', since: 15 },
+  b: { name: 'builtin', since: 17 },
+};
 
 /** datlocprovider; null (recorded from PostgreSQL 13/14, which had none) is libc, all they had. */
 function providerOf(p: DatabaseProperties): string {
@@ -157,7 +173,8 @@ export function localeProviderProblem(p: DatabaseProperties | undefined, serverV
   const provider = PROVIDERS[providerOf(p)];
   if (!provider) return `the backup's locale provider '${providerOf(p)}' is unknown to pgwarden`;
   const major = majorVersion(serverVersionNum);
-  if (major < provider.since) return `the backup's database uses the ${provider.name} locale provider, which needs PostgreSQL ${provider.since} or later; the server is PostgreSQL ${major}`;
+  if (major < provider.since)
+    return `the backup's database uses the ${provider.name} locale provider, which needs PostgreSQL ${provider.since} or later; the server is PostgreSQL ${major}`;
   return undefined;
 }
 
@@ -168,12 +185,22 @@ export function localeProviderProblem(p: DatabaseProperties | undefined, serverV
  * not take an ICU template0's). Without them (a backup from before they were recorded): a plain
  * CREATE DATABASE, as then. Throws when the server cannot hold the provider (localeProviderProblem).
  */
-export function createDatabaseSql(database: string, p: DatabaseProperties | undefined, serverVersionNum: number): string {
+export function createDatabaseSql(
+  database: string,
+  p: DatabaseProperties | undefined,
+  serverVersionNum: number,
+): string {
   const head = `CREATE DATABASE ${quoteIdent(database)}`;
   if (p?.encoding === undefined) return head;
   const problem = localeProviderProblem(p, serverVersionNum);
   if (problem) throw new Error(problem);
-  const out = [head, 'TEMPLATE template0', `ENCODING ${quoteLiteral(p.encoding)}`, `LC_COLLATE ${quoteLiteral(p.collate!)}`, `LC_CTYPE ${quoteLiteral(p.ctype!)}`];
+  const out = [
+    head,
+    'TEMPLATE template0',
+    `ENCODING ${quoteLiteral(p.encoding)}`,
+    `LC_COLLATE ${quoteLiteral(p.collate!)}`,
+    `LC_CTYPE ${quoteLiteral(p.ctype!)}`,
+  ];
   const provider = providerOf(p);
   if (provider === 'i') out.push('LOCALE_PROVIDER icu', `ICU_LOCALE ${quoteLiteral(p.icuLocale ?? '')}`);
   else if (provider === 'b') out.push('LOCALE_PROVIDER builtin', `BUILTIN_LOCALE ${quoteLiteral(p.icuLocale ?? '')}`);
@@ -204,12 +231,15 @@ export function databasePropertiesSql(database: string, p: DatabaseProperties): 
     const held = new Map<string, Set<string>>();
     let pending = p.acl.map(parseAclItem);
     while (pending.length) {
-      const ready = pending.filter((a) => a.grantor === p.owner || a.privileges.every((x) => held.get(a.grantor)?.has(x.letter)));
+      const ready = pending.filter(
+        (a) => a.grantor === p.owner || a.privileges.every((x) => held.get(a.grantor)?.has(x.letter)),
+      );
       // A grant no pass makes possible (not from a consistent ACL) is still tried, last, as before.
       const next = ready.length ? ready : pending;
       for (const a of next) {
         ordered.push(a);
-        for (const x of a.privileges.filter((y) => y.grantable)) held.set(a.grantee, (held.get(a.grantee) ?? new Set()).add(x.letter));
+        for (const x of a.privileges.filter((y) => y.grantable))
+          held.set(a.grantee, (held.get(a.grantee) ?? new Set()).add(x.letter));
       }
       pending = pending.filter((a) => !next.includes(a));
     }
@@ -217,8 +247,11 @@ export function databasePropertiesSql(database: string, p: DatabaseProperties): 
       const to = item.grantee === '' ? 'PUBLIC' : quoteIdent(item.grantee);
       const grants: string[] = [];
       for (const grantable of [false, true]) {
-        const privs = item.privileges.filter((x) => x.grantable === grantable).map((x) => DATABASE_PRIVILEGES[x.letter] ?? x.letter);
-        if (privs.length) grants.push(`GRANT ${privs.join(', ')} ON DATABASE ${db} TO ${to}${grantable ? ' WITH GRANT OPTION' : ''}`);
+        const privs = item.privileges
+          .filter((x) => x.grantable === grantable)
+          .map((x) => DATABASE_PRIVILEGES[x.letter] ?? x.letter);
+        if (privs.length)
+          grants.push(`GRANT ${privs.join(', ')} ON DATABASE ${db} TO ${to}${grantable ? ' WITH GRANT OPTION' : ''}`);
       }
       if (item.grantor === p.owner) out.push(...grants);
       else out.push(`SET ROLE ${quoteIdent(item.grantor)}`, ...grants, 'RESET ROLE');
@@ -247,7 +280,11 @@ const MAX_LISTED = 25;
  * a provider recorded as null (13/14) is libc; ICU locale names are compared only between servers of
  * the same major (16 rewrites them to language tags, `de_DE` → `de-DE`).
  */
-export function comparePrivileges(expected: Privileges, actual: Privileges, versions: { backup: number; restored: number }): string[] {
+export function comparePrivileges(
+  expected: Privileges,
+  actual: Privileges,
+  versions: { backup: number; restored: number },
+): string[] {
   const problems: string[] = [];
   const e = expected.database;
   const a = actual.database;
@@ -257,14 +294,25 @@ export function comparePrivileges(expected: Privileges, actual: Privileges, vers
   if (!same(e.acl === null ? null : [...e.acl].sort(), a.acl === null ? null : [...a.acl].sort())) {
     problems.push(`database privileges are ${show(a.acl)}, the backup has ${show(e.acl)}`);
   }
-  if (e.connectionLimit !== a.connectionLimit) problems.push(`database connection limit is ${a.connectionLimit}, the backup has ${e.connectionLimit}`);
-  if (e.comment !== a.comment) problems.push(`database comment is ${show(a.comment)}, the backup has ${show(e.comment)}`);
+  if (e.connectionLimit !== a.connectionLimit)
+    problems.push(`database connection limit is ${a.connectionLimit}, the backup has ${e.connectionLimit}`);
+  if (e.comment !== a.comment)
+    problems.push(`database comment is ${show(a.comment)}, the backup has ${show(e.comment)}`);
   if (e.encoding !== undefined) {
-    for (const [what, k] of [['encoding', 'encoding'], ['collation', 'collate'], ['ctype', 'ctype']] as const) {
-      if ((e[k] ?? null) !== (a[k] ?? null)) problems.push(`database ${what} is ${show(a[k] ?? null)}, the backup has ${show(e[k] ?? null)}`);
+    for (const [what, k] of [
+      ['encoding', 'encoding'],
+      ['collation', 'collate'],
+      ['ctype', 'ctype'],
+    ] as const) {
+      if ((e[k] ?? null) !== (a[k] ?? null))
+        problems.push(`database ${what} is ${show(a[k] ?? null)}, the backup has ${show(e[k] ?? null)}`);
     }
-    if (providerOf(e) !== providerOf(a)) problems.push(`database locale provider is ${providerOf(a)}, the backup has ${providerOf(e)}`);
-    else if (majorVersion(versions.backup) === majorVersion(versions.restored) && (e.icuLocale ?? null) !== (a.icuLocale ?? null)) {
+    if (providerOf(e) !== providerOf(a))
+      problems.push(`database locale provider is ${providerOf(a)}, the backup has ${providerOf(e)}`);
+    else if (
+      majorVersion(versions.backup) === majorVersion(versions.restored) &&
+      (e.icuLocale ?? null) !== (a.icuLocale ?? null)
+    ) {
       problems.push(`database ICU locale is ${show(a.icuLocale ?? null)}, the backup has ${show(e.icuLocale ?? null)}`);
     }
   }
@@ -273,7 +321,8 @@ export function comparePrivileges(expected: Privileges, actual: Privileges, vers
   const as = settings(a);
   for (const role of new Set([...es.keys(), ...as.keys()])) {
     const what = role === '' ? 'database settings' : `settings of role ${role} in the database`;
-    if (!same(es.get(role) ?? [], as.get(role) ?? [])) problems.push(`${what} are ${show(as.get(role) ?? [])}, the backup has ${show(es.get(role) ?? [])}`);
+    if (!same(es.get(role) ?? [], as.get(role) ?? []))
+      problems.push(`${what} are ${show(as.get(role) ?? [])}, the backup has ${show(es.get(role) ?? [])}`);
   }
   const key = (o: PrivilegeObject) => `${o.kind} ${o.name}`;
   const restored = new Map(actual.objects.map((o) => [key(o), o]));
@@ -284,9 +333,12 @@ export function comparePrivileges(expected: Privileges, actual: Privileges, vers
     else {
       if (r.owner !== o.owner) problems.push(`${key(o)} is owned by ${r.owner}, the backup has ${o.owner}`);
       if (!same(r.acl, o.acl)) problems.push(`${key(o)} has privileges ${show(r.acl)}, the backup has ${show(o.acl)}`);
-      if ((r.detail ?? '') !== (o.detail ?? '')) problems.push(`${key(o)} is ${r.detail ?? 'plain'}, the backup has ${o.detail ?? 'plain'}`);
+      if ((r.detail ?? '') !== (o.detail ?? ''))
+        problems.push(`${key(o)} is ${r.detail ?? 'plain'}, the backup has ${o.detail ?? 'plain'}`);
     }
   }
   for (const k of restored.keys()) problems.push(`${k} is not in the backup`);
-  return problems.length > MAX_LISTED ? [...problems.slice(0, MAX_LISTED), `and ${problems.length - MAX_LISTED} more differences`] : problems;
+  return problems.length > MAX_LISTED
+    ? [...problems.slice(0, MAX_LISTED), `and ${problems.length - MAX_LISTED} more differences`]
+    : problems;
 }

@@ -50,13 +50,21 @@ export function describeTarget(target: RecoveryTarget): string {
 /** Checks the target's shape; returns the time as a Date for time targets. */
 export function validateTarget(target: RecoveryTarget, now: Date): Date | undefined {
   const bad = (why: string) => nonRetryable(ErrorType.BadTarget, why);
-  if (!target || typeof target !== 'object') throw bad('target must be one of {"time"}, {"lsn"}, {"name"}, {"latest": true}');
+  if (!target || typeof target !== 'object')
+    throw bad('target must be one of {"time"}, {"lsn"}, {"name"}, {"latest": true}');
   const keys = Object.keys(target);
-  if (keys.length !== 1) throw bad(`target must have exactly one of time, lsn, name, latest (got ${keys.join(', ') || 'none'})`);
+  if (keys.length !== 1)
+    throw bad(`target must have exactly one of time, lsn, name, latest (got ${keys.join(', ') || 'none'})`);
   if ('time' in target) {
     // An explicit zone: a bare "14:31" means different instants on the worker and the operator's laptop.
-    if (!/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(target.time.trim())) throw bad(`target time "${target.time}" has no time zone (write e.g. 2026-11-22 14:31:00+00)`);
-    const t = new Date(target.time.trim().replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'));
+    if (!/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(target.time.trim()))
+      throw bad(`target time "${target.time}" has no time zone (write e.g. 2026-11-22 14:31:00+00)`);
+    const t = new Date(
+      target.time
+        .trim()
+        .replace(' ', 'T')
+        .replace(/([+-]\d{2})$/, '$1:00'),
+    );
     if (Number.isNaN(t.getTime())) throw bad(`target time "${target.time}" is not a time`);
     if (t.getTime() > now.getTime()) throw bad(`target time ${t.toISOString()} is in the future`);
     return t;
@@ -98,7 +106,11 @@ export function chooseBaseBackup<B extends BackupSummary>(input: {
   liveTimeline?: number;
 }): { backup?: B; targetTime?: Date; targetTimeline: number; path: ReturnType<typeof timelinePath>; onPath: B[] } {
   const targetTime = validateTarget(input.target, input.now);
-  const timelines = [...input.histories.keys(), ...input.walNames.map((n) => parseSegmentName(n)?.timeline ?? 0), ...input.backups.map((b) => b.timeline)].filter((t) => t > 0);
+  const timelines = [
+    ...input.histories.keys(),
+    ...input.walNames.map((n) => parseSegmentName(n)?.timeline ?? 0),
+    ...input.backups.map((b) => b.timeline),
+  ].filter((t) => t > 0);
   if (timelines.length === 0) throw nonRetryable(ErrorType.NoBackup, 'there is no base backup of this cluster');
   const live = input.liveTimeline;
   const known = live !== undefined && (live === 1 || input.histories.has(live));
@@ -137,7 +149,10 @@ export function planRecoveryPath(input: {
 }): RecoveryPath {
   const archived = new Map(input.wal.map((w) => [w.name, w]));
   const segments = input.wal.map((w) => ({ ...w, parsed: parseSegmentName(w.name) })).filter((w) => w.parsed);
-  const { backup, targetTime, targetTimeline, path, onPath } = chooseBaseBackup({ ...input, walNames: input.wal.map((w) => w.name) });
+  const { backup, targetTime, targetTimeline, path, onPath } = chooseBaseBackup({
+    ...input,
+    walNames: input.wal.map((w) => w.name),
+  });
   if (!backup) {
     const oldest = onPath.sort((a, b) => a.backupId.localeCompare(b.backupId))[0];
     throw nonRetryable(
@@ -150,19 +165,26 @@ export function planRecoveryPath(input: {
 
   const walFiles: string[] = path.map((p) => historyFileName(p.timeline)).filter((h) => archived.has(h));
   if (targetTimeline > 1 && !archived.has(historyFileName(targetTimeline))) {
-    throw nonRetryable(ErrorType.WalGap, `timeline ${targetTimeline}'s history file ${historyFileName(targetTimeline)} is missing from the archive`);
+    throw nonRetryable(
+      ErrorType.WalGap,
+      `timeline ${targetTimeline}'s history file ${historyFileName(targetTimeline)} is missing from the archive`,
+    );
   }
   const first = segmentOf(parseLsn(backup.startLsn));
   const mustReach = segmentOf(parseLsn(backup.stopLsn));
   const needed = (segno: bigint) => {
     const start = segno * BigInt(WAL_SEGMENT_BYTES);
     let tli = timelineAt(path, start);
-    for (const p of path) if (p.from < start + BigInt(WAL_SEGMENT_BYTES) && (p.to === undefined || p.to > start)) tli = p.timeline;
+    for (const p of path)
+      if (p.from < start + BigInt(WAL_SEGMENT_BYTES) && (p.to === undefined || p.to > start)) tli = p.timeline;
     return segmentName(tli, segno);
   };
   // The newest segment on the target timeline's path. Segments off the path (a parent's abandoned
   // branch after its switch point, a sibling timeline) are never replayed, so they prove no gap.
-  const lastInArchive = segments.reduce((max, s) => (s.parsed!.segment > max && needed(s.parsed!.segment) === s.name ? s.parsed!.segment : max), -1n);
+  const lastInArchive = segments.reduce(
+    (max, s) => (s.parsed!.segment > max && needed(s.parsed!.segment) === s.name ? s.parsed!.segment : max),
+    -1n,
+  );
 
   let last: string | undefined;
   for (let segno = first; ; segno++) {
@@ -175,7 +197,8 @@ export function planRecoveryPath(input: {
         if (lastInArchive > segno) throw gap(name, backup, 'newer WAL exists beyond it, so "latest" would stop short');
         break;
       }
-      if (input.openEnded && ('time' in input.target || 'lsn' in input.target) && reached && !(lastInArchive > segno)) break;
+      if (input.openEnded && ('time' in input.target || 'lsn' in input.target) && reached && !(lastInArchive > segno))
+        break;
       // Past the backup's consistency point, before a newer backup's start: WAL retention let this
       // go (the target is older than the PITR window), not a lost segment.
       if (reached && lastInArchive > segno) {
@@ -217,7 +240,12 @@ export function planRecoveryPath(input: {
  * resumes exactly at a newer backup's start segment (`resumes`). A hole that ends anywhere else is a
  * lost segment (WalGap).
  */
-function outsideWindow(target: RecoveryTarget, backup: BackupSummary, resumes: bigint, onPath: readonly BackupSummary[]) {
+function outsideWindow(
+  target: RecoveryTarget,
+  backup: BackupSummary,
+  resumes: bigint,
+  onPath: readonly BackupSummary[],
+) {
   const newer = onPath.find((b) => segmentOf(parseLsn(b.startLsn)) === resumes);
   if (!newer) return undefined;
   return nonRetryable(
@@ -238,7 +266,10 @@ function gap(missing: string, backup: BackupSummary, extra?: string) {
  * The recovery settings pgwarden writes, in the order written: ONE list, so that what is written
  * after an in-place recovery is also reset (a later crash recovery must not see them).
  */
-const RECOVERY_SETTINGS: { name: string; value(target: RecoveryTarget, o: RecoverySettingsOptions): string | undefined }[] = [
+const RECOVERY_SETTINGS: {
+  name: string;
+  value(target: RecoveryTarget, o: RecoverySettingsOptions): string | undefined;
+}[] = [
   { name: 'restore_command', value: (_t, o) => o.restoreCommand },
   // The plan's timeline, not 'latest': a branch an earlier rolled-back recovery left in the
   // archive is newer, and is not this cluster's history.

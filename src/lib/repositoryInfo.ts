@@ -81,12 +81,27 @@ export function buildRepositoryInfo(input: {
   const backups: BackupInfo[] = [
     ...[...input.base]
       .sort((a, b) => a.backupId.localeCompare(b.backupId))
-      .map((m) => ({ ...common(m), kind: 'base' as const, offsite: confirmedBy(`${input.cluster}/base/${m.backupId}`), timeline: m.timeline, startLsn: m.startLsn, stopLsn: m.stopLsn })),
+      .map((m) => ({
+        ...common(m),
+        kind: 'base' as const,
+        offsite: confirmedBy(`${input.cluster}/base/${m.backupId}`),
+        timeline: m.timeline,
+        startLsn: m.startLsn,
+        stopLsn: m.stopLsn,
+      })),
     ...[...input.logical]
       .sort((a, b) => a.database.localeCompare(b.database) || a.backupId.localeCompare(b.backupId))
-      .map((m) => ({ ...common(m), kind: 'logical' as const, database: m.database, offsite: confirmedBy(`${input.cluster}/logical/${m.database}/${m.backupId}`) })),
+      .map((m) => ({
+        ...common(m),
+        kind: 'logical' as const,
+        database: m.database,
+        offsite: confirmedBy(`${input.cluster}/logical/${m.database}/${m.backupId}`),
+      })),
   ];
-  const segments = input.wal.map((w) => w.name).filter((n) => SEGMENT.test(n)).sort();
+  const segments = input.wal
+    .map((w) => w.name)
+    .filter((n) => SEGMENT.test(n))
+    .sort();
   const wal: WalArchiveInfo = {
     files: input.wal.length,
     bytes: input.wal.reduce((sum, w) => sum + w.bytes, 0),
@@ -96,5 +111,13 @@ export function buildRepositoryInfo(input: {
       files: input.wal.filter((w) => record?.confirmed[`${input.cluster}/wal/${w.name}`]).length,
     })),
   };
-  return { cluster: input.cluster, repository: input.repository, path: input.path, readOn: input.readOn, backups, wal, offsiteRepositories: [...input.offsite.keys()] };
+  return {
+    cluster: input.cluster,
+    repository: input.repository,
+    path: input.path,
+    readOn: input.readOn,
+    backups,
+    wal,
+    offsiteRepositories: [...input.offsite.keys()],
+  };
 }

@@ -31,7 +31,8 @@ export interface RetentionCandidate {
   pitrWindow?: boolean;
 }
 
-export type KeepReason = 'daily' | 'weekly' | 'monthly' | 'yearly' | 'minimum' | 'newest-verified' | 'in-use' | 'pitr-window';
+export type KeepReason =
+  'daily' | 'weekly' | 'monthly' | 'yearly' | 'minimum' | 'newest-verified' | 'in-use' | 'pitr-window';
 
 export interface RetentionDecision {
   keep: { backupId: string; reasons: KeepReason[] }[];
@@ -75,7 +76,9 @@ export function isoWeekKey(t: Date): string {
 }
 
 export function applyRetention(backups: readonly RetentionCandidate[], policy: RetentionPolicy): RetentionDecision {
-  const newestFirst = [...backups].sort((a, b) => b.time.getTime() - a.time.getTime() || b.backupId.localeCompare(a.backupId));
+  const newestFirst = [...backups].sort(
+    (a, b) => b.time.getTime() - a.time.getTime() || b.backupId.localeCompare(a.backupId),
+  );
   const reasons = new Map<string, Set<KeepReason>>(newestFirst.map((b) => [b.backupId, new Set()]));
   const claim = (b: RetentionCandidate, reason: KeepReason) => reasons.get(b.backupId)!.add(reason);
 
@@ -103,7 +106,16 @@ export function applyRetention(backups: readonly RetentionCandidate[], policy: R
   if (keep.length === 0) {
     return { keep: newestFirst.map((b) => ({ backupId: b.backupId, reasons: ['minimum'] })), delete: [] };
   }
-  const order: KeepReason[] = ['in-use', 'pitr-window', 'newest-verified', 'minimum', 'daily', 'weekly', 'monthly', 'yearly'];
+  const order: KeepReason[] = [
+    'in-use',
+    'pitr-window',
+    'newest-verified',
+    'minimum',
+    'daily',
+    'weekly',
+    'monthly',
+    'yearly',
+  ];
   return {
     keep: keep.map((b) => ({ backupId: b.backupId, reasons: order.filter((r) => reasons.get(b.backupId)!.has(r)) })),
     delete: newestFirst

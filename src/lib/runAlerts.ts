@@ -82,7 +82,9 @@ export const FAILED_STATUSES = ['FAILED', 'TERMINATED', 'TIMED_OUT'];
 
 /** Where the next look starts. */
 export function lookFrom(state: RunWatchState, now: Date): Date {
-  return state.lookedAt ? new Date(Date.parse(state.lookedAt) - LOOK_OVERLAP_MS) : new Date(now.getTime() - FIRST_LOOK_HOURS * 3_600_000);
+  return state.lookedAt
+    ? new Date(Date.parse(state.lookedAt) - LOOK_OVERLAP_MS)
+    : new Date(now.getTime() - FIRST_LOOK_HOURS * 3_600_000);
 }
 
 /** Cluster and database from a run id `pgwarden/<cluster>/<database>/...` (per-database kinds only). */
@@ -98,7 +100,8 @@ export function procedureOf(run: ClosedRun): Procedure | undefined {
   const kind = kindOfWorkflow(run.type);
   if (kind === 'pitr' && (run.variant === 'rehearsal' || run.workflowId.includes('rehearsal'))) return 'pitr-rehearsal';
   // Scheduled offsite-wal runs are also told by their id (`pgwarden/<cluster>/offsite-wal-<time>`) when the input cannot be read.
-  if (kind === 'offsite' && (run.variant === 'wal' || (!run.variant && run.workflowId.includes('/offsite-wal')))) return 'offsite-wal';
+  if (kind === 'offsite' && (run.variant === 'wal' || (!run.variant && run.workflowId.includes('/offsite-wal'))))
+    return 'offsite-wal';
   if (kind === 'offsite' && run.variant === 'check') return 'offsite-check';
   if (kind === 'retention' && run.variant === 'plan') return 'retention-plan';
   return kind;
@@ -119,11 +122,13 @@ export function variantOf(type: string, input: unknown): RunVariant | undefined 
   }
 }
 
-export const procedureKey = (procedure: Procedure, database?: string) => `${procedure}${database ? `:${database}` : ''}`;
+export const procedureKey = (procedure: Procedure, database?: string) =>
+  `${procedure}${database ? `:${database}` : ''}`;
 
 const FAILED_PREFIX = 'run-failed:';
 /** The alert key of a procedure's failure, and of a failure a success replaced before it was notified (`#<runId>`). */
-export const runFailedKey = (key: string, unheardRunId?: string) => `${FAILED_PREFIX}${key}${unheardRunId ? `#${unheardRunId}` : ''}`;
+export const runFailedKey = (key: string, unheardRunId?: string) =>
+  `${FAILED_PREFIX}${key}${unheardRunId ? `#${unheardRunId}` : ''}`;
 
 /**
  * Every procedure's newest run, updated with what the look found; older or already seen runs
@@ -132,7 +137,13 @@ export const runFailedKey = (key: string, unheardRunId?: string) => `${FAILED_PR
  * were down) is kept as `unheard` until one does: it is alerted once, then the all-clear follows
  * (not on the first look, which catches up on the last day).
  */
-export function recordRuns(state: RunWatchState, cluster: string, runs: readonly (ClosedRun & { error?: string })[], now: Date, heard: readonly string[] = []): RunWatchState {
+export function recordRuns(
+  state: RunWatchState,
+  cluster: string,
+  runs: readonly (ClosedRun & { error?: string })[],
+  now: Date,
+  heard: readonly string[] = [],
+): RunWatchState {
   const procedures = { ...state.procedures };
   for (const run of [...runs].sort((a, b) => a.closedAt.localeCompare(b.closedAt))) {
     const procedure = procedureOf(run);
@@ -145,7 +156,13 @@ export function recordRuns(state: RunWatchState, cluster: string, runs: readonly
     // The first look (a new deployment, a lost record) catches up on a day: failures already followed by a success are history.
     const replacedUnheard: UnheardFailure | undefined =
       state.lookedAt !== null && before && !before.ok && !failed && !heard.includes(runFailedKey(key))
-        ? { workflowId: before.workflowId, runId: before.runId, status: before.status, closedAt: before.closedAt, error: before.error ?? before.status }
+        ? {
+            workflowId: before.workflowId,
+            runId: before.runId,
+            status: before.status,
+            closedAt: before.closedAt,
+            error: before.error ?? before.status,
+          }
         : undefined;
     const unheard = replacedUnheard ?? before?.unheard;
     procedures[key] = {
@@ -175,7 +192,8 @@ export function recordRuns(state: RunWatchState, cluster: string, runs: readonly
   return { lookedAt: now.toISOString(), procedures };
 }
 
-const what = (r: Pick<ProcedureRecord, 'procedure' | 'cluster' | 'database'>) => `${r.procedure === 'pitr-rehearsal' ? 'PITR rehearsal' : r.procedure} of ${r.cluster}${r.database ? `/${r.database}` : ''}`;
+const what = (r: Pick<ProcedureRecord, 'procedure' | 'cluster' | 'database'>) =>
+  `${r.procedure === 'pitr-rehearsal' ? 'PITR rehearsal' : r.procedure} of ${r.cluster}${r.database ? `/${r.database}` : ''}`;
 
 const failedLine = (r: Pick<ProcedureRecord, 'procedure' | 'cluster' | 'database'>, f: UnheardFailure) =>
   `${what(r)} ${f.status === 'FAILED' ? 'failed' : f.status === 'TIMED_OUT' ? 'timed out' : 'was terminated'}: ${f.workflowId} at ${f.closedAt}: ${f.error}`;
@@ -191,8 +209,13 @@ export function runAlerts(state: RunWatchState): Alert[] {
   const failedParents = new Set(entries.filter(([, r]) => !r.ok && r.parentRunId).map(([, r]) => r.parentRunId));
   const alerts: Alert[] = [];
   for (const [key, r] of entries) {
-    if (r.unheard) alerts.push({ key: runFailedKey(key, r.unheard.runId), message: `${failedLine(r, r.unheard)}${r.ok ? ` (${r.workflowId} succeeded since)` : ''}` });
-    if (!r.ok && !failedParents.has(r.runId)) alerts.push({ key: runFailedKey(key), message: failedLine(r, { ...r, error: r.error ?? r.status }) });
+    if (r.unheard)
+      alerts.push({
+        key: runFailedKey(key, r.unheard.runId),
+        message: `${failedLine(r, r.unheard)}${r.ok ? ` (${r.workflowId} succeeded since)` : ''}`,
+      });
+    if (!r.ok && !failedParents.has(r.runId))
+      alerts.push({ key: runFailedKey(key), message: failedLine(r, { ...r, error: r.error ?? r.status }) });
   }
   return alerts;
 }
@@ -208,7 +231,8 @@ export function runResolvedLine(state: RunWatchState, alertKey: string, message?
   const r = state.procedures[key!];
   if (r?.ok) return `${what(r)} succeeded again: ${r.workflowId} at ${r.closedAt}`;
   const was = message ?? alertKey;
-  if (!r) return `No longer tracked, not resolved (no run of it for ${FORGET_AFTER_DAYS} days, or healthCheck's record of runs was lost): ${was}`;
+  if (!r)
+    return `No longer tracked, not resolved (no run of it for ${FORGET_AFTER_DAYS} days, or healthCheck's record of runs was lost): ${was}`;
   if (unheardRunId) return `Notified; ${what(r)} has failed again since (${r.workflowId}): ${was}`;
   return `Now told by the failed run of each database: ${was}`;
 }
@@ -254,14 +278,20 @@ export function scheduleAlerts(cluster: string, schedules: readonly ScheduleStat
   for (const s of schedules) {
     const since = s.lastActionAt ?? s.createdAt;
     if (s.exists && s.paused) {
-      alerts.push({ key: `schedule-paused:${s.id}`, message: `schedule ${s.id} is paused${s.note ? ` (${s.note})` : ''}: its runs do not start (pgwarden schedules unpause ${s.id})` });
+      alerts.push({
+        key: `schedule-paused:${s.id}`,
+        message: `schedule ${s.id} is paused${s.note ? ` (${s.note})` : ''}: its runs do not start (pgwarden schedules unpause ${s.id})`,
+      });
     } else if (s.exists && s.periodMs && since && now.getTime() - Date.parse(since) > overdueAfterMs(s.periodMs)) {
       alerts.push({
         key: `schedule-overdue:${s.id}`,
         message: `schedule ${s.id} has not started a run since ${since} (it runs every ${(s.periodMs / 3_600_000).toFixed(s.periodMs < 3_600_000 ? 2 : 0)} hours)${s.running ? `: its run ${s.running} is still running, so the next ones are skipped` : ''}`,
       });
     } else if (!s.exists && anyExists) {
-      alerts.push({ key: `schedule-missing:${s.id}`, message: `schedule ${s.id} is configured for ${cluster} but does not exist: run \`pgwarden schedules apply\`` });
+      alerts.push({
+        key: `schedule-missing:${s.id}`,
+        message: `schedule ${s.id} is configured for ${cluster} but does not exist: run \`pgwarden schedules apply\``,
+      });
     }
   }
   return alerts;

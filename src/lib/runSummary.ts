@@ -6,7 +6,8 @@ import type { RunKind } from './visibility.js';
 
 type Input = Record<string, unknown>;
 
-const scopeOf = (cluster: unknown, database: unknown) => (typeof database === 'string' && database ? `${cluster}/${database}` : `${cluster}`);
+const scopeOf = (cluster: unknown, database: unknown) =>
+  typeof database === 'string' && database ? `${cluster}/${database}` : `${cluster}`;
 
 /**
  * Temporal refuses a start whose summary is over 400 bytes (details: 20 KB), the stored JSON
@@ -56,16 +57,26 @@ function summaryOf(kind: RunKind, input: Input): string {
     case 'restore': {
       const from = input.backupId ? `backup ${input.backupId}` : 'the newest backup';
       const tables = Array.isArray(input.tables) && input.tables.length ? input.tables : undefined;
-      return tables ? `Restore tables ${tables.join(', ')} of ${scope} from ${from} into a copy` : `Restore of ${scope} from ${from}, in place (waits for approval)`;
+      return tables
+        ? `Restore tables ${tables.join(', ')} of ${scope} from ${from} into a copy`
+        : `Restore of ${scope} from ${from}, in place (waits for approval)`;
     }
     case 'pitr': {
       const target = input.target as RecoveryTarget | undefined;
-      const to = !target || typeof target !== 'object' ? 'an unnamed target' : 'time' in target ? String(target.time) : 'latest' in target ? 'latest' : describeTarget(target);
+      const to =
+        !target || typeof target !== 'object'
+          ? 'an unnamed target'
+          : 'time' in target
+            ? String(target.time)
+            : 'latest' in target
+              ? 'latest'
+              : describeTarget(target);
       return `PITR of ${cluster} to ${to}, ${input.mode === 'rehearsal' ? 'rehearsal on a scratch copy' : 'in place (waits for approval)'}`;
     }
     case 'offsite': {
       const what = input.checkOnly ? 'Offsite check' : input.walOnly ? 'Offsite WAL shipping' : 'Offsite sync';
-      const to = Array.isArray(input.repositories) && input.repositories.length ? ` to ${input.repositories.join(', ')}` : '';
+      const to =
+        Array.isArray(input.repositories) && input.repositories.length ? ` to ${input.repositories.join(', ')}` : '';
       return `${what} of ${cluster}${to}`;
     }
     case 'wal-maintenance':
@@ -94,7 +105,8 @@ export function runDetails(kind: RunKind, input: Input, origin?: RunOrigin): str
 
 function detailsOf(kind: RunKind, input: Input, origin?: RunOrigin): string {
   const lines = [`**${runSummary(kind, input)}**`, ''];
-  if (kind === 'pitr' && input.target && typeof input.target === 'object') lines.push(`Target: ${describeTarget(input.target as RecoveryTarget)}`, '');
+  if (kind === 'pitr' && input.target && typeof input.target === 'object')
+    lines.push(`Target: ${describeTarget(input.target as RecoveryTarget)}`, '');
   lines.push('Input:');
   for (const [key, v] of Object.entries(input)) if (v !== undefined) lines.push(`- ${key}: \`${value(v)}\``);
   if (origin) lines.push('', `Started by ${origin.startedBy}${origin.note ? `: ${origin.note}` : ''}`);
@@ -116,12 +128,15 @@ export function humanTiming(timing: { cron: string } | { every: string }, timeZo
   if (fields.length === 5) {
     const [minute, hour, dayOfMonth, month, dayOfWeek] = fields as [string, string, string, string, string];
     const step = /^\*\/(\d+)$/.exec(minute);
-    if (step && hour === '*' && dayOfMonth === '*' && month === '*' && dayOfWeek === '*') return `every ${step[1]} minutes`;
-    if (number.test(minute) && hour === '*' && dayOfMonth === '*' && month === '*' && dayOfWeek === '*') return `every hour at :${two(minute)}`;
+    if (step && hour === '*' && dayOfMonth === '*' && month === '*' && dayOfWeek === '*')
+      return `every ${step[1]} minutes`;
+    if (number.test(minute) && hour === '*' && dayOfMonth === '*' && month === '*' && dayOfWeek === '*')
+      return `every hour at :${two(minute)}`;
     if (number.test(minute) && number.test(hour) && month === '*') {
       const at = `at ${two(hour)}:${two(minute)} ${zone}`;
       if (dayOfMonth === '*' && dayOfWeek === '*') return `every day ${at}`;
-      if (dayOfMonth === '*' && number.test(dayOfWeek) && Number(dayOfWeek) <= 7) return `every ${DAYS[Number(dayOfWeek) % 7]} ${at}`;
+      if (dayOfMonth === '*' && number.test(dayOfWeek) && Number(dayOfWeek) <= 7)
+        return `every ${DAYS[Number(dayOfWeek) % 7]} ${at}`;
       if (number.test(dayOfMonth) && dayOfWeek === '*') return `on day ${Number(dayOfMonth)} of every month ${at}`;
     }
   }

@@ -26,9 +26,36 @@ export interface S3ErrorLike {
   $metadata?: { httpStatusCode?: number };
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
-const CREDENTIAL_CODES = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'XAdminUserNotFound', 'InvalidSecurity']);
-const THROTTLE_CODES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests', 'TooManyRequestsException', 'RequestThrottled', 'ProvisionedThroughputExceededException']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+]);
+const CREDENTIAL_CODES = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'AccessDenied',
+  'InvalidToken',
+  'ExpiredToken',
+  'XAdminUserNotFound',
+  'InvalidSecurity',
+]);
+const THROTTLE_CODES = new Set([
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequests',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'ProvisionedThroughputExceededException',
+]);
 
 /**
  * The cause of a failed request. `probe` is the bucket check: a HEAD error has no body, so a 404
@@ -41,7 +68,8 @@ export function classifyS3Error(err: S3ErrorLike, operation?: 'probe' | string):
   // Before the 403 rule: InvalidObjectState is a 403 that has nothing to do with credentials.
   if (code === 'InvalidObjectState') return 'archived';
   if (code === 'RestoreAlreadyInProgress') return 'restore-in-progress';
-  if (code === 'NoSuchBucket' || (operation === 'probe' && status === 404 && code !== 'XAdminUserNotFound')) return 'no-bucket';
+  if (code === 'NoSuchBucket' || (operation === 'probe' && status === 404 && code !== 'XAdminUserNotFound'))
+    return 'no-bucket';
   if (CREDENTIAL_CODES.has(code) || status === 403) return 'credentials';
   if (code === 'NoSuchKey' || code === 'NotFound' || status === 404) return 'not-found';
   if (THROTTLE_CODES.has(code) || status === 429 || (status === 503 && code === 'SlowDown')) return 'throttled';
@@ -76,7 +104,11 @@ export type ObjectReadability = 'readable' | 'archived' | 'restoring';
  * expiry-date="..."`) and ArchiveStatus (INTELLIGENT_TIERING's archive tiers): readable, archived
  * (a restore must be requested), or restoring (requested, not done yet).
  */
-export function objectReadability(head: { StorageClass?: string; Restore?: string; ArchiveStatus?: string }): ObjectReadability {
+export function objectReadability(head: {
+  StorageClass?: string;
+  Restore?: string;
+  ArchiveStatus?: string;
+}): ObjectReadability {
   if (!isArchived({ storageClass: head.StorageClass, archiveStatus: head.ArchiveStatus })) return 'readable';
   if (!head.Restore) return 'archived';
   return /ongoing-request\s*=\s*"true"/.test(head.Restore) ? 'restoring' : 'readable';

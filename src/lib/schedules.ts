@@ -9,14 +9,35 @@ import { WORKFLOW_OF_KIND, type RunKind, type RunLabels } from './visibility.js'
 /** Job names (public: they end every schedule id, and `clusters.<c>.schedules` keys them). */
 export const JOBS = {
   'full-daily': { kind: 'full', timing: { cron: '0 2 * * *' }, perDatabase: true, what: 'logical backup (pg_dump)' },
-  'wal-maintenance': { kind: 'wal-maintenance', timing: { cron: '0 3 * * *' }, what: 'archiver health, WAL retention, archive size' },
-  'verify-daily': { kind: 'verify', timing: { cron: '0 4 * * *' }, perDatabase: true, what: 'verify-by-restore of the newest backup' },
-  'offsite-daily': { kind: 'offsite', timing: { cron: '0 5 * * *' }, offsite: true, what: 'offsite sync, remote retention, full remote check' },
+  'wal-maintenance': {
+    kind: 'wal-maintenance',
+    timing: { cron: '0 3 * * *' },
+    what: 'archiver health, WAL retention, archive size',
+  },
+  'verify-daily': {
+    kind: 'verify',
+    timing: { cron: '0 4 * * *' },
+    perDatabase: true,
+    what: 'verify-by-restore of the newest backup',
+  },
+  'offsite-daily': {
+    kind: 'offsite',
+    timing: { cron: '0 5 * * *' },
+    offsite: true,
+    what: 'offsite sync, remote retention, full remote check',
+  },
   'offsite-wal': { kind: 'offsite', timing: { every: '6 hours' }, offsite: true, what: 'ship the WAL archive offsite' },
   'base-weekly': { kind: 'base', timing: { cron: '0 3 * * 0' }, what: 'physical base backup (pg_basebackup)' },
-  'pitr-rehearsal-weekly': { kind: 'pitr', timing: { cron: '0 6 * * 0' }, what: 'point-in-time recovery drill on a scratch copy' },
+  'pitr-rehearsal-weekly': {
+    kind: 'pitr',
+    timing: { cron: '0 6 * * 0' },
+    what: 'point-in-time recovery drill on a scratch copy',
+  },
   health: { kind: 'health', timing: { every: '15 minutes' }, what: 'health check: alerts and notifications' },
-} as const satisfies Record<string, { kind: RunKind; timing: JobTiming; what: string; perDatabase?: boolean; offsite?: boolean }>;
+} as const satisfies Record<
+  string,
+  { kind: RunKind; timing: JobTiming; what: string; perDatabase?: boolean; offsite?: boolean }
+>;
 export type JobName = keyof typeof JOBS;
 export const JOB_NAMES = Object.keys(JOBS) as JobName[];
 
@@ -38,7 +59,8 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
   const out: DesiredSchedule[] = [];
   for (const [cluster, c] of Object.entries(config.clusters)) {
     for (const key of Object.keys(c.schedules)) {
-      if (!(key in JOBS)) throw new Error(`clusters.${cluster}.schedules: unknown job "${key}" (jobs: ${JOB_NAMES.join(', ')})`);
+      if (!(key in JOBS))
+        throw new Error(`clusters.${cluster}.schedules: unknown job "${key}" (jobs: ${JOB_NAMES.join(', ')})`);
     }
     const hasOffsite = offsiteNames(config, cluster).length > 0;
     for (const job of JOB_NAMES) {
@@ -48,7 +70,9 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       if ('offsite' in spec && !hasOffsite) continue;
       const timing: JobTiming = override ?? spec.timing;
       if ('every' in timing && !EVERY.test(timing.every.trim())) {
-        throw new Error(`clusters.${cluster}.schedules.${job}: "every" must be like "6 hours" or "15 minutes", not "${timing.every}"`);
+        throw new Error(
+          `clusters.${cluster}.schedules.${job}: "every" must be like "6 hours" or "15 minutes", not "${timing.every}"`,
+        );
       }
       // Without `databases`, the nightly backup takes "*" and the verification checks each database it took.
       const databases: (string | undefined)[] = 'perDatabase' in spec ? (c.databases ?? ['*']) : [undefined];
@@ -91,6 +115,19 @@ export function ownedBy(scheduleId: string, clusters: readonly string[]): boolea
 }
 
 /** A short fingerprint of what a schedule should do, kept in its action's memo to tell "unchanged" from "updated". */
-export function fingerprint(schedule: DesiredSchedule, settings: { taskQueue: string; timeZone: string; catchupWindow: string; pauseOnFailure: boolean; searchAttributes?: boolean; userMetadata?: boolean }): string {
-  return createHash('sha256').update(JSON.stringify([schedule.workflowType, schedule.input, schedule.timing, settings])).digest('hex').slice(0, 16);
+export function fingerprint(
+  schedule: DesiredSchedule,
+  settings: {
+    taskQueue: string;
+    timeZone: string;
+    catchupWindow: string;
+    pauseOnFailure: boolean;
+    searchAttributes?: boolean;
+    userMetadata?: boolean;
+  },
+): string {
+  return createHash('sha256')
+    .update(JSON.stringify([schedule.workflowType, schedule.input, schedule.timing, settings]))
+    .digest('hex')
+    .slice(0, 16);
 }

@@ -4,7 +4,8 @@
 
 /** "connection refused", "host not found", ... from an SDK or socket error; undefined when it says nothing we know. */
 export function connectFailureReason(raw: string): string | undefined {
-  if (/dns error|failed to lookup address|ENOTFOUND|EAI_AGAIN|Name or service not known/i.test(raw)) return 'host not found';
+  if (/dns error|failed to lookup address|ENOTFOUND|EAI_AGAIN|Name or service not known/i.test(raw))
+    return 'host not found';
   if (/ConnectionRefused|ECONNREFUSED|connection refused/i.test(raw)) return 'connection refused';
   if (/TimedOut|ETIMEDOUT|timed out|before the deadline/i.test(raw)) return 'timed out';
   if (/HostUnreachable|EHOSTUNREACH|NetworkUnreachable|ENETUNREACH/i.test(raw)) return 'host unreachable';
@@ -21,5 +22,7 @@ export function temporalUnreachableLine(address: string, raw: string): string {
 
 /** Whether an error from connecting is one of reaching the server (not, say, a bad namespace). */
 export function isConnectFailure(raw: string): boolean {
-  return /tonic::transport|ConnectError|Failed to connect before the deadline|ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH/.test(raw);
+  return /tonic::transport|ConnectError|Failed to connect before the deadline|ECONNREFUSED|ENOTFOUND|ETIMEDOUT|EHOSTUNREACH/.test(
+    raw,
+  );
 }

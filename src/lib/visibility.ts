@@ -75,7 +75,9 @@ export const quote = (value: string) => `'${value.replace(/\\/g, '\\\\').replace
  * ExecutionStatus), so they work on any server; cluster and database need the search attributes.
  */
 export function listQuery(filter: ListFilter, withSearchAttributes: boolean): string {
-  const terms: string[] = [`WorkflowType IN (${(filter.kind ? [WORKFLOW_OF_KIND[filter.kind]] : Object.values(WORKFLOW_OF_KIND)).map(quote).join(', ')})`];
+  const terms: string[] = [
+    `WorkflowType IN (${(filter.kind ? [WORKFLOW_OF_KIND[filter.kind]] : Object.values(WORKFLOW_OF_KIND)).map(quote).join(', ')})`,
+  ];
   if (filter.status) {
     const status = STATUS[filter.status as keyof typeof STATUS];
     if (!status) throw new Error(`unknown status "${filter.status}" (one of ${RUN_STATUSES.join(', ')})`);

@@ -52,7 +52,10 @@ export function parseSegmentName(name: string): { timeline: number; segment: big
   // With 16 MiB segments the low part runs 00000000..000000FF; anything above is not a segment name
   // (it would alias another segment's number).
   if (parseInt(m[3]!, 16) >= SEGMENTS_PER_XLOGID) return undefined;
-  return { timeline: parseInt(m[1]!, 16), segment: BigInt(parseInt(m[2]!, 16)) * BigInt(SEGMENTS_PER_XLOGID) + BigInt(parseInt(m[3]!, 16)) };
+  return {
+    timeline: parseInt(m[1]!, 16),
+    segment: BigInt(parseInt(m[2]!, 16)) * BigInt(SEGMENTS_PER_XLOGID) + BigInt(parseInt(m[3]!, 16)),
+  };
 }
 
 export function historyFileName(timeline: number): string {
@@ -87,7 +90,10 @@ export function parseHistory(text: string): TimelineSwitch[] {
  * its ancestors with the LSN where each ended. Returns [{timeline, from, to}] in LSN order; `to` is
  * exclusive and undefined for the target timeline itself.
  */
-export function timelinePath(target: number, history: TimelineSwitch[]): { timeline: number; from: bigint; to?: bigint }[] {
+export function timelinePath(
+  target: number,
+  history: TimelineSwitch[],
+): { timeline: number; from: bigint; to?: bigint }[] {
   const path: { timeline: number; from: bigint; to?: bigint }[] = [];
   let from = 0n;
   for (const h of history) {
@@ -132,5 +138,7 @@ export function headerMatchesSegment(header: Uint8Array, name: string): boolean 
   const seg = parseSegmentName(name);
   if (!seg || header.length < 16) return false;
   const view = new DataView(header.buffer, header.byteOffset, 16);
-  return view.getUint32(4, true) === seg.timeline && view.getBigUint64(8, true) === seg.segment * BigInt(WAL_SEGMENT_BYTES);
+  return (
+    view.getUint32(4, true) === seg.timeline && view.getBigUint64(8, true) === seg.segment * BigInt(WAL_SEGMENT_BYTES)
+  );
 }

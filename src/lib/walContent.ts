@@ -33,7 +33,12 @@ export function parseWaldump(text: string): WalContent {
 export function timeMicros(text: string): bigint {
   const t = text.trim();
   const fraction = /:\d\d\.(\d+)/.exec(t)?.[1] ?? '';
-  const whole = new Date(t.replace(/(:\d\d)\.\d+/, '$1').replace(' ', 'T').replace(/([+-]\d{2})$/, '$1:00'));
+  const whole = new Date(
+    t
+      .replace(/(:\d\d)\.\d+/, '$1')
+      .replace(' ', 'T')
+      .replace(/([+-]\d{2})$/, '$1:00'),
+  );
   if (Number.isNaN(whole.getTime())) throw new Error(`"${text}" is not a time`);
   return BigInt(whole.getTime()) * 1000n + BigInt((fraction + '000000').slice(0, 6));
 }

@@ -23,7 +23,16 @@
 // before its switch point (recovery of its first moments replays from there, across the switch).
 // Each of these is newer than the anchor, which moves on with the window: the extra WAL is kept only
 // until a backup that finished after the switch is older than the window.
-import { BACKUP_LABEL_NAME, parseLsn, parseSegmentName, segmentName, segmentOf, timelineAt, timelinePath, type TimelineSwitch } from './wal.js';
+import {
+  BACKUP_LABEL_NAME,
+  parseLsn,
+  parseSegmentName,
+  segmentName,
+  segmentOf,
+  timelineAt,
+  timelinePath,
+  type TimelineSwitch,
+} from './wal.js';
 
 export interface RetainedBaseBackup {
   backupId: string;
@@ -69,17 +78,25 @@ export function parseWindow(text: string): number | undefined {
   return n * (m[2]!.toLowerCase().startsWith('d') ? 86_400_000 : 3_600_000);
 }
 
-const byStart = (a: { startLsn: string }, b: { startLsn: string }) => (segmentOf(parseLsn(a.startLsn)) < segmentOf(parseLsn(b.startLsn)) ? -1 : 1);
+const byStart = (a: { startLsn: string }, b: { startLsn: string }) =>
+  segmentOf(parseLsn(a.startLsn)) < segmentOf(parseLsn(b.startLsn)) ? -1 : 1;
 
 /**
  * The base backup the PITR window's continuous WAL starts from: the newest one that ended at or
  * before `now - window` (so a target at the window's start has a backup before it), else the
  * oldest (none is that old yet). Base retention keeps it (`pitr-window`).
  */
-export function windowAnchor<B extends { backupId: string; startLsn: string; finishedAt?: string }>(backups: readonly B[], windowMs: number, now: Date): B | undefined {
+export function windowAnchor<B extends { backupId: string; startLsn: string; finishedAt?: string }>(
+  backups: readonly B[],
+  windowMs: number,
+  now: Date,
+): B | undefined {
   const start = now.getTime() - windowMs;
   const ended = backups.filter((b) => b.finishedAt !== undefined && new Date(b.finishedAt).getTime() <= start);
-  if (ended.length > 0) return [...ended].sort((a, b) => new Date(a.finishedAt!).getTime() - new Date(b.finishedAt!).getTime() || byStart(a, b)).at(-1);
+  if (ended.length > 0)
+    return [...ended]
+      .sort((a, b) => new Date(a.finishedAt!).getTime() - new Date(b.finishedAt!).getTime() || byStart(a, b))
+      .at(-1);
   return [...backups].sort(byStart)[0];
 }
 
@@ -103,9 +120,13 @@ export function planWalRetention(
     // A backup that does not say where it is consistent keeps everything after its start.
     backups.filter((b) => !b.stopLsn).forEach((b) => consider(b));
     const anchorEnd = anchor.finishedAt === undefined ? undefined : new Date(anchor.finishedAt).getTime();
-    const afterAnchor = (at?: string) => anchorEnd === undefined || at === undefined || new Date(at).getTime() > anchorEnd;
-    for (const b of backups) if (b !== anchor && afterAnchor(b.finishedAt)) consider(b, `base backup ${b.backupId}, newer than the window's start`);
-    const byStop = (a: RetainedBaseBackup, b: RetainedBaseBackup) => (parseLsn(a.stopLsn!) < parseLsn(b.stopLsn!) ? -1 : 1);
+    const afterAnchor = (at?: string) =>
+      anchorEnd === undefined || at === undefined || new Date(at).getTime() > anchorEnd;
+    for (const b of backups)
+      if (b !== anchor && afterAnchor(b.finishedAt))
+        consider(b, `base backup ${b.backupId}, newer than the window's start`);
+    const byStop = (a: RetainedBaseBackup, b: RetainedBaseBackup) =>
+      parseLsn(a.stopLsn!) < parseLsn(b.stopLsn!) ? -1 : 1;
     for (const t of window.timelines ?? []) {
       if (!afterAnchor(t.archivedAt)) continue;
       // Without a kept backup before the switch, the timeline's moments before its own first backup
@@ -113,12 +134,35 @@ export function planWalRetention(
       const branch = t.history?.at(-1);
       if (t.history && branch) {
         const path = timelinePath(t.timeline, t.history);
-        const before = backups.filter((b) => b.stopLsn && parseLsn(b.stopLsn) <= branch.switchpoint && timelineAt(path, parseLsn(b.stopLsn) - 1n) === b.timeline).sort(byStop).at(-1);
-        if (before) consider(before, `base backup ${before.backupId}, the newest before timeline ${t.timeline} branched off inside the PITR window`);
+        const before = backups
+          .filter(
+            (b) =>
+              b.stopLsn &&
+              parseLsn(b.stopLsn) <= branch.switchpoint &&
+              timelineAt(path, parseLsn(b.stopLsn) - 1n) === b.timeline,
+          )
+          .sort(byStop)
+          .at(-1);
+        if (before)
+          consider(
+            before,
+            `base backup ${before.backupId}, the newest before timeline ${t.timeline} branched off inside the PITR window`,
+          );
       } else if (!t.history) {
-        const first = names.map(parseSegmentName).reduce<bigint | undefined>((min, p) => (p?.timeline === t.timeline && (min === undefined || p.segment < min) ? p.segment : min), undefined);
-        const before = backups.filter((b) => b.stopLsn && (first === undefined || segmentOf(parseLsn(b.stopLsn)) <= first)).sort(byStart)[0];
-        if (before) consider(before, `base backup ${before.backupId}, before timeline ${t.timeline} branched off inside the PITR window (its history unread)`);
+        const first = names
+          .map(parseSegmentName)
+          .reduce<bigint | undefined>(
+            (min, p) => (p?.timeline === t.timeline && (min === undefined || p.segment < min) ? p.segment : min),
+            undefined,
+          );
+        const before = backups
+          .filter((b) => b.stopLsn && (first === undefined || segmentOf(parseLsn(b.stopLsn)) <= first))
+          .sort(byStart)[0];
+        if (before)
+          consider(
+            before,
+            `base backup ${before.backupId}, before timeline ${t.timeline} branched off inside the PITR window (its history unread)`,
+          );
       }
     }
   } else {
@@ -132,18 +176,23 @@ export function planWalRetention(
     .map((b) => ({ backup: b, from: segmentOf(parseLsn(b.startLsn)), to: segmentOf(parseLsn(b.stopLsn!)) }))
     .sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
   const decision: WalRetentionDecision = { keepFrom, delete: [], keep: [] };
-  if (window) decision.ranges = ranges.map((r) => ({ backupId: r.backup.backupId, from: segmentName(r.backup.timeline, r.from), to: segmentName(r.backup.timeline, r.to) }));
+  if (window)
+    decision.ranges = ranges.map((r) => ({
+      backupId: r.backup.backupId,
+      from: segmentName(r.backup.timeline, r.from),
+      to: segmentName(r.backup.timeline, r.to),
+    }));
   const what = !window
     ? `the start of the oldest base backup ${keepFrom.backupId}`
     : continuous.why
       ? `the start of ${continuous.why}`
       : `the start of the PITR window (base backup ${keepFrom.backupId})`;
-  const older = window && ranges.length > 0 ? ', outside every older base backup\'s start → stop range' : '';
+  const older = window && ranges.length > 0 ? ", outside every older base backup's start → stop range" : '';
   for (const name of names) {
     const segment = segmentNumberOf(name);
     const inRange = segment !== undefined && ranges.some((r) => segment >= r.from && segment <= r.to);
     if (segment !== undefined && segment < continuous.segment && !inRange) {
-      decision.delete.push({ name, reason: `before ${boundary}, ${what}${older}`});
+      decision.delete.push({ name, reason: `before ${boundary}, ${what}${older}` });
     } else {
       decision.keep.push(name);
     }

@@ -57,7 +57,10 @@ export function resolvePassword(cluster: ClusterRef, database: string, env: Node
     try {
       content = readFileSync(c.passfile, 'utf8');
     } catch (err) {
-      throw nonRetryable(ErrorType.AuthenticationFailed, `cluster "${cluster.name}": cannot read passfile ${c.passfile}: ${(err as NodeJS.ErrnoException).code}`);
+      throw nonRetryable(
+        ErrorType.AuthenticationFailed,
+        `cluster "${cluster.name}": cannot read passfile ${c.passfile}: ${(err as NodeJS.ErrnoException).code}`,
+      );
     }
     return passfileLookup(content, { host: c.host, port: c.port, database, user: c.user });
   }
@@ -85,7 +88,10 @@ export function classifyConnectError(cluster: ClusterRef, database: string, err:
       return nonRetryable(ErrorType.UnknownDatabase, `${where} has no database "${database}"`);
     case '28P01':
     case '28000':
-      return nonRetryable(ErrorType.AuthenticationFailed, `${where}: authentication failed for user "${cluster.config.user}"`);
+      return nonRetryable(
+        ErrorType.AuthenticationFailed,
+        `${where}: authentication failed for user "${cluster.config.user}"`,
+      );
     case '57P03': // the database system is starting up
       return retryable(ErrorType.ServerUnreachable, `${where} is starting up`);
     default:
@@ -178,7 +184,9 @@ export async function countRows(
 ): Promise<{ schema: string; name: string; rows: number }[]> {
   const out = [];
   for (const t of tables) {
-    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`);
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+    );
     out.push({ ...t, rows: Number(rows[0]!.n) });
   }
   return out;

@@ -35,15 +35,24 @@ export interface DumpResult {
 
 export async function dumpDatabase(args: DumpArgs): Promise<DumpResult> {
   const { signal } = args;
-  const pgDump = startTool('pg_dump', args.tool('pg_dump'), ['--format=custom', '--compress=0', `--snapshot=${args.snapshot}`, '--no-password'], {
-    env: args.env,
-    signal,
-  });
+  const pgDump = startTool(
+    'pg_dump',
+    args.tool('pg_dump'),
+    ['--format=custom', '--compress=0', `--snapshot=${args.snapshot}`, '--no-password'],
+    {
+      env: args.env,
+      signal,
+    },
+  );
   let source: Readable = pgDump.child.stdout!;
   let zstd: Tool | undefined;
   if (args.compression.algorithm === 'zstd') {
     // -T0: zstd compresses on every core, beside pg_dump and the encryption here.
-    zstd = startTool('zstd', 'zstd', [`-${args.compression.level ?? 1}`, '-T0', '-c', '-q'], { stdin: source, env: TOOL_ENV, signal });
+    zstd = startTool('zstd', 'zstd', [`-${args.compression.level ?? 1}`, '-T0', '-c', '-q'], {
+      stdin: source,
+      env: TOOL_ENV,
+      signal,
+    });
     source.destroy(); // zstd holds the read end now; should it die, pg_dump gets EPIPE and stops
     source = zstd.child.stdout!;
   }
@@ -66,7 +75,10 @@ export async function dumpDatabase(args: DumpArgs): Promise<DumpResult> {
     throw (stored as PromiseRejectedResult).reason;
   }
   const listing = await toc.listing.catch((err: unknown) => {
-    throw nonRetryable(ErrorType.SanityCheckFailed, `pg_restore --list cannot read the dump: ${(err as Error).message}`);
+    throw nonRetryable(
+      ErrorType.SanityCheckFailed,
+      `pg_restore --list cannot read the dump: ${(err as Error).message}`,
+    );
   });
   // An empty database has no entries, but every readable archive has its header.
   if (!/^; Archive created at /m.test(listing)) {
@@ -91,8 +103,18 @@ function startTocCheck(pgRestore: string, compressed: boolean, signal: AbortSign
   let restore: Tool;
   if (compressed) {
     // It stops reading after the table of contents; zstd -d then dies of SIGPIPE, which is fine.
-    const unzstd = startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin: 'pipe', env: TOOL_ENV, signal: both, okSignals: ['SIGPIPE'], okCodes: [1] });
-    restore = startTool('pg_restore --list', pgRestore, ['--list'], { stdin: unzstd.child.stdout!, env: TOOL_ENV, signal: both });
+    const unzstd = startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], {
+      stdin: 'pipe',
+      env: TOOL_ENV,
+      signal: both,
+      okSignals: ['SIGPIPE'],
+      okCodes: [1],
+    });
+    restore = startTool('pg_restore --list', pgRestore, ['--list'], {
+      stdin: unzstd.child.stdout!,
+      env: TOOL_ENV,
+      signal: both,
+    });
     unzstd.child.stdout!.destroy();
     input = unzstd.child.stdin!;
   } else {

@@ -3,7 +3,12 @@
 // a dump needs checked on the target cluster.
 import type pg from 'pg';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { databasePropertiesSql, type DatabaseProperties, type PrivilegeObject, type Privileges } from '../lib/privileges.js';
+import {
+  databasePropertiesSql,
+  type DatabaseProperties,
+  type PrivilegeObject,
+  type Privileges,
+} from '../lib/privileges.js';
 
 const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 const notExtension = (catalog: string, oid: string) =>
@@ -109,17 +114,36 @@ SELECT pg_get_userbyid(d.datdba) AS owner, ARRAY(SELECT x::text FROM unnest(d.da
  */
 export async function readPrivileges(client: pg.Client): Promise<Privileges> {
   await client.query(`SELECT set_config('search_path', 'pg_catalog', true)`);
-  const objects = (await client.query<PrivilegeObject & { detail: string | null }>(OBJECTS_SQL)).rows.map(({ detail, ...o }) => (detail === null ? o : { ...o, detail }));
+  const objects = (await client.query<PrivilegeObject & { detail: string | null }>(OBJECTS_SQL)).rows.map(
+    ({ detail, ...o }) => (detail === null ? o : { ...o, detail }),
+  );
   const roles = (await client.query<{ rolname: string }>(ROLES_SQL)).rows.map((r) => r.rolname);
   const { rows } = await client.query<{
-    owner: string; acl: string[]; default_acl: boolean; connection_limit: number; comment: string | null; settings: DatabaseProperties['settings'];
-    encoding: string; collate: string; ctype: string; locale_provider: string | null; icu_locale: string | null;
+    owner: string;
+    acl: string[];
+    default_acl: boolean;
+    connection_limit: number;
+    comment: string | null;
+    settings: DatabaseProperties['settings'];
+    encoding: string;
+    collate: string;
+    ctype: string;
+    locale_provider: string | null;
+    icu_locale: string | null;
   }>(DATABASE_SQL);
   const d = rows[0]!;
   return {
     database: {
-      owner: d.owner, acl: d.default_acl ? null : d.acl, connectionLimit: d.connection_limit, comment: d.comment, settings: d.settings,
-      encoding: d.encoding, collate: d.collate, ctype: d.ctype, localeProvider: d.locale_provider, icuLocale: d.icu_locale,
+      owner: d.owner,
+      acl: d.default_acl ? null : d.acl,
+      connectionLimit: d.connection_limit,
+      comment: d.comment,
+      settings: d.settings,
+      encoding: d.encoding,
+      collate: d.collate,
+      ctype: d.ctype,
+      localeProvider: d.locale_provider,
+      icuLocale: d.icu_locale,
     },
     objects,
     roles,
@@ -127,7 +151,11 @@ export async function readPrivileges(client: pg.Client): Promise<Privileges> {
 }
 
 /** Gives a restored database the backed-up one's owner, ACL, comment, settings and connection limit. */
-export async function applyDatabaseProperties(client: pg.Client, database: string, properties: DatabaseProperties): Promise<void> {
+export async function applyDatabaseProperties(
+  client: pg.Client,
+  database: string,
+  properties: DatabaseProperties,
+): Promise<void> {
   for (const sql of databasePropertiesSql(database, properties)) await client.query(sql);
 }
 
@@ -144,7 +172,12 @@ export async function withoutDatabaseLimits(client: pg.Client): Promise<void> {
  * and pgwarden's user to be able to act as each (a superuser can). Fails naming them, with the way to
  * create them, before anything is touched.
  */
-export async function checkRoles(client: pg.Client, roles: string[], where: string, globalsHint: (missing: string[]) => string): Promise<void> {
+export async function checkRoles(
+  client: pg.Client,
+  roles: string[],
+  where: string,
+  globalsHint: (missing: string[]) => string,
+): Promise<void> {
   const { rows } = await client.query<{ role: string; present: boolean; usable: boolean }>(
     `SELECT r AS role, a.oid IS NOT NULL AS present, coalesce(pg_has_role(current_user, a.oid, 'MEMBER'), false) AS usable
        FROM unnest($1::text[]) r LEFT JOIN pg_roles a ON a.rolname = r ORDER BY 1`,

@@ -12,7 +12,11 @@ function recordKey(cluster: string, repository: string): string {
   return `${cluster}/offsite/${repository}.json`;
 }
 
-export async function readRecord(repo: LocalRepository, cluster: string, repository: string): Promise<OffsiteConfirmations | undefined> {
+export async function readRecord(
+  repo: LocalRepository,
+  cluster: string,
+  repository: string,
+): Promise<OffsiteConfirmations | undefined> {
   const text = (await repo.storage.readIfExists(recordKey(cluster, repository)))?.toString('utf8');
   return text === undefined ? undefined : (JSON.parse(text) as OffsiteConfirmations);
 }
@@ -30,7 +34,14 @@ export async function recordOffsiteConfirmed(
   remote: ReadonlyMap<string, RemoteEntry>,
   now = new Date(),
 ): Promise<void> {
-  const record = recordAfterCheck(await readRecord(repo, input.cluster, input.repository), { repository: input.repository, inventory, expected, remote, walOnly: input.walOnly, now });
+  const record = recordAfterCheck(await readRecord(repo, input.cluster, input.repository), {
+    repository: input.repository,
+    inventory,
+    expected,
+    remote,
+    walOnly: input.walOnly,
+    now,
+  });
   await repo.storage.makeDir(`${input.cluster}/offsite`); // 0700, owned like the repository (as root)
   await repo.storage.write(recordKey(input.cluster, input.repository), JSON.stringify(record) + '\n');
 }
@@ -39,7 +50,11 @@ export async function recordOffsiteConfirmed(
  * Which offsite repositories still have to confirm a group (`<cluster>/base/<id>`,
  * `<cluster>/logical/<db>/<id>`, `<cluster>/wal/<name>`) before it may be deleted locally.
  */
-export async function offsiteGate(config: Config, repo: LocalRepository, cluster: string): Promise<(group: string) => string[]> {
+export async function offsiteGate(
+  config: Config,
+  repo: LocalRepository,
+  cluster: string,
+): Promise<(group: string) => string[]> {
   const repositories = offsiteNames(config, cluster);
   const records = new Map<string, OffsiteConfirmations | undefined>();
   for (const r of repositories) records.set(r, await readRecord(repo, cluster, r));

@@ -49,7 +49,8 @@ export function createPosixStorage(name: string, root: string): PosixStorage {
     for (const e of entries) {
       const k = key ? `${key}/${e.name}` : e.name;
       if (e.isDirectory()) await walk(join(dir, e.name), k, out);
-      else if (e.isFile() && !e.name.endsWith(PARTIAL_SUFFIX)) out.set(k, { key: k, bytes: (await stat(join(dir, e.name))).size, recordedSha256: undefined });
+      else if (e.isFile() && !e.name.endsWith(PARTIAL_SUFFIX))
+        out.set(k, { key: k, bytes: (await stat(join(dir, e.name))).size, recordedSha256: undefined });
     }
   }
 
@@ -88,14 +89,19 @@ export function createPosixStorage(name: string, root: string): PosixStorage {
       const path = pathOf(key);
       const partial = path + PARTIAL_SUFFIX;
       await mkdirPrivate(dirname(path));
-      const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+      const handle = await open(
+        partial,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+        PRIVATE_FILE_MODE,
+      );
       try {
         await handle.chmod(PRIVATE_FILE_MODE);
         await inheritOwner(partial, handle);
         // One chunk at a time: memory stays bounded whatever the file's size.
         let total = 0;
         for await (const chunk of createReadStream(localFile)) {
-          for (let rest = chunk as Buffer; rest.length > 0; ) rest = rest.subarray((await handle.write(rest)).bytesWritten);
+          for (let rest = chunk as Buffer; rest.length > 0;)
+            rest = rest.subarray((await handle.write(rest)).bytesWritten);
           progress?.((total += (chunk as Buffer).length));
         }
         await handle.sync();

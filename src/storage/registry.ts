@@ -7,7 +7,11 @@ import { createRsyncStore } from './rsync.js';
 import { createS3Store } from './s3.js';
 import type { Storage } from './storage.js';
 
-type Driver<T extends RepositoryConfig['type']> = (name: string, config: Extract<RepositoryConfig, { type: T }>, env: NodeJS.ProcessEnv) => Storage;
+type Driver<T extends RepositoryConfig['type']> = (
+  name: string,
+  config: Extract<RepositoryConfig, { type: T }>,
+  env: NodeJS.ProcessEnv,
+) => Storage;
 
 const drivers: { [T in RepositoryConfig['type']]: Driver<T> } = {
   local: (name, config) => createPosixStorage(name, config.path),
@@ -24,12 +28,18 @@ export function openStorage(config: Config, name: string, env: NodeJS.ProcessEnv
 
 export function openStore(config: Config, name: string, env: NodeJS.ProcessEnv): Storage {
   const repo = config.repositories[name];
-  if (!repo || repo.type === 'local') throw nonRetryable(ErrorType.InvalidInput, `"${name}" is not an offsite (s3 or rsync) repository in the config`);
+  if (!repo || repo.type === 'local')
+    throw nonRetryable(ErrorType.InvalidInput, `"${name}" is not an offsite (s3 or rsync) repository in the config`);
   return openStorage(config, name, env);
 }
 
 /** Runs `fn` with an open store and always closes it. */
-export async function withStore<T>(config: Config, name: string, env: NodeJS.ProcessEnv, fn: (store: Storage) => Promise<T>): Promise<T> {
+export async function withStore<T>(
+  config: Config,
+  name: string,
+  env: NodeJS.ProcessEnv,
+  fn: (store: Storage) => Promise<T>,
+): Promise<T> {
   const store = openStore(config, name, env);
   try {
     return await fn(store);

@@ -28,7 +28,11 @@ export class LocalRepository {
     const cluster = config.clusters[clusterName];
     if (!cluster) throw nonRetryable(ErrorType.UnknownCluster, `unknown cluster "${clusterName}"`);
     const repo: RepositoryConfig | undefined = config.repositories[cluster.repository];
-    if (!repo || repo.type !== 'local') throw nonRetryable(ErrorType.RepositoryUnavailable, `cluster "${clusterName}" names "${cluster.repository}", which is not a local repository`);
+    if (!repo || repo.type !== 'local')
+      throw nonRetryable(
+        ErrorType.RepositoryUnavailable,
+        `cluster "${clusterName}" names "${cluster.repository}", which is not a local repository`,
+      );
     return new LocalRepository(cluster.repository, repo.path);
   }
 

@@ -44,15 +44,21 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
   if (host.startsWith('-')) throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: bad host name "${host}"`);
 
   const sshOptions = [
-    '-p', String(config.port),
+    '-p',
+    String(config.port),
     ...(config.identityFile ? ['-i', config.identityFile, '-o', 'IdentitiesOnly=yes'] : []),
-    '-o', 'BatchMode=yes', // never wait for a password or passphrase prompt
-    '-o', 'StrictHostKeyChecking=yes', // an unknown or changed host key is refused, never learned
+    '-o',
+    'BatchMode=yes', // never wait for a password or passphrase prompt
+    '-o',
+    'StrictHostKeyChecking=yes', // an unknown or changed host key is refused, never learned
     ...(config.knownHostsFile ? ['-o', `UserKnownHostsFile=${config.knownHostsFile}`] : []),
-    '-o', 'ConnectTimeout=10',
+    '-o',
+    'ConnectTimeout=10',
     // A silent peer fails the transfer within a minute instead of hanging until the heartbeat timeout.
-    '-o', 'ServerAliveInterval=15',
-    '-o', 'ServerAliveCountMax=4',
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'ServerAliveCountMax=4',
   ];
   const rsyncShell = ['ssh', ...sshOptions].map(rsyncQuote).join(' ');
   // rsync counts in KiB/s.
@@ -68,21 +74,40 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
     // ssh's own refusals, whatever the exit code: rsync reports a dead ssh as 255 or, depending on
     // timing, as a protocol error (12). These messages come from ssh only.
     if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known/.test(stderr)) {
-      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: host key of ${host} does not match ${config.knownHostsFile ?? 'the known_hosts of the worker user'}`);
+      return nonRetryable(
+        ErrorType.OffsiteMisconfigured,
+        `${label}: host key of ${host} does not match ${config.knownHostsFile ?? 'the known_hosts of the worker user'}`,
+      );
     }
     if (/Permission denied \((publickey|password|keyboard-interactive|hostbased|gssapi)/.test(stderr)) {
-      return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ssh refused the key${config.identityFile ? ` ${config.identityFile}` : ''} for ${user}@${host} (${last})`);
+      return nonRetryable(
+        ErrorType.OffsiteMisconfigured,
+        `${label}: ssh refused the key${config.identityFile ? ` ${config.identityFile}` : ''} for ${user}@${host} (${last})`,
+      );
     }
     // 255 is ssh's own failure (rsync passes it on); any other code is the remote command's.
-    if (exitCode !== 255) return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed (${detail ?? `exit code ${exitCode}`})${last ? `: ${last}` : ''}`);
-    if (/Connection refused|Connection timed out|timed out during banner|No route to host|Network is unreachable|Could not resolve hostname|Connection reset|Connection closed by/.test(stderr)) {
+    if (exitCode !== 255)
+      return retryable(
+        ErrorType.OffsiteUnavailable,
+        `${label}: ${what} failed (${detail ?? `exit code ${exitCode}`})${last ? `: ${last}` : ''}`,
+      );
+    if (
+      /Connection refused|Connection timed out|timed out during banner|No route to host|Network is unreachable|Could not resolve hostname|Connection reset|Connection closed by/.test(
+        stderr,
+      )
+    ) {
       return retryable(ErrorType.OffsiteUnavailable, `${label}: cannot reach ${host}:${config.port} (${last})`);
     }
     // Anything else (the connection dropped mid-transfer): worth another attempt.
     return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed (ssh: ${last})`);
   }
 
-  async function run(tool: 'ssh' | 'rsync', args: string[], what: string, options: { input?: string; okCodes?: number[]; progress?: TransferProgress } = {}) {
+  async function run(
+    tool: 'ssh' | 'rsync',
+    args: string[],
+    what: string,
+    options: { input?: string; okCodes?: number[]; progress?: TransferProgress } = {},
+  ) {
     const child = execa(tool, args, {
       env,
       extendEnv: false,
@@ -107,7 +132,8 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
 
   function checkUpload(object: { key: string; sha256: string }): void {
     checkKey(object.key);
-    if (!/^[0-9a-f]{64}$/.test(object.sha256)) throw nonRetryable(ErrorType.InvalidInput, `${label}: bad sha256 "${object.sha256}" for ${object.key}`);
+    if (!/^[0-9a-f]{64}$/.test(object.sha256))
+      throw nonRetryable(ErrorType.InvalidInput, `${label}: bad sha256 "${object.sha256}" for ${object.key}`);
   }
 
   /**
@@ -116,7 +142,21 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
    * partial dir to be resumed, and `--times` lets the next run skip files staged complete.
    */
   async function stage(args: string[], what: string, progress?: TransferProgress, input?: string): Promise<void> {
-    await run('rsync', ['-e', rsyncShell, `--partial-dir=${PARTIAL_DIR}`, '--times', '--mkpath', '--info=progress2', ...bwlimit, ...args], what, { progress, input });
+    await run(
+      'rsync',
+      [
+        '-e',
+        rsyncShell,
+        `--partial-dir=${PARTIAL_DIR}`,
+        '--times',
+        '--mkpath',
+        '--info=progress2',
+        ...bwlimit,
+        ...args,
+      ],
+      what,
+      { progress, input },
+    );
   }
 
   /**
@@ -125,7 +165,10 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
    * replaced, its staged copy dropped. Stops at the first failure: what follows (a manifest after
    * its artifacts) stays staged for the next run.
    */
-  async function promote<T extends { key: string; sha256: string }>(objects: readonly T[], committed: (object: T) => void): Promise<void> {
+  async function promote<T extends { key: string; sha256: string }>(
+    objects: readonly T[],
+    committed: (object: T) => void,
+  ): Promise<void> {
     const script =
       `cd -- ${shQuote(root)} || exit ${PROMOTE_FAILED}; S=${STAGING}; ` +
       `while read -r sha k; do ` +
@@ -135,10 +178,14 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
       `printf '%s\\n' "$sha" > "$k${SIDECAR}" && mv -f -- "$S/$k" "$k" || { echo "F $k: cannot move it into place"; exit ${PROMOTE_FAILED}; }; ` +
       `echo "P $k"; done; ` +
       `find "$S" -type f -ctime +${STAGING_DAYS} -exec rm -f -- {} + 2>/dev/null; exit 0`;
-    const { stdout, exitCode } = await ssh(script, `sha256 records of ${objects.length} object${objects.length === 1 ? '' : 's'}`, {
-      input: objects.map((o) => `${o.sha256} ${o.key}\n`).join(''),
-      okCodes: [PROMOTE_FAILED],
-    });
+    const { stdout, exitCode } = await ssh(
+      script,
+      `sha256 records of ${objects.length} object${objects.length === 1 ? '' : 's'}`,
+      {
+        input: objects.map((o) => `${o.sha256} ${o.key}\n`).join(''),
+        okCodes: [PROMOTE_FAILED],
+      },
+    );
     const lines = stdout.split('\n');
     const placed = new Set(lines.filter((l) => l.startsWith('P ')).map((l) => l.slice(2)));
     for (const o of objects) if (placed.has(o.key)) committed(o);
@@ -149,7 +196,11 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
   }
 
   function checkKey(key: string): string {
-    if (!isKey(key)) throw nonRetryable(ErrorType.InvalidInput, `${label}: refusing key "${key}" (only letters, digits and _.-/ in segments not starting with ".")`);
+    if (!isKey(key))
+      throw nonRetryable(
+        ErrorType.InvalidInput,
+        `${label}: refusing key "${key}" (only letters, digits and _.-/ in segments not starting with ".")`,
+      );
     return key;
   }
 
@@ -165,12 +216,15 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
         'probe',
         { okCodes: [NOT_WRITABLE, NO_RSYNC] },
       );
-      if (r.exitCode === NOT_WRITABLE) throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ${root} is not a writable directory on ${host}`);
-      if (r.exitCode === NO_RSYNC) throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: rsync is not installed on ${host}`);
+      if (r.exitCode === NOT_WRITABLE)
+        throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ${root} is not a writable directory on ${host}`);
+      if (r.exitCode === NO_RSYNC)
+        throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: rsync is not installed on ${host}`);
     },
 
     async list(prefix) {
-      if (prefix !== '' && !isKey(prefix.replace(/\/$/, ''))) throw nonRetryable(ErrorType.InvalidInput, `${label}: refusing prefix "${prefix}"`);
+      if (prefix !== '' && !isKey(prefix.replace(/\/$/, '')))
+        throw nonRetryable(ErrorType.InvalidInput, `${label}: refusing prefix "${prefix}"`);
       // Walk only the directory part of the prefix; the rest is filtered here, as a key prefix.
       const start = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '.';
       // NUL-separated records: `F<size> <path>` for every file, then `S<path> <content>` for every
@@ -219,7 +273,12 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
         const batch = objects.slice(i, i + BATCH);
         started?.(batch[0]!);
         // --files-from: keys relative to the local root, recreated under the staging directory.
-        await stage(['--files-from=-', '--from0', '--', `${localRoot.replace(/\/+$/, '')}/`, remote(`${STAGING}/`)], `upload of ${batch.length} objects`, progress, batch.map((o) => `${o.key}\0`).join(''));
+        await stage(
+          ['--files-from=-', '--from0', '--', `${localRoot.replace(/\/+$/, '')}/`, remote(`${STAGING}/`)],
+          `upload of ${batch.length} objects`,
+          progress,
+          batch.map((o) => `${o.key}\0`).join(''),
+        );
         progress?.(0);
         await promote(batch, committed);
       }
@@ -229,9 +288,13 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
       if (keys.length === 0) return new Map();
       keys.forEach(checkKey);
       // xargs exits 123 when sha256sum failed for some file (a missing one): those are just absent.
-      const { stdout } = await ssh(`${cdRoot}; xargs -0 -r sha256sum -- 2>/dev/null; s=$?; [ $s -eq 123 ] && exit 0; exit $s`, 'remote sha256', {
-        input: keys.map((k) => `${k}\0`).join(''),
-      });
+      const { stdout } = await ssh(
+        `${cdRoot}; xargs -0 -r sha256sum -- 2>/dev/null; s=$?; [ $s -eq 123 ] && exit 0; exit $s`,
+        'remote sha256',
+        {
+          input: keys.map((k) => `${k}\0`).join(''),
+        },
+      );
       const sums = new Map<string, string>();
       for (const line of stdout.split('\n')) {
         const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
@@ -242,13 +305,20 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
 
     async get(key, localFile, progress) {
       checkKey(key);
-      await run('rsync', ['-e', rsyncShell, '--info=progress2', '--', remote(key), localFile], `download of ${key}`, { progress });
+      await run('rsync', ['-e', rsyncShell, '--info=progress2', '--', remote(key), localFile], `download of ${key}`, {
+        progress,
+      });
     },
 
     async remove(keys) {
       if (keys.length === 0) return;
       keys.forEach(checkKey);
-      await ssh(`${cdRoot}; xargs -0 -r rm -f --`, 'remove', { input: keys.flatMap((k) => [k, k + SIDECAR, k + SIDECAR_TMP]).map((k) => `${k}\0`).join('') });
+      await ssh(`${cdRoot}; xargs -0 -r rm -f --`, 'remove', {
+        input: keys
+          .flatMap((k) => [k, k + SIDECAR, k + SIDECAR_TMP])
+          .map((k) => `${k}\0`)
+          .join(''),
+      });
     },
 
     async close() {
@@ -259,7 +329,11 @@ export function createRsyncStore(name: string, config: RsyncRepositoryConfig): S
 
 /** A repository key: safe to put in a remote shell command, never a sidecar, never hidden. */
 function isKey(key: string): boolean {
-  return key.split('/').every((segment) => /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(segment)) && !key.endsWith(SIDECAR) && !key.endsWith(SIDECAR_TMP);
+  return (
+    key.split('/').every((segment) => /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(segment)) &&
+    !key.endsWith(SIDECAR) &&
+    !key.endsWith(SIDECAR_TMP)
+  );
 }
 
 function relative(path: string): string {

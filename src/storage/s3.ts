@@ -32,7 +32,6 @@ import type { Storage, RemoteEntry } from './storage.js';
 
 const DELETE_BATCH = 1000; // the most DeleteObjects accepts
 
-
 export function createS3Store(name: string, config: S3RepositoryConfig, env: NodeJS.ProcessEnv): Storage {
   const prefix = config.prefix === '' || config.prefix.endsWith('/') ? config.prefix : `${config.prefix}/`;
   const Bucket = config.bucket;
@@ -61,39 +60,72 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
     const read = (variable: string | undefined, what: string): string => {
       const value = variable ? env[variable] : undefined;
       if (!value) {
-        throw nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: ${variable ? `environment variable ${variable} (${what}) is not set` : `${what} has no environment variable configured`}`);
+        throw nonRetryable(
+          ErrorType.OffsiteMisconfigured,
+          `${label}: ${variable ? `environment variable ${variable} (${what}) is not set` : `${what} has no environment variable configured`}`,
+        );
       }
       return value;
     };
-    return { accessKeyId: read(config.accessKeyIdEnv, 'access key id'), secretAccessKey: read(config.secretAccessKeyEnv, 'secret access key') };
+    return {
+      accessKeyId: read(config.accessKeyIdEnv, 'access key id'),
+      secretAccessKey: read(config.secretAccessKeyEnv, 'secret access key'),
+    };
   }
 
   /** One mapping for every operation, by the real cause (lib/s3Errors.ts): network trouble and throttling are retried, a refusal is not. */
   function failure(e: unknown, what: string): ApplicationFailure {
     if (e instanceof ApplicationFailure) return e;
-    const err = e as { name?: string; code?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+    const err = e as {
+      name?: string;
+      code?: string;
+      Code?: string;
+      message?: string;
+      $metadata?: { httpStatusCode?: number };
+    };
     const status = err.$metadata?.httpStatusCode;
     const code = err.Code ?? err.name ?? '';
     switch (classifyS3Error(err, what)) {
       case 'no-credentials':
-        return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: no credentials found (configure accessKeyIdEnv/secretAccessKeyEnv or the AWS default chain)`);
+        return nonRetryable(
+          ErrorType.OffsiteMisconfigured,
+          `${label}: no credentials found (configure accessKeyIdEnv/secretAccessKeyEnv or the AWS default chain)`,
+        );
       case 'no-bucket':
         return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: bucket "${Bucket}" does not exist`);
       case 'credentials':
-        return nonRetryable(ErrorType.OffsiteMisconfigured, `${label}: credentials refused by ${endpoint} (${code || status})`);
+        return nonRetryable(
+          ErrorType.OffsiteMisconfigured,
+          `${label}: credentials refused by ${endpoint} (${code || status})`,
+        );
       case 'archived':
-        return nonRetryable(ErrorType.OffsiteUnavailable, `${label}: ${what}: the object is in an archive storage class (GLACIER, DEEP_ARCHIVE) or an Intelligent-Tiering archive tier and must be restored first (${code})`);
+        return nonRetryable(
+          ErrorType.OffsiteUnavailable,
+          `${label}: ${what}: the object is in an archive storage class (GLACIER, DEEP_ARCHIVE) or an Intelligent-Tiering archive tier and must be restored first (${code})`,
+        );
       case 'not-found':
         return nonRetryable(ErrorType.OffsiteUnavailable, `${label}: ${what}: no such object (${code || status})`);
       case 'throttled':
-        return retryable(ErrorType.OffsiteUnavailable, `${label}: ${endpoint} is throttling requests (${what}: ${code || `HTTP ${status}`})`);
+        return retryable(
+          ErrorType.OffsiteUnavailable,
+          `${label}: ${endpoint} is throttling requests (${what}: ${code || `HTTP ${status}`})`,
+        );
       case 'network':
-        return retryable(ErrorType.OffsiteUnavailable, `${label}: cannot reach ${endpoint} (${what}: ${err.message ?? code})`);
+        return retryable(
+          ErrorType.OffsiteUnavailable,
+          `${label}: cannot reach ${endpoint} (${what}: ${err.message ?? code})`,
+        );
       case 'server':
-        return retryable(ErrorType.OffsiteUnavailable, `${label}: ${endpoint} is unavailable (${what}: HTTP ${status} ${code})`);
+        return retryable(
+          ErrorType.OffsiteUnavailable,
+          `${label}: ${endpoint} is unavailable (${what}: HTTP ${status} ${code})`,
+        );
       default:
         // Anything else (an interrupted body, an unexpected answer): worth another attempt.
-        return retryable(ErrorType.OffsiteUnavailable, `${label}: ${what} failed: ${code}${status ? ` (HTTP ${status})` : ''}: ${err.message ?? String(e)}`);
+        return retryable(
+          ErrorType.OffsiteUnavailable,
+          `${label}: ${what} failed: ${code}${status ? ` (HTTP ${status})` : ''}: ${err.message ?? String(e)}`,
+        );
     }
   }
 
@@ -144,14 +176,21 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
       return attempt('list', async () => {
         const objects: { key: string; bytes: number; storageClass?: string }[] = [];
         for await (const page of paginateListObjectsV2({ client }, { Bucket, Prefix: prefix + listPrefix })) {
-          for (const o of page.Contents ?? []) objects.push({ key: o.Key!.slice(prefix.length), bytes: o.Size ?? 0, storageClass: o.StorageClass });
+          for (const o of page.Contents ?? [])
+            objects.push({ key: o.Key!.slice(prefix.length), bytes: o.Size ?? 0, storageClass: o.StorageClass });
         }
         // HEAD answers for archived objects too: the recorded sha256 is always there to check. It
         // also names INTELLIGENT_TIERING's archive tiers (ArchiveStatus), which the listing does not.
         const entries = await mapLimit(objects, 8, async ({ key, bytes, storageClass }): Promise<RemoteEntry> => {
           const head = await client.send(new HeadObjectCommand({ Bucket, Key: prefix + key }));
           const archiveStatus = head.ArchiveStatus;
-          return { key, bytes, recordedSha256: head.Metadata?.sha256, ...(storageClass ? { storageClass } : {}), ...(archiveStatus ? { archiveStatus } : {}) };
+          return {
+            key,
+            bytes,
+            recordedSha256: head.Metadata?.sha256,
+            ...(storageClass ? { storageClass } : {}),
+            ...(archiveStatus ? { archiveStatus } : {}),
+          };
         });
         return new Map(entries.map((e) => [e.key, e]));
       });
@@ -236,7 +275,9 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
           if (state !== 'archived') return state;
           try {
             // Intelligent-Tiering's archive tiers take no Days; the archive classes require it.
-            const RestoreRequest = head.ArchiveStatus ? {} : { Days: days, GlacierJobParameters: { Tier: config.restoreTier } };
+            const RestoreRequest = head.ArchiveStatus
+              ? {}
+              : { Days: days, GlacierJobParameters: { Tier: config.restoreTier } };
             await client.send(new RestoreObjectCommand({ Bucket, Key: prefix + key, RestoreRequest }));
           } catch (e) {
             if (classifyS3Error(e as object) !== 'restore-in-progress') throw e;
@@ -252,13 +293,19 @@ export function createS3Store(name: string, config: S3RepositoryConfig, env: Nod
         for (let i = 0; i < keys.length; i += DELETE_BATCH) {
           const batch = keys.slice(i, i + DELETE_BATCH);
           const res = await client.send(
-            new DeleteObjectsCommand({ Bucket, Delete: { Objects: batch.map((k) => ({ Key: prefix + k })), Quiet: true } }),
+            new DeleteObjectsCommand({
+              Bucket,
+              Delete: { Objects: batch.map((k) => ({ Key: prefix + k })), Quiet: true },
+            }),
           );
           // DeleteObjects answers 200 even when some keys failed; the failures are in the body.
           const failed = res.Errors ?? [];
           if (failed.length > 0) {
             const first = failed[0]!;
-            throw retryable(ErrorType.OffsiteUnavailable, `${label}: could not remove ${failed.length} object(s), first ${first.Key}: ${first.Code} ${first.Message ?? ''}`);
+            throw retryable(
+              ErrorType.OffsiteUnavailable,
+              `${label}: could not remove ${failed.length} object(s), first ${first.Key}: ${first.Code} ${first.Message ?? ''}`,
+            );
           }
         }
       });

@@ -59,11 +59,18 @@ export async function uploadFile(u: FileUpload): Promise<void> {
     });
     const file = createReadStream(u.file, { start, end: start + length - 1 });
     // pipeline destroys every stage when one fails; the request sees the error on `counter`.
-    return (u.maxRate ? pipeline(file, new RateLimit(u.maxRate), counter, () => undefined) : pipeline(file, counter, () => undefined)) as Readable;
+    return (
+      u.maxRate
+        ? pipeline(file, new RateLimit(u.maxRate), counter, () => undefined)
+        : pipeline(file, counter, () => undefined)
+    ) as Readable;
   };
 
   /** Sends a request, again on a transient failure; each try gets a fresh body, closed afterwards. */
-  const send = async <T>(request: (body?: Readable | string) => Promise<T>, range?: { part: number; start: number; length: number }): Promise<T> => {
+  const send = async <T>(
+    request: (body?: Readable | string) => Promise<T>,
+    range?: { part: number; start: number; length: number },
+  ): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
       // A request that failed before reading its body would leave the file open.
       const b = range && body(range.part, range.start, range.length);
@@ -80,27 +87,50 @@ export async function uploadFile(u: FileUpload): Promise<void> {
 
   const extras = { Metadata: u.metadata, StorageClass: u.storageClass };
   if (u.bytes <= u.partSize) {
-    await send((b) => u.client.send(new PutObjectCommand({ ...target, ...extras, Body: b, ContentLength: u.bytes })), { part: 1, start: 0, length: u.bytes });
+    await send((b) => u.client.send(new PutObjectCommand({ ...target, ...extras, Body: b, ContentLength: u.bytes })), {
+      part: 1,
+      start: 0,
+      length: u.bytes,
+    });
     return;
   }
 
   // As lib-storage does: with the SDK computing CRC32s of the parts, the upload declares it.
-  const checksum = (await u.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED' ? ChecksumAlgorithm.CRC32 : undefined;
-  const { UploadId } = await send(() => u.client.send(new CreateMultipartUploadCommand({ ...target, ...extras, ChecksumAlgorithm: checksum })));
+  const checksum =
+    (await u.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED' ? ChecksumAlgorithm.CRC32 : undefined;
+  const { UploadId } = await send(() =>
+    u.client.send(new CreateMultipartUploadCommand({ ...target, ...extras, ChecksumAlgorithm: checksum })),
+  );
   try {
     const count = Math.ceil(u.bytes / u.partSize);
     // Under a rate limit one part at a time, so the limit holds for the upload as a whole.
-    const parts = await mapLimit(Array.from({ length: count }, (_, i) => i), u.maxRate ? 1 : PARTS_IN_FLIGHT, async (i): Promise<CompletedPart> => {
-      const start = i * u.partSize;
-      const length = Math.min(u.partSize, u.bytes - start);
-      const r = await send(
-        (b) => u.client.send(new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, Body: b, ContentLength: length })),
-        { part: i + 1, start, length },
-      );
-      if (!r.ETag) throw new Error(`part ${i + 1} has no ETag in the answer`);
-      return { PartNumber: i + 1, ETag: r.ETag, ChecksumCRC32: r.ChecksumCRC32, ChecksumCRC32C: r.ChecksumCRC32C, ChecksumSHA1: r.ChecksumSHA1, ChecksumSHA256: r.ChecksumSHA256 };
-    });
-    await send(() => u.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId, MultipartUpload: { Parts: parts } })));
+    const parts = await mapLimit(
+      Array.from({ length: count }, (_, i) => i),
+      u.maxRate ? 1 : PARTS_IN_FLIGHT,
+      async (i): Promise<CompletedPart> => {
+        const start = i * u.partSize;
+        const length = Math.min(u.partSize, u.bytes - start);
+        const r = await send(
+          (b) =>
+            u.client.send(
+              new UploadPartCommand({ ...target, UploadId, PartNumber: i + 1, Body: b, ContentLength: length }),
+            ),
+          { part: i + 1, start, length },
+        );
+        if (!r.ETag) throw new Error(`part ${i + 1} has no ETag in the answer`);
+        return {
+          PartNumber: i + 1,
+          ETag: r.ETag,
+          ChecksumCRC32: r.ChecksumCRC32,
+          ChecksumCRC32C: r.ChecksumCRC32C,
+          ChecksumSHA1: r.ChecksumSHA1,
+          ChecksumSHA256: r.ChecksumSHA256,
+        };
+      },
+    );
+    await send(() =>
+      u.client.send(new CompleteMultipartUploadCommand({ ...target, UploadId, MultipartUpload: { Parts: parts } })),
+    );
   } catch (err) {
     // No parts left behind (and billed); if the server is down too, the next attempt's
     // abortStaleUploads removes them.

@@ -65,7 +65,12 @@ export interface Storage {
    * a reader never sees a partial object under `key` (S3: multipart completes atomically; rsync:
    * partial-dir and rename). Safe to call again after a failure.
    */
-  put(key: string, localFile: string, meta: { bytes: number; sha256: string; kind: ObjectKind }, progress?: TransferProgress): Promise<void>;
+  put(
+    key: string,
+    localFile: string,
+    meta: { bytes: number; sha256: string; kind: ObjectKind },
+    progress?: TransferProgress,
+  ): Promise<void>;
 
   /**
    * Optional (rsync): uploads many files of `localRoot` (each at `<localRoot>/<key>`) in a few round
@@ -82,7 +87,11 @@ export interface Storage {
    * the remote host). An object S3 refuses as archived (InvalidObjectState) is passed to `onArchived`
    * and left out, instead of failing the call.
    */
-  contentSha256(keys: string[], progress?: TransferProgress, onArchived?: (key: string) => void): Promise<Map<string, string>>;
+  contentSha256(
+    keys: string[],
+    progress?: TransferProgress,
+    onArchived?: (key: string) => void,
+  ): Promise<Map<string, string>>;
 
   /** Downloads `key` to `localFile` (written as given; the caller renames it into place after checking). */
   get(key: string, localFile: string, progress?: TransferProgress): Promise<void>;
@@ -102,7 +111,12 @@ export interface Storage {
 }
 
 /** Uploads `objects` (files under `localRoot`) in order: in batches where the driver has them, else one `put` each. */
-export async function putAll(store: Storage, localRoot: string, objects: readonly UploadObject[], options: BatchOptions): Promise<void> {
+export async function putAll(
+  store: Storage,
+  localRoot: string,
+  objects: readonly UploadObject[],
+  options: BatchOptions,
+): Promise<void> {
   if (store.putBatch) return store.putBatch(localRoot, objects, options);
   for (const object of objects) {
     if (options.signal?.aborted) throw new Error(`offsite repository "${store.name}": upload cancelled`);

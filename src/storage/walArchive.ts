@@ -27,7 +27,8 @@ import { LocalRepository } from './repository.js';
 // decodeWal (wal-get, timeline histories) hands the digest and the decompression to libuv's thread
 // pool instead of the one JavaScript thread; many segments at once go through decodeWalBatch.
 const zstdDecompress = promisify(zstdDecompressCb);
-const sha256Off = async (data: Uint8Array): Promise<string> => Buffer.from(await crypto.subtle.digest('SHA-256', data)).toString('hex');
+const sha256Off = async (data: Uint8Array): Promise<string> =>
+  Buffer.from(await crypto.subtle.digest('SHA-256', data)).toString('hex');
 
 const walRecordSchema = z.object({
   name: z.string(),
@@ -89,7 +90,10 @@ export class WalArchive {
     const data = await this.repository.storage.read(this.keyOf(record.stored));
     const sha256 = await sha256Off(data);
     if (sha256 !== record.sha256 || data.length !== record.bytes) {
-      throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${join(this.dir, record.stored)} is corrupt: sha256 ${sha256} (${data.length} bytes), its record says ${record.sha256} (${record.bytes} bytes)`);
+      throw nonRetryable(
+        ErrorType.IntegrityError,
+        `archived WAL ${join(this.dir, record.stored)} is corrupt: sha256 ${sha256} (${data.length} bytes), its record says ${record.sha256} (${record.bytes} bytes)`,
+      );
     }
     return { record, data };
   }
@@ -98,7 +102,12 @@ export class WalArchive {
 /** What wal-push needs, from a validated config. */
 export function walPushSettingsFor(config: Config, cluster: string): WalPushSettings {
   const archive = WalArchive.forCluster(config, cluster);
-  return { archiveDir: archive.dir, compression: config.compression, recipients: config.encryption?.recipients, async: asyncPushSettings(config.walPush, cluster) };
+  return {
+    archiveDir: archive.dir,
+    compression: config.compression,
+    recipients: config.encryption?.recipients,
+    async: asyncPushSettings(config.walPush, cluster),
+  };
 }
 
 /** How encrypted WAL is decrypted: a gpg keyring opened once per process or activity. */
@@ -117,29 +126,50 @@ export async function openWalDecryption(config: Config, env: NodeJS.ProcessEnv):
 }
 
 /** The original bytes of an archived WAL file, checked (stored sha256, then original sha256). */
-export async function decodeWal(archive: WalArchive, name: string, decryption: WalDecryption | undefined): Promise<Buffer | undefined> {
+export async function decodeWal(
+  archive: WalArchive,
+  name: string,
+  decryption: WalDecryption | undefined,
+): Promise<Buffer | undefined> {
   const found = await archive.readStored(name);
   if (!found) return undefined;
   const { record } = found;
   let data: Buffer = found.data;
   if (record.encrypted) {
-    if (!decryption) throw nonRetryable(ErrorType.KeyUnreadable, `WAL ${name} is encrypted and this host has no encryption.privateKeyFile`);
+    if (!decryption)
+      throw nonRetryable(
+        ErrorType.KeyUnreadable,
+        `WAL ${name} is encrypted and this host has no encryption.privateKeyFile`,
+      );
     data = await decryption.keyring.decryptBuffer(data, decryption.passphrase);
   }
   // One output chunk: zlib's default 16 KiB chunks cost a thread-pool round trip each (~250 ms a segment instead of ~45).
   const raw = record.compression === 'zstd' ? await zstdDecompress(data, { chunkSize: record.rawBytes + 65536 }) : data;
   const sha256 = await sha256Off(raw);
-  if (sha256 !== record.rawSha256) throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${name} decodes to sha256 ${sha256}, its record says ${record.rawSha256}`);
+  if (sha256 !== record.rawSha256)
+    throw nonRetryable(
+      ErrorType.IntegrityError,
+      `archived WAL ${name} decodes to sha256 ${sha256}, its record says ${record.rawSha256}`,
+    );
   return raw;
 }
 
 /** The archive's timeline history files, decoded and parsed, by timeline (plan and the offsite fetch read them). */
-export async function readHistories(config: Config, env: NodeJS.ProcessEnv, archive: WalArchive, names: Iterable<string>): Promise<Map<number, TimelineSwitch[]>> {
+export async function readHistories(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  archive: WalArchive,
+  names: Iterable<string>,
+): Promise<Map<number, TimelineSwitch[]>> {
   const histories = new Map<number, TimelineSwitch[]>();
   const files = [...names].filter((n) => HISTORY_NAME.test(n));
   const decryption = files.length ? await openWalDecryption(config, env) : undefined;
   try {
-    for (const name of files) histories.set(parseInt(HISTORY_NAME.exec(name)![1]!, 16), parseHistory((await decodeWal(archive, name, decryption))!.toString('utf8')));
+    for (const name of files)
+      histories.set(
+        parseInt(HISTORY_NAME.exec(name)![1]!, 16),
+        parseHistory((await decodeWal(archive, name, decryption))!.toString('utf8')),
+      );
   } finally {
     await decryption?.keyring.remove();
   }
@@ -152,12 +182,25 @@ export async function readHistories(config: Config, env: NodeJS.ProcessEnv, arch
  * anchor's start keeps the base backup and WAL its first moments replay from. Encrypted history
  * files are read where this host has the private key; without it, retention keeps more instead.
  */
-export async function recentTimelines(config: Config, env: NodeJS.ProcessEnv, archive: WalArchive, records: Map<string, WalRecord>, anchor?: { finishedAt?: string }): Promise<TimelineOrigin[]> {
+export async function recentTimelines(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  archive: WalArchive,
+  records: Map<string, WalRecord>,
+  anchor?: { finishedAt?: string },
+): Promise<TimelineOrigin[]> {
   const since = anchor?.finishedAt ? new Date(anchor.finishedAt).getTime() : -Infinity;
-  const recent = [...records.values()].filter((r) => HISTORY_NAME.test(r.name) && new Date(r.archivedAt).getTime() > since);
+  const recent = [...records.values()].filter(
+    (r) => HISTORY_NAME.test(r.name) && new Date(r.archivedAt).getTime() > since,
+  );
   if (recent.length === 0) return [];
   const readable = recent.filter((r) => !r.encrypted || config.encryption?.privateKeyFile);
-  const histories = await readHistories(config, env, archive, readable.map((r) => r.name));
+  const histories = await readHistories(
+    config,
+    env,
+    archive,
+    readable.map((r) => r.name),
+  );
   return recent.map((r) => {
     const timeline = parseInt(HISTORY_NAME.exec(r.name)![1]!, 16);
     return { timeline, history: histories.get(timeline), archivedAt: r.archivedAt };
@@ -173,7 +216,13 @@ export async function recentTimelines(config: Config, env: NodeJS.ProcessEnv, ar
  * `outDir` by rename, complete. Returns the names the archive no longer has (nothing is written
  * for those) and the bytes written.
  */
-export async function decodeWalBatch(archive: WalArchive, names: string[], decryption: WalDecryption | undefined, outDir: string, signal?: AbortSignal): Promise<{ bytes: number; missing: string[] }> {
+export async function decodeWalBatch(
+  archive: WalArchive,
+  names: string[],
+  decryption: WalDecryption | undefined,
+  outDir: string,
+  signal?: AbortSignal,
+): Promise<{ bytes: number; missing: string[] }> {
   // Loaded here: wal-get (restore_command, once per file) starts faster without openpgp.
   const { hashFile } = await import('../stream/pipeline.js');
   const scratch = await mkdtemp(join(outDir, '.batch-'));
@@ -188,12 +237,18 @@ export async function decodeWalBatch(archive: WalArchive, names: string[], decry
       }
       // The record names the file as wal-push writes it, nothing else: no other name, no path.
       if (record.name !== name || record.stored !== artifactName(name, record.compression, record.encrypted)) {
-        throw nonRetryable(ErrorType.IntegrityError, `the archive record of ${name} names ${record.name} stored as ${record.stored}`);
+        throw nonRetryable(
+          ErrorType.IntegrityError,
+          `the archive record of ${name} names ${record.name} stored as ${record.stored}`,
+        );
       }
       const stored = join(archive.dir, record.stored);
       const { sha256, bytes } = await hashFile(stored);
       if (sha256 !== record.sha256 || bytes !== record.bytes) {
-        throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${stored} is corrupt: sha256 ${sha256} (${bytes} bytes), its record says ${record.sha256} (${record.bytes} bytes)`);
+        throw nonRetryable(
+          ErrorType.IntegrityError,
+          `archived WAL ${stored} is corrupt: sha256 ${sha256} (${bytes} bytes), its record says ${record.sha256} (${record.bytes} bytes)`,
+        );
       }
       // The tools write their output beside their input: links to the archive, in the scratch directory.
       if (record.encrypted || record.compression === 'zstd') await symlink(stored, join(scratch, record.stored));
@@ -202,27 +257,48 @@ export async function decodeWalBatch(archive: WalArchive, names: string[], decry
     }
     const encrypted = found.filter((r) => r.encrypted);
     if (encrypted.length) {
-      if (!decryption) throw nonRetryable(ErrorType.KeyUnreadable, `WAL ${encrypted[0]!.name} is encrypted and this host has no encryption.privateKeyFile`);
-      await decryption.keyring.decryptFiles(encrypted.map((r) => join(scratch, r.stored)), { passphrase: decryption.passphrase, signal }).catch((err: unknown) => {
-        signal?.throwIfAborted();
-        throw err;
-      });
+      if (!decryption)
+        throw nonRetryable(
+          ErrorType.KeyUnreadable,
+          `WAL ${encrypted[0]!.name} is encrypted and this host has no encryption.privateKeyFile`,
+        );
+      await decryption.keyring
+        .decryptFiles(
+          encrypted.map((r) => join(scratch, r.stored)),
+          { passphrase: decryption.passphrase, signal },
+        )
+        .catch((err: unknown) => {
+          signal?.throwIfAborted();
+          throw err;
+        });
     }
     const compressed = found.filter((r) => r.compression === 'zstd');
     if (compressed.length) {
       // -f: the input of an unencrypted file is a link; zstd reads through it only when forced.
-      const zstd = startTool('zstd -d', 'zstd', ['-d', '-q', '-f', '--rm', '--', ...compressed.map((r) => join(scratch, `${r.name}.zst`))], { env: TOOL_ENV, signal, stdout: 'ignore' });
+      const zstd = startTool(
+        'zstd -d',
+        'zstd',
+        ['-d', '-q', '-f', '--rm', '--', ...compressed.map((r) => join(scratch, `${r.name}.zst`))],
+        { env: TOOL_ENV, signal, stdout: 'ignore' },
+      );
       await zstd.exited.catch((err: Error) => {
         signal?.throwIfAborted();
         // The bytes were checked already: a failure here is the disk or the host, worth another attempt.
-        throw retryable(ErrorType.RecoveryFailed, `decompressing archived WAL from ${compressed[0]!.name} on failed: ${err.message}`);
+        throw retryable(
+          ErrorType.RecoveryFailed,
+          `decompressing archived WAL from ${compressed[0]!.name} on failed: ${err.message}`,
+        );
       });
     }
     let bytes = 0;
     for (const record of found) {
       const decoded = join(scratch, record.name);
       const { sha256, bytes: n } = await hashFile(decoded);
-      if (sha256 !== record.rawSha256) throw nonRetryable(ErrorType.IntegrityError, `archived WAL ${record.name} decodes to sha256 ${sha256}, its record says ${record.rawSha256}`);
+      if (sha256 !== record.rawSha256)
+        throw nonRetryable(
+          ErrorType.IntegrityError,
+          `archived WAL ${record.name} decodes to sha256 ${sha256}, its record says ${record.rawSha256}`,
+        );
       // The tools keep the archive file's mode (0600); restore_command runs as the server's owner.
       await chmod(decoded, 0o644);
       await rename(decoded, join(outDir, record.name));
@@ -235,7 +311,13 @@ export async function decodeWalBatch(archive: WalArchive, names: string[], decry
 }
 
 /** restore_command: false when the archive does not have the file (PostgreSQL then tries elsewhere or ends recovery). */
-export async function getWal(config: Config, cluster: string, name: string, destination: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+export async function getWal(
+  config: Config,
+  cluster: string,
+  name: string,
+  destination: string,
+  env: NodeJS.ProcessEnv,
+): Promise<boolean> {
   if (!isWalFileName(name)) throw nonRetryable(ErrorType.InvalidInput, `"${name}" is not a WAL file name`);
   const archive = WalArchive.forCluster(config, cluster);
   if (!(await archive.record(name))) return false;

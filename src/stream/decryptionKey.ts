@@ -19,13 +19,21 @@ export function decryptionKey(config: Pick<Config, 'encryption'>, env: NodeJS.Pr
   const enc = config.encryption;
   if (!enc?.privateKeyFile) return undefined;
   const passphrase = enc.passphraseEnv ? env[enc.passphraseEnv] : undefined;
-  if (enc.passphraseEnv && passphrase === undefined) throw nonRetryable(ErrorType.KeyUnreadable, `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set`);
+  if (enc.passphraseEnv && passphrase === undefined)
+    throw nonRetryable(
+      ErrorType.KeyUnreadable,
+      `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set`,
+    );
   return { file: enc.privateKeyFile, passphrase };
 }
 
 /** The key an encrypted backup needs: KeyUnreadable when this worker has none. */
 export function backupDecryptionKey(config: Pick<Config, 'encryption'>, env: NodeJS.ProcessEnv): DecryptionKey {
   const key = decryptionKey(config, env);
-  if (!key) throw nonRetryable(ErrorType.KeyUnreadable, 'the backup is encrypted and this worker has no encryption.privateKeyFile');
+  if (!key)
+    throw nonRetryable(
+      ErrorType.KeyUnreadable,
+      'the backup is encrypted and this worker has no encryption.privateKeyFile',
+    );
   return key;
 }

@@ -34,10 +34,17 @@ export async function openKeyring(privateKeyFile: string): Promise<GpgKeyring> {
   // throwaway copy (mode 0700, deleted after use; the key file itself is unchanged) is protected
   // with a low count instead: a WAL segment then decrypts in ~10 ms.
   await writeFile(join(home, 'gpg-agent.conf'), 's2k-count 65536\n', { mode: 0o600 });
-  const imported = await execa('gpg', ['--homedir', home, '--batch', '--quiet', '--import', privateKeyFile], { env: TOOL_ENV, extendEnv: false, reject: false });
+  const imported = await execa('gpg', ['--homedir', home, '--batch', '--quiet', '--import', privateKeyFile], {
+    env: TOOL_ENV,
+    extendEnv: false,
+    reject: false,
+  });
   if (imported.exitCode !== 0) {
     await remove();
-    throw nonRetryable(ErrorType.KeyUnreadable, `private key ${privateKeyFile} cannot be imported by gpg: ${lastLine(imported.stderr)}`);
+    throw nonRetryable(
+      ErrorType.KeyUnreadable,
+      `private key ${privateKeyFile} cannot be imported by gpg: ${lastLine(imported.stderr)}`,
+    );
   }
   const decrypt: GpgKeyring['decrypt'] = ({ passphrase, signal }) =>
     startTool(
@@ -65,11 +72,27 @@ export async function openKeyring(privateKeyFile: string): Promise<GpgKeyring> {
       const gpg = startTool(
         'gpg --decrypt-files',
         'gpg',
-        ['--homedir', home, '--batch', '--no-tty', '--yes', '--pinentry-mode', 'loopback', '--passphrase-fd', '3', '--decrypt-files', '--', ...files],
+        [
+          '--homedir',
+          home,
+          '--batch',
+          '--no-tty',
+          '--yes',
+          '--pinentry-mode',
+          'loopback',
+          '--passphrase-fd',
+          '3',
+          '--decrypt-files',
+          '--',
+          ...files,
+        ],
         { env: { ...TOOL_ENV, GNUPGHOME: home }, signal, secretFd3: passphrase ?? '', stdout: 'ignore' },
       );
       await gpg.exited.catch((err: ToolError) => {
-        throw nonRetryable(ErrorType.DecryptionFailed, `cannot decrypt ${files.length === 1 ? files[0] : `one of ${files.length} files from ${files[0]} on`}: ${gpgFailure(err.stderr)}`);
+        throw nonRetryable(
+          ErrorType.DecryptionFailed,
+          `cannot decrypt ${files.length === 1 ? files[0] : `one of ${files.length} files from ${files[0]} on`}: ${gpgFailure(err.stderr)}`,
+        );
       });
     },
     remove,
@@ -79,7 +102,11 @@ export async function openKeyring(privateKeyFile: string): Promise<GpgKeyring> {
 const KEYRING_PREFIX = '/tmp/pgwarden-gpg-';
 
 async function removeKeyring(home: string): Promise<void> {
-  await execa('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { env: TOOL_ENV, extendEnv: false, reject: false });
+  await execa('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], {
+    env: TOOL_ENV,
+    extendEnv: false,
+    reject: false,
+  });
   await rm(home, { recursive: true, force: true });
 }
 
@@ -104,7 +131,8 @@ function isAlive(pid: number): boolean {
 /** gpg's own words for why it could not decrypt, as one line. */
 export function gpgFailure(stderr: string): string {
   if (/bad passphrase/i.test(stderr)) return 'the passphrase of the private key is wrong (gpg: bad passphrase)';
-  if (/no secret key/i.test(stderr)) return 'the backup is not encrypted to this worker\'s private key (gpg: no secret key)';
+  if (/no secret key/i.test(stderr))
+    return "the backup is not encrypted to this worker's private key (gpg: no secret key)";
   return `gpg: ${lastLine(stderr)}`;
 }
 

@@ -93,7 +93,10 @@ export async function loadRecipientKeys(paths: readonly string[]): Promise<Recip
     try {
       bytes = await readFile(path);
     } catch (err) {
-      throw nonRetryable(ErrorType.KeyUnreadable, `encryption key ${path} is unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw nonRetryable(
+        ErrorType.KeyUnreadable,
+        `encryption key ${path} is unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     try {
       const text = bytes.toString('utf8');
@@ -103,14 +106,20 @@ export async function loadRecipientKeys(paths: readonly string[]): Promise<Recip
       await key.getEncryptionKey(); // throws when expired, revoked, or without an encryption subkey
       keys.push(key.isPrivate() ? key.toPublic() : (key as openpgp.PublicKey));
     } catch (err) {
-      throw nonRetryable(ErrorType.KeyUnreadable, `encryption key ${path} is not a usable OpenPGP public key: ${(err as Error).message}`);
+      throw nonRetryable(
+        ErrorType.KeyUnreadable,
+        `encryption key ${path} is not a usable OpenPGP public key: ${(err as Error).message}`,
+      );
     }
   }
   return { keys, fingerprints: keys.map((k) => k.getFingerprint().toUpperCase()) };
 }
 
 /** SEIPD v1 with MDC, no OpenPGP-level compression (the data is compressed already). */
-export const OPENPGP_WRITE_CONFIG = { aeadProtect: false, preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed };
+export const OPENPGP_WRITE_CONFIG = {
+  aeadProtect: false,
+  preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed,
+};
 
 /**
  * OpenPGP encryption as a stream stage. SEIPD v1 with MDC and no OpenPGP-level compression (the
@@ -149,7 +158,11 @@ export interface FeedOptions {
  * spent buffers in the worker between collections. Each chunk is handed to the kernel (the write
  * callback) before the buffer is read into again.
  */
-export async function feedFile(path: string, sink?: Writable, options: FeedOptions = {}): Promise<{ sha256: string; bytes: number }> {
+export async function feedFile(
+  path: string,
+  sink?: Writable,
+  options: FeedOptions = {},
+): Promise<{ sha256: string; bytes: number }> {
   const file = await open(path, 'r');
   const buffer = Buffer.allocUnsafe(1 << 20);
   const hash = createHash('sha256');
@@ -176,7 +189,8 @@ export async function feedFile(path: string, sink?: Writable, options: FeedOptio
         if (sinkError) throw sinkError;
       }
     }
-    if (sink) await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    if (sink)
+      await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
   } finally {
     sink?.off('error', onError);
     await file.close();
@@ -248,9 +262,12 @@ export async function storeArtifact(source: Readable, path: string, options: Sto
   if (options.recipients) stages.push(new Rechunk(), encryptStage(options.recipients));
   if (options.maxRate) stages.push(new RateLimit(options.maxRate));
   stages.push(hash);
-  await pipeline([source, ...stages, createWriteStream(partial, { flags: 'wx', mode: PRIVATE_FILE_MODE })] as never, {
-    signal: options.signal,
-  } as never);
+  await pipeline(
+    [source, ...stages, createWriteStream(partial, { flags: 'wx', mode: PRIVATE_FILE_MODE })] as never,
+    {
+      signal: options.signal,
+    } as never,
+  );
   await fsyncPath(partial);
   await inheritOwner(partial);
   await rename(partial, path);

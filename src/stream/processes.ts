@@ -15,7 +15,9 @@ export class ToolError extends Error {
     readonly signal: NodeJS.Signals | null,
     readonly stderr: string,
   ) {
-    super(`${tool} failed (${exitCode !== null ? `exit code ${exitCode}` : `signal ${signal}`})${stderr ? `: ${stderr}` : ''}`);
+    super(
+      `${tool} failed (${exitCode !== null ? `exit code ${exitCode}` : `signal ${signal}`})${stderr ? `: ${stderr}` : ''}`,
+    );
   }
 }
 
@@ -44,7 +46,12 @@ export interface ToolOptions {
 export function startTool(name: string, file: string, args: string[], options: ToolOptions = {}): Tool {
   const child = spawn(file, args, {
     env: options.env ?? TOOL_ENV,
-    stdio: [options.stdin ?? 'ignore', options.stdout ?? 'pipe', 'pipe', ...(options.secretFd3 !== undefined ? ['pipe' as const] : [])],
+    stdio: [
+      options.stdin ?? 'ignore',
+      options.stdout ?? 'pipe',
+      'pipe',
+      ...(options.secretFd3 !== undefined ? ['pipe' as const] : []),
+    ],
   });
   if (options.secretFd3 !== undefined) {
     const fd3 = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
@@ -64,7 +71,10 @@ export function startTool(name: string, file: string, args: string[], options: T
     child.on('error', (err) => reject(new ToolError(name, null, null, err.message)));
     child.on('close', (code, signal) => {
       options.signal?.removeEventListener('abort', kill);
-      const ok = code === 0 || (code !== null && options.okCodes?.includes(code)) || (signal !== null && options.okSignals?.includes(signal));
+      const ok =
+        code === 0 ||
+        (code !== null && options.okCodes?.includes(code)) ||
+        (signal !== null && options.okSignals?.includes(signal));
       if (ok) resolve();
       else reject(new ToolError(name, code, signal, stderr.trim().split('\n').slice(-5).join(' | ')));
     });

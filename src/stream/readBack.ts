@@ -24,7 +24,10 @@ export interface ReadBackOptions {
 }
 
 /** How each part ended: the file's feed first (sha256 and size of what was read), then each process in order. */
-export type ReadBackResults = [PromiseSettledResult<{ sha256: string; bytes: number }>, ...PromiseSettledResult<unknown>[]];
+export type ReadBackResults = [
+  PromiseSettledResult<{ sha256: string; bytes: number }>,
+  ...PromiseSettledResult<unknown>[],
+];
 
 /**
  * Runs the chain to its end and says how each part ended; the caller judges (a corrupt file shows
@@ -40,7 +43,12 @@ export async function readBack(o: ReadBackOptions): Promise<ReadBackResults> {
     // (hashing it on the way: one read of the stored bytes) and never sees the plaintext.
     const tools = startChain([
       ...(keyring ? [() => keyring.decrypt({ passphrase: o.key!.passphrase, signal })] : []),
-      ...(o.compression === 'zstd' ? [(stdin: 'pipe' | Readable) => startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal })] : []),
+      ...(o.compression === 'zstd'
+        ? [
+            (stdin: 'pipe' | Readable) =>
+              startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin, env: TOOL_ENV, signal }),
+          ]
+        : []),
       o.reader,
     ]);
     const feed = feedFile(o.path, tools[0]!.child.stdin!, { maxRate: o.maxRate, signal, progress: (b) => (read = b) });

@@ -52,9 +52,12 @@ export async function assertPortsFree(uses: PortUse[]): Promise<void> {
   const advice = (u: PortUse) => `choose another${u.flag ? ` with ${u.flag}` : ''}`;
   for (const [i, u] of uses.entries()) {
     const twice = uses.slice(0, i).find((o) => o.port === u.port);
-    if (twice) throw new DevPortError(`port ${u.port} is given for both the ${twice.what} and the ${u.what}: ${advice(u)}`);
+    if (twice)
+      throw new DevPortError(`port ${u.port} is given for both the ${twice.what} and the ${u.what}: ${advice(u)}`);
     if (await portTaken(u.port)) {
-      throw new DevPortError(`port ${u.port} (${u.what}) is taken: another process listens on 127.0.0.1:${u.port}; stop it or ${advice(u)}`);
+      throw new DevPortError(
+        `port ${u.port} (${u.what}) is taken: another process listens on 127.0.0.1:${u.port}; stop it or ${advice(u)}`,
+      );
     }
   }
 }
@@ -68,9 +71,13 @@ export interface DevPorts {
 }
 
 /** The dev stack's ports from its flags `--port`, `--ui-port`, `--metrics-port` (as typed). */
-export function devPorts(flags: { port: string; uiPort: string; metricsPort?: string }, metricsDefault?: number): DevPorts {
+export function devPorts(
+  flags: { port: string; uiPort: string; metricsPort?: string },
+  metricsDefault?: number,
+): DevPorts {
   const parse = (value: string, flag: string) => {
-    if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) throw new DevPortError(`${flag} "${value}" is not a TCP port (1-65535)`);
+    if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535)
+      throw new DevPortError(`${flag} "${value}" is not a TCP port (1-65535)`);
     return Number(value);
   };
   const port = parse(flags.port, '--port');
@@ -142,9 +149,20 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   else args.push('--headless');
   if (options.dbFile) args.push('--db-filename', options.dbFile);
   // pgwarden's own search attributes, so the UI filters runs by cluster, database and kind.
-  const attributes = { ...Object.fromEntries(SEARCH_ATTRIBUTE_NAMES.map((n) => [n, 'Keyword'])), ...options.searchAttributes };
+  const attributes = {
+    ...Object.fromEntries(SEARCH_ATTRIBUTE_NAMES.map((n) => [n, 'Keyword'])),
+    ...options.searchAttributes,
+  };
   for (const [name, type] of Object.entries(attributes)) args.push('--search-attribute', `${name}=${type}`);
-  const proc: ResultPromise = execa(bin, args, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false, cleanup: true, detached: !!options.detached });
+  const proc: ResultPromise = execa(bin, args, {
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    cleanup: true,
+    detached: !!options.detached,
+  });
   // execa's clean-up skips detached processes: stop it on exit ourselves.
   const killOnExit = () => proc.kill('SIGKILL');
   if (options.detached) process.once('exit', killOnExit);
@@ -168,7 +186,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
   const died = () => {
     const taken = /(\d+\.\d+\.\d+\.\d+|\[[^\]]*\]):(\d+)[^\n]*address already in use/.exec(stderr);
-    if (taken) return new DevPortError(`port ${taken[2]} is taken: the Temporal dev server could not listen on ${taken[1]}:${taken[2]}`);
+    if (taken)
+      return new DevPortError(
+        `port ${taken[2]} is taken: the Temporal dev server could not listen on ${taken[1]}:${taken[2]}`,
+      );
     return new Error(`temporal dev server exited: ${stderr.trim().split('\n').pop() || exited}`);
   };
   // Ready when the frontend (and the UI) answer and this child is the process listening there.
@@ -202,7 +223,9 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     if (own === false) {
       await stop();
       if (exited && /address already in use/.test(stderr)) throw died();
-      throw new DevPortError(`port ${u.port} (${u.what}) answers, but not from the Temporal dev server pgwarden started: another process took it; stop it or choose another with ${u.flag}`);
+      throw new DevPortError(
+        `port ${u.port} (${u.what}) answers, but not from the Temporal dev server pgwarden started: another process took it; stop it or choose another with ${u.flag}`,
+      );
     }
   }
   return { address, uiAddress, stop };

@@ -31,8 +31,14 @@ const { createBaseBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 export async function baseBackup(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflowResult> {
   return showingFailure(async () => {
     const r = await backUp(input);
-    const deleted = r.retention.delete.length ? `; retention deleted ${r.retention.delete.length} older base backups` : '';
-    showOutcome(clipText(`base backup of ${r.cluster} as ${r.backupId}, ${formatBytes(r.bytes)}${r.reused ? ' (already committed)' : ''}, WAL ${r.startLsn} to ${r.stopLsn} on timeline ${r.timeline}${deleted}`));
+    const deleted = r.retention.delete.length
+      ? `; retention deleted ${r.retention.delete.length} older base backups`
+      : '';
+    showOutcome(
+      clipText(
+        `base backup of ${r.cluster} as ${r.backupId}, ${formatBytes(r.bytes)}${r.reused ? ' (already committed)' : ''}, WAL ${r.startLsn} to ${r.stopLsn} on timeline ${r.timeline}${deleted}`,
+      ),
+    );
     return r;
   });
 }
@@ -41,11 +47,28 @@ async function backUp(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflo
   const step = trackProgress('preflight');
   await selfLabels('base', input);
   const target = { cluster: input.cluster, backupId: input.backupId ?? formatBackupId(workflowInfo().startTime) };
-  const preflight = await preflightBaseBackup.executeWithOptions({ summary: stepSummary(`check ${target.cluster} can take base backup ${target.backupId} (WAL archiving on, room on disk)`) }, [target]);
+  const preflight = await preflightBaseBackup.executeWithOptions(
+    {
+      summary: stepSummary(
+        `check ${target.cluster} can take base backup ${target.backupId} (WAL archiving on, room on disk)`,
+      ),
+    },
+    [target],
+  );
   step('backup', target.backupId);
-  const result = await createBaseBackup.executeWithOptions({ summary: stepSummary(`stream ${target.cluster} with pg_basebackup into the repository as ${target.backupId}, with its backup_manifest`) }, [target]);
+  const result = await createBaseBackup.executeWithOptions(
+    {
+      summary: stepSummary(
+        `stream ${target.cluster} with pg_basebackup into the repository as ${target.backupId}, with its backup_manifest`,
+      ),
+    },
+    [target],
+  );
   step('retention');
-  const retention = await applyBaseRetention.executeWithOptions({ summary: stepSummary(`apply the retention policy to ${target.cluster}'s base backups`) }, [{ cluster: target.cluster }]);
+  const retention = await applyBaseRetention.executeWithOptions(
+    { summary: stepSummary(`apply the retention policy to ${target.cluster}'s base backups`) },
+    [{ cluster: target.cluster }],
+  );
   step('done');
   return { ...result, preflight, retention };
 }

@@ -6,13 +6,25 @@ import { runDetails, runSummary } from '../lib/runSummary.js';
 import { clusterKey, memoOf, searchAttributesOf, type RunLabels } from '../lib/visibility.js';
 
 /** Labels and the UI's summary of a child run (`input`: its input). */
-export function childLabels(labels: RunLabels, input: Record<string, unknown>): Pick<ChildWorkflowOptions, 'memo' | 'typedSearchAttributes' | 'staticSummary' | 'staticDetails'> {
+export function childLabels(
+  labels: RunLabels,
+  input: Record<string, unknown>,
+): Pick<ChildWorkflowOptions, 'memo' | 'typedSearchAttributes' | 'staticSummary' | 'staticDetails'> {
   // The summary is the child's metadata, not a command of this run: old histories replay with it.
-  const metadata = { staticSummary: runSummary(labels.kind, input), staticDetails: runDetails(labels.kind, input, { startedBy: `${workflowInfo().workflowType} ${workflowInfo().workflowId}` }) };
+  const metadata = {
+    staticSummary: runSummary(labels.kind, input),
+    staticDetails: runDetails(labels.kind, input, {
+      startedBy: `${workflowInfo().workflowType} ${workflowInfo().workflowId}`,
+    }),
+  };
   // Histories of runs started before children had labels replay without them.
   if (!patched('child-labels')) return metadata;
   // Starting a child with an attribute the server does not know fails: set them only when this
   // run carries them, which proves they are registered.
   const registered = workflowInfo().typedSearchAttributes.get(clusterKey) !== undefined;
-  return { memo: memoOf(labels), ...(registered ? { typedSearchAttributes: searchAttributesOf(labels) } : {}), ...metadata };
+  return {
+    memo: memoOf(labels),
+    ...(registered ? { typedSearchAttributes: searchAttributesOf(labels) } : {}),
+    ...metadata,
+  };
 }

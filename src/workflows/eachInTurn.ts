@@ -4,7 +4,10 @@ import { isCancellation } from '@temporalio/workflow';
 import { rootMessage } from '../lib/runDetails.js';
 
 /** Runs `run` for each item in turn: what succeeded, and each failed item with its one-line error. */
-export async function eachInTurn<T, R>(items: readonly T[], run: (item: T) => Promise<R>): Promise<{ done: R[]; failed: (T & { error: string })[] }> {
+export async function eachInTurn<T, R>(
+  items: readonly T[],
+  run: (item: T) => Promise<R>,
+): Promise<{ done: R[]; failed: (T & { error: string })[] }> {
   const done: R[] = [];
   const failed: (T & { error: string })[] = [];
   for (const item of items) {
@@ -17,4 +20,3 @@ export async function eachInTurn<T, R>(items: readonly T[], run: (item: T) => Pr
   }
   return { done, failed };
 }
-

@@ -41,7 +41,8 @@ export interface FullBackupResult {
   skipped: string[];
 }
 
-const { preflightLogicalBackup, listClusterDatabases, applyLogicalRetention } = proxyActivities<Activities>(QUICK_ACTIVITY);
+const { preflightLogicalBackup, listClusterDatabases, applyLogicalRetention } =
+  proxyActivities<Activities>(QUICK_ACTIVITY);
 const { createLogicalBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
 /** The run's current details end with its outcome: what was backed up and how big, or why it failed. */
@@ -52,10 +53,20 @@ export async function fullBackup(input: FullBackupInput): Promise<FullBackupResu
     const verified = result.verifications.length ? ', verified by restore' : '';
     if (input.database === '*') {
       const each = result.backups.map((b) => `${b.database} ${formatBytes(b.bytes)}`).join(', ');
-      showOutcome(clipText(`backed up ${result.backups.length} databases of ${input.cluster} as ${first?.backupId ?? '(none)'}${verified}: ${each}`));
+      showOutcome(
+        clipText(
+          `backed up ${result.backups.length} databases of ${input.cluster} as ${first?.backupId ?? '(none)'}${verified}: ${each}`,
+        ),
+      );
     } else if (first) {
-      const deleted = result.retention?.delete.length ? `; retention deleted ${result.retention.delete.length} older backups` : '';
-      showOutcome(clipText(`backed up ${input.cluster}/${input.database} as ${first.backupId}, ${formatBytes(first.bytes)}${first.reused ? ' (already committed)' : ''}${verified}${deleted}`));
+      const deleted = result.retention?.delete.length
+        ? `; retention deleted ${result.retention.delete.length} older backups`
+        : '';
+      showOutcome(
+        clipText(
+          `backed up ${input.cluster}/${input.database} as ${first.backupId}, ${formatBytes(first.bytes)}${first.reused ? ' (already committed)' : ''}${verified}${deleted}`,
+        ),
+      );
     }
     return result;
   });
@@ -72,13 +83,24 @@ async function backUp(input: FullBackupInput): Promise<FullBackupResult> {
   if (input.database === '*') {
     const keepGoing = patched('full-backup-each-database');
     step('list-databases');
-    const databases = await listClusterDatabases.executeWithOptions({ summary: stepSummary(`list ${input.cluster}'s databases to back up${input.includeRestoreCopies ? ', restore copies included' : ''}`) }, [
-      { cluster: input.cluster, includeRestoreCopies: input.includeRestoreCopies },
-    ]);
+    const databases = await listClusterDatabases.executeWithOptions(
+      {
+        summary: stepSummary(
+          `list ${input.cluster}'s databases to back up${input.includeRestoreCopies ? ', restore copies included' : ''}`,
+        ),
+      },
+      [{ cluster: input.cluster, includeRestoreCopies: input.includeRestoreCopies }],
+    );
     step('backup-databases', databases.join(', '));
     // One child per database, one at a time: a cluster's databases share its disks and CPU.
     const backUp = (database: string) => {
-      const child: FullBackupInput = { cluster: input.cluster, database, backupId, verify: input.verify, allDatabases: true };
+      const child: FullBackupInput = {
+        cluster: input.cluster,
+        database,
+        backupId,
+        verify: input.verify,
+        allDatabases: true,
+      };
       return executeChild(fullBackup, {
         workflowId: fullBackupWorkflowId(input.cluster, database, backupId),
         ...childLabels({ cluster: input.cluster, database, kind: 'full' }, { ...child }),
@@ -88,7 +110,10 @@ async function backUp(input: FullBackupInput): Promise<FullBackupResult> {
     const children: FullBackupResult[] = [];
     if (keepGoing) {
       // A failed database does not stop the others: the run fails at the end naming every failed one.
-      const { done, failed } = await eachInTurn(databases.map((database) => ({ database })), ({ database }) => backUp(database));
+      const { done, failed } = await eachInTurn(
+        databases.map((database) => ({ database })),
+        ({ database }) => backUp(database),
+      );
       children.push(...done);
       const backedUp = children.flatMap((c) => c.backups.map((b) => ({ database: b.database, backupId: b.backupId })));
       if (failed.length) {
@@ -104,16 +129,25 @@ async function backUp(input: FullBackupInput): Promise<FullBackupResult> {
       for (const database of databases) children.push(await backUp(database));
     }
     step('done');
-    return { cluster: input.cluster, backups: children.flatMap((c) => c.backups), verifications: children.flatMap((c) => c.verifications), skipped };
+    return {
+      cluster: input.cluster,
+      backups: children.flatMap((c) => c.backups),
+      verifications: children.flatMap((c) => c.verifications),
+      skipped,
+    };
   }
 
   const target = { cluster: input.cluster, database: input.database, backupId };
   const scope = `${input.cluster}/${input.database}`;
-  const preflight = await preflightLogicalBackup.executeWithOptions({ summary: stepSummary(`check ${scope} can be backed up as ${backupId} (connects, room on disk)`) }, [target]);
+  const preflight = await preflightLogicalBackup.executeWithOptions(
+    { summary: stepSummary(`check ${scope} can be backed up as ${backupId} (connects, room on disk)`) },
+    [target],
+  );
   step('dump', preflight.backupExists ? 'already committed' : undefined);
-  const backup = await createLogicalBackup.executeWithOptions({ summary: stepSummary(`dump ${scope} with pg_dump, compress, encrypt, commit as ${backupId}`) }, [
-    input.allDatabases ? { ...target, allDatabases: true } : target,
-  ]);
+  const backup = await createLogicalBackup.executeWithOptions(
+    { summary: stepSummary(`dump ${scope} with pg_dump, compress, encrypt, commit as ${backupId}`) },
+    [input.allDatabases ? { ...target, allDatabases: true } : target],
+  );
   const verifications: VerifyBackupResult[] = [];
   if (input.verify) {
     step('verify');
@@ -126,7 +160,10 @@ async function backUp(input: FullBackupInput): Promise<FullBackupResult> {
     );
   }
   step('retention');
-  const retention = await applyLogicalRetention.executeWithOptions({ summary: stepSummary(`apply the retention policy to ${scope}'s backups`) }, [{ cluster: input.cluster, database: input.database }]);
+  const retention = await applyLogicalRetention.executeWithOptions(
+    { summary: stepSummary(`apply the retention policy to ${scope}'s backups`) },
+    [{ cluster: input.cluster, database: input.database }],
+  );
   step('done');
   return { cluster: input.cluster, backups: [backup], preflight, verifications, retention, skipped };
 }

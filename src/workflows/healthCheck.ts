@@ -30,8 +30,16 @@ export async function healthCheck(input: HealthCheckInput): Promise<HealthCheckR
   return showingFailure(async () => {
     const r = await check(input);
     const n = r.notification;
-    const told = n.error ? `; notifying failed: ${n.error}` : n.sent ? `; sent ${n.sent === 'alert' ? 'the alerts' : 'all clear'}` : '';
-    showOutcome(clipText(`${r.healthy ? `${r.cluster} is healthy` : `${r.alerts.length} alerts on ${r.cluster}: ${r.alerts.map((a) => a.message).join('; ')}`}${told}`));
+    const told = n.error
+      ? `; notifying failed: ${n.error}`
+      : n.sent
+        ? `; sent ${n.sent === 'alert' ? 'the alerts' : 'all clear'}`
+        : '';
+    showOutcome(
+      clipText(
+        `${r.healthy ? `${r.cluster} is healthy` : `${r.alerts.length} alerts on ${r.cluster}: ${r.alerts.map((a) => a.message).join('; ')}`}${told}`,
+      ),
+    );
     return r;
   });
 }
@@ -39,14 +47,25 @@ export async function healthCheck(input: HealthCheckInput): Promise<HealthCheckR
 async function check(input: HealthCheckInput): Promise<HealthCheckResult> {
   const step = trackProgress('check');
   await selfLabels('health', input);
-  const { snapshot, alerts } = await checkHealth.executeWithOptions({ summary: stepSummary(`check ${input.cluster}'s backups, verified restores, WAL archive, disk, offsite copies and failed runs`) }, [{ cluster: input.cluster }]);
+  const { snapshot, alerts } = await checkHealth.executeWithOptions(
+    {
+      summary: stepSummary(
+        `check ${input.cluster}'s backups, verified restores, WAL archive, disk, offsite copies and failed runs`,
+      ),
+    },
+    [{ cluster: input.cluster }],
+  );
   step('notify', alerts.length ? `${alerts.length} alerts` : 'healthy');
   // Channels that stay down after the retries do not fail the check: its result still holds the
   // alerts, and the next check notifies again (nothing was recorded as sent).
-  const notify = stepSummary(`notify the operators if ${input.cluster}'s alerts changed or are due again (${alerts.length ? `${alerts.length} alerts` : 'healthy'})`);
-  const notification: HealthNotification = await notifyHealth.executeWithOptions({ summary: notify }, [{ cluster: input.cluster, alerts, at: snapshot.at }]).catch((err: Error) => ({
-    error: err.cause instanceof Error ? err.cause.message : err.message,
-  }));
+  const notify = stepSummary(
+    `notify the operators if ${input.cluster}'s alerts changed or are due again (${alerts.length ? `${alerts.length} alerts` : 'healthy'})`,
+  );
+  const notification: HealthNotification = await notifyHealth
+    .executeWithOptions({ summary: notify }, [{ cluster: input.cluster, alerts, at: snapshot.at }])
+    .catch((err: Error) => ({
+      error: err.cause instanceof Error ? err.cause.message : err.message,
+    }));
   step('done');
   return { cluster: input.cluster, healthy: alerts.length === 0, alerts, snapshot, notification };
 }

@@ -1,6 +1,22 @@
 // Public signals, queries and updates (names are public: operators use them from the UI and CLI).
-import { condition, defineQuery, defineSignal, getCurrentDetails, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
-import { approvalDeadline, approvalDetails, failureCause, FINISHED, outcomeDetails, stepDetails } from '../lib/runDetails.js';
+import {
+  condition,
+  defineQuery,
+  defineSignal,
+  getCurrentDetails,
+  isCancellation,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import {
+  approvalDeadline,
+  approvalDetails,
+  failureCause,
+  FINISHED,
+  outcomeDetails,
+  stepDetails,
+} from '../lib/runDetails.js';
 
 export interface Progress {
   /** The step the workflow is in, as named in docs/procedures.md. */
@@ -86,7 +102,14 @@ export async function waitForApproval(timeout: string | number, what?: string): 
   setHandler(rejectSignal, decide(false));
   if (what) {
     const since = new Date();
-    setCurrentDetails(approvalDetails({ workflowId: workflowInfo().workflowId, what, since, deadline: approvalDeadline(since, timeout as never) }));
+    setCurrentDetails(
+      approvalDetails({
+        workflowId: workflowInfo().workflowId,
+        what,
+        since,
+        deadline: approvalDeadline(since, timeout as never),
+      }),
+    );
   }
   // The timer's summary names the wait in the UI's timeline (metadata only: the same timer command).
   await condition(() => decision !== undefined, timeout as never, { summary: 'waiting for approval' });

@@ -49,11 +49,20 @@ export async function offsiteSync(input: OffsiteSyncInput): Promise<OffsiteSyncR
   return showingFailure(async () => {
     const r = await sync(input);
     const each = r.repositories.map(({ repository, sync: s, check, retention: kept }) =>
-      [repository, s && `${s.uploaded} objects copied (${formatBytes(s.uploadedBytes)}), ${s.alreadyThere} already there`, check && `check passed (${check.contentChecked} read back)`, kept?.removedObjects && `${kept.removedObjects} removed by retention`]
+      [
+        repository,
+        s && `${s.uploaded} objects copied (${formatBytes(s.uploadedBytes)}), ${s.alreadyThere} already there`,
+        check && `check passed (${check.contentChecked} read back)`,
+        kept?.removedObjects && `${kept.removedObjects} removed by retention`,
+      ]
         .filter(Boolean)
         .join(': '),
     );
-    showOutcome(clipText(`${input.checkOnly ? 'checked' : 'synced'} ${r.cluster} offsite${each.length ? `, ${each.join('; ')}` : ': no offsite repository'}`));
+    showOutcome(
+      clipText(
+        `${input.checkOnly ? 'checked' : 'synced'} ${r.cluster} offsite${each.length ? `, ${each.join('; ')}` : ': no offsite repository'}`,
+      ),
+    );
     return r;
   });
 }
@@ -64,9 +73,14 @@ async function sync(input: OffsiteSyncInput): Promise<OffsiteSyncResult> {
   // Each repository probed on its own, in its own try: a wrong S3 secret no longer keeps the rsync
   // copy from being made, and every broken repository is named (before: the first one, for all).
   const probeEach = patched('offsite-probe-per-repository');
-  const names = await quick.planOffsite.executeWithOptions({ summary: stepSummary(`pick ${input.cluster}'s offsite repositories${input.repositories?.length ? `: ${input.repositories.join(', ')}` : ''}`) }, [
-    { cluster: input.cluster, repositories: input.repositories, ...(probeEach ? { probe: false } : {}) },
-  ]);
+  const names = await quick.planOffsite.executeWithOptions(
+    {
+      summary: stepSummary(
+        `pick ${input.cluster}'s offsite repositories${input.repositories?.length ? `: ${input.repositories.join(', ')}` : ''}`,
+      ),
+    },
+    [{ cluster: input.cluster, repositories: input.repositories, ...(probeEach ? { probe: false } : {}) }],
+  );
   const results: OffsiteRepositoryResult[] = [];
   for (const repository of names) {
     const target = { cluster: input.cluster, repository, walOnly: input.walOnly };
@@ -75,22 +89,46 @@ async function sync(input: OffsiteSyncInput): Promise<OffsiteSyncResult> {
     try {
       if (probeEach) {
         step('probe', repository);
-        await quick.probeOffsite.executeWithOptions({ summary: stepSummary(`probe offsite repository ${repository} (reachable, usable)`) }, [{ repository }]);
+        await quick.probeOffsite.executeWithOptions(
+          { summary: stepSummary(`probe offsite repository ${repository} (reachable, usable)`) },
+          [{ repository }],
+        );
       }
       if (!input.checkOnly) {
         step('upload', repository);
-        result.sync = await long.syncToOffsite.executeWithOptions({ summary: stepSummary(`copy what offsite repository ${repository} lacks of ${input.cluster}'s ${input.walOnly ? 'WAL archive' : 'backups and WAL'}`) }, [target]);
+        result.sync = await long.syncToOffsite.executeWithOptions(
+          {
+            summary: stepSummary(
+              `copy what offsite repository ${repository} lacks of ${input.cluster}'s ${input.walOnly ? 'WAL archive' : 'backups and WAL'}`,
+            ),
+          },
+          [target],
+        );
       }
       step('check', repository);
       const depth = result.sync?.keysOmitted ? 'full' : (input.check ?? (input.walOnly ? 'quick' : 'full'));
-      const checked = depth === 'full' ? 'read back and hash every object' : 'sizes and sha256 of every object, read back the new ones';
-      result.check = await long.checkOffsite.executeWithOptions({ summary: stepSummary(`check ${repository} against the local manifests: ${checked}`) }, [
-        { ...target, depth, keys: depth === 'quick' ? result.sync?.uploadedKeys : undefined, syncedAt: result.sync?.syncedAt },
-      ]);
+      const checked =
+        depth === 'full'
+          ? 'read back and hash every object'
+          : 'sizes and sha256 of every object, read back the new ones';
+      result.check = await long.checkOffsite.executeWithOptions(
+        { summary: stepSummary(`check ${repository} against the local manifests: ${checked}`) },
+        [
+          {
+            ...target,
+            depth,
+            keys: depth === 'quick' ? result.sync?.uploadedKeys : undefined,
+            syncedAt: result.sync?.syncedAt,
+          },
+        ],
+      );
       // Retention only after a passing check: never remove old copies while the newer ones are in doubt.
       if (!input.walOnly && !input.checkOnly) {
         step('retention', repository);
-        result.retention = await long.applyOffsiteRetention.executeWithOptions({ summary: stepSummary(`apply the retention policy to ${input.cluster}'s copies on ${repository}`) }, [target]);
+        result.retention = await long.applyOffsiteRetention.executeWithOptions(
+          { summary: stepSummary(`apply the retention policy to ${input.cluster}'s copies on ${repository}`) },
+          [target],
+        );
       }
       // The result stays small in history however many objects moved.
       if (result.sync) result.sync.uploadedKeys = result.sync.uploadedKeys.slice(0, 20);
@@ -101,8 +139,11 @@ async function sync(input: OffsiteSyncInput): Promise<OffsiteSyncResult> {
   step('done');
   const failed = results.filter((r) => r.error);
   if (failed.length > 0) {
-    throw ApplicationFailure.nonRetryable(failed.map((r) => `${r.repository}: ${r.error}`).join('\n'), 'OffsiteSyncFailed', { cluster: input.cluster, repositories: results });
+    throw ApplicationFailure.nonRetryable(
+      failed.map((r) => `${r.repository}: ${r.error}`).join('\n'),
+      'OffsiteSyncFailed',
+      { cluster: input.cluster, repositories: results },
+    );
   }
   return { cluster: input.cluster, repositories: results };
 }
-

@@ -3,7 +3,16 @@
 // In-place mode waits for approval before touching anything and rolls back to the moved-aside data
 // directory if anything after the swap fails. Rehearsal mode recovers a scratch copy on a free
 // port, never touches the live cluster, asks nobody, and removes the copy at the end.
-import { ActivityCancellationType, ApplicationFailure, CancellationScope, isCancellation, patched, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  patched,
+  proxyActivities,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
@@ -56,26 +65,47 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
   // Plan must see the base backups and WAL to prove the path: what only offsite has is fetched
   // (checked) into the local repository first. Nothing here touches the cluster.
   // Each activity carries a summary that reads like the runbook's step (shown in the UI's timeline).
-  await proxyActivities<Activities>(LONG_ACTIVITY).fetchRecoveryFromOffsite.executeWithOptions({ summary: `fetch base backups and WAL of ${input.cluster} from offsite if only offsite has them` }, [
-    { cluster: input.cluster, target: input.target },
-  ]);
+  await proxyActivities<Activities>(LONG_ACTIVITY).fetchRecoveryFromOffsite.executeWithOptions(
+    { summary: `fetch base backups and WAL of ${input.cluster} from offsite if only offsite has them` },
+    [{ cluster: input.cluster, target: input.target }],
+  );
   // Plan proves from the WAL's content that replay reaches the target; while the archive does not
   // reach it yet, plan waits for archiving (bounded by archiveWaitSeconds), asked again every few seconds.
   const prove = patched('pitr-proves-target-from-wal') ? { prove: true } : {};
-  const planSummary = { summary: `plan: pick the base backup and prove the WAL of ${input.cluster} reaches the target` };
-  let plan: RecoveryPlan = await quick.planRecovery.executeWithOptions(planSummary, [{ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove }]);
+  const planSummary = {
+    summary: `plan: pick the base backup and prove the WAL of ${input.cluster} reaches the target`,
+  };
+  let plan: RecoveryPlan = await quick.planRecovery.executeWithOptions(planSummary, [
+    { cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove },
+  ]);
   while (plan.pending) {
     progress('plan', plan.pending.detail);
     await sleep('3 seconds');
-    plan = await quick.planRecovery.executeWithOptions(planSummary, [{ cluster: input.cluster, target: input.target, mode, runId: workflowInfo().runId, ...prove, waiting: plan.pending }]);
+    plan = await quick.planRecovery.executeWithOptions(planSummary, [
+      {
+        cluster: input.cluster,
+        target: input.target,
+        mode,
+        runId: workflowInfo().runId,
+        ...prove,
+        waiting: plan.pending,
+      },
+    ]);
   }
   // Everything that touches the data directory runs on the database host's own worker.
   const host = proxyActivities<Activities>({ ...LONG_ACTIVITY, taskQueue: plan.hostQueue });
   // A cancelled run waits until the host step in flight has ended (a swap mid-rename, a stop in its
   // hook) before it rolls back or cleans up on the same directories. Patched: a history cancelled
   // during a host step under the old behaviour (TRY_CANCEL) scheduled its rollback earlier.
-  const waitOnCancel = patched('pitr-host-steps-wait-on-cancel') ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : {};
-  const hostQuick = proxyActivities<Activities>({ ...QUICK_ACTIVITY, startToCloseTimeout: '15 minutes', taskQueue: plan.hostQueue, ...waitOnCancel });
+  const waitOnCancel = patched('pitr-host-steps-wait-on-cancel')
+    ? { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED }
+    : {};
+  const hostQuick = proxyActivities<Activities>({
+    ...QUICK_ACTIVITY,
+    startToCloseTimeout: '15 minutes',
+    taskQueue: plan.hostQueue,
+    ...waitOnCancel,
+  });
   const base = { cluster: input.cluster, mode, target: plan.targetDescription, backupId: plan.backupId };
   const finish = () => timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });
 
@@ -90,17 +120,27 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
     let decision: ApprovalDecision | undefined;
     let recovery: RecoveryOutcome;
     if (mode === 'in-place') {
-      const staged = await host.stageRecovery.executeWithOptions({ summary: `stage base backup ${plan.backupId} and ${plan.walFiles.length} WAL files` }, [plan]);
+      const staged = await host.stageRecovery.executeWithOptions(
+        { summary: `stage base backup ${plan.backupId} and ${plan.walFiles.length} WAL files` },
+        [plan],
+      );
       const what =
         staged?.dataDirectory === 'missing' || staged?.dataDirectory === 'empty'
           ? `${plan.dataDirectory} is ${staged.dataDirectory} on this host (nothing to stop or keep): lay base backup ${plan.backupId} there and recover to ${plan.targetDescription}.`
           : `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}.`;
       step('approve', `${what} Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`);
-      await announceApproval(input.cluster, `Point-in-time recovery of ${input.cluster} is staged and waits for approval: ${what}`);
+      await announceApproval(
+        input.cluster,
+        `Point-in-time recovery of ${input.cluster} is staged and waits for approval: ${what}`,
+      );
       decision = await waitForApproval(input.approvalTimeout ?? '24 hours', what);
       if (!decision?.approved) {
         finish();
-        showOutcome(decision ? `rejected by ${decision.approver}: ${decision.reason}; nothing was touched` : 'timed out waiting for approval; nothing was touched');
+        showOutcome(
+          decision
+            ? `rejected by ${decision.approver}: ${decision.reason}; nothing was touched`
+            : 'timed out waiting for approval; nothing was touched',
+        );
         return { ...base, outcome: decision ? 'rejected' : 'timed-out', decision, steps: timings };
       }
       step('stop');
@@ -120,34 +160,57 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
       // applications started again (rollbackRecovery: postRestore hook), never left half-stopped.
       rollbackFromStop = patched('pitr-rollback-from-stop');
       if (rollbackFromStop) swapped = true;
-      await hostQuick.stopCluster.executeWithOptions({ summary: `run the pre-stop hook, stop cluster ${input.cluster}` }, [plan]);
+      await hostQuick.stopCluster.executeWithOptions(
+        { summary: `run the pre-stop hook, stop cluster ${input.cluster}` },
+        [plan],
+      );
       if (toLast) {
         swapped = true; // a failure from here on starts the original data directory again (rollbackRecovery)
         const gathered = await hostQuick.gatherUnarchivedWal(plan);
         const archivedNow = gathered.notArchived ?? `${gathered.archived?.length ?? 0} of them archived now`;
-        progress('stop', `staged ${gathered.fromArchive.length} newly archived WAL segments and ${gathered.fromPgWal.length} from ${plan.dataDirectory}/pg_wal that the archive lacks (${archivedNow})`);
+        progress(
+          'stop',
+          `staged ${gathered.fromArchive.length} newly archived WAL segments and ${gathered.fromPgWal.length} from ${plan.dataDirectory}/pg_wal that the archive lacks (${archivedNow})`,
+        );
       }
       step('swap', `${plan.dataDirectory} → ${plan.asideDirectory}`);
       swapped = true; // from here on, a failure rolls back (the swap itself is idempotent)
       laid = true;
-      const swap = await hostQuick.swapDataDirectory.executeWithOptions({ summary: `move ${plan.dataDirectory} aside to ${plan.asideDirectory}, lay base backup ${plan.backupId}` }, [plan]);
+      const swap = await hostQuick.swapDataDirectory.executeWithOptions(
+        { summary: `move ${plan.dataDirectory} aside to ${plan.asideDirectory}, lay base backup ${plan.backupId}` },
+        [plan],
+      );
       movedAside = swap?.movedAside !== false; // a rebuilt host had no data directory to keep
       step('recover', plan.targetDescription);
-      recovery = await host.recover.executeWithOptions({ summary: `recover ${input.cluster} to ${plan.targetDescription}` }, [plan]);
+      recovery = await host.recover.executeWithOptions(
+        { summary: `recover ${input.cluster} to ${plan.targetDescription}` },
+        [plan],
+      );
     } else {
       // A rehearsal asks nobody: WAL decoding starts with the base backup's unpacking, and replay
       // as soon as the base is there (restore_command waits for segments not decoded yet).
       const scope = new CancellationScope();
       try {
         recovery = await scope.run(async () => {
-          const staging = host.stageWal.executeWithOptions({ summary: `stage ${plan.walFiles.length} WAL files alongside` }, [plan]).catch(async (err: unknown) => {
-            await CancellationScope.nonCancellable(() => hostQuick.abortWalStaging(plan));
-            throw err;
-          });
+          const staging = host.stageWal
+            .executeWithOptions({ summary: `stage ${plan.walFiles.length} WAL files alongside` }, [plan])
+            .catch(async (err: unknown) => {
+              await CancellationScope.nonCancellable(() => hostQuick.abortWalStaging(plan));
+              throw err;
+            });
           staging.catch(() => undefined); // observed below; never an unhandled rejection meanwhile
-          await host.stageBaseBackup.executeWithOptions({ summary: `stage base backup ${plan.backupId} into a scratch directory` }, [plan]);
+          await host.stageBaseBackup.executeWithOptions(
+            { summary: `stage base backup ${plan.backupId} into a scratch directory` },
+            [plan],
+          );
           step('recover', `${plan.targetDescription}; WAL staged alongside`);
-          const [, outcome] = await Promise.all([staging, host.recover.executeWithOptions({ summary: `rehearse: recover a scratch copy of ${input.cluster} to ${plan.targetDescription}` }, [plan])]);
+          const [, outcome] = await Promise.all([
+            staging,
+            host.recover.executeWithOptions(
+              { summary: `rehearse: recover a scratch copy of ${input.cluster} to ${plan.targetDescription}` },
+              [plan],
+            ),
+          ]);
           return outcome;
         });
       } catch (err) {
@@ -156,10 +219,15 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
       }
     }
     step('verify');
-    await host.verifyRecovery.executeWithOptions({ summary: `verify ${input.cluster}: checks, post-start hook, recovery report` }, [{ ...plan, port: recovery.port }]);
+    await host.verifyRecovery.executeWithOptions(
+      { summary: `verify ${input.cluster}: checks, post-start hook, recovery report` },
+      [{ ...plan, port: recovery.port }],
+    );
     finish();
     done = true;
-    showOutcome(`${mode === 'in-place' ? 'recovered' : 'rehearsed'} ${input.cluster} to ${plan.targetDescription} from base backup ${plan.backupId}`);
+    showOutcome(
+      `${mode === 'in-place' ? 'recovered' : 'rehearsed'} ${input.cluster} to ${plan.targetDescription} from base backup ${plan.backupId}`,
+    );
     return {
       ...base,
       outcome: mode === 'in-place' ? 'recovered' : 'rehearsed',
@@ -172,17 +240,35 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
     const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     if (swapped) {
       progress('rollback', reason);
-      const rolledBack = await CancellationScope.nonCancellable(() => hostQuick.rollbackRecovery.executeWithOptions({ summary: `roll back: start ${input.cluster} again on ${plan.dataDirectory}` }, [{ ...plan, reason }]));
+      const rolledBack = await CancellationScope.nonCancellable(() =>
+        hostQuick.rollbackRecovery.executeWithOptions(
+          { summary: `roll back: start ${input.cluster} again on ${plan.dataDirectory}` },
+          [{ ...plan, reason }],
+        ),
+      );
       showOutcome(`failed and rolled back: ${reason}`);
-      throw ApplicationFailure.create({ type: 'RecoveryFailed', message: `recovery failed and was rolled back: ${reason}. ${rolledBack}`, nonRetryable: true });
+      throw ApplicationFailure.create({
+        type: 'RecoveryFailed',
+        message: `recovery failed and was rolled back: ${reason}. ${rolledBack}`,
+        nonRetryable: true,
+      });
     }
-    showOutcome(`${isCancellation(err) ? 'cancelled' : `failed: ${reason}`}; the live cluster ${input.cluster} was not touched`);
+    showOutcome(
+      `${isCancellation(err) ? 'cancelled' : `failed: ${reason}`}; the live cluster ${input.cluster} was not touched`,
+    );
     if (mode === 'rehearsal' && !isCancellation(err)) {
       // A failed drill keeps its server's log (outside the work directory) and names it.
       cleaned = true;
-      const kept = await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery({ ...plan, keepLog: true })).catch(() => undefined);
+      const kept = await CancellationScope.nonCancellable(() =>
+        hostQuick.cleanupRecovery({ ...plan, keepLog: true }),
+      ).catch(() => undefined);
       if (kept?.keptLog) {
-        throw ApplicationFailure.create({ type: 'RecoveryFailed', message: `rehearsal failed: ${reason}. Its recovery log is kept at ${kept.keptLog}`, nonRetryable: true, cause: err instanceof Error ? err : undefined });
+        throw ApplicationFailure.create({
+          type: 'RecoveryFailed',
+          message: `rehearsal failed: ${reason}. Its recovery log is kept at ${kept.keptLog}`,
+          nonRetryable: true,
+          cause: err instanceof Error ? err : undefined,
+        });
       }
     }
     throw err;
@@ -191,6 +277,7 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
     // logs are kept for the post-mortem.
     // A failure before the swap (a stop that failed, unarchived WAL refused) leaves nothing worth
     // keeping there: the staged copy, a whole cluster, goes too.
-    if (!cleaned && (done || !swapped || (rollbackFromStop && !laid))) await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery(plan)).catch(() => undefined);
+    if (!cleaned && (done || !swapped || (rollbackFromStop && !laid)))
+      await CancellationScope.nonCancellable(() => hostQuick.cleanupRecovery(plan)).catch(() => undefined);
   }
 }

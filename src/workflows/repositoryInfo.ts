@@ -7,7 +7,12 @@ import type { RepositoryInfoInput } from '../activities/repositoryInfo.js';
 import { QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import type { RepositoryInfo } from '../lib/repositoryInfo.js';
 
-const { repositoryInfo: readRepository } = proxyActivities<Activities>({ ...QUICK_ACTIVITY, startToCloseTimeout: '1 minute', retry: { maximumAttempts: 2 }, summary: 'read the repository: manifests, WAL records, offsite confirmations' });
+const { repositoryInfo: readRepository } = proxyActivities<Activities>({
+  ...QUICK_ACTIVITY,
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 2 },
+  summary: 'read the repository: manifests, WAL records, offsite confirmations',
+});
 
 export async function repositoryInfo(input: RepositoryInfoInput): Promise<RepositoryInfo> {
   return readRepository(input);

@@ -57,21 +57,43 @@ async function restore(input: RestoreDatabaseInput): Promise<RestoreDatabaseResu
   const step = trackProgress('plan');
   await selfLabels('restore', input);
   // Each activity carries a summary that reads like the runbook's step (shown in the UI's timeline).
-  await long.fetchLogicalFromOffsite.executeWithOptions({ summary: `fetch ${input.database}'s backup from offsite if only offsite has it` }, [{ cluster: input.cluster, database: input.database, backupId: input.backupId }]);
+  await long.fetchLogicalFromOffsite.executeWithOptions(
+    { summary: `fetch ${input.database}'s backup from offsite if only offsite has it` },
+    [{ cluster: input.cluster, database: input.database, backupId: input.backupId }],
+  );
   // The plan also checks that the cluster has every role the backup's owners and grants name.
-  const chosen = await quick.planVerify.executeWithOptions({ summary: `pick backup ${input.backupId ?? '(newest)'} of ${input.cluster}/${input.database}, check roles` }, [
-    { cluster: input.cluster, database: input.database, backupId: input.backupId, pick: 'newest', restoreCluster: input.cluster },
-  ]);
+  const chosen = await quick.planVerify.executeWithOptions(
+    { summary: `pick backup ${input.backupId ?? '(newest)'} of ${input.cluster}/${input.database}, check roles` },
+    [
+      {
+        cluster: input.cluster,
+        database: input.database,
+        backupId: input.backupId,
+        pick: 'newest',
+        restoreCluster: input.cluster,
+      },
+    ],
+  );
   // Each run has its own names, so that restoring the same backup again never meets an earlier run's copies.
-  const names: RestoreNames = patched('restore-run-names') ? restoreNames(input.database, chosen.backupId, workflowInfo().runId) : restoreNames(input.database, chosen.backupId);
-  const plan: VerifyPlan & RestoreNames = { ...chosen, ...names, scratchDatabase: names.restoreDatabase, restoreCluster: input.cluster };
+  const names: RestoreNames = patched('restore-run-names')
+    ? restoreNames(input.database, chosen.backupId, workflowInfo().runId)
+    : restoreNames(input.database, chosen.backupId);
+  const plan: VerifyPlan & RestoreNames = {
+    ...chosen,
+    ...names,
+    scratchDatabase: names.restoreDatabase,
+    restoreCluster: input.cluster,
+  };
   const base = { cluster: input.cluster, database: input.database, backupId: plan.backupId };
   await long.checkIntegrity.executeWithOptions({ summary: `check backup ${plan.backupId} (sha256, decrypt)` }, [base]); // the backup is readable before anyone is asked
 
   if (input.tables?.length) {
     step('restore', `${input.tables.join(', ')} into ${names.restoreDatabase}`);
     try {
-      const { restoreSeconds } = await long.restoreIntoScratch.executeWithOptions({ summary: clipText(`restore ${input.tables.join(', ')} into ${names.restoreDatabase} with pg_restore`) }, [{ ...plan, tables: input.tables }]);
+      const { restoreSeconds } = await long.restoreIntoScratch.executeWithOptions(
+        { summary: clipText(`restore ${input.tables.join(', ')} into ${names.restoreDatabase} with pg_restore`) },
+        [{ ...plan, tables: input.tables }],
+      );
       step('done');
       showOutcome(`tables restored into ${names.restoreDatabase}`);
       return { ...base, outcome: 'tables-restored', tablesDatabase: names.restoreDatabase, restoreSeconds };
@@ -95,36 +117,73 @@ async function restore(input: RestoreDatabaseInput): Promise<RestoreDatabaseResu
   }
 
   step('stop');
-  await quick.runRestoreHook.executeWithOptions({ summary: `run the preRestore hook (stop the applications of ${input.database})` }, [{ cluster: input.cluster, database: input.database, hook: 'preRestore' }]);
+  await quick.runRestoreHook.executeWithOptions(
+    { summary: `run the preRestore hook (stop the applications of ${input.database})` },
+    [{ cluster: input.cluster, database: input.database, hook: 'preRestore' }],
+  );
   let swapped = false;
   try {
     step('restore', names.restoreDatabase);
-    const { restoreSeconds, databaseOid } = await long.restoreIntoScratch.executeWithOptions({ summary: `restore backup ${plan.backupId} into ${names.restoreDatabase} with pg_restore` }, [plan]);
+    const { restoreSeconds, databaseOid } = await long.restoreIntoScratch.executeWithOptions(
+      { summary: `restore backup ${plan.backupId} into ${names.restoreDatabase} with pg_restore` },
+      [plan],
+    );
     step('verify');
-    const compared = await long.compareWithManifest.executeWithOptions({ summary: `compare ${names.restoreDatabase}'s tables, rows and privileges with the manifest` }, [plan]);
+    const compared = await long.compareWithManifest.executeWithOptions(
+      { summary: `compare ${names.restoreDatabase}'s tables, rows and privileges with the manifest` },
+      [plan],
+    );
     step('swap');
     // The restored copy's OID lets a retried swap recognise its own finished work (an argument, not a command: no patch).
-    const swap = await quick.swapDatabases.executeWithOptions({ summary: `rename ${input.database} to ${names.preRestoreDatabase}, ${names.restoreDatabase} to ${input.database}` }, [{ ...plan, restoredOid: databaseOid }]);
+    const swap = await quick.swapDatabases.executeWithOptions(
+      {
+        summary: `rename ${input.database} to ${names.preRestoreDatabase}, ${names.restoreDatabase} to ${input.database}`,
+      },
+      [{ ...plan, restoredOid: databaseOid }],
+    );
     swapped = true;
     step('analyze');
-    await long.analyzeDatabase.executeWithOptions({ summary: `${input.reindex ? 'reindex and ' : ''}analyze ${input.database}` }, [{ cluster: input.cluster, database: input.database, reindex: input.reindex ?? false }]);
+    await long.analyzeDatabase.executeWithOptions(
+      { summary: `${input.reindex ? 'reindex and ' : ''}analyze ${input.database}` },
+      [{ cluster: input.cluster, database: input.database, reindex: input.reindex ?? false }],
+    );
     step('start');
-    await quick.runRestoreHook.executeWithOptions({ summary: `run the postRestore hook (start the applications of ${input.database})` }, [{ cluster: input.cluster, database: input.database, hook: 'postRestore' }]);
+    await quick.runRestoreHook.executeWithOptions(
+      { summary: `run the postRestore hook (start the applications of ${input.database})` },
+      [{ cluster: input.cluster, database: input.database, hook: 'postRestore' }],
+    );
     step('done');
     // Runs from before swapDatabases reported it: always the kept name.
     const previousDatabase = swap ? swap.previousDatabase : names.preRestoreDatabase;
-    showOutcome(`restored ${input.database} from backup ${plan.backupId}; the previous database is kept as ${previousDatabase ?? names.preRestoreDatabase}`);
-    return { ...base, outcome: 'restored', decision, ...(previousDatabase ? { previousDatabase } : {}), restoreSeconds, privileges: compared?.privileges };
+    showOutcome(
+      `restored ${input.database} from backup ${plan.backupId}; the previous database is kept as ${previousDatabase ?? names.preRestoreDatabase}`,
+    );
+    return {
+      ...base,
+      outcome: 'restored',
+      decision,
+      ...(previousDatabase ? { previousDatabase } : {}),
+      restoreSeconds,
+      privileges: compared?.privileges,
+    };
   } catch (err) {
     await CancellationScope.nonCancellable(async () => {
       // Before the swap the live database was never touched: drop the half-made copy and start the
       // applications again on it.
-      if (!swapped) await quick.dropScratchDatabase.executeWithOptions({ summary: `drop the half-restored ${names.restoreDatabase}` }, [plan]);
+      if (!swapped)
+        await quick.dropScratchDatabase.executeWithOptions(
+          { summary: `drop the half-restored ${names.restoreDatabase}` },
+          [plan],
+        );
       await quick.runRestoreHook
-        .executeWithOptions({ summary: `run the postRestore hook (start the applications of ${input.database} again)` }, [{ cluster: input.cluster, database: input.database, hook: 'postRestore' }])
+        .executeWithOptions(
+          { summary: `run the postRestore hook (start the applications of ${input.database} again)` },
+          [{ cluster: input.cluster, database: input.database, hook: 'postRestore' }],
+        )
         .catch(() => undefined);
     });
-    if (!swapped && !isCancellation(err)) showOutcome(`failed: ${failureCause(err)}; ${input.database} was not replaced`);
+    if (!swapped && !isCancellation(err))
+      showOutcome(`failed: ${failureCause(err)}; ${input.database} was not replaced`);
     throw err;
   }
 }

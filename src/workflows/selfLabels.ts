@@ -16,7 +16,11 @@ export async function selfLabels(kind: RunKind, input: { cluster?: unknown; data
   if (info.typedSearchAttributes.get(clusterKey) !== undefined || typeof input?.cluster !== 'string') return;
   // Runs started before this replay without labelling themselves.
   if (!patched('self-labels')) return;
-  const labels: RunLabels = { cluster: input.cluster, kind, ...(typeof input.database === 'string' && input.database ? { database: input.database } : {}) };
+  const labels: RunLabels = {
+    cluster: input.cluster,
+    kind,
+    ...(typeof input.database === 'string' && input.database ? { database: input.database } : {}),
+  };
   if (info.memo?.cluster === undefined) upsertMemo(memoOf(labels));
   // Upserting an attribute the server does not know fails the workflow task: ask the server first.
   // Not knowing (the server did not answer) leaves the run with its memo alone, never failed.

@@ -2,7 +2,14 @@
 // plan → restore into pgwarden_verify_<id> (checksumming the dump on the way) → checksum of the
 // other artifacts → compare with the manifest → record,
 // and the temporary database is dropped on every path (success, failure, cancellation).
-import { ApplicationFailure, CancellationScope, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  executeChild,
+  patched,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities, CompareResult, VerifyPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { ErrorType } from '../lib/errorTypes.js';
@@ -41,8 +48,12 @@ const long = proxyActivities<Activities>(LONG_ACTIVITY);
 export async function verifyBackup(input: VerifyBackupInput): Promise<VerifyBackupResult> {
   return showingFailure(async () => {
     const r = await verify(input);
-    const what = r.databases ? `${r.databases.length} databases of ${r.cluster} (${r.databases.map((d) => `${d.database} ${d.backupId}`).join(', ')})` : `backup ${r.backupId} of ${r.cluster}/${r.database}`;
-    showOutcome(clipText(`verified ${what}: restored in ${Math.round(r.restoreSeconds)} s, ${r.tables} tables, ${r.rows} rows`));
+    const what = r.databases
+      ? `${r.databases.length} databases of ${r.cluster} (${r.databases.map((d) => `${d.database} ${d.backupId}`).join(', ')})`
+      : `backup ${r.backupId} of ${r.cluster}/${r.database}`;
+    showOutcome(
+      clipText(`verified ${what}: restored in ${Math.round(r.restoreSeconds)} s, ${r.tables} tables, ${r.rows} rows`),
+    );
     return r;
   });
 }
@@ -55,34 +66,84 @@ async function verify(input: VerifyBackupInput): Promise<VerifyBackupResult> {
 
   // A new host with an empty disk: the backup comes from offsite, checked, into the local repository.
   const scope = `${input.cluster}/${input.database}`;
-  await long.fetchLogicalFromOffsite.executeWithOptions({ summary: stepSummary(`fetch ${scope}'s backup ${input.backupId ?? '(newest)'} from offsite if only offsite has it`) }, [input]);
-  const plan: VerifyPlan = await quick.planVerify.executeWithOptions({ summary: stepSummary(`pick backup ${input.backupId ?? '(newest not verified)'} of ${scope} to verify`) }, [input]);
+  await long.fetchLogicalFromOffsite.executeWithOptions(
+    {
+      summary: stepSummary(
+        `fetch ${scope}'s backup ${input.backupId ?? '(newest)'} from offsite if only offsite has it`,
+      ),
+    },
+    [input],
+  );
+  const plan: VerifyPlan = await quick.planVerify.executeWithOptions(
+    { summary: stepSummary(`pick backup ${input.backupId ?? '(newest not verified)'} of ${scope} to verify`) },
+    [input],
+  );
   const target = { cluster: plan.cluster, database: plan.database, backupId: plan.backupId };
   const at = new Date(workflowInfo().startTime).toISOString();
   try {
     step('restore', plan.scratchDatabase);
     // The dump's checksum is taken while it is restored (one read of the file); the other
     // artifacts (globals) are checked on their own.
-    const { restoreSeconds } = await long.restoreIntoScratch.executeWithOptions({ summary: stepSummary(`restore backup ${plan.backupId} into ${plan.scratchDatabase} with pg_restore, checksumming the dump`) }, [plan]);
+    const { restoreSeconds } = await long.restoreIntoScratch.executeWithOptions(
+      {
+        summary: stepSummary(
+          `restore backup ${plan.backupId} into ${plan.scratchDatabase} with pg_restore, checksumming the dump`,
+        ),
+      },
+      [plan],
+    );
     step('checksum', plan.backupId);
-    await long.checkIntegrity.executeWithOptions({ summary: stepSummary(`check backup ${plan.backupId}'s other artifacts (sha256, decrypt)`) }, [{ ...target, skipRoles: ['dump'] }]);
+    await long.checkIntegrity.executeWithOptions(
+      { summary: stepSummary(`check backup ${plan.backupId}'s other artifacts (sha256, decrypt)`) },
+      [{ ...target, skipRoles: ['dump'] }],
+    );
     step('compare');
-    const compared = await long.compareWithManifest.executeWithOptions({ summary: stepSummary(`compare ${plan.scratchDatabase}'s tables, rows and privileges with the manifest`) }, [plan]);
+    const compared = await long.compareWithManifest.executeWithOptions(
+      { summary: stepSummary(`compare ${plan.scratchDatabase}'s tables, rows and privileges with the manifest`) },
+      [plan],
+    );
     step('record');
-    await quick.recordVerification.executeWithOptions({ summary: stepSummary(`record that backup ${plan.backupId} of ${scope} restored`) }, [{ ...target, verification: { at, ok: true, method: 'restore', restoreSeconds, detail: `${compared.tables} tables, ${compared.rows} rows; owners and privileges: ${compared.privileges}` } }]);
+    await quick.recordVerification.executeWithOptions(
+      { summary: stepSummary(`record that backup ${plan.backupId} of ${scope} restored`) },
+      [
+        {
+          ...target,
+          verification: {
+            at,
+            ok: true,
+            method: 'restore',
+            restoreSeconds,
+            detail: `${compared.tables} tables, ${compared.rows} rows; owners and privileges: ${compared.privileges}`,
+          },
+        },
+      ],
+    );
     step('done');
-    return { ...target, ok: true, restoreSeconds, tables: compared.tables, rows: compared.rows, checks: compared.checks };
+    return {
+      ...target,
+      ok: true,
+      restoreSeconds,
+      tables: compared.tables,
+      rows: compared.rows,
+      checks: compared.checks,
+    };
   } catch (err) {
     // A failed verification is recorded too, unless the workflow was cancelled.
     if (!CancellationScope.current().consideredCancelled) {
-      const detail = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+      const detail =
+        err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       await quick.recordVerification
-        .executeWithOptions({ summary: stepSummary(`record that backup ${plan.backupId} of ${scope} failed verification`) }, [{ ...target, verification: { at, ok: false, method: 'restore', detail } }])
+        .executeWithOptions(
+          { summary: stepSummary(`record that backup ${plan.backupId} of ${scope} failed verification`) },
+          [{ ...target, verification: { at, ok: false, method: 'restore', detail } }],
+        )
         .catch(() => undefined);
     }
     throw err;
   } finally {
-    await CancellationScope.nonCancellable(() => quick.dropScratchDatabase.executeWithOptions({ summary: stepSummary(`drop ${plan.scratchDatabase}`) }, [plan]));
+    await CancellationScope.nonCancellable(() =>
+      quick.dropScratchDatabase.executeWithOptions({ summary: stepSummary(`drop ${plan.scratchDatabase}`) }, [plan]),
+    );
   }
 }
 
@@ -93,7 +154,10 @@ async function verify(input: VerifyBackupInput): Promise<VerifyBackupResult> {
  */
 async function verifyAllDatabases(input: VerifyBackupInput): Promise<VerifyBackupResult> {
   const step = trackProgress('plan');
-  const { run, targets } = await quick.planVerifyAll.executeWithOptions({ summary: stepSummary(`list the databases of ${input.cluster}'s newest "*" backup run to verify`) }, [{ cluster: input.cluster }]);
+  const { run, targets } = await quick.planVerifyAll.executeWithOptions(
+    { summary: stepSummary(`list the databases of ${input.cluster}'s newest "*" backup run to verify`) },
+    [{ cluster: input.cluster }],
+  );
   let n = 0;
   const { done: verified, failed } = await eachInTurn(targets, (target) => {
     step('verify-databases', `${target.database} (${++n} of ${targets.length})`);
@@ -108,14 +172,24 @@ async function verifyAllDatabases(input: VerifyBackupInput): Promise<VerifyBacku
     throw ApplicationFailure.nonRetryable(
       `${failed.length} of ${targets.length} databases failed verification: ${failed.map((f) => `${f.database} (${f.backupId}): ${f.error}`).join('; ')}`,
       ErrorType.VerificationFailed,
-      { cluster: input.cluster, run, failed, verified: verified.map((v) => ({ database: v.database, backupId: v.backupId })) },
+      {
+        cluster: input.cluster,
+        run,
+        failed,
+        verified: verified.map((v) => ({ database: v.database, backupId: v.backupId })),
+      },
     );
   }
   const sum = (f: (v: VerifyBackupResult) => number) => verified.reduce((s, v) => s + f(v), 0);
   return {
     cluster: input.cluster,
     database: '*',
-    backupId: run ?? verified.map((v) => v.backupId).sort().at(-1)!,
+    backupId:
+      run ??
+      verified
+        .map((v) => v.backupId)
+        .sort()
+        .at(-1)!,
     ok: true,
     restoreSeconds: sum((v) => v.restoreSeconds),
     tables: sum((v) => v.tables),

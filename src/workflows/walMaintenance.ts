@@ -41,20 +41,32 @@ export async function walMaintenance(input: WalMaintenanceInput): Promise<WalMai
 async function maintain(input: WalMaintenanceInput): Promise<WalMaintenanceResult> {
   const step = trackProgress('health');
   await selfLabels('wal-maintenance', input);
-  const health = await archiverHealth.executeWithOptions({ summary: stepSummary(`read ${input.cluster}'s pg_stat_archiver (archiving lag, failures)`) }, [{ cluster: input.cluster }]);
+  const health = await archiverHealth.executeWithOptions(
+    { summary: stepSummary(`read ${input.cluster}'s pg_stat_archiver (archiving lag, failures)`) },
+    [{ cluster: input.cluster }],
+  );
   step('retention', input.dryRun ? 'dry run' : undefined);
   const retention = await applyWalRetention.executeWithOptions(
-    { summary: stepSummary(`${input.dryRun ? 'plan' : 'apply'} WAL retention for ${input.cluster}: the PITR window and older base backups' WAL kept`) },
+    {
+      summary: stepSummary(
+        `${input.dryRun ? 'plan' : 'apply'} WAL retention for ${input.cluster}: the PITR window and older base backups' WAL kept`,
+      ),
+    },
     [{ cluster: input.cluster, dryRun: input.dryRun }],
   );
   step('size');
-  const size = await walArchiveSize.executeWithOptions({ summary: stepSummary(`measure ${input.cluster}'s WAL archive`) }, [{ cluster: input.cluster }]);
+  const size = await walArchiveSize.executeWithOptions(
+    { summary: stepSummary(`measure ${input.cluster}'s WAL archive`) },
+    [{ cluster: input.cluster }],
+  );
   step('done');
   const alerts = [...health.alerts, ...(size.alert ? [size.alert] : [])];
   // WAL past the PITR window that no offsite check confirmed: the copy offsite is behind.
   if (retention.waitingOffsite) {
     const repositories = [...new Set((retention.waitingOffsiteFiles ?? []).flatMap((f) => f.repositories))].join(', ');
-    alerts.push(`cluster "${input.cluster}": ${retention.waitingOffsite} WAL files past the PITR window are kept because ${repositories} has not confirmed them (pgwarden offsite sync --cluster ${input.cluster})`);
+    alerts.push(
+      `cluster "${input.cluster}": ${retention.waitingOffsite} WAL files past the PITR window are kept because ${repositories} has not confirmed them (pgwarden offsite sync --cluster ${input.cluster})`,
+    );
   }
   return { cluster: input.cluster, health, retention, size, alerts };
 }

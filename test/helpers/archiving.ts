@@ -87,9 +87,12 @@ export async function switchAndArchive(cluster: TestCluster, timeoutMs = 60_000)
   const wal = (await cluster.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal'))[0]!.wal;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const [row] = await cluster.query<{ last: string | null; failed: string }>('SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver');
+    const [row] = await cluster.query<{ last: string | null; failed: string }>(
+      'SELECT last_archived_wal AS last, failed_count::text AS failed FROM pg_stat_archiver',
+    );
     if (row!.last && row!.last >= wal) return wal;
-    if (Date.now() > deadline) throw new Error(`${wal} not archived after ${timeoutMs} ms (last ${row!.last}, failed ${row!.failed})`);
+    if (Date.now() > deadline)
+      throw new Error(`${wal} not archived after ${timeoutMs} ms (last ${row!.last}, failed ${row!.failed})`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

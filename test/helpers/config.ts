@@ -18,12 +18,24 @@ export function testConfig(o: TestConfigOptions): Config {
   return parseConfig({
     temporal: { address: 'unused', taskQueue: o.taskQueue },
     clusters: {
-      main: { host: o.cluster.host, port: o.cluster.port, user: o.cluster.user, passwordEnv: PASSWORD_ENV, dataDirectory: o.cluster.dataDir },
+      main: {
+        host: o.cluster.host,
+        port: o.cluster.port,
+        user: o.cluster.user,
+        passwordEnv: PASSWORD_ENV,
+        dataDirectory: o.cluster.dataDir,
+      },
     },
     // Extra repositories (offsite) join the local one.
     repositories: { local: { type: 'local', path: o.repository }, ...o.extra?.repositories },
     ...(o.key
-      ? { encryption: { recipients: [o.key.publicKeyFile], privateKeyFile: o.key.privateKeyFile, passphraseEnv: PASSPHRASE_ENV } }
+      ? {
+          encryption: {
+            recipients: [o.key.publicKeyFile],
+            privateKeyFile: o.key.privateKeyFile,
+            passphraseEnv: PASSPHRASE_ENV,
+          },
+        }
       : {}),
     worker: { host: o.taskQueue },
     ...withoutRepositories(o.extra),

@@ -17,7 +17,9 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   if (!temporalBinary()) {
-    throw new Error(`Temporal CLI not found (.tools/bin/temporal): run scripts/setup.sh (CI=${process.env.CI ?? 'unset'})`);
+    throw new Error(
+      `Temporal CLI not found (.tools/bin/temporal): run scripts/setup.sh (CI=${process.env.CI ?? 'unset'})`,
+    );
   }
   const dir = await mkdtemp(join(tmpdir(), 'pgwarden-temporal-'));
   const [server, bundle] = await Promise.all([

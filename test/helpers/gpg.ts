@@ -22,9 +22,19 @@ export async function createTestKey(): Promise<TestKey> {
   const home = await mkdtemp(join(tmpdir(), 'pgwarden-gpg-'));
   const passphrase = `pp-${randomBytes(12).toString('hex')}`;
   const base = ['--homedir', home, '--batch', '--pinentry-mode', 'loopback', '--passphrase', passphrase];
-  await execa(gpg, [...base, '--quick-generate-key', 'pgwarden test <backup@pgwarden.test>', 'ed25519', 'sign', 'never']);
+  await execa(gpg, [
+    ...base,
+    '--quick-generate-key',
+    'pgwarden test <backup@pgwarden.test>',
+    'ed25519',
+    'sign',
+    'never',
+  ]);
   const { stdout } = await execa(gpg, ['--homedir', home, '--batch', '--with-colons', '--list-keys']);
-  const fingerprint = stdout.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
+  const fingerprint = stdout
+    .split('\n')
+    .find((l) => l.startsWith('fpr:'))!
+    .split(':')[9]!;
   await execa(gpg, [...base, '--quick-add-key', fingerprint, 'cv25519', 'encr', 'never']);
   const publicKeyFile = join(home, 'backup.pub.asc');
   const privateKeyFile = join(home, 'backup.key.asc');

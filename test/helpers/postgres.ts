@@ -48,7 +48,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   });
 }
 
-async function createCluster(base: string, pgCtl: string, initdb: string, options: ClusterOptions): Promise<TestCluster> {
+async function createCluster(
+  base: string,
+  pgCtl: string,
+  initdb: string,
+  options: ClusterOptions,
+): Promise<TestCluster> {
   const dataDir = join(base, 'data');
   const password = `pw-${randomBytes(12).toString('hex')}`;
   const pwfile = join(base, 'pwfile');
@@ -60,7 +65,20 @@ async function createCluster(base: string, pgCtl: string, initdb: string, option
     await chown(base, Number(stdout), Number(gid));
     await chown(pwfile, Number(stdout), Number(gid));
   }
-  await asPostgres(initdb, ['-D', dataDir, '-U', 'postgres', `--pwfile=${pwfile}`, '--auth-host=scram-sha-256', '--auth-local=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
+  await asPostgres(initdb, [
+    '-D',
+    dataDir,
+    '-U',
+    'postgres',
+    `--pwfile=${pwfile}`,
+    '--auth-host=scram-sha-256',
+    '--auth-local=trust',
+    '-E',
+    'UTF8',
+    '--locale=C',
+    '--no-sync',
+    '--no-instructions',
+  ]);
   await rm(pwfile);
   const port = await freePort();
   const settings: Record<string, string> = {
@@ -76,7 +94,9 @@ async function createCluster(base: string, pgCtl: string, initdb: string, option
   };
   await writeFile(
     join(dataDir, 'postgresql.auto.conf'),
-    Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n',
+    Object.entries(settings)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n') + '\n',
   );
   if (isRoot) await execa('chown', ['postgres:postgres', join(dataDir, 'postgresql.auto.conf')]);
   await options.beforeStart?.({ host: '127.0.0.1', port, user: 'postgres', password, dataDir });
@@ -103,7 +123,13 @@ async function createCluster(base: string, pgCtl: string, initdb: string, option
       }
     },
     env(database = 'postgres') {
-      return { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: 'postgres', PGPASSWORD: password, PGDATABASE: database };
+      return {
+        PGHOST: '127.0.0.1',
+        PGPORT: String(port),
+        PGUSER: 'postgres',
+        PGPASSWORD: password,
+        PGDATABASE: database,
+      };
     },
     async stop() {
       if (stopped) return;

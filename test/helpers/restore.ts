@@ -23,7 +23,9 @@ export async function restoreWithStockTools(
   const dump = manifest.artifacts.find((a) => a.role === 'dump')!;
   await execa('gpg', key.decryptArgs(join(backupDir, dump.name)))
     .pipe('zstd', ['-d', '-c'])
-    .pipe(join(PG_BIN, 'pg_restore'), ['--no-owner', '--exit-on-error', '--dbname', targetDatabase], { env: cluster.env(targetDatabase) });
+    .pipe(join(PG_BIN, 'pg_restore'), ['--no-owner', '--exit-on-error', '--dbname', targetDatabase], {
+      env: cluster.env(targetDatabase),
+    });
 }
 
 export async function rowCounts(cluster: TestCluster, database: string, tables: { schema: string; name: string }[]) {

@@ -86,7 +86,12 @@ export async function startS3Server(): Promise<S3Server> {
     secretKey,
     rootDir,
     async bucket(name) {
-      const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: accessKey, secretAccessKey: secretKey } });
+      const client = new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId: accessKey, secretAccessKey: secretKey },
+      });
       try {
         await client.send(new CreateBucketCommand({ Bucket: name }));
       } finally {

@@ -23,7 +23,17 @@ export interface SshServer {
 
 /** A fresh ed25519 key pair: `file` (private, mode 600) and `file.pub`. */
 export async function sshKeygen(file: string): Promise<string> {
-  await execa(requireBinary('/usr/bin/ssh-keygen', 'ssh-keygen'), ['-q', '-t', 'ed25519', '-N', '', '-C', 'pgwarden-test', '-f', file]);
+  await execa(requireBinary('/usr/bin/ssh-keygen', 'ssh-keygen'), [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    'pgwarden-test',
+    '-f',
+    file,
+  ]);
   return (await readFile(`${file}.pub`, 'utf8')).trim();
 }
 
@@ -69,7 +79,14 @@ export async function startSshd(): Promise<SshServer> {
   // The privilege-separation directory sshd insists on (normally made by the init script).
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
 
-  const proc = execa(sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false, cleanup: true });
+  const proc = execa(sshd, ['-D', '-e', '-f', join(dir, 'sshd_config')], {
+    stdin: 'ignore',
+    stdout: 'ignore',
+    stderr: 'pipe',
+    buffer: false,
+    reject: false,
+    cleanup: true,
+  });
   let log = '';
   proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4096)));
   let exited = false;

@@ -36,7 +36,11 @@ function run(workers: Worker[]): RunningWorker {
 }
 
 /** pgwarden's real workers (real activities) for `config`, in this process. */
-export async function startPgwardenWorker(env: TestWorkflowEnvironment, config: Config, secrets: NodeJS.ProcessEnv): Promise<RunningWorker> {
+export async function startPgwardenWorker(
+  env: TestWorkflowEnvironment,
+  config: Config,
+  secrets: NodeJS.ProcessEnv,
+): Promise<RunningWorker> {
   const workers = await createWorkers({
     config,
     connection: env.nativeConnection,

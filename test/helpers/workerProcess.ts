@@ -15,7 +15,11 @@ export interface WorkerProcess {
   stop(signal: NodeJS.Signals): Promise<number | undefined>;
 }
 
-export async function spawnWorker(configFile: string, config: Config, secrets: NodeJS.ProcessEnv): Promise<WorkerProcess> {
+export async function spawnWorker(
+  configFile: string,
+  config: Config,
+  secrets: NodeJS.ProcessEnv,
+): Promise<WorkerProcess> {
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const proc: ResultPromise = execa(join(root, 'bin/pgwarden'), ['worker', '--config', configFile], {
     // The sources under test, never a stale dist/.

@@ -18,13 +18,19 @@ export async function runFailure(handle: WorkflowHandle): Promise<{ type?: strin
 /** Activity types the run scheduled, in order (retries are one entry). */
 export async function scheduledActivities(handle: WorkflowHandle): Promise<string[]> {
   const history = await handle.fetchHistory();
-  return (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter((n): n is string => !!n);
+  return (history.events ?? [])
+    .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+    .filter((n): n is string => !!n);
 }
 
 /** The decoded result of the run's last completed activity of a type. */
 export async function activityResult<T>(handle: WorkflowHandle, type: string): Promise<T | undefined> {
   const events = (await handle.fetchHistory()).events ?? [];
-  const ids = new Set(events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type).map((e) => String(e.eventId)));
+  const ids = new Set(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type)
+      .map((e) => String(e.eventId)),
+  );
   const done = events.filter((e) => ids.has(String(e.activityTaskCompletedEventAttributes?.scheduledEventId))).at(-1);
   const data = done?.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
   return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as T) : undefined;

@@ -27,15 +27,21 @@ let binDir: string;
 
 /** The commands of the docs' console block, one per line, comments and blank lines left out. */
 async function consoleCommands(): Promise<string[]> {
-  const blocks = (await readDocs()).flatMap((d) => [...d.text.matchAll(/<!-- console:begin -->\n```sh\n([\s\S]*?)```\n<!-- console:end -->/g)]);
-  if (blocks.length !== 1) throw new Error(`README.md and docs/ have ${blocks.length} console:begin/console:end blocks, not one`);
+  const blocks = (await readDocs()).flatMap((d) => [
+    ...d.text.matchAll(/<!-- console:begin -->\n```sh\n([\s\S]*?)```\n<!-- console:end -->/g),
+  ]);
+  if (blocks.length !== 1)
+    throw new Error(`README.md and docs/ have ${blocks.length} console:begin/console:end blocks, not one`);
   const block = blocks[0]!;
   return block[1]!.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
 }
 
 async function waitForStep(workflowId: string, step: string): Promise<void> {
   for (let i = 0; i < 600; i++) {
-    const progress = await env.client.workflow.getHandle(workflowId).query<Progress>('progress').catch(() => undefined);
+    const progress = await env.client.workflow
+      .getHandle(workflowId)
+      .query<Progress>('progress')
+      .catch(() => undefined);
     if (progress?.step === step) return;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -47,11 +53,29 @@ beforeAll(async () => {
   await s3.bucket('offsite');
   setup = await startArchivingCluster({
     taskQueue: queue,
-    extra: { repositories: { s3: { type: 's3', bucket: 'offsite', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV } } },
+    extra: {
+      repositories: {
+        s3: {
+          type: 's3',
+          bucket: 'offsite',
+          endpoint: s3.endpoint,
+          forcePathStyle: true,
+          accessKeyIdEnv: S3_KEY_ENV,
+          secretAccessKeyEnv: S3_SECRET_ENV,
+        },
+      },
+    },
   });
   await setup.cluster.query('CREATE DATABASE app');
-  await setup.cluster.query(`CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 2000) g`, 'app');
-  worker = await startPgwardenWorker(env, setup.config, { ...testSecrets(setup.cluster), [S3_KEY_ENV]: s3.accessKey, [S3_SECRET_ENV]: s3.secretKey });
+  await setup.cluster.query(
+    `CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 2000) g`,
+    'app',
+  );
+  worker = await startPgwardenWorker(env, setup.config, {
+    ...testSecrets(setup.cluster),
+    [S3_KEY_ENV]: s3.accessKey,
+    [S3_SECRET_ENV]: s3.secretKey,
+  });
   // `pgwarden` on PATH, as after `npm link`.
   binDir = await mkdtemp(join(tmpdir(), 'pgwarden-console-bin-'));
   await symlink(PGWARDEN, join(binDir, 'pgwarden'));
@@ -62,13 +86,22 @@ afterAll(async () => {
     for (const id of await ownedScheduleIds(env.client, setup.config)) {
       const handle = env.client.schedule.getHandle(id);
       for (const a of (await handle.describe()).info.recentActions) {
-        if (a.action.type === 'startWorkflow') await env.client.workflow.getHandle(a.action.workflow.workflowId).result().catch(() => undefined);
+        if (a.action.type === 'startWorkflow')
+          await env.client.workflow
+            .getHandle(a.action.workflow.workflowId)
+            .result()
+            .catch(() => undefined);
       }
       await handle.delete();
     }
   }
   await worker?.stop();
-  await Promise.all([setup?.remove(), env?.teardown(), s3?.destroy(), binDir && rm(binDir, { recursive: true, force: true })]);
+  await Promise.all([
+    setup?.remove(),
+    env?.teardown(),
+    s3?.destroy(),
+    binDir && rm(binDir, { recursive: true, force: true }),
+  ]);
 });
 
 /** List commands and a run or schedule each must show. */
@@ -77,7 +110,7 @@ const LISTED: [string, string][] = [
   ['temporal schedule list', 'pgwarden/main/health'],
 ];
 
-describe("the console commands of docs/console.md", () => {
+describe('the console commands of docs/console.md', () => {
   it('each runs as printed and succeeds', async () => {
     const commands = await consoleCommands();
     expect(commands.length).toBeGreaterThan(20);
@@ -113,7 +146,9 @@ describe("the console commands of docs/console.md", () => {
     expect(out('temporal workflow result --workflow-id pgwarden/main/app/restore/console')).toContain('restored');
     for (const [prefix, listed] of LISTED) expect(out(prefix)).toContain(listed);
     // The approval is recorded with who and why.
-    const restored = (await env.client.workflow.getHandle('pgwarden/main/app/restore/console').result()) as { decision: { approver: string; reason: string } };
+    const restored = (await env.client.workflow.getHandle('pgwarden/main/app/restore/console').result()) as {
+      decision: { approver: string; reason: string };
+    };
     expect(restored.decision).toMatchObject({ approver: 'alice', reason: 'INC-42' });
   });
 });

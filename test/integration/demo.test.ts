@@ -31,10 +31,14 @@ describe('npm run demo', () => {
     const summary = r.stdout.slice(r.stdout.indexOf('\nSummary\n'));
     expect(summary, output).toMatch(/\n {2}step +workflow id +seconds +result\n/);
     for (const step of STEPS) {
-      expect(summary, output).toMatch(new RegExp(`\\n  ${step} +pgwarden/main/\\S+-${queue!.slice(-8)} +\\d+\\.\\d  \\S`));
+      expect(summary, output).toMatch(
+        new RegExp(`\\n  ${step} +pgwarden/main/\\S+-${queue!.slice(-8)} +\\d+\\.\\d  \\S`),
+      );
     }
     expect(summary).toMatch(/\n {2}pointInTimeRecovery .* recovered to T from base backup \S+, timeline 2;/);
-    expect(summary).toMatch(/\n {2}check .* accident undone: "documents" back \(40 rows\), orders \d+ \(deleted rows back\), 100 markers kept, post-accident users absent/);
+    expect(summary).toMatch(
+      /\n {2}check .* accident undone: "documents" back \(40 rows\), orders \d+ \(deleted rows back\), 100 markers kept, post-accident users absent/,
+    );
 
     // Approved by the demo once the workflow waited at `approve`.
     expect(r.stdout).toMatch(/waiting at step approve; the demo approves as "demo"/);

@@ -21,7 +21,9 @@ const listeners: Server[] = [];
 function occupy(port: number): Promise<Server | undefined> {
   return new Promise((resolve, reject) => {
     const server = createServer((socket) => socket.destroy());
-    server.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err),
+    );
     server.listen(port, '127.0.0.1', () => {
       listeners.push(server);
       resolve(server);
@@ -47,7 +49,9 @@ function expectRefused(r: Awaited<ReturnType<typeof dev>>, port: number, flag: s
   expect(r.exitCode, output).not.toBe(0);
   expect(r.stdout, output).not.toMatch(/Temporal dev server at/);
   expect(r.stderr.trim().split('\n'), output).toHaveLength(1);
-  expect(r.stderr, output).toMatch(new RegExp(`^pgwarden: port ${port} \\(.+\\) is taken: .*choose another with ${flag}$`));
+  expect(r.stderr, output).toMatch(
+    new RegExp(`^pgwarden: port ${port} \\(.+\\) is taken: .*choose another with ${flag}$`),
+  );
   expect(r.seconds, output).toBeLessThan(30); // before: 60 s waiting for "something answers"
 }
 
@@ -79,7 +83,8 @@ describe('pgwarden dev with a taken port', () => {
       ['--port', String(taken), '--ui-port', String(p1)],
       ['--port', String(p1), '--ui-port', String(taken)],
       ['--port', String(p1), '--ui-port', String(p2), '--metrics-port', String(taken)],
-    ]) results.push(await dev(args));
+    ])
+      results.push(await dev(args));
     expectRefused(results[0]!, taken, '--port');
     expect(results[0]!.stderr).toMatch(/\(Temporal server\)/);
     expectRefused(results[1]!, taken, '--ui-port');
@@ -104,59 +109,77 @@ describe('npm run dev -- --port P --ui-port U --metrics-port M', () => {
     if (proc?.pid && !exited) process.kill(-proc.pid, 'SIGKILL');
   });
 
-  it('prints the three, they answer, another dev stack on P is refused, Ctrl-C stops them', { timeout: 180_000 }, async () => {
-    const [port, uiPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()]);
-    const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
-    delete env.PGWARDEN_DEMO_TEMPORAL_ADDRESS;
-    // Its own process group, so a Ctrl-C (SIGINT to the group) reaches npm, tsx and the demo as in a terminal.
-    proc = execa('npm', ['run', 'dev', '--', '--port', String(port), '--ui-port', String(uiPort), '--metrics-port', String(metricsPort)], {
-      cwd: ROOT,
-      env,
-      extendEnv: false,
-      stdin: 'ignore',
-      reject: false,
-      detached: true,
-      all: true,
-    });
-    let output = '';
-    const up = new Promise<void>((resolve, reject) => {
-      proc!.all!.on('data', (d: Buffer) => {
-        output += d.toString();
-        if (output.includes('Ctrl-C stops everything')) resolve();
+  it(
+    'prints the three, they answer, another dev stack on P is refused, Ctrl-C stops them',
+    { timeout: 180_000 },
+    async () => {
+      const [port, uiPort, metricsPort] = await Promise.all([freePort(), freePort(), freePort()]);
+      const env: NodeJS.ProcessEnv = { ...process.env, CI: 'true' };
+      delete env.PGWARDEN_DEMO_TEMPORAL_ADDRESS;
+      // Its own process group, so a Ctrl-C (SIGINT to the group) reaches npm, tsx and the demo as in a terminal.
+      proc = execa(
+        'npm',
+        [
+          'run',
+          'dev',
+          '--',
+          '--port',
+          String(port),
+          '--ui-port',
+          String(uiPort),
+          '--metrics-port',
+          String(metricsPort),
+        ],
+        {
+          cwd: ROOT,
+          env,
+          extendEnv: false,
+          stdin: 'ignore',
+          reject: false,
+          detached: true,
+          all: true,
+        },
+      );
+      let output = '';
+      const up = new Promise<void>((resolve, reject) => {
+        proc!.all!.on('data', (d: Buffer) => {
+          output += d.toString();
+          if (output.includes('Ctrl-C stops everything')) resolve();
+        });
+        void proc!.then(() => reject(new Error(`npm run dev exited: ${output}`)));
       });
-      void proc!.then(() => reject(new Error(`npm run dev exited: ${output}`)));
-    });
-    await up;
-    expect(output).toContain(`Temporal:     127.0.0.1:${port}\n`);
-    expect(output).toContain(`Temporal UI:  http://127.0.0.1:${uiPort}\n`);
-    expect(output).toContain(`Metrics:      http://127.0.0.1:${metricsPort}/metrics\n`);
+      await up;
+      expect(output).toContain(`Temporal:     127.0.0.1:${port}\n`);
+      expect(output).toContain(`Temporal UI:  http://127.0.0.1:${uiPort}\n`);
+      expect(output).toContain(`Metrics:      http://127.0.0.1:${metricsPort}/metrics\n`);
 
-    // They answer: the Temporal frontend, the web UI and pgwarden's metrics.
-    const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
-    try {
-      const info = await connection.workflowService.getSystemInfo({});
-      expect(info.serverVersion).toBeTruthy();
-    } finally {
-      await connection.close();
-    }
-    const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
-    expect(ui.status).toBe(200);
-    expect(await ui.text()).toMatch(/<html/i);
-    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
-    expect(metrics.status).toBe(200);
-    expect(await metrics.text()).toMatch(/^# HELP pgwarden_/m);
+      // They answer: the Temporal frontend, the web UI and pgwarden's metrics.
+      const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+      try {
+        const info = await connection.workflowService.getSystemInfo({});
+        expect(info.serverVersion).toBeTruthy();
+      } finally {
+        await connection.close();
+      }
+      const ui = await fetch(`http://127.0.0.1:${uiPort}/`);
+      expect(ui.status).toBe(200);
+      expect(await ui.text()).toMatch(/<html/i);
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^# HELP pgwarden_/m);
 
-    // The bug itself: another dev stack on P, a real Temporal server there, is refused, not joined.
-    expectRefused(await dev(['--port', String(port), '--ui-port', String(await freePort())]), port, '--port');
+      // The bug itself: another dev stack on P, a real Temporal server there, is refused, not joined.
+      expectRefused(await dev(['--port', String(port), '--ui-port', String(await freePort())]), port, '--port');
 
-    // Ctrl-C: everything stopped and cleaned up (npm itself ends by the SIGINT it got).
-    process.kill(-proc.pid!, 'SIGINT');
-    const r = await proc;
-    exited = true;
-    expect(r.exitCode === 0 || r.signal === 'SIGINT', output).toBe(true);
-    expect(output.trimEnd().endsWith('cleaned up'), output).toBe(true);
-    for (const p of [port, uiPort, metricsPort]) expect(await accepts(p), `port ${p}`).toBe(false);
-  });
+      // Ctrl-C: everything stopped and cleaned up (npm itself ends by the SIGINT it got).
+      process.kill(-proc.pid!, 'SIGINT');
+      const r = await proc;
+      exited = true;
+      expect(r.exitCode === 0 || r.signal === 'SIGINT', output).toBe(true);
+      expect(output.trimEnd().endsWith('cleaned up'), output).toBe(true);
+      for (const p of [port, uiPort, metricsPort]) expect(await accepts(p), `port ${p}`).toBe(false);
+    },
+  );
 
   it('fails in one line naming a taken --ui-port, before starting anything', async () => {
     const [port, taken] = await Promise.all([freePort(), freePort()]);
@@ -167,7 +190,9 @@ describe('npm run dev -- --port P --ui-port U --metrics-port M', () => {
     const args = ['run', '--silent', 'dev', '--', '--port', String(port), '--ui-port', String(taken)];
     const r = await execa('npm', args, { cwd: ROOT, env, extendEnv: false, reject: false, stdin: 'ignore' });
     expect(r.exitCode, r.stderr).not.toBe(0);
-    expect(r.stderr.trim().split('\n'), r.stderr).toEqual([`npm run dev failed: port ${taken} (Temporal UI) is taken: another process listens on 127.0.0.1:${taken}; stop it or choose another with --ui-port`]);
+    expect(r.stderr.trim().split('\n'), r.stderr).toEqual([
+      `npm run dev failed: port ${taken} (Temporal UI) is taken: another process listens on 127.0.0.1:${taken}; stop it or choose another with --ui-port`,
+    ]);
     expect(r.stdout).not.toMatch(/starting/);
     expect((Date.now() - started) / 1000).toBeLessThan(30);
   });

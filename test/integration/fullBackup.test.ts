@@ -53,10 +53,19 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await env?.teardown();
-  await Promise.all([cluster?.stop(), key?.remove(), repository && rm(repository, { recursive: true, force: true }), configDir && rm(configDir, { recursive: true, force: true })]);
+  await Promise.all([
+    cluster?.stop(),
+    key?.remove(),
+    repository && rm(repository, { recursive: true, force: true }),
+    configDir && rm(configDir, { recursive: true, force: true }),
+  ]);
 });
 
-async function runBackup(input: FullBackupInput, workflowId = `${queue}/${input.cluster}/${input.database}/${Math.random()}`, labelled = false) {
+async function runBackup(
+  input: FullBackupInput,
+  workflowId = `${queue}/${input.cluster}/${input.database}/${Math.random()}`,
+  labelled = false,
+) {
   const labels = { cluster: input.cluster, database: input.database, kind: 'full' } as const;
   const handle = await env.client.workflow.start('fullBackup', {
     taskQueue: queue,
@@ -73,18 +82,35 @@ describe('fullBackup', () => {
     const { backups } = await result;
     expect(backups).toHaveLength(1);
     const backup = backups[0]!;
-    expect(backup).toMatchObject({ cluster: 'main', database: 'app', backupId: '20261122T020000Z', encrypted: true, reused: false });
+    expect(backup).toMatchObject({
+      cluster: 'main',
+      database: 'app',
+      backupId: '20261122T020000Z',
+      encrypted: true,
+      reused: false,
+    });
     expect(await handle.query('progress')).toMatchObject({ step: 'done' });
 
     const dir = join(repository, 'main/logical/app/20261122T020000Z');
     expect((await readdir(dir)).sort()).toEqual(['dump.pgdump.zst.gpg', 'globals.sql.zst.gpg', 'manifest.json']);
     const manifest = parseLogicalManifest(await readFile(join(dir, 'manifest.json'), 'utf8'));
-    expect(manifest).toMatchObject({ kind: 'logical', cluster: 'main', database: 'app', compression: { algorithm: 'zstd' } });
+    expect(manifest).toMatchObject({
+      kind: 'logical',
+      cluster: 'main',
+      database: 'app',
+      compression: { algorithm: 'zstd' },
+    });
     expect(manifest.serverVersion).toMatch(/^15\./);
     expect(manifest.encryption?.recipients).toEqual([key.fingerprint]);
     expect(manifest.tocEntries).toBeGreaterThan(10);
     const names = manifest.tables.map((t) => `${t.schema}.${t.name}`);
-    expect(names).toEqual(['archive.Old Events', 'public.documents', 'public.empty_table', 'public.orders', 'public.users']);
+    expect(names).toEqual([
+      'archive.Old Events',
+      'public.documents',
+      'public.empty_table',
+      'public.orders',
+      'public.users',
+    ]);
     expect(manifest.tables.find((t) => t.name === 'users')?.rows).toBe(200_000);
 
     // The stored bytes are what the manifest says they are.
@@ -114,23 +140,38 @@ describe('fullBackup', () => {
   });
 
   it('backs up every database of the cluster with "*", one child workflow each', async () => {
-    const { result } = await runBackup({ cluster: 'main', database: '*', backupId: '20261122T040000Z' }, undefined, true);
+    const { result } = await runBackup(
+      { cluster: 'main', database: '*', backupId: '20261122T040000Z' },
+      undefined,
+      true,
+    );
     const { backups } = await result;
     // Each child carries its own database's labels, so filters on "app" find it.
     const child = await env.client.workflow.getHandle('pgwarden/main/app/full/20261122T040000Z').describe();
     expect(child.memo).toEqual({ cluster: 'main', database: 'app', kind: 'full' });
-    expect([child.typedSearchAttributes.get(clusterKey), child.typedSearchAttributes.get(databaseKey), child.typedSearchAttributes.get(kindKey)]).toEqual(['main', 'app', 'full']);
-    const databases = await cluster.query<{ datname: string }>('SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1');
+    expect([
+      child.typedSearchAttributes.get(clusterKey),
+      child.typedSearchAttributes.get(databaseKey),
+      child.typedSearchAttributes.get(kindKey),
+    ]).toEqual(['main', 'app', 'full']);
+    const databases = await cluster.query<{ datname: string }>(
+      'SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY 1',
+    );
     expect(backups.map((b) => b.database).sort()).toEqual(databases.map((d) => d.datname));
     expect(databases.map((d) => d.datname)).toEqual(expect.arrayContaining(['app', 'crm', 'postgres']));
-    for (const b of backups) expect(existsSync(join(repository, 'main/logical', b.database, '20261122T040000Z/manifest.json'))).toBe(true);
+    for (const b of backups)
+      expect(existsSync(join(repository, 'main/logical', b.database, '20261122T040000Z/manifest.json'))).toBe(true);
   });
 
   it('"*": a database that fails does not leave the ones after it unbacked-up; the run fails naming it', async () => {
     // A name the repository refuses as a path component; listed between app and crm.
     await cluster.query('CREATE DATABASE "bad name"');
     try {
-      const listed = (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname')).map((d) => d.datname);
+      const listed = (
+        await cluster.query<{ datname: string }>(
+          'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname',
+        )
+      ).map((d) => d.datname);
       const others = listed.filter((d) => d !== 'bad name');
       // Some are listed after it (the ones a stop at the first failure left unbacked-up).
       expect(listed.indexOf('bad name')).toBeLessThan(listed.indexOf('crm'));
@@ -140,13 +181,20 @@ describe('fullBackup', () => {
       const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
       expect(cause).toBeInstanceOf(ApplicationFailure);
       expect([cause.type, cause.nonRetryable]).toEqual(['BackupFailed', true]);
-      expect(cause.message).toBe(`1 of ${listed.length} databases failed to back up (20261122T050000Z): bad name: database name "bad name" cannot be used as a repository path component`);
-      const details = cause.details?.[0] as { failed: { database: string }[]; backedUp: { database: string; backupId: string }[] };
+      expect(cause.message).toBe(
+        `1 of ${listed.length} databases failed to back up (20261122T050000Z): bad name: database name "bad name" cannot be used as a repository path component`,
+      );
+      const details = cause.details?.[0] as {
+        failed: { database: string }[];
+        backedUp: { database: string; backupId: string }[];
+      };
       expect(details.failed.map((f) => f.database)).toEqual(['bad name']);
       expect(details.backedUp.map((b) => b.database)).toEqual(others);
       // Every other database, those listed after the failed one too, is backed up and committed.
       for (const database of others) {
-        const manifest = parseLogicalManifest(await readFile(join(repository, 'main/logical', database, '20261122T050000Z/manifest.json'), 'utf8'));
+        const manifest = parseLogicalManifest(
+          await readFile(join(repository, 'main/logical', database, '20261122T050000Z/manifest.json'), 'utf8'),
+        );
         expect(manifest.database).toBe(database);
       }
     } finally {
@@ -170,7 +218,13 @@ describe('fullBackup', () => {
     const own = join(configDir, 'retention-repo'); // a repository of its own: other tests back up "postgres" too
     const alt = await startPgwardenWorker(
       env,
-      { ...config, retention: { ...config.retention, ...retention }, repositories: { local: { type: 'local', path: own } }, temporal: { ...config.temporal, taskQueue }, worker: { ...config.worker, host: taskQueue } },
+      {
+        ...config,
+        retention: { ...config.retention, ...retention },
+        repositories: { local: { type: 'local', path: own } },
+        temporal: { ...config.temporal, taskQueue },
+        worker: { ...config.worker, host: taskQueue },
+      },
       testSecrets(cluster, key),
     );
     try {
@@ -187,7 +241,10 @@ describe('fullBackup', () => {
         { backupId: '20261103T010000Z', reasons: ['daily'] },
       ]);
       expect(last!.retention!.delete.map((d) => d.backupId)).toEqual(['20261102T010000Z']);
-      expect((await readdir(join(own, 'main/logical/postgres'))).sort()).toEqual(['20261103T010000Z', '20261104T010000Z']);
+      expect((await readdir(join(own, 'main/logical/postgres'))).sort()).toEqual([
+        '20261103T010000Z',
+        '20261104T010000Z',
+      ]);
     } finally {
       await alt.stop();
     }
@@ -195,13 +252,20 @@ describe('fullBackup', () => {
 
   describe('from the command line', () => {
     const pgwarden = join(import.meta.dirname, '../../bin/pgwarden');
-    const cliEnv = () => ({ TEMPORAL_ADDRESS: inject('temporalAddress'), PGWARDEN_CONFIG: join(configDir, 'pgwarden.config.json') });
+    const cliEnv = () => ({
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      PGWARDEN_CONFIG: join(configDir, 'pgwarden.config.json'),
+    });
     beforeAll(async () => {
       await writeFile(cliEnv().PGWARDEN_CONFIG, JSON.stringify(config));
     });
 
     it('pgwarden backup --wait prints the workflow id and the result', async () => {
-      const { stdout, exitCode } = await execa(pgwarden, ['backup', '--cluster', 'main', '--database', 'crm', '--backup-id', '20261122T050000Z', '--wait'], { env: cliEnv() });
+      const { stdout, exitCode } = await execa(
+        pgwarden,
+        ['backup', '--cluster', 'main', '--database', 'crm', '--backup-id', '20261122T050000Z', '--wait'],
+        { env: cliEnv() },
+      );
       expect(exitCode).toBe(0);
       expect(stdout).toContain('started fullBackup pgwarden/main/crm/full/20261122T050000Z');
       expect(stdout).toMatch(/main\/crm 20261122T050000Z: .* stored, 5 tables, \d+ rows/);
@@ -209,34 +273,62 @@ describe('fullBackup', () => {
     });
 
     it('a user mistake is one line on stderr and exit code 1', async () => {
-      const r = await execa(pgwarden, ['backup', '--cluster', 'nope', '--database', 'app'], { env: cliEnv(), reject: false });
+      const r = await execa(pgwarden, ['backup', '--cluster', 'nope', '--database', 'app'], {
+        env: cliEnv(),
+        reject: false,
+      });
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toBe('pgwarden: unknown cluster "nope" (configured: main, down)');
-      const bad = await execa(pgwarden, ['backup', '--cluster', 'main', '--database', 'app', '--backup-id', 'yesterday'], { env: cliEnv(), reject: false });
+      const bad = await execa(
+        pgwarden,
+        ['backup', '--cluster', 'main', '--database', 'app', '--backup-id', 'yesterday'],
+        { env: cliEnv(), reject: false },
+      );
       expect(bad.exitCode).toBe(1);
       expect(bad.stderr).toBe('pgwarden: --backup-id "yesterday" is not of the form 20261122T020000Z[-suffix]');
     });
 
     it('a worker refuses an invalid config at start, naming the bad field', async () => {
       const bad = join(configDir, 'bad.json');
-      await writeFile(bad, JSON.stringify({ ...config, clusters: { main: { ...config.clusters.main, port: 'five' } } }));
+      await writeFile(
+        bad,
+        JSON.stringify({ ...config, clusters: { main: { ...config.clusters.main, port: 'five' } } }),
+      );
       const r = await execa(pgwarden, ['worker', '--config', bad], { env: cliEnv(), reject: false });
       expect(r.exitCode).toBe(1);
       expect(r.stderr).toMatch(/^pgwarden: invalid config .*bad\.json: clusters\.main\.port: /);
     });
 
-    it('the README\'s temporal workflow start command works as written', async () => {
+    it("the README's temporal workflow start command works as written", async () => {
       const temporal = join(import.meta.dirname, '../../.tools/bin/temporal');
       const workflowId = `${queue}/temporal-cli`;
       // As in the README, with this test's address, queue and a known workflow id added.
       await execa(temporal, [
-        'workflow', 'start', '--type', 'fullBackup', '--task-queue', queue,
-        '--input', '{"cluster":"main","database":"crm"}',
-        '--address', inject('temporalAddress'), '--workflow-id', workflowId,
+        'workflow',
+        'start',
+        '--type',
+        'fullBackup',
+        '--task-queue',
+        queue,
+        '--input',
+        '{"cluster":"main","database":"crm"}',
+        '--address',
+        inject('temporalAddress'),
+        '--workflow-id',
+        workflowId,
       ]);
       const result = (await env.client.workflow.getHandle(workflowId).result()) as FullBackupResult;
       expect(result.backups[0]).toMatchObject({ cluster: 'main', database: 'crm', reused: false });
-      const { stdout } = await execa(temporal, ['workflow', 'query', '--workflow-id', workflowId, '--type', 'progress', '--address', inject('temporalAddress')]);
+      const { stdout } = await execa(temporal, [
+        'workflow',
+        'query',
+        '--workflow-id',
+        workflowId,
+        '--type',
+        'progress',
+        '--address',
+        inject('temporalAddress'),
+      ]);
       expect(stdout).toContain('done');
     });
   });
@@ -245,7 +337,12 @@ describe('fullBackup', () => {
     const cases: [string, FullBackupInput, string, RegExp, (() => Config)?][] = [
       ['unknown cluster', { cluster: 'nope', database: 'app' }, 'UnknownCluster', /unknown cluster "nope"/],
       ['unknown database', { cluster: 'main', database: 'nosuchdb' }, 'UnknownDatabase', /no database "nosuchdb"/],
-      ['unreachable server', { cluster: 'down', database: 'app' }, 'ServerUnreachable', /cluster "down" .* unreachable/],
+      [
+        'unreachable server',
+        { cluster: 'down', database: 'app' },
+        'ServerUnreachable',
+        /cluster "down" .* unreachable/,
+      ],
       [
         'unreadable key',
         { cluster: 'main', database: 'app' },
@@ -261,11 +358,19 @@ describe('fullBackup', () => {
         if (altConfig) {
           taskQueue = uniqueQueue('full-backup-alt');
           const cfg = altConfig();
-          alt = await startPgwardenWorker(env, { ...cfg, temporal: { ...cfg.temporal, taskQueue }, worker: { ...cfg.worker, host: taskQueue } }, testSecrets(cluster, key));
+          alt = await startPgwardenWorker(
+            env,
+            { ...cfg, temporal: { ...cfg.temporal, taskQueue }, worker: { ...cfg.worker, host: taskQueue } },
+            testSecrets(cluster, key),
+          );
         }
         try {
           const before = await listTree(repository);
-          const handle = await env.client.workflow.start('fullBackup', { taskQueue, workflowId: `${taskQueue}/bad/${name}`, args: [input] });
+          const handle = await env.client.workflow.start('fullBackup', {
+            taskQueue,
+            workflowId: `${taskQueue}/bad/${name}`,
+            args: [input],
+          });
           const err = await handle.result().then(
             () => undefined,
             (e: unknown) => e,

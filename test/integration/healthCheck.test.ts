@@ -44,7 +44,12 @@ let runs = 0;
 /** What the webhook receiver answers; a 4xx stands for a misconfigured URL or token. */
 let webhookStatus = 204;
 
-const execute = <T>(type: string, input: object) => env.client.workflow.execute(type, { taskQueue: queue, workflowId: `${queue}/${type}-${++runs}`, args: [input] }) as Promise<T>;
+const execute = <T>(type: string, input: object) =>
+  env.client.workflow.execute(type, {
+    taskQueue: queue,
+    workflowId: `${queue}/${type}-${++runs}`,
+    args: [input],
+  }) as Promise<T>;
 const healthCheck = () => execute<HealthCheckResult>('healthCheck', { cluster: 'main' });
 const manifestFile = async () => {
   const id = (await import('node:fs/promises')).readdir(join(dir, 'repo/main/logical/app'));
@@ -54,7 +59,9 @@ const manifestFile = async () => {
 async function scrape(): Promise<Map<string, number>> {
   const text = await (await fetch(metrics.url)).text();
   const series = new Map<string, number>();
-  for (const line of text.split('\n')) if (line && !line.startsWith('#')) series.set(line.slice(0, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1)));
+  for (const line of text.split('\n'))
+    if (line && !line.startsWith('#'))
+      series.set(line.slice(0, line.lastIndexOf(' ')), Number(line.slice(line.lastIndexOf(' ') + 1)));
   return series;
 }
 
@@ -82,16 +89,44 @@ beforeAll(async () => {
     taskQueue: queue,
     key,
     extra: {
-      repositories: { s3: { type: 's3', bucket: 'offsite', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV } },
-      notifications: { webhook: { url: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`, tokenEnv: 'PGWARDEN_TEST_HOOK_TOKEN' } },
+      repositories: {
+        s3: {
+          type: 's3',
+          bucket: 'offsite',
+          endpoint: s3.endpoint,
+          forcePathStyle: true,
+          accessKeyIdEnv: S3_KEY_ENV,
+          secretAccessKeyEnv: S3_SECRET_ENV,
+        },
+      },
+      notifications: {
+        webhook: {
+          url: `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/hook`,
+          tokenEnv: 'PGWARDEN_TEST_HOOK_TOKEN',
+        },
+      },
       health: { offsiteGraceHours: 0 },
     },
   });
-  const secrets = { ...testSecrets(cluster, key), [S3_KEY_ENV]: s3.accessKey, [S3_SECRET_ENV]: s3.secretKey, PGWARDEN_TEST_HOOK_TOKEN: 'hook-token' };
+  const secrets = {
+    ...testSecrets(cluster, key),
+    [S3_KEY_ENV]: s3.accessKey,
+    [S3_SECRET_ENV]: s3.secretKey,
+    PGWARDEN_TEST_HOOK_TOKEN: 'hook-token',
+  };
   worker = await startPgwardenWorker(env, config, secrets);
-  metrics = await startMetricsServer({ config, env: { ...process.env, ...secrets }, client: env.client, port: 0, cacheMs: 0 });
+  metrics = await startMetricsServer({
+    config,
+    env: { ...process.env, ...secrets },
+    client: env.client,
+    port: 0,
+    cacheMs: 0,
+  });
   await cluster.query('CREATE DATABASE app');
-  await cluster.query(`CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 2000) g`, 'app');
+  await cluster.query(
+    `CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 2000) g`,
+    'app',
+  );
   await execute('fullBackup', { cluster: 'main', database: 'app' });
   await execute('verifyBackup', { cluster: 'main', database: 'app' });
   await execute('offsiteSync', { cluster: 'main', check: 'quick' });
@@ -100,7 +135,13 @@ beforeAll(async () => {
 afterAll(async () => {
   await metrics?.close();
   await worker?.stop();
-  await Promise.all([cluster?.stop(), env?.teardown(), s3?.destroy(), key?.remove(), new Promise((r) => webhook?.close(r))]);
+  await Promise.all([
+    cluster?.stop(),
+    env?.teardown(),
+    s3?.destroy(),
+    key?.remove(),
+    new Promise((r) => webhook?.close(r)),
+  ]);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -113,7 +154,9 @@ describe('healthCheck', () => {
 
     const manifest = parseLogicalManifest(await readFile(await manifestFile(), 'utf8'));
     const m = await scrape();
-    expect(m.get('pgwarden_backup_last_success_timestamp_seconds{cluster="main",kind="logical",database="app"}')).toBe(Date.parse(manifest.finishedAt) / 1000);
+    expect(m.get('pgwarden_backup_last_success_timestamp_seconds{cluster="main",kind="logical",database="app"}')).toBe(
+      Date.parse(manifest.finishedAt) / 1000,
+    );
     expect(m.get('pgwarden_backup_last_size_bytes{cluster="main",kind="logical",database="app"}')).toBe(manifest.bytes);
     const verifiedAge = m.get('pgwarden_verified_restore_age_seconds{cluster="main",database="app"}')!;
     expect(verifiedAge).toBeGreaterThanOrEqual(0);
@@ -122,16 +165,26 @@ describe('healthCheck', () => {
     expect(m.get('pgwarden_wal_archive_failed_count{cluster="main"}')).toBe(0);
     expect(m.get('pgwarden_wal_archive_lag_seconds{cluster="main"}')).toBeGreaterThanOrEqual(0);
     expect(m.get('pgwarden_repository_free_bytes{repository="local"}')).toBeGreaterThan(0);
-    expect(m.get('pgwarden_repository_size_bytes{repository="local"}')).toBeGreaterThan(m.get('pgwarden_repository_free_bytes{repository="local"}')!);
+    expect(m.get('pgwarden_repository_size_bytes{repository="local"}')).toBeGreaterThan(
+      m.get('pgwarden_repository_free_bytes{repository="local"}')!,
+    );
     expect(m.get('pgwarden_offsite_missing_objects{cluster="main",repository="s3"}')).toBe(0);
 
     // Temporal unreachable: only the approvals series is left out; the backups' still serve.
-    const cut = await startMetricsServer({ config, env: { ...process.env, ...testSecrets(cluster) }, client: new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) }), port: 0, cacheMs: 0 });
+    const cut = await startMetricsServer({
+      config,
+      env: { ...process.env, ...testSecrets(cluster) },
+      client: new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) }),
+      port: 0,
+      cacheMs: 0,
+    });
     try {
       const response = await fetch(cut.url);
       expect(response.status).toBe(200);
       const text = await response.text();
-      expect(text).toContain(`pgwarden_backup_last_size_bytes{cluster="main",kind="logical",database="app"} ${manifest.bytes}`);
+      expect(text).toContain(
+        `pgwarden_backup_last_size_bytes{cluster="main",kind="logical",database="app"} ${manifest.bytes}`,
+      );
       expect(text).not.toMatch(/^pgwarden_approvals_waiting\{/m);
     } finally {
       await cut.close();
@@ -147,14 +200,21 @@ describe('healthCheck', () => {
     // Failing archiver.
     await cluster.query(`ALTER SYSTEM SET archive_command = 'false'`);
     await cluster.query('SELECT pg_reload_conf()');
-    await cluster.query('CREATE TABLE churn AS SELECT g FROM generate_series(1, 1000) g; SELECT pg_switch_wal()', 'app');
+    await cluster.query(
+      'CREATE TABLE churn AS SELECT g FROM generate_series(1, 1000) g; SELECT pg_switch_wal()',
+      'app',
+    );
     for (let i = 0; i < 100; i++) {
-      const [row] = await cluster.query<{ failed: string }>('SELECT failed_count::text AS failed FROM pg_stat_archiver');
+      const [row] = await cluster.query<{ failed: string }>(
+        'SELECT failed_count::text AS failed FROM pg_stat_archiver',
+      );
       if (Number(row!.failed) > 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     // Drift: a dump deleted on the remote behind pgwarden's back.
-    const dumpKey = (await import('node:fs/promises')).readdir(join(file, '..')).then((names) => names.find((n) => n.startsWith('dump.'))!);
+    const dumpKey = (await import('node:fs/promises'))
+      .readdir(join(file, '..'))
+      .then((names) => names.find((n) => n.startsWith('dump.'))!);
     await rm(s3.objectPath('offsite', `main/logical/app/${JSON.parse(original).backupId}/${await dumpKey}`));
 
     // The webhook refuses (a wrong token): the check still completes with its alerts, says why
@@ -167,10 +227,20 @@ describe('healthCheck', () => {
     expect(received).toEqual([]);
 
     const result = await healthCheck();
-    expect(result.alerts.map((a) => a.key).sort()).toEqual(['archiver:failing', 'backup-stale:app', 'offsite-drift:s3']);
+    expect(result.alerts.map((a) => a.key).sort()).toEqual([
+      'archiver:failing',
+      'backup-stale:app',
+      'offsite-drift:s3',
+    ]);
     expect(result.notification).toMatchObject({ sent: 'alert', delivery: { sent: ['webhook'], skipped: [] } });
     expect(received).toHaveLength(1);
-    expect(received[0]).toMatchObject({ source: 'pgwarden', event: 'alert', cluster: 'main', title: 'main: 3 health alerts', authorization: 'Bearer hook-token' });
+    expect(received[0]).toMatchObject({
+      source: 'pgwarden',
+      event: 'alert',
+      cluster: 'main',
+      title: 'main: 3 health alerts',
+      authorization: 'Bearer hook-token',
+    });
     const text = received[0]!.text as string;
     expect(text).toContain('main/app: the newest backup finished 2 days ago (threshold 24 hours)');
     expect(text).toContain('archive_command is failing');
@@ -188,7 +258,9 @@ describe('healthCheck', () => {
     await cluster.query('SELECT pg_reload_conf()');
     await cluster.query('SELECT pg_switch_wal()');
     for (let i = 0; i < 100; i++) {
-      const [row] = await cluster.query<{ ok: boolean }>('SELECT last_archived_time > last_failed_time AS ok FROM pg_stat_archiver');
+      const [row] = await cluster.query<{ ok: boolean }>(
+        'SELECT last_archived_time > last_failed_time AS ok FROM pg_stat_archiver',
+      );
       if (row!.ok) break;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -200,10 +272,19 @@ describe('healthCheck', () => {
   });
 
   it('a restore waiting at approve notifies with the approve command and counts as waiting in /metrics', async () => {
-    const handle = await env.client.workflow.start('restoreDatabase', { taskQueue: queue, workflowId: `pgwarden/main/app/restore/${queue}`, args: [{ cluster: 'main', database: 'app' }] });
-    for (let i = 0; i < 300 && !received.some((r) => r.event === 'approval'); i++) await new Promise((r) => setTimeout(r, 200));
+    const handle = await env.client.workflow.start('restoreDatabase', {
+      taskQueue: queue,
+      workflowId: `pgwarden/main/app/restore/${queue}`,
+      args: [{ cluster: 'main', database: 'app' }],
+    });
+    for (let i = 0; i < 300 && !received.some((r) => r.event === 'approval'); i++)
+      await new Promise((r) => setTimeout(r, 200));
     const notice = received.find((r) => r.event === 'approval')!;
-    expect(notice).toMatchObject({ cluster: 'main', workflowId: handle.workflowId, title: `main: approval needed for ${handle.workflowId}` });
+    expect(notice).toMatchObject({
+      cluster: 'main',
+      workflowId: handle.workflowId,
+      title: `main: approval needed for ${handle.workflowId}`,
+    });
     expect(notice.text).toContain(`pgwarden approve ${handle.workflowId} --approver NAME --reason TEXT`);
     expect(notice.text).toContain('the live database is kept as app_pre_restore_');
     expect((await scrape()).get('pgwarden_approvals_waiting{cluster="main",kind="restore"}')).toBe(1);
@@ -211,14 +292,18 @@ describe('healthCheck', () => {
     expect(await handle.result()).toMatchObject({ outcome: 'rejected' });
   });
 
-  it('after a PITR archived a timeline history, the check reads it with the worker\'s key and completes', async () => {
+  it("after a PITR archived a timeline history, the check reads it with the worker's key and completes", async () => {
     // What an in-place PITR leaves in the archive: 00000002.history, encrypted, pushed as archive_command does.
     expect(process.env[PASSPHRASE_ENV]).toBeUndefined();
     const configFile = join(dir, 'pgwarden.config.json');
     await writeFile(configFile, JSON.stringify(config));
     const history = join(dir, '00000002.history');
     await writeFile(history, '1\t0/3000060\tbefore 2026-11-22 14:31:00+00\n');
-    const push = await execa(PGWARDEN, ['--config', configFile, 'wal-push', '--cluster', 'main', history, '00000002.history'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    const push = await execa(
+      PGWARDEN,
+      ['--config', configFile, 'wal-push', '--cluster', 'main', history, '00000002.history'],
+      { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } },
+    );
     expect(push.exitCode, push.stderr).toBe(0);
     const result = await healthCheck(); // failed KeyUnreadable ("PGWARDEN_TEST_PASSPHRASE ... is not set") before
     expect(JSON.stringify(result)).not.toContain('KeyUnreadable');

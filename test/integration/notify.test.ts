@@ -16,10 +16,21 @@ let server: Server;
 let status = 204;
 let posted = 0;
 
-const notification: Notification = { event: 'alert', cluster: 'main', title: 'main: 1 health alert', lines: ['main/app: the newest backup finished 2 days ago'], at: new Date().toISOString() };
+const notification: Notification = {
+  event: 'alert',
+  cluster: 'main',
+  title: 'main: 1 health alert',
+  lines: ['main/app: the newest backup finished 2 days ago'],
+  at: new Date().toISOString(),
+};
 
 function configWith(url: string): Config {
-  return { notifications: { webhook: { url }, email: { to: ['dba@example.com'], from: 'pgwarden', sendmail: join(dir, 'sendmail') } } } as unknown as Config;
+  return {
+    notifications: {
+      webhook: { url },
+      email: { to: ['dba@example.com'], from: 'pgwarden', sendmail: join(dir, 'sendmail') },
+    },
+  } as unknown as Config;
 }
 
 beforeAll(async () => {
@@ -46,7 +57,10 @@ const url = () => `http://127.0.0.1:${(server.address() as AddressInfo).port}/ho
 const mail = () => readFile(join(dir, 'mail.txt'), 'utf8').catch(() => '');
 
 it('sends to every channel', async () => {
-  expect(await sendNotification(configWith(url()), {}, notification)).toEqual({ sent: ['webhook', 'email'], skipped: [] });
+  expect(await sendNotification(configWith(url()), {}, notification)).toEqual({
+    sent: ['webhook', 'email'],
+    skipped: [],
+  });
   expect(await mail()).toContain('Subject: [pgwarden] main: 1 health alert');
 });
 
@@ -67,7 +81,9 @@ it('a webhook that answers 500 or is unreachable still lets the mail go out, and
 it('a webhook that refuses (403: a wrong token or URL) is not retried', async () => {
   status = 403;
   const postedBefore = posted;
-  const failure = (await sendNotification(configWith(url()), {}, notification).catch((e: unknown) => e)) as ApplicationFailure;
+  const failure = (await sendNotification(configWith(url()), {}, notification).catch(
+    (e: unknown) => e,
+  )) as ApplicationFailure;
   expect(posted).toBe(postedBefore + 1);
   expect(failure.nonRetryable).toBe(true);
   expect(failure.message).toMatch(/answered 403; email: sent$/);

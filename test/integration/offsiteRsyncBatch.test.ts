@@ -46,16 +46,27 @@ async function localObject(key: string, content: Buffer, marker = false): Promis
   const file = join(localRoot, key);
   await mkdir(dirname(file), { recursive: true });
   await writeFile(file, content);
-  objects.push({ key, kind: key.split('/')[1] as LocalObject['kind'], bytes: content.length, sha256: sha256(content), marker, committedAt: '2026-11-22T02:00:00Z' });
+  objects.push({
+    key,
+    kind: key.split('/')[1] as LocalObject['kind'],
+    bytes: content.length,
+    sha256: sha256(content),
+    marker,
+    committedAt: '2026-11-22T02:00:00Z',
+  });
 }
 
 /** What offsiteSync does: upload what the remote lacks, in commit order. Returns the keys committed. */
 async function sync(s: Storage, progress?: (bytes: number) => void): Promise<{ committed: string[]; error?: unknown }> {
   const missing = missingOnRemote(objects, await s.list('main/'));
   const committed: string[] = [];
-  const error = await s
-    .putBatch!(localRoot, missing, { progress, committed: (o: UploadObject) => committed.push(o.key) })
-    .then(() => undefined, (e: unknown) => e);
+  const error = await s.putBatch!(localRoot, missing, {
+    progress,
+    committed: (o: UploadObject) => committed.push(o.key),
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   return { committed, error };
 }
 
@@ -76,7 +87,9 @@ async function assertRemoteConsistent(): Promise<string[]> {
   for (const key of inPlace) {
     const sidecar = await readFile(join(remoteRoot, `${key}.sha256`), 'utf8').catch(() => undefined);
     expect(sidecar, `${key} has no sha256 record`).toBeDefined();
-    expect(sidecar, `${key}'s sha256 record does not match its bytes`).toBe(`${sha256(await readFile(join(remoteRoot, key)))}\n`);
+    expect(sidecar, `${key}'s sha256 record does not match its bytes`).toBe(
+      `${sha256(await readFile(join(remoteRoot, key)))}\n`,
+    );
     expect(objects.map((o) => o.key)).toContain(key);
   }
   if (inPlace.includes(`${BACKUP}/manifest.json`)) expect(inPlace).toContain(`${BACKUP}/dump.pgdump.zst.gpg`);
@@ -100,7 +113,10 @@ async function stagedInodes(): Promise<Map<string, number>> {
 /** SIGKILL for this process's rsync child (the transfer under way). */
 function killRsync(): void {
   const children = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)], { encoding: 'utf8' });
-  const pid = children.split('\n').map((l) => l.trim().split(/\s+/)).find(([, comm]) => comm === 'rsync')?.[0];
+  const pid = children
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find(([, comm]) => comm === 'rsync')?.[0];
   if (!pid) throw new Error(`no rsync child of ${process.pid}: ${children}`);
   process.kill(Number(pid), 'SIGKILL');
 }
@@ -172,7 +188,9 @@ describe('rsync offsite store: batched uploads', () => {
 
     const first = await sync(store());
     expect((first.error as ApplicationFailure).type).toBe(ErrorType.OffsiteUnavailable);
-    expect((first.error as ApplicationFailure).message).toContain(`putting uploaded objects into place failed at ${blocked}`);
+    expect((first.error as ApplicationFailure).message).toContain(
+      `putting uploaded objects into place failed at ${blocked}`,
+    );
     // Everything before the blocked record in commit order is in place, nothing after it: WAL
     // files and the dump, some records, never the manifest.
     expect(first.committed).toEqual(order.slice(0, order.indexOf(blocked)));

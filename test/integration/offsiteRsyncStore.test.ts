@@ -47,10 +47,14 @@ async function localFile(key: string, content: Buffer): Promise<void> {
 }
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-const put = (key: string, progress?: (bytes: number) => void) => store.put(key, local.get(key)!.file, local.get(key)!, progress);
+const put = (key: string, progress?: (bytes: number) => void) =>
+  store.put(key, local.get(key)!.file, local.get(key)!, progress);
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ApplicationFailure);
   return err as ApplicationFailure;
 }
@@ -133,7 +137,11 @@ describe('rsync offsite store', () => {
     await put(WAL);
     const after = await stat(join(remoteDir, WAL));
     expect(after.ino).toBe(before.ino); // rsync --checksum found it identical and left it alone
-    expect((await store.list('main/wal/')).get(WAL)).toEqual({ key: WAL, bytes: local.get(WAL)!.bytes, recordedSha256: local.get(WAL)!.sha256 });
+    expect((await store.list('main/wal/')).get(WAL)).toEqual({
+      key: WAL,
+      bytes: local.get(WAL)!.bytes,
+      recordedSha256: local.get(WAL)!.sha256,
+    });
   });
 
   it('remove deletes the objects and their sidecars', async () => {
@@ -153,7 +161,11 @@ describe('rsync offsite store', () => {
     }
     const listed = await store.list('bulk/');
     expect(listed.size).toBe(3000);
-    expect(listed.get('bulk/07/object-1507')).toEqual({ key: 'bulk/07/object-1507', bytes: 4, recordedSha256: sha256(Buffer.from('1507')) });
+    expect(listed.get('bulk/07/object-1507')).toEqual({
+      key: 'bulk/07/object-1507',
+      bytes: 4,
+      recordedSha256: sha256(Buffer.from('1507')),
+    });
   });
 
   it('refuses keys that are not repository keys before they reach a remote shell', async () => {

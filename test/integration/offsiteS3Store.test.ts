@@ -45,7 +45,11 @@ function repo(over: Record<string, unknown> = {}): S3RepositoryConfig {
   });
 }
 
-const secrets = (over: Record<string, string> = {}) => ({ OFFSITE_KEY_ID: server.accessKey, OFFSITE_SECRET: server.secretKey, ...over });
+const secrets = (over: Record<string, string> = {}) => ({
+  OFFSITE_KEY_ID: server.accessKey,
+  OFFSITE_SECRET: server.secretKey,
+  ...over,
+});
 
 async function withStore<T>(fn: (store: Storage) => Promise<T>, config = repo(), env = secrets()): Promise<T> {
   const store = createS3Store('remote', config, env);
@@ -57,7 +61,10 @@ async function withStore<T>(fn: (store: Storage) => Promise<T>, config = repo(),
 }
 
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const e = await p.then(() => undefined, (err: unknown) => err);
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(ApplicationFailure);
   return e as ApplicationFailure;
 }
@@ -87,7 +94,10 @@ describe('S3 offsite store', () => {
   });
 
   it('says the credentials are refused, without showing them', async () => {
-    for (const env of [secrets({ OFFSITE_SECRET: 'wrong-secret-0123456789' }), secrets({ OFFSITE_KEY_ID: 'AKUNKNOWN000' })]) {
+    for (const env of [
+      secrets({ OFFSITE_SECRET: 'wrong-secret-0123456789' }),
+      secrets({ OFFSITE_KEY_ID: 'AKUNKNOWN000' }),
+    ]) {
       const err = await failure(withStore((s) => s.probe(), repo(), env));
       expect(err.nonRetryable).toBe(true);
       expect(err.type).toBe(ErrorType.OffsiteMisconfigured);
@@ -95,7 +105,9 @@ describe('S3 offsite store', () => {
       for (const secret of [env.OFFSITE_SECRET, server.secretKey]) expect(err.message).not.toContain(secret);
     }
     // A missing variable is named; its would-be value never appears.
-    const err = await failure(Promise.resolve().then(() => createS3Store('remote', repo(), { OFFSITE_KEY_ID: server.accessKey })));
+    const err = await failure(
+      Promise.resolve().then(() => createS3Store('remote', repo(), { OFFSITE_KEY_ID: server.accessKey })),
+    );
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toMatch(/OFFSITE_SECRET.*not set/);
   });
@@ -114,12 +126,24 @@ describe('S3 offsite store', () => {
         { key: SMALL, bytes: small.bytes, recordedSha256: small.sha256, storageClass: 'STANDARD' },
       ]);
       expect((await s.list('main/wal/')).size).toBe(1);
-      expect(await s.contentSha256([BIG, SMALL, 'main/wal/absent'])).toEqual(new Map([[BIG, big.sha256], [SMALL, small.sha256]]));
+      expect(await s.contentSha256([BIG, SMALL, 'main/wal/absent'])).toEqual(
+        new Map([
+          [BIG, big.sha256],
+          [SMALL, small.sha256],
+        ]),
+      );
     });
     expect(seen.at(-1)).toBe(big.bytes);
     // A multipart upload's ETag ends in -<parts>: 8 MiB parts (the default), so 6 for 40 MiB and a bit.
-    const client = new S3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: server.accessKey, secretAccessKey: server.secretKey } });
-    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}/${BIG}` })).finally(() => client.destroy());
+    const client = new S3Client({
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: server.accessKey, secretAccessKey: server.secretKey },
+    });
+    const head = await client
+      .send(new HeadObjectCommand({ Bucket: BUCKET, Key: `${PREFIX}/${BIG}` }))
+      .finally(() => client.destroy());
     expect(head.ETag).toMatch(/-6"$/);
     // Stored under the configured prefix, with the repository's layout.
     expect((await readFile(server.objectPath(BUCKET, `${PREFIX}/${SMALL}`))).length).toBe(small.bytes);
@@ -168,7 +192,9 @@ describe('S3 offsite store', () => {
       await server.start();
       await s.put(BIG, big.path, meta);
       const listed = await s.list('');
-      expect([...listed.values()]).toEqual([{ key: BIG, bytes: big.bytes, recordedSha256: big.sha256, storageClass: 'STANDARD' }]);
+      expect([...listed.values()]).toEqual([
+        { key: BIG, bytes: big.bytes, recordedSha256: big.sha256, storageClass: 'STANDARD' },
+      ]);
       expect((await s.contentSha256([BIG])).get(BIG)).toBe(big.sha256);
     });
   });
@@ -177,20 +203,28 @@ describe('S3 offsite store', () => {
     const big = await localFile('blip', 24 * MiB);
     const key = 'main/base/20261122T050000Z/base.tar.zst';
     // Slowed to ~4 s, so the server is down and back while the upload is still going.
-    await withStore(async (s) => {
-      let blip: Promise<number> | undefined;
-      await s.put(key, big.path, { bytes: big.bytes, sha256: big.sha256, kind: 'base' }, () => {
-        blip ??= server
-          .stop()
-          .then(() => sleep(1000))
-          .then(() => server.start())
-          .then(() => Date.now());
-      });
-      const finishedAt = Date.now();
-      // The one put outlived the outage: requests that met the stopped server were sent again.
-      expect(finishedAt).toBeGreaterThan(await blip!);
-      expect((await s.list('main/base/20261122T050000Z/')).get(key)).toEqual({ key, bytes: big.bytes, recordedSha256: big.sha256, storageClass: 'STANDARD' });
-      expect((await s.contentSha256([key])).get(key)).toBe(big.sha256);
-    }, repo({ maxRate: 6 * MiB }));
+    await withStore(
+      async (s) => {
+        let blip: Promise<number> | undefined;
+        await s.put(key, big.path, { bytes: big.bytes, sha256: big.sha256, kind: 'base' }, () => {
+          blip ??= server
+            .stop()
+            .then(() => sleep(1000))
+            .then(() => server.start())
+            .then(() => Date.now());
+        });
+        const finishedAt = Date.now();
+        // The one put outlived the outage: requests that met the stopped server were sent again.
+        expect(finishedAt).toBeGreaterThan(await blip!);
+        expect((await s.list('main/base/20261122T050000Z/')).get(key)).toEqual({
+          key,
+          bytes: big.bytes,
+          recordedSha256: big.sha256,
+          storageClass: 'STANDARD',
+        });
+        expect((await s.contentSha256([key])).get(key)).toBe(big.sha256);
+      },
+      repo({ maxRate: 6 * MiB }),
+    );
   });
 });

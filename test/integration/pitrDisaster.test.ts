@@ -38,8 +38,14 @@ let runs = 0;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = <T extends Record<string, unknown>>(sql: string) => setup.cluster.query<T>(sql, 'app');
-const count = async (batch: string) => Number((await q<{ n: string }>(`SELECT count(*)::text AS n FROM items WHERE batch = '${batch}'`))[0]!.n);
-const serverNow = async () => (await q<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`))[0]!.t;
+const count = async (batch: string) =>
+  Number((await q<{ n: string }>(`SELECT count(*)::text AS n FROM items WHERE batch = '${batch}'`))[0]!.n);
+const serverNow = async () =>
+  (
+    await q<{ t: string }>(
+      `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`,
+    )
+  )[0]!.t;
 /** A commit, then a target time strictly after it, then another commit: the archive proves the target reached. */
 async function targetBetween(before: string, after: string, rows = 3): Promise<string> {
   await q(`INSERT INTO items (batch) SELECT '${before}' FROM generate_series(1, ${rows})`);
@@ -52,15 +58,28 @@ async function targetBetween(before: string, after: string, rows = 3): Promise<s
 }
 
 const asPostgres = (args: string[]) =>
-  process.getuid?.() === 0 ? execa('runuser', ['-u', 'postgres', '--', join(PG_BIN, 'pg_ctl'), ...args], { stdin: 'ignore' }) : execa(join(PG_BIN, 'pg_ctl'), args, { stdin: 'ignore' });
+  process.getuid?.() === 0
+    ? execa('runuser', ['-u', 'postgres', '--', join(PG_BIN, 'pg_ctl'), ...args], { stdin: 'ignore' })
+    : execa(join(PG_BIN, 'pg_ctl'), args, { stdin: 'ignore' });
 const stopServer = () => asPostgres(['-D', setup.cluster.dataDir, '-m', 'fast', '-w', 'stop']);
 const startServer = () =>
-  asPostgres(['-D', setup.cluster.dataDir, '-l', join(dirname(setup.cluster.dataDir), 'server.log'), '-w', '-t', '60', 'start']).catch(async (e: Error) => {
+  asPostgres([
+    '-D',
+    setup.cluster.dataDir,
+    '-l',
+    join(dirname(setup.cluster.dataDir), 'server.log'),
+    '-w',
+    '-t',
+    '60',
+    'start',
+  ]).catch(async (e: Error) => {
     // Once the cluster's logging collector is on, the reason is in its newest file.
     const pglog = join(setup.cluster.dataDir, 'pglog');
     const newest = (await readdir(pglog).catch(() => [] as string[])).sort().at(-1);
     const tail = async (f: string) => (await readFile(f, 'utf8').catch(() => '')).slice(-2000);
-    throw new Error(`${e.message}\n${await tail(join(dirname(setup.cluster.dataDir), 'server.log'))}\n${newest ? await tail(join(pglog, newest)) : ''}`);
+    throw new Error(
+      `${e.message}\n${await tail(join(dirname(setup.cluster.dataDir), 'server.log'))}\n${newest ? await tail(join(pglog, newest)) : ''}`,
+    );
   });
 const siblings = async () => readdir(dirname(setup.cluster.dataDir));
 
@@ -71,12 +90,25 @@ beforeAll(async () => {
     taskQueue: queue,
     key,
     extra: {
-      repositories: { s3: { type: 's3', bucket: 'offsite', endpoint: s3.endpoint, forcePathStyle: true, accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV } },
+      repositories: {
+        s3: {
+          type: 's3',
+          bucket: 'offsite',
+          endpoint: s3.endpoint,
+          forcePathStyle: true,
+          accessKeyIdEnv: S3_KEY_ENV,
+          secretAccessKeyEnv: S3_SECRET_ENV,
+        },
+      },
     },
   });
   await setup.cluster.query('CREATE DATABASE app');
   await q(`CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL)`);
-  worker = await startPgwardenWorker(env, setup.config, { ...testSecrets(setup.cluster, key), [S3_KEY_ENV]: s3.accessKey, [S3_SECRET_ENV]: s3.secretKey });
+  worker = await startPgwardenWorker(env, setup.config, {
+    ...testSecrets(setup.cluster, key),
+    [S3_KEY_ENV]: s3.accessKey,
+    [S3_SECRET_ENV]: s3.secretKey,
+  });
 }, 120_000);
 
 afterAll(async () => {
@@ -85,13 +117,25 @@ afterAll(async () => {
   await Promise.all([setup?.remove(), key?.remove(), s3?.destroy()]);
 });
 
-const baseBackup = (backupId: string) => env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base-${backupId}`, args: [{ cluster: 'main', backupId }] });
+const baseBackup = (backupId: string) =>
+  env.client.workflow.execute('baseBackup', {
+    taskQueue: queue,
+    workflowId: `${queue}/base-${backupId}`,
+    args: [{ cluster: 'main', backupId }],
+  });
 
 async function startPitr(input: PointInTimeRecoveryInput): Promise<WorkflowHandle> {
-  return env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-${++runs}`, args: [input] });
+  return env.client.workflow.start('pointInTimeRecovery', {
+    taskQueue: queue,
+    workflowId: `${queue}/pitr-${++runs}`,
+    args: [input],
+  });
 }
 
-async function approved(input: PointInTimeRecoveryInput, beforeApproval?: (waiting: Progress) => Promise<void>): Promise<WorkflowHandle> {
+async function approved(
+  input: PointInTimeRecoveryInput,
+  beforeApproval?: (waiting: Progress) => Promise<void>,
+): Promise<WorkflowHandle> {
   const handle = await startPitr(input);
   const waiting = await waitForStep(handle, 'approve');
   await beforeApproval?.(waiting);
@@ -120,10 +164,11 @@ async function logReceives(file: string, from: number, text: string): Promise<st
 }
 
 /** The statement fails; PostgreSQL logs it (log_min_error_statement = error). */
-const failingStatement = (marker: string) => q(`SELECT ${marker}()`).then(
-  () => expect.unreachable(),
-  (e: Error) => expect(e.message).toContain(marker),
-);
+const failingStatement = (marker: string) =>
+  q(`SELECT ${marker}()`).then(
+    () => expect.unreachable(),
+    (e: Error) => expect(e.message).toContain(marker),
+  );
 
 describe('pointInTimeRecovery on a rebuilt host', () => {
   let t1: string;
@@ -134,7 +179,11 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     await baseBackup('20261122T020000Z');
     await q(`INSERT INTO items (batch) SELECT 'C' FROM generate_series(1, 5)`);
     await switchAndArchive(setup.cluster);
-    const synced = (await env.client.workflow.execute('offsiteSync', { taskQueue: queue, workflowId: `${queue}/sync`, args: [{ cluster: 'main' }] })) as OffsiteSyncResult;
+    const synced = (await env.client.workflow.execute('offsiteSync', {
+      taskQueue: queue,
+      workflowId: `${queue}/sync`,
+      args: [{ cluster: 'main' }],
+    })) as OffsiteSyncResult;
     for (const r of synced.repositories) expect(r.check!.problems).toEqual([]);
 
     // The disk is lost: the server is down, its data directory gone, the local repository empty.
@@ -239,7 +288,8 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
       } finally {
         // The operator's disk comes back; the cluster runs again. Whatever a failed assertion left
         // running in the rebuilt directory is stopped first, so the next test finds the port free.
-        if (existsSync(join(setup.cluster.dataDir, 'postmaster.pid'))) await asPostgres(['-D', setup.cluster.dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+        if (existsSync(join(setup.cluster.dataDir, 'postmaster.pid')))
+          await asPostgres(['-D', setup.cluster.dataDir, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
         await rm(setup.cluster.dataDir, { recursive: true, force: true });
         await rename(lostDisk, setup.cluster.dataDir);
         await startServer();
@@ -258,7 +308,9 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     }
     await switchAndArchive(setup.cluster);
     try {
-      const message = await failureMessage(await startPitr({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' }));
+      const message = await failureMessage(
+        await startPitr({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' }),
+      );
       expect(message).toMatch(/^rehearsal failed: /);
       const kept = /recovery log is kept at (\S+)$/.exec(message)?.[1];
       expect(kept, message).toBeDefined();
@@ -269,12 +321,14 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
       await rm(join(setup.repository, 'main/base/20261122T040000Z'), { recursive: true, force: true });
     }
     // A rehearsal that succeeds leaves no log behind.
-    const ok = (await (await startPitr({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' })).result()) as PointInTimeRecoveryResult;
+    const ok = (await (
+      await startPitr({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' })
+    ).result()) as PointInTimeRecoveryResult;
     expect(ok.outcome).toBe('rehearsed');
     expect((await siblings()).filter((f) => f.includes('rehearsal'))).toEqual([]);
   }, 180_000);
 
-  it('latest onto a rebuilt host reports where this recovery stopped, not an earlier recovery\'s line in a collector log the base backup carries', async () => {
+  it("latest onto a rebuilt host reports where this recovery stopped, not an earlier recovery's line in a collector log the base backup carries", async () => {
     // A fixed log_filename: the collector appends to the same file at every start, and the base
     // backup carries it with an earlier recovery's stop line in it.
     await setup.cluster.query(`ALTER SYSTEM SET log_filename = 'pgwarden-fixed.log'`);
@@ -306,7 +360,9 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     expect(result.recovery!.stoppedAt).toBeDefined();
     expect(result.recovery!.stoppedAt).not.toContain('transaction 999');
     expect(result.recovery!.stoppedAt).toMatch(/last completed transaction|redo done at/); // a latest recovery's own end
-    const kept = (await siblings()).filter((f) => f.includes('.pitr-') && f.endsWith('.log') && !logsBefore.includes(f));
+    const kept = (await siblings()).filter(
+      (f) => f.includes('.pitr-') && f.endsWith('.log') && !logsBefore.includes(f),
+    );
     expect(kept).toHaveLength(1);
     const keptText = await readFile(join(dirname(setup.cluster.dataDir), kept[0]!), 'utf8');
     expect(keptText).toContain(result.recovery!.stoppedAt!);
@@ -338,11 +394,16 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     expect(result.recovery!.stoppedAt).toMatch(/recovery stopping before commit/);
     expect({ i: await count('I'), j: await count('J') }).toEqual({ i: 4, j: 0 });
     expect(existsSync(join(setup.cluster.dataDir, 'PG_VERSION'))).toBe(true);
-    expect((await siblings()).filter((f) => (f.includes('pgwarden-pitr-') || f.includes('.failed-pitr-')) && !earlier.includes(f))).toEqual([]);
+    expect(
+      (await siblings()).filter(
+        (f) => (f.includes('pgwarden-pitr-') || f.includes('.failed-pitr-')) && !earlier.includes(f),
+      ),
+    ).toEqual([]);
 
     // PostgreSQL's log after the recovery: where this cluster logs (its collector's file, else
     // pg_ctl's file beside the data directory), and new lines reach it.
-    const current = (await setup.cluster.query<{ file: string | null }>(`SELECT pg_current_logfile() AS file`))[0]!.file;
+    const current = (await setup.cluster.query<{ file: string | null }>(`SELECT pg_current_logfile() AS file`))[0]!
+      .file;
     const serverLog = current ? join(setup.cluster.dataDir, current) : `${setup.cluster.dataDir}.log`;
     const before = (await stat(serverLog)).size;
     await failingStatement('pgwarden_after_empty_rebuild');

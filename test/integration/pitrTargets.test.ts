@@ -36,7 +36,12 @@ let runs = 0;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = <T extends Record<string, unknown>>(sql: string) => setup.cluster.query<T>(sql, 'app');
-const serverNow = async () => (await q<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`))[0]!.t;
+const serverNow = async () =>
+  (
+    await q<{ t: string }>(
+      `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`,
+    )
+  )[0]!.t;
 const tags = async () => (await q<{ tag: string }>('SELECT tag FROM rows ORDER BY id')).map((r) => r.tag);
 const live = async () => {
   const [row] = await q<{ rec: boolean; tli: number; dir: string }>(
@@ -44,7 +49,8 @@ const live = async () => {
   );
   return { inRecovery: row!.rec, timeline: row!.tli, dataDirectory: row!.dir };
 };
-const siblings = async () => (await readdir(join(setup.cluster.dataDir, '..'))).filter((f) => f.includes('pitr')).sort();
+const siblings = async () =>
+  (await readdir(join(setup.cluster.dataDir, '..'))).filter((f) => f.includes('pitr')).sort();
 
 beforeAll(async () => {
   [key, env] = await Promise.all([createTestKey(), testEnvironment()]);
@@ -54,7 +60,11 @@ beforeAll(async () => {
   const config = structuredClone(setup.config);
   config.clusters.main!.archiveWaitSeconds = WAIT_SECONDS;
   worker = await startPgwardenWorker(env, config, testSecrets(setup.cluster, key));
-  await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base`, args: [{ cluster: 'main', backupId: '20261122T030000Z' }] });
+  await env.client.workflow.execute('baseBackup', {
+    taskQueue: queue,
+    workflowId: `${queue}/base`,
+    args: [{ cluster: 'main', backupId: '20261122T030000Z' }],
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -64,7 +74,11 @@ afterAll(async () => {
 });
 
 async function startPitr(input: PointInTimeRecoveryInput): Promise<WorkflowHandle> {
-  return env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-${++runs}`, args: [input] });
+  return env.client.workflow.start('pointInTimeRecovery', {
+    taskQueue: queue,
+    workflowId: `${queue}/pitr-${++runs}`,
+    args: [input],
+  });
 }
 
 /** Polls `progress` until it shows `step` with a detail matching `detail`. */
@@ -92,7 +106,9 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     await sleep(50);
     await q(`INSERT INTO rows (tag) VALUES ('after')`);
     for (let i = 0; ; i++) {
-      const [row] = await setup.cluster.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
+      const [row] = await setup.cluster.query<{ last: string | null }>(
+        'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+      );
       if (row!.last && row!.last >= seg) break;
       if (i > 300) throw new Error(`${seg} never archived`);
       await sleep(100);
@@ -116,17 +132,29 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     await setup.cluster.query('SELECT pg_reload_conf()');
     const before = { ...(await live()), siblings: await siblings() };
     const rowsBefore = await tags();
-    const [{ lsn }] = (await setup.cluster.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`)) as [{ lsn: string }];
+    const [{ lsn }] = (await setup.cluster.query<{ lsn: string }>(
+      `SELECT pg_current_wal_insert_lsn()::text AS lsn`,
+    )) as [{ lsn: string }];
     await setup.cluster.query(`SELECT pg_create_restore_point('not-archived')`);
     await q(`INSERT INTO rows (tag) VALUES ('unarchived')`);
     await sleep(50);
     const t = await serverNow();
     // Far enough ahead that the WAL switches of the cases before it do not reach it.
-    const [{ future }] = (await setup.cluster.query<{ future: string }>(`SELECT (pg_current_wal_insert_lsn() + 4294967296)::text AS future`)) as [{ future: string }];
+    const [{ future }] = (await setup.cluster.query<{ future: string }>(
+      `SELECT (pg_current_wal_insert_lsn() + 4294967296)::text AS future`,
+    )) as [{ future: string }];
     const cases: [PointInTimeRecoveryInput['target'], RegExp][] = [
-      [{ time: t }, new RegExp(`time ${t.replace(/[.+]/g, '\\$&')} is not reached by the archived WAL: the archived WAL ends at LSN .*waited \\d+ s .*archiveWaitSeconds.* for archiving of [0-9A-F]{24}`)],
+      [
+        { time: t },
+        new RegExp(
+          `time ${t.replace(/[.+]/g, '\\$&')} is not reached by the archived WAL: the archived WAL ends at LSN .*waited \\d+ s .*archiveWaitSeconds.* for archiving of [0-9A-F]{24}`,
+        ),
+      ],
       [{ lsn }, /LSN .* is not reached by the archived WAL: the archived WAL ends at LSN .*waited/],
-      [{ name: 'not-archived' }, /restore point "not-archived" is not reached by the archived WAL: .* holds no restore point "not-archived"; waited/],
+      [
+        { name: 'not-archived' },
+        /restore point "not-archived" is not reached by the archived WAL: .* holds no restore point "not-archived"; waited/,
+      ],
       [{ lsn: future }, /is past the server's current WAL position/],
     ];
     for (const [target, message] of cases) {
@@ -134,7 +162,11 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
       const handle = await startPitr({ cluster: 'main', target });
       if ('time' in target) {
         // The wait shows in `progress`: how far the archive reaches, and what plan waits for.
-        const waiting = await progressMatching(handle, 'plan', /waits for [0-9A-F]{24} to be archived|waiting for archiving of [0-9A-F]{24}/);
+        const waiting = await progressMatching(
+          handle,
+          'plan',
+          /waits for [0-9A-F]{24} to be archived|waiting for archiving of [0-9A-F]{24}/,
+        );
         expect(waiting.detail).toMatch(/the archived WAL ends at LSN/);
       }
       const f = await runFailure(handle);
@@ -142,8 +174,12 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
       expect(f.message).toMatch(message);
       expect(f.message).toContain('Nothing was touched');
       const ran = await scheduledActivities(handle);
-      expect(ran.filter((a) => !['fetchRecoveryFromOffsite', 'planRecovery'].includes(a)), JSON.stringify(target)).toEqual([]);
-      if (!('lsn' in target && target.lsn === future)) expect(Date.now() - started).toBeGreaterThanOrEqual(WAIT_SECONDS * 1000);
+      expect(
+        ran.filter((a) => !['fetchRecoveryFromOffsite', 'planRecovery'].includes(a)),
+        JSON.stringify(target),
+      ).toEqual([]);
+      if (!('lsn' in target && target.lsn === future))
+        expect(Date.now() - started).toBeGreaterThanOrEqual(WAIT_SECONDS * 1000);
       // Seconds, not a step's 5-minute timeout: generous for a loaded 2-core machine.
       expect(Date.now() - started).toBeLessThan((WAIT_SECONDS + 20) * 2 * 1000);
     }
@@ -155,10 +191,14 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     const handle = await startPitr({ cluster: 'main', target: { latest: true } });
     await waitForStep(handle, 'approve');
     await q(`INSERT INTO rows (tag) VALUES ('last')`);
-    const [{ failed }] = (await setup.cluster.query<{ failed: string }>('SELECT failed_count::text AS failed FROM pg_stat_archiver')) as [{ failed: string }];
+    const [{ failed }] = (await setup.cluster.query<{ failed: string }>(
+      'SELECT failed_count::text AS failed FROM pg_stat_archiver',
+    )) as [{ failed: string }];
     expect(Number(failed)).toBeGreaterThan(0); // the premise: archiving is behind
     await handle.signal('approve', { approver: 'alice', reason: 'latest' });
-    expect((await progressMatching(handle, 'stop', /waiting for [0-9A-F]{24} to be archived/)).detail).toMatch(/of 4 s/);
+    expect((await progressMatching(handle, 'stop', /waiting for [0-9A-F]{24} to be archived/)).detail).toMatch(
+      /of 4 s/,
+    );
     const result = (await handle.result()) as PointInTimeRecoveryResult;
     expect(result).toMatchObject({ outcome: 'recovered' });
     expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
@@ -169,13 +209,17 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     expect(ran.indexOf('archiveCurrentWal')).toBeLessThan(ran.indexOf('stopCluster'));
     expect(ran.indexOf('gatherUnarchivedWal')).toBeGreaterThan(ran.indexOf('stopCluster'));
     expect(ran.indexOf('gatherUnarchivedWal')).toBeLessThan(ran.indexOf('swapDataDirectory'));
-    const gathered = await activityResult<{ fromArchive: string[]; fromPgWal: string[]; archived: string[] }>(handle, 'gatherUnarchivedWal');
+    const gathered = await activityResult<{ fromArchive: string[]; fromPgWal: string[]; archived: string[] }>(
+      handle,
+      'gatherUnarchivedWal',
+    );
     expect(gathered!.fromPgWal.length).toBeGreaterThanOrEqual(2);
     expect(gathered!.fromPgWal.every((n) => n.startsWith('00000002'))).toBe(true);
     // The complete ones are in the archive now (owned like the rest of it), the partial last one is not.
     expect(gathered!.archived).toEqual(gathered!.fromPgWal.slice(0, -1));
     const walDir = join(setup.repository, 'main/wal');
-    for (const name of gathered!.archived) expect((await stat(join(walDir, `${name}.json`))).uid).toBe((await stat(walDir)).uid);
+    for (const name of gathered!.archived)
+      expect((await stat(join(walDir, `${name}.json`))).uid).toBe((await stat(walDir)).uid);
   });
 
   it('(d) latest: a segment that the archive holds with other content than pg_wal fails before the swap, naming it', async () => {
@@ -184,13 +228,18 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     await switchAndArchive(setup.cluster); // timeline 3's history file is archived
     const handle = await startPitr({ cluster: 'main', target: { latest: true } });
     await waitForStep(handle, 'approve');
-    expect(await activityResult(handle, 'planRecovery')).toMatchObject({ backupId: '20261122T030000Z', targetTimeline: 3 });
+    expect(await activityResult(handle, 'planRecovery')).toMatchObject({
+      backupId: '20261122T030000Z',
+      targetTimeline: 3,
+    });
     // Then the archiver fails, and a segment the server has not archived yet appears in the archive
     // with other content (as when a second cluster archives into the same place by mistake).
     await setup.cluster.query(`ALTER SYSTEM SET archive_command = 'false'`);
     await setup.cluster.query('SELECT pg_reload_conf()');
     await q(`INSERT INTO rows (tag) VALUES ('d')`);
-    const [{ seg }] = (await setup.cluster.query<{ seg: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS seg')) as [{ seg: string }];
+    const [{ seg }] = (await setup.cluster.query<{ seg: string }>(
+      'SELECT pg_walfile_name(pg_switch_wal()) AS seg',
+    )) as [{ seg: string }];
     const walDir = join(setup.repository, 'main/wal');
     const other = (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort()[0]!;
     const record = JSON.parse(await readFile(join(walDir, other), 'utf8')) as { name: string; stored: string };
@@ -209,13 +258,15 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     expect(await live()).toEqual(before); // running again, in the same data directory, on the same timeline
     expect(await tags()).toEqual(['before', 'b', 'unarchived', 'last', 'd']);
   });
-  it('(e) follows the live cluster\'s timeline past a newer branch a rolled-back recovery left in the archive', async () => {
+  it("(e) follows the live cluster's timeline past a newer branch a rolled-back recovery left in the archive", async () => {
     // Archiving works again.
     const archiveCommand = `PGWARDEN_FROM_SOURCE=1 ${PGWARDEN} --config ${setup.configFile} wal-push --cluster main %p %f`;
     await setup.cluster.query(`ALTER SYSTEM SET archive_command = '${archiveCommand}'`);
     await setup.cluster.query('SELECT pg_reload_conf()');
     await switchAndArchive(setup.cluster);
-    const [{ seg, lsn }] = (await setup.cluster.query<{ seg: string; lsn: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg, pg_current_wal_lsn()::text AS lsn')) as [{ seg: string; lsn: string }];
+    const [{ seg, lsn }] = (await setup.cluster.query<{ seg: string; lsn: string }>(
+      'SELECT pg_walfile_name(pg_current_wal_lsn()) AS seg, pg_current_wal_lsn()::text AS lsn',
+    )) as [{ seg: string; lsn: string }];
     const liveTli = parseInt(seg.slice(0, 8), 16);
     // What a promoted, then rolled-back recovery leaves: the next timeline's history file in the
     // archive, branching from the live timeline here, while the cluster goes on on its own timeline.
@@ -227,7 +278,21 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
       const branch = join(scratch, `${hex(liveTli + 1)}.history`);
       await writeFile(branch, `${own}${liveTli}\t${lsn}\tno recovery target specified (rolled back)\n`);
       await chmod(branch, 0o644);
-      await execa('runuser', ['-u', 'postgres', '--', 'env', 'PGWARDEN_FROM_SOURCE=1', PGWARDEN, '--config', setup.configFile, 'wal-push', '--cluster', 'main', branch, `${hex(liveTli + 1)}.history`]);
+      await execa('runuser', [
+        '-u',
+        'postgres',
+        '--',
+        'env',
+        'PGWARDEN_FROM_SOURCE=1',
+        PGWARDEN,
+        '--config',
+        setup.configFile,
+        'wal-push',
+        '--cluster',
+        'main',
+        branch,
+        `${hex(liveTli + 1)}.history`,
+      ]);
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }
@@ -242,7 +307,9 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     expect(await tags()).toEqual(['before', 'b', 'unarchived', 'last', 'd', 'e-kept']);
     // Promoted past the abandoned branch's timeline id, and archiving goes on (no clash with the
     // branch's history file already in the archive).
-    const [{ now }] = (await setup.cluster.query<{ now: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS now')) as [{ now: string }];
+    const [{ now }] = (await setup.cluster.query<{ now: string }>(
+      'SELECT pg_walfile_name(pg_current_wal_lsn()) AS now',
+    )) as [{ now: string }];
     expect(parseInt(now.slice(0, 8), 16)).toBe(liveTli + 2);
     await switchAndArchive(setup.cluster);
     expect(await readdir(join(setup.repository, 'main/wal'))).toContain(`${hex(liveTli + 2)}.history.json`);
@@ -279,8 +346,16 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     await worker.stop();
     worker = await startPgwardenWorker(env, plain, testSecrets(setup.cluster, key));
     const targets: [string, (tag: string) => Promise<PointInTimeRecoveryInput['target']>][] = [
-      ['g-lsn', async () => ({ lsn: (await setup.cluster.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`))[0]!.lsn })],
-      ['g-point', async (tag) => (await setup.cluster.query(`SELECT pg_create_restore_point('${tag}')`), { name: tag })],
+      [
+        'g-lsn',
+        async () => ({
+          lsn: (await setup.cluster.query<{ lsn: string }>(`SELECT pg_current_wal_insert_lsn()::text AS lsn`))[0]!.lsn,
+        }),
+      ],
+      [
+        'g-point',
+        async (tag) => (await setup.cluster.query(`SELECT pg_create_restore_point('${tag}')`), { name: tag }),
+      ],
     ];
     for (const [tag, mark] of targets) {
       await switchAndArchive(setup.cluster); // everything so far is archived; what follows is not yet
@@ -292,16 +367,19 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
       const handle = await startPitr({ cluster: 'main', target });
       const result = await approve(handle);
       expect(result, tag).toMatchObject({ outcome: 'recovered' });
-      expect((await scheduledActivities(handle)).filter((a) => a === 'planRecovery').length, tag).toBeGreaterThanOrEqual(2); // it waited
+      expect(
+        (await scheduledActivities(handle)).filter((a) => a === 'planRecovery').length,
+        tag,
+      ).toBeGreaterThanOrEqual(2); // it waited
       expect(await tags()).toEqual([...rowsBefore, `${tag}-kept`]);
       expect((await live()).timeline).toBeGreaterThan(timeline);
       expect((await live()).inRecovery).toBe(false);
     }
   });
-  it('(h) clusters.main.logFile, a file the operator made postgres:adm 0640: after a PITR it keeps its owner, group and mode, and gets the recovered server\'s lines', async () => {
+  it("(h) clusters.main.logFile, a file the operator made postgres:adm 0640: after a PITR it keeps its owner, group and mode, and gets the recovered server's lines", async () => {
     // As Debian's /var/log/postgresql/postgresql-15-main.log: logrotate and the adm group read it.
     const logFile = join(setup.dir, 'postgresql-main.log');
-    await writeFile(logFile, 'an earlier line of the operator\'s log\n', { mode: 0o640 });
+    await writeFile(logFile, "an earlier line of the operator's log\n", { mode: 0o640 });
     await chmod(logFile, 0o640);
     const root = process.getuid?.() === 0;
     if (root) await execa('chown', ['postgres:adm', logFile]);
@@ -322,7 +400,11 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     expect(result).toMatchObject({ outcome: 'recovered' });
     expect((await tags()).slice(-1)).toEqual(['h-kept']);
     const after = await stat(logFile);
-    expect({ uid: after.uid, gid: after.gid, mode: after.mode & 0o777 }).toEqual({ uid: owned.uid, gid: owned.gid, mode: 0o640 });
+    expect({ uid: after.uid, gid: after.gid, mode: after.mode & 0o777 }).toEqual({
+      uid: owned.uid,
+      gid: owned.gid,
+      mode: 0o640,
+    });
     if (root) expect(after.gid).toBe(Number((await execa('getent', ['group', 'adm'])).stdout.split(':')[2]));
     const text = await readFile(logFile, 'utf8');
     expect(text.startsWith("an earlier line of the operator's log\n")).toBe(true); // appended to, never replaced

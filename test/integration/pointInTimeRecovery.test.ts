@@ -38,9 +38,21 @@ const state = async () => {
             (SELECT timeline_id FROM pg_control_checkpoint()) AS tli,
             pg_is_in_recovery() AS rec`,
   );
-  return { a: Number(row!.a), c: Number(row!.c), d: Number(row!.d), other: row!.other, timeline: row!.tli, inRecovery: row!.rec };
+  return {
+    a: Number(row!.a),
+    c: Number(row!.c),
+    d: Number(row!.d),
+    other: row!.other,
+    timeline: row!.tli,
+    inRecovery: row!.rec,
+  };
 };
-const serverNow = async () => (await q<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`))[0]!.t;
+const serverNow = async () =>
+  (
+    await q<{ t: string }>(
+      `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`,
+    )
+  )[0]!.t;
 
 beforeAll(async () => {
   [key, env] = await Promise.all([createTestKey(), testEnvironment()]);
@@ -50,12 +62,19 @@ beforeAll(async () => {
     extra: {
       verification: {
         // The recovered server must hold batch A in full and the dropped table (checked in `verify`).
-        checks: { app: [{ name: 'batch A', sql: "SELECT count(*) FROM items WHERE batch = 'A'", min: 100 }, { name: 'table other', sql: 'SELECT count(*) FROM other', min: 1 }] },
+        checks: {
+          app: [
+            { name: 'batch A', sql: "SELECT count(*) FROM items WHERE batch = 'A'", min: 100 },
+            { name: 'table other', sql: 'SELECT count(*) FROM other', min: 1 },
+          ],
+        },
       },
     },
   });
   await setup.cluster.query('CREATE DATABASE app');
-  await q(`CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL); CREATE TABLE other (x int); INSERT INTO other VALUES (1)`);
+  await q(
+    `CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL); CREATE TABLE other (x int); INSERT INTO other VALUES (1)`,
+  );
   worker = await startPgwardenWorker(env, setup.config, testSecrets(setup.cluster, key));
 }, 120_000);
 
@@ -66,14 +85,25 @@ afterAll(async () => {
 });
 
 async function startPitr(input: PointInTimeRecoveryInput): Promise<WorkflowHandle> {
-  return env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-${++runs}`, args: [input] });
+  return env.client.workflow.start('pointInTimeRecovery', {
+    taskQueue: queue,
+    workflowId: `${queue}/pitr-${++runs}`,
+    args: [input],
+  });
 }
 
 describe('pointInTimeRecovery', () => {
   it('takes a base backup, then the accident happens', async () => {
-    const backup = (await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base`, args: [{ cluster: 'main', backupId: '20261122T030000Z' }] })) as BaseBackupWorkflowResult;
+    const backup = (await env.client.workflow.execute('baseBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}/base`,
+      args: [{ cluster: 'main', backupId: '20261122T030000Z' }],
+    })) as BaseBackupWorkflowResult;
     expect(backup).toMatchObject({ cluster: 'main', backupId: '20261122T030000Z', timeline: 1, reused: false });
-    expect(backup.retention).toMatchObject({ keep: [{ backupId: '20261122T030000Z', reasons: expect.arrayContaining(['pitr-window', 'minimum']) }], delete: [] });
+    expect(backup.retention).toMatchObject({
+      keep: [{ backupId: '20261122T030000Z', reasons: expect.arrayContaining(['pitr-window', 'minimum']) }],
+      delete: [],
+    });
     const files = await readdir(join(setup.repository, 'main/base/20261122T030000Z'));
     expect(files.sort()).toEqual(['backup_manifest', 'base.tar.zst.gpg', 'manifest.json']);
 
@@ -102,7 +132,9 @@ describe('pointInTimeRecovery', () => {
   });
 
   it('rehearses to a named restore point', async () => {
-    const result = (await (await startPitr({ cluster: 'main', target: { name: 'before-accident' }, mode: 'rehearsal' })).result()) as PointInTimeRecoveryResult;
+    const result = (await (
+      await startPitr({ cluster: 'main', target: { name: 'before-accident' }, mode: 'rehearsal' })
+    ).result()) as PointInTimeRecoveryResult;
     expect(result).toMatchObject({ outcome: 'rehearsed', target: 'restore point "before-accident"' });
     expect(result.recovery!.stoppedAt).toMatch(/recovery stopping at restore point "before-accident"/);
   });
@@ -112,7 +144,10 @@ describe('pointInTimeRecovery', () => {
     const waiting = await waitForStep(rejected, 'approve');
     expect(waiting.detail).toMatch(/pgwarden approve .* --approver NAME --reason TEXT/);
     await rejected.signal('reject', { approver: 'alice', reason: 'not this one' });
-    expect(await rejected.result()).toMatchObject({ outcome: 'rejected', decision: { approved: false, approver: 'alice' } });
+    expect(await rejected.result()).toMatchObject({
+      outcome: 'rejected',
+      decision: { approved: false, approver: 'alice' },
+    });
     const timedOut = await startPitr({ cluster: 'main', target: { time: targetT }, approvalTimeout: '2 seconds' });
     expect(await timedOut.result()).toMatchObject({ outcome: 'timed-out' });
     expect(await state()).toMatchObject({ a: 50, c: 10, other: false, timeline: 1, inRecovery: false });
@@ -139,7 +174,11 @@ describe('pointInTimeRecovery', () => {
       [{ time: '2026-11-22 14:31:00' }, 'BadTarget', /no time zone/],
       [{ lsn: 'not-an-lsn' }, 'BadTarget', /not an LSN/],
       // Plan switches WAL and waits until that segment is archived: then it knows the point does not exist.
-      [{ name: 'no-such-point' }, 'BadTarget', /restore point "no-such-point" is not reached by the archived WAL: .* holds no restore point "no-such-point"; everything the server had written when plan switched WAL/],
+      [
+        { name: 'no-such-point' },
+        'BadTarget',
+        /restore point "no-such-point" is not reached by the archived WAL: .* holds no restore point "no-such-point"; everything the server had written when plan switched WAL/,
+      ],
     ];
     for (const [target, type, message] of cases) {
       const f = await runFailure(await startPitr({ cluster: 'main', target }));
@@ -166,7 +205,10 @@ describe('pointInTimeRecovery', () => {
     await waitForStep(handle, 'approve');
     await handle.signal('approve', { approver: 'alice', reason: 'INC-42' });
     const result = (await handle.result()) as PointInTimeRecoveryResult;
-    expect(result).toMatchObject({ outcome: 'recovered', decision: { approved: true, approver: 'alice', reason: 'INC-42' } });
+    expect(result).toMatchObject({
+      outcome: 'recovered',
+      decision: { approved: true, approver: 'alice', reason: 'INC-42' },
+    });
     expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
     expect(result.previousDataDirectory).toMatch(/\.pre-pitr-/);
     expect(await state()).toMatchObject({ a: 100, c: 0, other: true, timeline: 2, inRecovery: false });
@@ -221,9 +263,13 @@ describe('pointInTimeRecovery with a worker killed during recover', () => {
     // The recover activity ran a second attempt (on the new worker).
     const history = await handle.fetchHistory();
     const recoverScheduled = new Set(
-      (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recover').map((e) => String(e.eventId)),
+      (history.events ?? [])
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recover')
+        .map((e) => String(e.eventId)),
     );
-    const started = (history.events ?? []).filter((e) => recoverScheduled.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)));
+    const started = (history.events ?? []).filter((e) =>
+      recoverScheduled.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)),
+    );
     expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([2]);
     expect((await readdir(join(setup.cluster.dataDir, '..'))).filter((f) => f.includes('rehearsal'))).toEqual([]);
   }, 240_000);

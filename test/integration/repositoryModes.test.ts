@@ -38,7 +38,17 @@ beforeAll(async () => {
     taskQueue: queue,
     key,
     extra: {
-      repositories: { s3: { type: 's3', endpoint: s3.endpoint, forcePathStyle: true, bucket: 'offsite', prefix: 'pgwarden', accessKeyIdEnv: S3_KEY_ENV, secretAccessKeyEnv: S3_SECRET_ENV } },
+      repositories: {
+        s3: {
+          type: 's3',
+          endpoint: s3.endpoint,
+          forcePathStyle: true,
+          bucket: 'offsite',
+          prefix: 'pgwarden',
+          accessKeyIdEnv: S3_KEY_ENV,
+          secretAccessKeyEnv: S3_SECRET_ENV,
+        },
+      },
     },
   });
   setup.config.clusters.main!.offsite = ['s3'];
@@ -50,8 +60,15 @@ beforeAll(async () => {
   await setup.cluster.query(`ALTER SYSTEM SET archive_command = '${`umask 022; ${command}`.replace(/'/g, "''")}'`);
   await setup.cluster.query('SELECT pg_reload_conf()');
   await setup.cluster.query('CREATE DATABASE app');
-  await setup.cluster.query(`CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 2000) g`, 'app');
-  worker = await startPgwardenWorker(env, setup.config, { ...testSecrets(setup.cluster, key), [S3_KEY_ENV]: s3.accessKey, [S3_SECRET_ENV]: s3.secretKey });
+  await setup.cluster.query(
+    `CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 2000) g`,
+    'app',
+  );
+  worker = await startPgwardenWorker(env, setup.config, {
+    ...testSecrets(setup.cluster, key),
+    [S3_KEY_ENV]: s3.accessKey,
+    [S3_SECRET_ENV]: s3.secretKey,
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -79,19 +96,29 @@ async function walk(root: string): Promise<Entry[]> {
   return out;
 }
 
-const run = (type: string, id: string, input: Record<string, unknown>) => env.client.workflow.execute(type, { taskQueue: queue, workflowId: `${queue}/${id}`, args: [{ cluster: 'main', ...input }] });
+const run = (type: string, id: string, input: Record<string, unknown>) =>
+  env.client.workflow.execute(type, {
+    taskQueue: queue,
+    workflowId: `${queue}/${id}`,
+    args: [{ cluster: 'main', ...input }],
+  });
 
 async function expectPrivate(kinds: RegExp[]): Promise<Entry[]> {
   const entries = await walk(setup.repository);
   const postgresUid = isRoot ? Number((await execa('id', ['-u', 'postgres'])).stdout) : process.getuid!();
   expect(entries.filter((e) => (e.mode & 0o077) !== 0).map((e) => `${e.path} ${e.mode.toString(8)}`)).toEqual([]);
   expect(entries.filter((e) => e.uid !== postgresUid).map((e) => `${e.path} uid ${e.uid}`)).toEqual([]);
-  for (const kind of kinds) expect(entries.some((e) => !e.dir && kind.test(e.path)), `a file like ${kind}`).toBe(true);
+  for (const kind of kinds)
+    expect(
+      entries.some((e) => !e.dir && kind.test(e.path)),
+      `a file like ${kind}`,
+    ).toBe(true);
   return entries;
 }
 
 /** As PostgreSQL's user, the way restore_command and a host worker running as postgres read. */
-const asPostgres = (cmd: string, args: string[]) => execa('runuser', ['-u', 'postgres', '--', cmd, ...args], { reject: false });
+const asPostgres = (cmd: string, args: string[]) =>
+  execa('runuser', ['-u', 'postgres', '--', cmd, ...args], { reject: false });
 
 describe('repository files are private', () => {
   it('after a "*" backup with verification, a base backup, archived WAL and a health check: files 0600, directories 0700, owned by the repository owner', async () => {
@@ -112,7 +139,11 @@ describe('repository files are private', () => {
     if (!isRoot) return;
     // PostgreSQL's user still reads what it needs: the archive (wal-get, as restore_command) and
     // the backups (a host worker running as postgres stages them).
-    for (const file of [`main/wal/${segment}.zst.gpg`, `main/wal/${segment}.json`, entries.find((e) => e.path.endsWith('base.tar.zst.gpg'))!.path]) {
+    for (const file of [
+      `main/wal/${segment}.zst.gpg`,
+      `main/wal/${segment}.json`,
+      entries.find((e) => e.path.endsWith('base.tar.zst.gpg'))!.path,
+    ]) {
       const read = await asPostgres('head', ['-c', '1', join(setup.repository, file)]);
       expect(read.exitCode, `${file}: ${read.stderr}`).toBe(0);
     }
@@ -125,8 +156,15 @@ describe('repository files are private', () => {
     for (const f of await readdir(join(setup.repository, 'main/wal'))) await rm(join(setup.repository, 'main/wal', f));
     const verified = (await run('verifyBackup', 'verify-fetched', { database: 'app' })) as VerifyBackupResult;
     expect(verified).toMatchObject({ ok: true, rows: 2000 });
-    const pitr = (await run('pointInTimeRecovery', 'pitr', { target: { latest: true }, mode: 'rehearsal' })) as PointInTimeRecoveryResult;
+    const pitr = (await run('pointInTimeRecovery', 'pitr', {
+      target: { latest: true },
+      mode: 'rehearsal',
+    })) as PointInTimeRecoveryResult;
     expect(pitr.outcome).toBe('rehearsed');
-    await expectPrivate([/^\/main\/logical\/app\/\w+\/dump\.pgdump\.zst\.gpg$/, /^\/main\/base\/\w+\/base\.tar\.zst\.gpg$/, /^\/main\/wal\/[0-9A-F]{24}\.zst\.gpg$/]);
+    await expectPrivate([
+      /^\/main\/logical\/app\/\w+\/dump\.pgdump\.zst\.gpg$/,
+      /^\/main\/base\/\w+\/base\.tar\.zst\.gpg$/,
+      /^\/main\/wal\/[0-9A-F]{24}\.zst\.gpg$/,
+    ]);
   }, 240_000);
 });

@@ -42,7 +42,11 @@ beforeAll(async () => {
     postRestore: ['/bin/sh', '-c', `echo "start $PGWARDEN_DATABASE" >> ${hookLog}`],
   };
   worker = await startPgwardenWorker(env, config, testSecrets(cluster, key));
-  await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+  await env.client.workflow.execute('fullBackup', {
+    taskQueue: queue,
+    workflowId: `${queue}/backup`,
+    args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+  });
   await writeFile(join(dir, 'config.json'), JSON.stringify(config));
 });
 
@@ -53,8 +57,12 @@ afterAll(async () => {
 });
 
 const counts = async (database: string) =>
-  cluster.query<{ users: string; orders: string }>('SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM orders) AS orders', database);
-const databases = async () => (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+  cluster.query<{ users: string; orders: string }>(
+    'SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM orders) AS orders',
+    database,
+  );
+const databases = async () =>
+  (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
 const KEPT = /^app_pre_restore_20261122t020000z_[0-9a-f]{6}$/;
 let firstKept: string;
 
@@ -78,11 +86,22 @@ describe('restoreDatabase', () => {
     const before = await counts('app');
     const handle = await startRestore('rejected');
     await execa(join(root, '.tools/bin/temporal'), [
-      'workflow', 'signal', '--workflow-id', handle.workflowId, '--name', 'reject',
-      '--input', '{"approver":"alice","reason":"wrong backup"}', '--address', inject('temporalAddress'),
+      'workflow',
+      'signal',
+      '--workflow-id',
+      handle.workflowId,
+      '--name',
+      'reject',
+      '--input',
+      '{"approver":"alice","reason":"wrong backup"}',
+      '--address',
+      inject('temporalAddress'),
     ]);
     const result = (await handle.result()) as RestoreDatabaseResult;
-    expect(result).toMatchObject({ outcome: 'rejected', decision: { approved: false, approver: 'alice', reason: 'wrong backup' } });
+    expect(result).toMatchObject({
+      outcome: 'rejected',
+      decision: { approved: false, approver: 'alice', reason: 'wrong backup' },
+    });
     expect(await counts('app')).toEqual(before);
     expect((await databases()).filter((d) => d.startsWith('app_'))).toEqual([]);
   });
@@ -105,12 +124,20 @@ describe('restoreDatabase', () => {
   it('restores when approved (pgwarden approve), keeping the previous database', async () => {
     const before = await counts('app');
     const handle = await startRestore('approved');
-    const cli = await execa(join(root, 'bin/pgwarden'), ['approve', handle.workflowId, '--approver', 'bob', '--reason', 'INC-42'], {
-      env: { PGWARDEN_CONFIG: join(dir, 'config.json'), TEMPORAL_ADDRESS: inject('temporalAddress') },
-    });
+    const cli = await execa(
+      join(root, 'bin/pgwarden'),
+      ['approve', handle.workflowId, '--approver', 'bob', '--reason', 'INC-42'],
+      {
+        env: { PGWARDEN_CONFIG: join(dir, 'config.json'), TEMPORAL_ADDRESS: inject('temporalAddress') },
+      },
+    );
     expect(cli.stdout).toBe(`approved ${handle.workflowId} as bob: INC-42`);
     const result = (await handle.result()) as RestoreDatabaseResult;
-    expect(result).toMatchObject({ outcome: 'restored', previousDatabase: expect.stringMatching(KEPT), decision: { approved: true, approver: 'bob' } });
+    expect(result).toMatchObject({
+      outcome: 'restored',
+      previousDatabase: expect.stringMatching(KEPT),
+      decision: { approved: true, approver: 'bob' },
+    });
     firstKept = result.previousDatabase!;
     // The live database holds the backup's rows again; the modified one survives, renamed.
     expect(await counts('app')).toEqual([{ users: '20000', orders: '15000' }]);
@@ -130,8 +157,13 @@ describe('restoreDatabase', () => {
     expect(result.previousDatabase).not.toBe(firstKept);
     expect(await counts('app')).toEqual([{ users: '20000', orders: '15000' }]);
     expect(await cluster.query(`SELECT email FROM users WHERE id = 999999`, 'app')).toEqual([]);
-    expect(await cluster.query(`SELECT email FROM users WHERE id = 999999`, result.previousDatabase)).toEqual([{ email: 'after-first-restore@example.com' }]);
-    expect((await databases()).filter((d) => d.startsWith('app'))).toEqual(['app', ...[firstKept, result.previousDatabase!].sort()]);
+    expect(await cluster.query(`SELECT email FROM users WHERE id = 999999`, result.previousDatabase)).toEqual([
+      { email: 'after-first-restore@example.com' },
+    ]);
+    expect((await databases()).filter((d) => d.startsWith('app'))).toEqual([
+      'app',
+      ...[firstKept, result.previousDatabase!].sort(),
+    ]);
   });
 
   it('fails naming the obstacle when the live database cannot be kept under its name, leaving it as it was', async () => {
@@ -142,12 +174,19 @@ describe('restoreDatabase', () => {
     expect(kept).toMatch(KEPT);
     await cluster.query(`CREATE DATABASE ${kept}`);
     await handle.signal('approve', { approver: 'bob', reason: 'INC-44' });
-    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
     expect(cause).toMatchObject({ type: 'RestoreFailed', nonRetryable: true });
-    expect(cause.message).toContain(`cannot keep "app" as "${kept}": a database of that name exists already; nothing was swapped`);
-    expect(await cluster.query(`SELECT email FROM users WHERE id = 999998`, 'app')).toEqual([{ email: 'live@example.com' }]);
+    expect(cause.message).toContain(
+      `cannot keep "app" as "${kept}": a database of that name exists already; nothing was swapped`,
+    );
+    expect(await cluster.query(`SELECT email FROM users WHERE id = 999998`, 'app')).toEqual([
+      { email: 'live@example.com' },
+    ]);
     // The half-made copy is dropped; the database that was in the way is not pgwarden's to drop.
     expect((await databases()).filter((d) => d.startsWith('app_restore_'))).toEqual([]);
     await cluster.query(`DROP DATABASE ${kept}`);
@@ -160,20 +199,32 @@ describe('restoreDatabase', () => {
       workflowId: `${queue}/tables`,
       args: [{ cluster: 'main', database: 'app', backupId: BACKUP, tables: ['users'] }],
     })) as RestoreDatabaseResult;
-    expect(result).toMatchObject({ outcome: 'tables-restored', tablesDatabase: expect.stringMatching(/^app_restore_20261122t020000z_[0-9a-f]{6}$/) });
-    const [{ n }] = (await cluster.query<{ n: string }>('SELECT count(*) AS n FROM users', result.tablesDatabase)) as [{ n: string }];
+    expect(result).toMatchObject({
+      outcome: 'tables-restored',
+      tablesDatabase: expect.stringMatching(/^app_restore_20261122t020000z_[0-9a-f]{6}$/),
+    });
+    const [{ n }] = (await cluster.query<{ n: string }>('SELECT count(*) AS n FROM users', result.tablesDatabase)) as [
+      { n: string },
+    ];
     expect(n).toBe('20000');
-    const tables = await cluster.query<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'`, result.tablesDatabase);
+    const tables = await cluster.query<{ t: string }>(
+      `SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public'`,
+      result.tablesDatabase,
+    );
     expect(tables).toEqual([{ t: 'users' }]);
     expect(await counts('app')).toEqual([{ users: '100', orders: '0' }]);
     await cluster.query(`DROP DATABASE ${result.tablesDatabase}`);
   });
 
   it('refuses to approve a workflow that is not waiting, in one line', async () => {
-    const r = await execa(join(root, 'bin/pgwarden'), ['approve', `${queue}/approved`, '--approver', 'bob', '--reason', 'again'], {
-      env: { PGWARDEN_CONFIG: join(dir, 'config.json'), TEMPORAL_ADDRESS: inject('temporalAddress') },
-      reject: false,
-    });
+    const r = await execa(
+      join(root, 'bin/pgwarden'),
+      ['approve', `${queue}/approved`, '--approver', 'bob', '--reason', 'again'],
+      {
+        env: { PGWARDEN_CONFIG: join(dir, 'config.json'), TEMPORAL_ADDRESS: inject('temporalAddress') },
+        reject: false,
+      },
+    );
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toBe(`pgwarden: ${queue}/approved is not waiting for approval (step: done)`);
   });
@@ -183,12 +234,22 @@ describe('swapDatabases, attempt by attempt', () => {
   // The swap activity itself, as a retry finds the cluster after an attempt died at each point.
   const swap = () => createRestoreActivities({ config, env: testSecrets(cluster, key) }).swapDatabases;
   const names = restoreNames('swapme', BACKUP, '00000000-0000-7000-8000-00000000abcd');
-  const plan = { cluster: 'main', database: 'swapme', backupId: BACKUP, restoreCluster: 'main', scratchDatabase: names.restoreDatabase, ...names };
+  const plan = {
+    cluster: 'main',
+    database: 'swapme',
+    backupId: BACKUP,
+    restoreCluster: 'main',
+    scratchDatabase: names.restoreDatabase,
+    ...names,
+  };
   const swapDatabases = () => databases().then((all) => all.filter((d) => d.startsWith('swapme')));
   const marker = async (db: string) => (await cluster.query<{ v: string }>('SELECT v FROM marker', db))[0]!.v;
 
   it('finishes from each state an earlier attempt can leave, and reports what it kept', async () => {
-    for (const [db, v] of [['swapme', 'live'], [names.restoreDatabase, 'restored']] as const) {
+    for (const [db, v] of [
+      ['swapme', 'live'],
+      [names.restoreDatabase, 'restored'],
+    ] as const) {
       await cluster.query(`CREATE DATABASE ${db}`);
       await cluster.query(`CREATE TABLE marker (v text); INSERT INTO marker VALUES ('${v}')`, db);
     }
@@ -203,13 +264,19 @@ describe('swapDatabases, attempt by attempt', () => {
     expect(await swapDatabases()).toEqual(['swapme', names.preRestoreDatabase]);
   });
 
-  const oidOf = async (db: string) => Number((await cluster.query<{ oid: string }>(`SELECT oid::text AS oid FROM pg_database WHERE datname = '${db}'`))[0]!.oid);
+  const oidOf = async (db: string) =>
+    Number(
+      (await cluster.query<{ oid: string }>(`SELECT oid::text AS oid FROM pg_database WHERE datname = '${db}'`))[0]!
+        .oid,
+    );
 
   it('fails, naming what is missing, when the restored copy is gone, nothing was kept and the live database is not the restored copy', async () => {
     await cluster.query(`DROP DATABASE ${names.preRestoreDatabase}`);
     const other = { ...plan, restoredOid: (await oidOf('swapme')) + 1 };
     for (const p of [plan, other]) {
-      await expect(swap()(p)).rejects.toThrow(`the restored database "${names.restoreDatabase}" does not exist and "${names.preRestoreDatabase}" was never made; "swapme" is untouched`);
+      await expect(swap()(p)).rejects.toThrow(
+        `the restored database "${names.restoreDatabase}" does not exist and "${names.preRestoreDatabase}" was never made; "swapme" is untouched`,
+      );
     }
     expect(await marker('swapme')).toBe('restored');
   });

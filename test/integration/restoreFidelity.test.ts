@@ -102,8 +102,14 @@ beforeAll(async () => {
      CREATE TEXT SEARCH DICTIONARY shop.simple_dict (TEMPLATE = pg_catalog.simple); ALTER TEXT SEARCH DICTIONARY shop.simple_dict OWNER TO "dict's ""owner""";`,
     'app',
   );
-  largeObject = Number((await cluster.query<{ oid: string }>('SELECT oid FROM pg_largeobject_metadata', 'app'))[0]!.oid);
-  await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+  largeObject = Number(
+    (await cluster.query<{ oid: string }>('SELECT oid FROM pg_largeobject_metadata', 'app'))[0]!.oid,
+  );
+  await env.client.workflow.execute('fullBackup', {
+    taskQueue: queue,
+    workflowId: `${queue}/backup`,
+    args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+  });
 });
 
 afterAll(async () => {
@@ -120,19 +126,33 @@ async function catalogs(database: string) {
     relations: await q(`SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner, ${acl('c.relacl')} AS acl
                           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                          WHERE n.nspname IN ('shop', 'public') ORDER BY 1`),
-    columns: await q(`SELECT attrelid::regclass::text AS rel, attname, ${acl('attacl')} AS acl FROM pg_attribute WHERE attacl IS NOT NULL ORDER BY 1, 2`),
-    schemas: await q(`SELECT nspname, pg_get_userbyid(nspowner) AS owner, ${acl('nspacl')} AS acl FROM pg_namespace WHERE nspname IN ('shop', 'public') ORDER BY 1`),
-    functions: await q(`SELECT proname, prokind, pg_get_userbyid(proowner) AS owner, ${acl('proacl')} AS acl, prosecdef, proconfig
+    columns: await q(
+      `SELECT attrelid::regclass::text AS rel, attname, ${acl('attacl')} AS acl FROM pg_attribute WHERE attacl IS NOT NULL ORDER BY 1, 2`,
+    ),
+    schemas: await q(
+      `SELECT nspname, pg_get_userbyid(nspowner) AS owner, ${acl('nspacl')} AS acl FROM pg_namespace WHERE nspname IN ('shop', 'public') ORDER BY 1`,
+    ),
+    functions:
+      await q(`SELECT proname, prokind, pg_get_userbyid(proowner) AS owner, ${acl('proacl')} AS acl, prosecdef, proconfig
                           FROM pg_proc WHERE pronamespace = 'shop'::regnamespace ORDER BY 1`),
     types: await q(`SELECT typname, typtype, pg_get_userbyid(typowner) AS owner, ${acl('typacl')} AS acl FROM pg_type
                      WHERE typnamespace = 'shop'::regnamespace AND typtype IN ('e', 'd') ORDER BY 1`),
-    largeObjects: await q(`SELECT oid::bigint AS oid, pg_get_userbyid(lomowner) AS owner, ${acl('lomacl')} AS acl FROM pg_largeobject_metadata ORDER BY 1`),
-    defaultPrivileges: await q(`SELECT pg_get_userbyid(defaclrole) AS role, defaclnamespace::regnamespace::text AS schema, defaclobjtype, ${acl('defaclacl')} AS acl
+    largeObjects: await q(
+      `SELECT oid::bigint AS oid, pg_get_userbyid(lomowner) AS owner, ${acl('lomacl')} AS acl FROM pg_largeobject_metadata ORDER BY 1`,
+    ),
+    defaultPrivileges:
+      await q(`SELECT pg_get_userbyid(defaclrole) AS role, defaclnamespace::regnamespace::text AS schema, defaclobjtype, ${acl('defaclacl')} AS acl
                                   FROM pg_default_acl ORDER BY 1, 2, 3`),
-    database: await q(`SELECT pg_get_userbyid(datdba) AS owner, ${acl('datacl')} AS acl, datconnlimit, shobj_description(oid, 'pg_database') AS comment
-                         FROM pg_database WHERE datname = '${database}'`, 'postgres'),
-    settings: await q(`SELECT coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '') AS role, s.setconfig
-                         FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '${database}' ORDER BY 1`, 'postgres'),
+    database: await q(
+      `SELECT pg_get_userbyid(datdba) AS owner, ${acl('datacl')} AS acl, datconnlimit, shobj_description(oid, 'pg_database') AS comment
+                         FROM pg_database WHERE datname = '${database}'`,
+      'postgres',
+    ),
+    settings: await q(
+      `SELECT coalesce(pg_get_userbyid(NULLIF(s.setrole, 0)), '') AS role, s.setconfig
+                         FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '${database}' ORDER BY 1`,
+      'postgres',
+    ),
   };
 }
 
@@ -164,7 +184,10 @@ async function restore(name: string, extra: object = {}): Promise<RestoreDatabas
 }
 
 async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await run.then(() => undefined, (e: unknown) => e);
+  const err = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
   expect(cause).toBeInstanceOf(ApplicationFailure);
@@ -174,23 +197,49 @@ async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
 describe('a logical restore keeps owners, privileges and database settings', () => {
   it('restoreDatabase (full, approved): the catalogs equal the original, and the application logs in and works', async () => {
     const before = await catalogs('app');
-    expect(before.database).toEqual([{ owner: 'app_owner', acl: expect.any(Array), datconnlimit: 50, comment: "orders; the owner's copy" }]);
+    expect(before.database).toEqual([
+      { owner: 'app_owner', acl: expect.any(Array), datconnlimit: 50, comment: "orders; the owner's copy" },
+    ]);
     // The procedure, the aggregate and the domain are compared, with their grants.
     expect(before.functions).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ proname: 'mark_paid', prokind: 'p', owner: 'app_owner', acl: expect.arrayContaining(['app_rw=X/app_owner']) }),
-        expect.objectContaining({ proname: 'joined', prokind: 'a', owner: 'app_owner', acl: expect.arrayContaining(['"Audit Team"=X/app_owner']) }),
+        expect.objectContaining({
+          proname: 'mark_paid',
+          prokind: 'p',
+          owner: 'app_owner',
+          acl: expect.arrayContaining(['app_rw=X/app_owner']),
+        }),
+        expect.objectContaining({
+          proname: 'joined',
+          prokind: 'a',
+          owner: 'app_owner',
+          acl: expect.arrayContaining(['"Audit Team"=X/app_owner']),
+        }),
       ]),
     );
-    expect(before.types).toContainEqual({ typname: 'card_no', typtype: 'd', owner: 'app_owner', acl: expect.arrayContaining(['app_rw=U/app_owner']) });
+    expect(before.types).toContainEqual({
+      typname: 'card_no',
+      typtype: 'd',
+      owner: 'app_owner',
+      acl: expect.arrayContaining(['app_rw=U/app_owner']),
+    });
     expect(before.types.find((t) => t.typname === 'card_no')!.acl).toHaveLength(2); // PUBLIC's USAGE revoked
     // What an accident or a bad migration does to the live database.
-    await cluster.query('REVOKE ALL ON shop.orders FROM app_rw; ALTER TABLE shop.orders OWNER TO postgres; DELETE FROM shop.orders WHERE id > 50', 'app');
-    await cluster.query('REVOKE ALL ON PROCEDURE shop.mark_paid(bigint) FROM app_rw; GRANT USAGE ON DOMAIN shop.card_no TO PUBLIC; ALTER AGGREGATE shop.joined(text) OWNER TO postgres', 'app');
+    await cluster.query(
+      'REVOKE ALL ON shop.orders FROM app_rw; ALTER TABLE shop.orders OWNER TO postgres; DELETE FROM shop.orders WHERE id > 50',
+      'app',
+    );
+    await cluster.query(
+      'REVOKE ALL ON PROCEDURE shop.mark_paid(bigint) FROM app_rw; GRANT USAGE ON DOMAIN shop.card_no TO PUBLIC; ALTER AGGREGATE shop.joined(text) OWNER TO postgres',
+      'app',
+    );
     await cluster.query(`ALTER DATABASE app RESET ALL; ALTER DATABASE app OWNER TO postgres`);
 
     const result = await restore('full');
-    expect(result).toMatchObject({ outcome: 'restored', privileges: expect.stringMatching(/^\d+ objects and the database's properties compared$/) });
+    expect(result).toMatchObject({
+      outcome: 'restored',
+      privileges: expect.stringMatching(/^\d+ objects and the database's properties compared$/),
+    });
     expect(await catalogs('app')).toEqual(before);
     // The application's own roles, as the application uses them. search_path comes from ALTER DATABASE SET.
     await asRole('app_rw', 'rw-secret', async (c) => {
@@ -207,14 +256,20 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       // SECURITY DEFINER: app_ro cannot read card, but the owner's function counts every row.
       expect((await c.query('SELECT order_count()::int AS n')).rows).toEqual([{ n: 101 }]);
       expect((await c.query('SHOW statement_timeout')).rows).toEqual([{ statement_timeout: '5s' }]);
-      expect((await c.query(`SELECT convert_from(lo_get(${largeObject}), 'UTF8') AS body`)).rows).toEqual([{ body: 'invoice 1' }]);
+      expect((await c.query(`SELECT convert_from(lo_get(${largeObject}), 'UTF8') AS body`)).rows).toEqual([
+        { body: 'invoice 1' },
+      ]);
       await expect(c.query('CALL mark_paid(2)')).rejects.toThrow(/permission denied for procedure mark_paid/);
-      await expect(c.query('SELECT joined(customer) FROM orders')).rejects.toThrow(/permission denied for (function|aggregate) joined/);
+      await expect(c.query('SELECT joined(customer) FROM orders')).rejects.toThrow(
+        /permission denied for (function|aggregate) joined/,
+      );
     });
     // The connection limit and ACL of the database itself: PUBLIC may not connect.
-    const nobody = 'CREATE ROLE nobody LOGIN PASSWORD \'nobody\'';
+    const nobody = "CREATE ROLE nobody LOGIN PASSWORD 'nobody'";
     await cluster.query(nobody);
-    await expect(asRole('nobody', 'nobody', async () => undefined)).rejects.toThrow(/permission denied for database "app"/);
+    await expect(asRole('nobody', 'nobody', async () => undefined)).rejects.toThrow(
+      /permission denied for database "app"/,
+    );
     await cluster.query('DROP ROLE nobody');
   });
 
@@ -226,12 +281,34 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     })) as VerifyBackupResult;
     expect(ok.ok).toBe(true);
     const original = await readFile(manifestFile(), 'utf8');
-    const manifest = JSON.parse(original) as { privileges: { objects: { kind: string; name: string; acl: string[] }[]; database: { settings: unknown[] } }; verifications: { detail: string }[] };
-    expect(manifest.verifications.at(-1)!.detail).toMatch(/owners and privileges: \d+ objects and the database's properties compared/);
-    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'function', name: 'shop.order_count()', owner: 'app_owner', detail: 'security definer' }));
-    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'procedure', name: expect.stringMatching(/^shop\.mark_paid\(.*bigint\)$/), owner: 'app_owner' }));
-    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'aggregate', name: 'shop.joined(text)', owner: 'app_owner' }));
-    expect(manifest.privileges.objects).toContainEqual(expect.objectContaining({ kind: 'domain', name: 'shop.card_no', owner: 'app_owner' }));
+    const manifest = JSON.parse(original) as {
+      privileges: { objects: { kind: string; name: string; acl: string[] }[]; database: { settings: unknown[] } };
+      verifications: { detail: string }[];
+    };
+    expect(manifest.verifications.at(-1)!.detail).toMatch(
+      /owners and privileges: \d+ objects and the database's properties compared/,
+    );
+    expect(manifest.privileges.objects).toContainEqual(
+      expect.objectContaining({
+        kind: 'function',
+        name: 'shop.order_count()',
+        owner: 'app_owner',
+        detail: 'security definer',
+      }),
+    );
+    expect(manifest.privileges.objects).toContainEqual(
+      expect.objectContaining({
+        kind: 'procedure',
+        name: expect.stringMatching(/^shop\.mark_paid\(.*bigint\)$/),
+        owner: 'app_owner',
+      }),
+    );
+    expect(manifest.privileges.objects).toContainEqual(
+      expect.objectContaining({ kind: 'aggregate', name: 'shop.joined(text)', owner: 'app_owner' }),
+    );
+    expect(manifest.privileges.objects).toContainEqual(
+      expect.objectContaining({ kind: 'domain', name: 'shop.card_no', owner: 'app_owner' }),
+    );
 
     // The record says app_rw may also DELETE from shop.orders; the restored database (rightly) says no.
     const orders = manifest.privileges.objects.find((o) => o.kind === 'table' && o.name === 'shop.orders')!;
@@ -239,10 +316,16 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     await writeFile(manifestFile(), JSON.stringify(manifest));
     try {
       const cause = await failureOf(
-        env.client.workflow.execute('verifyBackup', { taskQueue: queue, workflowId: `${queue}/verify-tampered`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] }),
+        env.client.workflow.execute('verifyBackup', {
+          taskQueue: queue,
+          workflowId: `${queue}/verify-tampered`,
+          args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+        }),
       );
       expect(cause.type).toBe('VerificationFailed');
-      expect(cause.message).toMatch(/table shop\.orders has privileges \{.*app_rw=arw\/app_owner.*\}, the backup has \{.*app_rw=arwd\/app_owner/);
+      expect(cause.message).toMatch(
+        /table shop\.orders has privileges \{.*app_rw=arw\/app_owner.*\}, the backup has \{.*app_rw=arwd\/app_owner/,
+      );
       expect(cause.message).not.toMatch(/shop\.order_summary|function/);
     } finally {
       await writeFile(manifestFile(), original);
@@ -252,9 +335,18 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     const { privileges: _, ...old } = JSON.parse(original) as Record<string, unknown>;
     await writeFile(manifestFile(), JSON.stringify(old));
     try {
-      await env.client.workflow.execute('verifyBackup', { taskQueue: queue, workflowId: `${queue}/verify-old`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
-      const after = JSON.parse(await readFile(manifestFile(), 'utf8')) as { verifications: { ok: boolean; detail: string }[] };
-      expect(after.verifications.at(-1)).toMatchObject({ ok: true, detail: expect.stringMatching(/not recorded in this backup.*not compared/) });
+      await env.client.workflow.execute('verifyBackup', {
+        taskQueue: queue,
+        workflowId: `${queue}/verify-old`,
+        args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+      });
+      const after = JSON.parse(await readFile(manifestFile(), 'utf8')) as {
+        verifications: { ok: boolean; detail: string }[];
+      };
+      expect(after.verifications.at(-1)).toMatchObject({
+        ok: true,
+        detail: expect.stringMatching(/not recorded in this backup.*not compared/),
+      });
     } finally {
       await writeFile(manifestFile(), original);
     }
@@ -265,9 +357,12 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     expect(result.outcome).toBe('tables-restored');
     const into = result.tablesDatabase!;
     const acl = (db: string) =>
-      cluster.query(`SELECT pg_get_userbyid(relowner) AS owner, (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(relacl) x) AS acl,
+      cluster.query(
+        `SELECT pg_get_userbyid(relowner) AS owner, (SELECT array_agg(x::text ORDER BY x::text) FROM unnest(relacl) x) AS acl,
                             (SELECT array_agg(attname || ':' || attacl::text ORDER BY attname) FROM pg_attribute WHERE attrelid = 'public.customers'::regclass AND attacl IS NOT NULL) AS columns
-                       FROM pg_class WHERE oid = 'public.customers'::regclass`, db);
+                       FROM pg_class WHERE oid = 'public.customers'::regclass`,
+        db,
+      );
     const live = await acl('app');
     expect(live[0]).toMatchObject({ owner: 'app_owner', acl: expect.arrayContaining(['reporting=r/app_owner']) });
     expect(await acl(into)).toEqual(live);
@@ -276,7 +371,8 @@ describe('a logical restore keeps owners, privileges and database settings', () 
 
   it('a role the backup needs but the cluster lacks fails the plan, before approval, naming it; nothing is touched', async () => {
     await cluster.query('ALTER ROLE reporting RENAME TO reporting_renamed');
-    const databases = async () => (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+    const databases = async () =>
+      (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
     const before = { databases: await databases(), catalogs: await catalogs('app') };
     try {
       const handle = await env.client.workflow.start('restoreDatabase', {
@@ -295,9 +391,15 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       expect({ databases: await databases(), catalogs: await catalogs('app') }).toEqual(before);
 
       // The command it prints creates exactly the missing role (gpg given this test's keyring and passphrase).
-      const command = /globals\.sql: (.*) \(on the target/.exec(cause.message)![1]!.replace(/^gpg --decrypt /, `gpg ${key.decryptArgs('').slice(0, -1).join(' ')} `);
-      await execa('sh', ['-c', command], { env: { ...cluster.env('postgres'), PATH: `${PG_BIN}:${process.env.PATH}` } });
-      expect(await cluster.query(`SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'reporting%' ORDER BY 1`)).toEqual([
+      const command = /globals\.sql: (.*) \(on the target/
+        .exec(cause.message)![1]!
+        .replace(/^gpg --decrypt /, `gpg ${key.decryptArgs('').slice(0, -1).join(' ')} `);
+      await execa('sh', ['-c', command], {
+        env: { ...cluster.env('postgres'), PATH: `${PG_BIN}:${process.env.PATH}` },
+      });
+      expect(
+        await cluster.query(`SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'reporting%' ORDER BY 1`),
+      ).toEqual([
         { rolname: 'reporting', rolcanlogin: false },
         { rolname: 'reporting_renamed', rolcanlogin: false },
       ]);
@@ -307,7 +409,9 @@ describe('a logical restore keeps owners, privileges and database settings', () 
   });
 
   it('a missing owner of an object of a kind the privileges record does not list (collation, text search dictionary) fails the plan, before approval', async () => {
-    await cluster.query(`ALTER ROLE collation_owner RENAME TO collation_owner_renamed; ALTER ROLE "dict's ""owner""" RENAME TO dict_owner_renamed`);
+    await cluster.query(
+      `ALTER ROLE collation_owner RENAME TO collation_owner_renamed; ALTER ROLE "dict's ""owner""" RENAME TO dict_owner_renamed`,
+    );
     const handle = await env.client.workflow.start('restoreDatabase', {
       taskQueue: queue,
       workflowId: `${queue}/missing-collation-owner`,
@@ -318,7 +422,8 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       // Asking for approval would mean the plan passed: pg_restore would fail on ALTER COLLATION ... OWNER after it.
       const approval = (async () => {
         while (!settled) {
-          if ((await handle.query<Progress>('progress')).step === 'approve') throw new Error('the plan passed and asked for approval');
+          if ((await handle.query<Progress>('progress')).step === 'approve')
+            throw new Error('the plan passed and asked for approval');
           await new Promise((r) => setTimeout(r, 200));
         }
       })();
@@ -328,34 +433,63 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     } finally {
       settled = true;
       await handle.terminate().catch(() => undefined);
-      await cluster.query(`ALTER ROLE collation_owner_renamed RENAME TO collation_owner; ALTER ROLE dict_owner_renamed RENAME TO "dict's ""owner"""`);
+      await cluster.query(
+        `ALTER ROLE collation_owner_renamed RENAME TO collation_owner; ALTER ROLE dict_owner_renamed RENAME TO "dict's ""owner"""`,
+      );
     }
   });
 
   it('restoreDatabase keeps the encoding, collation, ctype and locale provider the database was created with', async () => {
     await cluster.query(`CREATE DATABASE legacy TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'`);
-    await cluster.query(`CREATE DATABASE intl TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'de' LC_COLLATE 'C.utf8' LC_CTYPE 'C.utf8'`);
+    await cluster.query(
+      `CREATE DATABASE intl TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'de' LC_COLLATE 'C.utf8' LC_CTYPE 'C.utf8'`,
+    );
     const properties = (db: string) =>
-      cluster.query(`SELECT pg_encoding_to_char(encoding) AS encoding, datcollate, datctype, datlocprovider, daticulocale FROM pg_database WHERE datname = '${db}'`);
-    const sorted = async (db: string) => (await cluster.query<{ s: string[] }>(`SELECT array_agg(x ORDER BY x) AS s FROM (VALUES ('a'), ('B'), ('é')) v(x)`, db))[0]!.s;
+      cluster.query(
+        `SELECT pg_encoding_to_char(encoding) AS encoding, datcollate, datctype, datlocprovider, daticulocale FROM pg_database WHERE datname = '${db}'`,
+      );
+    const sorted = async (db: string) =>
+      (
+        await cluster.query<{ s: string[] }>(
+          `SELECT array_agg(x ORDER BY x) AS s FROM (VALUES ('a'), ('B'), ('é')) v(x)`,
+          db,
+        )
+      )[0]!.s;
     try {
       for (const db of ['legacy', 'intl']) {
         await cluster.query(`CREATE TABLE names (n text); INSERT INTO names VALUES ('café')`, db);
         const before = { properties: await properties(db), sorted: await sorted(db) };
         const id = '20261122T030000Z';
-        await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup-${db}`, args: [{ cluster: 'main', database: db, backupId: id }] });
-        const handle = await env.client.workflow.start('restoreDatabase', { taskQueue: queue, workflowId: `${queue}/restore-${db}`, args: [{ cluster: 'main', database: db, backupId: id }] });
-        while ((await handle.query<Progress>('progress')).step !== 'approve') await new Promise((r) => setTimeout(r, 200));
+        await env.client.workflow.execute('fullBackup', {
+          taskQueue: queue,
+          workflowId: `${queue}/backup-${db}`,
+          args: [{ cluster: 'main', database: db, backupId: id }],
+        });
+        const handle = await env.client.workflow.start('restoreDatabase', {
+          taskQueue: queue,
+          workflowId: `${queue}/restore-${db}`,
+          args: [{ cluster: 'main', database: db, backupId: id }],
+        });
+        while ((await handle.query<Progress>('progress')).step !== 'approve')
+          await new Promise((r) => setTimeout(r, 200));
         await handle.signal('approve', { approver: 'alice', reason: 'locale test' });
         expect(await handle.result()).toMatchObject({ outcome: 'restored' });
         expect({ properties: await properties(db), sorted: await sorted(db) }).toEqual(before);
-        expect(await cluster.query(`SELECT n, octet_length(n) AS bytes FROM names`, db)).toEqual([{ n: 'café', bytes: db === 'legacy' ? 4 : 5 }]);
+        expect(await cluster.query(`SELECT n, octet_length(n) AS bytes FROM names`, db)).toEqual([
+          { n: 'café', bytes: db === 'legacy' ? 4 : 5 },
+        ]);
       }
       expect((await properties('legacy'))[0]).toMatchObject({ encoding: 'LATIN1', datcollate: 'C', datctype: 'C' });
-      expect((await properties('intl'))[0]).toMatchObject({ encoding: 'UTF8', datlocprovider: 'i', daticulocale: 'de' });
+      expect((await properties('intl'))[0]).toMatchObject({
+        encoding: 'UTF8',
+        datlocprovider: 'i',
+        daticulocale: 'de',
+      });
       expect(await sorted('intl')).toEqual(['a', 'B', 'é']); // ICU's order, not the cluster's C order
     } finally {
-      for (const db of await cluster.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname ~ '^(legacy|intl)'`)) {
+      for (const db of await cluster.query<{ datname: string }>(
+        `SELECT datname FROM pg_database WHERE datname ~ '^(legacy|intl)'`,
+      )) {
         await cluster.query(`DROP DATABASE "${db.datname}" WITH (FORCE)`);
       }
     }
@@ -370,16 +504,25 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     const hookLog = join(dir, 'locale-hooks.log');
     const hookQueue = uniqueQueue('fidelity-locale');
     const hooked = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: hookQueue, key });
-    hooked.clusters.main!.hooks = { preRestore: ['/bin/sh', '-c', `echo stop >> ${hookLog}`], postRestore: ['/bin/sh', '-c', `echo start >> ${hookLog}`] };
+    hooked.clusters.main!.hooks = {
+      preRestore: ['/bin/sh', '-c', `echo stop >> ${hookLog}`],
+      postRestore: ['/bin/sh', '-c', `echo start >> ${hookLog}`],
+    };
     const hookedWorker = await startPgwardenWorker(env, hooked, testSecrets(cluster, key));
-    const databases = async () => (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
+    const databases = async () =>
+      (await cluster.query<{ datname: string }>('SELECT datname FROM pg_database ORDER BY 1')).map((r) => r.datname);
     const before = { databases: await databases(), catalogs: await catalogs('app') };
-    const handle = await env.client.workflow.start('restoreDatabase', { taskQueue: hookQueue, workflowId: `${hookQueue}/restore`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] });
+    const handle = await env.client.workflow.start('restoreDatabase', {
+      taskQueue: hookQueue,
+      workflowId: `${hookQueue}/restore`,
+      args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+    });
     let settled = false;
     try {
       const approval = (async () => {
         while (!settled) {
-          if ((await handle.query<Progress>('progress')).step !== 'plan') throw new Error('the plan passed and asked for approval');
+          if ((await handle.query<Progress>('progress')).step !== 'plan')
+            throw new Error('the plan passed and asked for approval');
           await new Promise((r) => setTimeout(r, 200));
         }
       })();
@@ -387,7 +530,9 @@ describe('a logical restore keeps owners, privileges and database settings', () 
       const cause = await failureOf(Promise.race([handle.result(), approval]));
       expect(cause.type).toBe('LocaleUnavailable');
       expect(cause.nonRetryable).toBe(true);
-      expect(cause.message).toMatch(/^cluster "main" cannot create a database with the backup's encoding \w+, collation 'xx_XX\.UTF-8', ctype '[^']+'.*: invalid locale name: "xx_XX\.UTF-8"\. Install the locale/);
+      expect(cause.message).toMatch(
+        /^cluster "main" cannot create a database with the backup's encoding \w+, collation 'xx_XX\.UTF-8', ctype '[^']+'.*: invalid locale name: "xx_XX\.UTF-8"\. Install the locale/,
+      );
       expect(Date.now() - started).toBeLessThan(30_000); // not retried
       expect({ databases: await databases(), catalogs: await catalogs('app') }).toEqual(before); // the throwaway database is gone too
       await expect(readFile(hookLog, 'utf8')).rejects.toMatchObject({ code: 'ENOENT' });
@@ -399,13 +544,28 @@ describe('a logical restore keeps owners, privileges and database settings', () 
     }
   });
 
-  it('the roles a dump needs: a subscription\'s owner (a shared catalog) is named; the owner of another session\'s temporary table (pg_dump skips it) is not', async () => {
+  it("the roles a dump needs: a subscription's owner (a shared catalog) is named; the owner of another session's temporary table (pg_dump skips it) is not", async () => {
     await cluster.query(`CREATE ROLE sub_owner SUPERUSER NOLOGIN; CREATE ROLE temp_owner LOGIN PASSWORD 'temp-pw'`);
     await cluster.query('CREATE DATABASE roles_probe');
-    const temp = new pg.Client({ host: cluster.host, port: cluster.port, user: 'temp_owner', password: 'temp-pw', database: 'roles_probe' });
-    const reader = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'roles_probe' });
+    const temp = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      user: 'temp_owner',
+      password: 'temp-pw',
+      database: 'roles_probe',
+    });
+    const reader = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      user: cluster.user,
+      password: cluster.password,
+      database: 'roles_probe',
+    });
     try {
-      await cluster.query(`CREATE SUBSCRIPTION probe_sub CONNECTION 'host=127.0.0.1 dbname=nowhere' PUBLICATION nothing WITH (connect = false, slot_name = NONE)`, 'roles_probe');
+      await cluster.query(
+        `CREATE SUBSCRIPTION probe_sub CONNECTION 'host=127.0.0.1 dbname=nowhere' PUBLICATION nothing WITH (connect = false, slot_name = NONE)`,
+        'roles_probe',
+      );
       await cluster.query('ALTER SUBSCRIPTION probe_sub OWNER TO sub_owner', 'roles_probe');
       await temp.connect();
       await temp.query('CREATE TEMP TABLE scratch (x int)'); // held while the roles are read
@@ -425,19 +585,32 @@ describe('a logical restore keeps owners, privileges and database settings', () 
   });
 
   it('a pgwarden user that cannot act as the owners (not a superuser) fails the plan, saying so', async () => {
-    await cluster.query(`CREATE ROLE pgwarden_limited LOGIN CREATEDB PASSWORD 'limited-pw'; GRANT app_rw TO pgwarden_limited`);
+    await cluster.query(
+      `CREATE ROLE pgwarden_limited LOGIN CREATEDB PASSWORD 'limited-pw'; GRANT app_rw TO pgwarden_limited`,
+    );
     const limitedQueue = uniqueQueue('fidelity-limited');
     const limited = await startPgwardenWorker(
       env,
-      testConfig({ cluster: { ...cluster, user: 'pgwarden_limited' }, repository: join(dir, 'repo'), taskQueue: limitedQueue, key }),
+      testConfig({
+        cluster: { ...cluster, user: 'pgwarden_limited' },
+        repository: join(dir, 'repo'),
+        taskQueue: limitedQueue,
+        key,
+      }),
       { ...testSecrets(cluster, key), [PASSWORD_ENV]: 'limited-pw' },
     );
     try {
       const cause = await failureOf(
-        env.client.workflow.execute('restoreDatabase', { taskQueue: limitedQueue, workflowId: `${limitedQueue}/restore`, args: [{ cluster: 'main', database: 'app', backupId: BACKUP }] }),
+        env.client.workflow.execute('restoreDatabase', {
+          taskQueue: limitedQueue,
+          workflowId: `${limitedQueue}/restore`,
+          args: [{ cluster: 'main', database: 'app', backupId: BACKUP }],
+        }),
       );
       expect(cause.type).toBe('MissingRoles');
-      expect(cause.message).toMatch(/^pgwarden's user on cluster "main" cannot act as "?Audit Team"?, app_owner, app_ro, .*: restoring owners and privileges needs a superuser/);
+      expect(cause.message).toMatch(
+        /^pgwarden's user on cluster "main" cannot act as "?Audit Team"?, app_owner, app_ro, .*: restoring owners and privileges needs a superuser/,
+      );
       expect(cause.message).not.toMatch(/cannot act as .*\bapp_rw\b/);
     } finally {
       await limited.stop();

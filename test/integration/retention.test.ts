@@ -30,8 +30,17 @@ let sshd: SshServer;
 const queue = uniqueQueue('retention');
 let runs = 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const exists = (path: string) => access(path).then(() => true, () => false);
-const execute = <T>(type: string, input: object) => env.client.workflow.execute(type, { taskQueue: queue, workflowId: `${queue}/${type}-${++runs}`, args: [input] }) as Promise<T>;
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+const execute = <T>(type: string, input: object) =>
+  env.client.workflow.execute(type, {
+    taskQueue: queue,
+    workflowId: `${queue}/${type}-${++runs}`,
+    args: [input],
+  }) as Promise<T>;
 
 async function cli(...args: string[]) {
   const r = await execa(PGWARDEN, ['--config', setup.configFile, 'retention', '--cluster', 'main', ...args], {
@@ -45,7 +54,11 @@ async function cli(...args: string[]) {
 }
 /** The segment number a segment or label file is named by (segments are 16 MiB: 256 per xlogid). */
 const segmentOfName = (n: string) => BigInt(`0x${n.slice(8, 16)}`) * 256n + BigInt(`0x${n.slice(16, 24)}`);
-const walFiles = async () => (await readdir(join(setup.repository, 'main/wal'))).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+const walFiles = async () =>
+  (await readdir(join(setup.repository, 'main/wal')))
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 
 let l1: string, l2: string, b1: BaseBackupWorkflowResult, b2: BaseBackupWorkflowResult;
 
@@ -55,17 +68,33 @@ beforeAll(async () => {
     taskQueue: queue,
     extra: {
       repositories: {
-        far: { type: 'rsync', port: sshd.port, identityFile: sshd.identityFile, knownHostsFile: sshd.knownHostsFile, destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/pgwarden` },
+        far: {
+          type: 'rsync',
+          port: sshd.port,
+          identityFile: sshd.identityFile,
+          knownHostsFile: sshd.knownHostsFile,
+          destination: `${sshd.user}@${sshd.host}:${sshd.remoteRoot}/pgwarden`,
+        },
       },
       // Keep only the newest of each kind, and a PITR window of seconds: everything older may go, once offsite.
-      retention: { daily: 1, weekly: 0, monthly: 0, yearly: 0, minimum: 1, base: { daily: 0, weekly: 0, monthly: 0, yearly: 0, minimum: 1 } },
+      retention: {
+        daily: 1,
+        weekly: 0,
+        monthly: 0,
+        yearly: 0,
+        minimum: 1,
+        base: { daily: 0, weekly: 0, monthly: 0, yearly: 0, minimum: 1 },
+      },
       walRetention: { window: '0.001 hours' },
       // What waits for the offsite check alerts once committed 1.8 s ago (shipped: 48 hours).
       health: { offsiteWaitingHours: 0.0005 },
     },
   });
   await setup.cluster.query('CREATE DATABASE app');
-  await setup.cluster.query('CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 1000) g', 'app');
+  await setup.cluster.query(
+    'CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 1000) g',
+    'app',
+  );
   worker = await startPgwardenWorker(env, setup.config, testSecrets(setup.cluster));
   l1 = (await execute<FullBackupResult>('fullBackup', { cluster: 'main', database: 'app' })).backups[0]!.backupId;
   b1 = await execute<BaseBackupWorkflowResult>('baseBackup', { cluster: 'main' });
@@ -88,7 +117,9 @@ describe('local retention with an offsite repository', () => {
     l2 = full.backups[0]!.backupId;
     const retention = full.retention as LocalRetentionResult;
     expect(retention.delete).toEqual([]);
-    expect(retention.waitingOffsite).toEqual([{ backupId: l1, reason: expect.stringContaining('outside the policy'), repositories: ['far'] }]);
+    expect(retention.waitingOffsite).toEqual([
+      { backupId: l1, reason: expect.stringContaining('outside the policy'), repositories: ['far'] },
+    ]);
     expect(await exists(join(setup.repository, 'main/logical/app', l1, 'manifest.json'))).toBe(true);
 
     await sleep(4000); // both base backups now ended before the 3.6 s window: only b2 is needed for it
@@ -111,18 +142,33 @@ describe('local retention with an offsite repository', () => {
 
     const plan = await cli();
     expect(plan[0]).toBe('retention plan for cluster main (nothing deleted; --apply carries it out)');
-    expect(plan).toContain(`  waits   ${l1}  outside the policy (1 daily, 0 weekly, 0 monthly, 0 yearly, 1 newest); kept until far confirmed it (offsite check)`);
+    expect(plan).toContain(
+      `  waits   ${l1}  outside the policy (1 daily, 0 weekly, 0 monthly, 0 yearly, 1 newest); kept until far confirmed it (offsite check)`,
+    );
     expect(plan.find((l) => l.startsWith(`  waits   ${b1.backupId}  `))).toMatch(/kept until far confirmed it/);
-    expect(plan.at(-1)).toBe(`waiting for the offsite check: 2 backups, ${applied.wal!.waitingOffsite} WAL files (pgwarden offsite sync --cluster main)`);
+    expect(plan.at(-1)).toBe(
+      `waiting for the offsite check: 2 backups, ${applied.wal!.waitingOffsite} WAL files (pgwarden offsite sync --cluster main)`,
+    );
 
     // Nor does healthCheck: what waits past the grace period is an alert, keyed by the repository.
     const health = await execute<HealthCheckResult>('healthCheck', { cluster: 'main' });
     const walFilesWaiting = Math.min(20, applied.wal!.waitingOffsite!); // the WAL plan lists the oldest 20
-    expect(health.snapshot.offsiteWaiting).toEqual([{ repository: 'far', backups: 2, walFiles: walFilesWaiting, oldest: { what: `main/logical/app/${l1}`, committedAt: expect.any(String) } }]);
+    expect(health.snapshot.offsiteWaiting).toEqual([
+      {
+        repository: 'far',
+        backups: 2,
+        walFiles: walFilesWaiting,
+        oldest: { what: `main/logical/app/${l1}`, committedAt: expect.any(String) },
+      },
+    ]);
     expect(health.alerts.filter((a) => a.key.startsWith('offsite-waiting'))).toEqual([
       {
         key: 'offsite-waiting:far',
-        message: expect.stringMatching(new RegExp(`^offsite "far" has not confirmed 2 backups and ${walFilesWaiting} WAL files? of main that local retention would delete \\(the oldest, main/logical/app/${l1}, committed [0-9.]+ hours ago; threshold 0.0005 hours\\)`)),
+        message: expect.stringMatching(
+          new RegExp(
+            `^offsite "far" has not confirmed 2 backups and ${walFilesWaiting} WAL files? of main that local retention would delete \\(the oldest, main/logical/app/${l1}, committed [0-9.]+ hours ago; threshold 0.0005 hours\\)`,
+          ),
+        ),
       },
     ]);
   }, 120_000);
@@ -132,13 +178,17 @@ describe('local retention with an offsite repository', () => {
     expect(sync.repositories.map((r) => [r.repository, r.error])).toEqual([['far', undefined]]);
     const recordFile = join(setup.repository, 'main/offsite/far.json');
     const record = JSON.parse(await readFile(recordFile, 'utf8')) as { confirmed: Record<string, string> };
-    expect(Object.keys(record.confirmed)).toEqual(expect.arrayContaining([`main/logical/app/${l1}`, `main/base/${b1.backupId}`, `main/base/${b2.backupId}`]));
+    expect(Object.keys(record.confirmed)).toEqual(
+      expect.arrayContaining([`main/logical/app/${l1}`, `main/base/${b1.backupId}`, `main/base/${b2.backupId}`]),
+    );
     // The offsite copy has b1 but has not confirmed the WAL between b1's and b2's starts (as when its
     // WAL upload fell behind): b1 goes locally, but the offsite b1 still needs that WAL, so it waits
     // for the check, and the plan says so exactly as --apply does it.
     const b1Start = segmentOf(parseLsn(b1.startLsn));
     const b2Start = segmentOf(parseLsn(b2.startLsn));
-    const between = (await walFiles()).filter((n) => !n.endsWith('.history') && segmentOfName(n) >= b1Start && segmentOfName(n) < b2Start);
+    const between = (await walFiles()).filter(
+      (n) => !n.endsWith('.history') && segmentOfName(n) >= b1Start && segmentOfName(n) < b2Start,
+    );
     expect(between.length).toBeGreaterThan(0);
     for (const n of between) delete record.confirmed[`main/wal/${n}`];
     await writeFile(recordFile, JSON.stringify(record) + '\n');
@@ -170,7 +220,9 @@ describe('local retention with an offsite repository', () => {
     // Exactly the WAL before b2's start went, as the plan said, but what waits for the offsite check;
     // b2's WAL and everything after it stayed.
     const after = await walFiles();
-    expect(after).toEqual(walBefore.filter((n) => n.endsWith('.history') || segmentOfName(n) >= b2Start || between.includes(n)));
+    expect(after).toEqual(
+      walBefore.filter((n) => n.endsWith('.history') || segmentOfName(n) >= b2Start || between.includes(n)),
+    );
     expect(walBefore.filter((n) => !after.includes(n))).toEqual(dryRun.wal!.deleted);
     expect(after.length).toBeLessThan(walBefore.length);
 
@@ -194,13 +246,18 @@ describe('local retention with an offsite repository', () => {
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       await sleep(1100);
-      ids.push((await execute<FullBackupResult>('fullBackup', { cluster: 'main', database: 'app' })).backups[0]!.backupId);
+      ids.push(
+        (await execute<FullBackupResult>('fullBackup', { cluster: 'main', database: 'app' })).backups[0]!.backupId,
+      );
     }
     const sync = await execute<OffsiteSyncResult>('offsiteSync', { cluster: 'main' });
     expect(sync.repositories.map((r) => [r.repository, r.error])).toEqual([['far', undefined]]);
     expect(await exists(join(sshd.remoteRoot, 'pgwarden/main/logical/app', ids[0]!))).toBe(false);
     expect(await exists(join(sshd.remoteRoot, 'pgwarden/main/logical/app', ids[1]!, 'manifest.json'))).toBe(true);
-    const record = JSON.parse(await readFile(join(setup.repository, 'main/offsite/far.json'), 'utf8')) as { confirmed: Record<string, string>; notHeld?: Record<string, string> };
+    const record = JSON.parse(await readFile(join(setup.repository, 'main/offsite/far.json'), 'utf8')) as {
+      confirmed: Record<string, string>;
+      notHeld?: Record<string, string>;
+    };
     expect(record.notHeld).toEqual({ [`main/logical/app/${ids[0]}`]: expect.any(String) });
 
     const applied = await execute<RetentionRunResult>('retention', { cluster: 'main', apply: true });

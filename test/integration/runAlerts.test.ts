@@ -53,14 +53,21 @@ async function start(labels: RunLabels, input: object) {
 /** Waits until Temporal's visibility lists the run as closed (it lags the close by a moment; a real check would see it next time). */
 async function listedClosed(workflowId: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    for await (const _ of env.client.workflow.list({ query: `WorkflowId = '${workflowId}' AND ExecutionStatus != 'Running'` })) return;
+    for await (const _ of env.client.workflow.list({
+      query: `WorkflowId = '${workflowId}' AND ExecutionStatus != 'Running'`,
+    }))
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${workflowId} not listed as closed`);
 }
 let lastCheck = '';
 const healthCheck = (c = 'main') =>
-  env.client.workflow.execute('healthCheck', { taskQueue: queue, workflowId: (lastCheck = `pgwarden/${c}/health/${queue}-${++runs}`), args: [{ cluster: c }] }) as Promise<HealthCheckResult>;
+  env.client.workflow.execute('healthCheck', {
+    taskQueue: queue,
+    workflowId: (lastCheck = `pgwarden/${c}/health/${queue}-${++runs}`),
+    args: [{ cluster: c }],
+  }) as Promise<HealthCheckResult>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-runalerts-'));
@@ -76,9 +83,17 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => webhook.listen(0, '127.0.0.1', r));
-  [cluster, env] = await Promise.all([startCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: "'true'" } }), testEnvironment()]);
+  [cluster, env] = await Promise.all([
+    startCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: "'true'" } }),
+    testEnvironment(),
+  ]);
   const base = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue });
-  const off = Object.fromEntries(['full-daily', 'wal-maintenance', 'verify-daily', 'health', 'pitr-rehearsal-weekly'].map((j) => [j, false as const]));
+  const off = Object.fromEntries(
+    ['full-daily', 'wal-maintenance', 'verify-daily', 'health', 'pitr-rehearsal-weekly'].map((j) => [
+      j,
+      false as const,
+    ]),
+  );
   config = testConfig({
     cluster,
     repository: join(dir, 'repo'),
@@ -95,13 +110,23 @@ beforeAll(async () => {
   await ensureSearchAttributes(env.client);
   worker = await startPgwardenWorker(env, config, testSecrets(cluster));
   await cluster.query('CREATE DATABASE app');
-  await cluster.query(`CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 500) g`, 'app');
-  await (await start({ cluster: 'main', database: 'app', kind: 'full' }, { cluster: 'main', database: 'app' })).result();
-  await (await start({ cluster: 'main', database: 'app', kind: 'verify' }, { cluster: 'main', database: 'app' })).result();
+  await cluster.query(
+    `CREATE TABLE items (id serial PRIMARY KEY, note text); INSERT INTO items (note) SELECT md5(g::text) FROM generate_series(1, 500) g`,
+    'app',
+  );
+  await (
+    await start({ cluster: 'main', database: 'app', kind: 'full' }, { cluster: 'main', database: 'app' })
+  ).result();
+  await (
+    await start({ cluster: 'main', database: 'app', kind: 'verify' }, { cluster: 'main', database: 'app' })
+  ).result();
 }, 180_000);
 
 afterAll(async () => {
-  await env?.client.schedule.getHandle(scheduleId).delete().catch(() => undefined);
+  await env?.client.schedule
+    .getHandle(scheduleId)
+    .delete()
+    .catch(() => undefined);
   await worker?.stop();
   await Promise.all([cluster?.stop(), env?.teardown(), new Promise((r) => webhook?.close(r))]);
   await rm(dir, { recursive: true, force: true });
@@ -116,7 +141,10 @@ describe('failed runs are heard once, and their all-clear', () => {
   });
 
   it('a fullBackup of a missing database: one message per channel naming the run and the error; the next check says nothing; the next success clears it', async () => {
-    const failed = await start({ cluster: 'main', database: 'nosuch', kind: 'full' }, { cluster: 'main', database: 'nosuch' });
+    const failed = await start(
+      { cluster: 'main', database: 'nosuch', kind: 'full' },
+      { cluster: 'main', database: 'nosuch' },
+    );
     await expect(failed.result()).rejects.toThrow();
     await listedClosed(failed.workflowId);
     const mailsBefore = (await mails()).length;
@@ -127,7 +155,12 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(alertsOf('main')).toHaveLength(1);
     const message = alertsOf('main')[0]!;
     expect(message).toMatchObject({ event: 'alert', title: 'main: 1 health alert' });
-    expect(message.text).toMatch(new RegExp(`^full of main/nosuch failed: ${failed.workflowId} at \\S+: cluster "main" has no database "nosuch" that can be backed up$`, 'm'));
+    expect(message.text).toMatch(
+      new RegExp(
+        `^full of main/nosuch failed: ${failed.workflowId} at \\S+: cluster "main" has no database "nosuch" that can be backed up$`,
+        'm',
+      ),
+    );
     const mail = (await mails()).slice(mailsBefore);
     expect(mail).toHaveLength(1);
     expect(mail[0]).toContain('Subject: [pgwarden] main: 1 health alert');
@@ -139,7 +172,10 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(await mails()).toHaveLength(mailsBefore + 1);
 
     await cluster.query('CREATE DATABASE nosuch');
-    const fixed = await start({ cluster: 'main', database: 'nosuch', kind: 'full' }, { cluster: 'main', database: 'nosuch' });
+    const fixed = await start(
+      { cluster: 'main', database: 'nosuch', kind: 'full' },
+      { cluster: 'main', database: 'nosuch' },
+    );
     await fixed.result();
     await listedClosed(fixed.workflowId);
     const cleared = await healthCheck();
@@ -152,8 +188,12 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect((await healthCheck()).notification).toEqual({});
   });
 
-  it('a run started without pgwarden\'s labels and ids (temporal workflow start) is told by its input', async () => {
-    const adhoc = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId: `${queue}-adhoc`, args: [{ cluster: 'main', database: 'gone' }] });
+  it("a run started without pgwarden's labels and ids (temporal workflow start) is told by its input", async () => {
+    const adhoc = await env.client.workflow.start('fullBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}-adhoc`,
+      args: [{ cluster: 'main', database: 'gone' }],
+    });
     await expect(adhoc.result()).rejects.toThrow();
     await listedClosed(adhoc.workflowId);
     const before = alertsOf('main').length;
@@ -161,7 +201,11 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(alertsOf('main')).toHaveLength(before + 1);
     expect(alertsOf('main').at(-1)!.text).toContain(`full of main/gone failed: ${adhoc.workflowId} at `);
     await cluster.query('CREATE DATABASE gone');
-    const again = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId: `${queue}-adhoc-2`, args: [{ cluster: 'main', database: 'gone' }] });
+    const again = await env.client.workflow.start('fullBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}-adhoc-2`,
+      args: [{ cluster: 'main', database: 'gone' }],
+    });
     await again.result();
     await listedClosed(again.workflowId);
     expect((await healthCheck()).alerts).toEqual([]);
@@ -169,12 +213,22 @@ describe('failed runs are heard once, and their all-clear', () => {
   });
 
   it('a failed verification and a terminated restore alert once; a rejected restore is no failure; the next verification clears its alert only', async () => {
-    const verify = await start({ cluster: 'main', database: 'app', kind: 'verify' }, { cluster: 'main', database: 'app', backupId: '20200101T000000Z' });
+    const verify = await start(
+      { cluster: 'main', database: 'app', kind: 'verify' },
+      { cluster: 'main', database: 'app', backupId: '20200101T000000Z' },
+    );
     await expect(verify.result()).rejects.toThrow();
-    const rejected = await start({ cluster: 'main', database: 'app', kind: 'restore' }, { cluster: 'main', database: 'app' });
-    const killed = await start({ cluster: 'main', database: 'app', kind: 'restore' }, { cluster: 'main', database: 'app' });
+    const rejected = await start(
+      { cluster: 'main', database: 'app', kind: 'restore' },
+      { cluster: 'main', database: 'app' },
+    );
+    const killed = await start(
+      { cluster: 'main', database: 'app', kind: 'restore' },
+      { cluster: 'main', database: 'app' },
+    );
     // Both wait at approve (each has sent its approval request).
-    for (let i = 0; i < 300 && received.filter((r) => r.event === 'approval').length < 2; i++) await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 300 && received.filter((r) => r.event === 'approval').length < 2; i++)
+      await new Promise((r) => setTimeout(r, 200));
     await rejected.signal('reject', { approver: 'test', reason: 'not this one' });
     expect(await rejected.result()).toMatchObject({ outcome: 'rejected' });
     await killed.terminate('operator killed it');
@@ -192,7 +246,10 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(text).not.toContain(rejected.workflowId);
     expect((await healthCheck()).notification).toEqual({});
 
-    const verified = await start({ cluster: 'main', database: 'app', kind: 'verify' }, { cluster: 'main', database: 'app' });
+    const verified = await start(
+      { cluster: 'main', database: 'app', kind: 'verify' },
+      { cluster: 'main', database: 'app' },
+    );
     await verified.result();
     await listedClosed(verified.workflowId);
     const partly = await healthCheck();
@@ -210,7 +267,17 @@ describe('failed runs are heard once, and their all-clear', () => {
       const name = `0000000100000000000000${n.toString(16).toUpperCase().padStart(2, '0')}`;
       const data = randomBytes(800);
       const sha256 = createHash('sha256').update(data).digest('hex');
-      const record: WalRecord = { name, stored: `${name}.zst`, bytes: data.length, sha256, rawBytes: 16 << 20, rawSha256: sha256, compression: 'zstd', encrypted: false, archivedAt: new Date().toISOString() };
+      const record: WalRecord = {
+        name,
+        stored: `${name}.zst`,
+        bytes: data.length,
+        sha256,
+        rawBytes: 16 << 20,
+        rawSha256: sha256,
+        compression: 'zstd',
+        encrypted: false,
+        archivedAt: new Date().toISOString(),
+      };
       await writeFile(join(walDir, record.stored), data);
       await writeFile(join(walDir, `${name}.json`), JSON.stringify(record));
     }
@@ -218,34 +285,63 @@ describe('failed runs are heard once, and their all-clear', () => {
     const result = await healthCheck();
     expect(result.alerts.map((a) => a.key)).toEqual(['base-missing', 'wal-archive-size', 'run-failed:restore:app']);
     expect(alertsOf('main')).toHaveLength(before + 1);
-    expect(alertsOf('main').at(-1)!.text).toContain('cluster "main": WAL is archived (2 files) but there is no base backup');
-    expect(alertsOf('main').at(-1)!.text).toContain('the WAL archive holds 1.6 KiB in 2 files, over the alert threshold of 1000 B (walMaintenance.archiveSizeAlertBytes)');
+    expect(alertsOf('main').at(-1)!.text).toContain(
+      'cluster "main": WAL is archived (2 files) but there is no base backup',
+    );
+    expect(alertsOf('main').at(-1)!.text).toContain(
+      'the WAL archive holds 1.6 KiB in 2 files, over the alert threshold of 1000 B (walMaintenance.archiveSizeAlertBytes)',
+    );
     expect((await healthCheck()).notification).toEqual({});
 
     // A committed base backup (its manifest is the commit marker).
     const backupId = '20261122T030000Z';
     await mkdir(join(dir, 'repo/main/base', backupId), { recursive: true });
     const now = new Date().toISOString();
-    await writeFile(join(dir, 'repo/main/base', backupId, 'manifest.json'), JSON.stringify({
-      format: 1, kind: 'base', cluster: 'main', backupId, serverVersion: '15.0', serverVersionNum: 150000, systemIdentifier: '7000000000000000001',
-      startedAt: now, finishedAt: now, bytes: 0, sha256: '0'.repeat(64), artifacts: [], compression: { algorithm: 'zstd' }, encryption: null,
-      timeline: 1, startLsn: '0/1000028', stopLsn: '0/1000100', verifications: [], pgwardenVersion: '0.1.0',
-    }));
+    await writeFile(
+      join(dir, 'repo/main/base', backupId, 'manifest.json'),
+      JSON.stringify({
+        format: 1,
+        kind: 'base',
+        cluster: 'main',
+        backupId,
+        serverVersion: '15.0',
+        serverVersionNum: 150000,
+        systemIdentifier: '7000000000000000001',
+        startedAt: now,
+        finishedAt: now,
+        bytes: 0,
+        sha256: '0'.repeat(64),
+        artifacts: [],
+        compression: { algorithm: 'zstd' },
+        encryption: null,
+        timeline: 1,
+        startLsn: '0/1000028',
+        stopLsn: '0/1000100',
+        verifications: [],
+        pgwardenVersion: '0.1.0',
+      }),
+    );
     const fixed = await healthCheck();
     expect(fixed.alerts.map((a) => a.key)).toEqual(['wal-archive-size', 'run-failed:restore:app']);
     expect(alertsOf('main').at(-1)).toMatchObject({ event: 'resolved', title: 'main: 1 resolved, 2 still firing' });
-    expect(alertsOf('main').at(-1)!.text).toContain('Resolved: cluster "main": WAL is archived (2 files) but there is no base backup');
+    expect(alertsOf('main').at(-1)!.text).toContain(
+      'Resolved: cluster "main": WAL is archived (2 files) but there is no base backup',
+    );
   });
 
   it('a paused schedule alerts once; unpaused, its alert clears', async () => {
-    expect((await applySchedules(env.client, { ...config, clusters: { [scheduled]: config.clusters[scheduled]! } })).created).toEqual([scheduleId]);
+    expect(
+      (await applySchedules(env.client, { ...config, clusters: { [scheduled]: config.clusters[scheduled]! } })).created,
+    ).toEqual([scheduleId]);
     const handle = env.client.schedule.getHandle(scheduleId);
     await handle.pause('INC-42: disk replacement');
     const paused = await healthCheck(scheduled);
     expect(paused.alerts.map((a) => a.key)).toContain(`schedule-paused:${scheduleId}`);
     const sent = alertsOf(scheduled).filter((r) => r.text.includes('is paused'));
     expect(sent).toHaveLength(1);
-    expect(sent[0]!.text).toContain(`schedule ${scheduleId} is paused (INC-42: disk replacement): its runs do not start (pgwarden schedules unpause ${scheduleId})`);
+    expect(sent[0]!.text).toContain(
+      `schedule ${scheduleId} is paused (INC-42: disk replacement): its runs do not start (pgwarden schedules unpause ${scheduleId})`,
+    );
     expect((await healthCheck(scheduled)).notification).toEqual({});
 
     await handle.unpause();
@@ -257,7 +353,11 @@ describe('failed runs are heard once, and their all-clear', () => {
   });
 
   it('a failing healthCheck is heard from the next one, and cleared by the one after', async () => {
-    const failing = await env.client.workflow.start('healthCheck', { taskQueue: queue, workflowId: `pgwarden/main/health/${queue}-${++runs}`, args: [{ cluster: 'main' }] });
+    const failing = await env.client.workflow.start('healthCheck', {
+      taskQueue: queue,
+      workflowId: `pgwarden/main/health/${queue}-${++runs}`,
+      args: [{ cluster: 'main' }],
+    });
     await failing.terminate('stuck on a hung NFS mount');
     await expect(failing.result()).rejects.toThrow();
     await listedClosed(failing.workflowId);
@@ -266,7 +366,9 @@ describe('failed runs are heard once, and their all-clear', () => {
     const next = await healthCheck();
     expect(next.alerts.map((a) => a.key)).toContain('run-failed:health');
     expect(alertsOf('main')).toHaveLength(before + 1);
-    expect(alertsOf('main').at(-1)!.text).toMatch(new RegExp(`^health of main was terminated: ${failing.workflowId} at \\S+: stuck on a hung NFS mount$`, 'm'));
+    expect(alertsOf('main').at(-1)!.text).toMatch(
+      new RegExp(`^health of main was terminated: ${failing.workflowId} at \\S+: stuck on a hung NFS mount$`, 'm'),
+    );
     await listedClosed(lastCheck);
     const after = await healthCheck();
     expect(after.alerts.map((a) => a.key)).not.toContain('run-failed:health');
@@ -275,22 +377,38 @@ describe('failed runs are heard once, and their all-clear', () => {
   }, 60_000);
 
   it('/metrics counts failures and durations per procedure, archive size and repository use; the shipped rules and dashboard use only metrics it serves', async () => {
-    const metrics = await startMetricsServer({ config, env: { ...process.env, ...testSecrets(cluster) }, client: env.client, port: 0, cacheMs: 0 });
+    const metrics = await startMetricsServer({
+      config,
+      env: { ...process.env, ...testSecrets(cluster) },
+      client: env.client,
+      port: 0,
+      cacheMs: 0,
+    });
     let text: string;
     try {
       text = await (await fetch(metrics.url)).text();
     } finally {
       await metrics.close();
     }
-    const value = (series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1]);
+    const value = (series: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`${series} `))
+          ?.split(' ')[1],
+      );
     expect(value('pgwarden_run_failures_total{cluster="main",procedure="full",database="nosuch"}')).toBe(1);
     expect(value('pgwarden_run_last_failed{cluster="main",procedure="full",database="nosuch"}')).toBe(0);
     expect(value('pgwarden_run_last_failed{cluster="main",procedure="restore",database="app"}')).toBe(1);
     expect(value('pgwarden_run_failures_total{cluster="main",procedure="verify",database="app"}')).toBe(1);
     expect(value('pgwarden_run_failures_total{cluster="main",procedure="health",database=""}')).toBe(1);
     expect(value('pgwarden_run_last_failed{cluster="main",procedure="health",database=""}')).toBe(0);
-    expect(value('pgwarden_run_last_duration_seconds{cluster="main",procedure="full",database="nosuch"}')).toBeGreaterThan(0);
-    expect(value('pgwarden_health_check_last_timestamp_seconds{cluster="main"}')).toBeGreaterThan(Date.now() / 1000 - 300);
+    expect(
+      value('pgwarden_run_last_duration_seconds{cluster="main",procedure="full",database="nosuch"}'),
+    ).toBeGreaterThan(0);
+    expect(value('pgwarden_health_check_last_timestamp_seconds{cluster="main"}')).toBeGreaterThan(
+      Date.now() / 1000 - 300,
+    );
     expect(value('pgwarden_wal_archive_bytes{cluster="main"}')).toBe(1600);
     expect(value('pgwarden_wal_archive_files{cluster="main"}')).toBe(2);
     expect(value('pgwarden_wal_archive_alert_bytes{cluster="main"}')).toBe(1000);
@@ -304,24 +422,39 @@ describe('failed runs are heard once, and their all-clear', () => {
     const panels = (JSON.parse(dashboard) as { panels: { targets: { expr: string }[] }[] }).panels;
     expect(exprs.length).toBeGreaterThan(10);
     expect(panels.length).toBeGreaterThan(10);
-    const used = new Set([...exprs, ...panels.flatMap((p) => p.targets.map((t) => t.expr))].flatMap((e) => [...e.matchAll(/pgwarden_[a-z_]+/g)].map((m) => m[0])));
+    const used = new Set(
+      [...exprs, ...panels.flatMap((p) => p.targets.map((t) => t.expr))].flatMap((e) =>
+        [...e.matchAll(/pgwarden_[a-z_]+/g)].map((m) => m[0]),
+      ),
+    );
     expect([...used].filter((m) => !served.has(m))).toEqual([]);
     const promtool = requireBinary('/usr/bin/promtool', 'promtool (Debian package prometheus)');
-    const check = await execa(promtool, ['check', 'rules', resolve('deploy/prometheus/pgwarden.rules.yml')], { reject: false });
+    const check = await execa(promtool, ['check', 'rules', resolve('deploy/prometheus/pgwarden.rules.yml')], {
+      reject: false,
+    });
     expect(check.stdout + check.stderr).toContain('SUCCESS: 12 rules found');
     expect(check.exitCode).toBe(0);
     // The rules fire on such series, and clear (deploy/prometheus/pgwarden.rules.test.yml).
-    const unit = await execa(promtool, ['test', 'rules', 'pgwarden.rules.test.yml'], { cwd: resolve('deploy/prometheus'), reject: false });
+    const unit = await execa(promtool, ['test', 'rules', 'pgwarden.rules.test.yml'], {
+      cwd: resolve('deploy/prometheus'),
+      reject: false,
+    });
     expect(unit.stdout + unit.stderr).toContain('SUCCESS');
     expect(unit.exitCode).toBe(0);
   });
 
   it('a backup that failed and then succeeded between two checks is still heard once, then its all-clear', async () => {
     await listedClosed(lastCheck);
-    const failed = await start({ cluster: 'main', database: 'late', kind: 'full' }, { cluster: 'main', database: 'late' });
+    const failed = await start(
+      { cluster: 'main', database: 'late', kind: 'full' },
+      { cluster: 'main', database: 'late' },
+    );
     await expect(failed.result()).rejects.toThrow();
     await cluster.query('CREATE DATABASE late');
-    const fixed = await start({ cluster: 'main', database: 'late', kind: 'full' }, { cluster: 'main', database: 'late' });
+    const fixed = await start(
+      { cluster: 'main', database: 'late', kind: 'full' },
+      { cluster: 'main', database: 'late' },
+    );
     await fixed.result();
     await listedClosed(fixed.workflowId);
     const before = alertsOf('main').length;
@@ -344,16 +477,27 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(alertsOf('main')).toHaveLength(before + 2);
   }, 60_000);
 
-  it('a repository that cannot take healthCheck\'s state (a full disk): the check still notifies, naming each file, again until it can record', async () => {
+  it("a repository that cannot take healthCheck's state (a full disk): the check still notifies, naming each file, again until it can record", async () => {
     await listedClosed(lastCheck);
     // A directory stands where each state file's new copy is written: every write fails, as on a full disk.
-    const files = ['health-offsite.json', 'health-runs.json', 'health-notified.json'].map((f) => join(dir, 'repo/main', f));
+    const files = ['health-offsite.json', 'health-runs.json', 'health-notified.json'].map((f) =>
+      join(dir, 'repo/main', f),
+    );
     for (const f of files) await mkdir(`${f}.partial`);
     const before = alertsOf('main').length;
-    const unwritable = (r: HealthCheckResult) => r.alerts.filter((a) => a.key.startsWith('state-unwritable:')).map((a) => a.key).sort();
+    const unwritable = (r: HealthCheckResult) =>
+      r.alerts
+        .filter((a) => a.key.startsWith('state-unwritable:'))
+        .map((a) => a.key)
+        .sort();
     try {
       const first = await healthCheck();
-      expect(unwritable(first)).toEqual(files.slice(0, 2).map((f) => `state-unwritable:${f}`).sort());
+      expect(unwritable(first)).toEqual(
+        files
+          .slice(0, 2)
+          .map((f) => `state-unwritable:${f}`)
+          .sort(),
+      );
       // The alerts that already fired are still there (the failed restore, the archive size).
       expect(first.alerts.map((a) => a.key)).toContain('run-failed:restore:app');
       expect(first.notification).toMatchObject({ sent: 'alert', delivery: { sent: ['webhook', 'email'] } });
@@ -378,7 +522,10 @@ describe('failed runs are heard once, and their all-clear', () => {
 
   it('a corrupt record of runs is an alert until the moved-aside file is removed, and a failure it held is "no longer tracked", not resolved', async () => {
     await listedClosed(lastCheck);
-    const failed = await start({ cluster: 'main', database: 'nosuch2', kind: 'full' }, { cluster: 'main', database: 'nosuch2' });
+    const failed = await start(
+      { cluster: 'main', database: 'nosuch2', kind: 'full' },
+      { cluster: 'main', database: 'nosuch2' },
+    );
     await expect(failed.result()).rejects.toThrow();
     await listedClosed(failed.workflowId);
     expect((await healthCheck()).alerts.map((a) => a.key)).toContain('run-failed:full:nosuch2');
@@ -389,7 +536,9 @@ describe('failed runs are heard once, and their all-clear', () => {
     const before = alertsOf('main').length;
     const corrupt = await healthCheck();
     const unreadable = corrupt.alerts.find((a) => a.key.startsWith('run-state-unreadable:'));
-    expect(unreadable?.message).toMatch(/health-runs\.json\.unreadable-\S+: healthCheck's record of runs could not be read: .*JSON/);
+    expect(unreadable?.message).toMatch(
+      /health-runs\.json\.unreadable-\S+: healthCheck's record of runs could not be read: .*JSON/,
+    );
     expect(alertsOf('main')).toHaveLength(before + 1);
     // The failure is still within the first look's day: it is found again and still fires.
     expect(corrupt.alerts.map((a) => a.key)).toContain('run-failed:full:nosuch2');
@@ -413,14 +562,20 @@ describe('failed runs are heard once, and their all-clear', () => {
     expect(text).not.toMatch(/succeeded again|^Resolved: full/m);
   }, 60_000);
 
-  it('an offsite WAL shipping run is told by its input (walOnly) from the daily sync: its failure is offsite-wal\'s', async () => {
+  it("an offsite WAL shipping run is told by its input (walOnly) from the daily sync: its failure is offsite-wal's", async () => {
     await listedClosed(lastCheck);
-    const wal = await start({ cluster: 'main', kind: 'offsite' }, { cluster: 'main', walOnly: true, repositories: ['nosuch'] });
+    const wal = await start(
+      { cluster: 'main', kind: 'offsite' },
+      { cluster: 'main', walOnly: true, repositories: ['nosuch'] },
+    );
     await expect(wal.result()).rejects.toThrow();
     await listedClosed(wal.workflowId);
     const result = await healthCheck();
     expect(result.alerts.filter((a) => a.key.startsWith('run-failed:offsite'))).toEqual([
-      { key: 'run-failed:offsite-wal', message: expect.stringMatching(new RegExp(`^offsite-wal of main failed: ${wal.workflowId} at `)) },
+      {
+        key: 'run-failed:offsite-wal',
+        message: expect.stringMatching(new RegExp(`^offsite-wal of main failed: ${wal.workflowId} at `)),
+      },
     ]);
   }, 60_000);
 
@@ -435,7 +590,9 @@ describe('failed runs are heard once, and their all-clear', () => {
       const result = await healthCheck();
       const full = result.alerts.filter((a) => a.key === 'run-failed:full:*' || a.key === 'run-failed:full:bad name');
       expect(full.map((a) => a.key)).toEqual(['run-failed:full:bad name']);
-      expect(full[0]!.message).toMatch(/^full of main\/bad name failed: pgwarden\/main\/bad name\/full\/\S+ at \S+: database name "bad name" cannot be used as a repository path component$/);
+      expect(full[0]!.message).toMatch(
+        /^full of main\/bad name failed: pgwarden\/main\/bad name\/full\/\S+ at \S+: database name "bad name" cannot be used as a repository path component$/,
+      );
     } finally {
       await cluster.query('DROP DATABASE "bad name"');
     }

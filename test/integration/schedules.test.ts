@@ -30,7 +30,15 @@ let worker: RunningWorker | undefined;
 function configWith(clusterExtra: Partial<ConfigInput['clusters'][string]>, extra: Partial<ConfigInput> = {}): Config {
   return parseConfig({
     temporal: { address: inject('temporalAddress'), taskQueue: queue },
-    clusters: { [name]: { host: cluster.host, port: cluster.port, user: cluster.user, passwordEnv: PASSWORD_ENV, ...clusterExtra } },
+    clusters: {
+      [name]: {
+        host: cluster.host,
+        port: cluster.port,
+        user: cluster.user,
+        passwordEnv: PASSWORD_ENV,
+        ...clusterExtra,
+      },
+    },
     repositories: { local: { type: 'local', path: join(dir, 'repo') } },
     worker: { host: queue },
     ...extra,
@@ -45,7 +53,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
-  if (client) for (const id of await ownedScheduleIds(client, configWith({}))) await client.schedule.getHandle(id).delete().catch(() => undefined);
+  if (client)
+    for (const id of await ownedScheduleIds(client, configWith({})))
+      await client.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => undefined);
   await Promise.all([cluster?.stop(), env?.teardown()]);
   await rm(dir, { recursive: true, force: true });
 });
@@ -54,7 +67,14 @@ describe('schedules', () => {
   it('apply twice leaves exactly the configured schedules, each with its calendar, policies and labels', async () => {
     const config = configWith({});
     const first = await applySchedules(client, config);
-    const expected = ['all/full-daily', 'all/verify-daily', 'base-weekly', 'health', 'pitr-rehearsal-weekly', 'wal-maintenance'].map((j) => `pgwarden/${name}/${j}`);
+    const expected = [
+      'all/full-daily',
+      'all/verify-daily',
+      'base-weekly',
+      'health',
+      'pitr-rehearsal-weekly',
+      'wal-maintenance',
+    ].map((j) => `pgwarden/${name}/${j}`);
     expect(first.created.sort()).toEqual(expected);
     const second = await applySchedules(client, config);
     expect(second).toEqual({ created: [], updated: [], unchanged: expect.arrayContaining(expected), deleted: [] });
@@ -63,10 +83,22 @@ describe('schedules', () => {
 
     const full = await client.schedule.getHandle(`pgwarden/${name}/all/full-daily`).describe();
     expect(full.policies).toMatchObject({ overlap: 'SKIP', pauseOnFailure: false, catchupWindow: 3_600_000 });
-    expect(full.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }], minute: [{ start: 0, end: 0, step: 1 }] });
+    expect(full.spec.calendars?.[0]).toMatchObject({
+      hour: [{ start: 2, end: 2, step: 1 }],
+      minute: [{ start: 0, end: 0, step: 1 }],
+    });
     expect(full.spec.timezone).toBe('UTC');
-    expect(full.action).toMatchObject({ type: 'startWorkflow', workflowType: 'fullBackup', taskQueue: queue, args: [{ cluster: name, database: '*' }] });
-    expect(full.action.type === 'startWorkflow' && full.action.memo).toMatchObject({ cluster: name, database: '*', kind: 'full' });
+    expect(full.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: 'fullBackup',
+      taskQueue: queue,
+      args: [{ cluster: name, database: '*' }],
+    });
+    expect(full.action.type === 'startWorkflow' && full.action.memo).toMatchObject({
+      cluster: name,
+      database: '*',
+      kind: 'full',
+    });
     // Weekly: Sunday 03:00.
     const base = await client.schedule.getHandle(`pgwarden/${name}/base-weekly`).describe();
     expect(base.info.nextActionTimes[0]!.getUTCDay()).toBe(0);
@@ -81,9 +113,17 @@ describe('schedules', () => {
     );
     const report = await applySchedules(client, config);
     expect(report.created.sort()).toEqual([`pgwarden/${name}/app/full-daily`, `pgwarden/${name}/app/verify-daily`]);
-    expect(report.deleted.sort()).toEqual([`pgwarden/${name}/all/full-daily`, `pgwarden/${name}/all/verify-daily`, `pgwarden/${name}/base-weekly`]);
+    expect(report.deleted.sort()).toEqual([
+      `pgwarden/${name}/all/full-daily`,
+      `pgwarden/${name}/all/verify-daily`,
+      `pgwarden/${name}/base-weekly`,
+    ]);
     // The time zone changed for every remaining one.
-    expect(report.updated.sort()).toEqual([`pgwarden/${name}/health`, `pgwarden/${name}/pitr-rehearsal-weekly`, `pgwarden/${name}/wal-maintenance`]);
+    expect(report.updated.sort()).toEqual([
+      `pgwarden/${name}/health`,
+      `pgwarden/${name}/pitr-rehearsal-weekly`,
+      `pgwarden/${name}/wal-maintenance`,
+    ]);
     const wal = await client.schedule.getHandle(`pgwarden/${name}/wal-maintenance`).describe();
     expect(wal.spec.timezone).toBe('Europe/Berlin');
     expect(wal.spec.calendars?.[0]).toMatchObject({ minute: [{ start: 30, end: 30, step: 1 }] });
@@ -93,17 +133,30 @@ describe('schedules', () => {
     // What `schedules list` prints, through the CLI.
     const configFile = join(dir, 'pgwarden.config.json');
     await writeFile(configFile, JSON.stringify({ ...config, clusters: { [name]: { ...config.clusters[name] } } }));
-    const list = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'list'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    const list = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'list'], {
+      reject: false,
+      env: { PGWARDEN_FROM_SOURCE: '1' },
+    });
     expect(list.exitCode, list.stderr).toBe(0);
-    expect(list.stdout).toContain(`pgwarden/${name}/wal-maintenance  walMaintenance  30 3 * * * (Europe/Berlin)  PAUSED (INC-1: disk swap)`);
+    expect(list.stdout).toContain(
+      `pgwarden/${name}/wal-maintenance  walMaintenance  30 3 * * * (Europe/Berlin)  PAUSED (INC-1: disk swap)`,
+    );
     expect(list.stdout).toContain(`pgwarden/${name}/health  healthCheck  every 15 minutes`);
-    const bad = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'trigger', `pgwarden/${name}/nope`], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    const bad = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'trigger', `pgwarden/${name}/nope`], {
+      reject: false,
+      env: { PGWARDEN_FROM_SOURCE: '1' },
+    });
     expect(bad.exitCode).not.toBe(0);
-    expect(bad.stderr.trim().split('\n')).toEqual([`pgwarden: no schedule pgwarden/${name}/nope (see: pgwarden schedules list)`]);
+    expect(bad.stderr.trim().split('\n')).toEqual([
+      `pgwarden: no schedule pgwarden/${name}/nope (see: pgwarden schedules list)`,
+    ]);
   });
 
   it('trigger starts a run that completes on the real worker, and list shows its result', async () => {
-    const config = configWith({ databases: ['app'], schedules: { 'base-weekly': false, 'wal-maintenance': { cron: '30 3 * * *' } } }, { schedules: { timeZone: 'Europe/Berlin' } });
+    const config = configWith(
+      { databases: ['app'], schedules: { 'base-weekly': false, 'wal-maintenance': { cron: '30 3 * * *' } } },
+      { schedules: { timeZone: 'Europe/Berlin' } },
+    );
     worker = await startPgwardenWorker(env, config, { [PASSWORD_ENV]: cluster.password });
     const id = `pgwarden/${name}/wal-maintenance`;
     const workflowId = await triggerSchedule(client, id);
@@ -117,23 +170,34 @@ describe('schedules', () => {
     // The same through the CLI, waiting for the result as a script would.
     const configFile = join(dir, 'pgwarden.config.json');
     await writeFile(configFile, JSON.stringify(config));
-    const cli = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'trigger', id, '--wait', '--json'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1' } });
+    const cli = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'trigger', id, '--wait', '--json'], {
+      reject: false,
+      env: { PGWARDEN_FROM_SOURCE: '1' },
+    });
     expect(cli.exitCode, cli.stderr).toBe(0);
     const printed = JSON.parse(cli.stdout) as { workflowId: string; result: { cluster: string } };
     expect(printed.workflowId.startsWith(`${id}-`)).toBe(true);
     expect(printed.result.cluster).toBe(name);
     // `schedules list` in the operator's local time, with its zone, and how far the next run is.
-    const listed = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'list'], { reject: false, env: { PGWARDEN_FROM_SOURCE: '1', TZ: 'America/New_York' } });
+    const listed = await execa(PGWARDEN, ['--config', configFile, 'schedules', 'list'], {
+      reject: false,
+      env: { PGWARDEN_FROM_SOURCE: '1', TZ: 'America/New_York' },
+    });
     expect(listed.exitCode, listed.stderr).toBe(0);
     const lines = listed.stdout.split('\n');
-    const lineAfter = (head: string) => lines[lines.findIndex((l) => l.startsWith(head)) + 1] ?? `no line ${head} in:\n${listed.stdout}`;
+    const lineAfter = (head: string) =>
+      lines[lines.findIndex((l) => l.startsWith(head)) + 1] ?? `no line ${head} in:\n${listed.stdout}`;
     // wal-maintenance was paused above (and triggered by hand): no next run, its last run in New York time.
-    expect(lineAfter(`${id}  walMaintenance  30 3 * * * (Europe/Berlin)  PAUSED`)).toMatch(/^ {4}next - \(paused\); last (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T completed$/);
+    expect(lineAfter(`${id}  walMaintenance  30 3 * * * (Europe/Berlin)  PAUSED`)).toMatch(
+      /^ {4}next - \(paused\); last (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d \d\d:\d\d E[SD]T completed$/,
+    );
     // 02:00 in Berlin is 20:00 or 21:00 the day before in New York.
     const full = `pgwarden/${name}/app/full-daily`;
     const next = (await listSchedules(client, config)).find((r) => r.id === full)!.nextRuns;
     const fullNext = lineAfter(`${full}  fullBackup  0 2 * * * (Europe/Berlin)`);
-    expect(fullNext).toMatch(/^ {4}next (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d 2[01]:00 E[SD]T \(in (\d+h\d\dm|\d+m\d\ds|\d+s)\), .*; not run yet$/);
+    expect(fullNext).toMatch(
+      /^ {4}next (Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{4}-\d\d-\d\d 2[01]:00 E[SD]T \(in (\d+h\d\dm|\d+m\d\ds|\d+s)\), .*; not run yet$/,
+    );
     expect(fullNext).toContain(`next ${formatZonedTime(new Date(next[0]!), 'America/New_York')} (in `);
     expect(listed.stdout).not.toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d/); // no raw ISO times
   });

@@ -32,10 +32,17 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-verify-all-'));
   for (const db of ['app', 'shop', KEPT, COPY]) {
     await cluster.query(`CREATE DATABASE "${db}"`);
-    await cluster.query(`CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, ${db === 'shop' ? 300 : 200}) g`, db);
+    await cluster.query(
+      `CREATE TABLE t (id int PRIMARY KEY, note text); INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, ${db === 'shop' ? 300 : 200}) g`,
+      db,
+    );
   }
   const keepAll = { retention: { daily: 0, weekly: 0, monthly: 0, yearly: 0, minimum: 100 } };
-  worker = await startPgwardenWorker(env, testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, extra: keepAll }), testSecrets(cluster));
+  worker = await startPgwardenWorker(
+    env,
+    testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, extra: keepAll }),
+    testSecrets(cluster),
+  );
 });
 
 afterAll(async () => {
@@ -45,13 +52,23 @@ afterAll(async () => {
 });
 
 const logical = (...p: string[]) => join(dir, 'repo/main/logical', ...p);
-const manifestOf = async (db: string, id: string) => parseLogicalManifest(await readFile(logical(db, id, 'manifest.json'), 'utf8'));
+const manifestOf = async (db: string, id: string) =>
+  parseLogicalManifest(await readFile(logical(db, id, 'manifest.json'), 'utf8'));
 
 async function backupAll(backupId: string, extra: Record<string, unknown> = {}): Promise<FullBackupResult> {
-  return (await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/all/${backupId}`, args: [{ cluster: 'main', database: '*', backupId, ...extra }] })) as FullBackupResult;
+  return (await env.client.workflow.execute('fullBackup', {
+    taskQueue: queue,
+    workflowId: `${queue}/all/${backupId}`,
+    args: [{ cluster: 'main', database: '*', backupId, ...extra }],
+  })) as FullBackupResult;
 }
 
-const verifyAll = (name: string) => env.client.workflow.execute('verifyBackup', { taskQueue: queue, workflowId: `${queue}/verify-all/${name}`, args: [{ cluster: 'main', database: '*' }] });
+const verifyAll = (name: string) =>
+  env.client.workflow.execute('verifyBackup', {
+    taskQueue: queue,
+    workflowId: `${queue}/verify-all/${name}`,
+    args: [{ cluster: 'main', database: '*' }],
+  });
 
 async function breakDump(database: string, backupId: string): Promise<void> {
   const name = (await readdir(logical(database, backupId))).find((f) => f.startsWith('dump.pgdump'))!;
@@ -73,7 +90,11 @@ describe('fullBackup "*" and verifyBackup "*"', () => {
     expect(await readdir(logical(KEPT))).toEqual(['20261121T020000Z']);
     expect((await manifestOf('shop', '20261122T020000Z')).allDatabases).toBe(true);
     // A later backup of one database is not a "*" run: the verification stays with the nightly's.
-    await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/app/single`, args: [{ cluster: 'main', database: 'app', backupId: '20261122T030000Z' }] });
+    await env.client.workflow.execute('fullBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}/app/single`,
+      args: [{ cluster: 'main', database: 'app', backupId: '20261122T030000Z' }],
+    });
     expect((await manifestOf('app', '20261122T030000Z')).allDatabases).toBeUndefined();
 
     const result = (await verifyAll('good')) as VerifyBackupResult;
@@ -98,17 +119,31 @@ describe('fullBackup "*" and verifyBackup "*"', () => {
     const old = new Date(Date.now() - 10 * 86_400_000).toISOString();
     for (const db of [KEPT, COPY]) {
       const file = logical(db, '20261121T020000Z', 'manifest.json');
-      await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), startedAt: old, finishedAt: old }, null, 2));
+      await writeFile(
+        file,
+        JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), startedAt: old, finishedAt: old }, null, 2),
+      );
     }
-    const health = (await env.client.workflow.execute('healthCheck', { taskQueue: queue, workflowId: `${queue}/health`, args: [{ cluster: 'main' }] })) as HealthCheckResult;
+    const health = (await env.client.workflow.execute('healthCheck', {
+      taskQueue: queue,
+      workflowId: `${queue}/health`,
+      args: [{ cluster: 'main' }],
+    })) as HealthCheckResult;
     expect(health.alerts.filter((a) => a.key.includes('_restore_'))).toEqual([]);
-    expect(health.snapshot.backups.filter((b) => b.kind === 'logical').map((b) => b.database)).toEqual(['app', 'postgres', 'shop']);
+    expect(health.snapshot.backups.filter((b) => b.kind === 'logical').map((b) => b.database)).toEqual([
+      'app',
+      'postgres',
+      'shop',
+    ]);
   });
 
   it('a broken backup fails the run naming every broken database, and the others are still verified', async () => {
     await breakDump('app', '20261122T020000Z');
     await breakDump('postgres', '20261122T020000Z');
-    const err = await verifyAll('broken').then(() => undefined, (e: unknown) => e);
+    const err = await verifyAll('broken').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
     expect(cause).toBeInstanceOf(ApplicationFailure);
@@ -122,6 +157,8 @@ describe('fullBackup "*" and verifyBackup "*"', () => {
     expect((await manifestOf('shop', '20261122T020000Z')).verifications.map((v) => v.ok)).toEqual([true, true]);
     expect((await manifestOf('app', '20261122T020000Z')).verifications.map((v) => v.ok)).toEqual([true, false]);
     expect((await manifestOf('postgres', '20261122T020000Z')).verifications.map((v) => v.ok)).toEqual([true, false]);
-    expect(await cluster.query(`SELECT datname FROM pg_database WHERE datname LIKE 'pgwarden\\_verify\\_%'`)).toEqual([]);
+    expect(await cluster.query(`SELECT datname FROM pg_database WHERE datname LIKE 'pgwarden\\_verify\\_%'`)).toEqual(
+      [],
+    );
   });
 });

@@ -17,7 +17,13 @@ import { testConfig, testSecrets } from '../helpers/config.js';
 import { createSampleDatabase } from '../helpers/data.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
-import { startPgwardenWorker, testEnvironment, uniqueQueue, waitForHeartbeat, type RunningWorker } from '../helpers/temporal.js';
+import {
+  startPgwardenWorker,
+  testEnvironment,
+  uniqueQueue,
+  waitForHeartbeat,
+  type RunningWorker,
+} from '../helpers/temporal.js';
 import { spawnWorker } from '../helpers/workerProcess.js';
 
 let cluster: TestCluster;
@@ -31,7 +37,12 @@ let keepAll: { retention: { daily: number; weekly: number; monthly: number; year
 const queue = uniqueQueue('verify');
 
 beforeAll(async () => {
-  [cluster, key, otherKey, env] = await Promise.all([startCluster(), createTestKey(), createTestKey(), testEnvironment()]);
+  [cluster, key, otherKey, env] = await Promise.all([
+    startCluster(),
+    createTestKey(),
+    createTestKey(),
+    testEnvironment(),
+  ]);
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-verify-'));
   await createSampleDatabase(cluster, 'app', 0.25);
   // Retention keeps everything here: these tests verify older backups after newer ones are made.
@@ -43,7 +54,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await env?.teardown();
-  await Promise.all([cluster?.stop(), key?.remove(), otherKey?.remove(), dir && rm(dir, { recursive: true, force: true })]);
+  await Promise.all([
+    cluster?.stop(),
+    key?.remove(),
+    otherKey?.remove(),
+    dir && rm(dir, { recursive: true, force: true }),
+  ]);
 });
 
 async function backup(backupId: string, verify = false): Promise<FullBackupResult> {
@@ -56,8 +72,15 @@ async function backup(backupId: string, verify = false): Promise<FullBackupResul
 
 async function verifyFails(backupId: string, taskQueue = queue): Promise<ApplicationFailure> {
   const err = await env.client.workflow
-    .execute('verifyBackup', { taskQueue, workflowId: `${taskQueue}/verify/${backupId}/${Math.random()}`, args: [{ cluster: 'main', database: 'app', backupId }] })
-    .then(() => undefined, (e: unknown) => e);
+    .execute('verifyBackup', {
+      taskQueue,
+      workflowId: `${taskQueue}/verify/${backupId}/${Math.random()}`,
+      args: [{ cluster: 'main', database: 'app', backupId }],
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   const cause = ((err as WorkflowFailedError).cause as ActivityFailure).cause as ApplicationFailure;
   expect(cause).toBeInstanceOf(ApplicationFailure);
@@ -65,7 +88,11 @@ async function verifyFails(backupId: string, taskQueue = queue): Promise<Applica
 }
 
 const scratchDatabases = async () =>
-  (await cluster.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'pgwarden\\_verify\\_%'`)).map((r) => r.datname);
+  (
+    await cluster.query<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname LIKE 'pgwarden\\_verify\\_%'`,
+    )
+  ).map((r) => r.datname);
 const manifestOf = async (backupId: string) =>
   parseLogicalManifest(await readFile(join(dir, 'repo/main/logical/app', backupId, 'manifest.json'), 'utf8'));
 const dumpFile = (backupId: string) => join(dir, 'repo/main/logical/app', backupId, 'dump.pgdump.zst.gpg');
@@ -79,7 +106,9 @@ describe('verifyBackup', () => {
     expect(v.restoreSeconds).toBeGreaterThan(0);
     const manifest = await manifestOf('20261122T020000Z');
     expect(v.rows).toBe(manifest.tables.reduce((s, t) => s + t.rows, 0));
-    expect(manifest.verifications).toEqual([expect.objectContaining({ ok: true, method: 'restore', restoreSeconds: v.restoreSeconds })]);
+    expect(manifest.verifications).toEqual([
+      expect.objectContaining({ ok: true, method: 'restore', restoreSeconds: v.restoreSeconds }),
+    ]);
     expect(await scratchDatabases()).toEqual([]);
   });
 
@@ -119,7 +148,9 @@ describe('verifyBackup', () => {
     await truncate(file, Math.floor(size / 3));
     const cause = await verifyFails('20261122T050000Z');
     expect(cause.type).toBe('IntegrityError');
-    expect(cause.message).toMatch(new RegExp(`${file} is corrupt: .*\\(${Math.floor(size / 3)} bytes\\), manifest says .*\\(${size} bytes\\)`));
+    expect(cause.message).toMatch(
+      new RegExp(`${file} is corrupt: .*\\(${Math.floor(size / 3)} bytes\\), manifest says .*\\(${size} bytes\\)`),
+    );
     expect(await scratchDatabases()).toEqual([]);
   });
 
@@ -127,7 +158,12 @@ describe('verifyBackup', () => {
     const altQueue = uniqueQueue('verify-wrong-key');
     const alt = await startPgwardenWorker(
       env,
-      { ...config, temporal: { ...config.temporal, taskQueue: altQueue }, worker: { ...config.worker, host: altQueue }, encryption: { ...config.encryption!, privateKeyFile: otherKey.privateKeyFile } },
+      {
+        ...config,
+        temporal: { ...config.temporal, taskQueue: altQueue },
+        worker: { ...config.worker, host: altQueue },
+        encryption: { ...config.encryption!, privateKeyFile: otherKey.privateKeyFile },
+      },
       { ...testSecrets(cluster), PGWARDEN_TEST_PASSPHRASE: otherKey.passphrase },
     );
     try {
@@ -144,7 +180,13 @@ describe('verifyBackup', () => {
   it('finishes after the worker is killed during the restore, leaving no temporary database', async () => {
     const crashQueue = uniqueQueue('verify-crash');
     // Throttled reading (1 MB/s) so the restore takes several seconds.
-    const crashConfig = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: crashQueue, key, extra: { ...keepAll, limits: { maxRate: 1_000_000 } } });
+    const crashConfig = testConfig({
+      cluster,
+      repository: join(dir, 'repo'),
+      taskQueue: crashQueue,
+      key,
+      extra: { ...keepAll, limits: { maxRate: 1_000_000 } },
+    });
     const configFile = join(dir, 'crash.json');
     const secrets = testSecrets(cluster, key);
     const first = await spawnWorker(configFile, crashConfig, secrets);
@@ -166,4 +208,3 @@ describe('verifyBackup', () => {
     expect(await scratchDatabases()).toEqual([]);
   });
 });
-

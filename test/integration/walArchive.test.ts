@@ -21,7 +21,12 @@ beforeAll(async () => {
   [dir, key] = await Promise.all([mkdtemp(join(tmpdir(), 'pgwarden-walcli-')), createTestKey()]);
   configFile = join(dir, 'pgwarden.config.json');
   walDir = join(dir, 'repo/main/wal');
-  const config = testConfig({ cluster: { host: '127.0.0.1', port: 5432, user: 'postgres', dataDir: '/nonexistent' }, repository: join(dir, 'repo'), taskQueue: 'unused', key });
+  const config = testConfig({
+    cluster: { host: '127.0.0.1', port: 5432, user: 'postgres', dataDir: '/nonexistent' },
+    repository: join(dir, 'repo'),
+    taskQueue: 'unused',
+    key,
+  });
   await writeFile(configFile, JSON.stringify(config));
 });
 
@@ -30,7 +35,11 @@ afterAll(async () => {
 });
 
 const cli = (...args: string[]) =>
-  execa(PGWARDEN, ['--config', configFile, ...args], { reject: false, env: { [PASSPHRASE_ENV]: key.passphrase, PGWARDEN_FROM_SOURCE: '1' }, cwd: dir });
+  execa(PGWARDEN, ['--config', configFile, ...args], {
+    reject: false,
+    env: { [PASSPHRASE_ENV]: key.passphrase, PGWARDEN_FROM_SOURCE: '1' },
+    cwd: dir,
+  });
 
 async function segmentFile(name: string, bytes = 16 * 1024 * 1024): Promise<{ path: string; data: Buffer }> {
   const data = Buffer.concat([randomBytes(1 << 20), Buffer.alloc(bytes - (1 << 20))]); // mostly zeros, like a fresh segment

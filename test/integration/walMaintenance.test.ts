@@ -35,7 +35,16 @@ const secrets = () => ({ ...process.env, ...testSecrets(cluster) });
 // in segment 5 (0/5000028), a newer one in segment 9.
 const seg = (tli: number, n: number) => `0000000${tli}000000000000000${n.toString(16).toUpperCase()}`;
 const OLD = [seg(1, 1), seg(1, 2), seg(1, 3), '000000010000000000000003.00000028.backup', seg(1, 4), seg(2, 4)];
-const KEPT = [seg(1, 5), seg(1, 6), seg(1, 9), seg(1, 0xb), '00000002.history', `${seg(1, 4)}.partial`, seg(2, 5), seg(2, 6)];
+const KEPT = [
+  seg(1, 5),
+  seg(1, 6),
+  seg(1, 9),
+  seg(1, 0xb),
+  '00000002.history',
+  `${seg(1, 4)}.partial`,
+  seg(2, 5),
+  seg(2, 6),
+];
 const storedBytes = new Map<string, number>();
 
 async function fakeWal(name: string): Promise<void> {
@@ -44,7 +53,17 @@ async function fakeWal(name: string): Promise<void> {
   const data = raw ? zstdCompressSync(raw) : randomBytes(100 + Math.floor(Math.random() * 100));
   const sha256 = createHash('sha256').update(data).digest('hex');
   const rawSha256 = raw ? createHash('sha256').update(raw).digest('hex') : sha256;
-  const record: WalRecord = { name, stored: `${name}.zst`, bytes: data.length, sha256, rawBytes: raw?.length ?? 16 << 20, rawSha256, compression: 'zstd', encrypted: false, archivedAt: new Date().toISOString() };
+  const record: WalRecord = {
+    name,
+    stored: `${name}.zst`,
+    bytes: data.length,
+    sha256,
+    rawBytes: raw?.length ?? 16 << 20,
+    rawSha256,
+    compression: 'zstd',
+    encrypted: false,
+    archivedAt: new Date().toISOString(),
+  };
   await writeFile(join(walDir(), record.stored), data);
   await writeFile(join(walDir(), `${name}.json`), JSON.stringify(record));
   storedBytes.set(name, data.length);
@@ -52,9 +71,25 @@ async function fakeWal(name: string): Promise<void> {
 
 async function fakeBaseBackup(backupId: string, startLsn: string, stopLsn: string): Promise<void> {
   const manifest: BaseManifest = {
-    format: 1, kind: 'base', cluster: 'main', backupId, serverVersion: '15.0', serverVersionNum: 150000, systemIdentifier: '7000000000000000001',
-    startedAt: new Date().toISOString(), finishedAt: new Date().toISOString(), bytes: 0, sha256: '0'.repeat(64), artifacts: [],
-    compression: { algorithm: 'zstd' }, encryption: null, timeline: 1, startLsn, stopLsn, verifications: [], pgwardenVersion: '0.1.0',
+    format: 1,
+    kind: 'base',
+    cluster: 'main',
+    backupId,
+    serverVersion: '15.0',
+    serverVersionNum: 150000,
+    systemIdentifier: '7000000000000000001',
+    startedAt: new Date().toISOString(),
+    finishedAt: new Date().toISOString(),
+    bytes: 0,
+    sha256: '0'.repeat(64),
+    artifacts: [],
+    compression: { algorithm: 'zstd' },
+    encryption: null,
+    timeline: 1,
+    startLsn,
+    stopLsn,
+    verifications: [],
+    pgwardenVersion: '0.1.0',
   };
   const backupDir = join(dir, 'repo/main/base', backupId);
   await mkdir(backupDir, { recursive: true });
@@ -62,8 +97,17 @@ async function fakeBaseBackup(backupId: string, startLsn: string, stopLsn: strin
 }
 
 const run = (dryRun: boolean) =>
-  env.client.workflow.execute('walMaintenance', { taskQueue: queue, workflowId: `${queue}/${Math.random()}`, args: [{ cluster: 'main', dryRun }] }) as Promise<WalMaintenanceResult>;
-const archiver = async () => (await cluster.query<{ failed: string; last: string | null }>('SELECT failed_count::text AS failed, last_archived_wal AS last FROM pg_stat_archiver'))[0]!;
+  env.client.workflow.execute('walMaintenance', {
+    taskQueue: queue,
+    workflowId: `${queue}/${Math.random()}`,
+    args: [{ cluster: 'main', dryRun }],
+  }) as Promise<WalMaintenanceResult>;
+const archiver = async () =>
+  (
+    await cluster.query<{ failed: string; last: string | null }>(
+      'SELECT failed_count::text AS failed, last_archived_wal AS last FROM pg_stat_archiver',
+    )
+  )[0]!;
 async function until(what: string, ready: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await ready())) {
@@ -82,9 +126,17 @@ async function setArchiveCommand(command: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  [cluster, env] = await Promise.all([startCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: "'false'" } }), testEnvironment()]);
+  [cluster, env] = await Promise.all([
+    startCluster({ settings: { wal_level: 'replica', archive_mode: 'on', archive_command: "'false'" } }),
+    testEnvironment(),
+  ]);
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-walmaint-'));
-  config = testConfig({ cluster, repository: join(dir, 'repo'), taskQueue: queue, extra: { walMaintenance: { archiveSizeAlertBytes: 500 } } });
+  config = testConfig({
+    cluster,
+    repository: join(dir, 'repo'),
+    taskQueue: queue,
+    extra: { walMaintenance: { archiveSizeAlertBytes: 500 } },
+  });
   await mkdir(walDir(), { recursive: true });
   for (const name of [...OLD, ...KEPT].filter((n) => !n.endsWith('.history'))) await fakeWal(name);
   await fakeBaseBackup('20261123T020000Z', '0/9000028', '0/9000100');
@@ -111,8 +163,19 @@ describe('walMaintenance', () => {
     expect(result.health).toMatchObject({ archiveMode: 'on', lastArchivedWal: null, secondsSinceLastArchived: null });
     expect(result.health.failedCount).toBeGreaterThan(0);
     expect(result.health.lastFailedWal).toMatch(/^[0-9A-F]{24}$/);
-    expect(result.alerts).toContainEqual(expect.stringMatching(new RegExp(`^cluster "main": archive_command is failing: \\d+ failed attempts, the last for ${result.health.lastFailedWal}`)));
-    expect(result.retention).toMatchObject({ dryRun: true, deleted: [...OLD].sort(), kept: KEPT.length, keepFrom: { backupId: '20261122T020000Z', segment: seg(1, 5) } });
+    expect(result.alerts).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^cluster "main": archive_command is failing: \\d+ failed attempts, the last for ${result.health.lastFailedWal}`,
+        ),
+      ),
+    );
+    expect(result.retention).toMatchObject({
+      dryRun: true,
+      deleted: [...OLD].sort(),
+      kept: KEPT.length,
+      keepFrom: { backupId: '20261122T020000Z', segment: seg(1, 5) },
+    });
     expect((await readdir(walDir())).sort()).toEqual(before);
   });
 
@@ -122,12 +185,21 @@ describe('walMaintenance', () => {
     const left = KEPT.reduce((s, n) => s + storedBytes.get(n)!, 0);
     // Both backups are younger than the PITR window (14 days): the WAL stays continuous from the oldest.
     expect(result.retention).toEqual({
-      dryRun: false, deleted: [...OLD].sort(), kept: KEPT.length, bytesFreed: freed, keepFrom: { backupId: '20261122T020000Z', segment: seg(1, 5) },
-      ranges: [], window: '14 days', waitingOffsite: 0, waitingOffsiteFiles: [],
+      dryRun: false,
+      deleted: [...OLD].sort(),
+      kept: KEPT.length,
+      bytesFreed: freed,
+      keepFrom: { backupId: '20261122T020000Z', segment: seg(1, 5) },
+      ranges: [],
+      window: '14 days',
+      waitingOffsite: 0,
+      waitingOffsiteFiles: [],
     });
     expect((await readdir(walDir())).sort()).toEqual(KEPT.flatMap((n) => [`${n}.json`, `${n}.zst`]).sort());
     expect(result.size).toMatchObject({ files: KEPT.length, bytes: left });
-    expect(result.size.alert).toMatch(/^cluster "main": the WAL archive holds .* in 8 files, over the alert threshold of 500 B/);
+    expect(result.size.alert).toMatch(
+      /^cluster "main": the WAL archive holds .* in 8 files, over the alert threshold of 500 B/,
+    );
     expect(result.alerts).toContain(result.size.alert);
 
     const again = await run(false);
@@ -135,7 +207,10 @@ describe('walMaintenance', () => {
   });
 
   it('alerts on archive lag only while segments wait to be archived', async () => {
-    const health = createWalMaintenanceActivities({ config: { ...config, walMaintenance: { archiveLagAlertSeconds: 1 } }, env: secrets() }).archiverHealth;
+    const health = createWalMaintenanceActivities({
+      config: { ...config, walMaintenance: { archiveLagAlertSeconds: 1 } },
+      env: secrets(),
+    }).archiverHealth;
     await setArchiveCommand('true');
     const archived = await switchWal();
     await until(`${archived} archived`, async () => ((await archiver()).last ?? '') >= archived);
@@ -153,7 +228,11 @@ describe('walMaintenance', () => {
     expect(stuck.segmentsWaiting).toBeGreaterThanOrEqual(1);
     expect(stuck.alerts).toEqual([
       expect.stringMatching(/archive_command is failing/),
-      expect.stringMatching(new RegExp(`^cluster "main": nothing archived for \\d+s \\(alert threshold 1s\\) while \\d+ segments wait; last archived ${archived}$`)),
+      expect.stringMatching(
+        new RegExp(
+          `^cluster "main": nothing archived for \\d+s \\(alert threshold 1s\\) while \\d+ segments wait; last archived ${archived}$`,
+        ),
+      ),
     ]);
   });
 
@@ -162,16 +241,31 @@ describe('walMaintenance', () => {
     await writeFile(configFile, JSON.stringify(config));
     const bin = resolve(import.meta.dirname, '../../bin/pgwarden');
     // From another directory, as PostgreSQL runs archive_command from its data directory.
-    const { stdout } = await execa(bin, ['--config', configFile, 'cluster', 'archiving', '--cluster', 'main'], { cwd: tmpdir() });
+    const { stdout } = await execa(bin, ['--config', configFile, 'cluster', 'archiving', '--cluster', 'main'], {
+      cwd: tmpdir(),
+    });
     const command = `${bin} --config ${configFile} wal-push --cluster main %p %f`;
-    expect(stdout.split('\n').slice(1)).toEqual(['wal_level = replica', 'archive_mode = on', `archive_command = '${command}'`, 'archive_timeout = 60']);
+    expect(stdout.split('\n').slice(1)).toEqual([
+      'wal_level = replica',
+      'archive_mode = on',
+      `archive_command = '${command}'`,
+      'archive_timeout = 60',
+    ]);
 
     const settings = archivingSettings('main', configFile);
     expect(await applyArchivingSettings(config, 'main', settings, secrets())).toEqual({ kept: [], pendingRestart: [] });
-    const rows = await cluster.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name IN ('archive_command', 'archive_timeout') ORDER BY name`);
-    expect(rows).toEqual([{ name: 'archive_command', setting: command }, { name: 'archive_timeout', setting: '60' }]);
+    const rows = await cluster.query<{ name: string; setting: string }>(
+      `SELECT name, setting FROM pg_settings WHERE name IN ('archive_command', 'archive_timeout') ORDER BY name`,
+    );
+    expect(rows).toEqual([
+      { name: 'archive_command', setting: command },
+      { name: 'archive_timeout', setting: '60' },
+    ]);
     // wal_level is a restart setting: applied, but pending until PostgreSQL restarts.
-    expect(await applyArchivingSettings(config, 'main', [{ name: 'wal_level', value: 'logical' }], secrets())).toEqual({ kept: [], pendingRestart: ['wal_level'] });
+    expect(await applyArchivingSettings(config, 'main', [{ name: 'wal_level', value: 'logical' }], secrets())).toEqual({
+      kept: [],
+      pendingRestart: ['wal_level'],
+    });
     await setArchiveCommand('false'); // no wal-push runs against this test's directory during teardown
   });
 });

@@ -23,7 +23,11 @@ beforeAll(async () => {
   key = await createTestKey();
   // Under /tmp: the PostgreSQL user creates it at the first archive_command, as on a real host.
   spool = join(tmpdir(), `pgwarden-spool-test-${randomBytes(4).toString('hex')}`);
-  setup = await startArchivingCluster({ taskQueue: 'wal-push-async', key, extra: { walPush: { async: true, processes: 2, waitSeconds: 20, spoolDirectory: spool } } });
+  setup = await startArchivingCluster({
+    taskQueue: 'wal-push-async',
+    key,
+    extra: { walPush: { async: true, processes: 2, waitSeconds: 20, spoolDirectory: spool } },
+  });
 });
 
 afterAll(async () => {
@@ -34,11 +38,15 @@ afterAll(async () => {
 });
 
 const segmentsArchived = async () => (await readdir(walDir())).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).length;
-const pusherPid = async () => ((JSON.parse(await readFile(join(spool, 'main', 'pusher.pid'), 'utf8').catch(() => '{}')) as { pid?: number }).pid ?? 0);
+const pusherPid = async () =>
+  (JSON.parse(await readFile(join(spool, 'main', 'pusher.pid'), 'utf8').catch(() => '{}')) as { pid?: number }).pid ??
+  0;
 const archiver = async () =>
-  (await setup.cluster.query<{ archived: string; failed: string; last_failed: string | null }>(
-    'SELECT archived_count::text AS archived, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver',
-  ))[0]!;
+  (
+    await setup.cluster.query<{ archived: string; failed: string; last_failed: string | null }>(
+      'SELECT archived_count::text AS archived, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver',
+    )
+  )[0]!;
 
 describe('asynchronous wal-push', () => {
   it('archives every segment PostgreSQL hands over, through one pusher, readable by wal-get', async () => {
@@ -61,7 +69,7 @@ describe('asynchronous wal-push', () => {
     expect((await readFile(out)).length).toBe(16 * 1024 * 1024);
   });
 
-  it("the runbook (docs/runbook.md) finds the DELETE: wal-get into a file named as the segment, then pg_waldump, as printed", async () => {
+  it('the runbook (docs/runbook.md) finds the DELETE: wal-get into a file named as the segment, then pg_waldump, as printed', async () => {
     await setup.cluster.query('DELETE FROM t WHERE n <= 3');
     const seg = await switchAndArchive(setup.cluster);
     const block = (await shellBlocks()).find((b) => b.includes('pg_waldump /tmp/wal/'));
@@ -89,15 +97,28 @@ describe('asynchronous wal-push', () => {
     // Some WAL first: at a segment boundary pg_walfile_name names the previous (archived) segment.
     // The insert position, not the write position, which lags where commits are asynchronous.
     await setup.cluster.query('INSERT INTO t SELECT generate_series(1, 10)');
-    const next = (await setup.cluster.query<{ wal: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS wal'))[0]!.wal;
+    const next = (
+      await setup.cluster.query<{ wal: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS wal')
+    )[0]!.wal;
     // Another cluster's file under the same name (two clusters sharing one archive).
-    const record = { name: next, stored: `${next}.zst.gpg`, bytes: 3, sha256: 'a'.repeat(64), rawBytes: 16777216, rawSha256: 'b'.repeat(64), compression: 'zstd', encrypted: true, archivedAt: new Date().toISOString() };
+    const record = {
+      name: next,
+      stored: `${next}.zst.gpg`,
+      bytes: 3,
+      sha256: 'a'.repeat(64),
+      rawBytes: 16777216,
+      rawSha256: 'b'.repeat(64),
+      compression: 'zstd',
+      encrypted: true,
+      archivedAt: new Date().toISOString(),
+    };
     await writeFile(join(walDir(), `${next}.zst.gpg`), 'xyz');
     await writeFile(join(walDir(), `${next}.json`), JSON.stringify(record));
     const failedBefore = Number((await archiver()).failed);
     await setup.cluster.query('SELECT pg_switch_wal()');
     const deadline = Date.now() + 30_000;
-    while (Number((await archiver()).failed) === failedBefore && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    while (Number((await archiver()).failed) === failedBefore && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
     const state = await archiver();
     expect(Number(state.failed)).toBeGreaterThan(failedBefore);
     expect(state.last_failed).toBe(next);
@@ -147,7 +168,8 @@ describe('asynchronous wal-push', () => {
       unnamedOld: join(tmp, `pgwarden-walpush-o${suffix.slice(1)}`),
       unnamedFresh: join(tmp, `pgwarden-walpush-f${suffix.slice(1)}`),
     };
-    const postgres = process.getuid?.() === 0 ? Number((await execa('id', ['-u', 'postgres'])).stdout) : process.getuid!();
+    const postgres =
+      process.getuid?.() === 0 ? Number((await execa('id', ['-u', 'postgres'])).stdout) : process.getuid!();
     for (const [what, dir] of Object.entries(dirs)) {
       await mkdir(dir, { mode: 0o700 });
       await writeFile(join(dir, 'pubring.kbx'), 'keyring');
@@ -165,7 +187,9 @@ describe('asynchronous wal-push', () => {
       expect(existsSync(dirs.live)).toBe(true);
       expect(existsSync(dirs.unnamedFresh)).toBe(true);
       if (postgres !== process.getuid?.()) expect(existsSync(dirs.otherUser)).toBe(true);
-      expect(await readFile(join(spool, 'main', 'pusher.log'), 'utf8')).toContain(`removed ${dirs.dead}, left by a push that died`);
+      expect(await readFile(join(spool, 'main', 'pusher.log'), 'utf8')).toContain(
+        `removed ${dirs.dead}, left by a push that died`,
+      );
     } finally {
       await Promise.all(Object.values(dirs).map((d) => rm(d, { recursive: true, force: true })));
     }
@@ -184,14 +208,21 @@ describe('asynchronous wal-push', () => {
     const configFile = join(setup.dir, 'other.config.json');
     await writeFile(configFile, JSON.stringify(config));
     const push = () =>
-      execa(PGWARDEN, ['--config', configFile, 'wal-push', '--cluster', 'main', `pg_wal/${name}`, name], { reject: false, cwd: data, env: { PGWARDEN_FROM_SOURCE: '1' } });
+      execa(PGWARDEN, ['--config', configFile, 'wal-push', '--cluster', 'main', `pg_wal/${name}`, name], {
+        reject: false,
+        cwd: data,
+        env: { PGWARDEN_FROM_SOURCE: '1' },
+      });
     const first = await push();
     expect(first.exitCode, first.stderr).toBe(0);
     const record = JSON.parse(await readFile(join(walDir(), `${name}.json`), 'utf8')) as { stored: string };
     await rm(join(walDir(), record.stored));
     const again = await push();
     expect(again.exitCode, again.stderr).toBe(0);
-    const restored = JSON.parse(await readFile(join(walDir(), `${name}.json`), 'utf8')) as { stored: string; bytes: number };
+    const restored = JSON.parse(await readFile(join(walDir(), `${name}.json`), 'utf8')) as {
+      stored: string;
+      bytes: number;
+    };
     expect((await readFile(join(walDir(), restored.stored))).length).toBe(restored.bytes);
   });
 });

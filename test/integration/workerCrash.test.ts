@@ -50,15 +50,28 @@ const retryDeadline = (killedAt: number, readyAt: number) => Math.max(killedAt +
  * read from the run's history (Temporal records when that attempt really started); asserts it
  * started by `retryDeadline`.
  */
-async function expectPromptRetry(handle: WorkflowHandle, killedAt: number, readyAt: number, activityType?: string): Promise<number> {
+async function expectPromptRetry(
+  handle: WorkflowHandle,
+  killedAt: number,
+  readyAt: number,
+  activityType?: string,
+): Promise<number> {
   const events = (await handle.fetchHistory()).events ?? [];
-  const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]));
+  const typeOf = new Map(
+    events
+      .filter((e) => e.activityTaskScheduledEventAttributes)
+      .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]),
+  );
   const retry = events.find(
-    (e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2 && (!activityType || typeOf.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)) === activityType),
+    (e) =>
+      (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2 &&
+      (!activityType || typeOf.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)) === activityType),
   );
   expect(retry, `no retried ${activityType ?? 'activity'} in the history`).toBeDefined();
   const at = Number(retry!.eventTime!.seconds) * 1000 + Math.floor((retry!.eventTime!.nanos ?? 0) / 1e6);
-  console.log(`${activityType ?? 'the killed step'}: retry started ${((at - killedAt) / 1000).toFixed(1)} s after the kill, the new worker was up after ${((readyAt - killedAt) / 1000).toFixed(1)} s`);
+  console.log(
+    `${activityType ?? 'the killed step'}: retry started ${((at - killedAt) / 1000).toFixed(1)} s after the kill, the new worker was up after ${((readyAt - killedAt) / 1000).toFixed(1)} s`,
+  );
   expect(at).toBeLessThanOrEqual(retryDeadline(killedAt, readyAt));
   return (at - killedAt) / 1000;
 }
@@ -101,7 +114,9 @@ it('a worker killed mid-dump is replaced and the backup completes exactly once',
 
   // The activity really ran twice: the first attempt died with the worker.
   const history = await handle.fetchHistory();
-  const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 0);
+  const attempts = history
+    .events!.filter((e) => e.activityTaskStartedEventAttributes)
+    .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 0);
   expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
 
   // Exactly one backup, complete, nothing partial anywhere in the repository.
@@ -191,8 +206,13 @@ it('a worker killed during a restore hook is replaced within seconds, and the re
   const secrets = testSecrets(cluster, key);
   const configFile = join(dir, 'restore-crash.json');
   workers.push(await spawnWorker(configFile, config, secrets));
-  await env.client.workflow.execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/backup`, args: [{ cluster: 'main', database: 'shop', backupId: '20261122T050000Z' }] });
-  const count = async () => Number((await cluster.query<{ n: string }>('SELECT count(*)::text AS n FROM orders', 'shop'))[0]!.n);
+  await env.client.workflow.execute('fullBackup', {
+    taskQueue: queue,
+    workflowId: `${queue}/backup`,
+    args: [{ cluster: 'main', database: 'shop', backupId: '20261122T050000Z' }],
+  });
+  const count = async () =>
+    Number((await cluster.query<{ n: string }>('SELECT count(*)::text AS n FROM orders', 'shop'))[0]!.n);
   const backedUp = await count();
   await cluster.query('DELETE FROM orders WHERE id % 2 = 0', 'shop'); // what the restore undoes
 
@@ -218,11 +238,16 @@ it('a worker killed during a restore hook is replaced within seconds, and the re
   const readyAt = Date.now();
   const result = (await handle.result()) as { outcome: string };
   const seconds = (Date.now() - killedAt) / 1000;
-  console.log(`restoreDatabase with the worker killed in the preRestore hook: ended ${seconds.toFixed(1)} s after the kill`);
+  console.log(
+    `restoreDatabase with the worker killed in the preRestore hook: ended ${seconds.toFixed(1)} s after the kill`,
+  );
   expect(result.outcome).toBe('restored');
   expect(seconds).toBeLessThan(KILL_TO_END_SECONDS);
   await expectPromptRetry(handle, killedAt, readyAt);
-  expectRunAfter((await readHookLog(log)).filter((r) => r.hook === 'preRestore'), killedAt);
+  expectRunAfter(
+    (await readHookLog(log)).filter((r) => r.hook === 'preRestore'),
+    killedAt,
+  );
   expect(await count()).toBe(backedUp);
 }, 240_000);
 
@@ -278,7 +303,12 @@ describe('a worker killed during a step on the database host', () => {
   const queue = uniqueQueue('host-crash');
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const q = <T extends Record<string, unknown>>(sql: string) => setup.cluster.query<T>(sql, 'app');
-  const serverNow = async () => (await q<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`))[0]!.t;
+  const serverNow = async () =>
+    (
+      await q<{ t: string }>(
+        `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS t`,
+      )
+    )[0]!.t;
   const state = async () => {
     const [row] = await q<{ a: string; c: string; ok: boolean; tli: number }>(
       `SELECT (SELECT count(*) FROM items WHERE batch = 'A')::text AS a, (SELECT count(*) FROM items WHERE batch = 'C')::text AS c,
@@ -294,7 +324,11 @@ describe('a worker killed during a step on the database host', () => {
       key,
       // Table `ok` exists at T2, not at T1: recovering to T1 fails its check, and rolls back. (The
       // rollback comes second: its promoted server may archive a timeline the later runs would follow.)
-      extra: { verification: { checks: { app: [{ name: 'table ok', sql: "SELECT count(*) FROM pg_class WHERE relname = 'ok'", min: 1 }] } } },
+      extra: {
+        verification: {
+          checks: { app: [{ name: 'table ok', sql: "SELECT count(*) FROM pg_class WHERE relname = 'ok'", min: 1 }] },
+        },
+      },
     });
     hookLog = join(setup.dir, 'hooks.log');
     const hook = await writeSlowHook(setup.dir, hookLog);
@@ -305,7 +339,11 @@ describe('a worker killed during a step on the database host', () => {
     await setup.cluster.query('CREATE DATABASE app');
     await q(`CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL)`);
     workers.push(await spawnWorker(join(setup.dir, 'worker.json'), setup.config, testSecrets(setup.cluster, key)));
-    await env.client.workflow.execute('baseBackup', { taskQueue: queue, workflowId: `${queue}/base`, args: [{ cluster: 'main', backupId: '20261122T040000Z' }] });
+    await env.client.workflow.execute('baseBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}/base`,
+      args: [{ cluster: 'main', backupId: '20261122T040000Z' }],
+    });
     await q(`INSERT INTO items (batch) SELECT 'A' FROM generate_series(1, 100)`);
     await sleep(1100);
     t1 = await serverNow();
@@ -330,7 +368,10 @@ describe('a worker killed during a step on the database host', () => {
       args: [{ cluster: 'main', target: { time: target } }],
     });
     let ended: unknown;
-    handle.result().then((r) => (ended = r), (e: unknown) => (ended = e));
+    handle.result().then(
+      (r) => (ended = r),
+      (e: unknown) => (ended = e),
+    );
     const deadline = Date.now() + 120_000;
     while ((await handle.query<Progress>('progress')).step !== 'approve') {
       if (ended || Date.now() > deadline) {
@@ -364,12 +405,14 @@ describe('a worker killed during a step on the database host', () => {
       (e: unknown) => e as WorkflowFailedError,
     );
     const seconds = (Date.now() - killedAt) / 1000;
-    console.log(`pitr with the worker killed in the ${hook} hook (${step}): ended ${seconds.toFixed(1)} s after the kill`);
+    console.log(
+      `pitr with the worker killed in the ${hook} hook (${step}): ended ${seconds.toFixed(1)} s after the kill`,
+    );
     const runs = (await hookRuns()).slice(before).filter((r) => r.hook === hook);
     return { handle, outcome, seconds, runs, killedAt, readyAt };
   }
 
-  it('a kill during the stop (its pre-restore hook): the new worker lets the dead one\'s hook finish, runs it again, and recovers', async () => {
+  it("a kill during the stop (its pre-restore hook): the new worker lets the dead one's hook finish, runs it again, and recovers", async () => {
     // A hook slower than the takeover (45 s): the new worker comes while it still runs.
     await writeFile(join(setup.dir, 'hook-seconds'), '45');
     const { handle, outcome, runs, killedAt, readyAt } = await pitrKilledInHook(t2, 'preRestore', 'stop');
@@ -382,12 +425,18 @@ describe('a worker killed during a step on the database host', () => {
     // The new worker's attempt had started while the dead one's hook still ran: it waited.
     const events = (await handle.fetchHistory()).events ?? [];
     const stop = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'stopCluster')!;
-    const retry = events.find((e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(stop.eventId) && e.activityTaskStartedEventAttributes?.attempt === 2);
+    const retry = events.find(
+      (e) =>
+        String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(stop.eventId) &&
+        e.activityTaskStartedEventAttributes?.attempt === 2,
+    );
     expect(retry).toBeDefined();
     const retryAt = Number(retry!.eventTime!.seconds) * 1000 + Math.floor((retry!.eventTime!.nanos ?? 0) / 1e6);
     expect(retryAt).toBeLessThan(firstEnd!.at - 5000);
     expect(retryAt).toBeLessThanOrEqual(retryDeadline(killedAt, readyAt));
-    console.log(`the retried stop started ${((retryAt - killedAt) / 1000).toFixed(1)} s after the kill, waited ${((second!.at - retryAt) / 1000).toFixed(1)} s for the dead worker's hook`);
+    console.log(
+      `the retried stop started ${((retryAt - killedAt) / 1000).toFixed(1)} s after the kill, waited ${((second!.at - retryAt) / 1000).toFixed(1)} s for the dead worker's hook`,
+    );
     expect(await state()).toEqual({ a: 100, c: 0, ok: true, timeline: 2 });
   }, 240_000);
 
@@ -424,7 +473,10 @@ describe('a worker killed during a step on the database host', () => {
     expect(stopEnd, JSON.stringify(runs)).toBeDefined();
     expect(stopEnd!.at).toBeLessThanOrEqual(endedAt);
     // The applications are started again, after the stop's hook had ended.
-    expect(runs.some((r) => r.what === 'start' && r.hook === 'postRestore' && r.at >= stopEnd!.at), JSON.stringify(runs)).toBe(true);
+    expect(
+      runs.some((r) => r.what === 'start' && r.hook === 'postRestore' && r.at >= stopEnd!.at),
+      JSON.stringify(runs),
+    ).toBe(true);
     expect((await state()).a).toBe(100); // the server answers
   }, 240_000);
 
@@ -437,21 +489,29 @@ describe('a worker killed during a step on the database host', () => {
     await q(`INSERT INTO items (batch) SELECT 'E' FROM generate_series(1, 3)`);
     await switchAndArchive(setup.cluster);
     const dataDir = setup.cluster.dataDir;
-    const workDirectories = async () => (await readdir(join(dataDir, '..'))).filter((f) => f.includes('pgwarden-pitr-'));
+    const workDirectories = async () =>
+      (await readdir(join(dataDir, '..'))).filter((f) => f.includes('pgwarden-pitr-'));
     const kept = await workDirectories(); // a rolled-back run keeps its own for the post-mortem
-    const handle = await env.client.workflow.start('pointInTimeRecovery', { taskQueue: queue, workflowId: `${queue}/pitr-swap`, args: [{ cluster: 'main', target: { time: t3 } }] });
+    const handle = await env.client.workflow.start('pointInTimeRecovery', {
+      taskQueue: queue,
+      workflowId: `${queue}/pitr-swap`,
+      args: [{ cluster: 'main', target: { time: t3 } }],
+    });
     await waitForStep(handle, 'approve');
     await writeFile(join(gate, 'armed'), '');
     await handle.signal('approve', { approver: 'alice', reason: 'drill' });
     const deadline = Date.now() + 120_000;
     while (!existsSync(join(gate, 'held'))) {
-      if (Date.now() > deadline) throw new Error(`the swap's check was never held: ${workers.at(-1)!.output().slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`the swap's check was never held: ${workers.at(-1)!.output().slice(-3000)}`);
       await sleep(100);
     }
     // Caught inside the swap, before its renames: the live directory is still in place, stopped.
     expect((await handle.query<Progress>('progress')).step).toBe('swap');
     const events = (await handle.fetchHistory()).events ?? [];
-    expect(events.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'swapDataDirectory')).toBe(true);
+    expect(events.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'swapDataDirectory')).toBe(
+      true,
+    );
     expect(existsSync(join(dataDir, 'PG_VERSION'))).toBe(true);
     expect(existsSync(join(dataDir, 'postmaster.pid'))).toBe(false);
     await workers.pop()!.kill('SIGKILL');
@@ -473,7 +533,9 @@ describe('a worker killed during a step on the database host', () => {
     expect(existsSync(join(aside, 'global/pg_control'))).toBe(true);
     await rm(join(gate, 'release'));
     expect(await workDirectories()).toEqual(kept); // this run's is gone
-    const [row] = await q<{ d: string; e: string }>(`SELECT (SELECT count(*) FROM items WHERE batch = 'D')::text AS d, (SELECT count(*) FROM items WHERE batch = 'E')::text AS e`);
+    const [row] = await q<{ d: string; e: string }>(
+      `SELECT (SELECT count(*) FROM items WHERE batch = 'D')::text AS d, (SELECT count(*) FROM items WHERE batch = 'E')::text AS e`,
+    );
     expect({ d: Number(row!.d), e: Number(row!.e) }).toEqual({ d: 7, e: 0 });
     expect((await state()).a).toBe(100);
     await rm(aside, { recursive: true, force: true });

@@ -7,13 +7,27 @@ describe('databasesToBackUp ("*")', () => {
   const long = restoreNames('x'.repeat(60), '20261122T020000Z', 'run123');
 
   it('skips the kept copies of a restore and the verification scratch databases', () => {
-    const all = ['app', names.preRestoreDatabase, names.restoreDatabase, long.preRestoreDatabase, 'pgwarden_verify_20261122t020000z', 'postgres', 'shop'];
-    expect(databasesToBackUp(all)).toEqual({ take: ['app', 'postgres', 'shop'], skip: all.filter((n) => !['app', 'postgres', 'shop'].includes(n)) });
+    const all = [
+      'app',
+      names.preRestoreDatabase,
+      names.restoreDatabase,
+      long.preRestoreDatabase,
+      'pgwarden_verify_20261122t020000z',
+      'postgres',
+      'shop',
+    ];
+    expect(databasesToBackUp(all)).toEqual({
+      take: ['app', 'postgres', 'shop'],
+      skip: all.filter((n) => !['app', 'postgres', 'shop'].includes(n)),
+    });
   });
 
   it('takes the restore copies when asked, never the scratch databases', () => {
     const all = ['app', names.preRestoreDatabase, 'pgwarden_verify_20261122t020000z_locale'];
-    expect(databasesToBackUp(all, true)).toEqual({ take: ['app', names.preRestoreDatabase], skip: ['pgwarden_verify_20261122t020000z_locale'] });
+    expect(databasesToBackUp(all, true)).toEqual({
+      take: ['app', names.preRestoreDatabase],
+      skip: ['pgwarden_verify_20261122t020000z_locale'],
+    });
   });
 
   it('knows restore copies by their backup id, not by a word in the name', () => {
@@ -34,15 +48,28 @@ describe('backupsOfNewestRun (verifyBackup "*")', () => {
       { database: 'app', backupId: '20261122T090000Z' },
       { database: 'other', backupId: '20261123T020000Z' },
     ]);
-    expect(got).toEqual({ run: '20261122T020000Z', targets: [{ database: 'app', backupId: '20261122T020000Z' }, { database: 'shop', backupId: '20261122T020000Z' }] });
+    expect(got).toEqual({
+      run: '20261122T020000Z',
+      targets: [
+        { database: 'app', backupId: '20261122T020000Z' },
+        { database: 'shop', backupId: '20261122T020000Z' },
+      ],
+    });
   });
 
   it('falls back to each database\'s newest backup in a repository without a recorded "*" run', () => {
-    expect(backupsOfNewestRun([
-      { database: 'shop', backupId: '20261121T020000Z' },
-      { database: 'app', backupId: '20261122T020000Z' },
-      { database: 'app', backupId: '20261121T020000Z' },
-    ])).toEqual({ targets: [{ database: 'app', backupId: '20261122T020000Z' }, { database: 'shop', backupId: '20261121T020000Z' }] });
+    expect(
+      backupsOfNewestRun([
+        { database: 'shop', backupId: '20261121T020000Z' },
+        { database: 'app', backupId: '20261122T020000Z' },
+        { database: 'app', backupId: '20261121T020000Z' },
+      ]),
+    ).toEqual({
+      targets: [
+        { database: 'app', backupId: '20261122T020000Z' },
+        { database: 'shop', backupId: '20261121T020000Z' },
+      ],
+    });
     expect(backupsOfNewestRun([])).toEqual({ targets: [] });
   });
 });

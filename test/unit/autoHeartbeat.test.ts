@@ -8,7 +8,7 @@ import { autoHeartbeat } from '../../src/worker/autoHeartbeat.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Until `done()` (timers run late on a loaded machine, but they run), at most 10 s. */
 async function until(done: () => boolean): Promise<void> {
-  for (const deadline = Date.now() + 10_000; !done() && Date.now() < deadline; ) await sleep(10);
+  for (const deadline = Date.now() + 10_000; !done() && Date.now() < deadline;) await sleep(10);
 }
 
 function environment(heartbeatDetails?: unknown) {

@@ -12,10 +12,23 @@ const minimal = {
 describe('config', () => {
   it('fills defaults', () => {
     const c = parseConfig(minimal);
-    expect(c.clusters.main).toMatchObject({ host: 'db1', port: 5432, user: 'postgres', repository: 'local', maintenanceDatabase: 'postgres' });
+    expect(c.clusters.main).toMatchObject({
+      host: 'db1',
+      port: 5432,
+      user: 'postgres',
+      repository: 'local',
+      maintenanceDatabase: 'postgres',
+    });
     expect(c.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'pgwarden' });
-    expect(c.retention).toEqual({ daily: 7, weekly: 4, monthly: 12, yearly: 2, minimum: 3, base: { daily: 0, weekly: 2, monthly: 3, yearly: 0, minimum: 2 } });
-    expect(c.walRetention).toEqual({ window: "14 days" });
+    expect(c.retention).toEqual({
+      daily: 7,
+      weekly: 4,
+      monthly: 12,
+      yearly: 2,
+      minimum: 3,
+      base: { daily: 0, weekly: 2, monthly: 3, yearly: 0, minimum: 2 },
+    });
+    expect(c.walRetention).toEqual({ window: '14 days' });
     expect(c.compression).toEqual({ algorithm: 'zstd', level: 1 });
   });
 
@@ -25,7 +38,9 @@ describe('config', () => {
     expect(() => parseConfig({ ...minimal, clusters: { main: { repository: 'offsite' } } })).toThrow(
       /clusters\.main\.repository: names repository "offsite", which is not in "repositories"/,
     );
-    expect(() => parseConfig({ ...minimal, clusters: { main: { passwrd: 'x' } } })).toThrow(/clusters\.main: .*passwrd/);
+    expect(() => parseConfig({ ...minimal, clusters: { main: { passwrd: 'x' } } })).toThrow(
+      /clusters\.main: .*passwrd/,
+    );
   });
 
   it('applies environment overrides by path, parsing JSON values', () => {
@@ -57,9 +72,25 @@ describe('config', () => {
 describe('config: URLs that would carry a secret into messages', () => {
   const base = { clusters: { main: {} }, repositories: { local: { type: 'local', path: '/srv/pgwarden' } } };
   it('refuses credentials in a webhook URL or an S3 endpoint, naming what to use instead', () => {
-    expect(() => parseConfig({ ...base, notifications: { webhook: { url: 'https://user:tok@hooks.example/x' } } })).toThrow(/must not carry credentials; use tokenEnv/);
-    const s3 = { type: 's3', bucket: 'backups', endpoint: 'https://AKID:SECRET@s3.example', accessKeyIdEnv: 'K', secretAccessKeyEnv: 'S' };
-    expect(() => parseConfig({ ...base, repositories: { ...base.repositories, far: s3 } })).toThrow(/must not carry credentials; use accessKeyIdEnv/);
-    expect(() => parseConfig({ ...base, repositories: { ...base.repositories, far: { ...s3, endpoint: 'https://s3.example' } }, notifications: { webhook: { url: 'https://hooks.example/x' } } })).not.toThrow();
+    expect(() =>
+      parseConfig({ ...base, notifications: { webhook: { url: 'https://user:tok@hooks.example/x' } } }),
+    ).toThrow(/must not carry credentials; use tokenEnv/);
+    const s3 = {
+      type: 's3',
+      bucket: 'backups',
+      endpoint: 'https://AKID:SECRET@s3.example',
+      accessKeyIdEnv: 'K',
+      secretAccessKeyEnv: 'S',
+    };
+    expect(() => parseConfig({ ...base, repositories: { ...base.repositories, far: s3 } })).toThrow(
+      /must not carry credentials; use accessKeyIdEnv/,
+    );
+    expect(() =>
+      parseConfig({
+        ...base,
+        repositories: { ...base.repositories, far: { ...s3, endpoint: 'https://s3.example' } },
+        notifications: { webhook: { url: 'https://hooks.example/x' } },
+      }),
+    ).not.toThrow();
   });
 });

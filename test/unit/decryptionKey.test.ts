@@ -15,7 +15,15 @@ import { backupDecryptionKey, decryptionKey } from '../../src/stream/decryptionK
 import { testConfig } from '../helpers/config.js';
 import type { TestKey } from '../helpers/gpg.js';
 
-const KEY: TestKey = { home: '/nowhere', publicKeyFile: '/nowhere/public.asc', privateKeyFile: '/nowhere/private.asc', passphrase: 'unused', fingerprint: 'ABCD', decryptArgs: () => [], remove: async () => undefined };
+const KEY: TestKey = {
+  home: '/nowhere',
+  publicKeyFile: '/nowhere/public.asc',
+  privateKeyFile: '/nowhere/private.asc',
+  passphrase: 'unused',
+  fingerprint: 'ABCD',
+  decryptArgs: () => [],
+  remove: async () => undefined,
+};
 const VARIABLE = 'PGWARDEN_TEST_PASSPHRASE';
 
 let dir: string;
@@ -26,7 +34,13 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const config = (key = true) => testConfig({ cluster: { host: '127.0.0.1', port: 5432, user: 'postgres', dataDir: join(dir, 'data') }, repository: join(dir, 'repo'), taskQueue: 'key-test', key: key ? KEY : undefined });
+const config = (key = true) =>
+  testConfig({
+    cluster: { host: '127.0.0.1', port: 5432, user: 'postgres', dataDir: join(dir, 'data') },
+    repository: join(dir, 'repo'),
+    taskQueue: 'key-test',
+    key: key ? KEY : undefined,
+  });
 
 async function failure(run: () => Promise<unknown> | unknown): Promise<ApplicationFailure> {
   try {
@@ -40,7 +54,10 @@ async function failure(run: () => Promise<unknown> | unknown): Promise<Applicati
 
 describe('decryptionKey', () => {
   it('returns the key file and the passphrase from the variable passphraseEnv names', () => {
-    expect(decryptionKey(config(), { [VARIABLE]: 'secret' })).toEqual({ file: KEY.privateKeyFile, passphrase: 'secret' });
+    expect(decryptionKey(config(), { [VARIABLE]: 'secret' })).toEqual({
+      file: KEY.privateKeyFile,
+      passphrase: 'secret',
+    });
   });
 
   it('fails with KeyUnreadable naming the variable when passphraseEnv is not set', async () => {
@@ -88,7 +105,13 @@ describe('decryptionKey', () => {
     // The data directory belongs to the PostgreSQL user, never root.
     await mkdir(join(dir, 'data'));
     if (process.getuid?.() === 0) await chown(join(dir, 'data'), 65534, 65534);
-    const plan = { cluster: 'main', mode: 'rehearsal', backupId, dataDirectory: join(dir, 'data'), workDirectory: join(dir, 'work-abc') } as RecoveryPlan;
+    const plan = {
+      cluster: 'main',
+      mode: 'rehearsal',
+      backupId,
+      dataDirectory: join(dir, 'data'),
+      workDirectory: join(dir, 'work-abc'),
+    } as RecoveryPlan;
     await mkdir(plan.workDirectory);
     const { stageBaseBackup } = createClusterActivities({ config: config(), env: {} });
     const f = await failure(() => new MockActivityEnvironment().run(stageBaseBackup, plan));

@@ -36,7 +36,8 @@ it('every relative link of the README and docs/ resolves, headings included', as
       const [file, anchor] = target.split('#') as [string, string | undefined];
       const path = file ? join(ROOT, dirname(doc.path), file) : join(ROOT, doc.path);
       if (!existsSync(path)) broken.push(`${doc.path}: ${target} (no file ${relative(ROOT, path)})`);
-      else if (anchor && path.endsWith('.md') && !(file ? anchors(readFileSync(path, 'utf8')) : own).has(anchor)) broken.push(`${doc.path}: ${target} (no such heading)`);
+      else if (anchor && path.endsWith('.md') && !(file ? anchors(readFileSync(path, 'utf8')) : own).has(anchor))
+        broken.push(`${doc.path}: ${target} (no such heading)`);
     }
   }
   expect(broken).toEqual([]);

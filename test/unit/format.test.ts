@@ -72,12 +72,32 @@ describe('sizes, durations, times', () => {
 
 describe('heartbeats', () => {
   it("reads each activity's fields", () => {
-    expect(readHeartbeat({ phase: 'dump', storedBytes: 10 })).toEqual({ phase: 'dump', bytes: 10, bytesLabel: 'stored' });
-    expect(readHeartbeat({ phase: 'check', repository: 's3', objects: 4, bytesRead: 99 })).toEqual({ phase: 'check', bytes: 99, bytesLabel: 'read', count: { done: 4, total: NaN, unit: 'objects' } });
-    expect(readHeartbeat({ phase: 'upload', objects: 3, of: 12, bytes: 5 })).toEqual({ phase: 'upload', bytes: 5, count: { done: 3, total: 12, unit: 'objects' } });
-    expect(readHeartbeat({ phase: 'stage-wal', walFiles: 2, of: 8 })).toEqual({ phase: 'stage-wal', count: { done: 2, total: 8, unit: 'WAL files' } });
+    expect(readHeartbeat({ phase: 'dump', storedBytes: 10 })).toEqual({
+      phase: 'dump',
+      bytes: 10,
+      bytesLabel: 'stored',
+    });
+    expect(readHeartbeat({ phase: 'check', repository: 's3', objects: 4, bytesRead: 99 })).toEqual({
+      phase: 'check',
+      bytes: 99,
+      bytesLabel: 'read',
+      count: { done: 4, total: NaN, unit: 'objects' },
+    });
+    expect(readHeartbeat({ phase: 'upload', objects: 3, of: 12, bytes: 5 })).toEqual({
+      phase: 'upload',
+      bytes: 5,
+      count: { done: 3, total: 12, unit: 'objects' },
+    });
+    expect(readHeartbeat({ phase: 'stage-wal', walFiles: 2, of: 8 })).toEqual({
+      phase: 'stage-wal',
+      count: { done: 2, total: 8, unit: 'WAL files' },
+    });
     expect(readHeartbeat({ phase: 'replay', lsn: '0/3000060' })).toEqual({ phase: 'replay', lsn: '0/3000060' });
-    expect(readHeartbeat({ phase: 'stage-base', bytes: 5, totalBytes: 20 })).toEqual({ phase: 'stage-base', bytes: 5, totalBytes: 20 });
+    expect(readHeartbeat({ phase: 'stage-base', bytes: 5, totalBytes: 20 })).toEqual({
+      phase: 'stage-base',
+      bytes: 5,
+      totalBytes: 20,
+    });
     expect(readHeartbeat(undefined)).toEqual({});
     expect(readHeartbeat({ storedBytes: 'many' })).toEqual({});
   });
@@ -99,7 +119,12 @@ describe('heartbeats', () => {
   });
 
   it('samples the activity with a byte counter, timed by its heartbeat', () => {
-    const dumping = activity({ activityId: '7', attempt: 2, heartbeat: { phase: 'dump', storedBytes: 42 }, heartbeatAt: new Date(t0 + 5000) });
+    const dumping = activity({
+      activityId: '7',
+      attempt: 2,
+      heartbeat: { phase: 'dump', storedBytes: 42 },
+      heartbeatAt: new Date(t0 + 5000),
+    });
     const other = activity({ activityId: '8', type: 'notifyApproval' });
     expect(mainActivity({ activities: [other, dumping] })).toBe(dumping);
     expect(rateSample(dumping, 0)).toEqual({ key: '7#2:dump', bytes: 42, at: t0 + 5000 });
@@ -133,9 +158,23 @@ describe('the progress line', () => {
     expect(v.fraction).toBe(0.25);
     expect(ttyProgressLine(v, 100)).toBe('upload  [#####---------------]  25%  3/12 objects  5.0 MiB  9s');
     expect(plainProgressLine(v)).toBe('upload: 3/12 objects (25%), 5.0 MiB (9s)');
-    const staging = progressView(live({ progress: { step: 'stage', since: '', done: [] }, activities: [activity({ heartbeat: { phase: 'stage-wal', walFiles: 8, of: 8 } })] }), {}, t0);
+    const staging = progressView(
+      live({
+        progress: { step: 'stage', since: '', done: [] },
+        activities: [activity({ heartbeat: { phase: 'stage-wal', walFiles: 8, of: 8 } })],
+      }),
+      {},
+      t0,
+    );
     expect(ttyProgressLine(staging, 100)).toBe('stage/stage-wal  [####################] 100%  8/8 WAL files  0s');
-    const restoring = progressView(live({ progress: { step: 'restore', since: '', done: [] }, activities: [activity({ heartbeat: { phase: 'restore', bytes: 3 * MiB, totalBytes: 12 * MiB } })] }), {}, t0);
+    const restoring = progressView(
+      live({
+        progress: { step: 'restore', since: '', done: [] },
+        activities: [activity({ heartbeat: { phase: 'restore', bytes: 3 * MiB, totalBytes: 12 * MiB } })],
+      }),
+      {},
+      t0,
+    );
     expect(ttyProgressLine(restoring, 100)).toBe('restore  [#####---------------]  25%  3.0 MiB of 12.0 MiB  0s');
     expect(plainProgressLine(restoring)).toBe('restore: 3.0 MiB of 12.0 MiB (25%) (0s)');
     expect(progressBar(0.5, 4)).toBe('[##--]');
@@ -143,7 +182,9 @@ describe('the progress line', () => {
   });
 
   it('fits the terminal, and shows the step detail when there is no heartbeat', () => {
-    const approving = live({ progress: { step: 'approve', since: '', done: ['plan', 'stage'], detail: 'x'.repeat(200) } });
+    const approving = live({
+      progress: { step: 'approve', since: '', done: ['plan', 'stage'], detail: 'x'.repeat(200) },
+    });
     const line = ttyProgressLine(progressView(approving, {}, t0 + 3000), 60);
     expect(line.length).toBeLessThanOrEqual(59);
     expect(line).toMatch(/^approve: x+… {2}3s$/);
@@ -169,7 +210,13 @@ describe('list and status', () => {
     const lines = runTable(
       [
         { workflowId: 'pgwarden/main/app/full/20261122T020000Z', kind: 'full', status: 'running', startTime: start },
-        { workflowId: 'pgwarden/main/base/x', kind: 'base', status: 'completed', startTime: start, closeTime: new Date(start.getTime() + 3_725_000) },
+        {
+          workflowId: 'pgwarden/main/base/x',
+          kind: 'base',
+          status: 'completed',
+          startTime: start,
+          closeTime: new Date(start.getTime() + 3_725_000),
+        },
       ],
       start.getTime() + 65_000,
     );
@@ -199,18 +246,29 @@ describe('list and status', () => {
       live({
         workflowType: 'pointInTimeRecovery',
         memo: { cluster: 'main', kind: 'pitr' },
-        progress: { step: 'approve', since, done: ['plan', 'stage'], detail: `stop main, keep /d as /d.aside, recover base backup B to latest. Approve: pgwarden approve ${id} --approver NAME --reason TEXT` },
+        progress: {
+          step: 'approve',
+          since,
+          done: ['plan', 'stage'],
+          detail: `stop main, keep /d as /d.aside, recover base backup B to latest. Approve: pgwarden approve ${id} --approver NAME --reason TEXT`,
+        },
       }),
       t0 + 120_000,
       { approvalDeadline: new Date(t0 + 60_000 + 24 * 3600_000) },
     );
     expect(r.lines[0]).toBe(`${id}  pointInTimeRecovery (pitr), cluster main`);
-    expect(r.lines).toContain(`  waiting   for approval until ${formatLocalTime(new Date(t0 + 60_000 + 24 * 3600_000))} (23h59m left; then it ends, nothing done); nothing live has been touched yet`);
+    expect(r.lines).toContain(
+      `  waiting   for approval until ${formatLocalTime(new Date(t0 + 60_000 + 24 * 3600_000))} (23h59m left; then it ends, nothing done); nothing live has been touched yet`,
+    );
     expect(r.lines).toContain('  done      plan, stage');
     expect(r.lines).toContain('  would     stop main, keep /d as /d.aside, recover base backup B to latest.');
     expect(r.lines).toContain(`  approve   pgwarden approve ${id} --approver NAME --reason TEXT`);
     expect(r.lines.find((l) => l.startsWith('  step'))).toMatch(/^ {2}step {6}approve for 1m00s \(since /);
-    expect(r.json).toMatchObject({ kind: 'pitr', status: 'running', approval: { approve: `pgwarden approve ${id} --approver NAME --reason TEXT` } });
+    expect(r.json).toMatchObject({
+      kind: 'pitr',
+      status: 'running',
+      approval: { approve: `pgwarden approve ${id} --approver NAME --reason TEXT` },
+    });
   });
 
   it("reports the running activity's heartbeat with its average rate, and an unknown step", () => {
@@ -219,17 +277,34 @@ describe('list and status', () => {
       live({
         queryUnanswered: true,
         taskQueue: 'pgwarden',
-        activities: [activity({ heartbeat: { phase: 'dump', storedBytes: 40 * MiB }, startedAt: new Date(t0), heartbeatAt: new Date(t0 + 10_000) })],
+        activities: [
+          activity({
+            heartbeat: { phase: 'dump', storedBytes: 40 * MiB },
+            startedAt: new Date(t0),
+            heartbeatAt: new Date(t0 + 10_000),
+          }),
+        ],
       }),
       t0 + 12_000,
     );
     expect(r.lines).toContain('  step      unknown (no worker answered the progress query within 3s)');
-    expect(r.lines).toContain('  activity  createLogicalBackup: dump, 40.0 MiB stored, 4.0 MiB/s average, heartbeat 2s ago');
+    expect(r.lines).toContain(
+      '  activity  createLogicalBackup: dump, 40.0 MiB stored, 4.0 MiB/s average, heartbeat 2s ago',
+    );
     expect(r.lines).toContain('  hint      is a worker running on task queue "pgwarden"?');
   });
 
   it('reports a failed run with its failure', () => {
-    const r = statusReport('w', live({ status: 'FAILED', closeTime: new Date(t0 + 5000), progress: { step: 'dump', since: '', done: ['preflight'] } }), t0 + 9000, { failure: 'pg_dump failed' });
+    const r = statusReport(
+      'w',
+      live({
+        status: 'FAILED',
+        closeTime: new Date(t0 + 5000),
+        progress: { step: 'dump', since: '', done: ['preflight'] },
+      }),
+      t0 + 9000,
+      { failure: 'pg_dump failed' },
+    );
     expect(r.lines[1]).toMatch(/^ {2}status {4}failed after 5\.0s \(started .*, closed .*\)$/);
     expect(r.lines).toContain('  outcome   failed: pg_dump failed');
     expect(r.lines).toContain('  steps     preflight → dump');
@@ -239,19 +314,31 @@ describe('list and status', () => {
 
   it('reports a rejected restore as rejected, with who and why, and never how to approve it', () => {
     const id = 'pgwarden/main/app/restore/20261122T020000Z';
-    const decision = { approved: false, approver: 'bob', reason: 'wrong backup', at: new Date(t0 + 3000).toISOString() };
+    const decision = {
+      approved: false,
+      approver: 'bob',
+      reason: 'wrong backup',
+      at: new Date(t0 + 3000).toISOString(),
+    };
     const r = statusReport(
       id,
       live({
         status: 'COMPLETED',
         workflowType: 'restoreDatabase',
         closeTime: new Date(t0 + 4000),
-        progress: { step: 'approve', since: '', done: ['plan'], detail: `restore main/app from backup B; the live database is kept as x. Approve: pgwarden approve ${id} --approver NAME --reason TEXT` },
+        progress: {
+          step: 'approve',
+          since: '',
+          done: ['plan'],
+          detail: `restore main/app from backup B; the live database is kept as x. Approve: pgwarden approve ${id} --approver NAME --reason TEXT`,
+        },
       }),
       t0 + 9000,
       { result: { outcome: 'rejected', cluster: 'main', database: 'app', backupId: 'B', decision } },
     );
-    expect(r.lines).toContain(`  outcome   rejected by bob at ${formatLocalTime(new Date(t0 + 3000))}: wrong backup; nothing was done`);
+    expect(r.lines).toContain(
+      `  outcome   rejected by bob at ${formatLocalTime(new Date(t0 + 3000))}: wrong backup; nothing was done`,
+    );
     expect(r.lines.join('\n')).not.toMatch(/approve |would|waiting/);
     expect(r.exitCode).toBe(3);
     expect(r.json).toMatchObject({ status: 'completed', outcome: 'rejected', decision: { approver: 'bob' } });
@@ -259,10 +346,47 @@ describe('list and status', () => {
 
   it('names each way a run ends, with its exit code', () => {
     const cases: [string, unknown, string | undefined, string, number][] = [
-      ['COMPLETED', { outcome: 'timed-out' }, undefined, 'timed out waiting for approval (nobody approved or rejected in time); nothing was done', 3],
-      ['COMPLETED', { outcome: 'restored', cluster: 'main', database: 'app', backupId: 'B', previousDatabase: 'app_pre', decision: { approver: 'al', reason: 'INC-1' } }, undefined, 'restored main/app from B; the previous database is kept as app_pre, approved by al: INC-1', 0],
-      ['COMPLETED', { outcome: 'rehearsed', cluster: 'main', target: 'latest', backupId: 'B', recovery: { timeline: 2, reachedLsn: '0/3000060' } }, undefined, 'rehearsed main to latest from base backup B, timeline 2, at 0/3000060', 0],
-      ['COMPLETED', { ok: true, cluster: 'main', database: 'app', backupId: 'B', tables: 5, rows: 40 }, undefined, 'verified main/app B: 5 tables, 40 rows restored and compared', 0],
+      [
+        'COMPLETED',
+        { outcome: 'timed-out' },
+        undefined,
+        'timed out waiting for approval (nobody approved or rejected in time); nothing was done',
+        3,
+      ],
+      [
+        'COMPLETED',
+        {
+          outcome: 'restored',
+          cluster: 'main',
+          database: 'app',
+          backupId: 'B',
+          previousDatabase: 'app_pre',
+          decision: { approver: 'al', reason: 'INC-1' },
+        },
+        undefined,
+        'restored main/app from B; the previous database is kept as app_pre, approved by al: INC-1',
+        0,
+      ],
+      [
+        'COMPLETED',
+        {
+          outcome: 'rehearsed',
+          cluster: 'main',
+          target: 'latest',
+          backupId: 'B',
+          recovery: { timeline: 2, reachedLsn: '0/3000060' },
+        },
+        undefined,
+        'rehearsed main to latest from base backup B, timeline 2, at 0/3000060',
+        0,
+      ],
+      [
+        'COMPLETED',
+        { ok: true, cluster: 'main', database: 'app', backupId: 'B', tables: 5, rows: 40 },
+        undefined,
+        'verified main/app B: 5 tables, 40 rows restored and compared',
+        0,
+      ],
       ['COMPLETED', { cluster: 'main', backups: [] }, undefined, 'completed', 0],
       ['TERMINATED', undefined, 'operator stopped it', 'terminated: operator stopped it', 4],
       ['CANCELLED', undefined, 'Workflow execution cancelled', 'cancelled', 4],
@@ -277,8 +401,12 @@ describe('list and status', () => {
 
 describe('errors', () => {
   it("turns commander's messages into one line", () => {
-    expect(usageMessage("error: unknown option '--wiat'\n(Did you mean --wait?)")).toBe("unknown option '--wiat' (did you mean --wait?)");
-    expect(oneLine(new UsageError("unknown option '--wiat'", 'pgwarden backup', 1))).toBe("unknown option '--wiat' (see: pgwarden backup --help)");
+    expect(usageMessage("error: unknown option '--wiat'\n(Did you mean --wait?)")).toBe(
+      "unknown option '--wiat' (did you mean --wait?)",
+    );
+    expect(oneLine(new UsageError("unknown option '--wiat'", 'pgwarden backup', 1))).toBe(
+      "unknown option '--wiat' (see: pgwarden backup --help)",
+    );
     expect(oneLine(new UserError('no workflow x'))).toBe('no workflow x');
     expect(oneLine(new Error('a\n  b'))).toBe('a b');
   });
@@ -295,7 +423,10 @@ describe('a run waiting on a child', () => {
     const child = { workflowId: 'pgwarden/main/app/full/20261122T020000Z', workflowType: 'fullBackup' };
     expect(childLabel(child)).toBe('app/full');
     expect(childLabel({ workflowId: 'other', workflowType: 'verifyBackup' })).toBe('verifyBackup');
-    const parent = live({ progress: { step: 'backup-databases', since: '', done: ['preflight', 'list-databases'], detail: 'app, shop' }, children: [child] });
+    const parent = live({
+      progress: { step: 'backup-databases', since: '', done: ['preflight', 'list-databases'], detail: 'app, shop' },
+      children: [child],
+    });
     const running = live({
       startTime: new Date(t0 + 5000),
       progress: { step: 'dump', since: '', done: ['preflight'] },
@@ -310,13 +441,27 @@ describe('offsiteReportLines', () => {
   it('prints each repository on a line and each problem of a failed check on its own line', () => {
     const counts = { logical: { local: 2, remote: 2 }, base: { local: 2, remote: 2 }, wal: { local: 6, remote: 6 } };
     const lines = offsiteReportLines([
-      { repository: 's3', error: 'offsite repository "s3" (s3://b/p/): credentials refused by 127.0.0.1 (SignatureDoesNotMatch)' },
+      {
+        repository: 's3',
+        error: 'offsite repository "s3" (s3://b/p/): credentials refused by 127.0.0.1 (SignatureDoesNotMatch)',
+      },
       {
         repository: 'rsync',
-        sync: { repository: 'rsync', uploaded: 10, uploadedBytes: 2048, uploadedKeys: [], alreadyThere: 0, syncedAt: '2026-11-22T05:00:00Z' },
-        error: 'offsite repository "rsync" failed its check (2 problems):\nmissing main/wal/000000010000000000000003.zst: not on the remote (5 bytes locally)\nunexpected main/logical/app/20261122T020000Z/extra.bin: not listed by manifest.json',
+        sync: {
+          repository: 'rsync',
+          uploaded: 10,
+          uploadedBytes: 2048,
+          uploadedKeys: [],
+          alreadyThere: 0,
+          syncedAt: '2026-11-22T05:00:00Z',
+        },
+        error:
+          'offsite repository "rsync" failed its check (2 problems):\nmissing main/wal/000000010000000000000003.zst: not on the remote (5 bytes locally)\nunexpected main/logical/app/20261122T020000Z/extra.bin: not listed by manifest.json',
       },
-      { repository: 'dr', check: { repository: 'dr', notShippedYet: 0, counts, contentChecked: 7, archived: 3, problems: [] } },
+      {
+        repository: 'dr',
+        check: { repository: 'dr', notShippedYet: 0, counts, contentChecked: 7, archived: 3, problems: [] },
+      },
     ]);
     expect(lines).toEqual([
       's3: FAILED: offsite repository "s3" (s3://b/p/): credentials refused by 127.0.0.1 (SignatureDoesNotMatch)',

@@ -27,11 +27,18 @@ afterAll(async () => {
 
 async function encrypted(data: Buffer, to: TestKey): Promise<string> {
   const path = join(dir, `${randomBytes(4).toString('hex')}.gpg`);
-  await storeArtifact(Readable.from([data]), path, { compression: { algorithm: 'none' }, recipients: await loadRecipientKeys([to.publicKeyFile]) });
+  await storeArtifact(Readable.from([data]), path, {
+    compression: { algorithm: 'none' },
+    recipients: await loadRecipientKeys([to.publicKeyFile]),
+  });
   return path;
 }
 
-async function decrypt(path: string, keyFile: string, passphrase: string): Promise<{ out: Buffer; exit: PromiseSettledResult<void> }> {
+async function decrypt(
+  path: string,
+  keyFile: string,
+  passphrase: string,
+): Promise<{ out: Buffer; exit: PromiseSettledResult<void> }> {
   const keyring = await openKeyring(keyFile);
   try {
     const gpg = keyring.decrypt({ passphrase });
@@ -58,7 +65,9 @@ describe('gpg decryption', () => {
     const path = await encrypted(randomBytes(1000), key);
     const wrongKey = await decrypt(path, other.privateKeyFile, other.passphrase);
     expect(wrongKey.exit.status).toBe('rejected');
-    expect(gpgFailure((wrongKey.exit as PromiseRejectedResult).reason.stderr)).toMatch(/not encrypted to this worker's private key/);
+    expect(gpgFailure((wrongKey.exit as PromiseRejectedResult).reason.stderr)).toMatch(
+      /not encrypted to this worker's private key/,
+    );
     const wrongPassphrase = await decrypt(path, key.privateKeyFile, 'not-the-passphrase');
     expect(wrongPassphrase.exit.status).toBe('rejected');
     expect(gpgFailure((wrongPassphrase.exit as PromiseRejectedResult).reason.stderr)).toMatch(/passphrase .* wrong/);
@@ -71,7 +80,13 @@ describe('gpg decryption', () => {
     const out = await mkdtemp(join(dir, 'keys-'));
     const script = block!.replace(/^ {3}/gm, '').replaceAll('/etc/pgwarden/', `${out}/`);
     const passphrase = `readme-${randomBytes(6).toString('hex')}`;
-    const run = await execa('bash', ['-e', '-c', `umask 022\n${script}`], { env: { PATH: process.env.PATH!, PASSPHRASE: passphrase }, extendEnv: false, stdin: 'ignore', reject: false, timeout: 60_000 });
+    const run = await execa('bash', ['-e', '-c', `umask 022\n${script}`], {
+      env: { PATH: process.env.PATH!, PASSPHRASE: passphrase },
+      extendEnv: false,
+      stdin: 'ignore',
+      reject: false,
+      timeout: 60_000,
+    });
     expect(run.exitCode, run.stderr).toBe(0);
     // The private key is written 0600 whatever the administrator's umask (022 here).
     expect((await stat(join(out, 'backup.key.asc'))).mode & 0o777).toBe(0o600);

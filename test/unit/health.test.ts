@@ -1,7 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { evaluateHealth, notificationDue, offsiteWaitingStatus, resolvedKeys, type HealthSnapshot, type HealthThresholds } from '../../src/lib/health.js';
+import {
+  evaluateHealth,
+  notificationDue,
+  offsiteWaitingStatus,
+  resolvedKeys,
+  type HealthSnapshot,
+  type HealthThresholds,
+} from '../../src/lib/health.js';
 
-const T: HealthThresholds = { maxBackupAgeHours: 24, maxBaseBackupAgeDays: 8, maxVerifiedRestoreAgeDays: 7, maxRepositoryUsedPercent: 85 };
+const T: HealthThresholds = {
+  maxBackupAgeHours: 24,
+  maxBaseBackupAgeDays: 8,
+  maxVerifiedRestoreAgeDays: 7,
+  maxRepositoryUsedPercent: 85,
+};
 const at = '2026-11-22T12:00:00.000Z';
 const hoursAgo = (h: number) => new Date(Date.parse(at) - h * 3_600_000).toISOString();
 
@@ -10,7 +22,14 @@ function healthy(): HealthSnapshot {
     cluster: 'main',
     at,
     backups: [
-      { kind: 'logical', database: 'app', lastAt: hoursAgo(10), lastBytes: 100, firstAt: hoursAgo(500), lastVerifiedAt: hoursAgo(8) },
+      {
+        kind: 'logical',
+        database: 'app',
+        lastAt: hoursAgo(10),
+        lastBytes: 100,
+        firstAt: hoursAgo(500),
+        lastVerifiedAt: hoursAgo(8),
+      },
       { kind: 'base', lastAt: hoursAgo(100), lastBytes: 1000, firstAt: hoursAgo(100), lastVerifiedAt: null },
     ],
     archiver: { secondsSinceLastArchived: 30, segmentsWaiting: 0, failedCount: 0, alerts: [] },
@@ -30,9 +49,20 @@ describe('evaluateHealth', () => {
     s.backups[1] = { ...s.backups[1]!, lastAt: hoursAgo(24 * 9) };
     s.archiver!.alerts = ['cluster "main": archive_command is failing: 3 failed attempts'];
     s.repository.freeBytes = 100;
-    s.offsite = [{ repository: 's3', missing: 3, missingPastGrace: 2 }, { repository: 'rsync', missing: 0, missingPastGrace: 0, error: 'connection refused' }];
+    s.offsite = [
+      { repository: 's3', missing: 3, missingPastGrace: 2 },
+      { repository: 'rsync', missing: 0, missingPastGrace: 0, error: 'connection refused' },
+    ];
     const alerts = evaluateHealth(s, T);
-    expect(alerts.map((a) => a.key)).toEqual(['backup-stale:app', 'verify-stale:app', 'base-stale', 'archiver:failing', 'repository-full', 'offsite-drift:s3', 'offsite-unreachable:rsync']);
+    expect(alerts.map((a) => a.key)).toEqual([
+      'backup-stale:app',
+      'verify-stale:app',
+      'base-stale',
+      'archiver:failing',
+      'repository-full',
+      'offsite-drift:s3',
+      'offsite-unreachable:rsync',
+    ]);
     expect(alerts[0]!.message).toBe('main/app: the newest backup finished 25.0 hours ago (threshold 24 hours)');
     expect(alerts[4]!.message).toBe('repository "local" is 90% full (threshold 85%)');
     expect(alerts[5]!.message).toContain('offsite "s3" lacks 2 objects of main (3 with recent ones)');
@@ -43,9 +73,13 @@ describe('evaluateHealth', () => {
     s.backups[0] = { ...s.backups[0]!, lastVerifiedAt: null, firstAt: hoursAgo(24 * 6) };
     expect(evaluateHealth(s, T)).toEqual([]);
     s.backups[0] = { ...s.backups[0]!, firstAt: hoursAgo(24 * 7 + 1) };
-    expect(evaluateHealth(s, T).map((a) => a.message)).toEqual(['main/app: no backup verified by a restore in 7 days (threshold 7 days)']);
+    expect(evaluateHealth(s, T).map((a) => a.message)).toEqual([
+      'main/app: no backup verified by a restore in 7 days (threshold 7 days)',
+    ]);
     expect(evaluateHealth({ ...healthy(), backups: [] }, T).map((a) => a.key)).toEqual(['backup-missing']);
-    expect(evaluateHealth({ ...healthy(), archiver: undefined, unreachable: 'connection refused' }, T).map((a) => a.key)).toEqual(['unreachable']);
+    expect(
+      evaluateHealth({ ...healthy(), archiver: undefined, unreachable: 'connection refused' }, T).map((a) => a.key),
+    ).toEqual(['unreachable']);
   });
 });
 
@@ -74,8 +108,18 @@ describe('what local retention keeps for an offsite confirmation', () => {
 
   it('is counted per repository, with its oldest', () => {
     expect(offsiteWaitingStatus(items)).toEqual([
-      { repository: 'far', backups: 1, walFiles: 2, oldest: { what: 'main/base/20261101T030000Z', committedAt: hoursAgo(24 * 21) } },
-      { repository: 's3', backups: 2, walFiles: 0, oldest: { what: 'main/base/20261101T030000Z', committedAt: hoursAgo(24 * 21) } },
+      {
+        repository: 'far',
+        backups: 1,
+        walFiles: 2,
+        oldest: { what: 'main/base/20261101T030000Z', committedAt: hoursAgo(24 * 21) },
+      },
+      {
+        repository: 's3',
+        backups: 2,
+        walFiles: 0,
+        oldest: { what: 'main/base/20261101T030000Z', committedAt: hoursAgo(24 * 21) },
+      },
     ]);
   });
 
@@ -87,12 +131,21 @@ describe('what local retention keeps for an offsite confirmation', () => {
     ]);
     const all = evaluateHealth({ ...healthy(), offsiteWaiting: offsiteWaitingStatus(items) }, T);
     expect(all.map((a) => a.key)).toEqual(['offsite-waiting:far', 'offsite-waiting:s3']);
-    expect(all[1]!.message).toContain('has not confirmed 2 backups of main that local retention would delete (the oldest, main/base/20261101T030000Z, committed 21 days ago; threshold 48 hours)');
+    expect(all[1]!.message).toContain(
+      'has not confirmed 2 backups of main that local retention would delete (the oldest, main/base/20261101T030000Z, committed 21 days ago; threshold 48 hours)',
+    );
   });
 
   it('a retention plan that cannot run is an alert of its own, not a failed check', () => {
     const alerts = evaluateHealth({ ...healthy(), retentionError: 'offsite record far.json is not JSON' }, T);
-    expect(alerts).toEqual([{ key: 'retention-plan', message: expect.stringContaining('local retention of main cannot plan (offsite record far.json is not JSON): nothing is deleted') }]);
+    expect(alerts).toEqual([
+      {
+        key: 'retention-plan',
+        message: expect.stringContaining(
+          'local retention of main cannot plan (offsite record far.json is not JSON): nothing is deleted',
+        ),
+      },
+    ]);
   });
 });
 

@@ -14,6 +14,7 @@ describe('hostQueueName', () => {
   });
 
   it('sends a cluster at a loopback address to this worker', () => {
-    for (const host of ['127.0.0.1', 'localhost', '::1']) expect(clusterHostQueue({ host }, 'here')).toBe('pgwarden@here');
+    for (const host of ['127.0.0.1', 'localhost', '::1'])
+      expect(clusterHostQueue({ host }, 'here')).toBe('pgwarden@here');
   });
 });

@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { backupIdProblem, backupIdTime, formatBackupId, fullBackupWorkflowId, isBackupId, isSafeName, isScratchDatabaseName, restoreNames } from '../../src/lib/ids.js';
+import {
+  backupIdProblem,
+  backupIdTime,
+  formatBackupId,
+  fullBackupWorkflowId,
+  isBackupId,
+  isSafeName,
+  isScratchDatabaseName,
+  restoreNames,
+} from '../../src/lib/ids.js';
 
 describe('backup ids', () => {
   it('is the UTC start second', () => {
@@ -19,11 +28,21 @@ describe('backup ids', () => {
   });
 
   it('refuses what is not one', () => {
-    for (const bad of ['', '2026-11-22', '20261122T020000', '20261332T020000Z', '20261122T020000Z-', '20261122T020000Z-UP', '../x']) {
+    for (const bad of [
+      '',
+      '2026-11-22',
+      '20261122T020000',
+      '20261332T020000Z',
+      '20261122T020000Z-',
+      '20261122T020000Z-UP',
+      '../x',
+    ]) {
       expect(isBackupId(bad), bad).toBe(false);
     }
     expect(backupIdProblem('20261122T020000Z')).toBeUndefined();
-    expect(backupIdProblem('x/y', '--backup-id')).toBe('--backup-id "x/y" is not of the form 20261122T020000Z[-suffix]');
+    expect(backupIdProblem('x/y', '--backup-id')).toBe(
+      '--backup-id "x/y" is not of the form 20261122T020000Z[-suffix]',
+    );
   });
 
   it('gives each restore run its own database names, still named after the backup', () => {
@@ -33,18 +52,35 @@ describe('backup ids', () => {
       preRestoreDatabase: 'app_pre_restore_20261122t020000z_1b2c3d',
     });
     // Runs started before names were per run keep theirs.
-    expect(restoreNames('app', '20261122T020000Z-a1')).toEqual({ restoreDatabase: 'app_restore_20261122t020000z_a1', preRestoreDatabase: 'app_pre_restore_20261122t020000z_a1' });
+    expect(restoreNames('app', '20261122T020000Z-a1')).toEqual({
+      restoreDatabase: 'app_restore_20261122t020000z_a1',
+      preRestoreDatabase: 'app_pre_restore_20261122t020000z_a1',
+    });
   });
 
   it('keeps both names within 63 bytes for any database name PostgreSQL allows, distinct, and droppable only as staging', () => {
     const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
     // Names that fit keep the database name whole.
-    expect(restoreNames('a'.repeat(27), '20261122T020000Z', 'abcdef').preRestoreDatabase).toBe(`${'a'.repeat(27)}_pre_restore_20261122t020000z_abcdef`);
-    const long = restoreNames('orders_archive_2019_to_2024_x', '20261122T020000Z', '019ada2e-77aa-7d2e-9c1a-5e2f0a1b2c3d');
+    expect(restoreNames('a'.repeat(27), '20261122T020000Z', 'abcdef').preRestoreDatabase).toBe(
+      `${'a'.repeat(27)}_pre_restore_20261122t020000z_abcdef`,
+    );
+    const long = restoreNames(
+      'orders_archive_2019_to_2024_x',
+      '20261122T020000Z',
+      '019ada2e-77aa-7d2e-9c1a-5e2f0a1b2c3d',
+    );
     expect(long.preRestoreDatabase).toMatch(/^orders_archive_201_[0-9a-f]{8}_pre_restore_20261122t020000z_1b2c3d$/);
     expect(long.restoreDatabase).toBe(long.preRestoreDatabase.replace('_pre_restore_', '_restore_'));
-    const database = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 63 }).filter((s) => bytes(s) <= 63 && !s.includes('_restore_')));
-    const backupId = fc.oneof(fc.constant('20261122T020000Z'), fc.stringMatching(/^[a-z0-9]{1,16}$/).map((x) => `20261122T020000Z-${x}`));
+    const database = fc.oneof(
+      fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,62}$/),
+      fc
+        .string({ unit: 'grapheme', minLength: 1, maxLength: 63 })
+        .filter((s) => bytes(s) <= 63 && !s.includes('_restore_')),
+    );
+    const backupId = fc.oneof(
+      fc.constant('20261122T020000Z'),
+      fc.stringMatching(/^[a-z0-9]{1,16}$/).map((x) => `20261122T020000Z-${x}`),
+    );
     const runId = fc.option(fc.uuid(), { nil: undefined });
     fc.assert(
       fc.property(database, database, backupId, runId, (a, b, id, run) => {
@@ -78,6 +114,7 @@ describe('backup ids', () => {
 
   it('keeps repository path components safe', () => {
     for (const ok of ['app', 'App_2', 'my-db', 'a.b', 'x@y']) expect(isSafeName(ok), ok).toBe(true);
-    for (const bad of ['', '.', '..', '../etc', 'a/b', '.hidden', 'a..b', 'with space', 'x'.repeat(64)]) expect(isSafeName(bad), bad).toBe(false);
+    for (const bad of ['', '.', '..', '../etc', 'a/b', '.hidden', 'a..b', 'with space', 'x'.repeat(64)])
+      expect(isSafeName(bad), bad).toBe(false);
   });
 });

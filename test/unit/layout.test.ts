@@ -4,7 +4,9 @@ import { artifactName, joinPath, logicalBackupDir } from '../../src/lib/layout.j
 
 describe('repository layout', () => {
   it('places logical backups as DESIGN.md says', () => {
-    expect(logicalBackupDir('/srv/pgwarden/', 'main', 'app', '20261122T020000Z')).toBe('/srv/pgwarden/main/logical/app/20261122T020000Z');
+    expect(logicalBackupDir('/srv/pgwarden/', 'main', 'app', '20261122T020000Z')).toBe(
+      '/srv/pgwarden/main/logical/app/20261122T020000Z',
+    );
     expect(joinPath('/', 'a', '/b/')).toBe('/a/b');
   });
 

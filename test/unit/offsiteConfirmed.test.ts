@@ -2,14 +2,36 @@
 // deletes: a group counts only when every one of its local objects is on the remote with the same
 // size and sha256; earlier confirmations survive, groups gone locally are dropped (within the check's scope).
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_OFFSITE_RETENTION, offsiteRetention, planRemoteRetention, remoteBackups, type LocalObject, type RemoteBackup, type RemoteEntry } from '../../src/lib/offsite.js';
-import { awaitingConfirmation, confirmedGroups, mergeConfirmations, recordAfterCheck, type OffsiteConfirmations } from '../../src/lib/offsiteConfirmed.js';
+import {
+  DEFAULT_OFFSITE_RETENTION,
+  offsiteRetention,
+  planRemoteRetention,
+  remoteBackups,
+  type LocalObject,
+  type RemoteBackup,
+  type RemoteEntry,
+} from '../../src/lib/offsite.js';
+import {
+  awaitingConfirmation,
+  confirmedGroups,
+  mergeConfirmations,
+  recordAfterCheck,
+  type OffsiteConfirmations,
+} from '../../src/lib/offsiteConfirmed.js';
 import { applyRetention, DEFAULT_RETENTION } from '../../src/lib/retention.js';
 import { backupIdTime } from '../../src/lib/ids.js';
 import { formatLsn, segmentName } from '../../src/lib/wal.js';
 
-const obj = (key: string, bytes = 10, sha256 = 'a', marker = false): LocalObject => ({ key, kind: key.split('/')[1] as LocalObject['kind'], bytes, sha256, marker, committedAt: '2026-11-22T00:00:00Z' });
-const remote = (entries: [string, number, string?][]): Map<string, RemoteEntry> => new Map(entries.map(([key, bytes, recordedSha256]) => [key, { key, bytes, recordedSha256 }]));
+const obj = (key: string, bytes = 10, sha256 = 'a', marker = false): LocalObject => ({
+  key,
+  kind: key.split('/')[1] as LocalObject['kind'],
+  bytes,
+  sha256,
+  marker,
+  committedAt: '2026-11-22T00:00:00Z',
+});
+const remote = (entries: [string, number, string?][]): Map<string, RemoteEntry> =>
+  new Map(entries.map(([key, bytes, recordedSha256]) => [key, { key, bytes, recordedSha256 }]));
 const WAL = '000000010000000000000003';
 
 describe('offsite confirmations', () => {
@@ -42,10 +64,30 @@ describe('offsite confirmations', () => {
   it('keeps earlier confirmations with their time, drops groups gone locally, and a WAL-only check leaves backups alone', () => {
     const t1 = new Date('2026-11-22T05:00:00Z');
     const t2 = new Date('2026-11-23T05:00:00Z');
-    const first = mergeConfirmations(undefined, { repository: 's3', confirmed: ['main/base/B1', 'main/base/B0'], localGroups: ['main/base/B1', 'main/base/B0'], now: t1 });
-    const walOnly = mergeConfirmations(first, { repository: 's3', confirmed: [`main/wal/${WAL}`], localGroups: [`main/wal/${WAL}`], walOnly: true, now: t2 });
-    expect(walOnly.confirmed).toEqual({ 'main/base/B1': t1.toISOString(), 'main/base/B0': t1.toISOString(), [`main/wal/${WAL}`]: t2.toISOString() });
-    const full = mergeConfirmations(walOnly, { repository: 's3', confirmed: ['main/base/B1'], localGroups: ['main/base/B1', `main/wal/${WAL}`], now: t2 });
+    const first = mergeConfirmations(undefined, {
+      repository: 's3',
+      confirmed: ['main/base/B1', 'main/base/B0'],
+      localGroups: ['main/base/B1', 'main/base/B0'],
+      now: t1,
+    });
+    const walOnly = mergeConfirmations(first, {
+      repository: 's3',
+      confirmed: [`main/wal/${WAL}`],
+      localGroups: [`main/wal/${WAL}`],
+      walOnly: true,
+      now: t2,
+    });
+    expect(walOnly.confirmed).toEqual({
+      'main/base/B1': t1.toISOString(),
+      'main/base/B0': t1.toISOString(),
+      [`main/wal/${WAL}`]: t2.toISOString(),
+    });
+    const full = mergeConfirmations(walOnly, {
+      repository: 's3',
+      confirmed: ['main/base/B1'],
+      localGroups: ['main/base/B1', `main/wal/${WAL}`],
+      now: t2,
+    });
     expect(full.confirmed).toEqual({ 'main/base/B1': t1.toISOString(), [`main/wal/${WAL}`]: t2.toISOString() });
     expect(full.checkedAt).toBe(t2.toISOString());
   });
@@ -76,15 +118,22 @@ describe('the offsite gate and the remote policy', () => {
 
   // Daily scheduled backups at 02:00, and an ad-hoc one at 01:00 on the 5th: the remote's tiers keep
   // the newest of each day, so they drop it; the local policy deletes it too.
-  const ids = [...Array.from({ length: 20 }, (_, d) => `202611${String(d + 1).padStart(2, '0')}T020000Z`), '20261105T010000Z'];
+  const ids = [
+    ...Array.from({ length: 20 }, (_, d) => `202611${String(d + 1).padStart(2, '0')}T020000Z`),
+    '20261105T010000Z',
+  ];
   const adhoc = 'main/logical/app/20261105T010000Z';
   const keys = ids.flatMap((id) => [`main/logical/app/${id}/manifest.json`, `main/logical/app/${id}/dump.pgdump`]);
-  const gate = (record: OffsiteConfirmations) => (group: string) => awaitingConfirmation(group, ['r'], new Map([['r', record]]));
+  const gate = (record: OffsiteConfirmations) => (group: string) =>
+    awaitingConfirmation(group, ['r'], new Map([['r', record]]));
 
   it('an ad-hoc backup the remote tiers drop: its earlier confirmation is kept, and one never uploaded is not held by policy', () => {
     const { inventory, expected, dropped } = view(keys, remoteBackups(keys), DEFAULT_OFFSITE_RETENTION);
     expect(dropped.has(`${adhoc}/dump.pgdump`)).toBe(true);
-    const local = applyRetention(ids.map((id) => ({ backupId: id, time: backupIdTime(id)!, verified: false })), DEFAULT_RETENTION);
+    const local = applyRetention(
+      ids.map((id) => ({ backupId: id, time: backupIdTime(id)!, verified: false })),
+      DEFAULT_RETENTION,
+    );
     expect(local.delete.map((d) => d.backupId)).toContain('20261105T010000Z');
     // Confirmed by an earlier check, then removed by the remote's retention.
     const earlier = { repository: 'r', confirmed: { [adhoc]: '2026-11-05T03:00:00Z' } };
@@ -97,7 +146,13 @@ describe('the offsite gate and the remote policy', () => {
     expect(fresh.notHeld).toEqual({ [adhoc]: now.toISOString() });
     expect(gate(fresh)(adhoc)).toEqual([]);
     // What the remote keeps and does not hold still waits; what it holds is confirmed.
-    const partial = recordAfterCheck(undefined, { repository: 'r', inventory, expected, remote: held(expected.filter((o) => !o.key.includes('20261120')) ), now });
+    const partial = recordAfterCheck(undefined, {
+      repository: 'r',
+      inventory,
+      expected,
+      remote: held(expected.filter((o) => !o.key.includes('20261120'))),
+      now,
+    });
     expect(gate(partial)('main/logical/app/20261120T020000Z')).toEqual(['r']);
     expect(gate(partial)('main/logical/app/20261119T020000Z')).toEqual([]);
   });
@@ -107,26 +162,52 @@ describe('the offsite gate and the remote policy', () => {
     const first = recordAfterCheck(undefined, { repository: 'r', inventory, expected, remote: held(expected), now });
     const later = new Date(now.getTime() + 3_600_000);
     // The next check: the operator widened the remote policy (it wants the ad-hoc backup again).
-    const second = recordAfterCheck(first, { repository: 'r', inventory, expected: inventory, remote: held(expected), now: later });
+    const second = recordAfterCheck(first, {
+      repository: 'r',
+      inventory,
+      expected: inventory,
+      remote: held(expected),
+      now: later,
+    });
     expect(second.notHeld).toBeUndefined();
     expect(gate(second)(adhoc)).toEqual(['r']);
     // Kept its first time while still not wanted; gone locally: gone from the record.
     const same = recordAfterCheck(first, { repository: 'r', inventory, expected, remote: held(expected), now: later });
     expect(same.notHeld).toEqual({ [adhoc]: now.toISOString() });
-    const gone = recordAfterCheck(first, { repository: 'r', inventory: inventory.filter((o) => !o.key.startsWith(adhoc)), expected, remote: held(expected), now: later });
+    const gone = recordAfterCheck(first, {
+      repository: 'r',
+      inventory: inventory.filter((o) => !o.key.startsWith(adhoc)),
+      expected,
+      remote: held(expected),
+      now: later,
+    });
     expect(gone.notHeld).toBeUndefined();
     // A WAL-only check leaves the backups' marks alone.
-    const walOnly = recordAfterCheck(first, { repository: 'r', inventory: [], expected: [], remote: new Map(), walOnly: true, now: later });
+    const walOnly = recordAfterCheck(first, {
+      repository: 'r',
+      inventory: [],
+      expected: [],
+      remote: new Map(),
+      walOnly: true,
+      now: later,
+    });
     expect(walOnly.notHeld).toEqual(first.notHeld);
   });
 
-  it('legacy retentionDays: 7: older base backups and the WAL below the remote\'s oldest base backup do not wait; newer WAL does until confirmed', () => {
+  it("legacy retentionDays: 7: older base backups and the WAL below the remote's oldest base backup do not wait; newer WAL does until confirmed", () => {
     const seg = (n: number) => segmentName(1, BigInt(n));
     const lsn = (n: number) => formatLsn(BigInt(n) * 16_777_216n);
     // Weekly base backups on the 1st, 8th and 15th (segments 10, 40, 70), WAL from 10 to 90.
-    const bases = [['20261101T030000Z', 10], ['20261108T030000Z', 40], ['20261115T030000Z', 70]] as const;
+    const bases = [
+      ['20261101T030000Z', 10],
+      ['20261108T030000Z', 40],
+      ['20261115T030000Z', 70],
+    ] as const;
     const baseKeys = bases.flatMap(([id]) => [`main/base/${id}/manifest.json`, `main/base/${id}/base.tar.zst`]);
-    const walKeys = Array.from({ length: 81 }, (_, i) => seg(10 + i)).flatMap((n) => [`main/wal/${n}.zst`, `main/wal/${n}.json`]);
+    const walKeys = Array.from({ length: 81 }, (_, i) => seg(10 + i)).flatMap((n) => [
+      `main/wal/${n}.zst`,
+      `main/wal/${n}.json`,
+    ]);
     const all = [...baseKeys, ...walKeys];
     const backups = remoteBackups(all).map((b) => {
       const [, start] = bases.find(([id]) => id === b.backupId)!;
@@ -134,7 +215,13 @@ describe('the offsite gate and the remote policy', () => {
     });
     const { inventory, expected } = view(all, backups, offsiteRetention({ retentionDays: 7 }));
     // The remote holds what its policy keeps except the newest WAL, not shipped yet.
-    const record = recordAfterCheck(undefined, { repository: 'r', inventory, expected, remote: held(expected.filter((o) => !o.key.includes(seg(90)))), now });
+    const record = recordAfterCheck(undefined, {
+      repository: 'r',
+      inventory,
+      expected,
+      remote: held(expected.filter((o) => !o.key.includes(seg(90)))),
+      now,
+    });
     const g = gate(record);
     expect(g('main/base/20261101T030000Z')).toEqual([]);
     expect(g('main/base/20261108T030000Z')).toEqual([]);

@@ -16,7 +16,12 @@ let publicKeyFile: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pgwarden-pipeline-'));
-  const { privateKey: armoredPrivate, publicKey } = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 't@pgwarden.test' }], format: 'armored' });
+  const { privateKey: armoredPrivate, publicKey } = await openpgp.generateKey({
+    type: 'ecc',
+    curve: 'curve25519Legacy',
+    userIDs: [{ email: 't@pgwarden.test' }],
+    format: 'armored',
+  });
   privateKey = await openpgp.readPrivateKey({ armoredKey: armoredPrivate });
   publicKeyFile = join(dir, 'pub.asc');
   await writeFile(publicKeyFile, publicKey);
@@ -27,9 +32,11 @@ afterAll(async () => {
 });
 
 function chunks(data: Buffer, size = 64 * 1024): Readable {
-  return Readable.from((function* () {
-    for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-  })());
+  return Readable.from(
+    (function* () {
+      for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+    })(),
+  );
 }
 
 describe('storeArtifact', () => {
@@ -37,7 +44,10 @@ describe('storeArtifact', () => {
     const data = Buffer.concat([randomBytes(1 << 20), Buffer.alloc(4 << 20, 'pgwarden ')]);
     const recipients = await loadRecipientKeys([publicKeyFile]);
     const path = join(dir, 'a.zst.gpg');
-    const stored = await storeArtifact(chunks(data), path, { compression: { algorithm: 'zstd', level: 3 }, recipients });
+    const stored = await storeArtifact(chunks(data), path, {
+      compression: { algorithm: 'zstd', level: 3 },
+      recipients,
+    });
     const bytes = await readFile(path);
     expect(stored.rawBytes).toBe(data.length);
     expect(stored.bytes).toBe(bytes.length);
@@ -78,7 +88,10 @@ describe('storeArtifact', () => {
     const before = process.memoryUsage().rss;
     let peak = before;
     const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-    const stored = await storeArtifact(source, join(dir, 'big.zst.gpg'), { compression: { algorithm: 'zstd', level: 1 }, recipients });
+    const stored = await storeArtifact(source, join(dir, 'big.zst.gpg'), {
+      compression: { algorithm: 'zstd', level: 1 },
+      recipients,
+    });
     clearInterval(timer);
     await rm(join(dir, 'big.zst.gpg'));
     expect(stored.rawBytes).toBe(total);

@@ -30,7 +30,11 @@ describe('posix storage', () => {
     await storage.probe();
     const source = join(dir, 'source');
     await writeFile(source, 'dump bytes');
-    await storage.put('main/logical/app/20261122T020000Z/dump.pgdump', source, { bytes: 10, sha256: sha256('dump bytes'), kind: 'logical' });
+    await storage.put('main/logical/app/20261122T020000Z/dump.pgdump', source, {
+      bytes: 10,
+      sha256: sha256('dump bytes'),
+      kind: 'logical',
+    });
     const path = storage.pathOf('main/logical/app/20261122T020000Z/dump.pgdump');
     expect(await mode(path)).toBe(0o600);
     expect(await mode(join(dir, 'repo', 'main', 'logical'))).toBe(0o700);
@@ -39,8 +43,15 @@ describe('posix storage', () => {
     await writeFile(storage.pathOf('main/logical/app/20261122T020000Z/x.partial'), 'left by a crash');
 
     const listed = await storage.list('main/logical/');
-    expect([...listed.keys()].sort()).toEqual(['main/logical/app/20261122T020000Z/dump.pgdump', 'main/logical/app/20261122T020000Z/manifest.json']);
-    expect(listed.get('main/logical/app/20261122T020000Z/dump.pgdump')).toEqual({ key: 'main/logical/app/20261122T020000Z/dump.pgdump', bytes: 10, recordedSha256: undefined });
+    expect([...listed.keys()].sort()).toEqual([
+      'main/logical/app/20261122T020000Z/dump.pgdump',
+      'main/logical/app/20261122T020000Z/manifest.json',
+    ]);
+    expect(listed.get('main/logical/app/20261122T020000Z/dump.pgdump')).toEqual({
+      key: 'main/logical/app/20261122T020000Z/dump.pgdump',
+      bytes: 10,
+      recordedSha256: undefined,
+    });
     expect((await storage.read('main/logical/app/20261122T020000Z/manifest.json')).toString()).toBe('{}\n');
     expect(await storage.readIfExists('main/nothing.json')).toBeUndefined();
     await expect(storage.read('main/nothing.json')).rejects.toMatchObject({ code: 'ENOENT' });
@@ -58,7 +69,9 @@ describe('posix storage', () => {
 
   it('refuses a repository it cannot write, naming it', async () => {
     if (process.getuid?.() === 0) return; // root writes anywhere
-    await expect(createPosixStorage('local', '/proc/pgwarden').probe()).rejects.toThrow('repository "local" at /proc/pgwarden is not writable');
+    await expect(createPosixStorage('local', '/proc/pgwarden').probe()).rejects.toThrow(
+      'repository "local" at /proc/pgwarden is not writable',
+    );
   });
 });
 
@@ -71,12 +84,20 @@ describe('registry', () => {
   } as unknown as Config;
 
   it('opens each repository type with its driver, which declares what it supports', () => {
-    expect(openStorage(config, 'local', {})).toMatchObject({ type: 'local', features: { localPath: true, recordsSha256: false } });
-    expect(openStorage(config, 'dr', {})).toMatchObject({ type: 'rsync', features: { batch: true, recordsSha256: true } });
+    expect(openStorage(config, 'local', {})).toMatchObject({
+      type: 'local',
+      features: { localPath: true, recordsSha256: false },
+    });
+    expect(openStorage(config, 'dr', {})).toMatchObject({
+      type: 'rsync',
+      features: { batch: true, recordsSha256: true },
+    });
   });
 
   it('opens only s3 and rsync repositories as offsite stores', () => {
-    expect(() => openStore(config, 'local', {})).toThrow('"local" is not an offsite (s3 or rsync) repository in the config');
+    expect(() => openStore(config, 'local', {})).toThrow(
+      '"local" is not an offsite (s3 or rsync) repository in the config',
+    );
     expect(() => openStorage(config, 'nope', {})).toThrow('"nope" is not a repository in the config');
   });
 });

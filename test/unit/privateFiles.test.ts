@@ -45,13 +45,17 @@ describe('private files', () => {
     await mkdirPrivate(join(dir, 'old/x/y/z')); // exists: nothing to do
   });
 
-  it.runIf(process.getuid?.() === 0)('as root, files and directories take the owner of the directory they are created in', async () => {
-    const repo = join(dir, 'repo');
-    await mkdir(repo);
-    await chmod(repo, 0o700);
-    await chown(repo, 65534, 65534);
-    await mkdirPrivate(join(repo, 'main/logical'));
-    await writeFileAtomic(join(repo, 'main/logical/manifest.json'), '{}');
-    for (const p of ['main', 'main/logical', 'main/logical/manifest.json']) expect((await stat(join(repo, p))).uid).toBe(65534);
-  });
+  it.runIf(process.getuid?.() === 0)(
+    'as root, files and directories take the owner of the directory they are created in',
+    async () => {
+      const repo = join(dir, 'repo');
+      await mkdir(repo);
+      await chmod(repo, 0o700);
+      await chown(repo, 65534, 65534);
+      await mkdirPrivate(join(repo, 'main/logical'));
+      await writeFileAtomic(join(repo, 'main/logical/manifest.json'), '{}');
+      for (const p of ['main', 'main/logical', 'main/logical/manifest.json'])
+        expect((await stat(join(repo, p))).uid).toBe(65534);
+    },
+  );
 });

@@ -2,7 +2,17 @@
 // comparison verifyBackup reports.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { alterSettingSql, comparePrivileges, createDatabaseSql, databasePropertiesSql, grepRolesCommand, localeProviderProblem, parseAclItem, splitSettingList, type Privileges } from '../../src/lib/privileges.js';
+import {
+  alterSettingSql,
+  comparePrivileges,
+  createDatabaseSql,
+  databasePropertiesSql,
+  grepRolesCommand,
+  localeProviderProblem,
+  parseAclItem,
+  splitSettingList,
+  type Privileges,
+} from '../../src/lib/privileges.js';
 
 describe('settings', () => {
   it('splits list settings as PostgreSQL does: quotes protect commas and case, no downcasing', () => {
@@ -14,8 +24,12 @@ describe('settings', () => {
   });
 
   it('writes ALTER DATABASE / ALTER ROLE IN DATABASE as pg_dump does', () => {
-    expect(alterSettingSql('app_restore_x', null, 'search_path=shop, "$user", public')).toBe(`ALTER DATABASE "app_restore_x" SET "search_path" TO 'shop', '$user', 'public'`);
-    expect(alterSettingSql('db', 'app ro', 'statement_timeout=5s')).toBe(`ALTER ROLE "app ro" IN DATABASE "db" SET "statement_timeout" TO '5s'`);
+    expect(alterSettingSql('app_restore_x', null, 'search_path=shop, "$user", public')).toBe(
+      `ALTER DATABASE "app_restore_x" SET "search_path" TO 'shop', '$user', 'public'`,
+    );
+    expect(alterSettingSql('db', 'app ro', 'statement_timeout=5s')).toBe(
+      `ALTER ROLE "app ro" IN DATABASE "db" SET "statement_timeout" TO '5s'`,
+    );
     expect(alterSettingSql('db', null, "app.note=it's a=b")).toBe(`ALTER DATABASE "db" SET "app.note" TO 'it''s a=b'`);
     expect(alterSettingSql('db', null, 'app.path=C:\\x')).toBe(`ALTER DATABASE "db" SET "app.path" TO E'C:\\\\x'`);
     expect(alterSettingSql('db', null, 'search_path=""')).toBe(`ALTER DATABASE "db" SET "search_path" TO ''`);
@@ -24,11 +38,21 @@ describe('settings', () => {
 
 describe('database ACL', () => {
   it('parses aclitems with PUBLIC, quoted names and grant options', () => {
-    expect(parseAclItem('=Tc/app_owner')).toEqual({ grantee: '', grantor: 'app_owner', privileges: [{ letter: 'T', grantable: false }, { letter: 'c', grantable: false }] });
+    expect(parseAclItem('=Tc/app_owner')).toEqual({
+      grantee: '',
+      grantor: 'app_owner',
+      privileges: [
+        { letter: 'T', grantable: false },
+        { letter: 'c', grantable: false },
+      ],
+    });
     expect(parseAclItem('"Audit ""T"" Team"=c*T/"Owner"')).toEqual({
       grantee: 'Audit "T" Team',
       grantor: 'Owner',
-      privileges: [{ letter: 'c', grantable: true }, { letter: 'T', grantable: false }],
+      privileges: [
+        { letter: 'c', grantable: true },
+        { letter: 'T', grantable: false },
+      ],
     });
     expect(() => parseAclItem('nonsense')).toThrow(/not an aclitem/);
   });
@@ -39,7 +63,10 @@ describe('database ACL', () => {
       acl: ['app_ro=c/"Audit Team"', '"Audit Team"=c*T/app_owner', 'app_owner=CTc/app_owner'],
       connectionLimit: 50,
       comment: "the owner's copy",
-      settings: [{ role: null, config: ['work_mem=8MB'] }, { role: 'app_ro', config: ['statement_timeout=5s'] }],
+      settings: [
+        { role: null, config: ['work_mem=8MB'] },
+        { role: 'app_ro', config: ['statement_timeout=5s'] },
+      ],
     });
     expect(sql).toEqual([
       'ALTER DATABASE "app_restore_1" OWNER TO "app_owner"',
@@ -74,16 +101,35 @@ describe('database ACL', () => {
   });
 
   it('leaves a default ACL and connection limit alone', () => {
-    expect(databasePropertiesSql('d', { owner: 'o', acl: null, connectionLimit: -1, comment: null, settings: [] })).toEqual(['ALTER DATABASE "d" OWNER TO "o"']);
+    expect(
+      databasePropertiesSql('d', { owner: 'o', acl: null, connectionLimit: -1, comment: null, settings: [] }),
+    ).toEqual(['ALTER DATABASE "d" OWNER TO "o"']);
   });
 });
 
 describe('comparePrivileges', () => {
   const base: Privileges = {
-    database: { owner: 'app_owner', acl: ['=c/app_owner', 'app_owner=CTc/app_owner'], connectionLimit: 50, comment: 'c', settings: [{ role: null, config: ['work_mem=8MB'] }] },
+    database: {
+      owner: 'app_owner',
+      acl: ['=c/app_owner', 'app_owner=CTc/app_owner'],
+      connectionLimit: 50,
+      comment: 'c',
+      settings: [{ role: null, config: ['work_mem=8MB'] }],
+    },
     objects: [
-      { kind: 'table', name: 'shop.orders', owner: 'app_owner', acl: ['app_owner=arwdDxt/app_owner', 'app_rw=arw/app_owner'] },
-      { kind: 'function', name: 'shop.order_count()', owner: 'app_owner', acl: ['app_owner=X/app_owner'], detail: 'security definer' },
+      {
+        kind: 'table',
+        name: 'shop.orders',
+        owner: 'app_owner',
+        acl: ['app_owner=arwdDxt/app_owner', 'app_rw=arw/app_owner'],
+      },
+      {
+        kind: 'function',
+        name: 'shop.order_count()',
+        owner: 'app_owner',
+        acl: ['app_owner=X/app_owner'],
+        detail: 'security definer',
+      },
     ],
     roles: ['app_owner', 'app_rw'],
   };
@@ -132,31 +178,43 @@ describe('comparePrivileges', () => {
   describe('the database locale across server versions', () => {
     const withLocale = (localeProvider: string | null, icuLocale: string | null): Privileges => {
       const p = copy();
-      Object.assign(p.database, { encoding: 'UTF8', collate: 'en_US.UTF-8', ctype: 'en_US.UTF-8', localeProvider, icuLocale });
+      Object.assign(p.database, {
+        encoding: 'UTF8',
+        collate: 'en_US.UTF-8',
+        ctype: 'en_US.UTF-8',
+        localeProvider,
+        icuLocale,
+      });
       return p;
     };
     it('a 13/14 backup (no provider recorded) restored on 15+ (libc) is the same', () => {
-      expect(comparePrivileges(withLocale(null, null), withLocale('c', null), { backup: 140010, restored: 150004 })).toEqual([]);
-      expect(comparePrivileges(withLocale(null, null), withLocale('c', null), { backup: 130015, restored: 170002 })).toEqual([]);
+      expect(
+        comparePrivileges(withLocale(null, null), withLocale('c', null), { backup: 140010, restored: 150004 }),
+      ).toEqual([]);
+      expect(
+        comparePrivileges(withLocale(null, null), withLocale('c', null), { backup: 130015, restored: 170002 }),
+      ).toEqual([]);
     });
     it('a 13/14 backup restored with ICU (template0 of an ICU cluster) differs', () => {
-      expect(comparePrivileges(withLocale(null, null), withLocale('i', 'en-US'), { backup: 140010, restored: 160004 })).toEqual([
-        'database locale provider is i, the backup has c',
-      ]);
+      expect(
+        comparePrivileges(withLocale(null, null), withLocale('i', 'en-US'), { backup: 140010, restored: 160004 }),
+      ).toEqual(['database locale provider is i, the backup has c']);
     });
     it('ICU locale names compared on the same major only (16 rewrites them to language tags)', () => {
-      expect(comparePrivileges(withLocale('i', 'de_DE'), withLocale('i', 'de-DE'), { backup: 150004, restored: 160004 })).toEqual([]);
-      expect(comparePrivileges(withLocale('i', 'de'), withLocale('i', 'fr'), { backup: 160004, restored: 160008 })).toEqual([
-        'database ICU locale is fr, the backup has de',
-      ]);
-      expect(comparePrivileges(withLocale('i', 'de'), withLocale('c', null), { backup: 150004, restored: 160004 })).toEqual([
-        'database locale provider is c, the backup has i',
-      ]);
+      expect(
+        comparePrivileges(withLocale('i', 'de_DE'), withLocale('i', 'de-DE'), { backup: 150004, restored: 160004 }),
+      ).toEqual([]);
+      expect(
+        comparePrivileges(withLocale('i', 'de'), withLocale('i', 'fr'), { backup: 160004, restored: 160008 }),
+      ).toEqual(['database ICU locale is fr, the backup has de']);
+      expect(
+        comparePrivileges(withLocale('i', 'de'), withLocale('c', null), { backup: 150004, restored: 160004 }),
+      ).toEqual(['database locale provider is c, the backup has i']);
     });
   });
 });
 
-describe('grepRolesCommand: the missing roles\' lines from pg_dumpall globals, as the shell runs it', () => {
+describe("grepRolesCommand: the missing roles' lines from pg_dumpall globals, as the shell runs it", () => {
   // As pg_dumpall 15 writes them: names quoted where needed, an embedded double quote doubled.
   const globals = [
     'CREATE ROLE reporting;',
@@ -173,12 +231,23 @@ describe('grepRolesCommand: the missing roles\' lines from pg_dumpall globals, a
     'GRANT reporting TO "o\'brien";',
     '',
   ].join('\n');
-  const run = (roles: string[]) => execFileSync('sh', ['-c', `${grepRolesCommand(roles)} || true`], { input: globals, encoding: 'utf8' }).split('\n').filter(Boolean);
+  const run = (roles: string[]) =>
+    execFileSync('sh', ['-c', `${grepRolesCommand(roles)} || true`], { input: globals, encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean);
 
-  it('keeps exactly the named roles\' CREATE and ALTER lines, whatever the names hold', () => {
+  it("keeps exactly the named roles' CREATE and ALTER lines, whatever the names hold", () => {
     expect(run(["o'brien"])).toEqual(['CREATE ROLE "o\'brien";', 'ALTER ROLE "o\'brien" WITH NOSUPERUSER LOGIN;']);
-    expect(run(['say "hi"'])).toEqual(['CREATE ROLE "say ""hi""";', 'ALTER ROLE "say ""hi""" WITH NOSUPERUSER NOLOGIN;']);
-    expect(run(['reporting', 'Audit Team', 'user'])).toEqual(['CREATE ROLE reporting;', 'ALTER ROLE reporting WITH NOSUPERUSER NOLOGIN;', 'CREATE ROLE "Audit Team";', 'CREATE ROLE "user";']);
+    expect(run(['say "hi"'])).toEqual([
+      'CREATE ROLE "say ""hi""";',
+      'ALTER ROLE "say ""hi""" WITH NOSUPERUSER NOLOGIN;',
+    ]);
+    expect(run(['reporting', 'Audit Team', 'user'])).toEqual([
+      'CREATE ROLE reporting;',
+      'ALTER ROLE reporting WITH NOSUPERUSER NOLOGIN;',
+      'CREATE ROLE "Audit Team";',
+      'CREATE ROLE "user";',
+    ]);
     expect(run(['a.b|c'])).toEqual(['CREATE ROLE "a.b|c";']);
     expect(run(['nobody'])).toEqual([]);
   });
@@ -187,31 +256,64 @@ describe('grepRolesCommand: the missing roles\' lines from pg_dumpall globals, a
 describe('createDatabaseSql: a restore is created as the original was', () => {
   const base = { owner: 'o', acl: null, connectionLimit: -1, comment: null, settings: [] };
   it('from template0 with the recorded encoding, collation, ctype and provider', () => {
-    expect(createDatabaseSql('x', { ...base, encoding: 'LATIN1', collate: 'C', ctype: "it's", localeProvider: 'c', icuLocale: null }, 150004)).toBe(
+    expect(
+      createDatabaseSql(
+        'x',
+        { ...base, encoding: 'LATIN1', collate: 'C', ctype: "it's", localeProvider: 'c', icuLocale: null },
+        150004,
+      ),
+    ).toBe(
       `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'it''s' LOCALE_PROVIDER libc`,
     );
-    expect(createDatabaseSql('x', { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: 'i', icuLocale: 'de' }, 150004)).toBe(
+    expect(
+      createDatabaseSql(
+        'x',
+        { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: 'i', icuLocale: 'de' },
+        150004,
+      ),
+    ).toBe(
       `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'de'`,
     );
     // A backup of PostgreSQL 14 (no provider) onto 14.
-    expect(createDatabaseSql('x', { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: null, icuLocale: null }, 140010)).toBe(
-      `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`,
-    );
+    expect(
+      createDatabaseSql(
+        'x',
+        { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: null, icuLocale: null },
+        140010,
+      ),
+    ).toBe(`CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`);
   });
   it('a 13/14 backup (no provider recorded) is libc: said explicitly on 15+, so an ICU template0 is not taken', () => {
-    const pg14 = { ...base, encoding: 'UTF8', collate: 'en_US.UTF-8', ctype: 'en_US.UTF-8', localeProvider: null, icuLocale: null };
-    expect(createDatabaseSql('x', pg14, 150004)).toBe(`CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8' LOCALE_PROVIDER libc`);
-    expect(createDatabaseSql('x', { ...pg14, localeProvider: 'c' }, 130015)).toBe(`CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8'`);
+    const pg14 = {
+      ...base,
+      encoding: 'UTF8',
+      collate: 'en_US.UTF-8',
+      ctype: 'en_US.UTF-8',
+      localeProvider: null,
+      icuLocale: null,
+    };
+    expect(createDatabaseSql('x', pg14, 150004)).toBe(
+      `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8' LOCALE_PROVIDER libc`,
+    );
+    expect(createDatabaseSql('x', { ...pg14, localeProvider: 'c' }, 130015)).toBe(
+      `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'en_US.UTF-8' LC_CTYPE 'en_US.UTF-8'`,
+    );
   });
   it('never emits a clause the target server lacks; a provider it cannot hold fails naming it', () => {
     const icu = { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: 'i', icuLocale: 'de' };
     const builtin = { ...base, encoding: 'UTF8', collate: 'C', ctype: 'C', localeProvider: 'b', icuLocale: 'C.UTF-8' };
     expect(localeProviderProblem(icu, 150004)).toBeUndefined();
-    expect(localeProviderProblem(icu, 140010)).toBe("the backup's database uses the icu locale provider, which needs PostgreSQL 15 or later; the server is PostgreSQL 14");
+    expect(localeProviderProblem(icu, 140010)).toBe(
+      "the backup's database uses the icu locale provider, which needs PostgreSQL 15 or later; the server is PostgreSQL 14",
+    );
     expect(() => createDatabaseSql('x', icu, 140010)).toThrow(/icu locale provider, which needs PostgreSQL 15/);
-    expect(localeProviderProblem(builtin, 160004)).toBe("the backup's database uses the builtin locale provider, which needs PostgreSQL 17 or later; the server is PostgreSQL 16");
+    expect(localeProviderProblem(builtin, 160004)).toBe(
+      "the backup's database uses the builtin locale provider, which needs PostgreSQL 17 or later; the server is PostgreSQL 16",
+    );
     expect(() => createDatabaseSql('x', builtin, 160004)).toThrow(/builtin locale provider, which needs PostgreSQL 17/);
-    expect(createDatabaseSql('x', builtin, 170002)).toBe(`CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'`);
+    expect(createDatabaseSql('x', builtin, 170002)).toBe(
+      `CREATE DATABASE "x" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'`,
+    );
     expect(localeProviderProblem(undefined, 130000)).toBeUndefined();
   });
   it('as before for backups that did not record them', () => {

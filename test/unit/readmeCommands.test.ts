@@ -15,7 +15,9 @@ it('the README and docs/ write `pgwarden`, never `bin/pgwarden` or `npx pgwarden
     const inline = [...text.matchAll(/`([^`\n]*pgwarden [^`\n]*)`/g)].map((m) => m[1]!);
     return [...blocks.flatMap((b) => b.split('\n')), ...inline].map((l) => `${path}: ${l}`);
   });
-  const offenders = commands.filter((l) => /(^|[\s=])(\.\/)?bin\/pgwarden |npx pgwarden/.test(l) && !l.includes('/opt/pgwarden/bin/pgwarden'));
+  const offenders = commands.filter(
+    (l) => /(^|[\s=])(\.\/)?bin\/pgwarden |npx pgwarden/.test(l) && !l.includes('/opt/pgwarden/bin/pgwarden'),
+  );
   expect(offenders).toEqual([]);
   expect(commands.filter((l) => /^[^:]+: \s*pgwarden /.test(l)).length).toBeGreaterThan(20);
 });
@@ -27,7 +29,11 @@ it('scripts/setup.sh links .tools/bin/pgwarden to bin/pgwarden, and such a link 
   const dir = await mkdtemp(join(tmpdir(), 'pgwarden-link-'));
   try {
     await symlink(join(ROOT, 'bin/pgwarden'), join(dir, 'pgwarden'));
-    const r = await execa('pgwarden', ['backups', '--help'], { cwd: tmpdir(), env: { PATH: `${dir}:${process.env.PATH}`, PGWARDEN_FROM_SOURCE: '1' }, reject: false });
+    const r = await execa('pgwarden', ['backups', '--help'], {
+      cwd: tmpdir(),
+      env: { PATH: `${dir}:${process.env.PATH}`, PGWARDEN_FROM_SOURCE: '1' },
+      reject: false,
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Usage: pgwarden backups/);
   } finally {

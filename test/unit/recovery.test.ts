@@ -23,7 +23,8 @@ import { parseHistory, type TimelineSwitch } from '../../src/lib/wal.js';
 const NOW = new Date('2026-11-24T00:00:00Z');
 
 /** Segment `seg` (hex) of timeline `tli`, e.g. seg(1, '03') = 000000010000000000000003. */
-const seg = (tli: number, s: string) => `${tli.toString(16).toUpperCase().padStart(8, '0')}00000000${s.padStart(8, '0')}`;
+const seg = (tli: number, s: string) =>
+  `${tli.toString(16).toUpperCase().padStart(8, '0')}00000000${s.padStart(8, '0')}`;
 const wal = (name: string, archivedAt: string): ArchivedWal => ({ name, archivedAt });
 
 function failureOf(fn: () => unknown): ApplicationFailure {
@@ -35,13 +36,27 @@ function failureOf(fn: () => unknown): ApplicationFailure {
     expect((e as ApplicationFailure).nonRetryable).toBe(true);
     return e as ApplicationFailure;
   }
-  throw new Error(`expected a failure, got ${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`);
+  throw new Error(
+    `expected a failure, got ${JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}`,
+  );
 }
 
 // ---- One timeline: two nightly backups, segments 2..8 archived through two days. ----
 
-const MON: BackupSummary = { backupId: '20261122T020000Z', timeline: 1, startLsn: '0/2000028', stopLsn: '0/2000100', finishedAt: '2026-11-22T02:00:05Z' };
-const TUE: BackupSummary = { backupId: '20261123T020000Z', timeline: 1, startLsn: '0/6000028', stopLsn: '0/6000100', finishedAt: '2026-11-23T02:00:05Z' };
+const MON: BackupSummary = {
+  backupId: '20261122T020000Z',
+  timeline: 1,
+  startLsn: '0/2000028',
+  stopLsn: '0/2000100',
+  finishedAt: '2026-11-22T02:00:05Z',
+};
+const TUE: BackupSummary = {
+  backupId: '20261123T020000Z',
+  timeline: 1,
+  startLsn: '0/6000028',
+  stopLsn: '0/6000100',
+  finishedAt: '2026-11-23T02:00:05Z',
+};
 
 const TL1: ArchivedWal[] = [
   wal(seg(1, '02'), '2026-11-22T02:00:06Z'),
@@ -55,8 +70,17 @@ const TL1: ArchivedWal[] = [
   wal(seg(1, '08'), '2026-11-23T14:00:00Z'),
 ];
 
-function plan(target: RecoveryTarget, over: { backups?: BackupSummary[]; wal?: ArchivedWal[]; histories?: Map<number, TimelineSwitch[]> } = {}) {
-  return planRecoveryPath({ target, backups: over.backups ?? [MON, TUE], wal: over.wal ?? TL1, histories: over.histories ?? new Map(), now: NOW });
+function plan(
+  target: RecoveryTarget,
+  over: { backups?: BackupSummary[]; wal?: ArchivedWal[]; histories?: Map<number, TimelineSwitch[]> } = {},
+) {
+  return planRecoveryPath({
+    target,
+    backups: over.backups ?? [MON, TUE],
+    wal: over.wal ?? TL1,
+    histories: over.histories ?? new Map(),
+    now: NOW,
+  });
 }
 const without = (files: ArchivedWal[], ...names: string[]) => files.filter((w) => !names.includes(w.name));
 
@@ -221,7 +245,11 @@ describe('planRecoveryPath on one timeline', () => {
   });
 
   it('ignores a gap that lies before the chosen backup', () => {
-    expect(plan({ latest: true }, { wal: without(TL1, seg(1, '03')) }).walFiles).toEqual([seg(1, '06'), seg(1, '07'), seg(1, '08')]);
+    expect(plan({ latest: true }, { wal: without(TL1, seg(1, '03')) }).walFiles).toEqual([
+      seg(1, '06'),
+      seg(1, '07'),
+      seg(1, '08'),
+    ]);
   });
 
   it('refuses latest when a gap is followed by newer WAL: it would stop short', () => {
@@ -231,7 +259,7 @@ describe('planRecoveryPath on one timeline', () => {
     expect(f.message).toContain('newer WAL');
   });
 
-  it("refuses a backup whose own WAL is missing as WalGap, whatever the target", () => {
+  it('refuses a backup whose own WAL is missing as WalGap, whatever the target', () => {
     const noOwn = without(TL1, seg(1, '06'), seg(1, '07'), seg(1, '08'));
     for (const target of [{ latest: true } as const, { time: '2026-11-23 10:00:00+00' }, { lsn: '0/6000100' }]) {
       const f = failureOf(() => plan(target, { wal: noOwn }));
@@ -253,7 +281,13 @@ describe('planRecoveryPath on one timeline', () => {
 // and a backup taken at 18:00) stays in the archive: the abandoned branch. ----
 
 const TL2_HISTORY = parseHistory('1\t0/5000100\tbefore 2026-11-22 14:31:00+00\n');
-const ABANDONED: BackupSummary = { backupId: '20261122T180000Z', timeline: 1, startLsn: '0/6000028', stopLsn: '0/6000100', finishedAt: '2026-11-22T18:00:05Z' };
+const ABANDONED: BackupSummary = {
+  backupId: '20261122T180000Z',
+  timeline: 1,
+  startLsn: '0/6000028',
+  stopLsn: '0/6000100',
+  finishedAt: '2026-11-22T18:00:05Z',
+};
 const FORKED: ArchivedWal[] = [
   wal(seg(1, '02'), '2026-11-22T02:00:06Z'),
   wal(seg(1, '03'), '2026-11-22T08:00:00Z'),
@@ -269,7 +303,11 @@ const FORKED: ArchivedWal[] = [
 const TIMELINE_2_PATH = ['00000002.history', seg(1, '02'), seg(1, '03'), seg(1, '04'), seg(2, '05'), seg(2, '06')];
 
 function planForked(target: RecoveryTarget, over: { backups?: BackupSummary[]; wal?: ArchivedWal[] } = {}) {
-  return plan(target, { backups: over.backups ?? [MON, ABANDONED], wal: over.wal ?? FORKED, histories: new Map([[2, TL2_HISTORY]]) });
+  return plan(target, {
+    backups: over.backups ?? [MON, ABANDONED],
+    wal: over.wal ?? FORKED,
+    histories: new Map([[2, TL2_HISTORY]]),
+  });
 }
 
 describe('planRecoveryPath across a timeline switch', () => {
@@ -299,14 +337,26 @@ describe('planRecoveryPath across a timeline switch', () => {
 
   it('uses a parent backup whose stop LSN is exactly the switch point', () => {
     // Its WAL, [0/5000028, 0/5000100), is all before the switch: timeline 2 shares it.
-    const atSwitch = { ...ABANDONED, backupId: '20261122T143000Z', startLsn: '0/5000028', stopLsn: '0/5000100', finishedAt: '2026-11-22T14:30:05Z' };
+    const atSwitch = {
+      ...ABANDONED,
+      backupId: '20261122T143000Z',
+      startLsn: '0/5000028',
+      stopLsn: '0/5000100',
+      finishedAt: '2026-11-22T14:30:05Z',
+    };
     const p = planForked({ latest: true }, { backups: [MON, atSwitch] });
     expect(p.backup).toBe(atSwitch);
     expect(p.walFiles).toEqual(['00000002.history', seg(2, '05'), seg(2, '06')]);
   });
 
   it('uses a backup taken on the child timeline', () => {
-    const onChild: BackupSummary = { backupId: '20261123T120000Z', timeline: 2, startLsn: '0/6000028', stopLsn: '0/6000100', finishedAt: '2026-11-23T11:00:05Z' };
+    const onChild: BackupSummary = {
+      backupId: '20261123T120000Z',
+      timeline: 2,
+      startLsn: '0/6000028',
+      stopLsn: '0/6000100',
+      finishedAt: '2026-11-23T11:00:05Z',
+    };
     const p = planForked({ latest: true }, { backups: [MON, ABANDONED, onChild] });
     expect(p.backup).toBe(onChild);
     expect(p.walFiles).toEqual(['00000002.history', seg(2, '06')]);
@@ -358,7 +408,15 @@ describe('planRecoveryPath across a timeline switch', () => {
     ];
     const p = plan({ latest: true }, { backups: [MON], wal: archive, histories });
     expect(p.targetTimeline).toBe(3);
-    expect(p.walFiles).toEqual(['00000002.history', '00000003.history', seg(1, '02'), seg(2, '03'), seg(2, '04'), seg(3, '05'), seg(3, '06')]);
+    expect(p.walFiles).toEqual([
+      '00000002.history',
+      '00000003.history',
+      seg(1, '02'),
+      seg(2, '03'),
+      seg(2, '04'),
+      seg(3, '05'),
+      seg(3, '06'),
+    ]);
   });
 });
 
@@ -384,7 +442,9 @@ describe('planRecoveryPath outside the PITR window', () => {
   });
 
   it('keeps calling a hole that does not end at a newer backup start a WAL gap', () => {
-    const f = failureOf(() => plan({ time: '2026-11-22 10:00:00+00' }, { wal: without(TL1, seg(1, '03'), seg(1, '04')) }));
+    const f = failureOf(() =>
+      plan({ time: '2026-11-22 10:00:00+00' }, { wal: without(TL1, seg(1, '03'), seg(1, '04')) }),
+    );
     expect(f.type).toBe(ErrorType.WalGap);
     expect(f.message).toContain(seg(1, '03'));
   });
@@ -392,20 +452,35 @@ describe('planRecoveryPath outside the PITR window', () => {
 
 describe('recoverySettings', () => {
   const options = { restoreCommand: "cp '/w/%f' '%p'", timeline: 3 };
-  const targets: RecoveryTarget[] = [{ time: '2026-11-22 10:00:00+00' }, { lsn: '0/3000000' }, { name: 'before-deploy' }, { latest: true }];
+  const targets: RecoveryTarget[] = [
+    { time: '2026-11-22 10:00:00+00' },
+    { lsn: '0/3000000' },
+    { name: 'before-deploy' },
+    { latest: true },
+  ];
 
   it("writes restore_command, the plan's timeline, promote and the target's own setting, in that order", () => {
-    const base = { restore_command: options.restoreCommand, recovery_target_timeline: '3', recovery_target_action: 'promote' };
-    expect(Object.entries(recoverySettings({ time: '2026-11-22 10:00:00+00' }, options))).toEqual(Object.entries({ ...base, recovery_target_time: '2026-11-22 10:00:00+00' }));
+    const base = {
+      restore_command: options.restoreCommand,
+      recovery_target_timeline: '3',
+      recovery_target_action: 'promote',
+    };
+    expect(Object.entries(recoverySettings({ time: '2026-11-22 10:00:00+00' }, options))).toEqual(
+      Object.entries({ ...base, recovery_target_time: '2026-11-22 10:00:00+00' }),
+    );
     expect(recoverySettings({ lsn: '0/3000000' }, options)).toEqual({ ...base, recovery_target_lsn: '0/3000000' });
-    expect(recoverySettings({ name: 'before-deploy' }, options)).toEqual({ ...base, recovery_target_name: 'before-deploy' });
+    expect(recoverySettings({ name: 'before-deploy' }, options)).toEqual({
+      ...base,
+      recovery_target_name: 'before-deploy',
+    });
     expect(recoverySettings({ latest: true }, options)).toEqual(base);
   });
 
   it('resets every setting it writes, whatever the target', () => {
     const resets = recoverySettingResets();
     for (const target of targets) {
-      for (const name of Object.keys(recoverySettings(target, options))) expect(resets).toContain(`ALTER SYSTEM RESET ${name}`);
+      for (const name of Object.keys(recoverySettings(target, options)))
+        expect(resets).toContain(`ALTER SYSTEM RESET ${name}`);
     }
   });
 

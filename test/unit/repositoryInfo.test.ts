@@ -46,7 +46,17 @@ const base: BaseManifest = {
 };
 const seg = (n: number) => `00000001000000000000000${n}`;
 
-function info(offsite: Map<string, OffsiteConfirmations | undefined> = new Map([['far', { repository: 'far', confirmed: { 'main/logical/app/20261122T020000Z': '2026-11-22T05:00:00.000Z', [`main/wal/${seg(3)}`]: 'x' } }]])) {
+function info(
+  offsite: Map<string, OffsiteConfirmations | undefined> = new Map([
+    [
+      'far',
+      {
+        repository: 'far',
+        confirmed: { 'main/logical/app/20261122T020000Z': '2026-11-22T05:00:00.000Z', [`main/wal/${seg(3)}`]: 'x' },
+      },
+    ],
+  ]),
+) {
   return buildRepositoryInfo({
     cluster: 'main',
     repository: 'local',
@@ -56,7 +66,12 @@ function info(offsite: Map<string, OffsiteConfirmations | undefined> = new Map([
     // Out of order on purpose: the listing sorts by database, then id.
     logical: [
       logical('app', '20261123T020000Z'),
-      logical('app', '20261122T020000Z', { verifications: [{ at: '2026-11-22T04:05:00.000Z', ok: true, method: 'restore' }, { at: '2026-11-23T04:05:00.000Z', ok: true, method: 'restore' }] }),
+      logical('app', '20261122T020000Z', {
+        verifications: [
+          { at: '2026-11-22T04:05:00.000Z', ok: true, method: 'restore' },
+          { at: '2026-11-23T04:05:00.000Z', ok: true, method: 'restore' },
+        ],
+      }),
       logical('accounts', '20261122T020000Z'),
     ],
     wal: [
@@ -78,13 +93,28 @@ describe('buildRepositoryInfo', () => {
       'logical app 20261122T020000Z',
       'logical app 20261123T020000Z',
     ]);
-    expect(r.backups[0]).toMatchObject({ encrypted: true, verified: { ok: false, at: '2026-11-22T04:00:00.000Z' }, offsite: [], timeline: 1, stopLsn: '0/2000100' });
-    expect(r.backups[2]).toMatchObject({ verified: { ok: true, at: '2026-11-23T04:05:00.000Z' }, offsite: [{ repository: 'far', confirmedAt: '2026-11-22T05:00:00.000Z' }] });
+    expect(r.backups[0]).toMatchObject({
+      encrypted: true,
+      verified: { ok: false, at: '2026-11-22T04:00:00.000Z' },
+      offsite: [],
+      timeline: 1,
+      stopLsn: '0/2000100',
+    });
+    expect(r.backups[2]).toMatchObject({
+      verified: { ok: true, at: '2026-11-23T04:05:00.000Z' },
+      offsite: [{ repository: 'far', confirmedAt: '2026-11-22T05:00:00.000Z' }],
+    });
     expect(r.backups[3]!.verified).toBeUndefined();
   });
 
   it('summarises the WAL archive: segments only for first/last, every file counted and sized', () => {
-    expect(info().wal).toEqual({ files: 4, bytes: 350, firstSegment: seg(3), lastSegment: seg(4), offsite: [{ repository: 'far', files: 1 }] });
+    expect(info().wal).toEqual({
+      files: 4,
+      bytes: 350,
+      firstSegment: seg(3),
+      lastSegment: seg(4),
+      offsite: [{ repository: 'far', files: 1 }],
+    });
     const none = info(new Map([['far', undefined]]));
     expect(none.wal.offsite).toEqual([{ repository: 'far', files: 0 }]);
     expect(none.backups.every((b) => b.offsite.length === 0)).toBe(true);
@@ -105,9 +135,31 @@ describe('backupsReport', () => {
   });
 
   it('says so when empty, and where it was read when on a worker; no offsite column value without offsite repositories', () => {
-    const empty = buildRepositoryInfo({ cluster: 'main', repository: 'local', path: '/r', readOn: 'db1', base: [], logical: [], wal: [], offsite: new Map() });
-    expect(backupsReport(empty, 'UTC')).toEqual(['repository "local" (/r on db1), cluster main', 'no backups', 'WAL archive: empty']);
-    const noOffsite = buildRepositoryInfo({ cluster: 'main', repository: 'local', path: '/r', readOn: 'here', base: [base], logical: [], wal: [], offsite: new Map() });
+    const empty = buildRepositoryInfo({
+      cluster: 'main',
+      repository: 'local',
+      path: '/r',
+      readOn: 'db1',
+      base: [],
+      logical: [],
+      wal: [],
+      offsite: new Map(),
+    });
+    expect(backupsReport(empty, 'UTC')).toEqual([
+      'repository "local" (/r on db1), cluster main',
+      'no backups',
+      'WAL archive: empty',
+    ]);
+    const noOffsite = buildRepositoryInfo({
+      cluster: 'main',
+      repository: 'local',
+      path: '/r',
+      readOn: 'here',
+      base: [base],
+      logical: [],
+      wal: [],
+      offsite: new Map(),
+    });
     expect(backupsReport(noOffsite, 'UTC')[2]).toMatch(/ {2}-$/);
   });
 });

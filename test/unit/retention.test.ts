@@ -1,14 +1,24 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatBackupId } from '../../src/lib/ids.js';
-import { applyRetention, DEFAULT_BASE_RETENTION, DEFAULT_RETENTION, isoWeekKey, retentionBound, type RetentionCandidate, type RetentionPolicy } from '../../src/lib/retention.js';
+import {
+  applyRetention,
+  DEFAULT_BASE_RETENTION,
+  DEFAULT_RETENTION,
+  isoWeekKey,
+  retentionBound,
+  type RetentionCandidate,
+  type RetentionPolicy,
+} from '../../src/lib/retention.js';
 
 const at = (iso: string, extra: Partial<RetentionCandidate> = {}): RetentionCandidate => {
   const time = new Date(iso);
   return { backupId: formatBackupId(time), time, verified: false, ...extra };
 };
 const kept = (backups: RetentionCandidate[], policy: RetentionPolicy) =>
-  applyRetention(backups, policy).keep.map((k) => k.backupId).sort();
+  applyRetention(backups, policy)
+    .keep.map((k) => k.backupId)
+    .sort();
 const ids = (...isos: string[]) => isos.map((i) => formatBackupId(new Date(i))).sort();
 
 /** One backup a day at 02:00 UTC from `from` for `days` days. */
@@ -33,15 +43,29 @@ describe('GFS on hand-written calendars', () => {
     const backups = daily('2025-11-01T02:00:00Z', 436);
     const policy = { daily: 7, weekly: 4, monthly: 12, yearly: null, minimum: 3 };
     const decision = applyRetention(backups, policy);
-    const reasonsOf = (iso: string) => decision.keep.find((k) => k.backupId === formatBackupId(new Date(iso)))?.reasons ?? [];
-    const byReason = (r: string) => decision.keep.filter((k) => k.reasons.includes(r as never)).map((k) => k.backupId).sort();
+    const reasonsOf = (iso: string) =>
+      decision.keep.find((k) => k.backupId === formatBackupId(new Date(iso)))?.reasons ?? [];
+    const byReason = (r: string) =>
+      decision.keep
+        .filter((k) => k.reasons.includes(r as never))
+        .map((k) => k.backupId)
+        .sort();
 
-    expect(byReason('daily')).toEqual(ids(...['04', '05', '06', '07', '08', '09', '10'].map((d) => `2027-01-${d}T02:00:00Z`)));
+    expect(byReason('daily')).toEqual(
+      ids(...['04', '05', '06', '07', '08', '09', '10'].map((d) => `2027-01-${d}T02:00:00Z`)),
+    );
     // Weeks: 2027-W01 (Jan 4-10) newest is Jan 10; 2026-W53 (Dec 28 - Jan 3) newest Jan 3; W52 Dec 27; W51 Dec 20.
-    expect(byReason('weekly')).toEqual(ids('2027-01-10T02:00:00Z', '2027-01-03T02:00:00Z', '2026-12-27T02:00:00Z', '2026-12-20T02:00:00Z'));
+    expect(byReason('weekly')).toEqual(
+      ids('2027-01-10T02:00:00Z', '2027-01-03T02:00:00Z', '2026-12-27T02:00:00Z', '2026-12-20T02:00:00Z'),
+    );
     // Months: newest of each of the 12 most recent months: Jan 2027, then Dec..Feb 2026 month ends.
     expect(byReason('monthly')).toEqual(
-      ids('2027-01-10T02:00:00Z', ...['12-31', '11-30', '10-31', '09-30', '08-31', '07-31', '06-30', '05-31', '04-30', '03-31', '02-28'].map((d) => `2026-${d}T02:00:00Z`)),
+      ids(
+        '2027-01-10T02:00:00Z',
+        ...['12-31', '11-30', '10-31', '09-30', '08-31', '07-31', '06-30', '05-31', '04-30', '03-31', '02-28'].map(
+          (d) => `2026-${d}T02:00:00Z`,
+        ),
+      ),
     );
     // Years, forever: newest of 2027, 2026 and 2025.
     expect(byReason('yearly')).toEqual(ids('2027-01-10T02:00:00Z', '2026-12-31T02:00:00Z', '2025-12-31T02:00:00Z'));
@@ -53,7 +77,12 @@ describe('GFS on hand-written calendars', () => {
   });
 
   it('counts periods that have backups, not calendar periods (gaps do not eat the quota)', () => {
-    const backups = [at('2026-11-22T02:00:00Z'), at('2026-11-01T02:00:00Z'), at('2026-06-15T02:00:00Z'), at('2026-06-14T02:00:00Z')];
+    const backups = [
+      at('2026-11-22T02:00:00Z'),
+      at('2026-11-01T02:00:00Z'),
+      at('2026-06-15T02:00:00Z'),
+      at('2026-06-14T02:00:00Z'),
+    ];
     expect(kept(backups, { daily: 3, weekly: 0, monthly: 0, yearly: 0, minimum: 1 })).toEqual(
       ids('2026-11-22T02:00:00Z', '2026-11-01T02:00:00Z', '2026-06-15T02:00:00Z'),
     );
@@ -71,7 +100,9 @@ describe('GFS on hand-written calendars', () => {
 
   it('keeps several backups of one day only through minimum', () => {
     const backups = [at('2026-11-22T02:00:00Z'), at('2026-11-22T08:00:00Z'), at('2026-11-22T14:00:00Z')];
-    expect(kept(backups, { daily: 7, weekly: 4, monthly: 12, yearly: null, minimum: 1 })).toEqual(ids('2026-11-22T14:00:00Z'));
+    expect(kept(backups, { daily: 7, weekly: 4, monthly: 12, yearly: null, minimum: 1 })).toEqual(
+      ids('2026-11-22T14:00:00Z'),
+    );
     expect(kept(backups, { ...DEFAULT_RETENTION, minimum: 3 })).toHaveLength(3);
   });
 });
@@ -126,7 +157,9 @@ describe('invariants over generated histories', () => {
 
 describe('retention defaults and the PITR window', () => {
   it('keeps the base backup the PITR window starts from, whatever the policy says', () => {
-    const weeks = [0, 7, 14, 21, 28].map((d) => at(new Date(Date.UTC(2026, 10, 1 + d, 2)).toISOString(), { pitrWindow: d === 7 }));
+    const weeks = [0, 7, 14, 21, 28].map((d) =>
+      at(new Date(Date.UTC(2026, 10, 1 + d, 2)).toISOString(), { pitrWindow: d === 7 }),
+    );
     const d = applyRetention(weeks, { daily: 0, weekly: 1, monthly: 0, yearly: 0, minimum: 1 });
     expect(d.keep.map((k) => [k.backupId, k.reasons])).toEqual([
       [weeks[4]!.backupId, ['minimum', 'weekly']],

@@ -9,8 +9,21 @@ import { configSchema } from '../../src/config/schema.js';
 import { formatBackupId } from '../../src/lib/ids.js';
 import { planRecoveryPath, type ArchivedWal, type BackupSummary } from '../../src/lib/recovery.js';
 import { applyRetention, retentionBound } from '../../src/lib/retention.js';
-import { formatLsn, parseLsn, segmentName, segmentOf, WAL_SEGMENT_BYTES, type TimelineSwitch } from '../../src/lib/wal.js';
-import { parseWindow, planWalRetention, segmentNumberOf, windowAnchor, type TimelineOrigin } from '../../src/lib/walRetention.js';
+import {
+  formatLsn,
+  parseLsn,
+  segmentName,
+  segmentOf,
+  WAL_SEGMENT_BYTES,
+  type TimelineSwitch,
+} from '../../src/lib/wal.js';
+import {
+  parseWindow,
+  planWalRetention,
+  segmentNumberOf,
+  windowAnchor,
+  type TimelineOrigin,
+} from '../../src/lib/walRetention.js';
 
 const DAY = 86_400_000;
 const SEG = BigInt(WAL_SEGMENT_BYTES);
@@ -61,7 +74,8 @@ function simulate(sim: Sim, onDay?: (day: number, state: Day) => void) {
   const archiveUntil = (t: number) => {
     while (origin + Number(written - originSeg) * segMs <= t) {
       const name = segmentName(timeline, written);
-      if (written > 0n) wal.set(name, { name, archivedAt: new Date(origin + Number(written - originSeg) * segMs).toISOString() });
+      if (written > 0n)
+        wal.set(name, { name, archivedAt: new Date(origin + Number(written - originSeg) * segMs).toISOString() });
       written++;
     }
   };
@@ -84,14 +98,26 @@ function simulate(sim: Sim, onDay?: (day: number, state: Day) => void) {
       const s = segAt(started);
       const label = `${segmentName(timeline, s)}.00000028.backup`;
       const finishedAt = new Date(started + segMs).toISOString();
-      base.push({ backupId: formatBackupId(new Date(started)), timeline, startLsn: formatLsn(s * SEG + 0x28n), stopLsn: formatLsn((s + 1n) * SEG + 0x100n), finishedAt, verified: day % 3 !== 0 });
+      base.push({
+        backupId: formatBackupId(new Date(started)),
+        timeline,
+        startLsn: formatLsn(s * SEG + 0x28n),
+        stopLsn: formatLsn((s + 1n) * SEG + 0x100n),
+        finishedAt,
+        verified: day % 3 !== 0,
+      });
       archiveUntil(started + segMs);
       wal.set(label, { name: label, archivedAt: finishedAt });
       const now = new Date(started + segMs);
       const anchor = windowAnchor(base, WINDOW_MS, now);
       // As applyBaseRetention: the anchor, and the backup the continuous WAL starts from after a PITR.
       const keepFrom = planWalRetention([...wal.keys()], base, { ms: WINDOW_MS, now, timelines }).keepFrom?.backupId;
-      const candidates = base.map((b) => ({ backupId: b.backupId, time: new Date(b.finishedAt), verified: b.verified, pitrWindow: b.backupId === anchor?.backupId || b.backupId === keepFrom }));
+      const candidates = base.map((b) => ({
+        backupId: b.backupId,
+        time: new Date(b.finishedAt),
+        verified: b.verified,
+        pitrWindow: b.backupId === anchor?.backupId || b.backupId === keepFrom,
+      }));
       const keptBase = new Set(applyRetention(candidates, defaults.retention.base).keep.map((k) => k.backupId));
       base = base.filter((b) => keptBase.has(b.backupId));
     }
@@ -109,7 +135,8 @@ function simulate(sim: Sim, onDay?: (day: number, state: Day) => void) {
     // 20:00 walMaintenance (by then the new base backup's stop segment is archived).
     const now = new Date(midnight + 20 * 3_600_000);
     archiveUntil(now.getTime());
-    for (const d of planWalRetention([...wal.keys()], base, { ms: WINDOW_MS, now, timelines }).delete) wal.delete(d.name);
+    for (const d of planWalRetention([...wal.keys()], base, { ms: WINDOW_MS, now, timelines }).delete)
+      wal.delete(d.name);
     max.logical = Math.max(max.logical, logical.length);
     max.base = Math.max(max.base, base.length);
     max.wal = Math.max(max.wal, [...wal.keys()].filter((k) => segmentNumberOf(k) !== undefined).length);
@@ -125,7 +152,8 @@ const sims = fc.record({
   baseWeekday: fc.integer({ min: 0, max: 6 }),
   pitrDay: fc.option(fc.integer({ min: 40, max: 330 }), { nil: undefined }),
 });
-const afterPitr = (sim: Sim, day: number) => sim.pitrDay !== undefined && day >= sim.pitrDay && day <= sim.pitrDay + PITR_DAYS;
+const afterPitr = (sim: Sim, day: number) =>
+  sim.pitrDay !== undefined && day >= sim.pitrDay && day <= sim.pitrDay + PITR_DAYS;
 
 describe('a year of backups under the default configuration', () => {
   it(`keeps at most ${LOGICAL_BOUND} logical backups per database, ${BASE_BOUND} base backups and (${WINDOW_DAYS} + 8) × segments-per-day + ${BASE_BOUND * 3} WAL files`, () => {
@@ -136,7 +164,9 @@ describe('a year of backups under the default configuration', () => {
           const segments = [...s.wal.keys()].filter((k) => segmentNumberOf(k) !== undefined).length;
           expect(s.logical).toBeLessThanOrEqual(LOGICAL_BOUND);
           expect(s.base.length).toBeLessThanOrEqual(BASE_BOUND + (afterPitr(sim, day) ? 1 : 0));
-          expect(segments).toBeLessThanOrEqual(afterPitr(sim, day) ? walBoundAfterPitr(sim.perDay) : walBound(sim.perDay));
+          expect(segments).toBeLessThanOrEqual(
+            afterPitr(sim, day) ? walBoundAfterPitr(sim.perDay) : walBound(sim.perDay),
+          );
           if (afterPitr(sim, day)) seen.walPerDayAfterPitr = Math.max(seen.walPerDayAfterPitr, segments / sim.perDay);
           else seen.walPerDay = Math.max(seen.walPerDay, segments / sim.perDay);
         });
@@ -159,7 +189,14 @@ describe('a year of backups under the default configuration', () => {
           const archive = [...wal.values()];
           for (const b of base) {
             // Its start → stop WAL and label are all there: the planner reaches its stop LSN.
-            const path = planRecoveryPath({ target: { lsn: b.stopLsn }, backups: [b], wal: archive, histories, now, liveTimeline: b.timeline });
+            const path = planRecoveryPath({
+              target: { lsn: b.stopLsn },
+              backups: [b],
+              wal: archive,
+              histories,
+              now,
+              liveTimeline: b.timeline,
+            });
             expect(path.backup.backupId).toBe(b.backupId);
             expect(wal.has(`${segmentName(b.timeline, segmentOf(parseLsn(b.startLsn)))}.00000028.backup`)).toBe(true);
           }
@@ -169,11 +206,25 @@ describe('a year of backups under the default configuration', () => {
           const from = Math.max(now.getTime() - WINDOW_MS, new Date(firstFinished).getTime());
           for (let t = now.getTime() - 3_600_000; t >= from; t -= 6 * 3_600_000) {
             const target = { time: new Date(t).toISOString() };
-            expect(() => planRecoveryPath({ target, backups: base, wal: archive, histories, now, openEnded: true, liveTimeline: timeline })).not.toThrow();
+            expect(() =>
+              planRecoveryPath({
+                target,
+                backups: base,
+                wal: archive,
+                histories,
+                now,
+                openEnded: true,
+                liveTimeline: timeline,
+              }),
+            ).not.toThrow();
           }
         });
       }),
-      { numRuns: 3, seed: 41, examples: [[{ start: Date.UTC(2026, 0, 1), perDay: 12, verifiedEvery: 5, baseWeekday: 0, pitrDay: 150 }]] },
+      {
+        numRuns: 3,
+        seed: 41,
+        examples: [[{ start: Date.UTC(2026, 0, 1), perDay: 12, verifiedEvery: 5, baseWeekday: 0, pitrDay: 150 }]],
+      },
     );
   });
 });

@@ -3,7 +3,13 @@
 // RestoreObject with 501 NotImplemented, so GLACIER behaviour cannot be tested against it).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, RestoreObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  RestoreObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { whenReadable } from '../../src/activities/offsite/archived.js';
 import { createS3Store } from '../../src/storage/s3.js';
@@ -12,7 +18,8 @@ import { s3RepositorySchema } from '../../src/config/schema.js';
 import { planContentCheck } from '../../src/lib/offsite.js';
 import { classifyS3Error, objectReadability } from '../../src/lib/s3Errors.js';
 
-const s3Error = (name: string, status: number, extra: Record<string, unknown> = {}) => Object.assign(new Error(name), { name, Code: name, $metadata: { httpStatusCode: status }, ...extra });
+const s3Error = (name: string, status: number, extra: Record<string, unknown> = {}) =>
+  Object.assign(new Error(name), { name, Code: name, $metadata: { httpStatusCode: status }, ...extra });
 
 describe('classifyS3Error', () => {
   it('tells the real cause apart', () => {
@@ -41,8 +48,15 @@ describe('classifyS3Error', () => {
     expect(objectReadability({ StorageClass: 'GLACIER_IR' })).toBe('readable');
     expect(objectReadability({ StorageClass: 'GLACIER' })).toBe('archived');
     expect(objectReadability({ StorageClass: 'DEEP_ARCHIVE', Restore: 'ongoing-request="true"' })).toBe('restoring');
-    expect(objectReadability({ StorageClass: 'GLACIER', Restore: 'ongoing-request="false", expiry-date="Fri, 21 Dec 2026 00:00:00 GMT"' })).toBe('readable');
-    expect(objectReadability({ StorageClass: 'INTELLIGENT_TIERING', ArchiveStatus: 'DEEP_ARCHIVE_ACCESS' })).toBe('archived');
+    expect(
+      objectReadability({
+        StorageClass: 'GLACIER',
+        Restore: 'ongoing-request="false", expiry-date="Fri, 21 Dec 2026 00:00:00 GMT"',
+      }),
+    ).toBe('readable');
+    expect(objectReadability({ StorageClass: 'INTELLIGENT_TIERING', ArchiveStatus: 'DEEP_ARCHIVE_ACCESS' })).toBe(
+      'archived',
+    );
   });
 });
 
@@ -50,7 +64,12 @@ describe('classifyS3Error', () => {
 function stubS3() {
   const restored = new Set<string>();
   const sent: string[] = [];
-  const classes: Record<string, string> = { 'main/a': 'STANDARD', 'main/b': 'GLACIER', 'main/c': 'DEEP_ARCHIVE', 'main/d': 'DEEP_ARCHIVE' };
+  const classes: Record<string, string> = {
+    'main/a': 'STANDARD',
+    'main/b': 'GLACIER',
+    'main/c': 'DEEP_ARCHIVE',
+    'main/d': 'DEEP_ARCHIVE',
+  };
   vi.spyOn(S3Client.prototype, 'send').mockImplementation((async (command: unknown) => {
     if (command instanceof ListObjectsV2Command) {
       return { Contents: Object.entries(classes).map(([Key, StorageClass]) => ({ Key, Size: 5, StorageClass })) };
@@ -59,18 +78,33 @@ function stubS3() {
       const key = command.input.Key!;
       sent.push(`head ${key}`);
       const sc = classes[key]!;
-      const restore = key === 'main/c' ? 'ongoing-request="true"' : restored.has(key) ? 'ongoing-request="false", expiry-date="Fri, 21 Dec 2026 00:00:00 GMT"' : undefined;
-      return { StorageClass: sc === 'STANDARD' ? undefined : sc, Restore: restore, Metadata: { sha256: 'f'.repeat(64) } };
+      const restore =
+        key === 'main/c'
+          ? 'ongoing-request="true"'
+          : restored.has(key)
+            ? 'ongoing-request="false", expiry-date="Fri, 21 Dec 2026 00:00:00 GMT"'
+            : undefined;
+      return {
+        StorageClass: sc === 'STANDARD' ? undefined : sc,
+        Restore: restore,
+        Metadata: { sha256: 'f'.repeat(64) },
+      };
     }
     if (command instanceof RestoreObjectCommand) {
-      sent.push(`restore ${command.input.Key} ${command.input.RestoreRequest?.Days} ${command.input.RestoreRequest?.GlacierJobParameters?.Tier}`);
+      sent.push(
+        `restore ${command.input.Key} ${command.input.RestoreRequest?.Days} ${command.input.RestoreRequest?.GlacierJobParameters?.Tier}`,
+      );
       if (command.input.Key === 'main/d') throw s3Error('RestoreAlreadyInProgress', 409);
       return {};
     }
     if (command instanceof GetObjectCommand) throw s3Error('InvalidObjectState', 403);
     throw new Error(`unexpected ${String(command)}`);
   }) as never);
-  const store = createS3Store('glacier', s3RepositorySchema.parse({ type: 's3', bucket: 'bucket', endpoint: 'http://127.0.0.1:1', restoreTier: 'Bulk' }), {});
+  const store = createS3Store(
+    'glacier',
+    s3RepositorySchema.parse({ type: 's3', bucket: 'bucket', endpoint: 'http://127.0.0.1:1', restoreTier: 'Bulk' }),
+    {},
+  );
   return { store, sent, restored };
 }
 
@@ -90,7 +124,9 @@ describe('the S3 driver and archive storage classes (stubbed client)', () => {
 
   it('asks S3 to restore archived objects only, treats a restore under way as pending', async () => {
     const { store, sent, restored } = stubS3();
-    expect(await store.prepareRead!(['main/a', 'main/b', 'main/c', 'main/d'], 3)).toEqual({ pending: ['main/b', 'main/c', 'main/d'] });
+    expect(await store.prepareRead!(['main/a', 'main/b', 'main/c', 'main/d'], 3)).toEqual({
+      pending: ['main/b', 'main/c', 'main/d'],
+    });
     expect(sent.filter((s) => s.startsWith('restore'))).toEqual(['restore main/b 3 Bulk', 'restore main/d 3 Bulk']);
     // Once S3 has restored it (Restore: ongoing-request="false"), it is readable and not asked for again.
     restored.add('main/b');
@@ -101,7 +137,10 @@ describe('the S3 driver and archive storage classes (stubbed client)', () => {
 
   it('reports GetObject of an archived object as archived, not as refused credentials, and does not retry it', async () => {
     const { store } = stubS3();
-    const err = await store.get('main/b', '/nonexistent/x').then(() => undefined, (e: unknown) => e as { message: string; nonRetryable: boolean });
+    const err = await store.get('main/b', '/nonexistent/x').then(
+      () => undefined,
+      (e: unknown) => e as { message: string; nonRetryable: boolean },
+    );
     expect(err?.message).toMatch(/archive storage class/);
     expect(err?.message).not.toMatch(/credentials/);
     expect(err?.nonRetryable).toBe(true);
@@ -113,7 +152,11 @@ describe('the S3 driver and archive storage classes (stubbed client)', () => {
  * Deep Archive Access (HEAD says so), `moved` went to Archive Access after its HEAD (GetObject alone says so).
  */
 function stubTiering() {
-  const tiers: Record<string, string | undefined> = { 'main/hot': undefined, 'main/deep': 'DEEP_ARCHIVE_ACCESS', 'main/moved': undefined };
+  const tiers: Record<string, string | undefined> = {
+    'main/hot': undefined,
+    'main/deep': 'DEEP_ARCHIVE_ACCESS',
+    'main/moved': undefined,
+  };
   const got: string[] = [];
   vi.spyOn(S3Client.prototype, 'send').mockImplementation((async (command: unknown) => {
     if (command instanceof ListObjectsV2Command) {
@@ -121,7 +164,11 @@ function stubTiering() {
     }
     if (command instanceof HeadObjectCommand) {
       const tier = tiers[command.input.Key!];
-      return { StorageClass: 'INTELLIGENT_TIERING', ...(tier ? { ArchiveStatus: tier } : {}), Metadata: { sha256: 'f'.repeat(64) } };
+      return {
+        StorageClass: 'INTELLIGENT_TIERING',
+        ...(tier ? { ArchiveStatus: tier } : {}),
+        Metadata: { sha256: 'f'.repeat(64) },
+      };
     }
     if (command instanceof GetObjectCommand) {
       got.push(command.input.Key!);
@@ -130,7 +177,11 @@ function stubTiering() {
     }
     throw new Error(`unexpected ${String(command)}`);
   }) as never);
-  const store = createS3Store('tiering', s3RepositorySchema.parse({ type: 's3', bucket: 'bucket', endpoint: 'http://127.0.0.1:1' }), {});
+  const store = createS3Store(
+    'tiering',
+    s3RepositorySchema.parse({ type: 's3', bucket: 'bucket', endpoint: 'http://127.0.0.1:1' }),
+    {},
+  );
   return { store, got };
 }
 
@@ -155,7 +206,10 @@ describe('Intelligent-Tiering archive tiers (stubbed client)', () => {
     expect([...sums]).toEqual([['main/hot', createHash('sha256').update('hello').digest('hex')]]);
     expect(archived).toEqual(['main/moved']);
     // A caller that cannot take the archived path still hears why, non-retryably.
-    const err = await store.contentSha256(['main/moved']).then(() => undefined, (e: unknown) => e as { message: string; nonRetryable: boolean });
+    const err = await store.contentSha256(['main/moved']).then(
+      () => undefined,
+      (e: unknown) => e as { message: string; nonRetryable: boolean },
+    );
     expect(err?.message).toMatch(/archive storage class/);
     expect(err?.nonRetryable).toBe(true);
   });
@@ -179,15 +233,30 @@ describe('whenReadable: restore from offsite waits for archived objects, with a 
     const { store, asked } = fakeStore(2);
     const slept: number[] = [];
     const pending: number[] = [];
-    await whenReadable(store, ['ready', 'x', 'y'], { days: 3, maxWaitMs: 3_600_000, pollMs: 60_000, sleep: async (ms) => void slept.push(ms), onPending: (n) => pending.push(n) });
-    expect(asked).toEqual([['ready', 'x', 'y'], ['x', 'y'], ['x', 'y']]);
+    await whenReadable(store, ['ready', 'x', 'y'], {
+      days: 3,
+      maxWaitMs: 3_600_000,
+      pollMs: 60_000,
+      sleep: async (ms) => void slept.push(ms),
+      onPending: (n) => pending.push(n),
+    });
+    expect(asked).toEqual([
+      ['ready', 'x', 'y'],
+      ['x', 'y'],
+      ['x', 'y'],
+    ]);
     expect(slept).toEqual([60_000, 60_000]);
     expect(pending).toEqual([2, 2]);
   });
 
   it('fails non-retryably once the bound has passed, naming what is still archived', async () => {
     const { store } = fakeStore(1_000);
-    const err = await whenReadable(store, ['x'], { days: 3, maxWaitMs: 150, pollMs: 60, sleep: (ms) => new Promise((r) => setTimeout(r, ms)) }).then(
+    const err = await whenReadable(store, ['x'], {
+      days: 3,
+      maxWaitMs: 150,
+      pollMs: 60,
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    }).then(
       () => undefined,
       (e: unknown) => e as { message: string; nonRetryable: boolean },
     );
@@ -203,7 +272,13 @@ describe('whenReadable: restore from offsite waits for archived objects, with a 
 describe('offsite repository config', () => {
   it('fills the tiers not given from the offsite defaults, keeps an old retentionDays, and bounds the restore wait', () => {
     const base = { type: 's3', bucket: 'bucket' };
-    expect(s3RepositorySchema.parse({ ...base, retention: { weekly: 4 } }).retention).toEqual({ daily: 30, weekly: 4, monthly: 12, yearly: 0, minimum: 3 });
+    expect(s3RepositorySchema.parse({ ...base, retention: { weekly: 4 } }).retention).toEqual({
+      daily: 30,
+      weekly: 4,
+      monthly: 12,
+      yearly: 0,
+      minimum: 3,
+    });
     const old = s3RepositorySchema.parse({ ...base, retentionDays: 90 });
     expect(old).toMatchObject({ retentionDays: 90, restoreTier: 'Standard', restoreDays: 3, restoreWaitHours: 20 });
     expect(old.retention).toBeUndefined();

@@ -32,19 +32,24 @@ describe('schedule times for people', () => {
       '    next Sat 2026-11-21 21:00 EST (in 1h00m), Sun 2026-11-22 21:00 EST; last Fri 2026-11-20 21:00 EST completed',
     ]);
     const paused = scheduleLines([{ ...row, paused: true, note: 'INC-42', lastRun: undefined }], now, 'UTC');
-    expect(paused).toEqual(['pgwarden/main/all/full-daily  fullBackup  0 2 * * * (UTC)  PAUSED (INC-42)', '    next - (paused); not run yet']);
+    expect(paused).toEqual([
+      'pgwarden/main/all/full-daily  fullBackup  0 2 * * * (UTC)  PAUSED (INC-42)',
+      '    next - (paused); not run yet',
+    ]);
   });
 });
 
-describe("the schedule commands of the README and docs/", () => {
-  it('name schedules that `schedules apply` creates from the README\'s own config', async () => {
+describe('the schedule commands of the README and docs/', () => {
+  it("name schedules that `schedules apply` creates from the README's own config", async () => {
     const { readDocs } = await import('../helpers/docs.js');
     const { parseConfig } = await import('../../src/config/index.js');
     const { desiredSchedules } = await import('../../src/lib/schedules.js');
     const docs = (await readDocs()).map((d) => d.text).join('\n');
     const configBlock = /### Configuration[\s\S]*?```json\n([\s\S]*?)```/.exec(docs)![1]!;
     const ids = new Set(desiredSchedules(parseConfig(JSON.parse(configBlock))).map((s) => s.id));
-    const named = [...docs.matchAll(/^pgwarden schedules (?:trigger|pause|unpause|delete) (pgwarden\/\S+)/gm)].map((m) => m[1]!);
+    const named = [...docs.matchAll(/^pgwarden schedules (?:trigger|pause|unpause|delete) (pgwarden\/\S+)/gm)].map(
+      (m) => m[1]!,
+    );
     expect(named.length).toBeGreaterThanOrEqual(4);
     for (const id of named) expect(ids, id).toContain(id);
   });

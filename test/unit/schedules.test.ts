@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { desiredSchedules, fingerprint, ownedBy } from '../../src/lib/schedules.js';
 
-const base = (extra: Partial<ConfigInput['clusters'][string]> = {}, repositories: ConfigInput['repositories'] = {}): ConfigInput => ({
+const base = (
+  extra: Partial<ConfigInput['clusters'][string]> = {},
+  repositories: ConfigInput['repositories'] = {},
+): ConfigInput => ({
   clusters: { main: { ...extra } },
   repositories: { local: { type: 'local', path: '/var/lib/pgwarden' }, ...repositories },
 });
@@ -20,7 +23,10 @@ describe('desiredSchedules', () => {
     ]);
     expect(s[0]!.input).toEqual({ cluster: 'main', database: '*' });
     // verifyBackup "*" verifies each database the newest "*" backup took.
-    expect(s[2]).toMatchObject({ input: { cluster: 'main', database: '*' }, labels: { cluster: 'main', database: '*', kind: 'verify' } });
+    expect(s[2]).toMatchObject({
+      input: { cluster: 'main', database: '*' },
+      labels: { cluster: 'main', database: '*', kind: 'verify' },
+    });
     expect(s[2]!.description).toBe('verify-by-restore of the newest backup of every database of main');
     expect(s[4]!.input).toEqual({ cluster: 'main', target: { latest: true }, mode: 'rehearsal' });
   });
@@ -32,24 +38,44 @@ describe('desiredSchedules', () => {
   });
 
   it('schedules backup and verify per listed database, and offsite jobs when the cluster has a remote', () => {
-    const s = desiredSchedules(parseConfig(base({ databases: ['app', 'billing'] }, { offsite: { type: 's3', bucket: 'backups' } })));
+    const s = desiredSchedules(
+      parseConfig(base({ databases: ['app', 'billing'] }, { offsite: { type: 's3', bucket: 'backups' } })),
+    );
     const ids = s.map((x) => x.id);
     expect(ids).toContain('pgwarden/main/app/full-daily');
     expect(ids).toContain('pgwarden/main/billing/verify-daily');
     expect(ids).not.toContain('pgwarden/main/all/full-daily');
     expect(ids).not.toContain('pgwarden/main/all/verify-daily');
     const wal = s.find((x) => x.id === 'pgwarden/main/offsite-wal')!;
-    expect(wal).toMatchObject({ workflowType: 'offsiteSync', input: { cluster: 'main', walOnly: true }, timing: { every: '6 hours' } });
+    expect(wal).toMatchObject({
+      workflowType: 'offsiteSync',
+      input: { cluster: 'main', walOnly: true },
+      timing: { every: '6 hours' },
+    });
     expect(s.find((x) => x.id === 'pgwarden/main/offsite-daily')!.timing).toEqual({ cron: '0 5 * * *' });
-    expect(s.find((x) => x.id === 'pgwarden/main/app/verify-daily')!.labels).toEqual({ cluster: 'main', database: 'app', kind: 'verify' });
+    expect(s.find((x) => x.id === 'pgwarden/main/app/verify-daily')!.labels).toEqual({
+      cluster: 'main',
+      database: 'app',
+      kind: 'verify',
+    });
   });
 
   it('honours per-cluster overrides and refuses unknown jobs and bad intervals', () => {
-    const s = desiredSchedules(parseConfig(base({ schedules: { 'base-weekly': false, 'full-daily': { cron: '30 1 * * *' }, health: { every: '5 minutes' } } })));
+    const s = desiredSchedules(
+      parseConfig(
+        base({
+          schedules: { 'base-weekly': false, 'full-daily': { cron: '30 1 * * *' }, health: { every: '5 minutes' } },
+        }),
+      ),
+    );
     expect(s.map((x) => x.id)).not.toContain('pgwarden/main/base-weekly');
     expect(s.find((x) => x.job === 'full-daily')!.timing).toEqual({ cron: '30 1 * * *' });
-    expect(() => desiredSchedules(parseConfig(base({ schedules: { nightly: { cron: '0 2 * * *' } } })))).toThrow(/unknown job "nightly"/);
-    expect(() => desiredSchedules(parseConfig(base({ schedules: { health: { every: 'often' } } })))).toThrow(/"every" must be like/);
+    expect(() => desiredSchedules(parseConfig(base({ schedules: { nightly: { cron: '0 2 * * *' } } })))).toThrow(
+      /unknown job "nightly"/,
+    );
+    expect(() => desiredSchedules(parseConfig(base({ schedules: { health: { every: 'often' } } })))).toThrow(
+      /"every" must be like/,
+    );
     expect(() => parseConfig(base({ schedules: { health: { cron: '0 2 * *' } } }))).toThrow(/five crontab fields/);
   });
 
@@ -60,7 +86,9 @@ describe('desiredSchedules', () => {
     expect(fingerprint(a!, settings)).toBe(fingerprint({ ...a! }, { ...settings }));
     expect(fingerprint(a!, settings)).not.toBe(fingerprint({ ...a!, timing: { cron: '0 1 * * *' } }, settings));
     expect(fingerprint(a!, settings)).not.toBe(fingerprint(a!, { ...settings, timeZone: 'Europe/Berlin' }));
-    expect(fingerprint(a!, { ...settings, searchAttributes: false })).not.toBe(fingerprint(a!, { ...settings, searchAttributes: true }));
+    expect(fingerprint(a!, { ...settings, searchAttributes: false })).not.toBe(
+      fingerprint(a!, { ...settings, searchAttributes: true }),
+    );
   });
 
   it('owns only schedules of the named clusters', () => {

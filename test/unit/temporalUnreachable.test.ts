@@ -2,8 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { connectFailureReason, isConnectFailure, temporalUnreachableLine } from '../../src/lib/temporalUnreachable.js';
 
 // What the SDK's native worker connection and Node sockets actually say (copied from real runs).
-const REFUSED = 'tonic::transport::Error(Transport, ConnectError(ConnectError("tcp connect error", 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })))';
-const DNS = 'tonic::transport::Error(Transport, ConnectError(ConnectError("dns error", Custom { kind: Uncategorized, error: "failed to lookup address information: Name or service not known" })))';
+const REFUSED =
+  'tonic::transport::Error(Transport, ConnectError(ConnectError("tcp connect error", 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })))';
+const DNS =
+  'tonic::transport::Error(Transport, ConnectError(ConnectError("dns error", Custom { kind: Uncategorized, error: "failed to lookup address information: Name or service not known" })))';
 
 describe('temporalUnreachableLine', () => {
   it('turns the transport error into one line naming the address, the reason and what to do', () => {

@@ -41,7 +41,20 @@ describe('LSNs', () => {
   });
 
   it('refuse text that is not an LSN', () => {
-    for (const bad of ['', '0', '0/', '/0', '1/2/3', '123456789/0', '0/123456789', '0x1/0', 'G/0', '-1/0', '0 /1', '0/3000060 junk']) {
+    for (const bad of [
+      '',
+      '0',
+      '0/',
+      '/0',
+      '1/2/3',
+      '123456789/0',
+      '0/123456789',
+      '0x1/0',
+      'G/0',
+      '-1/0',
+      '0 /1',
+      '0/3000060 junk',
+    ]) {
       expect(() => parseLsn(bad), bad).toThrow(/is not an LSN/);
       expect(isLsn(bad), bad).toBe(false);
     }
@@ -97,11 +110,15 @@ describe('segments (16 MiB)', () => {
 
   it('round-trip name <-> (timeline, segment)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 0xffffffff }), fc.bigInt({ min: 0n, max: 0xffffffffn * 256n + 255n }), (tli, seg) => {
-        const name = segmentName(tli, seg);
-        expect(name).toMatch(SEGMENT_NAME);
-        expect(parseSegmentName(name)).toEqual({ timeline: tli, segment: seg });
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 0xffffffff }),
+        fc.bigInt({ min: 0n, max: 0xffffffffn * 256n + 255n }),
+        (tli, seg) => {
+          const name = segmentName(tli, seg);
+          expect(name).toMatch(SEGMENT_NAME);
+          expect(parseSegmentName(name)).toEqual({ timeline: tli, segment: seg });
+        },
+      ),
     );
   });
 
@@ -124,10 +141,23 @@ describe('segments (16 MiB)', () => {
 
 describe('WAL file names', () => {
   it('cover everything archive_command is handed, and nothing else', () => {
-    for (const good of ['000000010000000000000003', '00000002.history', '000000010000000000000002.00000028.backup', '000000010000000000000003.partial']) {
+    for (const good of [
+      '000000010000000000000003',
+      '00000002.history',
+      '000000010000000000000002.00000028.backup',
+      '000000010000000000000003.partial',
+    ]) {
       expect(isWalFileName(good), good).toBe(true);
     }
-    for (const bad of ['', 'archive_status', '00000002.history.tmp', '0000000a.history', '000000010000000000000003.partial.gz', '../00000002.history', 'x000000010000000000000003']) {
+    for (const bad of [
+      '',
+      'archive_status',
+      '00000002.history.tmp',
+      '0000000a.history',
+      '000000010000000000000003.partial.gz',
+      '../00000002.history',
+      'x000000010000000000000003',
+    ]) {
       expect(isWalFileName(bad), bad).toBe(false);
     }
     expect(HISTORY_NAME.exec('00000002.history')?.[1]).toBe('00000002');
@@ -160,7 +190,14 @@ describe('timeline history files', () => {
   });
 
   it('refuse lines that are not "timeline<TAB>LSN<TAB>reason"', () => {
-    for (const bad of ['1', '1\tnot-an-lsn\treason', 'one\t0/3000060\treason', '-1\t0/3000060', '1.5\t0/3000060', '0/3000060\t1']) {
+    for (const bad of [
+      '1',
+      '1\tnot-an-lsn\treason',
+      'one\t0/3000060\treason',
+      '-1\t0/3000060',
+      '1.5\t0/3000060',
+      '0/3000060\t1',
+    ]) {
       expect(() => parseHistory(bad), bad).toThrow(/bad timeline history line/);
     }
     // One bad line spoils the file.
@@ -226,7 +263,10 @@ describe('segments between two LSNs', () => {
 
   it('keep the parent up to a switch point that falls on a segment boundary', () => {
     const path = timelinePath(2, parseHistory('1\t0/5000000\treason\n'));
-    expect(segmentsBetween(path, lsn('0/4000000'), lsn('0/5FFFFFF'))).toEqual(['000000010000000000000004', '000000020000000000000005']);
+    expect(segmentsBetween(path, lsn('0/4000000'), lsn('0/5FFFFFF'))).toEqual([
+      '000000010000000000000004',
+      '000000020000000000000005',
+    ]);
   });
 
   it('skip a timeline that lived and died inside one segment', () => {
@@ -246,7 +286,9 @@ describe('segments between two LSNs', () => {
         fc.bigInt({ min: 0n, max: 0x2000_0000n }),
         fc.array(fc.bigInt({ min: 1n, max: 0x4_0000_0000n }), { maxLength: 4 }),
         (start, length, switches) => {
-          const history = [...new Set(switches)].sort((a, b) => (a < b ? -1 : 1)).map((switchpoint, i) => ({ parent: i + 1, switchpoint }));
+          const history = [...new Set(switches)]
+            .sort((a, b) => (a < b ? -1 : 1))
+            .map((switchpoint, i) => ({ parent: i + 1, switchpoint }));
           const path = timelinePath(history.length + 1, history);
           const names = segmentsBetween(path, start, start + length);
           expect(BigInt(names.length)).toBe(segmentOf(start + length) - segmentOf(start) + 1n);

@@ -53,7 +53,13 @@ describe('reachesTarget', () => {
 
 describe('planRecoveryPath, openEnded', () => {
   const seg = (s: string) => `00000001000000000000000${s}`;
-  const backup: BackupSummary = { backupId: '20261122T020000Z', timeline: 1, startLsn: '0/2000028', stopLsn: '0/2000100', finishedAt: '2026-11-22T02:00:05Z' };
+  const backup: BackupSummary = {
+    backupId: '20261122T020000Z',
+    timeline: 1,
+    startLsn: '0/2000028',
+    stopLsn: '0/2000100',
+    finishedAt: '2026-11-22T02:00:05Z',
+  };
   const wal: ArchivedWal[] = [
     { name: seg('2'), archivedAt: '2026-11-22T02:00:06Z' },
     { name: seg('3'), archivedAt: '2026-11-22T08:00:00Z' },
@@ -69,7 +75,16 @@ describe('planRecoveryPath, openEnded', () => {
   });
   it('still refuses a gap', () => {
     const gap = [...wal, { name: seg('5'), archivedAt: '2026-11-23T08:00:00Z' }];
-    expect(() => planRecoveryPath({ target: { lsn: '0/9000000' }, backups: [backup], wal: gap, histories: new Map(), now, openEnded: true })).toThrow(/000000010000000000000004 is missing/);
+    expect(() =>
+      planRecoveryPath({
+        target: { lsn: '0/9000000' },
+        backups: [backup],
+        wal: gap,
+        histories: new Map(),
+        now,
+        openEnded: true,
+      }),
+    ).toThrow(/000000010000000000000004 is missing/);
   });
 });
 

@@ -23,7 +23,11 @@ it('a history recorded with the old activity timeouts replays; one with another 
   });
   let history;
   try {
-    const handle = await env.client.workflow.start('healthCheck', { taskQueue: queue, workflowId: `${queue}/health`, args: [{ cluster: 'main' }] });
+    const handle = await env.client.workflow.start('healthCheck', {
+      taskQueue: queue,
+      workflowId: `${queue}/health`,
+      args: [{ cluster: 'main' }],
+    });
     await handle.result();
     history = await handle.fetchHistory();
   } finally {
@@ -42,6 +46,10 @@ it('a history recorded with the old activity timeouts replays; one with another 
   await Worker.runReplayHistory({ workflowBundle: workflowBundle() }, old, `${queue}/old-options`);
 
   const other = structuredClone(history);
-  other.events!.find((e) => e.activityTaskScheduledEventAttributes)!.activityTaskScheduledEventAttributes!.activityType = { name: 'somethingElse' };
-  await expect(Worker.runReplayHistory({ workflowBundle: workflowBundle() }, other, `${queue}/other`)).rejects.toBeInstanceOf(DeterminismViolationError);
+  other.events!.find(
+    (e) => e.activityTaskScheduledEventAttributes,
+  )!.activityTaskScheduledEventAttributes!.activityType = { name: 'somethingElse' };
+  await expect(
+    Worker.runReplayHistory({ workflowBundle: workflowBundle() }, other, `${queue}/other`),
+  ).rejects.toBeInstanceOf(DeterminismViolationError);
 });

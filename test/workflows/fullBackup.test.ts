@@ -32,7 +32,11 @@ const preflightOk = async (): Promise<PreflightResult> => ({
 
 async function withStubs<T>(activities: object, fn: (queue: string) => Promise<T>): Promise<T> {
   const queue = uniqueQueue('wf-full');
-  const worker = await startStubWorker(env, queue, { listClusterDatabases: async () => [], applyLogicalRetention: async () => ({ keep: [], delete: [] }), ...activities });
+  const worker = await startStubWorker(env, queue, {
+    listClusterDatabases: async () => [],
+    applyLogicalRetention: async () => ({ keep: [], delete: [] }),
+    ...activities,
+  });
   try {
     return await fn(queue);
   } finally {
@@ -76,7 +80,11 @@ it('stops at a non-retryable preflight failure without dumping', async () => {
     },
     (queue) =>
       env.client.workflow
-        .execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/bad`, args: [{ cluster: 'main', database: 'nope' }] })
+        .execute('fullBackup', {
+          taskQueue: queue,
+          workflowId: `${queue}/bad`,
+          args: [{ cluster: 'main', database: 'nope' }],
+        })
         .catch((e: unknown) => e),
   );
   expect(err).toBeInstanceOf(WorkflowFailedError);
@@ -106,7 +114,11 @@ it('delivers cancellation to the running dump and waits for its cleanup', async 
       },
     },
     async (queue) => {
-      const handle = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId: `${queue}/cancel`, args: [{ cluster: 'main', database: 'app' }] });
+      const handle = await env.client.workflow.start('fullBackup', {
+        taskQueue: queue,
+        workflowId: `${queue}/cancel`,
+        args: [{ cluster: 'main', database: 'app' }],
+      });
       await running;
       await handle.cancel();
       return handle.result().catch((e: unknown) => e);
@@ -124,7 +136,7 @@ it('backs up every database as its own child workflow with a readable id', async
       listClusterDatabases: async () => ['app', 'crm'],
       preflightLogicalBackup: preflightOk,
       createLogicalBackup: async (input: LogicalBackupInput) => {
-        seen.push(Context.current().info.workflowExecution?.workflowId ?? "");
+        seen.push(Context.current().info.workflowExecution?.workflowId ?? '');
         return backupOf(input);
       },
     },
@@ -145,7 +157,8 @@ it('"*": a database that fails does not stop the others; the run then fails nami
     {
       listClusterDatabases: async () => ['app', 'bad name', 'crm'],
       preflightLogicalBackup: async (input: LogicalBackupInput) => {
-        if (input.database === 'bad name') throw nonRetryable('InvalidInput', 'database name "bad name" cannot be used as a repository path component');
+        if (input.database === 'bad name')
+          throw nonRetryable('InvalidInput', 'database name "bad name" cannot be used as a repository path component');
         return preflightOk();
       },
       createLogicalBackup: async (input: LogicalBackupInput) => {
@@ -155,7 +168,11 @@ it('"*": a database that fails does not stop the others; the run then fails nami
     },
     (queue) =>
       env.client.workflow
-        .execute('fullBackup', { taskQueue: queue, workflowId: `${queue}/all-one-bad`, args: [{ cluster: 'main', database: '*', backupId: '20261122T020000Z' }] })
+        .execute('fullBackup', {
+          taskQueue: queue,
+          workflowId: `${queue}/all-one-bad`,
+          args: [{ cluster: 'main', database: '*', backupId: '20261122T020000Z' }],
+        })
         .catch((e: unknown) => e),
   );
   expect(dumped).toEqual(['app', 'crm']);
@@ -164,12 +181,16 @@ it('"*": a database that fails does not stop the others; the run then fails nami
   expect(cause).toBeInstanceOf(ApplicationFailure);
   expect(cause.type).toBe('BackupFailed');
   expect(cause.nonRetryable).toBe(true);
-  expect(cause.message).toBe('1 of 3 databases failed to back up (20261122T020000Z): bad name: database name "bad name" cannot be used as a repository path component');
+  expect(cause.message).toBe(
+    '1 of 3 databases failed to back up (20261122T020000Z): bad name: database name "bad name" cannot be used as a repository path component',
+  );
   expect(cause.details).toEqual([
     {
       cluster: 'main',
       backupId: '20261122T020000Z',
-      failed: [{ database: 'bad name', error: 'database name "bad name" cannot be used as a repository path component' }],
+      failed: [
+        { database: 'bad name', error: 'database name "bad name" cannot be used as a repository path component' },
+      ],
       backedUp: [
         { database: 'app', backupId: '20261122T020000Z' },
         { database: 'crm', backupId: '20261122T020000Z' },
@@ -197,7 +218,11 @@ it('"*": cancelled while a database is being dumped, it stops at once (the next 
       },
     },
     async (queue) => {
-      const handle = await env.client.workflow.start('fullBackup', { taskQueue: queue, workflowId: `${queue}/all-cancel`, args: [{ cluster: 'main', database: '*' }] });
+      const handle = await env.client.workflow.start('fullBackup', {
+        taskQueue: queue,
+        workflowId: `${queue}/all-cancel`,
+        args: [{ cluster: 'main', database: '*' }],
+      });
       await dumping;
       await handle.cancel();
       return handle.result().catch((e: unknown) => e);

@@ -43,7 +43,10 @@ export async function whenReadable(store: Storage, keys: string[], wait: Archive
   let pending = (await store.prepareRead(keys, wait.days)).pending;
   while (pending.length > 0) {
     wait.onPending?.(pending.length);
-    if (wait.signal?.aborted) throw new Error(`offsite repository "${store.name}": cancelled while waiting for restores from the archive storage class`);
+    if (wait.signal?.aborted)
+      throw new Error(
+        `offsite repository "${store.name}": cancelled while waiting for restores from the archive storage class`,
+      );
     if (Date.now() + wait.pollMs > deadline) {
       throw nonRetryable(
         ErrorType.OffsiteUnavailable,

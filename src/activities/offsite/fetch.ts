@@ -9,7 +9,12 @@ import { Context } from '@temporalio/activity';
 import type { Config } from '../../config/index.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
 import { MANIFEST_FILE, PARTIAL_SUFFIX, walRecordName } from '../../lib/layout.js';
-import { parseBaseManifest, parseLogicalManifest, type BaseManifest, type LogicalManifest } from '../../lib/manifest.js';
+import {
+  parseBaseManifest,
+  parseLogicalManifest,
+  type BaseManifest,
+  type LogicalManifest,
+} from '../../lib/manifest.js';
 import { remoteBackups, walNameOf } from '../../lib/offsite.js';
 import { chooseBaseBackup, type RecoveryTarget } from '../../lib/recovery.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../../lib/wal.js';
@@ -33,22 +38,37 @@ export interface FetchedFromOffsite {
 
 export function createOffsiteFetchActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   /** A logical backup (the given one, else the newest) when the local repository has none to offer. */
-  async function fetchLogicalFromOffsite(input: { cluster: string; database: string; backupId?: string }): Promise<FetchedFromOffsite> {
+  async function fetchLogicalFromOffsite(input: {
+    cluster: string;
+    database: string;
+    backupId?: string;
+  }): Promise<FetchedFromOffsite> {
     return withHeartbeat(() => fetchLogical(input));
   }
 
-  async function fetchLogical(input: { cluster: string; database: string; backupId?: string }): Promise<FetchedFromOffsite> {
+  async function fetchLogical(input: {
+    cluster: string;
+    database: string;
+    backupId?: string;
+  }): Promise<FetchedFromOffsite> {
     const repo = openRepository(config, input.cluster);
     const local = await repo.logicalBackups(input.database);
-    if (input.backupId ? local.some((m) => m.backupId === input.backupId) : local.length > 0) return { files: 0, bytes: 0 };
+    if (input.backupId ? local.some((m) => m.backupId === input.backupId) : local.length > 0)
+      return { files: 0, bytes: 0 };
     for (const name of offsiteNames(config, input.cluster)) {
       const found = await withStore(config, name, env, async (store) => {
         const keys = [...(await store.list(`${input.cluster}/logical/${input.database}/`)).keys()];
-        const ids = remoteBackups(keys).map((b) => b.backupId).filter((id) => !input.backupId || id === input.backupId);
+        const ids = remoteBackups(keys)
+          .map((b) => b.backupId)
+          .filter((id) => !input.backupId || id === input.backupId);
         const backupId = ids.sort().at(-1);
         if (!backupId) return undefined;
         const dir = `${input.cluster}/logical/${input.database}/${backupId}`;
-        return { repository: name, backupId, ...(await fetchBackupDir(store, repo, dir, parseLogicalManifest, archiveWaitOf(config, name))) };
+        return {
+          repository: name,
+          backupId,
+          ...(await fetchBackupDir(store, repo, dir, parseLogicalManifest, archiveWaitOf(config, name))),
+        };
       });
       if (found) return found;
     }
@@ -61,7 +81,10 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
    * remote has it; every history file; and every WAL file from the oldest local base backup's start
    * on that the local archive lacks. Without a target: as for `latest`.
    */
-  async function fetchRecoveryFromOffsite(input: { cluster: string; target?: RecoveryTarget }): Promise<FetchedFromOffsite> {
+  async function fetchRecoveryFromOffsite(input: {
+    cluster: string;
+    target?: RecoveryTarget;
+  }): Promise<FetchedFromOffsite> {
     return withHeartbeat(() => fetchRecovery(input));
   }
 
@@ -86,7 +109,9 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
         const walKeys = [...remote.keys()].filter((k) => k.split('/')[1] === 'wal' && k.endsWith('.json')).sort();
         // History files first: they say which timeline's path (and so which base backup) the target is on.
         const had = await archive.list();
-        for (const key of walKeys.filter((k) => walNameOf(k.split('/')[2]!).endsWith('.history') && !had.has(walNameOf(k.split('/')[2]!)))) {
+        for (const key of walKeys.filter(
+          (k) => walNameOf(k.split('/')[2]!).endsWith('.history') && !had.has(walNameOf(k.split('/')[2]!)),
+        )) {
           add(name, await fetchWalFile(store, archive, key));
         }
         const chosen = await chooseRemoteBase(store, repo, archive, input, [...remote.keys()], walKeys);
@@ -107,7 +132,11 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
         });
         // WAL a lifecycle rule moved to an archive class: every restore asked for at once, then waited for.
         const names = new Set(needed.map((k) => walNameOf(k.split('/')[2]!)));
-        await whenReadable(store, [...remote.keys()].filter((k) => k.split('/')[1] === 'wal' && names.has(walNameOf(k.split('/')[2]!))), archiveWaitOf(config, name));
+        await whenReadable(
+          store,
+          [...remote.keys()].filter((k) => k.split('/')[1] === 'wal' && names.has(walNameOf(k.split('/')[2]!))),
+          archiveWaitOf(config, name),
+        );
         for (const key of needed) add(name, await fetchWalFile(store, archive, key));
       });
     }
@@ -129,7 +158,9 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
     walKeys: string[],
   ): Promise<{ dir: string; backupId: string } | undefined> {
     const local = await repo.baseBackups();
-    const remoteOnly = remoteBackups(keys).filter((b) => b.kind === 'base' && !local.some((m) => m.backupId === b.backupId));
+    const remoteOnly = remoteBackups(keys).filter(
+      (b) => b.kind === 'base' && !local.some((m) => m.backupId === b.backupId),
+    );
     if (remoteOnly.length === 0) return undefined;
     const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-offsite-manifests-'));
     try {
@@ -142,7 +173,13 @@ export function createOffsiteFetchActivities({ config, env }: { config: Config; 
       let choice: { dir?: string; backupId: string } | undefined;
       try {
         const histories = await readHistories(config, env, archive, (await archive.list()).keys());
-        choice = chooseBaseBackup({ target: input.target ?? { latest: true }, backups: [...local, ...remote], walNames, histories, now: new Date() }).backup;
+        choice = chooseBaseBackup({
+          target: input.target ?? { latest: true },
+          backups: [...local, ...remote],
+          walNames,
+          histories,
+          now: new Date(),
+        }).backup;
       } catch {
         choice = undefined;
       }
@@ -184,7 +221,11 @@ async function fetchBackupDir(
   // Names come from the remote: each must be one plain file name, never a path out of the directory.
   for (const artifact of manifest.artifacts) assertPlainName(store.name, artifact.name);
   // Artifacts a lifecycle rule moved to GLACIER / DEEP_ARCHIVE: restored (and waited for) before any download.
-  await whenReadable(store, manifest.artifacts.map((a) => `${dir}/${a.name}`), wait);
+  await whenReadable(
+    store,
+    manifest.artifacts.map((a) => `${dir}/${a.name}`),
+    wait,
+  );
   let bytes = 0;
   for (const artifact of manifest.artifacts) {
     await fetchChecked(store, `${dir}/${artifact.name}`, join(localDir, artifact.name), artifact.sha256, store.name);
@@ -197,18 +238,36 @@ async function fetchBackupDir(
 }
 
 /** One archived WAL file: its record read first, the data checked against it, the record committed last. */
-async function fetchWalFile(store: Storage, archive: WalArchive, recordKey: string): Promise<{ files: number; bytes: number }> {
+async function fetchWalFile(
+  store: Storage,
+  archive: WalArchive,
+  recordKey: string,
+): Promise<{ files: number; bytes: number }> {
   await mkdirPrivate(archive.dir);
   const recordFile = join(archive.dir, recordKey.split('/').at(-1)!);
   const partial = recordFile + PARTIAL_SUFFIX;
   await getPrivate(store, recordKey, partial);
-  const record = JSON.parse(await readFile(partial, 'utf8')) as { name: string; stored: string; sha256: string; bytes: number };
+  const record = JSON.parse(await readFile(partial, 'utf8')) as {
+    name: string;
+    stored: string;
+    sha256: string;
+    bytes: number;
+  };
   assertPlainName(store.name, record.stored);
   if (walRecordName(record.name) !== recordKey.split('/').at(-1) || walNameOf(record.stored) !== record.name) {
     await rm(partial, { force: true });
-    throw nonRetryable(ErrorType.IntegrityError, `offsite repository "${store.name}": ${recordKey} describes ${record.name}`);
+    throw nonRetryable(
+      ErrorType.IntegrityError,
+      `offsite repository "${store.name}": ${recordKey} describes ${record.name}`,
+    );
   }
-  await fetchChecked(store, `${dirname(recordKey)}/${record.stored}`, join(archive.dir, record.stored), record.sha256, store.name);
+  await fetchChecked(
+    store,
+    `${dirname(recordKey)}/${record.stored}`,
+    join(archive.dir, record.stored),
+    record.sha256,
+    store.name,
+  );
   await fsyncPath(partial);
   await rename(partial, recordFile);
   await fsyncPath(archive.dir);
@@ -216,13 +275,22 @@ async function fetchWalFile(store: Storage, archive: WalArchive, recordKey: stri
 }
 
 /** Downloads to `<path>.partial`, checks the sha256, then renames into place. */
-async function fetchChecked(store: Storage, key: string, path: string, sha256: string, repository: string): Promise<void> {
+async function fetchChecked(
+  store: Storage,
+  key: string,
+  path: string,
+  sha256: string,
+  repository: string,
+): Promise<void> {
   const partial = path + PARTIAL_SUFFIX;
   await getPrivate(store, key, partial);
   const got = await hashFile(partial);
   if (got.sha256 !== sha256) {
     await rm(partial, { force: true });
-    throw nonRetryable(ErrorType.IntegrityError, `offsite repository "${repository}": ${key} has sha256 ${got.sha256}, its manifest says ${sha256}`);
+    throw nonRetryable(
+      ErrorType.IntegrityError,
+      `offsite repository "${repository}": ${key} has sha256 ${got.sha256}, its manifest says ${sha256}`,
+    );
   }
   await fsyncPath(partial);
   await rename(partial, path);
@@ -237,6 +305,9 @@ async function getPrivate(store: Storage, key: string, partial: string): Promise
 
 function assertPlainName(repository: string, name: string): void {
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name) || name.includes('..')) {
-    throw nonRetryable(ErrorType.IntegrityError, `offsite repository "${repository}" names a file "${name}": not a plain file name, refused`);
+    throw nonRetryable(
+      ErrorType.IntegrityError,
+      `offsite repository "${repository}" names a file "${name}": not a plain file name, refused`,
+    );
   }
 }

@@ -70,7 +70,11 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
    */
   async function planOffsite(input: { cluster: string; repositories?: string[]; probe?: boolean }): Promise<string[]> {
     const names = input.repositories ?? offsiteNames(config, input.cluster);
-    if (names.length === 0) throw nonRetryable(ErrorType.InvalidInput, `cluster "${input.cluster}" has no offsite repository (add an s3 or rsync repository to the config)`);
+    if (names.length === 0)
+      throw nonRetryable(
+        ErrorType.InvalidInput,
+        `cluster "${input.cluster}" has no offsite repository (add an s3 or rsync repository to the config)`,
+      );
     if (input.probe !== false) for (const name of names) await probeOffsite({ repository: name });
     return names;
   }
@@ -79,7 +83,8 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
   async function probeOffsite(input: { repository: string }): Promise<void> {
     await withStore(config, input.repository, env, (store) => store.probe()).catch((err: unknown) => {
       // Unreachable at the start is reported, not retried for hours: the next scheduled run tries again.
-      if (err instanceof ApplicationFailure && err.type === ErrorType.OffsiteUnavailable) throw nonRetryable(ErrorType.OffsiteUnavailable, err.message);
+      if (err instanceof ApplicationFailure && err.type === ErrorType.OffsiteUnavailable)
+        throw nonRetryable(ErrorType.OffsiteUnavailable, err.message);
       throw err;
     });
   }
@@ -91,7 +96,8 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
    */
   async function remoteView(store: Storage, input: OffsiteTarget, now = new Date()) {
     const repoConfig = config.repositories[input.repository];
-    if (!repoConfig || repoConfig.type === 'local') throw nonRetryable(ErrorType.InvalidInput, `"${input.repository}" is not an offsite repository`);
+    if (!repoConfig || repoConfig.type === 'local')
+      throw nonRetryable(ErrorType.InvalidInput, `"${input.repository}" is not an offsite repository`);
     const repo = openRepository(config, input.cluster);
     const syncedAt = now.toISOString();
     const inventory = await localInventory(repo, input.cluster, { walOnly: input.walOnly });
@@ -102,12 +108,24 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       for (const b of remoteBackups(keys)) {
         const m = b.kind === 'base' ? localBase.get(b.backupId) : undefined;
         if (b.kind !== 'base') out.push(b);
-        else out.push({ ...b, wal: m ? { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn } : await remoteBaseStart(store, b.dir) });
+        else
+          out.push({
+            ...b,
+            wal: m
+              ? { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn }
+              : await remoteBaseStart(store, b.dir),
+          });
       }
       return out;
     };
     // What to upload: what the policy keeps once everything local is there too.
-    const union = [...new Set([...remote.keys(), ...inventory.map((o) => o.key), ...[...localBase.keys()].map((id) => `${input.cluster}/base/${id}/manifest.json`)])];
+    const union = [
+      ...new Set([
+        ...remote.keys(),
+        ...inventory.map((o) => o.key),
+        ...[...localBase.keys()].map((id) => `${input.cluster}/base/${id}/manifest.json`),
+      ]),
+    ];
     const policy = offsiteRetention(repoConfig);
     const dropped = new Set(planRemoteRetention(union, await withWal(union), policy, now).remove);
     // What to remove: decided from what the remote holds alone (rule 7: never from local state).
@@ -121,12 +139,28 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     return withStore(config, input.repository, env, async (store) => {
       const { repo, local, remote, syncedAt } = await remoteView(store, input);
       const missing = missingOnRemote(local, remote);
-      const result: SyncResult = { repository: input.repository, uploaded: 0, uploadedBytes: 0, uploadedKeys: [], alreadyThere: local.length - missing.length, syncedAt };
+      const result: SyncResult = {
+        repository: input.repository,
+        uploaded: 0,
+        uploadedBytes: 0,
+        uploadedKeys: [],
+        alreadyThere: local.length - missing.length,
+        syncedAt,
+      };
       // On a timer, not per progress event: a driver may report progress rarely (rsync) or never.
       let current = { key: '', bytes: 0 };
       const totalBytes = missing.reduce((sum, o) => sum + o.bytes, 0);
       const timer = setInterval(
-        () => ctx.heartbeat({ phase: 'upload', repository: input.repository, object: current.key, objects: result.uploaded, of: missing.length, bytes: result.uploadedBytes + current.bytes, totalBytes }),
+        () =>
+          ctx.heartbeat({
+            phase: 'upload',
+            repository: input.repository,
+            object: current.key,
+            objects: result.uploaded,
+            of: missing.length,
+            bytes: result.uploadedBytes + current.bytes,
+            totalBytes,
+          }),
         2000,
       );
       try {
@@ -156,7 +190,9 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       const { remote, retention } = await remoteView(store, input);
       const remove = retention.remove.filter((k) => remote.has(k));
       // Commit markers first, in their own call: a backup stops being one before its data goes.
-      const markers = remove.filter((k) => k.endsWith('/manifest.json') || (k.split('/')[1] === 'wal' && k.endsWith('.json')));
+      const markers = remove.filter(
+        (k) => k.endsWith('/manifest.json') || (k.split('/')[1] === 'wal' && k.endsWith('.json')),
+      );
       await store.remove(markers);
       await store.remove(remove.filter((k) => !markers.includes(k)));
       const removedDirs = new Set(remove.map((k) => k.slice(0, k.lastIndexOf('/'))));
@@ -174,7 +210,9 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
    * object known and carrying a sha256, and content read back and hashed (all, or `keys`).
    * Any problem fails with a report that names each object.
    */
-  async function checkOffsite(input: OffsiteTarget & { depth: CheckDepth; keys?: string[]; syncedAt?: string }): Promise<CheckReport> {
+  async function checkOffsite(
+    input: OffsiteTarget & { depth: CheckDepth; keys?: string[]; syncedAt?: string },
+  ): Promise<CheckReport> {
     const ctx = Context.current();
     return withStore(config, input.repository, env, async (store) => {
       const { local, remote, inventory } = await remoteView(store, input);
@@ -183,22 +221,48 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
       const members = await remoteMembers(store, remote, inventory, { readManifests: !input.walOnly });
       let hashed = 0;
       const totalBytes = [...scope].reduce((sum, k) => sum + (remote.get(k)?.bytes ?? 0), 0);
-      const timer = setInterval(() => ctx.heartbeat({ phase: 'check', repository: input.repository, objects: scope.size, bytesRead: hashed, totalBytes }), 2000);
+      const timer = setInterval(
+        () =>
+          ctx.heartbeat({
+            phase: 'check',
+            repository: input.repository,
+            objects: scope.size,
+            bytesRead: hashed,
+            totalBytes,
+          }),
+        2000,
+      );
       let content: Map<string, string>;
       try {
         // An object S3 refuses as archived moves to the archived path (size and recorded sha256).
-        content = await store.contentSha256([...scope], (bytes) => (hashed = bytes), (key) => {
-          scope.delete(key);
-          archived.add(key);
-        });
+        content = await store.contentSha256(
+          [...scope],
+          (bytes) => (hashed = bytes),
+          (key) => {
+            scope.delete(key);
+            archived.add(key);
+          },
+        );
       } finally {
         clearInterval(timer);
       }
-      const report = checkRemote({ repository: input.repository, local, remote, content, contentScope: scope, syncedAt: input.syncedAt, members, archived });
+      const report = checkRemote({
+        repository: input.repository,
+        local,
+        remote,
+        content,
+        contentScope: scope,
+        syncedAt: input.syncedAt,
+        members,
+        archived,
+      });
       if (report.problems.length > 0) {
         const lines = describeProblems(report).split('\n');
         const shown = lines.slice(0, 40).join('\n') + (lines.length > 40 ? `\n... and ${lines.length - 40} more` : '');
-        throw nonRetryable(ErrorType.OffsiteCheckFailed, `offsite repository "${input.repository}" failed its check (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}):\n${shown}`);
+        throw nonRetryable(
+          ErrorType.OffsiteCheckFailed,
+          `offsite repository "${input.repository}" failed its check (${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}):\n${shown}`,
+        );
       }
       // Passed: local retention may now delete what this check saw offsite (never the only copy), and
       // what the remote's own policy does not keep (src/lib/offsiteConfirmed.ts says why that is safe).
@@ -211,12 +275,18 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
    * Drift for healthCheck and the metrics: committed local objects the remote lacks (what its own
    * retention would drop is not expected), by listing alone — nothing is read back.
    */
-  async function offsiteDrift(input: { cluster: string; repository: string; graceHours: number }, now = new Date()): Promise<{ missing: number; missingPastGrace: number }> {
+  async function offsiteDrift(
+    input: { cluster: string; repository: string; graceHours: number },
+    now = new Date(),
+  ): Promise<{ missing: number; missingPastGrace: number }> {
     return withStore(config, input.repository, env, async (store) => {
       const { local, remote } = await remoteView(store, { cluster: input.cluster, repository: input.repository }, now);
       const missing = missingOnRemote(local, remote);
       const cutoff = now.getTime() - input.graceHours * 3_600_000;
-      return { missing: missing.length, missingPastGrace: missing.filter((o) => new Date(o.committedAt).getTime() <= cutoff).length };
+      return {
+        missing: missing.length,
+        missingPastGrace: missing.filter((o) => new Date(o.committedAt).getTime() <= cutoff).length,
+      };
     });
   }
 
@@ -250,20 +320,32 @@ async function remoteMembers(
     const files = localFiles.get(b.dir);
     // A WAL-only run's inventory has no backups: their manifests are read by the daily full check.
     if (!files && !options.readManifests) continue;
-    members.set(b.dir, files ? { files } : await readRemoteList(store, `${b.dir}/${MANIFEST_FILE}`, (text) => {
-      const m = b.kind === 'base' ? parseBaseManifest(text) : parseLogicalManifest(text);
-      return [MANIFEST_FILE, ...m.artifacts.map((a) => a.name)];
-    }));
+    members.set(
+      b.dir,
+      files
+        ? { files }
+        : await readRemoteList(store, `${b.dir}/${MANIFEST_FILE}`, (text) => {
+            const m = b.kind === 'base' ? parseBaseManifest(text) : parseLogicalManifest(text);
+            return [MANIFEST_FILE, ...m.artifacts.map((a) => a.name)];
+          }),
+    );
   }
   const walGroups = new Map<string, string[]>();
-  for (const k of keys.filter((k) => k.split('/')[1] === 'wal')) walGroups.set(groupOf(k), [...(walGroups.get(groupOf(k)) ?? []), k]);
+  for (const k of keys.filter((k) => k.split('/')[1] === 'wal'))
+    walGroups.set(groupOf(k), [...(walGroups.get(groupOf(k)) ?? []), k]);
   for (const [group, groupKeys] of walGroups) {
     const record = `${group}.json`;
     if (!remote.has(record)) continue; // no record: `unknown` already
     const files = localFiles.get(group);
     if (files) members.set(group, { files });
     else if (groupKeys.length > 2) {
-      members.set(group, await readRemoteList(store, record, (text) => [record.split('/').at(-1)!, String((JSON.parse(text) as { stored?: unknown }).stored)]));
+      members.set(
+        group,
+        await readRemoteList(store, record, (text) => [
+          record.split('/').at(-1)!,
+          String((JSON.parse(text) as { stored?: unknown }).stored),
+        ]),
+      );
     }
   }
   return members;

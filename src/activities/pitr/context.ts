@@ -31,7 +31,10 @@ export function pitrContext({ config, env }: PitrDeps): PitrContext {
   const clusterRef = (name: string) => postgres.clusterRef(config, name);
   const cc = (plan: { cluster: string }) => clusterRef(plan.cluster).config;
   /** The cluster as configured, but at another address (a rehearsal's scratch server). */
-  const at = (cluster: postgres.ClusterRef, host: string, port: number): postgres.ClusterRef => ({ name: cluster.name, config: { ...cluster.config, host, port } });
+  const at = (cluster: postgres.ClusterRef, host: string, port: number): postgres.ClusterRef => ({
+    name: cluster.name,
+    config: { ...cluster.config, host, port },
+  });
 
   /** Where a server pgwarden starts in the live data directory writes its output (pg_ctl -l): the config's logFile, else beside the data directory. */
   const serverLogOf = (plan: RecoveryPlan) => cc(plan).logFile ?? `${plan.dataDirectory}.log`;

@@ -23,7 +23,10 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
     if (!(await isRunning(cc(plan), plan.dataDirectory))) return 'not running';
     const r = await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'fast', '-w', '-t', '600'], { reject: false });
     if (r.exitCode !== 0 || (await isRunning(cc(plan), plan.dataDirectory))) {
-      throw retryable(ErrorType.ClusterControlFailed, `pg_ctl stop of ${plan.dataDirectory} failed: ${r.stderr || r.stdout}`);
+      throw retryable(
+        ErrorType.ClusterControlFailed,
+        `pg_ctl stop of ${plan.dataDirectory} failed: ${r.stderr || r.stdout}`,
+      );
     }
     return 'stopped';
   }
@@ -34,27 +37,60 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
    * switches; the workflow asks again with the returned wait until `done`. An archive still behind
    * at the bound is no reason to stop: the segments it lacks come from the stopped server's pg_wal.
    */
-  async function archiveCurrentWal(input: { plan: RecoveryPlan; waiting?: ArchiveWait }): Promise<ArchiveWait & { done: boolean }> {
+  async function archiveCurrentWal(input: {
+    plan: RecoveryPlan;
+    waiting?: ArchiveWait;
+  }): Promise<ArchiveWait & { done: boolean }> {
     const cluster = clusterRef(input.plan.cluster);
     let waiting = input.waiting;
     if (!waiting) {
       try {
-        const segment = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
-          const { rows } = await client.query<{ seg: string | null }>('SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_switch_wal()) END AS seg');
-          return rows[0]!.seg ?? undefined;
-        });
-        if (!segment) return { since: new Date().toISOString(), done: true, detail: 'the cluster is a standby: no WAL switch; its pg_wal supplies what the archive lacks' };
-        waiting = { since: new Date().toISOString(), segment, detail: `switched WAL; waiting for ${segment} to be archived` };
+        const segment = await postgres.withConnection(
+          cluster,
+          cluster.config.maintenanceDatabase,
+          env,
+          async (client) => {
+            const { rows } = await client.query<{ seg: string | null }>(
+              'SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_switch_wal()) END AS seg',
+            );
+            return rows[0]!.seg ?? undefined;
+          },
+        );
+        if (!segment)
+          return {
+            since: new Date().toISOString(),
+            done: true,
+            detail: 'the cluster is a standby: no WAL switch; its pg_wal supplies what the archive lacks',
+          };
+        waiting = {
+          since: new Date().toISOString(),
+          segment,
+          detail: `switched WAL; waiting for ${segment} to be archived`,
+        };
       } catch (err) {
-        return { since: new Date().toISOString(), done: true, detail: `the server could not switch WAL (${(err as Error).message}); its pg_wal supplies what the archive lacks` };
+        return {
+          since: new Date().toISOString(),
+          done: true,
+          detail: `the server could not switch WAL (${(err as Error).message}); its pg_wal supplies what the archive lacks`,
+        };
       }
     }
     const archive = openRepository(config, input.plan.cluster).wal;
-    if (await archive.record(waiting.segment!)) return { ...waiting, done: true, detail: `the archive has every segment up to ${waiting.segment}` };
+    if (await archive.record(waiting.segment!))
+      return { ...waiting, done: true, detail: `the archive has every segment up to ${waiting.segment}` };
     const waited = (Date.now() - Date.parse(waiting.since)) / 1000;
     const bound = cluster.config.archiveWaitSeconds;
-    if (waited >= bound) return { ...waiting, done: true, detail: `the archive still lacks ${waiting.segment} after ${Math.round(waited)} s; the stopped server's pg_wal supplies what it lacks` };
-    return { ...waiting, done: false, detail: `waiting for ${waiting.segment} to be archived (${Math.round(waited)} of ${bound} s)` };
+    if (waited >= bound)
+      return {
+        ...waiting,
+        done: true,
+        detail: `the archive still lacks ${waiting.segment} after ${Math.round(waited)} s; the stopped server's pg_wal supplies what it lacks`,
+      };
+    return {
+      ...waiting,
+      done: false,
+      detail: `waiting for ${waiting.segment} to be archived (${Math.round(waited)} of ${bound} s)`,
+    };
   }
 
   /**
@@ -65,7 +101,9 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
    * preallocated files do not). One that the archive has with other content fails the run here,
    * before the swap, naming both.
    */
-  async function gatherUnarchivedWal(plan: RecoveryPlan): Promise<{ fromArchive: string[]; fromPgWal: string[]; archived: string[]; notArchived?: string }> {
+  async function gatherUnarchivedWal(
+    plan: RecoveryPlan,
+  ): Promise<{ fromArchive: string[]; fromPgWal: string[]; archived: string[]; notArchived?: string }> {
     const pgWal = join(plan.dataDirectory, 'pg_wal');
     const walDir = join(plan.workDirectory, 'wal');
     const local = new Map<bigint, string>();
@@ -86,7 +124,10 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
     }
     const newer = [...timelines].filter((t) => t > plan.targetTimeline);
     if (newer.length) {
-      throw nonRetryable(ErrorType.WalGap, `the stopped server wrote timeline ${Math.max(...newer)}, which the archive did not know when the plan chose timeline ${plan.targetTimeline} (its history file is not archived); nothing was swapped`);
+      throw nonRetryable(
+        ErrorType.WalGap,
+        `the stopped server wrote timeline ${Math.max(...newer)}, which the archive did not know when the plan chose timeline ${plan.targetTimeline} (its history file is not archived); nothing was swapped`,
+      );
     }
     const archive = openRepository(config, plan.cluster).wal;
     const records = await archive.list();
@@ -114,13 +155,18 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
       if (existsSync(join(walDir, name))) continue;
       if (records.has(name)) fromArchive.push(name);
       else if (local.has(segno)) fromPgWal.push(name);
-      else throw nonRetryable(ErrorType.WalGap, `WAL segment ${name} is neither in the archive nor in ${pgWal}: replay to "latest" would stop short of the stopped server's last transaction; nothing was swapped`);
+      else
+        throw nonRetryable(
+          ErrorType.WalGap,
+          `WAL segment ${name} is neither in the archive nor in ${pgWal}: replay to "latest" would stop short of the stopped server's last transaction; nothing was swapped`,
+        );
     }
     const decryption = fromArchive.length ? await openWalDecryption(config, env) : undefined;
     try {
       for (let i = 0; i < fromArchive.length; i += WAL_BATCH) {
         const { missing } = await decodeWalBatch(archive, fromArchive.slice(i, i + WAL_BATCH), decryption, walDir);
-        if (missing.length) throw nonRetryable(ErrorType.WalGap, `WAL file ${missing[0]} left the archive while it was being staged`);
+        if (missing.length)
+          throw nonRetryable(ErrorType.WalGap, `WAL file ${missing[0]} left the archive while it was being staged`);
         Context.current().heartbeat({ phase: 'stage-wal', file: fromArchive[i] });
       }
     } finally {
@@ -144,7 +190,8 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
         const pushed = await pushWalFile(walPushSettingsFor(config, plan.cluster), join(pgWal, name), name);
         const record = await archive.record(name);
         // The archive belongs to the server's user (wal-push runs as it): so do these files.
-        if (process.getuid?.() === 0 && record) for (const f of [record.stored, walRecordName(name)]) await chown(join(archive.dir, f), owner.uid, owner.gid);
+        if (process.getuid?.() === 0 && record)
+          for (const f of [record.stored, walRecordName(name)]) await chown(join(archive.dir, f), owner.uid, owner.gid);
         if (pushed.outcome === 'stored') archived.push(name);
       } catch (err) {
         notArchived = `${name} and after were not archived: ${(err as Error).message}`;
@@ -159,13 +206,25 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
     const staged = join(plan.workDirectory, 'data');
     const noOriginal = join(plan.workDirectory, NO_ORIGINAL);
     if (!existsSync(plan.asideDirectory) && !existsSync(noOriginal)) {
-      if (await isRunning(cc(plan), plan.dataDirectory)) throw nonRetryable(ErrorType.ClusterControlFailed, `refusing to move ${plan.dataDirectory}: the server is running`);
+      if (await isRunning(cc(plan), plan.dataDirectory))
+        throw nonRetryable(
+          ErrorType.ClusterControlFailed,
+          `refusing to move ${plan.dataDirectory}: the server is running`,
+        );
       // A rebuilt host has no data directory: nothing to keep, and a rollback leaves it missing again.
       if (existsSync(plan.dataDirectory)) await rename(plan.dataDirectory, plan.asideDirectory);
-      else await writeFileAtomic(noOriginal, `${plan.dataDirectory} did not exist when the recovered one took its place\n`);
+      else
+        await writeFileAtomic(
+          noOriginal,
+          `${plan.dataDirectory} did not exist when the recovered one took its place\n`,
+        );
     }
     if (existsSync(staged)) await rename(staged, plan.dataDirectory);
-    if (!existsSync(plan.dataDirectory)) throw nonRetryable(ErrorType.RecoveryFailed, `neither the staged data directory nor ${plan.dataDirectory} exists`);
+    if (!existsSync(plan.dataDirectory))
+      throw nonRetryable(
+        ErrorType.RecoveryFailed,
+        `neither the staged data directory nor ${plan.dataDirectory} exists`,
+      );
     return { movedAside: !existsSync(noOriginal) };
   }
 

@@ -18,5 +18,19 @@ export function createClusterActivities(deps: PitrDeps) {
   const { archiveCurrentWal, stopCluster, gatherUnarchivedWal, swapDataDirectory } = createHostActivities(ctx);
   const { recover, verifyRecovery, cleanupRecovery } = createRecoverActivities(ctx);
   const { rollbackRecovery } = createRollbackActivities(ctx);
-  return { planRecovery, stageRecovery, stageBaseBackup, stageWal, abortWalStaging, archiveCurrentWal, stopCluster, gatherUnarchivedWal, swapDataDirectory, recover, verifyRecovery, cleanupRecovery, rollbackRecovery };
+  return {
+    planRecovery,
+    stageRecovery,
+    stageBaseBackup,
+    stageWal,
+    abortWalStaging,
+    archiveCurrentWal,
+    stopCluster,
+    gatherUnarchivedWal,
+    swapDataDirectory,
+    recover,
+    verifyRecovery,
+    cleanupRecovery,
+    rollbackRecovery,
+  };
 }

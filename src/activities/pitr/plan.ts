@@ -20,7 +20,11 @@ export function createPlanActivities(ctx: PitrContext) {
 
   function dataDirectoryOf(cluster: string): string {
     const dir = clusterRef(cluster).config.dataDirectory;
-    if (!dir) throw nonRetryable(ErrorType.InvalidInput, `cluster "${cluster}" has no dataDirectory in the config; point-in-time recovery needs it`);
+    if (!dir)
+      throw nonRetryable(
+        ErrorType.InvalidInput,
+        `cluster "${cluster}" has no dataDirectory in the config; point-in-time recovery needs it`,
+      );
     return dir.replace(/\/+$/, '');
   }
 
@@ -36,7 +40,8 @@ export function createPlanActivities(ctx: PitrContext) {
     /** The wait a previous call started (its result's `pending`). */
     waiting?: ArchiveWait;
   }): Promise<RecoveryPlan> {
-    if (input.mode !== 'in-place' && input.mode !== 'rehearsal') throw nonRetryable(ErrorType.InvalidInput, `mode must be "in-place" or "rehearsal", not "${String(input.mode)}"`);
+    if (input.mode !== 'in-place' && input.mode !== 'rehearsal')
+      throw nonRetryable(ErrorType.InvalidInput, `mode must be "in-place" or "rehearsal", not "${String(input.mode)}"`);
     const cluster = clusterRef(input.cluster);
     const dataDirectory = dataDirectoryOf(input.cluster);
     const repo = openRepository(config, input.cluster);
@@ -61,10 +66,16 @@ export function createPlanActivities(ctx: PitrContext) {
     if (input.prove) {
       pending = await proveReach(input, path, records);
     } else if ('name' in input.target && !(await findRestorePoint(input.cluster, input.target.name, path.walFiles))) {
-      throw nonRetryable(ErrorType.BadTarget, `restore point "${input.target.name}" is not in the archived WAL after base backup ${path.backup.backupId}`);
+      throw nonRetryable(
+        ErrorType.BadTarget,
+        `restore point "${input.target.name}" is not in the archived WAL after base backup ${path.backup.backupId}`,
+      );
     }
     const id = input.runId.replace(/-/g, '').slice(-12); // the random end (run ids may start with a timestamp)
-    const workDirectory = input.mode === 'in-place' ? `${dataDirectory}.pgwarden-pitr-${id}` : `${dirname(dataDirectory)}/pgwarden-rehearsal-${id}`;
+    const workDirectory =
+      input.mode === 'in-place'
+        ? `${dataDirectory}.pgwarden-pitr-${id}`
+        : `${dirname(dataDirectory)}/pgwarden-rehearsal-${id}`;
     return {
       cluster: input.cluster,
       mode: input.mode,
@@ -107,16 +118,29 @@ export function createPlanActivities(ctx: PitrContext) {
       reach = found.reach;
     }
     const bound = clusterRef(input.cluster).config.archiveWaitSeconds;
-    const refuse = (why: string) => nonRetryable(ErrorType.BadTarget, `${describeTarget(target)} is not reached by the archived WAL: ${reach}; ${why}. Nothing was touched.`);
+    const refuse = (why: string) =>
+      nonRetryable(
+        ErrorType.BadTarget,
+        `${describeTarget(target)} is not reached by the archived WAL: ${reach}; ${why}. Nothing was touched.`,
+      );
     if (!input.waiting) {
       const nudge = await finishCurrentSegment(input.cluster, target);
       return { since: new Date().toISOString(), segment: nudge.segment, detail: `${reach}; ${nudge.note}` };
     }
     const { segment } = input.waiting;
-    if (segment && records.has(segment)) throw refuse(`everything the server had written when plan switched WAL (to ${segment}) is archived, and replay would still end before the target`);
+    if (segment && records.has(segment))
+      throw refuse(
+        `everything the server had written when plan switched WAL (to ${segment}) is archived, and replay would still end before the target`,
+      );
     const waited = (Date.now() - Date.parse(input.waiting.since)) / 1000;
-    if (waited >= bound) throw refuse(`waited ${Math.round(waited)} s (clusters.${input.cluster}.archiveWaitSeconds) for archiving${segment ? ` of ${segment}` : ''}`);
-    return { ...input.waiting, detail: `${reach}; waiting for archiving${segment ? ` of ${segment}` : ''} (${Math.round(waited)} of ${bound} s)` };
+    if (waited >= bound)
+      throw refuse(
+        `waited ${Math.round(waited)} s (clusters.${input.cluster}.archiveWaitSeconds) for archiving${segment ? ` of ${segment}` : ''}`,
+      );
+    return {
+      ...input.waiting,
+      detail: `${reach}; waiting for archiving${segment ? ` of ${segment}` : ''} (${Math.round(waited)} of ${bound} s)`,
+    };
   }
 
   /**
@@ -125,19 +149,30 @@ export function createPlanActivities(ctx: PitrContext) {
    * "now". A standby cannot do either (it is read-only; the primary's archiving is waited for), nor a
    * server that is down; an LSN past the server's own position is refused at once.
    */
-  async function finishCurrentSegment(clusterName: string, target: RecoveryTarget): Promise<{ segment?: string; note: string }> {
+  async function finishCurrentSegment(
+    clusterName: string,
+    target: RecoveryTarget,
+  ): Promise<{ segment?: string; note: string }> {
     const cluster = clusterRef(clusterName);
     try {
       return await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
         const { rows } = await client.query<{ rec: boolean }>('SELECT pg_is_in_recovery() AS rec');
-        if (rows[0]!.rec) return { note: 'the cluster is a standby (read-only): waiting for the primary to archive more WAL' };
+        if (rows[0]!.rec)
+          return { note: 'the cluster is a standby (read-only): waiting for the primary to archive more WAL' };
         if ('lsn' in target) {
           const { rows: at } = await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
-          if (parseLsn(at[0]!.lsn) < parseLsn(target.lsn)) throw nonRetryable(ErrorType.BadTarget, `LSN ${target.lsn} is past the server's current WAL position ${at[0]!.lsn}. Nothing was touched.`);
+          if (parseLsn(at[0]!.lsn) < parseLsn(target.lsn))
+            throw nonRetryable(
+              ErrorType.BadTarget,
+              `LSN ${target.lsn} is past the server's current WAL position ${at[0]!.lsn}. Nothing was touched.`,
+            );
         }
         if ('time' in target) await client.query('SELECT txid_current()');
         const { rows: sw } = await client.query<{ seg: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS seg');
-        return { segment: sw[0]!.seg, note: `pgwarden switched the server to a new WAL segment and waits for ${sw[0]!.seg} to be archived` };
+        return {
+          segment: sw[0]!.seg,
+          note: `pgwarden switched the server to a new WAL segment and waits for ${sw[0]!.seg} to be archived`,
+        };
       });
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
@@ -153,7 +188,9 @@ export function createPlanActivities(ctx: PitrContext) {
     const cluster = clusterRef(clusterName);
     try {
       return await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
-        const { rows } = await client.query<{ seg: string | null }>('SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS seg');
+        const { rows } = await client.query<{ seg: string | null }>(
+          'SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS seg',
+        );
         return rows[0]!.seg ? parseSegmentName(rows[0]!.seg)?.timeline : undefined;
       });
     } catch (err) {
@@ -161,7 +198,10 @@ export function createPlanActivities(ctx: PitrContext) {
       // credentials would hide which history is the cluster's own, so that is said, not guessed past.
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && code.startsWith('28')) {
-        throw nonRetryable(ErrorType.ClusterControlFailed, `plan cannot read ${clusterName}'s current timeline: ${(err as Error).message}. Nothing was touched.`);
+        throw nonRetryable(
+          ErrorType.ClusterControlFailed,
+          `plan cannot read ${clusterName}'s current timeline: ${(err as Error).message}. Nothing was touched.`,
+        );
       }
       return undefined;
     }

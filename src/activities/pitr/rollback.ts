@@ -14,7 +14,11 @@ export function createRollbackActivities({ cc, serverLogOf, runClusterHook }: Pi
     const logFile = serverLogOf(plan);
     await prepareLog(logFile, await stat(plan.dataDirectory));
     const r = await pgCtl(cc(plan), plan.dataDirectory, ['start', '-w', '-t', '600', '-l', logFile], { reject: false });
-    if (r.exitCode !== 0) throw retryable(ErrorType.ClusterControlFailed, `rolled back, but the original server did not start (log ${logFile}): ${r.stderr || r.stdout}`);
+    if (r.exitCode !== 0)
+      throw retryable(
+        ErrorType.ClusterControlFailed,
+        `rolled back, but the original server did not start (log ${logFile}): ${r.stderr || r.stdout}`,
+      );
   }
 
   /**
@@ -27,7 +31,8 @@ export function createRollbackActivities({ cc, serverLogOf, runClusterHook }: Pi
       // A rebuilt host: there was no data directory to go back to. The failed one is kept aside and
       // the path is left missing, as it was found.
       if (existsSync(plan.dataDirectory)) {
-        if (await isRunning(cc(plan), plan.dataDirectory)) await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });
+        if (await isRunning(cc(plan), plan.dataDirectory))
+          await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });
         await rm(failed, { recursive: true, force: true });
         await rename(plan.dataDirectory, failed);
       }
@@ -37,15 +42,18 @@ export function createRollbackActivities({ cc, serverLogOf, runClusterHook }: Pi
     if (!existsSync(plan.asideDirectory)) {
       // The swap never happened: the live directory is where it was. Make sure it runs (an empty
       // one, a rebuilt host's, has nothing to run).
-      if (!(await isRunning(cc(plan), plan.dataDirectory)) && existsSync(join(plan.dataDirectory, 'PG_VERSION'))) await startOriginal(plan);
+      if (!(await isRunning(cc(plan), plan.dataDirectory)) && existsSync(join(plan.dataDirectory, 'PG_VERSION')))
+        await startOriginal(plan);
       // Also where an attempt that moved the original back died (worker killed) before or in the
       // hook: the applications stopped by `stop` are started again all the same.
       await runClusterHook(plan, 'postRestore');
-      if (!existsSync(join(plan.dataDirectory, 'PG_VERSION'))) return `${plan.dataDirectory} is as it was found, with no cluster in it`;
+      if (!existsSync(join(plan.dataDirectory, 'PG_VERSION')))
+        return `${plan.dataDirectory} is as it was found, with no cluster in it`;
       return 'the original data directory is in place and running';
     }
     if (existsSync(plan.dataDirectory)) {
-      if (await isRunning(cc(plan), plan.dataDirectory)) await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });
+      if (await isRunning(cc(plan), plan.dataDirectory))
+        await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });
       await rm(failed, { recursive: true, force: true });
       await rename(plan.dataDirectory, failed);
     }

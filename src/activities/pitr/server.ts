@@ -10,10 +10,21 @@ import * as postgres from '../../postgres/connection.js';
 import { TOOL_ENV } from '../../stream/processes.js';
 
 /** Runs pg_ctl as the data directory's owner (pg_ctl refuses root). */
-export const pgCtl = (clusterConfig: ClusterConfig, dataDir: string, args: string[], options: { reject?: boolean } = {}) => serverTool('pg_ctl', clusterConfig, dataDir, args, options);
+export const pgCtl = (
+  clusterConfig: ClusterConfig,
+  dataDir: string,
+  args: string[],
+  options: { reject?: boolean } = {},
+) => serverTool('pg_ctl', clusterConfig, dataDir, args, options);
 
 /** A server program (pg_ctl, postgres) on `dataDir`, as the data directory's owner, of the data directory's major version. */
-export async function serverTool(name: string, clusterConfig: ClusterConfig, dataDir: string, args: string[], options: { reject?: boolean } = {}) {
+export async function serverTool(
+  name: string,
+  clusterConfig: ClusterConfig,
+  dataDir: string,
+  args: string[],
+  options: { reject?: boolean } = {},
+) {
   const owner = await stat(dataDir);
   // The server is down often enough here: its major version comes from the data directory.
   const major = Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '0')).trim());
@@ -39,10 +50,16 @@ export async function isRunning(clusterConfig: ClusterConfig, dataDir: string): 
 export async function dataOwner(dataDirectory: string): Promise<{ uid: number; gid: number }> {
   const existing = existsSync(dataDirectory) ? dataDirectory : dirname(dataDirectory);
   const owner = await stat(existing).catch(() => {
-    throw nonRetryable(ErrorType.InvalidInput, `neither ${dataDirectory} nor ${existing} exists on ${hostname()}: create ${existing} owned by the PostgreSQL user`);
+    throw nonRetryable(
+      ErrorType.InvalidInput,
+      `neither ${dataDirectory} nor ${existing} exists on ${hostname()}: create ${existing} owned by the PostgreSQL user`,
+    );
   });
   if (owner.uid === 0 && process.getuid?.() === 0) {
-    throw nonRetryable(ErrorType.InvalidInput, `${existing} on ${hostname()} is owned by root and PostgreSQL refuses to run as root: create ${dataDirectory} owned by the PostgreSQL user (mkdir -m 700, chown postgres:postgres)`);
+    throw nonRetryable(
+      ErrorType.InvalidInput,
+      `${existing} on ${hostname()} is owned by root and PostgreSQL refuses to run as root: create ${dataDirectory} owned by the PostgreSQL user (mkdir -m 700, chown postgres:postgres)`,
+    );
   }
   return owner;
 }

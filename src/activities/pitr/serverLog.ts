@@ -16,7 +16,8 @@ const LOG_READ_BYTES = 8 * 1024 * 1024;
  * `<dataDirectory>.pitr-<id>.log` beside the moved-aside directory; a rehearsal's
  * `<work directory>.log` (removed with the work directory when the rehearsal succeeds).
  */
-export const recoveryLogOf = (plan: RecoveryPlan) => (plan.mode === 'in-place' ? `${plan.asideDirectory.replace('.pre-pitr-', '.pitr-')}.log` : `${plan.workDirectory}.log`);
+export const recoveryLogOf = (plan: RecoveryPlan) =>
+  plan.mode === 'in-place' ? `${plan.asideDirectory.replace('.pre-pitr-', '.pitr-')}.log` : `${plan.workDirectory}.log`;
 
 /** Makes sure the server, as the data directory's owner, can append to `file`; returns where this start's output begins. */
 export async function prepareLog(file: string, owner: { uid: number; gid: number }): Promise<number> {
@@ -50,7 +51,13 @@ export async function collectorOffsets(clusterConfig: ClusterConfig, dataDir: st
  * logging_collector is on, the collector's current files (named in `current_logfiles`, written
  * by this start: a stale one copied with the base backup is older), each from its size before the start.
  */
-export async function readServerLog(dataDir: string, logFile: string, offset: number, since: number, collected: Record<string, number> = {}): Promise<string> {
+export async function readServerLog(
+  dataDir: string,
+  logFile: string,
+  offset: number,
+  since: number,
+  collected: Record<string, number> = {},
+): Promise<string> {
   const parts = [await readLogPart(logFile, offset)];
   const current = join(dataDir, 'current_logfiles');
   const fresh = (await stat(current).catch(() => undefined))?.mtimeMs ?? 0;
@@ -81,13 +88,20 @@ export async function keepRecoveryLog(plan: RecoveryPlan, text: string): Promise
 export function recoveryStopLine(text: string): string | undefined {
   const lines = text.split('\n').reverse();
   // Where it stopped says the most; else how far the WAL went.
-  const line = lines.find((l) => /recovery stopping/.test(l)) ?? lines.find((l) => /last completed transaction|redo done at/.test(l));
+  const line =
+    lines.find((l) => /recovery stopping/.test(l)) ??
+    lines.find((l) => /last completed transaction|redo done at/.test(l));
   return line?.replace(/^.*?(LOG|FATAL):\s+/, '');
 }
 
 export function logTail(text: string): string {
   const lines = text.trim().split('\n');
-  return (lines.filter((l) => /FATAL|PANIC|ERROR/.test(l)).slice(-3).join(' | ') || lines.slice(-3).join(' | ')).slice(0, 1500);
+  return (
+    lines
+      .filter((l) => /FATAL|PANIC|ERROR/.test(l))
+      .slice(-3)
+      .join(' | ') || lines.slice(-3).join(' | ')
+  ).slice(0, 1500);
 }
 
 /** A log file from `offset` on (its last LOG_READ_BYTES at most); empty when it is missing. */

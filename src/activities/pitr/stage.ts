@@ -24,10 +24,16 @@ export function createStageActivities({ config, env }: PitrContext) {
    * `<work>/wal`, every checksum verified. In-place mode stages both before asking for approval;
    * a rehearsal starts recovery as soon as the base is there and decodes WAL while it replays.
    */
-  async function stageRecovery(plan: RecoveryPlan): Promise<{ bytes: number; walFiles: number; dataDirectory: 'present' | 'missing' | 'empty' }> {
+  async function stageRecovery(
+    plan: RecoveryPlan,
+  ): Promise<{ bytes: number; walFiles: number; dataDirectory: 'present' | 'missing' | 'empty' }> {
     const [base, wal] = await Promise.all([stageBaseBackup(plan), stageWal(plan)]);
     // What the approval will be asked for: a rebuilt host has nothing to stop or keep.
-    const found = !existsSync(plan.dataDirectory) ? 'missing' : (await readdir(plan.dataDirectory)).length === 0 ? 'empty' : 'present';
+    const found = !existsSync(plan.dataDirectory)
+      ? 'missing'
+      : (await readdir(plan.dataDirectory)).length === 0
+        ? 'empty'
+        : 'present';
     return { bytes: base.bytes + wal.bytes, walFiles: wal.walFiles, dataDirectory: found };
   }
 
@@ -46,7 +52,8 @@ export function createStageActivities({ config, env }: PitrContext) {
     const repo = openRepository(config, plan.cluster);
     const dir = repo.base(plan.backupId);
     const manifest = await repo.readBaseManifest(dir);
-    if (!manifest) throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
+    if (!manifest)
+      throw nonRetryable(ErrorType.NoBackup, `base backup ${plan.backupId} is gone from repository "${repo.name}"`);
     const base = manifest.artifacts.find((a) => a.role === 'base')!;
     // Before anything is held: a passphraseEnv that is not set is named here, not met inside gpg.
     const key = manifest.encryption ? backupDecryptionKey(config, env) : undefined;
@@ -58,17 +65,30 @@ export function createStageActivities({ config, env }: PitrContext) {
         path: join(dir, base.name),
         key,
         compression: manifest.compression.algorithm,
-        reader: (stdin) => startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], { stdin, stdout: 'ignore', env: TOOL_ENV, signal }),
+        reader: (stdin) =>
+          startTool('tar', 'tar', ['-x', '-f', '-', '-C', dataDir, '--no-same-owner'], {
+            stdin,
+            stdout: 'ignore',
+            env: TOOL_ENV,
+            signal,
+          }),
         signal,
         heartbeat: (bytes) => ctx.heartbeat({ phase: 'stage-base', bytes, totalBytes: base.bytes }),
       });
       const fed = results[0];
       if (fed.status === 'fulfilled') read = fed.value.bytes;
       if (fed.status === 'fulfilled' && (fed.value.sha256 !== base.sha256 || fed.value.bytes !== base.bytes)) {
-        throw nonRetryable(ErrorType.IntegrityError, `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`);
+        throw nonRetryable(
+          ErrorType.IntegrityError,
+          `${join(dir, base.name)} is corrupt: sha256 ${fed.value.sha256}, manifest says ${base.sha256}`,
+        );
       }
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw retryable(ErrorType.RecoveryFailed, `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`);
+      if (failed)
+        throw retryable(
+          ErrorType.RecoveryFailed,
+          `unpacking base backup ${plan.backupId} failed: ${(failed.reason as Error).message}`,
+        );
     } finally {
       await release();
     }
@@ -88,13 +108,17 @@ export function createStageActivities({ config, env }: PitrContext) {
     const walDir = join(plan.workDirectory, 'wal');
     await mkdir(walDir, { recursive: true });
     // Scratch directories of an attempt that died (decrypted WAL in them) go first.
-    for (const f of await readdir(walDir)) if (f.startsWith('.batch-')) await rm(join(walDir, f), { recursive: true, force: true });
+    for (const f of await readdir(walDir))
+      if (f.startsWith('.batch-')) await rm(join(walDir, f), { recursive: true, force: true });
     const signal = ctx.cancellationSignal;
     const archive = openRepository(config, plan.cluster).wal;
     const decryption = await openWalDecryption(config, env);
     let bytes = 0;
     let done = 0;
-    const timer = setInterval(() => ctx.heartbeat({ phase: 'stage-wal', walFiles: done, of: plan.walFiles.length }), 2000);
+    const timer = setInterval(
+      () => ctx.heartbeat({ phase: 'stage-wal', walFiles: done, of: plan.walFiles.length }),
+      2000,
+    );
     try {
       const decodeOne = async (name: string) => {
         signal.throwIfAborted();
@@ -120,13 +144,15 @@ export function createStageActivities({ config, env }: PitrContext) {
       const decodeBatch = async (names: string[]) => {
         signal.throwIfAborted();
         const result = await decodeWalBatch(archive, names, decryption, walDir, signal);
-        if (result.missing.length) throw nonRetryable(ErrorType.WalGap, `WAL file ${result.missing[0]} left the archive after the plan step`);
+        if (result.missing.length)
+          throw nonRetryable(ErrorType.WalGap, `WAL file ${result.missing[0]} left the archive after the plan step`);
         bytes += result.bytes;
         done += names.length;
       };
       if (queue.length) await decodeBatch(queue.splice(0, WAL_BATCH));
       const worker = async () => {
-        for (let names = queue.splice(0, WAL_BATCH); names.length; names = queue.splice(0, WAL_BATCH)) await decodeBatch(names);
+        for (let names = queue.splice(0, WAL_BATCH); names.length; names = queue.splice(0, WAL_BATCH))
+          await decodeBatch(names);
       };
       await Promise.all([worker(), worker()]);
       await writeFile(join(walDir, '.complete'), '');
@@ -142,7 +168,6 @@ export function createStageActivities({ config, env }: PitrContext) {
     const walDir = join(plan.workDirectory, 'wal');
     if (existsSync(walDir)) await writeFile(join(walDir, '.failed'), '');
   }
-
 
   return { stageRecovery, stageBaseBackup, stageWal, abortWalStaging };
 }

@@ -16,7 +16,11 @@ import { TOOL_ENV } from '../../stream/processes.js';
 import { WAL_BATCH, type PitrContext } from './context.js';
 
 export interface WalSearch {
-  scanWal(clusterName: string, target: RecoveryTarget, segments: string[]): Promise<{ reached: boolean; reach: string }>;
+  scanWal(
+    clusterName: string,
+    target: RecoveryTarget,
+    segments: string[],
+  ): Promise<{ reached: boolean; reach: string }>;
   findRestorePoint(clusterName: string, name: string, walFiles: string[]): Promise<boolean>;
 }
 
@@ -25,7 +29,11 @@ export function walSearch({ config, env, clusterRef }: PitrContext): WalSearch {
    * Decodes archived segments in order (one at a time, each removed after pg_waldump read it) until
    * one shows that replay reaches a time or LSN target; else says how far the WAL goes.
    */
-  async function scanWal(clusterName: string, target: RecoveryTarget, segments: string[]): Promise<{ reached: boolean; reach: string }> {
+  async function scanWal(
+    clusterName: string,
+    target: RecoveryTarget,
+    segments: string[],
+  ): Promise<{ reached: boolean; reach: string }> {
     const scratch = await mkdtemp(join(tmpdir(), 'pgwarden-waldump-'));
     const archive = openRepository(config, clusterName).wal;
     const decryption = await openWalDecryption(config, env);
@@ -37,7 +45,11 @@ export function walSearch({ config, env, clusterRef }: PitrContext): WalSearch {
         const { missing } = await decodeWalBatch(archive, [name], decryption, scratch);
         if (missing.length) break; // removed since it was listed: the WAL ends before it
         // It stops with an error at the end of the WAL; what it printed before is what counts. Times in UTC.
-        const r = await execa(waldump, [join(scratch, name)], { reject: false, env: { ...TOOL_ENV, TZ: 'UTC' }, extendEnv: false });
+        const r = await execa(waldump, [join(scratch, name)], {
+          reject: false,
+          env: { ...TOOL_ENV, TZ: 'UTC' },
+          extendEnv: false,
+        });
         await rm(join(scratch, name), { force: true });
         const content = parseWaldump(r.stdout);
         if (reachesTarget(target, content)) return { reached: true, reach: '' };
@@ -50,8 +62,13 @@ export function walSearch({ config, env, clusterRef }: PitrContext): WalSearch {
       await decryption?.keyring.remove();
       await rm(scratch, { recursive: true, force: true });
     }
-    const lastCommit = lastEnd ? `its last commit or abort is at ${new Date(Number(lastEnd.micros / 1000n)).toISOString()} (in ${lastEnd.segment})` : `no commit or abort after ${segments[0]}`;
-    return { reached: false, reach: `the archived WAL ends at ${last ? `LSN ${formatLsn(last.record!)} (in ${last.segment})` : segments.at(-1)}, ${lastCommit}` };
+    const lastCommit = lastEnd
+      ? `its last commit or abort is at ${new Date(Number(lastEnd.micros / 1000n)).toISOString()} (in ${lastEnd.segment})`
+      : `no commit or abort after ${segments[0]}`;
+    return {
+      reached: false,
+      reach: `the archived WAL ends at ${last ? `LSN ${formatLsn(last.record!)} (in ${last.segment})` : segments.at(-1)}, ${lastCommit}`,
+    };
   }
 
   /**
@@ -72,14 +89,24 @@ export function walSearch({ config, env, clusterRef }: PitrContext): WalSearch {
       for (let i = 0; i < segments.length; i += WAL_BATCH) {
         const batch = segments.slice(i, i + WAL_BATCH);
         const { missing } = await decodeWalBatch(archive, batch, decryption, scratch);
-        if (missing.length) throw nonRetryable(ErrorType.WalGap, `WAL file ${missing[0]} left the archive after it was listed`);
+        if (missing.length)
+          throw nonRetryable(ErrorType.WalGap, `WAL file ${missing[0]} left the archive after it was listed`);
         Context.current().heartbeat({ phase: 'find-restore-point', file: batch.at(-1) });
       }
       const waldump = postgres.pgTool('pg_waldump', clusterRef(clusterName).config, 150000);
       for (const [timeline, files] of byTimeline) {
         // It stops with an error at the end of the WAL; what it printed before is what counts.
-        const r = await execa(waldump, ['--path', scratch, '--timeline', String(timeline), '--rmgr', 'XLOG', files[0]!, files.at(-1)!], { reject: false, env: TOOL_ENV, extendEnv: false });
-        if (r.stdout.split('\n').some((l) => l.includes(`RESTORE_POINT ${name}`) && l.trimEnd().endsWith(`RESTORE_POINT ${name}`))) return true;
+        const r = await execa(
+          waldump,
+          ['--path', scratch, '--timeline', String(timeline), '--rmgr', 'XLOG', files[0]!, files.at(-1)!],
+          { reject: false, env: TOOL_ENV, extendEnv: false },
+        );
+        if (
+          r.stdout
+            .split('\n')
+            .some((l) => l.includes(`RESTORE_POINT ${name}`) && l.trimEnd().endsWith(`RESTORE_POINT ${name}`))
+        )
+          return true;
       }
       return false;
     } finally {

@@ -18,29 +18,51 @@ export function registerBackupCommand(program: Command, config: () => Config): v
     .option('--verify', 'then verify it by restoring it into a temporary database (a child verifyBackup)')
     .option('--wait', 'wait for the result, showing progress')
     .addOption(new Option('--json', 'print the result as JSON'))
-    .addHelpText('after', '\nExamples:\n  pgwarden backup --cluster main --database app --wait\n  pgwarden backup --cluster main --database app --verify --wait\n  pgwarden backup --cluster main --database "*"')
-    .action(async (opts: { cluster: string; database: string; backupId?: string; verify?: boolean; wait?: boolean; json?: boolean }) => {
-      const cfg = config();
-      requireCluster(cfg, opts.cluster);
-      requireBackupIdOption(opts.backupId);
-      const backupId = opts.backupId ?? formatBackupId(new Date());
-      const input: FullBackupInput = { cluster: opts.cluster, database: opts.database, backupId, ...(opts.verify ? { verify: true } : {}) };
-      const client = await connectClient(cfg);
-      const workflowId = fullBackupWorkflowId(opts.cluster, opts.database === '*' ? 'all' : opts.database, backupId);
-      const handle = await startRun(client, cfg, { cluster: opts.cluster, database: opts.database, kind: 'full' }, { workflowId, args: [input] });
-      if (!opts.json) console.log(`started fullBackup ${workflowId}`);
-      if (!opts.wait) {
-        if (opts.json) console.log(JSON.stringify({ workflowId }));
-        return;
-      }
-      const result = await waitWithProgress<FullBackupResult>(handle, !!opts.json);
-      if (opts.json) return void console.log(JSON.stringify(result));
-      for (const b of result.backups) {
-        console.log(
-          `${b.cluster}/${b.database} ${b.backupId}: ${formatBytes(b.bytes)} stored, ` +
-            `${b.tables} tables, ${b.rows} rows, ${formatDuration(b.seconds)}${b.reused ? ' (already committed)' : ''}\n  ${b.path}`,
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden backup --cluster main --database app --wait\n  pgwarden backup --cluster main --database app --verify --wait\n  pgwarden backup --cluster main --database "*"',
+    )
+    .action(
+      async (opts: {
+        cluster: string;
+        database: string;
+        backupId?: string;
+        verify?: boolean;
+        wait?: boolean;
+        json?: boolean;
+      }) => {
+        const cfg = config();
+        requireCluster(cfg, opts.cluster);
+        requireBackupIdOption(opts.backupId);
+        const backupId = opts.backupId ?? formatBackupId(new Date());
+        const input: FullBackupInput = {
+          cluster: opts.cluster,
+          database: opts.database,
+          backupId,
+          ...(opts.verify ? { verify: true } : {}),
+        };
+        const client = await connectClient(cfg);
+        const workflowId = fullBackupWorkflowId(opts.cluster, opts.database === '*' ? 'all' : opts.database, backupId);
+        const handle = await startRun(
+          client,
+          cfg,
+          { cluster: opts.cluster, database: opts.database, kind: 'full' },
+          { workflowId, args: [input] },
         );
-      }
-      for (const v of result.verifications ?? []) for (const line of verifiedLines(v)) console.log(line);
-    });
+        if (!opts.json) console.log(`started fullBackup ${workflowId}`);
+        if (!opts.wait) {
+          if (opts.json) console.log(JSON.stringify({ workflowId }));
+          return;
+        }
+        const result = await waitWithProgress<FullBackupResult>(handle, !!opts.json);
+        if (opts.json) return void console.log(JSON.stringify(result));
+        for (const b of result.backups) {
+          console.log(
+            `${b.cluster}/${b.database} ${b.backupId}: ${formatBytes(b.bytes)} stored, ` +
+              `${b.tables} tables, ${b.rows} rows, ${formatDuration(b.seconds)}${b.reused ? ' (already committed)' : ''}\n  ${b.path}`,
+          );
+        }
+        for (const v of result.verifications ?? []) for (const line of verifiedLines(v)) console.log(line);
+      },
+    );
 }

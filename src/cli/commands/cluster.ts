@@ -41,17 +41,29 @@ export interface ApplyResult {
 }
 
 /** ALTER SYSTEM for each setting, then pg_reload_conf(); needs a superuser. */
-export async function applyArchivingSettings(config: Config, clusterName: string, settings: ArchivingSetting[], env: NodeJS.ProcessEnv): Promise<ApplyResult> {
+export async function applyArchivingSettings(
+  config: Config,
+  clusterName: string,
+  settings: ArchivingSetting[],
+  env: NodeJS.ProcessEnv,
+): Promise<ApplyResult> {
   const postgres = await import('../../postgres/connection.js');
   const cluster = postgres.clusterRef(config, clusterName);
   const names = settings.map((s) => s.name);
   return postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, async (client) => {
     const current = async () =>
-      (await client.query<{ name: string; setting: string; pending_restart: boolean }>(`SELECT name, setting, pending_restart FROM pg_settings WHERE name = ANY($1)`, [names])).rows;
+      (
+        await client.query<{ name: string; setting: string; pending_restart: boolean }>(
+          `SELECT name, setting, pending_restart FROM pg_settings WHERE name = ANY($1)`,
+          [names],
+        )
+      ).rows;
     const before = new Map((await current()).map((r) => [r.name, r.setting]));
     // Never step down: logical decoding needs wal_level=logical, a standby's archive needs always.
     const stronger: Record<string, string> = { wal_level: 'logical', archive_mode: 'always' };
-    const kept = settings.filter((s) => stronger[s.name] !== undefined && before.get(s.name) === stronger[s.name]).map((s) => s.name);
+    const kept = settings
+      .filter((s) => stronger[s.name] !== undefined && before.get(s.name) === stronger[s.name])
+      .map((s) => s.name);
     const wanted = settings.filter((s) => !kept.includes(s.name));
     // ALTER SYSTEM takes no bind parameters: the values are quoted literals.
     for (const s of wanted) await client.query(`ALTER SYSTEM SET ${s.name} = ${sqlLiteral(s.value)}`);
@@ -61,8 +73,17 @@ export async function applyArchivingSettings(config: Config, clusterName: string
     const deadline = Date.now() + 10_000;
     for (;;) {
       const rows = await current();
-      const settled = wanted.every((s) => rows.some((r) => r.name === s.name && (r.pending_restart || r.setting === s.value)));
-      if (settled || Date.now() > deadline) return { kept, pendingRestart: rows.filter((r) => r.pending_restart).map((r) => r.name).sort() };
+      const settled = wanted.every((s) =>
+        rows.some((r) => r.name === s.name && (r.pending_restart || r.setting === s.value)),
+      );
+      if (settled || Date.now() > deadline)
+        return {
+          kept,
+          pendingRestart: rows
+            .filter((r) => r.pending_restart)
+            .map((r) => r.name)
+            .sort(),
+        };
       await new Promise((r) => setTimeout(r, 100));
     }
   });
@@ -72,13 +93,21 @@ export function registerClusterCommands(program: Command, config: () => Config):
   const cluster = program
     .command('cluster')
     .description('prepare a PostgreSQL cluster for pgwarden')
-    .addHelpText('after', '\nExamples:\n  pgwarden cluster archiving --cluster main\n  pgwarden cluster archiving --cluster main --apply');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden cluster archiving --cluster main\n  pgwarden cluster archiving --cluster main --apply',
+    );
   cluster
     .command('archiving')
-    .description('print the WAL archiving settings (wal_level, archive_mode, archive_command, archive_timeout); --apply sets them with ALTER SYSTEM')
+    .description(
+      'print the WAL archiving settings (wal_level, archive_mode, archive_command, archive_timeout); --apply sets them with ALTER SYSTEM',
+    )
     .requiredOption('--cluster <name>', 'cluster name from the config')
     .option('--apply', 'ALTER SYSTEM SET each setting and reload (needs a superuser); reports what needs a restart')
-    .addHelpText('after', '\nPostgreSQL runs archive_command as its own OS user: it must be able to run bin/pgwarden and read the config.\n\nExample:\n  pgwarden --config /etc/pgwarden/pgwarden.config.json cluster archiving --cluster main --apply')
+    .addHelpText(
+      'after',
+      '\nPostgreSQL runs archive_command as its own OS user: it must be able to run bin/pgwarden and read the config.\n\nExample:\n  pgwarden --config /etc/pgwarden/pgwarden.config.json cluster archiving --cluster main --apply',
+    )
     .action(async (opts: { cluster: string; apply?: boolean }) => {
       const cfg = config();
       requireCluster(cfg, opts.cluster);
@@ -92,7 +121,8 @@ export function registerClusterCommands(program: Command, config: () => Config):
       const { kept, pendingRestart } = await applyArchivingSettings(cfg, opts.cluster, settings, process.env);
       const c = cfg.clusters[opts.cluster]!;
       console.log(`applied with ALTER SYSTEM on cluster "${opts.cluster}" (${c.host}:${c.port}):`);
-      for (const s of settings) console.log(`  ${kept.includes(s.name) ? `${s.name}: kept, it already does more` : confLine(s)}`);
+      for (const s of settings)
+        console.log(`  ${kept.includes(s.name) ? `${s.name}: kept, it already does more` : confLine(s)}`);
       console.log(
         pendingRestart.length
           ? `restart PostgreSQL for ${pendingRestart.join(', ')} to take effect; the rest is in effect now`

@@ -8,9 +8,15 @@ export function registerDevCommand(program: Command, config: () => Config): void
     .description('start the Temporal dev server (with its web UI) and a worker, for trying pgwarden on one machine')
     .option('--port <port>', 'Temporal frontend port', '7233')
     .option('--ui-port <port>', 'web UI port', '8233')
-    .option('--metrics-port <port>', "serve the worker's Prometheus metrics on this port (default: the config's metrics.port, else off)")
+    .option(
+      '--metrics-port <port>',
+      "serve the worker's Prometheus metrics on this port (default: the config's metrics.port, else off)",
+    )
     .option('--db-file <file>', 'keep workflow history in this SQLite file', '.pgwarden-dev.sqlite')
-    .addHelpText('after', '\nExamples:\n  pgwarden dev --config pgwarden.config.json\n  pgwarden dev --port 7234 --ui-port 8234 --metrics-port 9464 --db-file /tmp/pgwarden-dev.sqlite')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden dev --config pgwarden.config.json\n  pgwarden dev --port 7234 --ui-port 8234 --metrics-port 9464 --db-file /tmp/pgwarden-dev.sqlite',
+    )
     .action(async (opts: { port: string; uiPort: string; metricsPort?: string; dbFile: string }) => {
       const cfg = config();
       const { NativeConnection } = await import('@temporalio/worker');
@@ -24,7 +30,11 @@ export function registerDevCommand(program: Command, config: () => Config): void
       console.log(`Temporal dev server at ${server.address}; UI at ${server.uiAddress}${metrics}`);
       const connection = await NativeConnection.connect({ address: server.address });
       try {
-        const devConfig = { ...cfg, temporal: { ...cfg.temporal, address: server.address }, metrics: { ...cfg.metrics, port: ports.metricsPort } };
+        const devConfig = {
+          ...cfg,
+          temporal: { ...cfg.temporal, address: server.address },
+          metrics: { ...cfg.metrics, port: ports.metricsPort },
+        };
         await runWorkers({ config: devConfig, connection });
       } finally {
         await connection.close();

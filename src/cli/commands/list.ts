@@ -2,12 +2,21 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import type { Config } from '../../config/index.js';
-import { kindOfWorkflow, listQuery, matchesById, RUN_KINDS, RUN_STATUSES, type ListFilter, type RunKind } from '../../lib/visibility.js';
+import {
+  kindOfWorkflow,
+  listQuery,
+  matchesById,
+  RUN_KINDS,
+  RUN_STATUSES,
+  type ListFilter,
+  type RunKind,
+} from '../../lib/visibility.js';
 import { runTable, statusWord, type RunRow } from '../format.js';
 
 function positiveInteger(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number above 0.');
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError('expected a whole number above 0.');
   return n;
 }
 
@@ -56,30 +65,51 @@ export function registerListCommand(program: Command, config: () => Config): voi
       'after',
       '\nExamples:\n  pgwarden list\n  pgwarden list --cluster main --kind full --limit 5\n  pgwarden list --status running\n  pgwarden list --cluster main --database app --status failed --json',
     )
-    .action(async (opts: { cluster?: string; database?: string; kind?: RunKind; status?: string; limit: number; json?: boolean }) => {
-      const cfg = config();
-      const { connectClient, hasSearchAttributes } = await import('../client.js');
-      const client = await connectClient(cfg);
-      const filter: ListFilter = { cluster: opts.cluster, database: opts.database, kind: opts.kind, status: opts.status };
-      // Without pgwarden's search attributes the server filters by kind and status only; the
-      // cluster and database are read from the workflow ids.
-      const server = await hasSearchAttributes(client);
-      const byId = !server && !!(filter.cluster || filter.database);
-      const query = listQuery(filter, server);
-      const runs: WorkflowExecutionInfo[] = [];
-      for await (const w of client.workflow.list({ query, pageSize: byId ? 200 : Math.min(opts.limit, 1000) })) {
-        if (byId && !matchesById(w.workflowId, filter)) continue;
-        runs.push(w);
-        if (runs.length >= opts.limit) break;
-      }
-      runs.sort((a, b) => (b.startTime?.getTime() ?? 0) - (a.startTime?.getTime() ?? 0));
-      const now = Date.now();
-      if (opts.json) return void console.log(JSON.stringify(runs.map((w) => summaryOf(w, now))));
-      if (!runs.length) {
-        const unknown = opts.cluster && !(opts.cluster in cfg.clusters) ? ` (cluster "${opts.cluster}" is not in the config)` : '';
-        return void console.log(`no runs${unknown}`);
-      }
-      const rows: RunRow[] = runs.map((w) => ({ workflowId: w.workflowId, kind: kindOfWorkflow(w.type) ?? w.type, status: statusWord(w.status.name), startTime: w.startTime, closeTime: w.closeTime }));
-      for (const line of runTable(rows, now)) console.log(line);
-    });
+    .action(
+      async (opts: {
+        cluster?: string;
+        database?: string;
+        kind?: RunKind;
+        status?: string;
+        limit: number;
+        json?: boolean;
+      }) => {
+        const cfg = config();
+        const { connectClient, hasSearchAttributes } = await import('../client.js');
+        const client = await connectClient(cfg);
+        const filter: ListFilter = {
+          cluster: opts.cluster,
+          database: opts.database,
+          kind: opts.kind,
+          status: opts.status,
+        };
+        // Without pgwarden's search attributes the server filters by kind and status only; the
+        // cluster and database are read from the workflow ids.
+        const server = await hasSearchAttributes(client);
+        const byId = !server && !!(filter.cluster || filter.database);
+        const query = listQuery(filter, server);
+        const runs: WorkflowExecutionInfo[] = [];
+        for await (const w of client.workflow.list({ query, pageSize: byId ? 200 : Math.min(opts.limit, 1000) })) {
+          if (byId && !matchesById(w.workflowId, filter)) continue;
+          runs.push(w);
+          if (runs.length >= opts.limit) break;
+        }
+        runs.sort((a, b) => (b.startTime?.getTime() ?? 0) - (a.startTime?.getTime() ?? 0));
+        const now = Date.now();
+        if (opts.json) return void console.log(JSON.stringify(runs.map((w) => summaryOf(w, now))));
+        if (!runs.length) {
+          const unknown =
+            opts.cluster && !(opts.cluster in cfg.clusters) ? ` (cluster "${opts.cluster}" is not in the config)` : '';
+          return void console.log(`no runs${unknown}`);
+        }
+        const rows: RunRow[] = runs.map((w) => ({
+          workflowId: w.workflowId,
+          kind: kindOfWorkflow(w.type) ?? w.type,
+          status: statusWord(w.status.name),
+          startTime: w.startTime,
+          closeTime: w.closeTime,
+        }));
+        for (const line of runTable(rows, now)) console.log(line);
+      },
+    );
 }

@@ -12,7 +12,10 @@ export function registerScheduleCommands(program: Command, config: () => Config)
   const schedules = program
     .command('schedules')
     .description('Temporal Schedules for every configured job (they replace crontab)')
-    .addHelpText('after', '\nExamples:\n  pgwarden schedules apply --dry-run\n  pgwarden schedules list\n  pgwarden schedules trigger pgwarden/main/all/full-daily --wait');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden schedules apply --dry-run\n  pgwarden schedules list\n  pgwarden schedules trigger pgwarden/main/all/full-daily --wait',
+    );
   const client = () => connect(config());
   const handleOf = async (id: string) => {
     const c = await client();
@@ -21,7 +24,9 @@ export function registerScheduleCommands(program: Command, config: () => Config)
 
   schedules
     .command('apply')
-    .description('create or update one schedule per configured job; remove those of the configured clusters the config no longer has')
+    .description(
+      'create or update one schedule per configured job; remove those of the configured clusters the config no longer has',
+    )
     .option('--dry-run', 'show what would change, change nothing')
     .option('--json', 'print the report as JSON')
     .addHelpText('after', '\nExamples:\n  pgwarden schedules apply --dry-run\n  pgwarden schedules apply')
@@ -36,8 +41,11 @@ export function registerScheduleCommands(program: Command, config: () => Config)
       }
       if (opts.json) return void console.log(JSON.stringify(report));
       const verb = opts.dryRun ? 'would be ' : '';
-      for (const [what, ids] of Object.entries(report)) for (const id of ids as string[]) console.log(`${verb}${what.padEnd(9)} ${id}`);
-      console.log(`${report.created.length} ${verb}created, ${report.updated.length} ${verb}updated, ${report.unchanged.length} unchanged, ${report.deleted.length} ${verb}deleted`);
+      for (const [what, ids] of Object.entries(report))
+        for (const id of ids as string[]) console.log(`${verb}${what.padEnd(9)} ${id}`);
+      console.log(
+        `${report.created.length} ${verb}created, ${report.updated.length} ${verb}updated, ${report.unchanged.length} unchanged, ${report.deleted.length} ${verb}deleted`,
+      );
     });
 
   schedules
@@ -55,13 +63,19 @@ export function registerScheduleCommands(program: Command, config: () => Config)
 
   schedules
     .command('delete [ids...]')
-    .description('delete the named schedules, or with --all every schedule of the configured clusters (runs in progress go on)')
+    .description(
+      'delete the named schedules, or with --all every schedule of the configured clusters (runs in progress go on)',
+    )
     .option('--all', 'every schedule of the configured clusters')
-    .addHelpText('after', '\nExamples:\n  pgwarden schedules delete pgwarden/main/base-weekly\n  pgwarden schedules delete --all')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden schedules delete pgwarden/main/base-weekly\n  pgwarden schedules delete --all',
+    )
     .action(async (ids: string[], opts: { all?: boolean }) => {
       const c = await client();
       const targets = opts.all ? await (await ops()).existingScheduleIds(c, config()) : ids;
-      if (targets.length === 0) throw new UserError(opts.all ? 'no schedules to delete' : 'name the schedules to delete, or give --all');
+      if (targets.length === 0)
+        throw new UserError(opts.all ? 'no schedules to delete' : 'name the schedules to delete, or give --all');
       for (const id of targets) {
         await (await handleOf(id)).handle.delete();
         console.log(`deleted ${id}`);
@@ -73,7 +87,10 @@ export function registerScheduleCommands(program: Command, config: () => Config)
     .description('start a run of a schedule now')
     .option('--wait', 'wait for the run to finish, showing progress')
     .option('--json', 'print the workflow id (and with --wait the result) as JSON')
-    .addHelpText('after', '\nExamples:\n  pgwarden schedules trigger pgwarden/main/all/full-daily --wait\n  pgwarden schedules trigger pgwarden/main/app/full-daily   (with "databases": ["app"] in the cluster)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  pgwarden schedules trigger pgwarden/main/all/full-daily --wait\n  pgwarden schedules trigger pgwarden/main/app/full-daily   (with "databases": ["app"] in the cluster)',
+    )
     .action(async (id: string, opts: { wait?: boolean; json?: boolean }) => {
       const { client: c } = await handleOf(id);
       const workflowId = await (await ops()).triggerSchedule(c, id);
@@ -87,9 +104,16 @@ export function registerScheduleCommands(program: Command, config: () => Config)
   for (const what of ['pause', 'unpause'] as const) {
     schedules
       .command(`${what} <id>`)
-      .description(what === 'pause' ? 'stop starting runs (runs in progress go on); `schedules apply` keeps it paused' : 'start runs again')
+      .description(
+        what === 'pause'
+          ? 'stop starting runs (runs in progress go on); `schedules apply` keeps it paused'
+          : 'start runs again',
+      )
       .option('--reason <text>', 'kept as the schedule note, shown in the UI and `schedules list`')
-      .addHelpText('after', `\nExample:\n  pgwarden schedules ${what} pgwarden/main/base-weekly --reason "INC-42: disk replacement"`)
+      .addHelpText(
+        'after',
+        `\nExample:\n  pgwarden schedules ${what} pgwarden/main/base-weekly --reason "INC-42: disk replacement"`,
+      )
       .action(async (id: string, opts: { reason?: string }) => {
         const { handle } = await handleOf(id);
         const note = opts.reason ?? `${what}d with pgwarden`;

@@ -8,7 +8,9 @@ import { notFoundAsUserError, QUERY_TIMEOUT_MS, statusReport } from '../runRepor
 export function registerStatusCommand(program: Command, config: () => Config): void {
   program
     .command('status <workflowId>')
-    .description("where a run is: status, step, the running activity's progress; at an approval, what would be done and how to approve")
+    .description(
+      "where a run is: status, step, the running activity's progress; at an approval, what would be done and how to approve",
+    )
     .option('--json', 'print the status as JSON')
     .addHelpText(
       'after',
@@ -19,9 +21,14 @@ export function registerStatusCommand(program: Command, config: () => Config): v
       const { connectClient, liveStatus } = await import('../client.js');
       const client = await connectClient(cfg);
       const handle = client.workflow.getHandle(workflowId);
-      const live = await liveStatus(handle, { queryTimeoutMs: QUERY_TIMEOUT_MS }).catch(notFoundAsUserError(workflowId));
+      const live = await liveStatus(handle, { queryTimeoutMs: QUERY_TIMEOUT_MS }).catch(
+        notFoundAsUserError(workflowId),
+      );
       const closed = live.status !== 'RUNNING' ? await closedRun(handle) : {};
-      const approvalDeadline = live.status === 'RUNNING' && live.progress?.step === 'approve' ? await approvalDeadlineOf(handle, live.progress.since) : undefined;
+      const approvalDeadline =
+        live.status === 'RUNNING' && live.progress?.step === 'approve'
+          ? await approvalDeadlineOf(handle, live.progress.since)
+          : undefined;
       const report = statusReport(workflowId, live, Date.now(), { ...closed, approvalDeadline });
       if (opts.json) console.log(JSON.stringify(report.json));
       else for (const line of report.lines) console.log(line);
@@ -48,10 +55,16 @@ async function approvalDeadlineOf(handle: WorkflowHandle, since: string): Promis
     const { defaultPayloadConverter, msToNumber } = await import('@temporalio/common');
     const { client } = handle;
     const page = await client.connection.withDeadline(Date.now() + 3000, () =>
-      client.workflowService.getWorkflowExecutionHistory({ namespace: client.options.namespace, execution: { workflowId: handle.workflowId }, maximumPageSize: 1 }),
+      client.workflowService.getWorkflowExecutionHistory({
+        namespace: client.options.namespace,
+        execution: { workflowId: handle.workflowId },
+        maximumPageSize: 1,
+      }),
     );
     const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-    const input = payload ? defaultPayloadConverter.fromPayload<{ approvalTimeout?: string }>(payload as never) : undefined;
+    const input = payload
+      ? defaultPayloadConverter.fromPayload<{ approvalTimeout?: string }>(payload as never)
+      : undefined;
     const start = Date.parse(since);
     if (!input?.approvalTimeout || !Number.isFinite(start)) return undefined;
     return new Date(start + msToNumber(input.approvalTimeout as never));

@@ -10,12 +10,20 @@ export const EXIT_FATAL = 126;
 export function registerWalCommands(program: Command, config: () => Config): void {
   program
     .command('wal-push <path> <name>')
-    .description('archive one WAL file (archive_command): compress, encrypt, store atomically; never overwrite different content')
+    .description(
+      'archive one WAL file (archive_command): compress, encrypt, store atomically; never overwrite different content',
+    )
     .requiredOption('--cluster <name>', 'cluster name from the config')
-    .addHelpText('after', "\nIn postgresql.conf (see `pgwarden cluster archiving`):\n  archive_command = 'pgwarden --config /etc/pgwarden/pgwarden.config.json wal-push --cluster main %p %f'")
+    .addHelpText(
+      'after',
+      "\nIn postgresql.conf (see `pgwarden cluster archiving`):\n  archive_command = 'pgwarden --config /etc/pgwarden/pgwarden.config.json wal-push --cluster main %p %f'",
+    )
     .action(async (path: string, name: string, opts: { cluster: string }) => {
       // Reached when the fast path (src/archive/fastPath.ts) declined: the config is validated in full here.
-      const [{ archiveWalFile }, { walPushSettingsFor }] = await Promise.all([import('../../archive/pushAsync.js'), import('../../storage/walArchive.js')]);
+      const [{ archiveWalFile }, { walPushSettingsFor }] = await Promise.all([
+        import('../../archive/pushAsync.js'),
+        import('../../storage/walArchive.js'),
+      ]);
       const result = await archiveWalFile(walPushSettingsFor(config(), opts.cluster), path, name);
       if (result.outcome === 'identical') console.error(`pgwarden: ${name} was archived already with the same content`);
     });
@@ -24,7 +32,10 @@ export function registerWalCommands(program: Command, config: () => Config): voi
     .command('wal-get <name> <path>')
     .description('fetch one WAL file from the archive (restore_command); exit 1 if the archive lacks it')
     .requiredOption('--cluster <name>', 'cluster name from the config')
-    .addHelpText('after', "\nIn postgresql.conf:\n  restore_command = 'pgwarden --config /etc/pgwarden/pgwarden.config.json wal-get --cluster main %f %p'")
+    .addHelpText(
+      'after',
+      "\nIn postgresql.conf:\n  restore_command = 'pgwarden --config /etc/pgwarden/pgwarden.config.json wal-get --cluster main %f %p'",
+    )
     .action(async (name: string, path: string, opts: { cluster: string }) => {
       const { getWal } = await import('../../storage/walArchive.js');
       let found: boolean;

@@ -5,8 +5,11 @@ import type { Config } from '../../config/index.js';
 export function registerWorkerCommand(program: Command, config: () => Config): void {
   program
     .command('worker')
-    .description('run a worker on the shared queue `pgwarden` and this host\'s queue `pgwarden@<host>`')
-    .addHelpText('after', '\nExample:\n  TEMPORAL_ADDRESS=temporal:7233 pgwarden worker --config /etc/pgwarden/pgwarden.config.json')
+    .description("run a worker on the shared queue `pgwarden` and this host's queue `pgwarden@<host>`")
+    .addHelpText(
+      'after',
+      '\nExample:\n  TEMPORAL_ADDRESS=temporal:7233 pgwarden worker --config /etc/pgwarden/pgwarden.config.json',
+    )
     .action(async () => {
       const cfg = config();
       const { connectWorker, runWorkers } = await import('../../worker/worker.js');
