@@ -18,9 +18,6 @@ import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
 import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
 import type { WalPushSettings } from './settings.js';
 
-// Where src/storage/walArchive.ts finds it (the settings live in settings.ts).
-export type { WalPushSettings } from './settings.js';
-
 export interface PushResult {
   name: string;
   /** `stored`: written now; `identical`: already archived with the same content. */

@@ -36,9 +36,6 @@ import { removeLeftoverGpgHomes } from './gpgHomes.js';
 import { pushWalFile, readRecord, WalPushError, type PushResult } from './push.js';
 import type { AsyncPushSettings, PusherJob, WalPushSettings } from './settings.js';
 
-// Where src/storage/walArchive.ts finds it (the settings live in settings.ts).
-export { asyncPushSettings } from './settings.js';
-
 const POLL_MS = 10;
 const PUSHER_CHECK_MS = 500;
 const PUSHER_IDLE_MS = 10_000;

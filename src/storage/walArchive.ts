@@ -20,8 +20,7 @@ import { decryptionKey } from '../stream/decryptionKey.js';
 import type { GpgKeyring } from '../stream/gpg.js';
 import { writeFileAtomic } from '../host/atomicFile.js';
 import { startTool, TOOL_ENV } from '../stream/processes.js';
-import type { WalPushSettings } from '../archive/push.js';
-import { asyncPushSettings } from '../archive/pushAsync.js';
+import { asyncPushSettings, type WalPushSettings } from '../archive/settings.js';
 import { LocalRepository } from './repository.js';
 
 // decodeWal (wal-get, timeline histories) hands the digest and the decompression to libuv's thread
