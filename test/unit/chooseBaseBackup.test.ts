@@ -3,7 +3,8 @@
 // before the target on the target timeline's path, never one on a parent's abandoned branch, and
 // none when every backup ends after the target.
 import { describe, expect, it } from 'vitest';
-import { chooseBaseBackup, type BackupSummary, type RecoveryTarget } from '../../src/lib/recovery.js';
+import type { RecoveryTarget } from '../../src/lib/recovery.js';
+import { chooseBaseBackup, type BackupSummary } from '../../src/lib/recoveryPath.js';
 import { parseHistory } from '../../src/lib/wal.js';
 
 const NOW = new Date('2026-11-24T00:00:00Z');

@@ -9,15 +9,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { ErrorType } from '../../src/lib/errors.js';
 import {
-  planRecoveryPath,
   RECOVERY_SETTING_NAMES,
   recoverySettingResets,
   recoverySettings,
   validateTarget,
-  type ArchivedWal,
-  type BackupSummary,
   type RecoveryTarget,
 } from '../../src/lib/recovery.js';
+import { planRecoveryPath, type ArchivedWal, type BackupSummary } from '../../src/lib/recoveryPath.js';
 import { parseHistory, type TimelineSwitch } from '../../src/lib/wal.js';
 
 const NOW = new Date('2026-11-24T00:00:00Z');

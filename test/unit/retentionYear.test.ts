@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { formatBackupId } from '../../src/lib/ids.js';
-import { planRecoveryPath, type ArchivedWal, type BackupSummary } from '../../src/lib/recovery.js';
+import { planRecoveryPath, type ArchivedWal, type BackupSummary } from '../../src/lib/recoveryPath.js';
 import { applyRetention, retentionBound } from '../../src/lib/retention.js';
 import {
   formatLsn,

@@ -2,7 +2,7 @@
 // (two-phase ones too) to the microsecond, the last record's LSN; and when a time or LSN target is
 // reached — a commit strictly after the time (recovery_target_inclusive), a record at or past the LSN.
 import { describe, expect, it } from 'vitest';
-import { planRecoveryPath, type ArchivedWal, type BackupSummary } from '../../src/lib/recovery.js';
+import { planRecoveryPath, type ArchivedWal, type BackupSummary } from '../../src/lib/recoveryPath.js';
 import { parseWaldump, reachesTarget, timeMicros } from '../../src/lib/walContent.js';
 import { headerMatchesSegment } from '../../src/lib/wal.js';
 

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseSegmentName, segmentName, WAL_SEGMENT_BYTES } from '../../src/lib/wal.js';
-import { planRecoveryPath, type RecoveryTarget } from '../../src/lib/recovery.js';
+import type { RecoveryTarget } from '../../src/lib/recovery.js';
+import { planRecoveryPath } from '../../src/lib/recoveryPath.js';
 import { parseWindow, planWalRetention, type RetainedBaseBackup } from '../../src/lib/walRetention.js';
 
 const seg = (timeline: number, n: number) => segmentName(timeline, BigInt(n));

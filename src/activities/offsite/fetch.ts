@@ -16,7 +16,8 @@ import {
   type LogicalManifest,
 } from '../../lib/manifest.js';
 import { remoteBackups, walNameOf } from '../../lib/offsite.js';
-import { chooseBaseBackup, type RecoveryTarget } from '../../lib/recovery.js';
+import type { RecoveryTarget } from '../../lib/recovery.js';
+import { chooseBaseBackup } from '../../lib/recoveryPath.js';
 import { parseLsn, parseSegmentName, segmentOf } from '../../lib/wal.js';
 import { inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE } from '../../host/atomicFile.js';
 import { fsyncPath, hashFile } from '../../stream/pipeline.js';
