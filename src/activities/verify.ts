@@ -8,12 +8,8 @@ import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { backupsOfNewestRun, type BackupRef } from '../lib/allDatabases.js';
 import { backupIdProblem, isSafeName, isScratchDatabaseName } from '../lib/ids.js';
 import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
-import {
-  comparePrivileges,
-  createDatabaseSql,
-  localeProviderProblem,
-  type DatabaseProperties,
-} from '../lib/privileges.js';
+import { createDatabaseSql } from '../lib/databaseSql.js';
+import { comparePrivileges, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
 import { hashFile } from '../stream/pipeline.js';
 import { backupDecryptionKey } from '../stream/decryptionKey.js';
 import * as postgres from '../postgres/connection.js';

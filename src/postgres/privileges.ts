@@ -3,12 +3,8 @@
 // a dump needs checked on the target cluster.
 import type pg from 'pg';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import {
-  databasePropertiesSql,
-  type DatabaseProperties,
-  type PrivilegeObject,
-  type Privileges,
-} from '../lib/privileges.js';
+import { databasePropertiesSql } from '../lib/databaseSql.js';
+import type { DatabaseProperties, PrivilegeObject, Privileges } from '../lib/privileges.js';
 
 const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'`;
 const notExtension = (catalog: string, oid: string) =>

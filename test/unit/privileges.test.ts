@@ -4,13 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import {
   alterSettingSql,
-  comparePrivileges,
   createDatabaseSql,
   databasePropertiesSql,
-  grepRolesCommand,
-  localeProviderProblem,
   parseAclItem,
   splitSettingList,
+} from '../../src/lib/databaseSql.js';
+import {
+  comparePrivileges,
+  grepRolesCommand,
+  localeProviderProblem,
   type Privileges,
 } from '../../src/lib/privileges.js';
 
