@@ -10,7 +10,8 @@ import { headerMatchesSegment, parseLsn, parseSegmentName, segmentName, segmentO
 import { pushWalFile } from '../../archive/push.js';
 import * as postgres from '../../postgres/connection.js';
 import { openRepository } from '../../storage/clusterRepository.js';
-import { decodeWalBatch, openWalDecryption, walPushSettingsFor } from '../../storage/walArchive.js';
+import { openWalDecryption, walPushSettingsFor } from '../../storage/walArchive.js';
+import { decodeWalBatch } from '../../storage/walDecodeBatch.js';
 import { hashFile, writeFileAtomic } from '../../stream/pipeline.js';
 import { NO_ORIGINAL, WAL_BATCH, type PitrContext } from './context.js';
 import { isRunning, pgCtl } from './server.js';

@@ -11,7 +11,8 @@ import { parseWaldump, reachesTarget } from '../../lib/walContent.js';
 import { formatLsn, parseSegmentName } from '../../lib/wal.js';
 import * as postgres from '../../postgres/connection.js';
 import { openRepository } from '../../storage/clusterRepository.js';
-import { decodeWalBatch, openWalDecryption } from '../../storage/walArchive.js';
+import { openWalDecryption } from '../../storage/walArchive.js';
+import { decodeWalBatch } from '../../storage/walDecodeBatch.js';
 import { TOOL_ENV } from '../../stream/processes.js';
 import { WAL_BATCH, type PitrContext } from './context.js';
 
