@@ -12,55 +12,34 @@
 // archive's record (written last, after the data is fsynced) has that sha256 and its data is in
 // place. A failure is left as `<spool>/<name>.error` and reported by the archive_command, once; the
 // pusher tries that file again only after that. Built-ins only, like wal-push.
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { isWalFileName } from '../lib/wal.js';
-import { processStartTime } from '../host/processStart.js';
 import { removeLeftoverGpgHomes } from './gpgHomes.js';
 import { pushWalFile, readRecord, WalPushError, type PushResult } from './push.js';
+import { claimLock, ensurePusher, jobKey, lockHolder } from './pusherProcess.js';
 import type { AsyncPushSettings, PusherJob, WalPushSettings } from './settings.js';
+import {
+  dropStaleAnswers,
+  errorFile,
+  LOCK,
+  LOG,
+  okFile,
+  openSpool,
+  readAnswer,
+  takeFailure,
+  writeAtomic,
+  type Acknowledgement,
+  type Failure,
+} from './spool.js';
 
 const POLL_MS = 10;
 const PUSHER_CHECK_MS = 500;
 const PUSHER_IDLE_MS = 10_000;
-/** A pusher that has not taken its lock this long after it was started is started again. */
-const SPAWN_RETRY_MS = 5_000;
-const LOCK = 'pusher.pid';
-const LOG = 'pusher.log';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const errorFile = (spool: string, name: string) => join(spool, `${name}.error`);
-const okFile = (spool: string, name: string) => join(spool, `${name}.ok`);
-
-/** The pusher's answer for a file it archived. */
-interface Acknowledgement {
-  /** identity() of the file it read. */
-  file: string;
-  rawSha256: string;
-}
-
-/** The pusher's answer for a file it could not archive. */
-interface Failure {
-  file: string;
-  type: ErrorType;
-  message: string;
-}
 
 /** archive_command: pushes the file now, or in asynchronous mode waits until the pusher has. */
 export function archiveWalFile(settings: WalPushSettings, source: string, name: string): Promise<PushResult> {
@@ -178,131 +157,4 @@ export function readyFiles(pgWal: string): string[] {
 function identity(path: string): string {
   const st = statSync(path);
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-}
-
-function readAnswer<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The pusher's failure for this very file, taken (reported once); one about another file under the name is dropped. */
-function takeFailure(spool: string, name: string, file: string): Failure | undefined {
-  const path = errorFile(spool, name);
-  const failure = readAnswer<Failure>(path);
-  if (!failure) return undefined;
-  rmSync(path, { force: true }); // the pusher tries again after this
-  return failure.file === file ? failure : undefined;
-}
-
-/** Answers about files PostgreSQL no longer waits for (archived since, or gone) are nobody's. */
-function dropStaleAnswers(spool: string, ready: string[]): void {
-  const waiting = new Set(ready);
-  for (const f of readdirSync(spool)) {
-    const m = /^(.*)\.(ok|error)$/.exec(f);
-    if (m && !waiting.has(m[1]!)) rmSync(join(spool, f), { force: true });
-  }
-}
-
-let spawnedAt = 0;
-
-/** Starts a pusher unless one with this job runs; one with other settings (the config changed) is stopped first. */
-function ensurePusher(job: PusherJob): void {
-  const spool = job.settings.async.spoolDirectory;
-  const holder = lockHolder(join(spool, LOCK));
-  if (holder) {
-    if (holder.job !== jobKey(job)) process.kill(holder.pid, 'SIGTERM'); // the next check starts the right one
-    return;
-  }
-  if (Date.now() - spawnedAt < SPAWN_RETRY_MS) return; // one is starting
-  spawnedAt = Date.now();
-  const log = openSync(join(spool, LOG), 'a', 0o600);
-  try {
-    // The same Node and entry point as this process (built code, or the sources through tsx).
-    const child = spawn(
-      process.execPath,
-      [...process.execArgv, process.argv[1]!, 'wal-push-daemon', JSON.stringify(job)],
-      {
-        detached: true,
-        stdio: ['ignore', log, log],
-        cwd: process.cwd(), // the data directory, as for archive_command: relative paths in the config stay right
-      },
-    );
-    child.unref();
-  } finally {
-    closeSync(log);
-  }
-}
-
-interface Lock {
-  pid: number;
-  /** The process's start time (/proc/<pid>/stat), so that a reused pid is not taken for the pusher. */
-  started: string;
-  /** jobKey() of what it pushes. */
-  job: string;
-}
-
-const jobKey = (job: PusherJob): string => createHash('sha256').update(JSON.stringify(job)).digest('hex');
-
-/** The lock's holder while that very process lives, else undefined. */
-function lockHolder(lock: string): Lock | undefined {
-  const held = readAnswer<Lock>(lock);
-  if (!held || !Number.isInteger(held.pid) || held.pid <= 0) return undefined;
-  return processStartTime(held.pid) === held.started ? held : undefined;
-}
-
-/**
- * Creates the lock (O_EXCL: of two pushers started together one runs); the lock of a process that
- * is gone is taken over. Only one pusher may write the archive: the pushes of two would interleave
- * the data and record of one file. PostgreSQL runs one archive_command at a time, which starts a
- * pusher only when none holds the lock, and not again while one is starting.
- */
-function claimLock(lock: string, job: string): boolean {
-  const content = JSON.stringify({
-    pid: process.pid,
-    started: processStartTime(process.pid) ?? '',
-    job,
-  } satisfies Lock);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(lock, content, { flag: 'wx', mode: 0o600 });
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      if (lockHolder(lock)) return false;
-      rmSync(lock, { force: true });
-    }
-  }
-  return false;
-}
-
-/**
- * The spool is this user's alone (its lock, answers and log decide what PostgreSQL is told): it and
- * the directory above it must belong to this user (or root) and be closed to everyone else.
- */
-function openSpool(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const uid = process.getuid?.();
-  for (const d of [dir, dirname(dir)]) {
-    const st = lstatSync(d);
-    const owner = st.uid === uid || st.uid === 0;
-    if (
-      !st.isDirectory() ||
-      !owner ||
-      (st.mode & 0o022) !== 0 ||
-      (d === dir && (st.uid !== uid || (st.mode & 0o077) !== 0))
-    ) {
-      throw new WalPushError(
-        ErrorType.InvalidInput,
-        `spool directory ${dir}: ${d} must be a directory of uid ${uid} (the spool itself mode 0700), writable by nobody else`,
-      );
-    }
-  }
-}
-
-function writeAtomic(path: string, content: string): void {
-  writeFileSync(`${path}.tmp`, content, { mode: 0o600 });
-  renameSync(`${path}.tmp`, path);
 }
