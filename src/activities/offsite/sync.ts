@@ -1,44 +1,27 @@
 // offsiteSync's activities: upload what a remote lacks, the remote's own retention, and the remote
 // check. Every one is safe to repeat: the remote listing says what is done, uploads are atomic per
 // object, and nothing on a remote is removed or overwritten because of local state.
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../../config/index.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
-import { MANIFEST_FILE } from '../../lib/layout.js';
-import { parseBaseManifest, parseLogicalManifest } from '../../lib/manifest.js';
 import {
   checkRemote,
   describeProblems,
-  groupOf,
   missingOnRemote,
-  offsiteRetention,
   planContentCheck,
-  planRemoteRetention,
-  remoteBackups,
   walNameOf,
   type CheckReport,
-  type GroupMembers,
-  type LocalObject,
-  type RemoteBackup,
-  type RemoteEntry,
 } from '../../lib/offsite.js';
 import { recordOffsiteConfirmed } from '../../storage/offsiteConfirmed.js';
 import { openRepository } from '../../storage/clusterRepository.js';
-import { localInventory } from '../../storage/inventory.js';
 import { offsiteNames } from '../../lib/offsiteNames.js';
 import { withStore } from '../../storage/registry.js';
-import { putAll, type Storage } from '../../storage/storage.js';
+import { putAll } from '../../storage/storage.js';
+import { remoteMembers } from './remoteMembers.js';
+import { remoteView, type OffsiteTarget } from './remoteView.js';
 
-export interface OffsiteTarget {
-  cluster: string;
-  repository: string;
-  /** Only the WAL archive: the frequent WAL-shipping runs. */
-  walOnly?: boolean;
-}
+export type { OffsiteTarget } from './remoteView.js';
 
 export interface SyncResult {
   repository: string;
@@ -89,55 +72,10 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     });
   }
 
-  /**
-   * A remote as this run sees it: its objects, and the committed local objects it should hold —
-   * those its own retention keeps (a backup past the remote's age, or WAL below its oldest base
-   * backup, is neither uploaded nor expected, so sync and retention never undo each other).
-   */
-  async function remoteView(store: Storage, input: OffsiteTarget, now = new Date()) {
-    const repoConfig = config.repositories[input.repository];
-    if (!repoConfig || repoConfig.type === 'local')
-      throw nonRetryable(ErrorType.InvalidInput, `"${input.repository}" is not an offsite repository`);
-    const repo = openRepository(config, input.cluster);
-    const syncedAt = now.toISOString();
-    const inventory = await localInventory(repo, input.cluster, { walOnly: input.walOnly });
-    const remote = await store.list(`${input.cluster}/`);
-    const localBase = new Map((await repo.baseBackups()).map((m) => [m.backupId, m]));
-    const withWal = async (keys: string[]): Promise<RemoteBackup[]> => {
-      const out: RemoteBackup[] = [];
-      for (const b of remoteBackups(keys)) {
-        const m = b.kind === 'base' ? localBase.get(b.backupId) : undefined;
-        if (b.kind !== 'base') out.push(b);
-        else
-          out.push({
-            ...b,
-            wal: m
-              ? { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn }
-              : await remoteBaseStart(store, b.dir),
-          });
-      }
-      return out;
-    };
-    // What to upload: what the policy keeps once everything local is there too.
-    const union = [
-      ...new Set([
-        ...remote.keys(),
-        ...inventory.map((o) => o.key),
-        ...[...localBase.keys()].map((id) => `${input.cluster}/base/${id}/manifest.json`),
-      ]),
-    ];
-    const policy = offsiteRetention(repoConfig);
-    const dropped = new Set(planRemoteRetention(union, await withWal(union), policy, now).remove);
-    // What to remove: decided from what the remote holds alone (rule 7: never from local state).
-    const remoteKeys = [...remote.keys()];
-    const retention = planRemoteRetention(remoteKeys, await withWal(remoteKeys), policy, now);
-    return { repo, remote, retention, syncedAt, inventory, local: inventory.filter((o) => !dropped.has(o.key)) };
-  }
-
   async function syncToOffsite(input: OffsiteTarget): Promise<SyncResult> {
     const ctx = Context.current();
     return withStore(config, input.repository, env, async (store) => {
-      const { repo, local, remote, syncedAt } = await remoteView(store, input);
+      const { repo, local, remote, syncedAt } = await remoteView(config, store, input);
       const missing = missingOnRemote(local, remote);
       const result: SyncResult = {
         repository: input.repository,
@@ -187,7 +125,7 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
   /** The remote's own retention policy (days per repository), never driven by local state. */
   async function applyOffsiteRetention(input: OffsiteTarget): Promise<RetentionResult> {
     return withStore(config, input.repository, env, async (store) => {
-      const { remote, retention } = await remoteView(store, input);
+      const { remote, retention } = await remoteView(config, store, input);
       const remove = retention.remove.filter((k) => remote.has(k));
       // Commit markers first, in their own call: a backup stops being one before its data goes.
       const markers = remove.filter(
@@ -215,7 +153,7 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
   ): Promise<CheckReport> {
     const ctx = Context.current();
     return withStore(config, input.repository, env, async (store) => {
-      const { local, remote, inventory } = await remoteView(store, input);
+      const { local, remote, inventory } = await remoteView(config, store, input);
       // Archived objects (GLACIER, DEEP_ARCHIVE, Intelligent-Tiering's archive tiers) are not read back (GetObject refuses them): size and recorded sha256 only.
       const { read: scope, archived } = planContentCheck(remote, input.depth === 'full' ? 'all' : (input.keys ?? []));
       const members = await remoteMembers(store, remote, inventory, { readManifests: !input.walOnly });
@@ -280,7 +218,12 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
     now = new Date(),
   ): Promise<{ missing: number; missingPastGrace: number }> {
     return withStore(config, input.repository, env, async (store) => {
-      const { local, remote } = await remoteView(store, { cluster: input.cluster, repository: input.repository }, now);
+      const { local, remote } = await remoteView(
+        config,
+        store,
+        { cluster: input.cluster, repository: input.repository },
+        now,
+      );
       const missing = missingOnRemote(local, remote);
       const cutoff = now.getTime() - input.graceHours * 3_600_000;
       return {
@@ -295,88 +238,3 @@ export function createOffsiteActivities({ config, env }: { config: Config; env: 
 
 /** Above this many uploads, their keys stay out of workflow history (the activity result). */
 const KEYS_IN_HISTORY = 5000;
-
-/**
- * What each committed remote backup and WAL file consists of, for the check: a backup's artifacts
- * from its manifest (the local one's list when the backup is here too: a manifest's artifacts never
- * change after commit; else the remote's manifest, read), a WAL file's stored name from its local
- * record, or from the remote record when its group holds more than the record and one file.
- * (A WAL-only run knows no local backup: it reads no manifest.)
- */
-async function remoteMembers(
-  store: Storage,
-  remote: ReadonlyMap<string, RemoteEntry>,
-  inventory: readonly LocalObject[],
-  options: { readManifests: boolean },
-): Promise<Map<string, GroupMembers>> {
-  const localFiles = new Map<string, string[]>();
-  for (const o of inventory) {
-    const group = groupOf(o.key);
-    localFiles.set(group, [...(localFiles.get(group) ?? []), o.key.split('/').at(-1)!]);
-  }
-  const members = new Map<string, GroupMembers>();
-  const keys = [...remote.keys()];
-  for (const b of remoteBackups(keys)) {
-    const files = localFiles.get(b.dir);
-    // A WAL-only run's inventory has no backups: their manifests are read by the daily full check.
-    if (!files && !options.readManifests) continue;
-    members.set(
-      b.dir,
-      files
-        ? { files }
-        : await readRemoteList(store, `${b.dir}/${MANIFEST_FILE}`, (text) => {
-            const m = b.kind === 'base' ? parseBaseManifest(text) : parseLogicalManifest(text);
-            return [MANIFEST_FILE, ...m.artifacts.map((a) => a.name)];
-          }),
-    );
-  }
-  const walGroups = new Map<string, string[]>();
-  for (const k of keys.filter((k) => k.split('/')[1] === 'wal'))
-    walGroups.set(groupOf(k), [...(walGroups.get(groupOf(k)) ?? []), k]);
-  for (const [group, groupKeys] of walGroups) {
-    const record = `${group}.json`;
-    if (!remote.has(record)) continue; // no record: `unknown` already
-    const files = localFiles.get(group);
-    if (files) members.set(group, { files });
-    else if (groupKeys.length > 2) {
-      members.set(
-        group,
-        await readRemoteList(store, record, (text) => [
-          record.split('/').at(-1)!,
-          String((JSON.parse(text) as { stored?: unknown }).stored),
-        ]),
-      );
-    }
-  }
-  return members;
-}
-
-/** A small remote file (a manifest, a WAL record) read and turned into its list of members. */
-async function readRemoteList(store: Storage, key: string, parse: (text: string) => string[]): Promise<GroupMembers> {
-  const file = join(tmpdir(), `pgwarden-members-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
-  try {
-    await store.get(key, file);
-    return { files: parse(await readFile(file, 'utf8')) };
-  } catch (err) {
-    // Trouble reaching the remote is retried; a refusal or bad content is reported.
-    if (err instanceof ApplicationFailure && !err.nonRetryable) throw err;
-    return { unreadable: `cannot be read or parsed: ${(err as Error).message.split('\n')[0]}` };
-  } finally {
-    await rm(file, { force: true });
-  }
-}
-
-/** Where a remote base backup's WAL starts, from its manifest on the remote. */
-async function remoteBaseStart(store: Storage, dir: string): Promise<RemoteBackup['wal']> {
-  const file = join(tmpdir(), `pgwarden-manifest-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
-  try {
-    await store.get(`${dir}/manifest.json`, file);
-    const m = parseBaseManifest(await readFile(file, 'utf8'));
-    return { backupId: m.backupId, timeline: m.timeline, startLsn: m.startLsn };
-  } catch {
-    // Unreadable: retention then keeps every WAL file rather than guess.
-    return undefined;
-  } finally {
-    await rm(file, { force: true });
-  }
-}
