@@ -15,21 +15,26 @@ export interface DecryptionKey {
  * an unencrypted archive does not). A passphraseEnv that is named but not set fails here, with its
  * name, instead of later inside gpg as a bad passphrase.
  */
-export function decryptionKey(config: Pick<Config, 'encryption'>, env: NodeJS.ProcessEnv): DecryptionKey | undefined {
+export function decryptionKey(
+  config: Pick<Config, 'encryption'>,
+  env: NodeJS.ProcessEnv,
+  where = '',
+): DecryptionKey | undefined {
   const enc = config.encryption;
   if (!enc?.privateKeyFile) return undefined;
   const passphrase = enc.passphraseEnv ? env[enc.passphraseEnv] : undefined;
   if (enc.passphraseEnv && passphrase === undefined)
     throw nonRetryable(
       ErrorType.KeyUnreadable,
-      `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set`,
+      `environment variable ${enc.passphraseEnv} (encryption.passphraseEnv) is not set${where}`,
     );
   return { file: enc.privateKeyFile, passphrase };
 }
 
 /** The key an encrypted backup needs: KeyUnreadable when this worker has none. */
 export function backupDecryptionKey(config: Pick<Config, 'encryption'>, env: NodeJS.ProcessEnv): DecryptionKey {
-  const key = decryptionKey(config, env);
+  // A worker's message says so (wal-get, which shares decryptionKey, runs in no worker).
+  const key = decryptionKey(config, env, ' on this worker');
   if (!key)
     throw nonRetryable(
       ErrorType.KeyUnreadable,

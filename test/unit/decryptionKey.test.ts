@@ -66,6 +66,8 @@ describe('decryptionKey', () => {
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toBe(`environment variable ${VARIABLE} (encryption.passphraseEnv) is not set`);
     expect((await failure(() => openWalDecryption(config(), {}))).message).toBe(f.message);
+    // verify's restore and PITR's staging run on a worker, and say so, as verify always did.
+    expect((await failure(() => backupDecryptionKey(config(), {}))).message).toBe(`${f.message} on this worker`);
   });
 
   it('has no key without encryption.privateKeyFile; an encrypted backup then says so', async () => {
@@ -116,6 +118,6 @@ describe('decryptionKey', () => {
     const { stageBaseBackup } = createClusterActivities({ config: config(), env: {} });
     const f = await failure(() => new MockActivityEnvironment().run(stageBaseBackup, plan));
     expect(f.type).toBe(ErrorType.KeyUnreadable);
-    expect(f.message).toBe(`environment variable ${VARIABLE} (encryption.passphraseEnv) is not set`);
+    expect(f.message).toBe(`environment variable ${VARIABLE} (encryption.passphraseEnv) is not set on this worker`);
   });
 });
