@@ -43,6 +43,11 @@ describe('import rules', () => {
     ['src/postgres/lintProbe.ts', "export { runCli } from '../cli/program.js';"],
     ['src/stream/lintProbe.ts', "export { hostQueue } from '../worker/worker.js';"],
     ['src/config/lintProbe.ts', "export { fullBackup } from '../workflows/fullBackup.js';"],
+    ['src/stream/lintProbe.ts', "export { openRepository } from '../storage/clusterRepository.js';"],
+    ['src/postgres/lintProbe.ts', "export { openRepository } from '../storage/clusterRepository.js';"],
+    ['src/config/lintProbe.ts', "export { startTool } from '../stream/processes.js';"],
+    [archive, "export { createActivities } from './../activities/index.js';"],
+    [workflow, "export { createActivities } from './../activities/index.js';"],
   ])('%s may not: %s', async (file, code) => {
     expect(await findings(file, code)).toEqual([restricted]);
   });
@@ -65,6 +70,12 @@ describe('import rules', () => {
     ['src/postgres/lintProbe.ts', "export { startTool } from '../stream/processes.js';"],
   ])('%s may: %s', async (file, code) => {
     expect(await findings(file, code)).toEqual([]);
+  });
+
+  it('refuses a source file over 300 lines (split it by concern)', async () => {
+    const long = Array.from({ length: 301 }, (_, i) => `export const v${i} = ${i};`).join('\n');
+    expect(await findings('src/lib/lintProbe.ts', long)).toContain('max-lines');
+    expect(await findings('src/lib/lintProbe.ts', long.split('\n').slice(0, 299).join('\n'))).toEqual([]);
   });
 
   it('refuses an import cycle in src/ (pushAsync.ts loads push.ts, so push.ts may not load it)', async () => {
