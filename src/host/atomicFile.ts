@@ -52,11 +52,12 @@ export async function fsyncPath(path: string): Promise<void> {
 }
 
 /**
- * Writes a small file atomically: `.partial`, fsync, rename, fsync the directory. The file is
- * 0600 (a leftover `.partial` of another mode too) and, as root, takes the directory's owner
- * (inheritOwner) before it appears under its name. A `.partial` that is a symbolic link is refused.
+ * Writes a file atomically: `.partial`, fsync, rename, fsync the directory. The file is 0600 (a
+ * leftover `.partial` of another mode too) and, as root, takes the directory's owner (inheritOwner)
+ * before it appears under its name. A `.partial` that is a symbolic link is refused. `write` fills
+ * the open `.partial`; the one write path of writeFileAtomic and of the posix driver's `put`.
  */
-export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
+export async function writePrivateAtomic(path: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
   const partial = path + PARTIAL_SUFFIX;
   const handle = await open(
     partial,
@@ -66,11 +67,16 @@ export async function writeFileAtomic(path: string, content: string | Buffer): P
   try {
     await handle.chmod(PRIVATE_FILE_MODE);
     await inheritOwner(partial, handle);
-    await handle.writeFile(content);
+    await write(handle);
     await handle.sync();
   } finally {
     await handle.close();
   }
   await rename(partial, path);
   await fsyncPath(dirname(path));
+}
+
+/** Writes a small file atomically and privately (writePrivateAtomic). */
+export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
+  await writePrivateAtomic(path, (handle) => handle.writeFile(content));
 }

@@ -6,11 +6,18 @@
 // beside it, so `list` returns none.
 import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { access, copyFile, open, readdir, readFile, rename, rm, stat, statfs } from 'node:fs/promises';
+import { access, chmod, copyFile, readdir, readFile, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
-import { fsyncPath, inheritOwner, mkdirPrivate, PRIVATE_FILE_MODE, writeFileAtomic } from '../host/atomicFile.js';
+import {
+  fsyncPath,
+  inheritOwner,
+  mkdirPrivate,
+  PRIVATE_FILE_MODE,
+  writeFileAtomic,
+  writePrivateAtomic,
+} from '../host/atomicFile.js';
 import type { RemoteEntry, RepositoryStorage, TransferProgress } from './storage.js';
 
 export interface PosixStorage extends RepositoryStorage {
@@ -87,16 +94,8 @@ export function createPosixStorage(name: string, root: string): PosixStorage {
 
     async put(key, localFile, _meta, progress) {
       const path = pathOf(key);
-      const partial = path + PARTIAL_SUFFIX;
       await mkdirPrivate(dirname(path));
-      const handle = await open(
-        partial,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
-        PRIVATE_FILE_MODE,
-      );
-      try {
-        await handle.chmod(PRIVATE_FILE_MODE);
-        await inheritOwner(partial, handle);
+      await writePrivateAtomic(path, async (handle) => {
         // One chunk at a time: memory stays bounded whatever the file's size.
         let total = 0;
         for await (const chunk of createReadStream(localFile)) {
@@ -104,12 +103,7 @@ export function createPosixStorage(name: string, root: string): PosixStorage {
             rest = rest.subarray((await handle.write(rest)).bytesWritten);
           progress?.((total += (chunk as Buffer).length));
         }
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(partial, path);
-      await fsyncPath(dirname(path));
+      });
     },
 
     async contentSha256(keys, progress?: TransferProgress) {
@@ -131,8 +125,11 @@ export function createPosixStorage(name: string, root: string): PosixStorage {
       return sums;
     },
 
+    /** Like every file pgwarden writes into a repository: 0600 and, as root, owned like its directory. */
     async get(key, localFile) {
       await copyFile(pathOf(key), localFile);
+      await chmod(localFile, PRIVATE_FILE_MODE);
+      await inheritOwner(localFile);
       await fsyncPath(localFile);
     },
 

@@ -1,7 +1,7 @@
 // The posix driver of the storage interface: the local repository's files, private and atomic,
 // and the registry that opens each repository type with its driver.
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,6 +65,17 @@ describe('posix storage', () => {
     expect(await storage.readIfExists('main/logical/app/20261122T020000Z/manifest.json')).toBeUndefined();
     await storage.removeTree('main/logical/app');
     expect(await storage.names('main/logical')).toEqual([]);
+  });
+
+  it('gets an object into a local file as private as the repository writes it (0600)', async () => {
+    const storage = createPosixStorage('local', join(dir, 'repo-get'));
+    await storage.makeDir('main/wal');
+    // An object left 0644 by someone else (an operator's copy): the download is 0600 all the same.
+    await writeFile(storage.pathOf('main/wal/000000010000000000000001'), 'wal bytes', { mode: 0o644 });
+    const local = join(dir, 'fetched');
+    await storage.get('main/wal/000000010000000000000001', local);
+    expect(await readFile(local, 'utf8')).toBe('wal bytes');
+    expect(await mode(local)).toBe(0o600);
   });
 
   it('refuses a repository it cannot write, naming it', async () => {
