@@ -2,7 +2,6 @@
 import { createConnection } from 'node:net';
 import { Client, Connection, type WorkflowHandle, type WorkflowStartOptions } from '@temporalio/client';
 import { defaultPayloadConverter, type SearchAttributePair } from '@temporalio/common';
-import { searchAttributesRegisteredIn } from '../activities/visibility.js';
 import type { Config } from '../config/index.js';
 import { temporalUnreachableLine } from '../lib/temporalUnreachable.js';
 import { runDetails, runSummary, type RunOrigin } from '../lib/runSummary.js';
@@ -10,6 +9,7 @@ import {
   memoOf,
   SEARCH_ATTRIBUTE_NAMES,
   searchAttributesOf,
+  searchAttributesRegisteredIn,
   WORKFLOW_OF_KIND,
   type RunLabels,
 } from '../lib/visibility.js';

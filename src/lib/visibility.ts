@@ -2,6 +2,7 @@
 // Keyword search attributes (cluster, database, kind) and the same values in the memo, which is
 // all a server without the attributes registered can show. Pure: shared by the CLI, the
 // schedules and the workflows that start children.
+import type { Client } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributePair } from '@temporalio/common';
 
 /** Kinds of pgwarden run, one per workflow type (public: `pgwarden list --kind`, UI filters). */
@@ -28,6 +29,17 @@ export const SEARCH_ATTRIBUTE_NAMES = ['PgwardenCluster', 'PgwardenDatabase', 'P
 export const clusterKey = defineSearchAttributeKey('PgwardenCluster', SearchAttributeType.KEYWORD);
 export const databaseKey = defineSearchAttributeKey('PgwardenDatabase', SearchAttributeType.KEYWORD);
 export const kindKey = defineSearchAttributeKey('PgwardenKind', SearchAttributeType.KEYWORD);
+
+/**
+ * Whether the namespace has pgwarden's search attributes: asked by the CLI before it labels a run,
+ * and by a run started without labels (the README's bare `temporal workflow start`) before it sets
+ * its own (an attribute the server does not know fails the run's workflow task). No I/O of its own:
+ * it asks the client it is given (the CLI's, or the worker's in the activity).
+ */
+export async function searchAttributesRegisteredIn(client: Client): Promise<boolean> {
+  const r = await client.connection.operatorService.listSearchAttributes({ namespace: client.options.namespace });
+  return SEARCH_ATTRIBUTE_NAMES.every((n) => n in (r.customAttributes ?? {}));
+}
 
 export interface RunLabels {
   cluster: string;
