@@ -277,7 +277,11 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
         expect(await readFile(named!, 'utf8')).toMatch(/FATAL|PANIC/);
         // As found: missing, or empty; the failed recovery is kept for the post-mortem.
         if (found === 'missing') expect(existsSync(setup.cluster.dataDir)).toBe(false);
-        else expect(await readdir(setup.cluster.dataDir)).toEqual([]);
+        else {
+          expect(await readdir(setup.cluster.dataDir)).toEqual([]);
+          const [now, before] = await Promise.all([stat(setup.cluster.dataDir), stat(lostDisk)]);
+          expect({ mode: now.mode & 0o7777, uid: now.uid }).toEqual({ mode: 0o700, uid: before.uid }); // as prepared
+        }
         const failed = (await siblings()).filter((f) => f.includes('.failed-pitr-'));
         expect(failed).toHaveLength(1);
         expect(existsSync(join(dirname(setup.cluster.dataDir), failed[0]!, 'PG_VERSION'))).toBe(true);
@@ -387,10 +391,9 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     await handle.signal('approve', { approver: 'alice', reason: 'host rebuilt, disk empty' });
     const result = (await handle.result()) as PointInTimeRecoveryResult;
     expect(result).toMatchObject({ outcome: 'recovered', backupId: '20261122T060000Z' });
-    // An empty directory has nothing to keep. (Today it is moved aside and named, empty: see
-    // /work/notes/i13/bugs.md; whichever, nothing of the operator's is in it.)
-    const aside = result.previousDataDirectory;
-    if (aside) expect(await readdir(aside)).toEqual([]);
+    // An empty directory has nothing to keep: it is not moved aside, named or left behind.
+    expect(result.previousDataDirectory).toBeUndefined();
+    expect((await siblings()).filter((f) => f.includes('.pre-pitr-') && !earlier.includes(f))).toEqual([]);
     expect(result.recovery!.stoppedAt).toMatch(/recovery stopping before commit/);
     expect({ i: await count('I'), j: await count('J') }).toEqual({ i: 4, j: 0 });
     expect(existsSync(join(setup.cluster.dataDir, 'PG_VERSION'))).toBe(true);
@@ -408,6 +411,6 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
     const before = (await stat(serverLog)).size;
     await failingStatement('pgwarden_after_empty_rebuild');
     await logReceives(serverLog, before, 'pgwarden_after_empty_rebuild');
-    await Promise.all([lostDisk, aside].map((d) => d && rm(d, { recursive: true, force: true })));
+    await rm(lostDisk, { recursive: true, force: true });
   }, 180_000);
 });

@@ -8,6 +8,8 @@ import type { RecoveryPlan } from './types.js';
 
 /** Written in the work directory by a swap that found no data directory (a rebuilt host): a rollback leaves it missing again. */
 export const NO_ORIGINAL = 'NO-ORIGINAL';
+/** Written in the work directory by a swap that found the data directory empty (a rebuilt host's): its mode and owner, which a rollback lays it down with again. */
+export const EMPTY_ORIGINAL = 'EMPTY-ORIGINAL';
 /** WAL segments decoded by one gpg and one zstd process while staging (two batches at a time). */
 export const WAL_BATCH = 8;
 

@@ -1,7 +1,7 @@
 // On the database host, around the swap: stop the server, bring the archive up to date and gather
 // the WAL it lacks (latest), then move the live data directory aside and the staged one in.
 import { existsSync } from 'node:fs';
-import { chmod, chown, copyFile, open, readdir, rename, stat } from 'node:fs/promises';
+import { chmod, chown, copyFile, open, readdir, rename, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
@@ -13,7 +13,7 @@ import { openRepository } from '../../storage/clusterRepository.js';
 import { openWalDecryption, walPushSettingsFor } from '../../storage/walArchive.js';
 import { decodeWalBatch } from '../../storage/walDecodeBatch.js';
 import { hashFile, writeFileAtomic } from '../../stream/pipeline.js';
-import { NO_ORIGINAL, WAL_BATCH, type PitrContext } from './context.js';
+import { EMPTY_ORIGINAL, NO_ORIGINAL, WAL_BATCH, type PitrContext } from './context.js';
 import { isRunning, pgCtl } from './server.js';
 import type { ArchiveWait, RecoveryPlan } from './types.js';
 
@@ -202,31 +202,47 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
     return { fromArchive, fromPgWal, archived, ...(notArchived ? { notArchived } : {}) };
   }
 
-  /** The swap step: the live data directory moves aside (kept), the staged one takes its place. */
+  /**
+   * The swap step: the live data directory moves aside (kept), the staged one takes its place.
+   * An empty one (a rebuilt host's) has nothing to keep: it is removed, and the result says so.
+   */
   async function swapDataDirectory(plan: RecoveryPlan): Promise<{ movedAside: boolean }> {
     const staged = join(plan.workDirectory, 'data');
     const noOriginal = join(plan.workDirectory, NO_ORIGINAL);
-    if (!existsSync(plan.asideDirectory) && !existsSync(noOriginal)) {
+    const emptyOriginal = join(plan.workDirectory, EMPTY_ORIGINAL);
+    if (!existsSync(plan.asideDirectory) && !existsSync(noOriginal) && !existsSync(emptyOriginal)) {
       if (await isRunning(cc(plan), plan.dataDirectory))
         throw nonRetryable(
           ErrorType.ClusterControlFailed,
           `refusing to move ${plan.dataDirectory}: the server is running`,
         );
       // A rebuilt host has no data directory: nothing to keep, and a rollback leaves it missing again.
-      if (existsSync(plan.dataDirectory)) await rename(plan.dataDirectory, plan.asideDirectory);
-      else
+      // Or an empty one (the approval said "nothing to stop or keep"): it is removed below, not kept,
+      // and a rollback lays it down empty again, with the mode and owner recorded here first.
+      if (!existsSync(plan.dataDirectory))
         await writeFileAtomic(
           noOriginal,
           `${plan.dataDirectory} did not exist when the recovered one took its place\n`,
         );
+      else if ((await readdir(plan.dataDirectory)).length === 0) {
+        const found = await stat(plan.dataDirectory);
+        await writeFileAtomic(
+          emptyOriginal,
+          `${JSON.stringify({ mode: found.mode & 0o7777, uid: found.uid, gid: found.gid })}\n`,
+        );
+      } else await rename(plan.dataDirectory, plan.asideDirectory);
     }
-    if (existsSync(staged)) await rename(staged, plan.dataDirectory);
+    if (existsSync(staged)) {
+      // rmdir refuses a directory that is not empty: nothing put there since is ever removed.
+      if (existsSync(emptyOriginal) && existsSync(plan.dataDirectory)) await rmdir(plan.dataDirectory);
+      await rename(staged, plan.dataDirectory);
+    }
     if (!existsSync(plan.dataDirectory))
       throw nonRetryable(
         ErrorType.RecoveryFailed,
         `neither the staged data directory nor ${plan.dataDirectory} exists`,
       );
-    return { movedAside: !existsSync(noOriginal) };
+    return { movedAside: !existsSync(noOriginal) && !existsSync(emptyOriginal) };
   }
 
   return { stopCluster, archiveCurrentWal, gatherUnarchivedWal, swapDataDirectory };

@@ -1,9 +1,9 @@
 // The way back: after a failure past the swap, the original data directory is moved back and started.
 import { existsSync } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ErrorType, retryable } from '../../lib/errors.js';
-import { NO_ORIGINAL, type PitrContext } from './context.js';
+import { EMPTY_ORIGINAL, NO_ORIGINAL, type PitrContext } from './context.js';
 import { isRunning, pgCtl } from './server.js';
 import { prepareLog } from './serverLog.js';
 import type { RecoveryPlan } from './types.js';
@@ -38,6 +38,31 @@ export function createRollbackActivities({ cc, serverLogOf, runClusterHook }: Pi
       }
       await runClusterHook(plan, 'postRestore');
       return `${plan.dataDirectory} did not exist before the recovery and is missing again; the failed recovery is kept as ${failed}`;
+    }
+    const emptyOriginal = join(plan.workDirectory, EMPTY_ORIGINAL);
+    if (existsSync(emptyOriginal)) {
+      // A rebuilt host's empty data directory, removed by the swap (not kept): the failed recovery is
+      // kept aside and the directory laid down empty again, with its mode and owner, as it was found.
+      // While the staged copy is still in the work directory, what is at the path is not the recovery's;
+      // nor is a directory without PG_VERSION (the one a retried rollback laid down already).
+      const laid = existsSync(join(plan.dataDirectory, 'PG_VERSION')) && !existsSync(join(plan.workDirectory, 'data'));
+      if (laid) {
+        if (await isRunning(cc(plan), plan.dataDirectory))
+          await pgCtl(cc(plan), plan.dataDirectory, ['stop', '-m', 'immediate', '-w'], { reject: false });
+        await rm(failed, { recursive: true, force: true });
+        await rename(plan.dataDirectory, failed);
+      }
+      if (!existsSync(plan.dataDirectory)) await mkdir(plan.dataDirectory, { mode: 0o700 });
+      if ((await readdir(plan.dataDirectory)).length === 0) {
+        const found = JSON.parse(await readFile(emptyOriginal, 'utf8')) as { mode: number; uid: number; gid: number };
+        await chmod(plan.dataDirectory, found.mode); // mkdir's mode passes through the umask
+        if (process.getuid?.() === 0) await chown(plan.dataDirectory, found.uid, found.gid);
+      }
+      await runClusterHook(plan, 'postRestore');
+      const kept = existsSync(failed) ? `; the failed recovery is kept as ${failed}` : '';
+      if ((await readdir(plan.dataDirectory)).length)
+        return `${plan.dataDirectory} is as it was found, with no cluster in it${kept}`;
+      return `${plan.dataDirectory} was empty before the recovery and is empty again${kept}`;
     }
     if (!existsSync(plan.asideDirectory)) {
       // The swap never happened: the live directory is where it was. Make sure it runs (an empty
