@@ -10,7 +10,7 @@ import { applyEnvOverrides, defaultConfigPath } from '../lib/configOverrides.js'
 import { walArchiveDir } from '../lib/layout.js';
 
 export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
-  // The asynchronous pusher (walPushAsync.ts), started by an archive_command with its job in argv.
+  // The asynchronous pusher (pushAsync.ts), started by an archive_command with its job in argv.
   if (args[0] === 'wal-push-daemon' && args.length === 2) {
     await runPusher(JSON.parse(args[1]!) as PusherJob);
     return true;

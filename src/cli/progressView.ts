@@ -218,14 +218,3 @@ export function ttyProgressLine(v: ProgressView, columns = 80): string {
   if (line.length > room) line = `${line.slice(0, Math.max(0, room - 1))}…`;
   return `${line}  ${clock}`;
 }
-
-/** Kept for callers of the single-line summary: the step, and what a backup stored. */
-export function progressLine(live: LiveStatus): string {
-  const step = live.progress?.step ?? live.status.toLowerCase();
-  const hb = readHeartbeat(live.heartbeat);
-  const bytes =
-    hb.bytes !== undefined
-      ? ` ${hb.phase ?? ''}: ${formatBytes(hb.bytes)}${hb.bytesLabel ? ` ${hb.bytesLabel}` : ''}`
-      : '';
-  return `${step}${bytes}`;
-}

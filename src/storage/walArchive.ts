@@ -1,5 +1,5 @@
 // The WAL archive: what `pgwarden wal-get %f %p` (restore_command) does, and the listing PITR's
-// plan, walMaintenance and offsite sync read. wal-push (archive_command) writes it: walPush.ts.
+// plan, walMaintenance and offsite sync read. wal-push (archive_command) writes it: src/archive/push.ts.
 // A WAL file is small (16 MiB at most), so it is handled in memory.
 //
 //   wal/<name>[.zst][.gpg]   the stored bytes, written as .partial, fsynced, renamed
