@@ -78,7 +78,8 @@ export interface Storage {
    * complete, with its sha256 recorded, in the order given (a backup's manifest after its artifacts),
    * and a key the remote has already is left as it is. `committed` is called for each object once it
    * is in place; `progress` counts the bytes sent of the objects not committed yet. Safe to call
-   * again after a failure: it resumes. Without it, putAll calls `put` per object.
+   * again after a failure: it resumes. A driver that has it declares features.batch; without it, putAll
+   * calls `put` per object.
    */
   putBatch?(localRoot: string, objects: readonly UploadObject[], options: BatchOptions): Promise<void>;
 
@@ -117,7 +118,7 @@ export async function putAll(
   objects: readonly UploadObject[],
   options: BatchOptions,
 ): Promise<void> {
-  if (store.putBatch) return store.putBatch(localRoot, objects, options);
+  if (store.features.batch && store.putBatch) return store.putBatch(localRoot, objects, options);
   for (const object of objects) {
     if (options.signal?.aborted) throw new Error(`offsite repository "${store.name}": upload cancelled`);
     options.started?.(object);

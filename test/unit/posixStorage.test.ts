@@ -105,6 +105,14 @@ describe('registry', () => {
     });
   });
 
+  it('declares batch and archive classes exactly when it has putBatch and prepareRead (what callers ask)', () => {
+    for (const name of ['local', 'dr']) {
+      const store = openStorage(config, name, {});
+      expect(store.features.batch).toBe(typeof store.putBatch === 'function');
+      expect(store.features.archiveClasses).toBe(typeof store.prepareRead === 'function');
+    }
+  });
+
   it('opens only s3 and rsync repositories as offsite stores', () => {
     expect(() => openStore(config, 'local', {})).toThrow(
       '"local" is not an offsite (s3 or rsync) repository in the config',

@@ -221,6 +221,7 @@ describe('whenReadable: restore from offsite waits for archived objects, with a 
     const asked: string[][] = [];
     const store = {
       name: 'glacier',
+      features: { archiveClasses: true },
       async prepareRead(keys: string[]) {
         asked.push(keys);
         return { pending: polls++ >= readyAfterPolls ? [] : keys.filter((k) => k !== 'ready') };
@@ -265,7 +266,11 @@ describe('whenReadable: restore from offsite waits for archived objects, with a 
   });
 
   it('does nothing for a store without archive classes (rsync)', async () => {
-    await whenReadable({ name: 'rsync' } as Storage, ['x'], { days: 3, maxWaitMs: 0, pollMs: 1 });
+    await whenReadable({ name: 'rsync', features: { archiveClasses: false } } as Storage, ['x'], {
+      days: 3,
+      maxWaitMs: 0,
+      pollMs: 1,
+    });
   });
 });
 

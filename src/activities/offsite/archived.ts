@@ -24,7 +24,9 @@ export interface ArchiveWait {
 /** A repository's bound from its config (S3: restoreDays, restoreWaitHours); polled every minute. */
 export function archiveWaitOf(config: Config, repository: string): ArchiveWait {
   const repo = config.repositories[repository];
-  // Whichever driver has archive classes (features.archiveClasses) configures these bounds: S3 today.
+  // The bounds are config keys of the S3 driver, the one that declares archive classes
+  // (features.archiveClasses): the store is not open here, so its config is asked for them. Whether
+  // to wait at all is the store's declared feature, asked by whenReadable.
   const s3 = repo && 'restoreDays' in repo ? repo : undefined;
   let signal: AbortSignal | undefined;
   try {
@@ -37,7 +39,7 @@ export function archiveWaitOf(config: Config, repository: string): ArchiveWait {
 
 /** Resolves once every key can be read (at once for a store without archive classes). */
 export async function whenReadable(store: Storage, keys: string[], wait: ArchiveWait): Promise<void> {
-  if (!store.prepareRead || keys.length === 0) return;
+  if (!store.features.archiveClasses || !store.prepareRead || keys.length === 0) return;
   const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const deadline = Date.now() + wait.maxWaitMs;
   let pending = (await store.prepareRead(keys, wait.days)).pending;
