@@ -3,7 +3,8 @@
 // accident → pointInTimeRecovery in place to just before it, approved by "demo" → the check.
 import type { WorkflowHandle } from '@temporalio/client';
 import { liveStatus, startRun } from '../../src/cli/client.js';
-import { formatBytes, formatDuration } from '../../src/cli/format.js';
+import { formatDuration } from '../../src/cli/format.js';
+import { formatBytes } from '../../src/lib/diskSpace.js';
 import {
   baseBackupWorkflowId,
   formatBackupId,

@@ -42,7 +42,8 @@ export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupPr
 export type { BaseBackupInput, BaseBackupResult, BasePreflight } from './baseBackup.js';
 export type { RecoveryPlan, RecoveryOutcome, RecoveryMode } from './pitr/index.js';
 export type { ArchiverHealth, WalRetentionResult, WalArchiveSize } from './walMaintenance.js';
-export type { SyncResult, RetentionResult, CheckDepth, OffsiteTarget } from './offsite/sync.js';
+export type { SyncResult, RetentionResult, CheckDepth } from './offsite/sync.js';
+export type { OffsiteTarget } from './offsite/remoteView.js';
 export type { CheckReport, CheckProblem } from '../lib/offsite.js';
 export type { FetchedFromOffsite } from './offsite/fetch.js';
 export type { HealthReport, HealthNotification } from './health.js';

@@ -5,8 +5,6 @@ import { formatBytes } from '../lib/diskSpace.js';
 import type { OffsiteRepositoryResult } from '../workflows/offsiteSync.js';
 import type { ScheduleRow } from './scheduleOps.js';
 
-export { formatBytes };
-
 export function formatDuration(seconds: number): string {
   // Rounded first, so 59.96 s reads 1m00s and 119.6 s 2m00s (not 60.0s, 1m60s).
   const tenths = Math.round(seconds * 10) / 10;

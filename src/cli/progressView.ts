@@ -2,7 +2,8 @@
 // the live bar of `--wait`, the plain lines when stdout is not a terminal. Pure: the caller supplies
 // the clock and the terminal width, so every function here is unit-tested.
 import type { ActivityStatus, LiveStatus } from './client.js';
-import { formatBytes, formatElapsed, formatRate } from './format.js';
+import { formatElapsed, formatRate } from './format.js';
+import { formatBytes } from '../lib/diskSpace.js';
 
 /** What a heartbeat says, whichever activity sent it (each names its fields its own way). */
 export interface HeartbeatView {

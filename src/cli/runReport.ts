@@ -2,15 +2,8 @@
 // scripts read; pure, unit-tested. The commands that print it are in commands/.
 import type { ActivityStatus, LiveStatus } from './client.js';
 import { UserError } from './errors.js';
-import {
-  approvalOf,
-  formatBytes,
-  formatDuration,
-  formatElapsed,
-  formatLocalTime,
-  formatRate,
-  statusWord,
-} from './format.js';
+import { approvalOf, formatDuration, formatElapsed, formatLocalTime, formatRate, statusWord } from './format.js';
+import { formatBytes } from '../lib/diskSpace.js';
 import { readHeartbeat } from './progressView.js';
 import { kindOfWorkflow } from '../lib/visibility.js';
 

@@ -11,8 +11,6 @@ import { z } from 'zod';
 import { applyEnvOverrides, defaultConfigPath } from '../lib/configOverrides.js';
 import { configSchema, type Config } from './schema.js';
 
-export { applyEnvOverrides, defaultConfigPath };
-
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }

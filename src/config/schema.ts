@@ -5,10 +5,6 @@ import { envName, name, urlWithoutCredentials } from './fields.js';
 import { repositorySchema } from './repositories.js';
 import { retentionSchema, walRetentionSchema } from './retention.js';
 
-// The config's parts kept in their own files, named here too: `config/schema.js` has every part.
-export * from './repositories.js';
-export { retentionSchema, walRetentionSchema } from './retention.js';
-
 /** When a scheduled job runs: a crontab line (in `schedules.timeZone`), or an interval such as "6 hours". */
 export const jobTimingSchema = z.union([
   z

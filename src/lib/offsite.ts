@@ -6,10 +6,6 @@ import { MANIFEST_FILE } from './layout.js';
 import { OBJECT_KINDS, objectKind, walNameOf, type ObjectKind } from './offsiteKeys.js';
 import { isArchived } from './s3Errors.js';
 
-// The keys' kinds and the remote's retention are in their own files; named here too, as before.
-export * from './offsiteKeys.js';
-export * from './offsiteRetention.js';
-
 /** What a remote says about one object: its size, and the sha256 stored beside it at upload. */
 export interface RemoteEntry {
   key: string;

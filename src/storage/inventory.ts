@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { MANIFEST_FILE, walRecordName } from '../lib/layout.js';
-import type { LocalObject, ObjectKind } from '../lib/offsite.js';
+import type { LocalObject } from '../lib/offsite.js';
+import type { ObjectKind } from '../lib/offsiteKeys.js';
 import type { LocalRepository } from './repository.js';
 import { WalArchive } from './walArchive.js';
 

@@ -1,6 +1,7 @@
 // Opens a repository's storage by name, from the config: each repository type maps to its driver
 // in one line (drivers), so a new backend is one driver and one line here.
-import type { Config, RepositoryConfig } from '../config/index.js';
+import type { Config } from '../config/index.js';
+import type { RepositoryConfig } from '../config/repositories.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { createPosixStorage } from './posix.js';
 import { createRsyncStore } from './rsync.js';

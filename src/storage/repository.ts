@@ -2,7 +2,8 @@
 // manifest.json is not a backup: retries and cleanups remove it. Its files are read, written and
 // removed through the posix storage driver (posix.ts), the same interface as the offsite drivers.
 import { join, relative, sep } from 'node:path';
-import type { Config, RepositoryConfig } from '../config/index.js';
+import type { Config } from '../config/index.js';
+import type { RepositoryConfig } from '../config/repositories.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { isBackupId, isSafeName } from '../lib/ids.js';
 import { baseBackupDir, logicalBackupDir, logicalDatabaseDir, MANIFEST_FILE } from '../lib/layout.js';

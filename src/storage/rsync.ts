@@ -11,7 +11,7 @@
 // staged or partial files that the next run's rsync resumes (`--times`: a complete staged file is
 // not sent again), and a sidecar without its object, which nothing reads and the next run rewrites.
 // The remote needs a POSIX sh, GNU find (-printf), sha256sum, xargs and rsync.
-import type { RsyncRepositoryConfig } from '../config/schema.js';
+import type { RsyncRepositoryConfig } from '../config/repositories.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { connectRsync, shQuote } from './rsyncRemote.js';
 import type { Storage, RemoteEntry, TransferProgress } from './storage.js';

@@ -4,7 +4,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
-import type { RsyncRepositoryConfig } from '../config/schema.js';
+import type { RsyncRepositoryConfig } from '../config/repositories.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { TOOL_ENV } from '../stream/processes.js';
 import type { TransferProgress } from './storage.js';

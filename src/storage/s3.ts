@@ -19,7 +19,7 @@ import {
   RestoreObjectCommand,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import type { S3RepositoryConfig } from '../config/schema.js';
+import type { S3RepositoryConfig } from '../config/repositories.js';
 import { ErrorType, retryable } from '../lib/errors.js';
 import { mapLimit } from '../lib/mapLimit.js';
 import { classifyS3Error, objectReadability } from '../lib/s3Errors.js';

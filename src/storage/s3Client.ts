@@ -3,7 +3,7 @@
 // (lib/s3Errors.ts): network trouble and throttling are retried, a refusal is not.
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
-import type { S3RepositoryConfig } from '../config/schema.js';
+import type { S3RepositoryConfig } from '../config/repositories.js';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { classifyS3Error } from '../lib/s3Errors.js';
 

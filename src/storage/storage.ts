@@ -8,7 +8,8 @@
 // keys the remote lacks, and `remove` is reserved for the remote's own retention policy (locally:
 // the local retention policy).
 import { join } from 'node:path';
-import type { ObjectKind, RemoteEntry } from '../lib/offsite.js';
+import type { RemoteEntry } from '../lib/offsite.js';
+import type { ObjectKind } from '../lib/offsiteKeys.js';
 
 export type { RemoteEntry };
 

@@ -13,8 +13,6 @@ import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
 import { fsyncPath, inheritOwner, PRIVATE_FILE_MODE } from '../host/atomicFile.js';
 
-export { fsyncPath, writeFileAtomic } from '../host/atomicFile.js';
-
 export interface Compression {
   algorithm: 'zstd' | 'none';
   level?: number;

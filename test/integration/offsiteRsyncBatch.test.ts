@@ -13,7 +13,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRsyncStore } from '../../src/storage/rsync.js';
 import type { Storage, UploadObject } from '../../src/storage/storage.js';
-import type { RsyncRepositoryConfig } from '../../src/config/schema.js';
+import type { RsyncRepositoryConfig } from '../../src/config/repositories.js';
 import { ErrorType } from '../../src/lib/errors.js';
 import { missingOnRemote, type LocalObject } from '../../src/lib/offsite.js';
 import { startSshd, type SshServer } from '../helpers/sshd.js';

@@ -9,9 +9,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRsyncStore } from '../../src/storage/rsync.js';
 import type { Storage } from '../../src/storage/storage.js';
-import type { RsyncRepositoryConfig } from '../../src/config/schema.js';
+import type { RsyncRepositoryConfig } from '../../src/config/repositories.js';
 import { ErrorType } from '../../src/lib/errors.js';
-import type { ObjectKind } from '../../src/lib/offsite.js';
+import type { ObjectKind } from '../../src/lib/offsiteKeys.js';
 import { freePort } from '../helpers/ports.js';
 import { sshKeygen, startSshd, type SshServer } from '../helpers/sshd.js';
 

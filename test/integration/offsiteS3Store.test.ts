@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createS3Store } from '../../src/storage/s3.js';
 import type { Storage } from '../../src/storage/storage.js';
-import { s3RepositorySchema, type S3RepositoryConfig } from '../../src/config/schema.js';
+import { s3RepositorySchema, type S3RepositoryConfig } from '../../src/config/repositories.js';
 import { ErrorType } from '../../src/lib/errors.js';
 import { startS3Server, type S3Server } from '../helpers/s3.js';
 

@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyEnvOverrides, ConfigError, loadConfig, parseConfig } from '../../src/config/index.js';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/index.js';
+import { applyEnvOverrides } from '../../src/lib/configOverrides.js';
 
 const minimal = {
   clusters: { main: { host: 'db1', passwordEnv: 'MAIN_PW', dataDirectory: '/var/lib/postgresql/15/main' } },

@@ -3,7 +3,6 @@ import type { ActivityStatus, LiveStatus } from '../../src/cli/client.js';
 import { commandPath, oneLine, usageMessage, UsageError, UserError } from '../../src/cli/errors.js';
 import {
   approvalOf,
-  formatBytes,
   formatDuration,
   formatElapsed,
   formatLocalTime,
@@ -12,6 +11,7 @@ import {
   runTable,
   statusWord,
 } from '../../src/cli/format.js';
+import { formatBytes } from '../../src/lib/diskSpace.js';
 import {
   childLabel,
   mainActivity,

@@ -1,19 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkRemote,
-  DEFAULT_OFFSITE_RETENTION,
   knownRemoteKeys,
   missingOnRemote,
-  offsiteRetention,
   planContentCheck,
-  planRemoteRetention,
-  remoteBackups,
-  walNameOf,
   type GroupMembers,
   type LocalObject,
-  type RemoteBackup,
   type RemoteEntry,
 } from '../../src/lib/offsite.js';
+import {
+  DEFAULT_OFFSITE_RETENTION,
+  offsiteRetention,
+  planRemoteRetention,
+  remoteBackups,
+  type RemoteBackup,
+} from '../../src/lib/offsiteRetention.js';
+import { walNameOf } from '../../src/lib/offsiteKeys.js';
 
 const sha = (c: string) => c.repeat(64);
 const dump = 'main/logical/app/20261101T020000Z/dump.pgdump.zst.gpg';

@@ -2,15 +2,14 @@
 // deletes: a group counts only when every one of its local objects is on the remote with the same
 // size and sha256; earlier confirmations survive, groups gone locally are dropped (within the check's scope).
 import { describe, expect, it } from 'vitest';
+import { type LocalObject, type RemoteEntry } from '../../src/lib/offsite.js';
 import {
   DEFAULT_OFFSITE_RETENTION,
   offsiteRetention,
   planRemoteRetention,
   remoteBackups,
-  type LocalObject,
   type RemoteBackup,
-  type RemoteEntry,
-} from '../../src/lib/offsite.js';
+} from '../../src/lib/offsiteRetention.js';
 import {
   awaitingConfirmation,
   confirmedGroups,

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { whenReadable } from '../../src/activities/offsite/archived.js';
 import { createS3Store } from '../../src/storage/s3.js';
 import type { Storage } from '../../src/storage/storage.js';
-import { s3RepositorySchema } from '../../src/config/schema.js';
+import { s3RepositorySchema } from '../../src/config/repositories.js';
 import { planContentCheck } from '../../src/lib/offsite.js';
 import { classifyS3Error, objectReadability } from '../../src/lib/s3Errors.js';
 

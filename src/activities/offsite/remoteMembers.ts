@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { ApplicationFailure } from '@temporalio/common';
 import { MANIFEST_FILE } from '../../lib/layout.js';
 import { parseBaseManifest, parseLogicalManifest } from '../../lib/manifest.js';
-import { groupOf, remoteBackups, type GroupMembers, type LocalObject, type RemoteEntry } from '../../lib/offsite.js';
+import { groupOf, type GroupMembers, type LocalObject, type RemoteEntry } from '../../lib/offsite.js';
+import { remoteBackups } from '../../lib/offsiteRetention.js';
 import type { Storage } from '../../storage/storage.js';
 
 /**

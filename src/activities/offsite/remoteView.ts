@@ -6,15 +6,14 @@ import { tmpdir } from 'node:os';
 import type { Config } from '../../config/index.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
 import { parseBaseManifest } from '../../lib/manifest.js';
+import type { LocalObject, RemoteEntry } from '../../lib/offsite.js';
 import {
   offsiteRetention,
   planRemoteRetention,
   remoteBackups,
-  type LocalObject,
   type RemoteBackup,
-  type RemoteEntry,
   type RemoteRetentionDecision,
-} from '../../lib/offsite.js';
+} from '../../lib/offsiteRetention.js';
 import { openRepository, type ClusterRepository } from '../../storage/clusterRepository.js';
 import { localInventory } from '../../storage/inventory.js';
 import type { Storage } from '../../storage/storage.js';

@@ -10,9 +10,9 @@ import {
   describeProblems,
   missingOnRemote,
   planContentCheck,
-  walNameOf,
   type CheckReport,
 } from '../../lib/offsite.js';
+import { walNameOf } from '../../lib/offsiteKeys.js';
 import { recordOffsiteConfirmed } from '../../storage/offsiteConfirmed.js';
 import { openRepository } from '../../storage/clusterRepository.js';
 import { offsiteNames } from '../../lib/offsiteNames.js';
@@ -20,8 +20,6 @@ import { withStore } from '../../storage/registry.js';
 import { putAll } from '../../storage/storage.js';
 import { remoteMembers } from './remoteMembers.js';
 import { remoteView, type OffsiteTarget } from './remoteView.js';
-
-export type { OffsiteTarget } from './remoteView.js';
 
 export interface SyncResult {
   repository: string;

@@ -8,7 +8,7 @@ import { ErrorType, nonRetryable } from '../../lib/errors.js';
 import { recoverySettingResets, recoverySettings } from '../../lib/recovery.js';
 import { freePortOnLoopback } from '../../host/ports.js';
 import * as postgres from '../../postgres/connection.js';
-import { writeFileAtomic } from '../../stream/pipeline.js';
+import { writeFileAtomic } from '../../host/atomicFile.js';
 import type { PitrContext } from './context.js';
 import { isRunning, pgCtl } from './server.js';
 import {

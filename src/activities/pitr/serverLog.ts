@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { ClusterConfig } from '../../config/index.js';
-import { writeFileAtomic } from '../../stream/pipeline.js';
+import { writeFileAtomic } from '../../host/atomicFile.js';
 import { serverTool } from './server.js';
 import type { RecoveryPlan } from './types.js';
 

@@ -4,7 +4,8 @@ import type { Config } from '../../config/index.js';
 import { formatBackupId, fullBackupWorkflowId } from '../../lib/ids.js';
 import type { FullBackupInput, FullBackupResult } from '../../workflows/fullBackup.js';
 import { requireBackupIdOption, requireCluster } from '../errors.js';
-import { formatBytes, formatDuration } from '../format.js';
+import { formatDuration } from '../format.js';
+import { formatBytes } from '../../lib/diskSpace.js';
 import { connectClient, startRun, waitWithProgress } from '../lazyClient.js';
 import { verifiedLines } from './verify.js';
 

@@ -14,7 +14,8 @@ import type { Config } from '../../config/index.js';
 import { formatBackupId } from '../../lib/ids.js';
 import type { BackupInfo, RepositoryInfo } from '../../lib/repositoryInfo.js';
 import { requireCluster } from '../errors.js';
-import { formatBytes, formatZonedTime } from '../format.js';
+import { formatZonedTime } from '../format.js';
+import { formatBytes } from '../../lib/diskSpace.js';
 
 export function registerBackupsCommands(program: Command, config: () => Config): void {
   program

@@ -5,7 +5,8 @@ import type { Config } from '../../config/index.js';
 import { baseBackupWorkflowId, formatBackupId } from '../../lib/ids.js';
 import type { BaseBackupWorkflowInput, BaseBackupWorkflowResult } from '../../workflows/baseBackup.js';
 import { requireBackupIdOption, requireCluster } from '../errors.js';
-import { formatBytes, formatDuration } from '../format.js';
+import { formatDuration } from '../format.js';
+import { formatBytes } from '../../lib/diskSpace.js';
 import { connectClient, startRun, waitWithProgress } from '../lazyClient.js';
 
 export function registerBaseBackupCommand(program: Command, config: () => Config): void {

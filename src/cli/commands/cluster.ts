@@ -3,7 +3,8 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { defaultConfigPath, type Config } from '../../config/index.js';
+import { type Config } from '../../config/index.js';
+import { defaultConfigPath } from '../../lib/configOverrides.js';
 import { requireCluster } from '../errors.js';
 
 export interface ArchivingSetting {
