@@ -1,7 +1,7 @@
 // Builds the activity object the worker registers, from injected dependencies (config, env).
 import type { Config } from '../config/index.js';
 import { createLogicalBackupActivities } from './logicalBackup.js';
-import { createVerifyActivities } from './verify.js';
+import { createVerifyActivities } from './verify/verify.js';
 import { createRestoreActivities } from './restore.js';
 import { createRetentionActivities } from './retention.js';
 import { createBaseBackupActivities } from './baseBackup.js';
@@ -9,7 +9,7 @@ import { createClusterActivities } from './pitr/index.js';
 import { createWalMaintenanceActivities } from './walMaintenance.js';
 import { createOffsiteActivities } from './offsite/sync.js';
 import { createOffsiteFetchActivities } from './offsite/fetch.js';
-import { createHealthActivities } from './health.js';
+import { createHealthActivities } from './health/health.js';
 import { createRepositoryInfoActivities } from './repositoryInfo.js';
 import { createVisibilityActivities } from './visibility.js';
 
@@ -37,7 +37,7 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-export type { VerifyPlan, VerifyTarget, RestoreResult, CompareResult } from './verify.js';
+export type { VerifyPlan, VerifyTarget, RestoreResult, CompareResult } from './verify/verify.js';
 export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupProgress } from './logicalBackup.js';
 export type { BaseBackupInput, BaseBackupResult, BasePreflight } from './baseBackup.js';
 export type { RecoveryPlan, RecoveryOutcome, RecoveryMode } from './pitr/index.js';
@@ -46,5 +46,5 @@ export type { SyncResult, RetentionResult, CheckDepth } from './offsite/sync.js'
 export type { OffsiteTarget } from './offsite/remoteView.js';
 export type { CheckReport, CheckProblem } from '../lib/offsite.js';
 export type { FetchedFromOffsite } from './offsite/fetch.js';
-export type { HealthReport, HealthNotification } from './health.js';
-export type { Delivery } from './notify.js';
+export type { HealthReport, HealthNotification } from './health/health.js';
+export type { Delivery } from './health/notify.js';

@@ -7,7 +7,7 @@ import { runHook } from './hooks.js';
 import * as postgres from '../postgres/connection.js';
 import { withoutDatabaseLimits } from '../postgres/privileges.js';
 import type { RestoreNames } from '../lib/ids.js';
-import type { VerifyPlan } from './verify.js';
+import type { VerifyPlan } from './verify/verify.js';
 
 export function createRestoreActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   const clusterRef = (name: string) => postgres.clusterRef(config, name);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Config } from '../../src/config/index.js';
-import { sendNotification, type Notification } from '../../src/activities/notify.js';
+import { sendNotification, type Notification } from '../../src/activities/health/notify.js';
 
 let dir: string;
 let server: Server;

@@ -1,8 +1,8 @@
 // What a cluster's repository holds, as healthCheck reports it: per database (and base) the newest
 // and oldest committed backup and the newest good verification, and the bytes stored per kind.
-import type { BackupStatus } from '../lib/health.js';
-import { isRestoreCopyName } from '../lib/ids.js';
-import type { ClusterRepository } from '../storage/clusterRepository.js';
+import type { BackupStatus } from '../../lib/health.js';
+import { isRestoreCopyName } from '../../lib/ids.js';
+import type { ClusterRepository } from '../../storage/clusterRepository.js';
 
 /** Newest and oldest committed backup, and newest good verification, per database (and base). */
 export async function backupStatus(

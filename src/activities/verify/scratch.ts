@@ -3,20 +3,20 @@
 // compared with the manifest, and always dropped.
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
-import type { Config } from '../config/index.js';
-import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { isScratchDatabaseName } from '../lib/ids.js';
-import type { LogicalManifest } from '../lib/manifest.js';
-import { createDatabaseSql } from '../lib/databaseSql.js';
-import { comparePrivileges, localeProviderProblem, type DatabaseProperties } from '../lib/privileges.js';
-import { hashFile } from '../stream/pipeline.js';
-import { backupDecryptionKey } from '../stream/decryptionKey.js';
-import * as postgres from '../postgres/connection.js';
-import { applyDatabaseProperties, readPrivileges, withoutDatabaseLimits } from '../postgres/privileges.js';
-import { startTool, TOOL_ENV } from '../stream/processes.js';
-import { readBack } from '../stream/readBack.js';
-import { assertIntact, throwFirst } from './verifyFailures.js';
-import { markInUse } from './retention.js';
+import type { Config } from '../../config/index.js';
+import { ErrorType, nonRetryable } from '../../lib/errors.js';
+import { isScratchDatabaseName } from '../../lib/ids.js';
+import type { LogicalManifest } from '../../lib/manifest.js';
+import { createDatabaseSql } from '../../lib/databaseSql.js';
+import { comparePrivileges, localeProviderProblem, type DatabaseProperties } from '../../lib/privileges.js';
+import { hashFile } from '../../stream/pipeline.js';
+import { backupDecryptionKey } from '../../stream/decryptionKey.js';
+import * as postgres from '../../postgres/connection.js';
+import { applyDatabaseProperties, readPrivileges, withoutDatabaseLimits } from '../../postgres/privileges.js';
+import { startTool, TOOL_ENV } from '../../stream/processes.js';
+import { readBack } from '../../stream/readBack.js';
+import { assertIntact, throwFirst } from './failures.js';
+import { markInUse } from '../retention.js';
 import type { CompareResult, RestoreResult, VerifyPlan, VerifyTarget } from './verify.js';
 
 export interface ScratchDatabaseDependencies {

@@ -1,11 +1,11 @@
 // What a failed verify says: a stored file that does not match its manifest is corrupt (whatever
 // tool then failed on it), the tool that failed first otherwise, and how to create missing roles.
 import { join } from 'node:path';
-import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
-import type { LogicalManifest } from '../lib/manifest.js';
-import { grepRolesCommand } from '../lib/privileges.js';
-import { gpgFailure } from '../stream/gpg.js';
-import { ToolError } from '../stream/processes.js';
+import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
+import type { LogicalManifest } from '../../lib/manifest.js';
+import { grepRolesCommand } from '../../lib/privileges.js';
+import { gpgFailure } from '../../stream/gpg.js';
+import { ToolError } from '../../stream/processes.js';
 
 /**
  * How to create a backup's missing roles with stock tools: their CREATE ROLE and ALTER ROLE lines

@@ -9,8 +9,8 @@ import { dirname, join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ScheduleNotFoundError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
-import type { Config } from '../config/index.js';
-import type { Alert } from '../lib/health.js';
+import type { Config } from '../../config/index.js';
+import type { Alert } from '../../lib/health.js';
 import {
   FAILED_STATUSES,
   FIRST_LOOK_HOURS,
@@ -24,11 +24,11 @@ import {
   type ClosedRun,
   type RunWatchState,
   type ScheduleStatus,
-} from '../lib/runAlerts.js';
-import { desiredSchedules } from '../lib/schedules.js';
-import { clusterKey, databaseKey, kindOfWorkflow, quote, WORKFLOW_OF_KIND } from '../lib/visibility.js';
-import { writeFileAtomic } from '../host/atomicFile.js';
-import { openRepository } from '../storage/clusterRepository.js';
+} from '../../lib/runAlerts.js';
+import { desiredSchedules } from '../../lib/schedules.js';
+import { clusterKey, databaseKey, kindOfWorkflow, quote, WORKFLOW_OF_KIND } from '../../lib/visibility.js';
+import { writeFileAtomic } from '../../host/atomicFile.js';
+import { openRepository } from '../../storage/clusterRepository.js';
 
 const RUNS_FILE = 'health-runs.json';
 

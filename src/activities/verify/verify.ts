@@ -3,18 +3,18 @@
 // the configured SQL checks pass. The temporary database is pgwarden's own and is always dropped.
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
-import type { Config } from '../config/index.js';
-import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { backupsOfNewestRun, type BackupRef } from '../lib/allDatabases.js';
-import { backupIdProblem, isSafeName } from '../lib/ids.js';
-import type { Artifact, LogicalManifest, Verification } from '../lib/manifest.js';
-import { hashFile } from '../stream/pipeline.js';
-import * as postgres from '../postgres/connection.js';
-import { checkRoles } from '../postgres/privileges.js';
-import { assertIntact, globalsHint } from './verifyFailures.js';
-import { openRepository } from '../storage/clusterRepository.js';
-import type { LocalRepository } from '../storage/repository.js';
-import { createScratchDatabaseActivities } from './verifyScratch.js';
+import type { Config } from '../../config/index.js';
+import { ErrorType, nonRetryable } from '../../lib/errors.js';
+import { backupsOfNewestRun, type BackupRef } from '../../lib/allDatabases.js';
+import { backupIdProblem, isSafeName } from '../../lib/ids.js';
+import type { Artifact, LogicalManifest, Verification } from '../../lib/manifest.js';
+import { hashFile } from '../../stream/pipeline.js';
+import * as postgres from '../../postgres/connection.js';
+import { checkRoles } from '../../postgres/privileges.js';
+import { assertIntact, globalsHint } from './failures.js';
+import { openRepository } from '../../storage/clusterRepository.js';
+import type { LocalRepository } from '../../storage/repository.js';
+import { createScratchDatabaseActivities } from './scratch.js';
 
 export interface VerifyTarget {
   cluster: string;

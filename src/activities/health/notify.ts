@@ -2,8 +2,8 @@
 // sendmail. Delivery is at least once: a retried activity may send a message twice, never zero times.
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
-import type { Config } from '../config/index.js';
-import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import type { Config } from '../../config/index.js';
+import { ErrorType, nonRetryable, retryable } from '../../lib/errors.js';
 
 export interface Notification {
   /** `alert`, `resolved` (all clear again) or `approval` (a restore waits for a human). */

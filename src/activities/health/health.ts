@@ -3,7 +3,7 @@
 // Reading only, except the small notification state kept beside the cluster's backups.
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Config } from '../config/index.js';
+import type { Config } from '../../config/index.js';
 import {
   evaluateHealth,
   notificationDue,
@@ -15,18 +15,18 @@ import {
   type NotifiedState,
   type OffsiteStatus,
   type OffsiteWaitingStatus,
-} from '../lib/health.js';
-import { runResolvedLine } from '../lib/runAlerts.js';
-import { backupIdTime } from '../lib/ids.js';
-import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
+} from '../../lib/health.js';
+import { runResolvedLine } from '../../lib/runAlerts.js';
+import { backupIdTime } from '../../lib/ids.js';
+import { mkdirPrivate, writeFileAtomic } from '../../host/atomicFile.js';
 import { sendNotification, type Delivery } from './notify.js';
-import { createOffsiteActivities } from './offsite/sync.js';
-import { offsiteNames } from '../lib/offsiteNames.js';
+import { createOffsiteActivities } from '../offsite/sync.js';
+import { offsiteNames } from '../../lib/offsiteNames.js';
 import { readRunState, stateUnwritable, watchRuns } from './runWatch.js';
-import { openRepository } from '../storage/clusterRepository.js';
-import { createRetentionActivities } from './retention.js';
-import { createWalMaintenanceActivities } from './walMaintenance.js';
-import { backupStatus, storedBytes } from './healthBackups.js';
+import { openRepository } from '../../storage/clusterRepository.js';
+import { createRetentionActivities } from '../retention.js';
+import { createWalMaintenanceActivities } from '../walMaintenance.js';
+import { backupStatus, storedBytes } from './backups.js';
 
 export interface HealthReport {
   snapshot: HealthSnapshot;
