@@ -46,8 +46,8 @@ describe('import rules', () => {
     ['src/stream/lintProbe.ts', "export { openRepository } from '../storage/clusterRepository.js';"],
     ['src/postgres/lintProbe.ts', "export { openRepository } from '../storage/clusterRepository.js';"],
     ['src/config/lintProbe.ts', "export { startTool } from '../stream/processes.js';"],
-    [archive, "export { createActivities } from '../activities/index.js';"],
-    [workflow, "export { createActivities } from '../activities/index.js';"],
+    [archive, "export { createActivities } from './../activities/index.js';"],
+    [workflow, "export { createActivities } from './../activities/index.js';"],
   ])('%s may not: %s', async (file, code) => {
     expect(await findings(file, code)).toEqual([restricted]);
   });
