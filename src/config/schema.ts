@@ -1,7 +1,16 @@
 // The pgwarden config file (pgwarden.config.json). Secrets are never in it: it names the
 // environment variables or files that hold them.
 import { z } from 'zod';
-import { envName, name, urlWithoutCredentials } from './fields.js';
+import {
+  envName,
+  name,
+  passfileField,
+  passwordEnvField,
+  portField,
+  urlWithoutCredentials,
+  userField,
+} from './fields.js';
+import { backupFromSchema, replicationSchema, standbysSchema } from './replication.js';
 import { repositorySchema } from './repositories.js';
 import { retentionSchema, walRetentionSchema } from './retention.js';
 
@@ -19,15 +28,10 @@ export type JobTiming = z.infer<typeof jobTimingSchema>;
 export const clusterSchema = z
   .object({
     host: z.string().min(1).default('127.0.0.1'),
-    port: z.number().int().min(1).max(65535).default(5432),
-    user: z.string().min(1).default('postgres'),
-    /** Name of the environment variable that holds the password. */
-    passwordEnv: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-      .optional(),
-    /** A libpq passfile (host:port:db:user:password, mode 0600). */
-    passfile: z.string().optional(),
+    port: portField.default(5432),
+    user: userField.default('postgres'),
+    passwordEnv: passwordEnvField.optional(),
+    passfile: passfileField.optional(),
     /** Database to connect to for cluster-wide queries. */
     maintenanceDatabase: z.string().default('postgres'),
     /** libpq sslmode for every connection. */
@@ -66,8 +70,17 @@ export const clusterSchema = z
     databases: z.array(name).min(1).optional(),
     /** Per job: false to leave it out, or its own timing (see `schedules`). */
     schedules: z.record(z.string(), z.union([z.literal(false), jobTimingSchema])).default({}),
+    /** Streaming standbys pgwarden monitors (and, later, backs up from); see docs/standbys.md. */
+    standbys: standbysSchema.optional(),
+    /** Default "prefer-standby" with standbys, else "primary". */
+    backupFrom: backupFromSchema.optional(),
+    replication: replicationSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.backupFrom !== 'standby' || (c.standbys?.length ?? 0) > 0, {
+    path: ['backupFrom'],
+    message: '"standby" needs at least one entry in standbys',
+  });
 export type ClusterConfig = z.infer<typeof clusterSchema>;
 
 export const encryptionSchema = z

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/index.js';
 import { applyEnvOverrides } from '../../src/lib/configOverrides.js';
+import { replicationSettings } from '../../src/lib/replication.js';
 
 const minimal = {
   clusters: { main: { host: 'db1', passwordEnv: 'MAIN_PW', dataDirectory: '/var/lib/postgresql/15/main' } },
@@ -93,5 +94,58 @@ describe('config: URLs that would carry a secret into messages', () => {
         notifications: { webhook: { url: 'https://hooks.example/x' } },
       }),
     ).not.toThrow();
+  });
+});
+
+describe('config: standbys, backupFrom and replication thresholds', () => {
+  const standby = { name: 'replica1', host: 'db2', port: 5433 };
+  const withStandbys = (cluster: Record<string, unknown>) => ({
+    ...minimal,
+    clusters: { main: { ...minimal.clusters.main, ...cluster } },
+  });
+
+  it('leaves a cluster without standbys as it was, and fills the defaults where they are used', () => {
+    const plain = parseConfig(minimal).clusters.main!;
+    expect(plain).not.toHaveProperty('standbys');
+    expect(plain).not.toHaveProperty('backupFrom');
+    expect(plain).not.toHaveProperty('replication');
+    expect(replicationSettings(plain)).toEqual({
+      backupFrom: 'primary',
+      lagLimitBytes: 1048576,
+      alertLagBytes: 16 * 1048576,
+      alertLagSeconds: 300,
+    });
+    const replicated = parseConfig(withStandbys({ standbys: [standby] })).clusters.main!;
+    expect(replicated.standbys).toEqual([standby]);
+    expect(replicationSettings(replicated).backupFrom).toBe('prefer-standby');
+    const chosen = parseConfig(
+      withStandbys({
+        standbys: [{ ...standby, user: 'monitor', passfile: '/etc/pgwarden/pgpass', dataDirectory: '/srv/pg' }],
+        backupFrom: 'primary',
+        replication: { lagLimitBytes: 0, alertLagBytes: 1000, alertLagSeconds: 2.5 },
+      }),
+    ).clusters.main!;
+    expect(replicationSettings(chosen)).toEqual({
+      backupFrom: 'primary',
+      lagLimitBytes: 0,
+      alertLagBytes: 1000,
+      alertLagSeconds: 2.5,
+    });
+  });
+
+  it('refuses what cannot work, naming the field', () => {
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [{ standbys: [{ ...standby, port: 0 }] }, /clusters\.main\.standbys\.0\.port/],
+      [{ standbys: [{ name: 'replica1', port: 5433 }] }, /clusters\.main\.standbys\.0\.host/],
+      [{ standbys: [{ ...standby, passwordEnv: 'A', passfile: '/p' }] }, /passwordEnv or passfile, not both/],
+      [{ standbys: [{ ...standby, pasword: 'x' }] }, /pasword/],
+      [{ standbys: [standby, { ...standby, host: 'db3' }] }, /standby names must be unique/],
+      [{ standbys: [] }, /clusters\.main\.standbys/],
+      [{ backupFrom: 'standby' }, /clusters\.main\.backupFrom: "standby" needs at least one entry in standbys/],
+      [{ standbys: [standby], backupFrom: 'replica' }, /clusters\.main\.backupFrom/],
+      [{ replication: { lagLimitBytes: -1 } }, /clusters\.main\.replication\.lagLimitBytes/],
+      [{ replication: { lagLimit: 5 } }, /lagLimit/],
+    ];
+    for (const [cluster, message] of refused) expect(() => parseConfig(withStandbys(cluster))).toThrow(message);
   });
 });

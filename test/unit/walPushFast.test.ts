@@ -85,6 +85,21 @@ describe('wal-push fast path: config', () => {
     }
   });
 
+  it('takes a cluster with standbys, backupFrom and replication thresholds (wal-push does not read them)', () => {
+    const replicated = {
+      ...base,
+      clusters: {
+        main: {
+          standbys: [{ name: 'replica1', host: 'db2', port: 5432, passwordEnv: 'REPLICA_PW' }],
+          backupFrom: 'prefer-standby',
+          replication: { lagLimitBytes: 1048576, alertLagBytes: 16777216, alertLagSeconds: 300 },
+        },
+      },
+    };
+    expect(parseConfig(replicated).clusters.main!.standbys).toHaveLength(1);
+    expect(walPushSettings(replicated, 'main')).toMatchObject({ archiveDir: '/srv/pgwarden/main/wal' });
+  });
+
   it('declines what it does not read plainly, for the full program to validate', () => {
     expect(walPushSettings(base, 'other')).toBeUndefined();
     expect(walPushSettings({ ...base, repositories: { local: { type: 's3', path: '/x' } } }, 'main')).toBeUndefined();
@@ -97,6 +112,7 @@ describe('wal-push fast path: config', () => {
     expect(walPushSettings({ ...base, clusters: { main: { repositry: 'other' } } }, 'main')).toBeUndefined();
     expect(walPushSettings({ ...base, encryption: { recipient: ['/etc/k.asc'] } }, 'main')).toBeUndefined();
     expect(walPushSettings(base, '__proto__')).toBeUndefined();
+    expect(walPushSettings({ ...base, clusters: { main: { standbyz: [] } } }, 'main')).toBeUndefined();
     expect(walPushSettings(base, '../escape')).toBeUndefined();
   });
 });
