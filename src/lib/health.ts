@@ -1,6 +1,7 @@
 // What healthCheck and the metrics see of a cluster, the alerts that follow from it, and when an
 // alert is worth a notification. Pure: the activities collect, this decides.
 import { formatBytes } from './diskSpace.js';
+import type { ReplicationStatus } from './replication.js';
 
 export interface BackupStatus {
   kind: 'logical' | 'base';
@@ -85,6 +86,8 @@ export interface HealthSnapshot {
   offsiteWaiting?: OffsiteWaitingStatus[];
   /** Why retention's dry plans could not run (a corrupt record, an unreadable history file). */
   retentionError?: string;
+  /** The standbys (clusters that list some): src/lib/replication.ts, alerts by replicationAlerts. */
+  replication?: ReplicationStatus;
 }
 
 export interface HealthThresholds {

@@ -12,6 +12,7 @@ import type { Config } from '../config/index.js';
 import type { HealthSnapshot, OffsiteStatus } from '../lib/health.js';
 import type { ProcedureRecord, RunWatchState } from '../lib/runAlerts.js';
 import { kindOfWorkflow, matchesById, quote } from '../lib/visibility.js';
+import { registerReplicationGauges } from './replicationMetrics.js';
 import type { Progress } from '../workflows/messages.js';
 
 export interface MetricsServer {
@@ -236,6 +237,7 @@ export function createMetricsRegistry(
       }
     },
   );
+  registerReplicationGauges(registry, observe);
   return registry;
 }
 

@@ -27,6 +27,8 @@ import { openRepository } from '../../storage/clusterRepository.js';
 import { createRetentionActivities } from '../retention.js';
 import { createWalMaintenanceActivities } from '../walMaintenance.js';
 import { backupStatus, storedBytes } from './backups.js';
+import { collectReplication } from './replication.js';
+import { replicationAlerts, replicationSettings } from '../../lib/replication.js';
 
 export interface HealthReport {
   snapshot: HealthSnapshot;
@@ -88,6 +90,8 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
     } catch (err) {
       snapshot.unreachable = (err as Error).message;
     }
+    const replication = await collectReplication(config, env, input.cluster);
+    if (replication) snapshot.replication = replication;
     if (input.offsite !== false) {
       for (const repository of offsiteNames(config, input.cluster)) {
         const status: OffsiteStatus = { repository, missing: 0, missingPastGrace: 0 };
@@ -161,7 +165,13 @@ export function createHealthActivities({ config, env }: { config: Config; env: N
       new Date(),
       (await readNotified(join(repo.root, input.cluster, NOTIFIED_FILE))).keys,
     );
-    return { snapshot, alerts: [...evaluateHealth(snapshot, healthThresholds(config)), ...runs.alerts, ...unwritable] };
+    const standbys = snapshot.replication
+      ? replicationAlerts(input.cluster, snapshot.replication, replicationSettings(config.clusters[input.cluster]!))
+      : [];
+    return {
+      snapshot,
+      alerts: [...evaluateHealth(snapshot, healthThresholds(config)), ...standbys, ...runs.alerts, ...unwritable],
+    };
   }
 
   /** Sends the alerts when due (src/lib/health.ts notificationDue), then records what was sent. */
