@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
+import { standbyRef } from '../../src/postgres/replication.js';
 import {
   chooseBackupSource,
   rankStandbys,
@@ -169,5 +171,29 @@ describe('replicationAlerts', () => {
     expect(alerts[1]!.message).toBe(
       'standby "paused" of main (paused.db:5432): replay is 32.0 MiB (12 s) behind the primary (alert thresholds 16.0 MiB, 300 s: replication.alertLagBytes, alertLagSeconds)',
     );
+  });
+});
+
+describe('standbyRef', () => {
+  const cluster = parseConfig({
+    clusters: { main: { host: 'db1', passwordEnv: 'MAIN_PW', sslmode: 'require', dataDirectory: '/srv/pg' } },
+    repositories: { local: { type: 'local', path: '/srv/pgwarden' } },
+  }).clusters.main!;
+  it("connects with the cluster's user, password source and sslmode unless the standby names its own", () => {
+    const same = standbyRef({ name: 'main', config: cluster }, { name: 'r1', host: 'db2', port: 5433 });
+    expect(same.name).toBe('main/r1');
+    expect(same.config).toMatchObject({
+      host: 'db2',
+      port: 5433,
+      user: 'postgres',
+      passwordEnv: 'MAIN_PW',
+      sslmode: 'require',
+    });
+    expect(same.config.dataDirectory).toBeUndefined();
+    const own = standbyRef(
+      { name: 'main', config: cluster },
+      { name: 'r2', host: 'db3', port: 5432, user: 'monitor', passfile: '/etc/pgwarden/pgpass' },
+    );
+    expect(own.config).toMatchObject({ user: 'monitor', passfile: '/etc/pgwarden/pgpass', passwordEnv: undefined });
   });
 });
