@@ -17,14 +17,9 @@ export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = proce
   }
   const call = parseWalPushArgs(args);
   if (!call) return false;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(call.config ? resolve(call.config) : defaultConfigPath(env), 'utf8'));
-  } catch {
-    return false; // the full program says what is wrong with the file
-  }
-  if (!isObject(raw)) return false;
-  const settings = walPushSettings(applyEnvOverrides(raw, env), call.cluster);
+  const raw = await readPlainConfig(call.config, env);
+  if (!raw) return false;
+  const settings = walPushSettings(raw, call.cluster);
   if (!settings) return false;
   try {
     const result = await archiveWalFile(settings, call.path, call.name);
@@ -37,19 +32,44 @@ export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = proce
   return true;
 }
 
+/** The config file as plain JSON with the environment's overrides; undefined when unreadable (the full program says why). */
+export async function readPlainConfig(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<Record<string, unknown> | undefined> {
+  try {
+    const raw: unknown = JSON.parse(await readFile(configPath(file, env), 'utf8'));
+    return isObject(raw) ? (applyEnvOverrides(raw, env) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const configPath = (file: string | undefined, env: NodeJS.ProcessEnv): string =>
+  file ? resolve(file) : defaultConfigPath(env);
+
 /** `[-c F | --config F | --config=F] wal-push --cluster C <path> <name>` (options after the command in any order). */
 export function parseWalPushArgs(
   args: string[],
 ): { config?: string; cluster: string; path: string; name: string } | undefined {
+  const call = parseWalArgs(args, 'wal-push');
+  return call && { config: call.config, cluster: call.cluster, path: call.positional[0], name: call.positional[1] };
+}
+
+/** `[-c F | --config F | --config=F] <command> --cluster C <two positional arguments>`. */
+export function parseWalArgs(
+  args: string[],
+  command: 'wal-push' | 'wal-get',
+): { config?: string; cluster: string; positional: [string, string] } | undefined {
   let config: string | undefined;
   let i = 0;
-  for (; i < args.length && args[i] !== 'wal-push'; i++) {
+  for (; i < args.length && args[i] !== command; i++) {
     const a = args[i]!;
     if ((a === '-c' || a === '--config') && i + 1 < args.length) config = args[++i];
     else if (a.startsWith('--config=')) config = a.slice('--config='.length);
     else return undefined;
   }
-  if (args[i] !== 'wal-push') return undefined;
+  if (args[i] !== command) return undefined;
   let cluster: string | undefined;
   const positional: string[] = [];
   for (let j = i + 1; j < args.length; j++) {
@@ -60,7 +80,7 @@ export function parseWalPushArgs(
     else positional.push(a);
   }
   if (!cluster || positional.length !== 2) return undefined;
-  return { config, cluster, path: positional[0]!, name: positional[1]! };
+  return { config, cluster, positional: [positional[0]!, positional[1]!] };
 }
 
 // The keys the schema (src/config/schema.ts, all .strict()) allows where wal-push reads: a key
@@ -74,6 +94,7 @@ const KNOWN = {
     'retention',
     'compression',
     'walPush',
+    'walGet',
     'limits',
     'verification',
     'walMaintenance',

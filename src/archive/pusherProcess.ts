@@ -23,21 +23,24 @@ export function ensurePusher(job: PusherJob): void {
   }
   if (Date.now() - spawnedAt < SPAWN_RETRY_MS) return; // one is starting
   spawnedAt = Date.now();
-  const log = openSync(join(spool, LOG), 'a', 0o600);
+  spawnDetached(join(spool, LOG), ['wal-push-daemon', JSON.stringify(job)]);
+}
+
+/**
+ * Starts `pgwarden <args>` in the background, detached from this short process, its output to
+ * `log`: the same Node and entry point as this process (built code, or the sources through tsx).
+ */
+export function spawnDetached(log: string, args: string[]): void {
+  const fd = openSync(log, 'a', 0o600);
   try {
-    // The same Node and entry point as this process (built code, or the sources through tsx).
-    const child = spawn(
-      process.execPath,
-      [...process.execArgv, process.argv[1]!, 'wal-push-daemon', JSON.stringify(job)],
-      {
-        detached: true,
-        stdio: ['ignore', log, log],
-        cwd: process.cwd(), // the data directory, as for archive_command: relative paths in the config stay right
-      },
-    );
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      cwd: process.cwd(), // the data directory, as for archive_command: relative paths in the config stay right
+    });
     child.unref();
   } finally {
-    closeSync(log);
+    closeSync(fd);
   }
 }
 
@@ -49,7 +52,7 @@ export interface Lock {
   job: string;
 }
 
-export const jobKey = (job: PusherJob): string => createHash('sha256').update(JSON.stringify(job)).digest('hex');
+export const jobKey = (job: object): string => createHash('sha256').update(JSON.stringify(job)).digest('hex');
 
 /** The lock's holder while that very process lives, else undefined. */
 export function lockHolder(lock: string): Lock | undefined {

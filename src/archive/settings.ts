@@ -45,3 +45,22 @@ export function asyncPushSettings(
     waitSeconds: walPush.waitSeconds ?? 60,
   };
 }
+
+/** wal-get's prefetching (walGet.async): where its spool is and how far ahead the fetcher decodes. */
+export interface AsyncGetSettings {
+  /** Holds the segments decoded ahead, their sidecars, the fetcher's lock and log. */
+  spoolDirectory: string;
+  /** Segments decoded ahead of the one recovery asked for. */
+  prefetch: number;
+}
+
+/** From the config's `walGet` section; undefined when off (each wal-get decodes its own file). */
+export function asyncGetSettings(
+  walGet: { async?: boolean; spoolDirectory?: string; prefetch?: number } | undefined,
+  cluster: string,
+): AsyncGetSettings | undefined {
+  if (!walGet?.async) return undefined;
+  // Not wal-push's spool: a host may archive one cluster and restore another under the same name.
+  const base = walGet.spoolDirectory ?? join(tmpdir(), `pgwarden-get-spool-${process.getuid?.() ?? 'user'}`);
+  return { spoolDirectory: join(base, cluster), prefetch: walGet.prefetch ?? 8 };
+}

@@ -13,6 +13,7 @@ import {
 import { backupFromSchema, replicationSchema, standbysSchema } from './replication.js';
 import { repositorySchema } from './repositories.js';
 import { retentionSchema, walRetentionSchema } from './retention.js';
+import { walGetSchema } from './walGet.js';
 
 /** When a scheduled job runs: a crontab line (in `schedules.timeZone`), or an interval such as "6 hours". */
 export const jobTimingSchema = z.union([
@@ -235,6 +236,7 @@ export const configSchema = z
     walRetention: walRetentionSchema.prefault({}),
     compression: compressionSchema.prefault({}),
     walPush: walPushSchema.prefault({}),
+    walGet: walGetSchema.prefault({}),
     limits: limitsSchema.prefault({}),
     verification: verificationSchema.prefault({}),
     walMaintenance: walMaintenanceSchema.prefault({}),

@@ -2,6 +2,7 @@
 // processes PostgreSQL runs once per WAL file, so they load only what they need (no Temporal).
 import type { Command } from 'commander';
 import type { Config } from '../../config/index.js';
+import type { FetcherJob } from '../../archive/getSpool.js';
 
 /** Exit codes PostgreSQL understands: 1 = "not there / try again"; above 125 stops recovery. */
 export const EXIT_NOT_FOUND = 1;
@@ -48,5 +49,14 @@ export function registerWalCommands(program: Command, config: () => Config): voi
         process.exit(EXIT_FATAL);
       }
       if (!found) process.exit(EXIT_NOT_FOUND);
+    });
+
+  // The prefetcher of walGet.async, started by wal-get itself (src/archive/getSpool.ts).
+  program
+    .command('wal-get-fetcher <job>', { hidden: true })
+    .description('decode WAL ahead of recovery into the spool (started by wal-get)')
+    .action(async (job: string) => {
+      const { runFetcher } = await import('../../storage/walPrefetch.js');
+      await runFetcher(config(), JSON.parse(job) as FetcherJob, process.env);
     });
 }

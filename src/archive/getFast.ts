@@ -1,0 +1,45 @@
+// The fast path of `pgwarden wal-get` with walGet.async: a segment the fetcher decoded ahead is
+// served from the spool by this process, which loads Node built-ins only (no zod, no Temporal, no
+// OpenPGP). Anything else — prefetching off, a config it does not read plainly, a history file, a
+// segment not spooled (yet) — goes to the full program, which fetches it from the archive itself.
+import { isWalFileName } from '../lib/wal.js';
+import { configPath, parseWalArgs, readPlainConfig, walPushSettings } from './fastPath.js';
+import { getFromSpool, type FetcherJob } from './getSpool.js';
+import { asyncGetSettings } from './settings.js';
+
+export async function fastWalGet(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
+  const call = parseWalArgs(args, 'wal-get');
+  if (!call || !isWalFileName(call.positional[0])) return false;
+  const raw = await readPlainConfig(call.config, env);
+  const job = raw && fetcherJob(raw, call.cluster, configPath(call.config, env));
+  if (!job) return false;
+  const [name, destination] = call.positional;
+  try {
+    return getFromSpool(job, name, destination);
+  } catch (err) {
+    // The spool cannot be used (its directory's owner or mode): the archive still can.
+    console.error(`pgwarden: wal-get ${name}: ${(err as Error).message}; fetching it from the archive`);
+    return false;
+  }
+}
+
+/** The `walGet` section with the types and bounds the schema gives it. */
+function plainWalGet(v: unknown): v is { async?: boolean; spoolDirectory?: string; prefetch?: number } {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const w = v as Record<string, unknown>;
+  return (
+    Object.keys(w).every((k) => ['async', 'spoolDirectory', 'prefetch'].includes(k)) &&
+    (w.async === undefined || typeof w.async === 'boolean') &&
+    (w.spoolDirectory === undefined || (typeof w.spoolDirectory === 'string' && w.spoolDirectory.length > 0)) &&
+    (w.prefetch === undefined ||
+      (typeof w.prefetch === 'number' && Number.isInteger(w.prefetch) && w.prefetch >= 1 && w.prefetch <= 64))
+  );
+}
+
+/** The fetcher's job when the config turns prefetching on and states it plainly; else undefined. */
+export function fetcherJob(raw: Record<string, unknown>, cluster: string, config: string): FetcherJob | undefined {
+  const archive = walPushSettings(raw, cluster); // the archive as wal-push sees it, or undefined
+  if (!archive || (raw.walGet !== undefined && !plainWalGet(raw.walGet))) return undefined;
+  const settings = asyncGetSettings(raw.walGet as Parameters<typeof asyncGetSettings>[0], cluster);
+  return settings && { ...settings, config, cluster, archiveDir: archive.archiveDir };
+}

@@ -1,0 +1,145 @@
+// The asynchronous wal-get's spool (walGet.async): the segments the fetcher
+// (src/storage/walPrefetch.ts) decoded ahead of recovery, each beside a sidecar `<name>.sha256`
+// with the sha256 of its bytes and the archive it came from; `wanted`, the segment recovery asked
+// for last, from which the fetcher counts ahead; the fetcher's lock and log. Built-ins only: the
+// restore_command that finds its segment here loads nothing else.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { walRecordName } from '../lib/layout.js';
+import { SEGMENT_NAME, parseSegmentName } from '../lib/wal.js';
+import type { AsyncGetSettings } from './settings.js';
+import { jobKey, lockHolder, spawnDetached } from './pusherProcess.js';
+import { openSpool, readAnswer, writeAtomic } from './spool.js';
+
+export const FETCHER_LOCK = 'fetcher.pid';
+export const FETCHER_LOG = 'fetcher.log';
+const WANTED = 'wanted';
+/** Written when a fetcher is started, so that the calls while it loads do not start more. */
+const STARTING = 'fetcher.starting';
+const STARTING_MS = 10_000;
+
+/** What a fetcher is started with (argv of `pgwarden wal-get-fetcher`: paths, no secrets). */
+export interface FetcherJob extends AsyncGetSettings {
+  /** The config file, absolute: the fetcher reads the decryption key's settings from it. */
+  config: string;
+  cluster: string;
+  archiveDir: string;
+}
+
+/** The sidecar of a spooled segment. */
+export interface Spooled {
+  sha256: string;
+  archiveDir: string;
+}
+
+const sidecar = (spool: string, name: string) => join(spool, `${name}.sha256`);
+
+/**
+ * wal-get's asynchronous side, for a segment the archive has: the segment from the spool when the
+ * fetcher decoded it (true), else false and the caller fetches it itself. Either way the fetcher is
+ * told where recovery is and started when none runs. History files, `.partial` and `.backup` files
+ * are never prefetched (false): what follows a timeline switch is not guessed.
+ */
+export function getFromSpool(job: FetcherJob, name: string, destination: string): boolean {
+  if (!parseSegmentName(name) || !existsSync(join(job.archiveDir, walRecordName(name)))) return false;
+  openSpool(job.spoolDirectory);
+  writeAtomic(join(job.spoolDirectory, WANTED), name);
+  const served = takeSpooled(job, name, destination);
+  ensureFetcher(job);
+  return served;
+}
+
+/** Moves a spooled segment to `destination` if its bytes hash to what its sidecar says; a corrupt one is removed. */
+function takeSpooled(job: FetcherJob, name: string, destination: string): boolean {
+  const file = join(job.spoolDirectory, name);
+  const side = readAnswer<Spooled>(sidecar(job.spoolDirectory, name));
+  if (!side || side.archiveDir !== job.archiveDir) return false;
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch {
+    return false; // not spooled (yet), or the fetcher cleared it as it left
+  }
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  if (sha256 !== side.sha256) {
+    console.error(
+      `pgwarden: spooled ${name} is corrupt (sha256 ${sha256}, expected ${side.sha256}): fetching it again`,
+    );
+    removeSpooled(job.spoolDirectory, name);
+    return false;
+  }
+  try {
+    renameSync(file, destination);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    writeFileSync(destination, data, { mode: 0o600 }); // the spool is on another filesystem: the checked bytes
+  }
+  rmSync(sidecar(job.spoolDirectory, name), { force: true });
+  return true;
+}
+
+export function removeSpooled(spool: string, name: string): void {
+  rmSync(join(spool, name), { force: true });
+  rmSync(sidecar(spool, name), { force: true });
+}
+
+/** The segment recovery asked for last, if any. */
+export function wantedSegment(spool: string): string | undefined {
+  try {
+    const name = readFileSync(join(spool, WANTED), 'utf8');
+    return parseSegmentName(name) ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Spools a decoded segment: the bytes under a temporary name, the sidecar, then the rename. */
+export function spool(job: FetcherJob, name: string, data: Uint8Array, sha256: string): void {
+  const file = join(job.spoolDirectory, name);
+  writeFileSync(`${file}.tmp`, data, { mode: 0o600 });
+  writeAtomic(
+    sidecar(job.spoolDirectory, name),
+    JSON.stringify({ sha256, archiveDir: job.archiveDir } satisfies Spooled),
+  );
+  renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Removes spooled segments recovery has gone past (`before`, any timeline) or all of them, and the
+ * temporary files of a fetcher that was killed.
+ */
+export function clearSpool(spool: string, before?: bigint): void {
+  for (const f of readdirSync(spool)) {
+    if (f.endsWith('.tmp')) rmSync(join(spool, f), { force: true });
+    const m = /^([0-9A-F]{24})(\.sha256)?$/.exec(f);
+    if (!m || !SEGMENT_NAME.test(m[1]!)) continue;
+    const segment = parseSegmentName(m[1]!)?.segment;
+    if (before === undefined || segment === undefined || segment < before) rmSync(join(spool, f), { force: true });
+  }
+}
+
+/** Starts a fetcher unless one with this job runs (or is starting); one with another job is stopped. */
+export function ensureFetcher(job: FetcherJob): void {
+  const holder = lockHolder(join(job.spoolDirectory, FETCHER_LOCK));
+  if (holder) {
+    if (holder.job !== jobKey(job)) process.kill(holder.pid, 'SIGTERM'); // the next call starts the right one
+    return;
+  }
+  const starting = join(job.spoolDirectory, STARTING);
+  try {
+    if (Date.now() - statSync(starting).mtimeMs < STARTING_MS) return;
+  } catch {
+    // none starting
+  }
+  writeFileSync(starting, '', { mode: 0o600 });
+  spawnDetached(join(job.spoolDirectory, FETCHER_LOG), [
+    '--config',
+    job.config,
+    'wal-get-fetcher',
+    JSON.stringify(job),
+  ]);
+}
+
+/** Called by the fetcher once it holds the lock. */
+export const fetcherStarted = (spool: string) => rmSync(join(spool, STARTING), { force: true });
