@@ -12,6 +12,7 @@ import { createOffsiteFetchActivities } from './offsite/fetch.js';
 import { createHealthActivities } from './health/health.js';
 import { createRepositoryInfoActivities } from './repositoryInfo.js';
 import { createVisibilityActivities } from './visibility.js';
+import { createStandbyActivities } from './standby/index.js';
 
 export interface ActivityDeps {
   config: Config;
@@ -32,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createOffsiteFetchActivities(deps),
     ...createHealthActivities(deps),
     ...createRepositoryInfoActivities(deps),
+    ...createStandbyActivities(deps),
     ...createVisibilityActivities(),
   };
 }
@@ -41,6 +43,7 @@ export type { VerifyPlan, VerifyTarget, RestoreResult, CompareResult } from './v
 export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupProgress } from './logicalBackup.js';
 export type { BaseBackupInput, BaseBackupResult, BasePreflight } from './baseBackup.js';
 export type { RecoveryPlan, RecoveryOutcome, RecoveryMode } from './pitr/index.js';
+export type { StandbyPlan, StandbyStreaming } from './standby/index.js';
 export type { ArchiverHealth, WalRetentionResult, WalArchiveSize } from './walMaintenance.js';
 export type { SyncResult, RetentionResult, CheckDepth } from './offsite/sync.js';
 export type { OffsiteTarget } from './offsite/remoteView.js';

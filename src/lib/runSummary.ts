@@ -85,6 +85,8 @@ function summaryOf(kind: RunKind, input: Input): string {
       return `Health check of ${cluster}`;
     case 'retention':
       return `Retention of ${scope}${input.apply ? ', deleting what the policy lets go' : ' (plan only)'}`;
+    case 'standby':
+      return `Standby ${value(input.standby)} of ${cluster} from ${input.backupId ? `base backup ${value(input.backupId)}` : 'the newest base backup'}`;
   }
 }
 

@@ -16,6 +16,7 @@ export const WORKFLOW_OF_KIND = {
   'wal-maintenance': 'walMaintenance',
   health: 'healthCheck',
   retention: 'retention',
+  standby: 'createStandby',
 } as const;
 export type RunKind = keyof typeof WORKFLOW_OF_KIND;
 export const RUN_KINDS = Object.keys(WORKFLOW_OF_KIND) as RunKind[];

@@ -9,3 +9,4 @@ export * from './offsiteSync.js';
 export * from './healthCheck.js';
 export * from './retention.js';
 export * from './repositoryInfo.js';
+export * from './createStandby.js';

@@ -207,7 +207,9 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
    * The swap step: the live data directory moves aside (kept), the staged one takes its place.
    * An empty one (a rebuilt host's) has nothing to keep: it is removed, and the result says so.
    */
-  async function swapDataDirectory(plan: RecoveryPlan): Promise<{ movedAside: boolean }> {
+  async function swapDataDirectory(
+    plan: Pick<RecoveryPlan, 'cluster' | 'dataDirectory' | 'workDirectory' | 'asideDirectory'>,
+  ): Promise<{ movedAside: boolean }> {
     const staged = join(plan.workDirectory, 'data');
     const noOriginal = join(plan.workDirectory, NO_ORIGINAL);
     const emptyOriginal = join(plan.workDirectory, EMPTY_ORIGINAL);

@@ -29,6 +29,30 @@ const RECOVERY_BLOCK_HEADER = '\n# pgwarden point-in-time recovery\n';
 const recoveryDir = (plan: RecoveryPlan) =>
   plan.mode === 'in-place' ? plan.dataDirectory : join(plan.workDirectory, 'data');
 
+/**
+ * Settings at the end of postgresql.auto.conf (later lines win), under `header`. A repeated attempt
+ * replaces its own earlier block instead of stacking another; the file is swapped in atomically
+ * and keeps the data directory owner's ownership. Also createStandby's (its own header).
+ */
+export async function writeSettingsBlock(
+  dataDir: string,
+  header: string,
+  settings: Record<string, string>,
+  owner: { uid: number; gid: number },
+): Promise<void> {
+  const file = join(dataDir, 'postgresql.auto.conf');
+  const current = existsSync(file) ? await readFile(file, 'utf8') : '';
+  const at = current.indexOf(header);
+  const kept = at === -1 ? current : current.slice(0, at);
+  // Quoted as ALTER SYSTEM does: the config parser treats both ' and \ specially.
+  const block = Object.entries(settings)
+    .map(([k, v]) => `${k} = '${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`)
+    .join('\n');
+  await writeFileAtomic(file, `${kept.replace(/\n*$/, '\n')}${header}${block}\n`);
+  await chown(file, owner.uid, owner.gid);
+  await chmod(file, 0o600);
+}
+
 export function createRecoverActivities({ config, env, clusterRef, cc, at, serverLogOf, runClusterHook }: PitrContext) {
   /**
    * The recover step: recovery settings for PostgreSQL 12+ (recovery.signal, never recovery.conf),
@@ -66,7 +90,7 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
         });
       }
       const owner = await stat(dataDir);
-      await writeRecoverySettings(dataDir, settings, owner);
+      await writeSettingsBlock(dataDir, RECOVERY_BLOCK_HEADER, settings, owner);
       await writeFile(join(dataDir, 'recovery.signal'), '');
       await chown(join(dataDir, 'recovery.signal'), owner.uid, owner.gid);
       // This start's output begins at the log's current end (the file is durable and shared across starts).
@@ -126,29 +150,6 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
       }
       await new Promise((r) => setTimeout(r, 250));
     }
-  }
-
-  /**
-   * Recovery settings go at the end of postgresql.auto.conf (later lines win). A repeated attempt
-   * replaces its own earlier block instead of stacking another; the file is swapped in atomically
-   * and keeps the data directory owner's ownership.
-   */
-  async function writeRecoverySettings(
-    dataDir: string,
-    settings: Record<string, string>,
-    owner: { uid: number; gid: number },
-  ): Promise<void> {
-    const file = join(dataDir, 'postgresql.auto.conf');
-    const current = existsSync(file) ? await readFile(file, 'utf8') : '';
-    const at = current.indexOf(RECOVERY_BLOCK_HEADER);
-    const kept = at === -1 ? current : current.slice(0, at);
-    // Quoted as ALTER SYSTEM does: the config parser treats both ' and \ specially.
-    const block = Object.entries(settings)
-      .map(([k, v]) => `${k} = '${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`)
-      .join('\n');
-    await writeFileAtomic(file, `${kept.replace(/\n*$/, '\n')}${RECOVERY_BLOCK_HEADER}${block}\n`);
-    await chown(file, owner.uid, owner.gid);
-    await chmod(file, 0o600);
   }
 
   async function probe(

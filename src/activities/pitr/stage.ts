@@ -18,6 +18,15 @@ import { WAL_BATCH, type PitrContext } from './context.js';
 import { dataOwner } from './server.js';
 import type { RecoveryPlan } from './types.js';
 
+/** What laying a base backup beside a data directory needs to know. */
+export type BaseStaging = Pick<RecoveryPlan, 'cluster' | 'backupId' | 'dataDirectory' | 'workDirectory'>;
+
+/** Whether a data directory about to be replaced holds anything: missing or empty ones (a rebuilt host's) have nothing to keep. */
+export async function foundDataDirectory(plan: { dataDirectory: string }): Promise<'present' | 'missing' | 'empty'> {
+  if (!existsSync(plan.dataDirectory)) return 'missing';
+  return (await readdir(plan.dataDirectory)).length === 0 ? 'empty' : 'present';
+}
+
 export function createStageActivities({ config, env }: PitrContext) {
   /**
    * The stage step, in two parts that can run side by side: the base backup laid into
@@ -30,16 +39,14 @@ export function createStageActivities({ config, env }: PitrContext) {
   ): Promise<{ bytes: number; walFiles: number; dataDirectory: 'present' | 'missing' | 'empty' }> {
     const [base, wal] = await Promise.all([stageBaseBackup(plan), stageWal(plan)]);
     // What the approval will be asked for: a rebuilt host has nothing to stop or keep.
-    const found = !existsSync(plan.dataDirectory)
-      ? 'missing'
-      : (await readdir(plan.dataDirectory)).length === 0
-        ? 'empty'
-        : 'present';
-    return { bytes: base.bytes + wal.bytes, walFiles: wal.walFiles, dataDirectory: found };
+    return { bytes: base.bytes + wal.bytes, walFiles: wal.walFiles, dataDirectory: await foundDataDirectory(plan) };
   }
 
-  /** The base backup unpacked into `<work>/data`. A retry unpacks again; a done one has its marker. */
-  async function stageBaseBackup(plan: RecoveryPlan): Promise<{ bytes: number }> {
+  /**
+   * The base backup unpacked into `<work>/data`. A retry unpacks again; a done one has its marker.
+   * Also createStandby's: it names the same four things.
+   */
+  async function stageBaseBackup(plan: BaseStaging): Promise<{ bytes: number }> {
     const ctx = Context.current();
     const marker = join(plan.workDirectory, 'BASE-STAGED');
     if (existsSync(marker)) return JSON.parse(await readFile(marker, 'utf8')) as { bytes: number };
