@@ -17,6 +17,7 @@ import { registerPitrCommand } from './commands/pitr.js';
 import { registerRestoreCommand } from './commands/restore.js';
 import { registerRetentionCommands } from './commands/retention.js';
 import { registerScheduleCommands } from './commands/schedules.js';
+import { registerStandbyCommands } from './commands/standby.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerVerifyCommand } from './commands/verify.js';
 import { registerWalCommands } from './commands/wal.js';
@@ -51,6 +52,7 @@ for (const register of [
   registerRestoreCommand,
   registerBaseBackupCommand,
   registerPitrCommand,
+  registerStandbyCommands,
   registerOffsiteCommands,
   registerApprovalCommands,
   registerListCommand,

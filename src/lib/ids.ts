@@ -182,3 +182,8 @@ export function retentionWorkflowId(cluster: string, startedAt: string, apply: b
 export function healthCheckWorkflowId(cluster: string, startedAt: string): string {
   return `pgwarden/${cluster}/health/${startedAt}`;
 }
+
+/** `pgwarden/main/standby/replica1/20261122T121500Z` */
+export function createStandbyWorkflowId(cluster: string, standby: string, startedAt: string): string {
+  return `pgwarden/${cluster}/standby/${standby}/${startedAt}`;
+}
