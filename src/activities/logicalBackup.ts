@@ -9,13 +9,20 @@ import { expectedBackupBytes, formatBytes } from '../lib/diskSpace.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { backupIdProblem, databasesToBackUp, isSafeName } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
-import { MANIFEST_FORMAT, totalRows, type LogicalManifest } from '../lib/manifest.js';
+import { MANIFEST_FORMAT, totalRows, type BackupSourceRecord, type LogicalManifest } from '../lib/manifest.js';
 import type { Privileges } from '../lib/privileges.js';
 import { dumpDatabase, dumpGlobals, type DumpResult } from '../postgres/dump.js';
 import { loadRecipientKeys, Sha256Stage, type Compression, type RecipientKeys } from '../stream/pipeline.js';
 import * as postgres from '../postgres/connection.js';
 import { readPrivileges } from '../postgres/privileges.js';
 import { openRepository } from '../storage/clusterRepository.js';
+import {
+  createBackupSourceActivities,
+  pauseReplay,
+  pickBackupSource,
+  resumeAfterDump,
+  sourceRef,
+} from './backupSource.js';
 
 export const PGWARDEN_VERSION = '0.1.0';
 
@@ -25,6 +32,8 @@ export interface LogicalBackupInput {
   backupId: string;
   /** Part of a `"*"` run: recorded in the manifest (verifyBackup `"*"` verifies that run's backups). */
   allDatabases?: boolean;
+  /** Where to dump from, as preflight chose it (clusters with standbys); absent: the primary. */
+  source?: BackupSourceRecord;
 }
 
 export interface PreflightResult {
@@ -36,6 +45,8 @@ export interface PreflightResult {
   recipients: string[];
   /** A committed backup with this id exists already: the backup step will return it. */
   backupExists: boolean;
+  /** Clusters with standbys: where this run's backup comes from (recorded in the manifest). */
+  source?: BackupSourceRecord;
 }
 
 export interface LogicalBackupResult {
@@ -51,6 +62,8 @@ export interface LogicalBackupResult {
   seconds: number;
   /** The backup was committed by an earlier attempt or run; nothing was dumped again. */
   reused: boolean;
+  /** Clusters with standbys: where it was taken. */
+  source?: BackupSourceRecord;
 }
 
 export interface BackupProgress {
@@ -112,6 +125,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
     const previous = (await repo.logicalBackups(input.database)).at(-1);
     const expectedBytes = expectedBackupBytes(databaseBytes, previous?.bytes);
     const freeBytes = await repo.freeBytes();
+    const source = await pickBackupSource(config, env, input.cluster);
     if (!existing && freeBytes < expectedBytes) {
       throw nonRetryable(
         ErrorType.InsufficientDiskSpace,
@@ -125,6 +139,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
       freeBytes,
       recipients: recipients?.fingerprints ?? [],
       backupExists: !!existing,
+      ...(source ? { source } : {}),
     };
   }
 
@@ -148,10 +163,12 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
   async function createLogicalBackup(input: LogicalBackupInput): Promise<LogicalBackupResult> {
     const ctx = Context.current();
     const started = Date.now();
-    const cluster = postgres.clusterRef(config, input.cluster);
+    const cluster = sourceRef(config, input.cluster, input.source);
     checkInput(input);
     const repo = openRepository(config, input.cluster);
     const dir = repo.logical(input.database, input.backupId);
+    const fromStandby = input.source?.role === 'standby';
+    let paused = false;
 
     const existing = await repo.readManifest(dir);
     if (existing) return summarize(existing, dir, started, true);
@@ -171,8 +188,14 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
       let info: postgres.ServerInfo;
       let privileges: Privileges;
       try {
-        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         info = await postgres.serverInfo(client);
+        // On a standby, replay waits while the dump reads: no recovery conflict can cancel it
+        // (docs/standbys.md); resumed below, and by the workflow whatever happens to this worker.
+        if (fromStandby) {
+          paused = true;
+          await pauseReplay(client, info.versionNum);
+        }
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const { rows } = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
         // In the transaction whose snapshot pg_dump uses, and before it runs: the catalog helper
         // functions (pg_get_userbyid, format_type...) read the latest catalogs, not the snapshot, so
@@ -235,6 +258,7 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
         ...(input.allDatabases ? { allDatabases: true } : {}),
         verifications: [],
         pgwardenVersion: PGWARDEN_VERSION,
+        ...(input.source ? { source: input.source } : {}),
       };
       await repo.commit(dir, manifest);
       return summarize(manifest, dir, started, false);
@@ -245,10 +269,16 @@ export function createLogicalBackupActivities({ config, env }: LogicalBackupDeps
       throw err;
     } finally {
       clearInterval(timer);
+      if (paused) await resumeAfterDump(cluster, env);
     }
   }
 
-  return { preflightLogicalBackup, listClusterDatabases, createLogicalBackup };
+  return {
+    preflightLogicalBackup,
+    listClusterDatabases,
+    createLogicalBackup,
+    ...createBackupSourceActivities({ config, env }),
+  };
 }
 
 function summarize(m: LogicalManifest, path: string, started: number, reused: boolean): LogicalBackupResult {
@@ -264,5 +294,6 @@ function summarize(m: LogicalManifest, path: string, started: number, reused: bo
     encrypted: m.encryption !== null,
     seconds: (Date.now() - started) / 1000,
     reused,
+    ...(m.source ? { source: m.source } : {}),
   };
 }

@@ -22,6 +22,8 @@ export const ErrorType = {
   LocaleUnavailable: 'LocaleUnavailable',
   NoBackup: 'NoBackup',
   ArchivingOff: 'ArchivingOff',
+  /** backupFrom "standby" and no standby can serve the backup (each one's reason is named). */
+  StandbyUnavailable: 'StandbyUnavailable',
   WalConflict: 'WalConflict',
   BadTarget: 'BadTarget',
   WalGap: 'WalGap',

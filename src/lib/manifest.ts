@@ -29,6 +29,23 @@ const verificationSchema = z.object({
 });
 export type Verification = z.infer<typeof verificationSchema>;
 
+/**
+ * Where the backup was taken (issue 17): recorded for clusters with standbys; absent in other
+ * clusters' backups and in backups made before pgwarden chose a source (those came from the primary).
+ */
+export const backupSourceSchema = z.object({
+  role: z.enum(['primary', 'standby']),
+  /** The standby's name in the config (role standby). */
+  name: z.string().optional(),
+  host: z.string(),
+  port: z.number().int(),
+  /** The standby's replay lag behind the primary when the backup started, in bytes. */
+  lagBytes: z.number().int().nonnegative().optional(),
+  /** Why this source: the standby's lag, or why no standby could serve. */
+  reason: z.string().optional(),
+});
+export type BackupSourceRecord = z.infer<typeof backupSourceSchema>;
+
 /** What every backup's manifest records, whatever its kind. */
 const commonFields = {
   format: z.literal(MANIFEST_FORMAT),
@@ -47,6 +64,7 @@ const commonFields = {
   encryption: z.object({ format: z.literal('openpgp'), recipients: z.array(z.string()) }).nullable(),
   verifications: z.array(verificationSchema),
   pgwardenVersion: z.string(),
+  source: backupSourceSchema.optional(),
 };
 
 export const logicalManifestSchema = z.object({

@@ -1,6 +1,14 @@
 // fullBackup: the nightly logical backup of one database (or of every database with "*").
 // Replaces backup-full.sh / backup-database.sh: preflight → dump → done, each a durable step.
-import { ApplicationFailure, executeChild, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  executeChild,
+  log,
+  patched,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities, LogicalBackupResult, PreflightResult } from '../activities/index.js';
 import type { RetentionDecision } from '../lib/retention.js';
 import { formatBackupId, fullBackupWorkflowId, verifyBackupWorkflowId } from '../lib/ids.js';
@@ -41,7 +49,7 @@ export interface FullBackupResult {
   skipped: string[];
 }
 
-const { preflightLogicalBackup, listClusterDatabases, applyLogicalRetention } =
+const { preflightLogicalBackup, listClusterDatabases, applyLogicalRetention, resumeStandbyReplay } =
   proxyActivities<Activities>(QUICK_ACTIVITY);
 const { createLogicalBackup } = proxyActivities<Activities>(LONG_ACTIVITY);
 
@@ -143,11 +151,30 @@ async function backUp(input: FullBackupInput): Promise<FullBackupResult> {
     { summary: stepSummary(`check ${scope} can be backed up as ${backupId} (connects, room on disk)`) },
     [target],
   );
-  step('dump', preflight.backupExists ? 'already committed' : undefined);
-  const backup = await createLogicalBackup.executeWithOptions(
-    { summary: stepSummary(`dump ${scope} with pg_dump, compress, encrypt, commit as ${backupId}`) },
-    [input.allDatabases ? { ...target, allDatabases: true } : target],
-  );
+  const source = preflight.source;
+  const from = source?.role === 'standby' ? ` from standby "${source.name}"` : source ? ' from the primary' : '';
+  step('dump', preflight.backupExists ? 'already committed' : from ? from.slice(1) : undefined);
+  const dumpInput = { ...target, ...(input.allDatabases ? { allDatabases: true } : {}), ...(source ? { source } : {}) };
+  const dump = () =>
+    createLogicalBackup.executeWithOptions(
+      { summary: stepSummary(`dump ${scope}${from} with pg_dump, compress, encrypt, commit as ${backupId}`) },
+      [dumpInput],
+    );
+  let backup: LogicalBackupResult;
+  if (source?.role === 'standby' && patched('backup-from-standby')) {
+    // The dump pauses the standby's replay; whatever becomes of it (a worker killed for good, a
+    // cancelled run), replay is resumed here, in a scope a cancellation cannot skip.
+    try {
+      backup = await dump();
+    } finally {
+      await CancellationScope.nonCancellable(() =>
+        resumeStandbyReplay.executeWithOptions(
+          { summary: stepSummary(`resume WAL replay on standby "${source.name}" of ${input.cluster}`) },
+          [{ cluster: input.cluster, standby: source.name! }],
+        ),
+      );
+    }
+  } else backup = await dump();
   const verifications: VerifyBackupResult[] = [];
   if (input.verify) {
     step('verify');
