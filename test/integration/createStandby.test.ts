@@ -13,6 +13,7 @@ import type { CreateStandbyResult } from '../../src/workflows/createStandby.js';
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { waitForStep } from '../helpers/pitr.js';
+import { runFailure } from '../helpers/workflowRuns.js';
 import { freePort } from '../helpers/ports.js';
 import { PG_BIN } from '../helpers/require.js';
 import { waitStreaming } from '../helpers/standby.js';
@@ -25,6 +26,7 @@ const queue = uniqueQueue('standby');
 const isRoot = process.getuid?.() === 0;
 let replica1: string;
 let replica2: string;
+let replica3: string;
 let port1: number;
 
 /** A directory owned by the PostgreSQL user, 0700, as an operator prepares one. */
@@ -55,11 +57,18 @@ beforeAll(async () => {
   await postgresDir(replica1); // empty: a new host's
   await postgresDir(replica2);
   await writeFile(join(replica2, 'PG_VERSION'), '15\n'); // something an operator may still need
+  replica3 = join(setup.dir, 'standbys/replica3');
+  await postgresDir(replica3);
+  await writeFile(join(replica3, 'PG_VERSION'), '15\n');
   await postgresDir(dirname(replica1));
   port1 = await freePort();
   setup.config.clusters.main!.standbys = [
     { name: 'replica1', host: '127.0.0.1', port: port1, dataDirectory: replica1 },
     { name: 'replica2', host: '127.0.0.1', port: await freePort(), dataDirectory: replica2 },
+    // Its port is replica1's (taken once that one runs): its server cannot start, and replica1,
+    // streaming at that address, must not pass for it.
+    { name: 'replica3', host: '127.0.0.1', port: port1, dataDirectory: replica3 },
+    { name: 'primary-address', host: '127.0.0.1', port: setup.cluster.port, dataDirectory: replica3 },
   ];
   await setup.cluster.query('CREATE DATABASE app');
   await setup.cluster.query('CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL)', 'app');
@@ -131,6 +140,8 @@ it('builds a streaming standby from the repository into an empty directory, with
     expect.arrayContaining(['replica1', 'replica1.pgpass', 'replica1.log']),
   );
   expect((await readdir(dirname(replica1))).filter((f) => f.includes('pgwarden-standby'))).toEqual([]);
+  // It caught up through `pgwarden wal-get` before it streamed: the segment archived after the backup.
+  expect(await readFile(`${replica1}.log`, 'utf8')).toMatch(/restored log file "[0-9A-F]{24}" from archive/);
 }, 180_000);
 
 it('a directory that is not empty waits for approval; a rejection leaves it as it was', async () => {
@@ -149,3 +160,36 @@ it('a directory that is not empty waits for approval; a rejection leaves it as i
   const beside = (await readdir(dirname(replica2))).filter((f) => f.startsWith('replica2'));
   expect(beside).toEqual(['replica2']); // no staged copy, no aside directory, no passfile
 }, 120_000);
+
+it('approved, a standby that cannot start is rolled back: the directory as it was, the failed one kept', async () => {
+  const handle = await env.client.workflow.start('createStandby', {
+    taskQueue: queue,
+    workflowId: `${queue}/replica3`,
+    args: [{ cluster: 'main', standby: 'replica3', streamTimeout: '1 minute' }],
+  });
+  await waitForStep(handle, 'approve');
+  await handle.signal('approve', { approver: 'alice', reason: 'rebuild replica3' });
+  const failure = await runFailure(handle);
+  expect(failure.message).toMatch(/rolled back: .*stopped.*is back as it was; the failed standby is kept as/);
+  expect(await readdir(replica3)).toEqual(['PG_VERSION']);
+  const beside = (await readdir(dirname(replica3))).filter((f) => f.startsWith('replica3')).sort();
+  expect(beside).toEqual([
+    'replica3',
+    expect.stringMatching(/^replica3\.failed-standby-/),
+    'replica3.log',
+    'replica3.pgpass',
+  ]);
+  await waitStreaming(setup.cluster, 'replica1', 5_000); // replica1 runs on
+}, 120_000);
+
+it("refuses a standby at the primary's own address before touching anything", async () => {
+  const handle = await env.client.workflow.start('createStandby', {
+    taskQueue: queue,
+    workflowId: `${queue}/primary-address`,
+    args: [{ cluster: 'main', standby: 'primary-address' }],
+  });
+  expect((await runFailure(handle)).message).toMatch(
+    /has the primary's address, 127\.0\.0\.1:\d+: give it its own port/,
+  );
+  expect(await readdir(replica3)).toEqual(['PG_VERSION']);
+}, 60_000);

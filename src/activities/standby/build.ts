@@ -67,6 +67,11 @@ export function createStandbyBuildActivities(ctx: PitrContext) {
     const dataDirectory = standby.dataDirectory.replace(/\/+$/, '');
     if (dataDirectory === primary.dataDirectory?.replace(/\/+$/, '') && standby.host === primary.host)
       throw nonRetryable(ErrorType.InvalidInput, `standby "${standby.name}" names the primary's own data directory`);
+    if (standby.port === primary.port && standby.host === primary.host)
+      throw nonRetryable(
+        ErrorType.InvalidInput,
+        `standby "${standby.name}" has the primary's address, ${standby.host}:${standby.port}: give it its own port`,
+      );
     const backups = (await openRepository(config, input.cluster).baseBackups()).filter(
       (b) => input.backupId === undefined || b.backupId === input.backupId,
     );

@@ -4,7 +4,6 @@
 import { open } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
-import { senderFor } from '../../lib/replication.js';
 import { withConnection } from '../../postgres/connection.js';
 import { readPrimaryReplication, readStandbySelf, standbyRef } from '../../postgres/replication.js';
 import type { PitrContext } from '../pitr/context.js';
@@ -41,9 +40,14 @@ export function createStandbyStreamActivities(ctx: PitrContext) {
     );
     if (self instanceof Error) return { streaming: false, detail: `not accepting connections yet: ${self.message}` };
     if (!self.inRecovery)
-      throw nonRetryable(ErrorType.RecoveryFailed, `${plan.dataDirectory} left recovery: it is not a standby`);
+      throw nonRetryable(
+        ErrorType.RecoveryFailed,
+        `the server at ${configured.host}:${configured.port} (standby ${plan.standby}'s address) is not in recovery: another server answers there, or ${plan.dataDirectory} was promoted`,
+      );
     const replication = await withConnection(primary, primary.config.maintenanceDatabase, env, readPrimaryReplication);
-    const sender = senderFor(replication.senders, configured);
+    // By the application_name its primary_conninfo sets, never by address: another standby on the
+    // same host must not pass for this one.
+    const sender = replication.senders.find((r) => r.applicationName === plan.standby);
     const at = { receiverStatus: self.receiverStatus ?? undefined, replayLsn: self.replayLsn ?? undefined };
     const fromPrimary = sender
       ? { senderState: sender.state, lagBytes: sender.replayLagBytes ?? undefined }
