@@ -15,7 +15,7 @@ export async function fastWalGet(args: string[], env: NodeJS.ProcessEnv = proces
   if (!job) return false;
   const [name, destination] = call.positional;
   try {
-    return getFromSpool(job, name, destination);
+    return await getFromSpool(job, name, destination);
   } catch (err) {
     // The spool cannot be used (its directory's owner or mode): the archive still can.
     console.error(`pgwarden: wal-get ${name}: ${(err as Error).message}; fetching it from the archive`);

@@ -1,13 +1,14 @@
 // The asynchronous wal-get's spool (walGet.async): the segments the fetcher
 // (src/storage/walPrefetch.ts) decoded ahead of recovery, each beside a sidecar `<name>.sha256`
-// with the sha256 of its bytes and the archive it came from; `wanted`, the segment recovery asked
-// for last, from which the fetcher counts ahead; the fetcher's lock and log. Built-ins only: the
-// restore_command that finds its segment here loads nothing else.
+// with the sha256 of its bytes and the archive it came from; `<name>.error` for one it could not
+// decode; `wanted`, the segment recovery asks for next, from which the fetcher counts ahead; the
+// fetcher's lock and log. Built-ins only: the restore_command that finds its segment here loads
+// nothing else.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { walRecordName } from '../lib/layout.js';
-import { SEGMENT_NAME, parseSegmentName } from '../lib/wal.js';
+import { SEGMENT_NAME, parseSegmentName, segmentName } from '../lib/wal.js';
 import type { AsyncGetSettings } from './settings.js';
 import { jobKey, lockHolder, spawnDetached } from './pusherProcess.js';
 import { openSpool, readAnswer, writeAtomic } from './spool.js';
@@ -36,30 +37,50 @@ export interface Spooled {
 const sidecar = (spool: string, name: string) => join(spool, `${name}.sha256`);
 
 /**
- * wal-get's asynchronous side, for a segment the archive has: the segment from the spool when the
- * fetcher decoded it (true), else false and the caller fetches it itself. Either way the fetcher is
- * told where recovery is and started when none runs. History files, `.partial` and `.backup` files
+ * wal-get's asynchronous side, for a segment the archive has: tells the fetcher where recovery is
+ * (starting one when none runs) and takes the segment from the spool, waiting while the fetcher
+ * decodes it; false when it cannot (no fetcher, the fetcher failed on it, a corrupt spooled file,
+ * WAIT_MS passed): the caller then fetches it itself. History files, `.partial` and `.backup` files
  * are never prefetched (false): what follows a timeline switch is not guessed.
  */
-export function getFromSpool(job: FetcherJob, name: string, destination: string): boolean {
+export async function getFromSpool(job: FetcherJob, name: string, destination: string): Promise<boolean> {
   if (!parseSegmentName(name) || !existsSync(join(job.archiveDir, walRecordName(name)))) return false;
   openSpool(job.spoolDirectory);
   writeAtomic(join(job.spoolDirectory, WANTED), name);
-  const served = takeSpooled(job, name, destination);
   ensureFetcher(job);
-  return served;
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const taken = takeSpooled(job, name, destination);
+    if (taken) {
+      // Recovery asks for the next one next: the fetcher counts from there (not this one again).
+      const { timeline, segment } = parseSegmentName(name)!;
+      writeAtomic(join(job.spoolDirectory, WANTED), segmentName(timeline, segment + 1n));
+    }
+    if (taken !== undefined) return taken;
+    if (existsSync(failedFile(job.spoolDirectory, name)) || !fetcherRunning(job) || Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
-/** Moves a spooled segment to `destination` if its bytes hash to what its sidecar says; a corrupt one is removed. */
-function takeSpooled(job: FetcherJob, name: string, destination: string): boolean {
+/** How long wal-get waits for the fetcher to decode its segment before it decodes the segment itself. */
+const WAIT_MS = 30_000;
+
+/** The fetcher's mark for a segment it could not decode (wal-get then fetches it itself and reports why). */
+export const failedFile = (spool: string, name: string) => join(spool, `${name}.error`);
+
+/**
+ * Moves a spooled segment to `destination` if its bytes hash to what its sidecar says (true); a
+ * corrupt one is removed (false); undefined while it is not spooled.
+ */
+function takeSpooled(job: FetcherJob, name: string, destination: string): boolean | undefined {
   const file = join(job.spoolDirectory, name);
   const side = readAnswer<Spooled>(sidecar(job.spoolDirectory, name));
-  if (!side || side.archiveDir !== job.archiveDir) return false;
+  if (!side || side.archiveDir !== job.archiveDir) return undefined;
   let data: Buffer;
   try {
     data = readFileSync(file);
   } catch {
-    return false; // not spooled (yet), or the fetcher cleared it as it left
+    return undefined; // not spooled yet, or the fetcher cleared it as it left
   }
   const sha256 = createHash('sha256').update(data).digest('hex');
   if (sha256 !== side.sha256) {
@@ -112,10 +133,20 @@ export function spool(job: FetcherJob, name: string, data: Uint8Array, sha256: s
 export function clearSpool(spool: string, before?: bigint): void {
   for (const f of readdirSync(spool)) {
     if (f.endsWith('.tmp')) rmSync(join(spool, f), { force: true });
-    const m = /^([0-9A-F]{24})(\.sha256)?$/.exec(f);
+    const m = /^([0-9A-F]{24})(\.sha256|\.error)?$/.exec(f);
     if (!m || !SEGMENT_NAME.test(m[1]!)) continue;
     const segment = parseSegmentName(m[1]!)?.segment;
     if (before === undefined || segment === undefined || segment < before) rmSync(join(spool, f), { force: true });
+  }
+}
+
+/** A fetcher holds the spool's lock, or one was started moments ago. */
+function fetcherRunning(job: FetcherJob): boolean {
+  if (lockHolder(join(job.spoolDirectory, FETCHER_LOCK))) return true;
+  try {
+    return Date.now() - statSync(join(job.spoolDirectory, STARTING)).mtimeMs < STARTING_MS;
+  } catch {
+    return false;
   }
 }
 

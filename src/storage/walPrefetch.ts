@@ -5,13 +5,14 @@
 // segment the archive lacks, never counts past the wanted segment's timeline, leaves a segment it
 // cannot decode to the synchronous wal-get (which reports why), and goes when recovery has not
 // asked for anything for a while, clearing the spool behind it.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/index.js';
 import { parseSegmentName, segmentName } from '../lib/wal.js';
 import {
   FETCHER_LOCK,
   clearSpool,
+  failedFile,
   fetcherStarted,
   spool,
   wantedSegment,
@@ -19,11 +20,13 @@ import {
 } from '../archive/getSpool.js';
 import { claimLock, jobKey, lockHolder } from '../archive/pusherProcess.js';
 import { openSpool } from '../archive/spool.js';
-import { WalArchive, decodeWal, openWalDecryption, type WalDecryption } from './walArchive.js';
+import { WalArchive, decodeWal, openWalDecryption, type WalDecryption, type WalRecord } from './walArchive.js';
 
 /** A fetcher recovery has not asked anything of this long leaves. */
 const IDLE_MS = 30_000;
-const POLL_MS = 50;
+const POLL_MS = 20;
+/** Segments decoded at a time (decryption and decompression run outside the JavaScript thread). */
+const DECODERS = 2;
 
 export async function runFetcher(config: Config, job: FetcherJob, env: NodeJS.ProcessEnv): Promise<void> {
   const archive = WalArchive.forCluster(config, job.cluster);
@@ -54,25 +57,20 @@ export async function runFetcher(config: Config, job: FetcherJob, env: NodeJS.Pr
         continue;
       }
       clearSpool(job.spoolDirectory, at.segment); // what recovery went past
-      let fetched = false;
-      for (let i = 1n; i <= BigInt(job.prefetch) && !stopping; i++) {
+      // The wanted segment and the next ones, DECODERS at a time, up to the first the archive lacks.
+      const batch: { name: string; record: WalRecord }[] = [];
+      for (let i = 0n; i < BigInt(job.prefetch) && batch.length < DECODERS; i++) {
         const name = segmentName(at.timeline, at.segment + i);
         if (existsSync(join(job.spoolDirectory, name))) continue;
-        if (failed.has(name) || wantedSegment(job.spoolDirectory) !== wanted) break;
+        if (failed.has(name)) break;
         const record = await archive.record(name).catch(() => undefined);
         if (!record) break; // not archived (yet): nothing past a gap is guessed
-        try {
-          if (record.encrypted) decryption ??= await openWalDecryption(config, env);
-          const raw = await decodeWal(archive, name, decryption);
-          if (!raw) break;
-          spool(job, name, raw, record.rawSha256);
-          fetched = true;
-        } catch (err) {
-          console.error(`pgwarden wal-get fetcher: ${name}: ${(err as Error).message} (wal-get fetches it itself)`);
-          failed.add(name);
-          break;
-        }
+        batch.push({ name, record });
       }
+      if (batch.some((b) => b.record.encrypted)) decryption ??= await openWalDecryption(config, env);
+      const done = await Promise.all(batch.map((b) => fetchOne(job, archive, b.name, b.record, decryption)));
+      done.forEach((ok, i) => ok || failed.add(batch[i]!.name));
+      const fetched = done.some(Boolean);
       if (fetched) activeAt = Date.now();
       else await sleep(POLL_MS);
     }
@@ -82,6 +80,27 @@ export async function runFetcher(config: Config, job: FetcherJob, env: NodeJS.Pr
       clearSpool(job.spoolDirectory);
       rmSync(lock, { force: true });
     }
+  }
+}
+
+/** Decodes one segment into the spool; false, with the mark wal-get reads, when it cannot. */
+async function fetchOne(
+  job: FetcherJob,
+  archive: WalArchive,
+  name: string,
+  record: WalRecord,
+  decryption: WalDecryption | undefined,
+): Promise<boolean> {
+  try {
+    const raw = await decodeWal(archive, name, decryption);
+    if (!raw) return false;
+    spool(job, name, raw, record.rawSha256);
+    return true;
+  } catch (err) {
+    const message = (err as Error).message;
+    console.error(`pgwarden wal-get fetcher: ${name}: ${message} (wal-get fetches it itself)`);
+    writeFileSync(failedFile(job.spoolDirectory, name), message, { mode: 0o600 });
+    return false;
   }
 }
 
