@@ -5,7 +5,19 @@
 // fetcher's lock and log. Built-ins only: the restore_command that finds its segment here loads
 // nothing else.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { walRecordName } from '../lib/layout.js';
 import { SEGMENT_NAME, parseSegmentName, segmentName } from '../lib/wal.js';
@@ -76,13 +88,12 @@ function takeSpooled(job: FetcherJob, name: string, destination: string): boolea
   const file = join(job.spoolDirectory, name);
   const side = readAnswer<Spooled>(sidecar(job.spoolDirectory, name));
   if (!side || side.archiveDir !== job.archiveDir) return undefined;
-  let data: Buffer;
+  let sha256: string;
   try {
-    data = readFileSync(file);
+    sha256 = sha256Of(file);
   } catch {
     return undefined; // not spooled yet, or the fetcher cleared it as it left
   }
-  const sha256 = createHash('sha256').update(data).digest('hex');
   if (sha256 !== side.sha256) {
     console.error(
       `pgwarden: spooled ${name} is corrupt (sha256 ${sha256}, expected ${side.sha256}): fetching it again`,
@@ -94,10 +105,26 @@ function takeSpooled(job: FetcherJob, name: string, destination: string): boolea
     renameSync(file, destination);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    writeFileSync(destination, data, { mode: 0o600 }); // the spool is on another filesystem: the checked bytes
+    // The spool is on another filesystem than pg_wal: a copy, then the spooled file goes.
+    copyFileSync(file, `${destination}.tmp`);
+    renameSync(`${destination}.tmp`, destination);
+    rmSync(file, { force: true });
   }
   rmSync(sidecar(job.spoolDirectory, name), { force: true });
   return true;
+}
+
+/** The sha256 of a file, read through one 1 MiB buffer (a fresh 16 MiB one costs more than the digest). */
+function sha256Of(file: string): string {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(file, 'r');
+  try {
+    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0;) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 export function removeSpooled(spool: string, name: string): void {
