@@ -4,7 +4,6 @@
 // and the full program then handles the call, validating the whole config with zod.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { archiveWalFile, runPusher } from './pushAsync.js';
 import { asyncPushSettings, type PusherJob, type WalPushSettings } from './settings.js';
 import { applyEnvOverrides, defaultConfigPath } from '../lib/configOverrides.js';
 import { walArchiveDir } from '../lib/layout.js';
@@ -12,6 +11,7 @@ import { walArchiveDir } from '../lib/layout.js';
 export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   // The asynchronous pusher (pushAsync.ts), started by an archive_command with its job in argv.
   if (args[0] === 'wal-push-daemon' && args.length === 2) {
+    const { runPusher } = await import('./pushAsync.js');
     await runPusher(JSON.parse(args[1]!) as PusherJob);
     return true;
   }
@@ -21,6 +21,8 @@ export async function fastWalPush(args: string[], env: NodeJS.ProcessEnv = proce
   if (!raw) return false;
   const settings = walPushSettings(raw, call.cluster);
   if (!settings) return false;
+  // Loaded here, not at the top: wal-get's fast path (getFast.ts) shares this file and never pushes.
+  const { archiveWalFile } = await import('./pushAsync.js');
   try {
     const result = await archiveWalFile(settings, call.path, call.name);
     if (result.outcome === 'identical')
