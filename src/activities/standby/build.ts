@@ -35,6 +35,8 @@ const passfileField = (s: string) => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:
 export const standbyLogOf = (plan: StandbyPlan) => `${plan.dataDirectory}.log`;
 /** The replication password, for the standby's server only (0600, its owner's): never in the settings or in history. */
 export const standbyPassfileOf = (plan: StandbyPlan) => `${plan.dataDirectory}.pgpass`;
+/** In the work directory: this run created the passfile (so a rollback removes it). */
+const PASSFILE_CREATED = 'PASSFILE-CREATED';
 
 /** The standby as configured; a name the config does not list fails, naming those it does. */
 export function standbyOf({ clusterRef }: PitrContext, cluster: string, name: string): StandbyConfig {
@@ -128,6 +130,11 @@ export function createStandbyBuildActivities(ctx: PitrContext) {
       ...(password !== undefined ? { passfile } : {}),
     };
     if (password !== undefined) {
+      // A passfile this run creates is removed by a rollback; one already there (a standby rebuilt over
+      // its earlier self) stays, since the directory the rollback brings back needs it. Recorded before
+      // the write, so a retry, which finds the file, still knows.
+      const created = join(plan.workDirectory, PASSFILE_CREATED);
+      if (!existsSync(passfile) && !existsSync(created)) await writeFile(created, '');
       const line = [c.host, String(c.port), '*', c.user, password].map(passfileField).join(':');
       await writeFileAtomic(passfile, `${line}\n`);
       await chown(passfile, owner.uid, owner.gid);
@@ -174,6 +181,7 @@ export function createStandbyBuildActivities(ctx: PitrContext) {
       await rm(failed, { recursive: true, force: true });
       await rename(plan.dataDirectory, failed);
     }
+    if (existsSync(join(plan.workDirectory, PASSFILE_CREATED))) await rm(standbyPassfileOf(plan), { force: true });
     const kept = existsSync(failed) ? `; the failed standby is kept as ${failed}` : '';
     if (original) {
       await rename(plan.asideDirectory, plan.dataDirectory);
