@@ -10,7 +10,7 @@ import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { backupIdProblem } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
-import { MANIFEST_FORMAT, type Artifact, type BaseManifest } from '../lib/manifest.js';
+import { MANIFEST_FORMAT, type Artifact, type BackupSourceRecord, type BaseManifest } from '../lib/manifest.js';
 import { describeToolFailure, FeedWhileOpen } from '../postgres/dump.js';
 import { PGWARDEN_VERSION } from './logicalBackup.js';
 import { loadRecipientKeys, Sha256Stage, storeArtifact } from '../stream/pipeline.js';
@@ -18,10 +18,14 @@ import { writeFileAtomic } from '../host/atomicFile.js';
 import * as postgres from '../postgres/connection.js';
 import { startTool, TOOL_ENV, type Tool } from '../stream/processes.js';
 import { openRepository } from '../storage/clusterRepository.js';
+import { pickBackupSource, sourceRef } from './backupSource.js';
+import { archiveStopSegment, checkStandbySource } from './baseFromStandby.js';
 
 export interface BaseBackupInput {
   cluster: string;
   backupId: string;
+  /** Where to take it from, as preflight chose it (clusters with standbys); absent: the primary. */
+  source?: BackupSourceRecord;
 }
 
 export interface BaseBackupResult {
@@ -34,6 +38,7 @@ export interface BaseBackupResult {
   stopLsn: string;
   seconds: number;
   reused: boolean;
+  source?: BackupSourceRecord;
 }
 
 export interface BasePreflight {
@@ -41,11 +46,13 @@ export interface BasePreflight {
   systemIdentifier: string;
   clusterBytes: number;
   freeBytes: number;
+  /** Clusters with standbys: where this run's base backup comes from. */
+  source?: BackupSourceRecord;
 }
 
 export function createBaseBackupActivities({ config, env }: { config: Config; env: NodeJS.ProcessEnv }) {
   /** Reachable, archiving on (a base backup without its WAL restores nothing), room in the repository. */
-  async function preflightBaseBackup(input: BaseBackupInput): Promise<BasePreflight> {
+  async function checkPrimary(input: BaseBackupInput): Promise<BasePreflight> {
     const problem = backupIdProblem(input.backupId);
     if (problem) throw nonRetryable(ErrorType.InvalidInput, problem);
     const cluster = postgres.clusterRef(config, input.cluster);
@@ -86,6 +93,13 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     });
   }
 
+  /** The primary's checks, then (clusters with standbys) where this run takes its base backup from. */
+  async function preflightBaseBackup(input: BaseBackupInput): Promise<BasePreflight> {
+    const pre = await checkPrimary(input);
+    const source = await pickBackupSource(config, env, input.cluster);
+    return { ...pre, ...(source && { source }) };
+  }
+
   async function createBaseBackup(input: BaseBackupInput): Promise<BaseBackupResult> {
     const ctx = Context.current();
     const started = Date.now();
@@ -96,7 +110,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     if (done) return resultOf(done, dir, started, true);
     await repo.prepareDir(dir); // a retry starts clean: an earlier attempt's partial files go
 
-    const pre = await preflightBaseBackup(input);
+    const pre = await checkPrimary(input);
     const info = await postgres.withConnection(cluster, cluster.config.maintenanceDatabase, env, (c) =>
       postgres.serverInfo(c),
     );
@@ -105,12 +119,15 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     const name = artifactName('base.tar', compression.algorithm, !!recipients);
     const startedAt = new Date().toISOString();
     const signal = ctx.cancellationSignal;
+    const from = sourceRef(config, input.cluster, input.source);
+    if (input.source?.role === 'standby') await checkStandbySource(from, env, pre.systemIdentifier);
 
     // --wal-method=none: the WAL comes from the archive, and pg_basebackup waits until the backup's
-    // last segment is archived. Tar to stdout carries PostgreSQL's backup_manifest inside.
+    // last segment is archived (on a standby only with archive_mode = always: archiveStopSegment
+    // below). Tar to stdout carries PostgreSQL's backup_manifest inside.
     const basebackup = startTool(
       'pg_basebackup',
-      postgres.pgTool('pg_basebackup', cluster.config, info.versionNum),
+      postgres.pgTool('pg_basebackup', from.config, info.versionNum),
       [
         '--pgdata=-',
         '--format=tar',
@@ -120,7 +137,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
         `--label=pgwarden ${input.backupId}`,
         '--manifest-checksums=SHA256',
       ],
-      { env: { ...TOOL_ENV, ...postgres.libpqEnv(cluster, cluster.config.maintenanceDatabase, env) }, signal },
+      { env: { ...TOOL_ENV, ...postgres.libpqEnv(from, from.config.maintenanceDatabase, env) }, signal },
     );
     let source = basebackup.child.stdout!;
     let zstd: Tool | undefined;
@@ -161,6 +178,10 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     }
 
     const range = walRange(backupManifest);
+    if (input.source?.role === 'standby') {
+      const beat = (waitingFor: string) => ctx.heartbeat({ phase: 'archive', waitingFor, storedBytes: stored.bytes });
+      await archiveStopSegment({ config, env, cluster: input.cluster, ...range, beat, signal });
+    }
     await writeFileAtomic(join(dir, 'backup_manifest'), backupManifest);
     const manifestArtifact: Artifact = {
       name: 'backup_manifest',
@@ -189,6 +210,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
       ...range,
       verifications: [],
       pgwardenVersion: PGWARDEN_VERSION,
+      ...(input.source && { source: input.source }),
     };
     await repo.commit(dir, manifest);
     return resultOf(manifest, dir, started, false);
@@ -208,6 +230,7 @@ function resultOf(m: BaseManifest, dir: string, started: number, reused: boolean
     stopLsn: m.stopLsn,
     seconds: (Date.now() - started) / 1000,
     reused,
+    ...(m.source && { source: m.source }),
   };
 }
 

@@ -25,6 +25,8 @@ export const ErrorType = {
   /** backupFrom "standby" and no standby can serve the backup (each one's reason is named). */
   StandbyUnavailable: 'StandbyUnavailable',
   WalConflict: 'WalConflict',
+  /** WAL a backup needs did not reach the archive in time (pg_stat_archiver's state is named). */
+  WalNotArchived: 'WalNotArchived',
   BadTarget: 'BadTarget',
   WalGap: 'WalGap',
   RecoveryFailed: 'RecoveryFailed',

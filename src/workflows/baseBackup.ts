@@ -36,7 +36,7 @@ export async function baseBackup(input: BaseBackupWorkflowInput): Promise<BaseBa
       : '';
     showOutcome(
       clipText(
-        `base backup of ${r.cluster} as ${r.backupId}, ${formatBytes(r.bytes)}${r.reused ? ' (already committed)' : ''}, WAL ${r.startLsn} to ${r.stopLsn} on timeline ${r.timeline}${deleted}`,
+        `base backup of ${r.cluster}${fromWhere(r.source)} as ${r.backupId}, ${formatBytes(r.bytes)}${r.reused ? ' (already committed)' : ''}, WAL ${r.startLsn} to ${r.stopLsn} on timeline ${r.timeline}${deleted}`,
       ),
     );
     return r;
@@ -55,14 +55,18 @@ async function backUp(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflo
     },
     [target],
   );
-  step('backup', target.backupId);
+  // Clusters with standbys: the source preflight chose goes to pg_basebackup (the same commands,
+  // another argument: runs that started before it replay unchanged).
+  const source = preflight.source;
+  const from = fromWhere(source);
+  step('backup', `${target.backupId}${from}`);
   const result = await createBaseBackup.executeWithOptions(
     {
       summary: stepSummary(
-        `stream ${target.cluster} with pg_basebackup into the repository as ${target.backupId}, with its backup_manifest`,
+        `stream ${target.cluster}${from} with pg_basebackup into the repository as ${target.backupId}, with its backup_manifest`,
       ),
     },
-    [target],
+    [source ? { ...target, source } : target],
   );
   step('retention');
   const retention = await applyBaseRetention.executeWithOptions(
@@ -71,4 +75,9 @@ async function backUp(input: BaseBackupWorkflowInput): Promise<BaseBackupWorkflo
   );
   step('done');
   return { ...result, preflight, retention };
+}
+
+/** ` from standby "replica1"`, ` from the primary` (a cluster with standbys), or nothing. */
+function fromWhere(source: BaseBackupResult['source']): string {
+  return source?.role === 'standby' ? ` from standby "${source.name}"` : source ? ' from the primary' : '';
 }

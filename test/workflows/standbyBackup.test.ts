@@ -1,6 +1,7 @@
 // fullBackup from a standby with stubbed activities on the real dev server: preflight chose the
 // standby, the dump runs, and replay is resumed after it whatever the dump did (the backstop for a
-// worker killed for good). The first run's history is recorded for test/workflows/replay.test.ts.
+// worker killed for good). baseBackup from a standby: the same commands as from the primary, the
+// chosen source passed to pg_basebackup. The first run of each is recorded for the replay test.
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ApplicationFailure } from '@temporalio/common';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -76,6 +77,40 @@ it('from a standby, the dump failing for good: replay is resumed all the same, a
       const err = await handle.result().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(WorkflowFailedError);
       expect(run.calls).toEqual(['preflightLogicalBackup', 'createLogicalBackup', 'resumeStandbyReplay']);
+    },
+  );
+});
+
+it('baseBackup from a standby: the same steps as from the primary, pg_basebackup given the chosen source', async () => {
+  const preflight = { serverVersion: '17.2', systemIdentifier: '1', clusterBytes: 1, freeBytes: 2, source };
+  await withStubRun(
+    env,
+    'wf-standby-base',
+    {
+      preflightBaseBackup: async () => preflight,
+      createBaseBackup: async (input: { cluster: string; backupId: string; source?: typeof source }) => ({
+        ...input,
+        path: '/repo',
+        bytes: 10,
+        timeline: 1,
+        startLsn: '0/2000028',
+        stopLsn: '0/3000000',
+        seconds: 1,
+        reused: false,
+      }),
+      applyBaseRetention: async () => ({ keep: [], delete: [], waitingOffsite: [] }),
+    },
+    async (run) => {
+      const handle = await env.client.workflow.start('baseBackup', {
+        taskQueue: run.queue,
+        workflowId: `${run.queue}/base-from-standby`,
+        args: [{ cluster: 'main', backupId: '20261125T050000Z' }],
+      });
+      const result = await handle.result();
+      await recordHistory(handle, 'baseBackup-from-standby');
+      expect(run.calls).toEqual(['preflightBaseBackup', 'createBaseBackup', 'applyBaseRetention']);
+      expect(run.args.createBaseBackup).toEqual({ cluster: 'main', backupId: '20261125T050000Z', source });
+      expect(result).toMatchObject({ source, preflight });
     },
   );
 });
