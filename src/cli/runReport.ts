@@ -130,6 +130,15 @@ export function outcomeOf(status: string, result: unknown, failure?: string): Ru
         text: `restored tables of ${where} from ${str(r.backupId) ?? 'a backup'} into ${str(r.tablesDatabase) ?? 'a copy'}`,
         exitCode: STATUS_EXIT.ok,
       };
+    case 'promoted': {
+      const p = (r.promoted ?? {}) as { timeline?: number; switchLsn?: string };
+      const by = r.decision?.approver ? `, approved by ${r.decision.approver}${at(r.decision)}` : '';
+      return {
+        word: 'promoted',
+        text: `promoted standby ${str(r.standby) ?? '?'} of ${where}: a primary on timeline ${p.timeline ?? '?'}, from ${p.switchLsn ?? '?'}${by}`,
+        exitCode: STATUS_EXIT.ok,
+      };
+    }
     case 'recovered':
     case 'rehearsed': {
       const reached = r.recovery?.reachedLsn ? `, timeline ${r.recovery.timeline}, at ${r.recovery.reachedLsn}` : '';

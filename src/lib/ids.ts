@@ -187,3 +187,8 @@ export function healthCheckWorkflowId(cluster: string, startedAt: string): strin
 export function createStandbyWorkflowId(cluster: string, standby: string, startedAt: string): string {
   return `pgwarden/${cluster}/standby/${standby}/${startedAt}`;
 }
+
+/** `pgwarden/main/promote/replica1/20261122T121500Z` */
+export function promoteStandbyWorkflowId(cluster: string, standby: string, startedAt: string): string {
+  return `pgwarden/${cluster}/promote/${standby}/${startedAt}`;
+}

@@ -87,6 +87,8 @@ function summaryOf(kind: RunKind, input: Input): string {
       return `Retention of ${scope}${input.apply ? ', deleting what the policy lets go' : ' (plan only)'}`;
     case 'standby':
       return `Standby ${value(input.standby)} of ${cluster} from ${input.backupId ? `base backup ${value(input.backupId)}` : 'the newest base backup'}`;
+    case 'promote':
+      return `Promotion of standby ${value(input.standby)} of ${cluster} to primary (waits for approval)`;
   }
 }
 

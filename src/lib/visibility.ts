@@ -17,6 +17,7 @@ export const WORKFLOW_OF_KIND = {
   health: 'healthCheck',
   retention: 'retention',
   standby: 'createStandby',
+  promote: 'promoteStandby',
 } as const;
 export type RunKind = keyof typeof WORKFLOW_OF_KIND;
 export const RUN_KINDS = Object.keys(WORKFLOW_OF_KIND) as RunKind[];

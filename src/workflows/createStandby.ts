@@ -15,7 +15,7 @@ import { msToNumber } from '@temporalio/common';
 import type { Activities, StandbyPlan, StandbyStreaming } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
 import { announceApproval } from './approvalNotice.js';
-import { showingFailure, showOutcome, trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
+import { showingFailure, showOutcome, timedSteps, waitForApproval, type ApprovalDecision } from './messages.js';
 import { selfLabels } from './selfLabels.js';
 
 export interface CreateStandbyInput {
@@ -62,17 +62,9 @@ export async function createStandby(input: CreateStandbyInput): Promise<CreateSt
 }
 
 async function build(input: CreateStandbyInput): Promise<CreateStandbyResult> {
-  const timings: { step: string; seconds: number }[] = [];
-  const progress = trackProgress('plan');
+  const { progress, step, finish, timings } = timedSteps('plan');
   await selfLabels('standby', input);
   const bound = streamBound(input.streamTimeout ?? '1 hour');
-  let current = { step: 'plan', at: Date.now() };
-  const step = (name: string, detail?: string) => {
-    timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });
-    current = { step: name, at: Date.now() };
-    progress(name, detail);
-  };
-  const finish = () => timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });
   const plan: StandbyPlan = await quick.planStandby.executeWithOptions(
     { summary: `plan: standby ${input.standby} of ${input.cluster}, which base backup` },
     [{ cluster: input.cluster, standby: input.standby, backupId: input.backupId, runId: workflowInfo().runId }],

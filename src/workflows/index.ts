@@ -10,3 +10,4 @@ export * from './healthCheck.js';
 export * from './retention.js';
 export * from './repositoryInfo.js';
 export * from './createStandby.js';
+export * from './promoteStandby.js';

@@ -70,6 +70,23 @@ export function trackProgress(first: string): (step: string, detail?: string) =>
   };
 }
 
+/**
+ * `trackProgress` that also times each step: `step(name, detail?)` closes the current one and moves
+ * on, `finish()` closes the last; `timings` is the result's `steps`.
+ */
+export function timedSteps(first: string) {
+  const progress = trackProgress(first);
+  const timings: { step: string; seconds: number }[] = [];
+  let current = { step: first, at: Date.now() };
+  const finish = () => void timings.push({ step: current.step, seconds: (Date.now() - current.at) / 1000 });
+  const step = (name: string, detail?: string) => {
+    finish();
+    current = { step: name, at: Date.now() };
+    progress(name, detail);
+  };
+  return { progress, step, finish, timings };
+}
+
 /** A finished run's current details: its outcome ("restored", "rejected by alice: wrong backup"). */
 export function showOutcome(outcome: string): void {
   setCurrentDetails(outcomeDetails(outcome, new Date()));

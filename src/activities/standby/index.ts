@@ -5,10 +5,12 @@ import { type PitrDeps, pitrContext } from '../pitr/context.js';
 import { createHostActivities } from '../pitr/host.js';
 import { createStageActivities } from '../pitr/stage.js';
 import { createStandbyBuildActivities } from './build.js';
+import { createPromotionActivities } from './promote.js';
 import { createStandbyStreamActivities } from './stream.js';
 import type { StandbyPlan } from './types.js';
 
 export type { StandbyPlan, StandbyStreaming } from './types.js';
+export type { PromotionWatch, Promoted } from './promote.js';
 
 export function createStandbyActivities(deps: PitrDeps) {
   const ctx = pitrContext(deps);
@@ -18,6 +20,7 @@ export function createStandbyActivities(deps: PitrDeps) {
   return {
     ...build,
     ...createStandbyStreamActivities(ctx),
+    ...createPromotionActivities(ctx),
     /**
      * The target checked (no server runs there; what it holds decides the approval), then the base
      * backup unpacked beside it (PITR's staging, checksums verified; a staged one is kept on retry).

@@ -9,6 +9,7 @@ import { formatDuration } from '../format.js';
 import { connectClient, startRun, waitWithProgress } from '../lazyClient.js';
 import { reportPlan } from '../reportPlan.js';
 import { outcomeOf } from '../runReport.js';
+import { registerStandbyPromote } from './standbyPromote.js';
 
 export function registerStandbyCommands(program: Command, config: () => Config): void {
   const standby = program.command('standby').description('streaming standbys of a cluster');
@@ -79,4 +80,5 @@ export function registerStandbyCommands(program: Command, config: () => Config):
         if (r.previousDataDirectory) console.log(`  the previous data directory is kept at ${r.previousDataDirectory}`);
       },
     );
+  registerStandbyPromote(standby, config);
 }

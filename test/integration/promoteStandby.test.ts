@@ -1,0 +1,148 @@
+// promoteStandby against a real PostgreSQL 15 primary archiving through `pgwarden wal-push`, a real
+// streaming standby (pg_basebackup -R, which copies the primary's archive_command) and the real
+// Temporal dev server: a standby behind the archive (replay paused while the primary wrote and
+// archived more) is refused in plan with nothing touched; with the primary up the approval warns of
+// split brain and a rejection leaves the standby in recovery; with the primary stopped (the
+// disaster) the approved standby is promoted, accepts writes, has the primary's last committed row,
+// and its archiving puts the new timeline's history file into the same archive.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { execa } from 'execa';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { PromoteStandbyResult } from '../../src/workflows/promoteStandby.js';
+import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
+import { testSecrets } from '../helpers/config.js';
+import { waitForStep } from '../helpers/pitr.js';
+import { PG_BIN } from '../helpers/require.js';
+import { startStandby, type TestStandby } from '../helpers/standby.js';
+import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
+import { runFailure } from '../helpers/workflowRuns.js';
+
+let setup: ArchivingSetup;
+let env: TestWorkflowEnvironment;
+let worker: RunningWorker;
+let standby: TestStandby;
+const queue = uniqueQueue('promote');
+const isRoot = process.getuid?.() === 0;
+
+const inRecovery = async () => (await standby.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r;
+const start = (id: string, extra: Record<string, unknown> = {}) =>
+  env.client.workflow.start('promoteStandby', {
+    taskQueue: queue,
+    workflowId: `${queue}/${id}`,
+    args: [{ cluster: 'main', standby: 'replica1', catchUpTimeout: '20 seconds', ...extra }],
+  });
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+beforeAll(async () => {
+  env = await testEnvironment();
+  setup = await startArchivingCluster({ taskQueue: queue });
+  await setup.cluster.query('CREATE TABLE items (id serial PRIMARY KEY, batch text NOT NULL)');
+  await setup.cluster.query(`INSERT INTO items (batch) SELECT 'first' FROM generate_series(1, 100)`);
+  await switchAndArchive(setup.cluster);
+  standby = await startStandby(setup.cluster, 'replica1');
+  setup.config.clusters.main!.standbys = [{ name: 'replica1', host: standby.host, port: standby.port }];
+  worker = await startPgwardenWorker(env, setup.config, testSecrets(setup.cluster));
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await env?.teardown();
+  await standby?.remove();
+  await setup?.remove();
+});
+
+it('a standby behind the archive (replay paused) is refused in plan; nothing is touched', async () => {
+  await standby.query('SELECT pg_wal_replay_pause()');
+  await setup.cluster.query(`INSERT INTO items (batch) SELECT 'unreplayed' FROM generate_series(1, 50)`);
+  const archived = await switchAndArchive(setup.cluster);
+  const began = Date.now();
+  const failure = await runFailure(await start('behind'));
+  expect(Date.now() - began).toBeLessThan(15_000); // a paused replay is not waited for
+  expect(failure.message).toMatch(
+    new RegExp(
+      `MiB \\(1 segment\\) behind the archive: replayed to [0-9A-F/]+, the archive ends at [0-9A-F/]+ \\(${archived}\\); replay is paused`,
+    ),
+  );
+  expect(failure.message).toContain('nothing was touched');
+  expect(await inRecovery()).toBe(true);
+  expect((await standby.query<{ p: boolean }>('SELECT pg_is_wal_replay_paused() AS p'))[0]!.p).toBe(true); // as the operator left it
+  expect(
+    (await standby.query<{ n: number }>(`SELECT count(*)::int AS n FROM items WHERE batch = 'unreplayed'`))[0]!.n,
+  ).toBe(0);
+  await standby.query('SELECT pg_wal_replay_resume()');
+}, 60_000);
+
+it('with the primary up, the approval warns of split brain; a rejection leaves the standby in recovery', async () => {
+  const handle = await start('rejected');
+  const progress = await waitForStep(handle, 'approve', 60_000);
+  expect(progress.detail).toMatch(
+    /^WARNING: THE PRIMARY 127\.0\.0\.1:\d+ IS UP AND NOT IN RECOVERY: promoting makes two primaries \(split brain\)/,
+  );
+  expect(progress.detail).toMatch(/caught up to the archive/);
+  await handle.signal('reject', { approver: 'bob', reason: 'db1 is still up' });
+  const result = (await handle.result()) as PromoteStandbyResult;
+  expect(result).toMatchObject({ outcome: 'rejected', decision: { approved: false, approver: 'bob' } });
+  expect(result.promoted).toBeUndefined();
+  expect(await inRecovery()).toBe(true);
+  const rows = await setup.cluster.query<{ state: string }>(
+    `SELECT state FROM pg_stat_replication WHERE application_name = 'replica1'`,
+  );
+  expect(rows[0]?.state).toBe('streaming');
+}, 90_000);
+
+it('the disaster: primary stopped, the caught-up standby approved, promoted, writable, with the last row', async () => {
+  await setup.cluster.query(`INSERT INTO items (batch) VALUES ('last')`);
+  const [{ lsn }] = (await setup.cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
+    { lsn: string },
+  ];
+  // A clean stop (the shutdown checkpoint reaches the standby too); its directory stays.
+  const pgCtl = [join(PG_BIN, 'pg_ctl'), '-D', setup.cluster.dataDir, '-m', 'fast', '-w', 'stop'];
+  await execa(isRoot ? 'runuser' : pgCtl[0]!, isRoot ? ['-u', 'postgres', '--', ...pgCtl] : pgCtl.slice(1));
+
+  const handle = await start('promoted');
+  const progress = await waitForStep(handle, 'approve', 60_000);
+  expect(progress.detail).not.toContain('WARNING');
+  expect(progress.detail).toMatch(/Note: the primary 127\.0\.0\.1:\d+ is unreachable/);
+  expect(await inRecovery()).toBe(true); // nothing before the approval
+  await handle.signal('approve', { approver: 'alice', reason: 'INC-42: db1 is gone' });
+  const result = (await handle.result()) as PromoteStandbyResult;
+  expect(result).toMatchObject({ outcome: 'promoted', plan: { timeline: 1, behindBytes: 0 } });
+  expect(result.promoted).toMatchObject({ timeline: 2, already: false });
+  expect(result.steps.map((s) => s.step)).toEqual(['plan', 'approve', 'promote']);
+  expect(await inRecovery()).toBe(false);
+  // The switch is after everything the primary wrote (its last row, its shutdown checkpoint).
+  const history = await readFile(join(standby.dataDir, 'pg_wal/00000002.history'), 'utf8');
+  expect(history).toContain(result.promoted!.switchLsn!);
+  const [{ after }] = (await standby.query<{ after: boolean }>(
+    `SELECT '${result.promoted!.switchLsn}'::pg_lsn > '${lsn}'::pg_lsn AS after`,
+  )) as [{ after: boolean }];
+  expect(after).toBe(true);
+  await standby.query(`INSERT INTO items (batch) VALUES ('after promotion')`);
+  const counts = await standby.query<{ batch: string; n: number }>(
+    'SELECT batch, count(*)::int AS n FROM items GROUP BY batch ORDER BY batch',
+  );
+  expect(counts).toEqual([
+    { batch: 'after promotion', n: 1 },
+    { batch: 'first', n: 100 },
+    { batch: 'last', n: 1 },
+    { batch: 'unreplayed', n: 50 },
+  ]);
+  // Its archive_command (the primary's, copied by pg_basebackup) sends timeline 2's history to the same archive.
+  await until(
+    '00000002.history in the archive',
+    async () =>
+      (await readFile(join(setup.repository, 'main/wal/00000002.history.json'), 'utf8').catch(() => '')) !== '',
+  );
+  // A second run finds a primary, not a standby: refused in plan.
+  const again = await start('again', { allowBehindArchive: true });
+  expect((await runFailure(again)).message).toMatch(/is not in recovery: it is a primary already/);
+}, 120_000);
