@@ -19,7 +19,7 @@ import * as postgres from '../postgres/connection.js';
 import { startTool, TOOL_ENV, type Tool } from '../stream/processes.js';
 import { openRepository } from '../storage/clusterRepository.js';
 import { pickBackupSource, sourceRef } from './backupSource.js';
-import { archiveStopSegment, checkStandbySource } from './baseFromStandby.js';
+import { archiveStopSegment, checkStandbySource, switchWhileStandbyWaits } from './baseFromStandby.js';
 
 export interface BaseBackupInput {
   cluster: string;
@@ -123,8 +123,9 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     if (input.source?.role === 'standby') await checkStandbySource(from, env, pre.systemIdentifier);
 
     // --wal-method=none: the WAL comes from the archive, and pg_basebackup waits until the backup's
-    // last segment is archived (on a standby only with archive_mode = always: archiveStopSegment
-    // below). Tar to stdout carries PostgreSQL's backup_manifest inside.
+    // last segment is archived (on a standby only with archive_mode = always, and then only once the
+    // primary switched: switchWhileStandbyWaits; otherwise archiveStopSegment below). Tar to stdout
+    // carries PostgreSQL's backup_manifest inside.
     const basebackup = startTool(
       'pg_basebackup',
       postgres.pgTool('pg_basebackup', from.config, info.versionNum),
@@ -153,6 +154,10 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     const extract = startManifestExtract(compression.algorithm === 'zstd', signal);
     const stored = new Sha256Stage();
     const timer = setInterval(() => ctx.heartbeat({ phase: 'base', storedBytes: stored.bytes }), 2000);
+    const stopNudging =
+      input.source?.role === 'standby'
+        ? switchWhileStandbyWaits({ config, env, cluster: input.cluster, standby: from })
+        : () => undefined;
     let artifact: Artifact;
     let backupManifest: string;
     try {
@@ -175,6 +180,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
       });
     } finally {
       clearInterval(timer);
+      stopNudging();
     }
 
     const range = walRange(backupManifest);

@@ -87,3 +87,43 @@ export async function archiveStopSegment(o: {
     }
   });
 }
+
+/**
+ * A standby with archive_mode = always makes pg_basebackup wait, at the backup's end, until the
+ * standby itself archived the backup's last segment, which it can only do once the primary finished
+ * that segment: on a quiet primary, never. While the backup runs, this looks every 2 s whether the
+ * standby's WAL sender waits for archiving (wait event BackupWaitWalArchive) and, if so, switches
+ * the primary's WAL. Returns the function that stops looking; failures only end the looking.
+ */
+export function switchWhileStandbyWaits(o: {
+  config: Config;
+  env: NodeJS.ProcessEnv;
+  cluster: string;
+  standby: ClusterRef;
+}): () => void {
+  const primary = clusterRef(o.config, o.cluster);
+  let stopped = false;
+  let wake: () => void = () => undefined;
+  const sleep = (ms: number) =>
+    new Promise<void>((r) => {
+      wake = r;
+      setTimeout(r, ms);
+    });
+  void withConnection(o.standby, o.standby.config.maintenanceDatabase, o.env, async (standby) => {
+    while (!stopped) {
+      await sleep(2000);
+      if (stopped) return;
+      const { rows } = await standby.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'BackupWaitWalArchive'`,
+      );
+      if (rows[0]!.n > 0)
+        await withConnection(primary, primary.config.maintenanceDatabase, o.env, (c) =>
+          c.query('SELECT pg_switch_wal()'),
+        );
+    }
+  }).catch(() => undefined);
+  return () => {
+    stopped = true;
+    wake();
+  };
+}

@@ -3,8 +3,10 @@
 // waits for archiving, so pgwarden switches on the primary and waits until the backup's last
 // segment is in the archive before it commits the backup. A PITR rehearsal from that backup reaches
 // a row the primary wrote after it. A standby paused past the lag limit: the base backup comes from
-// the primary. An archiver that fails: the wait ends in a retryable failure naming pg_stat_archiver.
-import { readdir, readFile } from 'node:fs/promises';
+// the primary. A standby with archive_mode = always (pg_basebackup itself then waits for its
+// archiving) on a quiet primary: the run switches the primary for it. An archiver that fails: the
+// wait ends in a retryable failure naming pg_stat_archiver.
+import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -15,7 +17,7 @@ import type { PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeR
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
-import { startStandby, type TestStandby } from '../helpers/standby.js';
+import { startStandby, waitStreaming, type TestStandby } from '../helpers/standby.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
 
 let setup: ArchivingSetup;
@@ -31,6 +33,9 @@ const baseBackup = async (backupId: string) =>
     workflowId: `${queue}/${backupId}`,
     args: [{ cluster: 'main', backupId }],
   })) as BaseBackupWorkflowResult;
+async function until(ok: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 300 && !(await ok()); i++) await new Promise((r) => setTimeout(r, 100));
+}
 const manifestOf = async (backupId: string) =>
   parseBaseManifest(await readFile(join(setup.repository, 'main/base', backupId, 'manifest.json'), 'utf8'));
 
@@ -129,3 +134,21 @@ it('the primary not archiving: the wait for the last segment ends in a retryable
     await setup.cluster.query('SELECT pg_reload_conf()');
   }
 }, 60_000);
+
+it('a standby with archive_mode = always: pg_basebackup waits for its archiving, and the primary is switched for it', async () => {
+  await appendFile(join(standby.dataDir, 'postgresql.auto.conf'), `archive_mode = 'always'\n`);
+  await standby.stop();
+  await standby.start();
+  await waitStreaming(setup.cluster, 'replica1');
+  // A checkpoint after a write: the standby's backup ends past it, inside a segment the (otherwise
+  // quiet) primary has not finished; only a switch on the primary lets the standby archive it.
+  await setup.cluster.query(`INSERT INTO marks VALUES ('always'); CHECKPOINT`, 'app');
+  const { lsn } = (await setup.cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn'))[0]!;
+  await until(
+    async () => (await standby.query<{ ok: boolean }>(`SELECT pg_last_wal_replay_lsn() >= '${lsn}' AS ok`))[0]!.ok,
+  );
+  const backup = await baseBackup('20261125T070000Z');
+  expect(backup.source).toMatchObject({ role: 'standby' });
+  expect(backup.stopLsn).not.toMatch(/\/[0-9A-F]?000000$/);
+  expect((await standby.query<{ m: string }>(`SELECT current_setting('archive_mode') AS m`))[0]!.m).toBe('always');
+}, 90_000);
