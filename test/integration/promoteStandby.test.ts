@@ -4,12 +4,14 @@
 // archived more) is refused in plan with nothing touched; with the primary up the approval warns of
 // split brain and a rejection leaves the standby in recovery; with the primary stopped (the
 // disaster) the approved standby is promoted, accepts writes, has the primary's last committed row,
-// and its archiving puts the new timeline's history file into the same archive.
-import { readFile } from 'node:fs/promises';
+// its archiving puts the new timeline's history file and the old timeline's last, partial segment
+// into the same archive, and the promotion run again finds its work done.
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities/index.js';
 import type { PromoteStandbyResult } from '../../src/workflows/promoteStandby.js';
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
@@ -142,6 +144,17 @@ it('the disaster: primary stopped, the caught-up standby approved, promoted, wri
     async () =>
       (await readFile(join(setup.repository, 'main/wal/00000002.history.json'), 'utf8').catch(() => '')) !== '',
   );
+  await until("the old timeline's .partial segment in the archive", async () =>
+    (await readdir(join(setup.repository, 'main/wal'))).some((f) => /^00000001[0-9A-F]{16}\.partial\.json$/.test(f)),
+  );
+  // The promotion activity run again (a retry after a lost reply) finds its work done.
+  const activities = createActivities({ config: setup.config, env: { ...process.env, ...testSecrets(setup.cluster) } });
+  const retried = await new MockActivityEnvironment().run(activities.promoteToPrimary, {
+    cluster: 'main',
+    standby: 'replica1',
+    fromTimeline: 1,
+  });
+  expect(retried).toMatchObject({ timeline: 2, already: true });
   // A second run finds a primary, not a standby: refused in plan.
   const again = await start('again', { allowBehindArchive: true });
   expect((await runFailure(again)).message).toMatch(/is not in recovery: it is a primary already/);
