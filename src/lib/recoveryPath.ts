@@ -125,7 +125,9 @@ export function planRecoveryPath(input: {
     );
   }
   const first = segmentOf(parseLsn(backup.startLsn));
-  const mustReach = segmentOf(parseLsn(backup.stopLsn));
+  // The segment holding the byte before stopLsn: a standby's backup may stop exactly on a segment
+  // boundary (PostgreSQL's XLByteToPrevSeg), and then needs nothing of the segment starting there.
+  const mustReach = segmentOf(parseLsn(backup.stopLsn) - 1n);
   const needed = (segno: bigint) => {
     const start = segno * BigInt(WAL_SEGMENT_BYTES);
     let tli = timelineAt(path, start);
