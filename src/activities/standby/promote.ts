@@ -154,7 +154,7 @@ export function createPromotionActivities(ctx: PitrContext) {
           );
         return true;
       }
-      // PostgreSQL 14+ ends a pause at promotion; 13 would wait for it: resume first on every version.
+      // PostgreSQL 13+ ends a pause at promotion (12 waited for a resume): resumed first all the same.
       if ((await client.query<{ p: boolean }>('SELECT pg_is_wal_replay_paused() AS p')).rows[0]!.p)
         await client.query('SELECT pg_wal_replay_resume()');
       // Not waiting here: the loop below waits, heartbeating, and a retry finds the promotion done.
