@@ -3,7 +3,7 @@
 # Idempotent: a second run only checks, and finishes in seconds.
 #   - Debian packages: postgresql-15 (server + client), rsync, openssh-server/client, gnupg, zstd,
 #     time (GNU time, for the benchmarks' peak RSS), chromium (headless: scripts/ui-check.ts reads the
-#     Temporal UI's page for a restore waiting at approve)
+#     Temporal UI's page for a restore waiting at approve), pgbackrest (npm run bench:pitr's peer column)
 #   - Node 24 LTS (from the npm registry's node@24 package) when the node on PATH is older than 22
 #   - Temporal CLI v1.5.1 and versitygw v1.7.0, built with `go install`
 #   - npm ci
@@ -22,7 +22,8 @@ TEMPORAL_CLI_VERSION="v1.5.1"
 VERSITYGW_VERSION="v1.7.0"
 NODE_MAJOR=24
 # prometheus: for promtool, which checks deploy/prometheus/pgwarden.rules.yml in the tests.
-APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd time prometheus chromium)
+# pgbackrest: npm run bench:pitr recovers with it beside pgwarden (its own repo and config, nothing shared).
+APT_PACKAGES=(postgresql-15 postgresql-client-15 rsync openssh-server openssh-client gnupg zstd time prometheus chromium pgbackrest)
 
 # --- Debian packages -------------------------------------------------------
 missing=()
