@@ -3,13 +3,14 @@
 // waits for archiving, so pgwarden switches on the primary and waits until the backup's last
 // segment is in the archive before it commits the backup. A PITR rehearsal from that backup reaches
 // a row the primary wrote after it. A standby paused past the lag limit: the base backup comes from
-// the primary. A standby with archive_mode = always (pg_basebackup itself then waits for its
+// the primary (with backupFrom "standby", none is taken). A standby with archive_mode = always (pg_basebackup itself then waits for its
 // archiving) on a quiet primary: the run switches the primary for it. An archiver that fails: the
 // wait ends in a retryable failure naming pg_stat_archiver.
 import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createBaseBackupActivities } from '../../src/activities/baseBackup.js';
 import { archiveStopSegment, lastSegmentOf } from '../../src/activities/baseFromStandby.js';
 import { parseBaseManifest } from '../../src/lib/manifest.js';
 import type { BaseBackupWorkflowResult } from '../../src/workflows/baseBackup.js';
@@ -96,6 +97,15 @@ it('a standby paused past the lag limit: the base backup comes from the primary'
     const backup = await baseBackup('20261125T060000Z');
     expect(backup.source).toMatchObject({ role: 'primary', reason: expect.stringContaining('replica1') });
     expect((await manifestOf('20261125T060000Z')).source).toMatchObject({ role: 'primary' });
+    // backupFrom "standby": no base backup at all, and the reason is named.
+    const only = structuredClone(setup.config);
+    only.clusters.main!.backupFrom = 'standby';
+    const { preflightBaseBackup } = createBaseBackupActivities({ config: only, env: testSecrets(setup.cluster, key) });
+    await expect(preflightBaseBackup({ cluster: 'main', backupId: '20261125T063000Z' })).rejects.toMatchObject({
+      type: 'StandbyUnavailable',
+      nonRetryable: true,
+      message: expect.stringMatching(/replica1.*paused/),
+    });
   } finally {
     await standby.query('SELECT pg_wal_replay_resume()');
   }
