@@ -1,4 +1,4 @@
-// promoteStandby against a real PostgreSQL 15 primary archiving through `pgwarden wal-push`, a real
+// promoteStandby (through `pgwarden standby promote` where an operator would type it) against a real PostgreSQL 15 primary archiving through `pgwarden wal-push`, a real
 // streaming standby (pg_basebackup -R, which copies the primary's archive_command) and the real
 // Temporal dev server: a standby behind the archive (replay paused while the primary wrote and
 // archived more) is refused in plan with nothing touched; with the primary up the approval warns of
@@ -6,14 +6,14 @@
 // disaster) the approved standby is promoted, accepts writes, has the primary's last committed row,
 // its archiving puts the new timeline's history file and the old timeline's last, partial segment
 // into the same archive, and the promotion run again finds its work done.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { createActivities } from '../../src/activities/index.js';
 import type { PromoteStandbyResult } from '../../src/workflows/promoteStandby.js';
-import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
+import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { waitForStep } from '../helpers/pitr.js';
 import { PG_BIN } from '../helpers/require.js';
@@ -36,6 +36,15 @@ const start = (id: string, extra: Record<string, unknown> = {}) =>
     args: [{ cluster: 'main', standby: 'replica1', catchUpTimeout: '20 seconds', ...extra }],
   });
 
+/** The CLI as an operator runs it, against the test's Temporal and this config (which lists the standby). */
+function pgwarden(...args: string[]) {
+  return execa(PGWARDEN, ['--config', join(setup.dir, 'cli.json'), ...args], {
+    env: { PGWARDEN_FROM_SOURCE: '1', TEMPORAL_ADDRESS: inject('temporalAddress') },
+    stdin: 'ignore',
+    reject: false,
+  });
+}
+
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -52,6 +61,7 @@ beforeAll(async () => {
   await switchAndArchive(setup.cluster);
   standby = await startStandby(setup.cluster, 'replica1');
   setup.config.clusters.main!.standbys = [{ name: 'replica1', host: standby.host, port: standby.port }];
+  await writeFile(join(setup.dir, 'cli.json'), JSON.stringify(setup.config));
   worker = await startPgwardenWorker(env, setup.config, testSecrets(setup.cluster));
 }, 120_000);
 
@@ -67,8 +77,12 @@ it('a standby behind the archive (replay paused) is refused in plan; nothing is 
   await setup.cluster.query(`INSERT INTO items (batch) SELECT 'unreplayed' FROM generate_series(1, 50)`);
   const archived = await switchAndArchive(setup.cluster);
   const began = Date.now();
-  const failure = await runFailure(await start('behind'));
-  expect(Date.now() - began).toBeLessThan(15_000); // a paused replay is not waited for
+  const cli = await pgwarden('standby', 'promote', '--cluster', 'main', '--standby', 'replica1');
+  expect(Date.now() - began).toBeLessThan(20_000); // a paused replay is not waited for
+  expect(cli.exitCode).toBe(1);
+  expect(cli.stdout).toMatch(/^started promoteStandby pgwarden\/main\/promote\/replica1\/\d{8}T\d{6}Z$/);
+  const failure = { message: String(cli.stderr) };
+  expect(failure.message.split('\n')).toHaveLength(1);
   expect(failure.message).toMatch(
     new RegExp(
       `MiB \\(1 segment\\) behind the archive: replayed to [0-9A-F/]+, the archive ends at [0-9A-F/]+ \\(${archived}\\); replay is paused`,
@@ -84,13 +98,18 @@ it('a standby behind the archive (replay paused) is refused in plan; nothing is 
 }, 60_000);
 
 it('with the primary up, the approval warns of split brain; a rejection leaves the standby in recovery', async () => {
-  const handle = await start('rejected');
+  const cli = await pgwarden('standby', 'promote', '--cluster', 'main', '--standby', 'replica1');
+  expect(cli.exitCode).toBe(0);
+  expect(cli.stdout).toMatch(/would: WARNING: THE PRIMARY .* IS UP/);
+  const workflowId = /started promoteStandby (\S+)/.exec(cli.stdout)![1]!;
+  expect(cli.stdout).toContain(`it waits for approval: pgwarden approve ${workflowId} --approver NAME --reason TEXT`);
+  const handle = env.client.workflow.getHandle(workflowId);
   const progress = await waitForStep(handle, 'approve', 60_000);
   expect(progress.detail).toMatch(
     /^WARNING: THE PRIMARY 127\.0\.0\.1:\d+ IS UP AND NOT IN RECOVERY: promoting makes two primaries \(split brain\)/,
   );
   expect(progress.detail).toMatch(/caught up to the archive/);
-  await handle.signal('reject', { approver: 'bob', reason: 'db1 is still up' });
+  expect((await pgwarden('reject', workflowId, '--approver', 'bob', '--reason', 'db1 is still up')).exitCode).toBe(0);
   const result = (await handle.result()) as PromoteStandbyResult;
   expect(result).toMatchObject({ outcome: 'rejected', decision: { approved: false, approver: 'bob' } });
   expect(result.promoted).toBeUndefined();
