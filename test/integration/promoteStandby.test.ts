@@ -1,6 +1,7 @@
-// promoteStandby (through `pgwarden standby promote` where an operator would type it) against a real PostgreSQL 15 primary archiving through `pgwarden wal-push`, a real
-// streaming standby (pg_basebackup -R, which copies the primary's archive_command) and the real
-// Temporal dev server: a standby behind the archive (replay paused while the primary wrote and
+// promoteStandby (through `pgwarden standby promote` where an operator would type it) against a
+// real PostgreSQL 15 primary archiving through `pgwarden wal-push`, a real streaming standby
+// (pg_basebackup -R, which copies the primary's archive_command) and the real Temporal dev
+// server: a standby behind the archive (replay paused while the primary wrote and
 // archived more) is refused in plan with nothing touched; with the primary up the approval warns of
 // split brain and a rejection leaves the standby in recovery; with the primary stopped (the
 // disaster) the approved standby is promoted, accepts writes, has the primary's last committed row,
