@@ -26,6 +26,7 @@ let setup: ArchivingSetup;
 let env: TestWorkflowEnvironment;
 let worker: RunningWorker;
 let standby: TestStandby;
+let replica2: TestStandby;
 const queue = uniqueQueue('promote');
 const isRoot = process.getuid?.() === 0;
 
@@ -61,7 +62,14 @@ beforeAll(async () => {
   await setup.cluster.query(`INSERT INTO items (batch) SELECT 'first' FROM generate_series(1, 100)`);
   await switchAndArchive(setup.cluster);
   standby = await startStandby(setup.cluster, 'replica1');
-  setup.config.clusters.main!.standbys = [{ name: 'replica1', host: standby.host, port: standby.port }];
+  replica2 = await startStandby(setup.cluster, 'replica2');
+  // Promoted while the primary runs on, it must not archive a timeline 2 of its own into the cluster's archive.
+  await replica2.query(`ALTER SYSTEM SET archive_command = 'true'`);
+  await replica2.query('SELECT pg_reload_conf()');
+  setup.config.clusters.main!.standbys = [
+    { name: 'replica1', host: standby.host, port: standby.port },
+    { name: 'replica2', host: replica2.host, port: replica2.port },
+  ];
   await writeFile(join(setup.dir, 'cli.json'), JSON.stringify(setup.config));
   worker = await startPgwardenWorker(env, setup.config, testSecrets(setup.cluster));
 }, 120_000);
@@ -70,6 +78,7 @@ afterAll(async () => {
   await worker?.stop();
   await env?.teardown();
   await standby?.remove();
+  await replica2?.remove();
   await setup?.remove();
 });
 
@@ -121,6 +130,31 @@ it('with the primary up, the approval warns of split brain; a rejection leaves t
   expect(rows[0]?.state).toBe('streaming');
 }, 90_000);
 
+it('allowBehindArchive: the approval says what is lost; promoted, a paused standby replays what it received first', async () => {
+  await replica2.query('SELECT pg_wal_replay_pause()');
+  await setup.cluster.query(`INSERT INTO items (batch) SELECT 'while replica2 paused' FROM generate_series(1, 20)`);
+  await switchAndArchive(setup.cluster);
+  const handle = await env.client.workflow.start('promoteStandby', {
+    taskQueue: queue,
+    workflowId: `${queue}/allowed`,
+    args: [{ cluster: 'main', standby: 'replica2', allowBehindArchive: true }],
+  });
+  const progress = await waitForStep(handle, 'approve', 60_000);
+  expect(progress.detail).toMatch(
+    /OF ARCHIVED WAL \(1 segment, from [0-9A-F/]+ to [0-9A-F/]+\) IS NOT ON THE NEW PRIMARY/,
+  );
+  expect(progress.detail).toMatch(/Note: replay is paused at [0-9A-F/]+: promotion resumes it/);
+  await handle.signal('approve', { approver: 'alice', reason: 'test: a paused standby' });
+  const result = (await handle.result()) as PromoteStandbyResult;
+  expect(result).toMatchObject({ outcome: 'promoted', promoted: { timeline: 2, already: false } });
+  expect(result.plan.behindBytes).toBeGreaterThan(0);
+  const rows = await replica2.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM items WHERE batch = 'while replica2 paused'`,
+  );
+  expect(rows[0]!.n).toBe(20); // received while paused, replayed before the promotion ended recovery
+  expect((await replica2.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+}, 90_000);
+
 it('the disaster: primary stopped, the caught-up standby approved, promoted, writable, with the last row', async () => {
   await setup.cluster.query(`INSERT INTO items (batch) VALUES ('last')`);
   const [{ lsn }] = (await setup.cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
@@ -157,6 +191,7 @@ it('the disaster: primary stopped, the caught-up standby approved, promoted, wri
     { batch: 'first', n: 100 },
     { batch: 'last', n: 1 },
     { batch: 'unreplayed', n: 50 },
+    { batch: 'while replica2 paused', n: 20 },
   ]);
   // Its archive_command (the primary's, copied by pg_basebackup) sends timeline 2's history to the same archive.
   await until(
