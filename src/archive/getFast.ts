@@ -1,7 +1,13 @@
 // The fast path of `pgwarden wal-get` with walGet.async: a segment the fetcher decoded ahead is
 // served from the spool by this process, which loads Node built-ins only (no zod, no Temporal, no
-// OpenPGP). Anything else — prefetching off, a config it does not read plainly, a history file, a
-// segment not spooled (yet) — goes to the full program, which fetches it from the archive itself.
+// OpenPGP). It also answers "not in the archive" (exit 1) for a file the archive has no record of:
+// recovery asks for several (the next timeline's history, the segment after the archive's end)
+// and each would otherwise load the full program to say so. Anything else — prefetching off, a
+// config it does not read plainly, a history file the archive has, a segment not spooled (yet) —
+// goes to the full program, which fetches it from the archive itself.
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { walRecordName } from '../lib/layout.js';
 import { isWalFileName } from '../lib/wal.js';
 import { configPath, parseWalArgs, readPlainConfig, walPushSettings } from './fastPath.js';
 import { getFromSpool, type FetcherJob } from './getSpool.js';
@@ -14,11 +20,31 @@ export async function fastWalGet(args: string[], env: NodeJS.ProcessEnv = proces
   const job = raw && fetcherJob(raw, call.cluster, configPath(call.config, env));
   if (!job) return false;
   const [name, destination] = call.positional;
+  if (notArchived(job.archiveDir, name)) {
+    process.exitCode = 1; // EXIT_NOT_FOUND, as the full program says it
+    return true;
+  }
   try {
     return await getFromSpool(job, name, destination);
   } catch (err) {
     // The spool cannot be used (its directory's owner or mode): the archive still can.
     console.error(`pgwarden: wal-get ${name}: ${(err as Error).message}; fetching it from the archive`);
+    return false;
+  }
+}
+
+/**
+ * The archive, a directory, has no record of the file (the full program would find none either);
+ * false when it has one or when that cannot be told (the directory missing or unreadable: the full
+ * program then reports what it finds).
+ */
+function notArchived(archiveDir: string, name: string): boolean {
+  try {
+    return (
+      statSync(archiveDir).isDirectory() &&
+      statSync(join(archiveDir, walRecordName(name)), { throwIfNoEntry: false }) === undefined
+    );
+  } catch {
     return false;
   }
 }

@@ -4,7 +4,14 @@
 // decode; `wanted`, the segment recovery asks for next, from which the fetcher counts ahead; the
 // fetcher's lock and log. Built-ins only: the restore_command that finds its segment here loads
 // nothing else.
-import { createHash } from 'node:crypto';
+//
+// A spooled segment is served by rename without hashing it again when it is the very file the
+// fetcher left: the fetcher writes it under a temporary name only after its bytes hashed to the
+// archive record's sha256, renames it into place, and only then writes the sidecar naming that
+// file (device, inode, size, mtime and ctime in nanoseconds, and the boot). Nothing but the
+// PostgreSQL user and root can write in the spool (0700, checked by openSpool); any write to the
+// file, a chmod or another file renamed in its place changes its ctime or inode, and a file
+// spooled before a crash is from another boot. Any of these, and the file is hashed again.
 import {
   closeSync,
   copyFileSync,
@@ -18,11 +25,12 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { walRecordName } from '../lib/layout.js';
 import { SEGMENT_NAME, parseSegmentName, segmentName } from '../lib/wal.js';
 import type { AsyncGetSettings } from './settings.js';
-import { jobKey, lockHolder, spawnDetached } from './pusherProcess.js';
+import { builtin, lockHolder, spawnDetached } from './pusherProcess.js';
 import { openSpool, readAnswer, writeAtomic } from './spool.js';
 
 export const FETCHER_LOCK = 'fetcher.pid';
@@ -44,6 +52,27 @@ export interface FetcherJob extends AsyncGetSettings {
 export interface Spooled {
   sha256: string;
   archiveDir: string;
+  /** fileIdentity() of the spooled file as the fetcher left it, once checked. */
+  file?: string;
+}
+
+/** The fetcher's lock names its job by this key (the job's paths, no secrets; no hash to load crypto for). */
+export const fetcherKey = (job: FetcherJob): string => JSON.stringify(job);
+
+let bootId: string | undefined;
+/**
+ * Which file this is, as the filesystem says (device, inode, size, mtime, ctime in ns) and in
+ * which boot; undefined when it is not there.
+ */
+export function fileIdentity(file: string): string | undefined {
+  const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+  if (!st) return undefined;
+  try {
+    bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    bootId = `unknown-${process.pid}-${Date.now()}`; // no boot id: never the fetcher's, always hashed
+  }
+  return [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs, bootId].join(':');
 }
 
 const sidecar = (spool: string, name: string) => join(spool, `${name}.sha256`);
@@ -63,14 +92,9 @@ export async function getFromSpool(job: FetcherJob, name: string, destination: s
   const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const taken = takeSpooled(job, name, destination);
-    if (taken) {
-      // Recovery asks for the next one next: the fetcher counts from there (not this one again).
-      const { timeline, segment } = parseSegmentName(name)!;
-      writeAtomic(join(job.spoolDirectory, WANTED), segmentName(timeline, segment + 1n));
-    }
     if (taken !== undefined) return taken;
     if (existsSync(failedFile(job.spoolDirectory, name)) || !fetcherRunning(job) || Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
@@ -81,18 +105,21 @@ const WAIT_MS = 30_000;
 export const failedFile = (spool: string, name: string) => join(spool, `${name}.error`);
 
 /**
- * Moves a spooled segment to `destination` if its bytes hash to what its sidecar says (true); a
- * corrupt one is removed (false); undefined while it is not spooled.
+ * Moves a spooled segment to `destination` if it is the file the fetcher checked and left, or
+ * else if its bytes hash to what its sidecar says (true); a corrupt one is removed (false);
+ * undefined while it is not spooled.
  */
 function takeSpooled(job: FetcherJob, name: string, destination: string): boolean | undefined {
   const file = join(job.spoolDirectory, name);
   const side = readAnswer<Spooled>(sidecar(job.spoolDirectory, name));
   if (!side || side.archiveDir !== job.archiveDir) return undefined;
-  let sha256: string;
+  const identity = fileIdentity(file);
+  if (!identity) return undefined; // the fetcher cleared it as it left
+  let sha256 = side.sha256;
   try {
-    sha256 = sha256Of(file);
+    if (identity !== side.file) sha256 = sha256Of(file); // changed since it was checked: hashed again
   } catch {
-    return undefined; // not spooled yet, or the fetcher cleared it as it left
+    return undefined; // removed meanwhile
   }
   if (sha256 !== side.sha256) {
     console.error(
@@ -101,6 +128,10 @@ function takeSpooled(job: FetcherJob, name: string, destination: string): boolea
     removeSpooled(job.spoolDirectory, name);
     return false;
   }
+  // Recovery asks for the next one next: the fetcher counts from there, and does not take this
+  // one, gone from the spool a moment later, for one still to decode.
+  const { timeline, segment } = parseSegmentName(name)!;
+  writeAtomic(join(job.spoolDirectory, WANTED), segmentName(timeline, segment + 1n));
   try {
     renameSync(file, destination);
   } catch (err) {
@@ -116,7 +147,7 @@ function takeSpooled(job: FetcherJob, name: string, destination: string): boolea
 
 /** The sha256 of a file, read through one 1 MiB buffer (a fresh 16 MiB one costs more than the digest). */
 function sha256Of(file: string): string {
-  const hash = createHash('sha256');
+  const hash = builtin('node:crypto').createHash('sha256');
   const buffer = Buffer.allocUnsafe(1 << 20);
   const fd = openSync(file, 'r');
   try {
@@ -142,24 +173,31 @@ export function wantedSegment(spool: string): string | undefined {
   }
 }
 
-/** Spools a decoded segment: the bytes under a temporary name, the sidecar, then the rename. */
-export function spool(job: FetcherJob, name: string, data: Uint8Array, sha256: string): void {
+/**
+ * Spools a decoded segment whose bytes hashed to `sha256`: the bytes under a temporary name, the
+ * rename, then the sidecar naming the file in place (a file without its sidecar is never served).
+ */
+export async function spool(job: FetcherJob, name: string, data: Uint8Array, sha256: string): Promise<void> {
   const file = join(job.spoolDirectory, name);
-  writeFileSync(`${file}.tmp`, data, { mode: 0o600 });
-  writeAtomic(
-    sidecar(job.spoolDirectory, name),
-    JSON.stringify({ sha256, archiveDir: job.archiveDir } satisfies Spooled),
-  );
+  rmSync(sidecar(job.spoolDirectory, name), { force: true });
+  await writeFile(`${file}.tmp`, data, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
+  const spooled: Spooled = { sha256, archiveDir: job.archiveDir, file: fileIdentity(file) };
+  writeAtomic(sidecar(job.spoolDirectory, name), JSON.stringify(spooled));
 }
 
 /**
- * Removes spooled segments recovery has gone past (`before`, any timeline) or all of them, and the
- * temporary files of a fetcher that was killed.
+ * Removes spooled segments recovery has gone past (`before`, any timeline) or, without `before`,
+ * all of them. A fetcher starting (`before` < 0) or leaving (none, its decoders done) also removes
+ * the temporary files a fetcher writes (one killed left them); never while its decoders write them.
  */
 export function clearSpool(spool: string, before?: bigint): void {
+  const temporary = before === undefined || before < 0n;
   for (const f of readdirSync(spool)) {
-    if (f.endsWith('.tmp')) rmSync(join(spool, f), { force: true });
+    if (/^[0-9A-F]{24}(\.sha256)?\.tmp$/.test(f)) {
+      if (temporary) rmSync(join(spool, f), { force: true });
+      continue;
+    }
     const m = /^([0-9A-F]{24})(\.sha256|\.error)?$/.exec(f);
     if (!m || !SEGMENT_NAME.test(m[1]!)) continue;
     const segment = parseSegmentName(m[1]!)?.segment;
@@ -181,7 +219,7 @@ function fetcherRunning(job: FetcherJob): boolean {
 export function ensureFetcher(job: FetcherJob): void {
   const holder = lockHolder(join(job.spoolDirectory, FETCHER_LOCK));
   if (holder) {
-    if (holder.job !== jobKey(job)) process.kill(holder.pid, 'SIGTERM'); // the next call starts the right one
+    if (holder.job !== fetcherKey(job)) process.kill(holder.pid, 'SIGTERM'); // the next call starts the right one
     return;
   }
   const starting = join(job.spoolDirectory, STARTING);

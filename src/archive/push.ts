@@ -17,6 +17,7 @@ import { artifactName, walRecordName } from '../lib/layout.js';
 import { isWalFileName, WAL_SEGMENT_BYTES } from '../lib/wal.js';
 import { mkdirPrivate, writeFileAtomic } from '../host/atomicFile.js';
 import type { WalPushSettings } from './settings.js';
+import { WalPushError } from './walPushError.js';
 
 export interface PushResult {
   name: string;
@@ -27,15 +28,7 @@ export interface PushResult {
   rawSha256: string;
 }
 
-/** A failure with the type operators see elsewhere (WalConflict, InvalidInput, ...). */
-export class WalPushError extends Error {
-  constructor(
-    readonly type: ErrorType,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { WalPushError };
 
 /**
  * Success only once the file is durably stored and committed. Re-pushing the same content is

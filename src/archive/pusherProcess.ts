@@ -1,12 +1,17 @@
 // One pusher per spool (pushAsync.ts): the lock that says which process pushes, and the start of
-// a pusher by the archive_command that finds none running. Built-ins only, like wal-push.
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+// a pusher by the archive_command that finds none running. Built-ins only, like wal-push;
+// child_process and crypto are loaded when used (a wal-get served from the spool needs neither).
 import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { processStartTime } from '../host/processStart.js';
 import type { PusherJob } from './settings.js';
 import { LOCK, LOG, readAnswer } from './spool.js';
+
+/** A built-in module loaded where it is used, synchronously (process.getBuiltinModule needs Node 22.3). */
+export const builtin = createRequire(import.meta.url) as <T extends 'node:child_process' | 'node:crypto'>(
+  id: T,
+) => T extends 'node:child_process' ? typeof import('node:child_process') : typeof import('node:crypto');
 
 /** A pusher that has not taken its lock this long after it was started is started again. */
 const SPAWN_RETRY_MS = 5_000;
@@ -33,6 +38,7 @@ export function ensurePusher(job: PusherJob): void {
 export function spawnDetached(log: string, args: string[]): void {
   const fd = openSync(log, 'a', 0o600);
   try {
+    const { spawn } = builtin('node:child_process');
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
       detached: true,
       stdio: ['ignore', fd, fd],
@@ -52,7 +58,8 @@ export interface Lock {
   job: string;
 }
 
-export const jobKey = (job: object): string => createHash('sha256').update(JSON.stringify(job)).digest('hex');
+export const jobKey = (job: object): string =>
+  builtin('node:crypto').createHash('sha256').update(JSON.stringify(job)).digest('hex');
 
 /** The lock's holder while that very process lives, else undefined. */
 export function lockHolder(lock: string): Lock | undefined {

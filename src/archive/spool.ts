@@ -4,7 +4,7 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ErrorType } from '../lib/errorTypes.js';
-import { WalPushError } from './push.js';
+import { WalPushError } from './walPushError.js';
 
 export const LOCK = 'pusher.pid';
 export const LOG = 'pusher.log';

@@ -13,19 +13,23 @@ import {
   FETCHER_LOCK,
   clearSpool,
   failedFile,
+  fetcherKey,
   fetcherStarted,
   spool,
   wantedSegment,
   type FetcherJob,
 } from '../archive/getSpool.js';
-import { claimLock, jobKey, lockHolder } from '../archive/pusherProcess.js';
+import { claimLock, lockHolder } from '../archive/pusherProcess.js';
 import { openSpool } from '../archive/spool.js';
 import { WalArchive, decodeWal, openWalDecryption, type WalDecryption, type WalRecord } from './walArchive.js';
 
 /** A fetcher recovery has not asked anything of this long leaves. */
 const IDLE_MS = 30_000;
 const POLL_MS = 20;
-/** Segments decoded at a time (decryption and decompression run outside the JavaScript thread). */
+/**
+ * Segments decoded at a time (decryption and decompression run outside the JavaScript thread): as
+ * one is spooled the next starts, so both stay busy while recovery replays.
+ */
 const DECODERS = 2;
 
 export async function runFetcher(config: Config, job: FetcherJob, env: NodeJS.ProcessEnv): Promise<void> {
@@ -33,7 +37,7 @@ export async function runFetcher(config: Config, job: FetcherJob, env: NodeJS.Pr
   if (archive.dir !== job.archiveDir) throw new Error(`the config's archive is ${archive.dir}, not ${job.archiveDir}`);
   openSpool(job.spoolDirectory);
   const lock = join(job.spoolDirectory, FETCHER_LOCK);
-  const key = jobKey(job);
+  const key = fetcherKey(job);
   if (!claimLock(lock, key)) return; // another fetcher serves this spool
   fetcherStarted(job.spoolDirectory);
   let stopping = false;
@@ -43,6 +47,7 @@ export async function runFetcher(config: Config, job: FetcherJob, env: NodeJS.Pr
   const failed = new Set<string>();
   let lastWanted: string | undefined;
   let activeAt = Date.now();
+  const decoding = new Map<string, Promise<void>>();
   try {
     clearSpool(job.spoolDirectory, -1n); // the temporary files of a fetcher that was killed
     while (!stopping && ours() && Date.now() - activeAt < IDLE_MS) {
@@ -57,24 +62,27 @@ export async function runFetcher(config: Config, job: FetcherJob, env: NodeJS.Pr
         continue;
       }
       clearSpool(job.spoolDirectory, at.segment); // what recovery went past
-      // The wanted segment and the next ones, DECODERS at a time, up to the first the archive lacks.
-      const batch: { name: string; record: WalRecord }[] = [];
-      for (let i = 0n; i < BigInt(job.prefetch) && batch.length < DECODERS; i++) {
+      // The wanted segment first, then the next ones up to the first the archive lacks, each
+      // started as soon as a decoder is free.
+      for (let i = 0n; i < BigInt(job.prefetch) && decoding.size < DECODERS; i++) {
         const name = segmentName(at.timeline, at.segment + i);
-        if (existsSync(join(job.spoolDirectory, name))) continue;
+        if (decoding.has(name) || existsSync(join(job.spoolDirectory, name))) continue;
         if (failed.has(name)) break;
         const record = await archive.record(name).catch(() => undefined);
         if (!record) break; // not archived (yet): nothing past a gap is guessed
-        batch.push({ name, record });
+        if (record.encrypted) decryption ??= await openWalDecryption(config, env);
+        const decoded = fetchOne(job, archive, name, record, decryption).then((ok) => {
+          if (ok) activeAt = Date.now();
+          else failed.add(name);
+          decoding.delete(name);
+        });
+        decoding.set(name, decoded);
       }
-      if (batch.some((b) => b.record.encrypted)) decryption ??= await openWalDecryption(config, env);
-      const done = await Promise.all(batch.map((b) => fetchOne(job, archive, b.name, b.record, decryption)));
-      done.forEach((ok, i) => ok || failed.add(batch[i]!.name));
-      const fetched = done.some(Boolean);
-      if (fetched) activeAt = Date.now();
-      else await sleep(POLL_MS);
+      // Until a decoder is free or recovery asks for another segment.
+      await Promise.race([sleep(POLL_MS), ...decoding.values()]);
     }
   } finally {
+    await Promise.allSettled(decoding.values());
     await decryption?.keyring.remove();
     if (ours()) {
       clearSpool(job.spoolDirectory);
@@ -92,9 +100,10 @@ async function fetchOne(
   decryption: WalDecryption | undefined,
 ): Promise<boolean> {
   try {
-    const raw = await decodeWal(archive, name, decryption);
+    // Checked end to end once: the decoded bytes against the record's sha256 (decodeWal).
+    const raw = await decodeWal(archive, name, decryption, false);
     if (!raw) return false;
-    spool(job, name, raw, record.rawSha256);
+    await spool(job, name, raw, record.rawSha256);
     return true;
   } catch (err) {
     const message = (err as Error).message;

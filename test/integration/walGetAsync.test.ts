@@ -1,7 +1,8 @@
 // Prefetching wal-get (walGet.async) under a real standby fed from the archive: replay reaches every
 // row through it; a spooled segment is served without the archive's copy; a spooled file corrupted
 // on disk is refused and fetched again; a fetcher killed with SIGKILL is replaced by the next call;
-// the standby, restarted, goes on through the spool.
+// the standby, restarted, goes on through the spool; a segment damaged in the archive is never
+// spooled (the fetcher checks only the decoded bytes, and decryption catches the damage first).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, chmod, chown, copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -144,6 +145,7 @@ describe('prefetching wal-get', () => {
 
   it('after the fetcher is killed (SIGKILL) the next call works and starts a new fetcher', async () => {
     const killed = await fetcherPid();
+    expect(killed).toBeGreaterThan(0); // (process.kill(0) would kill this test's own process group)
     expect(alive(killed)).toBe(true);
     process.kill(killed, 'SIGKILL');
     await until('the fetcher is gone', () => !alive(killed));
@@ -164,4 +166,22 @@ describe('prefetching wal-get', () => {
       async () => (await rows((s) => standby.query(s)).catch(() => 0)) === 6035,
     );
   }, 120_000);
+
+  it('never spools a segment whose stored bytes were damaged: wal-get stops recovery naming it', async () => {
+    await standby.stop();
+    const fetcher = await fetcherPid();
+    if (fetcher > 0 && alive(fetcher)) process.kill(fetcher, 'SIGKILL'); // nothing decodes it before the damage
+    await until('the fetcher is gone', () => fetcher === 0 || !alive(fetcher));
+    const name = await segmentOfRows(5);
+    const stored = join(walDir(), (await recordOf(name)).stored);
+    const data = await readFile(stored);
+    data[data.length >> 1] = data[data.length >> 1]! ^ 0x01;
+    await writeFile(stored, data);
+    const got = await walGet(name);
+    expect(got.exitCode, got.stderr).toBe(126);
+    expect(got.stderr).toMatch(new RegExp(`${name}\\S* is corrupt`));
+    expect(got.sha256).toBe('');
+    expect(existsSync(join(spool(), `${name}.error`))).toBe(true); // the fetcher refused it first
+    expect(await readFile(join(spool(), 'fetcher.log'), 'utf8')).toContain(`${name}: cannot decrypt`);
+  }, 60_000);
 });
