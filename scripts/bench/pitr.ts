@@ -16,8 +16,9 @@
 //             says its settings); in place, the cluster would be down all that time
 //   pgwarden  the pointInTimeRecovery workflow, {latest: true}, rehearsal mode, on a built worker
 //             process: plan, stage (decrypt, unzstd, untar; WAL decoded while it replays), recover,
-//             verify, the scratch copy removed; timed from start to result. Its in-place downtime
-//             (approve → done) is not measured here yet.
+//             verify, the scratch copy removed; timed from start to result
+// then pgwarden's in-place downtime: three in-place recoveries of the live cluster (started again)
+// to the same target, approve → done timed (pitrInPlace.ts; --no-in-place skips them).
 // and the per-segment wall time of the built CLI's wal-get (every archived segment, decoding the
 // plain directory) and wal-push, p50: 20 segments into a scratch repository, once as
 // archive_command calls it with walPush.async (the live cluster's mode here: segments marked ready
@@ -41,6 +42,7 @@ import { startCluster, type TestCluster } from '../../test/helpers/postgres.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { PG_BIN } from '../../test/helpers/require.js';
 import { buildBenchDatabase } from './database.js';
+import { inPlaceRuns } from './pitrInPlace.js';
 import { timeWalPush } from './pitrWalPush.js';
 import { archiveBothScript, setUpPgbackrest, type Pgbackrest, type PgbackrestRecovery } from './pitrPgbackrest.js';
 import {
@@ -61,6 +63,7 @@ const scale = option('--scale', 70);
 // --plain: no encryption (WAL and base backup compressed only), to see what decryption costs.
 const plain = process.argv.includes('--plain');
 const walMb = option('--wal-mb', 1024);
+const inPlaceCount = process.argv.includes('--no-in-place') ? 0 : 3;
 const log = (line: string) => console.log(line);
 const SEGMENT = /^[0-9A-F]{24}$/;
 const TASK_QUEUE = 'pgwarden-bench';
@@ -384,7 +387,20 @@ async function main() {
       `pgwarden: ${pgwarden.seconds.toFixed(1)} s (runs: ${pgwardenRuns.map((r) => r.seconds.toFixed(1)).join(', ')}); median run: ${steps(pgwarden.result)}`,
     );
     if (pgwarden.result.recovery?.stoppedAt) log(`  ${pgwarden.result.recovery.stoppedAt}`);
-    log("pgwarden's in-place downtime (approve → done of an in-place recovery): not measured by this benchmark yet");
+
+    log(
+      inPlaceCount
+        ? `pgwarden's in-place downtime: ${inPlaceCount} in-place recoveries of the live cluster to the end of the archive, approve → done`
+        : "pgwarden's in-place downtime: not measured (--no-in-place)",
+    );
+    await pgbackrest.stopArchiving();
+    const inPlace = await inPlaceRuns({ client, cluster, state, taskQueue: TASK_QUEUE, runs: inPlaceCount, log });
+    const downtime = inPlace.length ? median(inPlace, (r) => r.downtimeSeconds) : undefined;
+    if (downtime)
+      log(
+        `pgwarden in place: ${downtime.downtimeSeconds.toFixed(1)} s approve → done (runs: ${inPlace.map((r) => r.downtimeSeconds.toFixed(1)).join(', ')}) ` +
+          `against pgBackRest's ${pgbackrestSeconds.toFixed(1)} s: ${(downtime.downtimeSeconds / pgbackrestSeconds).toFixed(2)}×`,
+      );
 
     const round = (n: number, d = 2) => Number(n.toFixed(d));
     console.log(
@@ -395,10 +411,11 @@ async function main() {
         ratio: round(pgwarden.seconds / manualSeconds),
         pgbackrestSeconds: round(pgbackrestSeconds),
         ratioVsPgbackrest: round(pgwarden.seconds / pgbackrestSeconds),
-        // pgwarden's in-place downtime is not measured yet (null); pgBackRest's is its restore + replay.
-        downtimeSeconds: null,
+        // pgwarden's in-place approve → done (null with --no-in-place); pgBackRest's is its restore + replay.
+        downtimeSeconds: downtime ? round(downtime.downtimeSeconds) : null,
         pgbackrestDowntimeSeconds: round(pgbackrestSeconds),
-        downtimeRatioVsPgbackrest: null,
+        downtimeRatioVsPgbackrest: downtime ? round(downtime.downtimeSeconds / pgbackrestSeconds) : null,
+        beforeApprovalSeconds: downtime ? round(downtime.beforeApprovalSeconds) : null,
         manualBaseSeconds: round(manualBaseResult.seconds),
         manualBaseBytes: manualBaseResult.bytes,
         pgbackrestBaseSeconds: round(pgbackrestBase.seconds),

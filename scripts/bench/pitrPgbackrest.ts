@@ -38,6 +38,8 @@ export const archiveBothScript = (work: string) => join(work, 'archive-pgwarden-
 
 export interface Pgbackrest {
   createStanza(): Promise<void>;
+  /** From now on the archive_command script feeds pgwarden's archive only (pgBackRest's runs are over). */
+  stopArchiving(): Promise<void>;
   fullBackup(): Promise<{ seconds: number; bytes: number; label: string }>;
   archiveBytes(): Promise<number>;
   /** Restores into <work>/pgbackrest-<i>, starts it until promoted, checks the state at T, removes it. */
@@ -89,6 +91,7 @@ export async function setUpPgbackrest(o: {
   if (o.owner) await chown(configFile, o.owner.uid, o.owner.gid);
   const pgbackrest = ['pgbackrest', `--config=${configFile}`, `--stanza=${STANZA}`].join(' ');
   const wrapper = archiveBothScript(o.work);
+  const pgwardenOnly = join(o.work, 'archive-pgwarden-only');
   await writeFile(
     wrapper,
     `#!/bin/sh
@@ -96,7 +99,10 @@ export async function setUpPgbackrest(o: {
 # Both run at once (each only hands the segment to its asynchronous pusher, so neither waits for the
 # other's), and the segment counts as archived only when both succeeded: PostgreSQL keeps it and
 # retries otherwise. A retry is safe on both sides: each accepts a segment it already holds with the
-# same content, and refuses one with different content.
+# same content, and refuses one with different content. Once ${pgwardenOnly} exists (the
+# benchmark's pgBackRest runs are over), pgwarden's archive only: pgBackRest's push then is not on
+# the path of pgwarden's in-place recoveries, which wait for the archive before the server stops.
+[ -e ${pgwardenOnly} ] && exec ${o.push} "$1" "$2"
 ${o.push} "$1" "$2" &
 pgwarden=$!
 ${pgbackrest} archive-push "$1"
@@ -112,6 +118,9 @@ pgwarden=$?
   return {
     async createStanza() {
       await run(['stanza-create']);
+    },
+    async stopArchiving() {
+      await writeFile(pgwardenOnly, '');
     },
     async fullBackup() {
       const started = process.hrtime.bigint();
