@@ -53,6 +53,7 @@ import {
   recordState,
   since,
   startUntilPromoted,
+  removeScratch,
   stateChecks,
   stopServer,
 } from './pitrServer.js';
@@ -324,7 +325,7 @@ async function main() {
         return { ...r, extractSeconds };
       } finally {
         await stopServer(data);
-        await rm(dir, { recursive: true, force: true });
+        await removeScratch(dir);
       }
     };
     const pgwardenRun = async (i: number): Promise<{ seconds: number; result: PointInTimeRecoveryResult }> => {

@@ -14,10 +14,19 @@
 //             {latest: true}) into a scratch directory, archive-get async with a fresh spool per run;
 //             timed from the restore's start, through the server's start, until promoted
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { freePort } from '../../test/helpers/ports.js';
-import { asPostgres, checkState, duBytes, since, startUntilPromoted, stopServer, type StateAtT } from './pitrServer.js';
+import {
+  asPostgres,
+  checkState,
+  duBytes,
+  since,
+  startUntilPromoted,
+  removeScratch,
+  stopServer,
+  type StateAtT,
+} from './pitrServer.js';
 
 const STANZA = 'bench';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -153,7 +162,7 @@ pgwarden=$?
       } finally {
         await stopServer(data);
         await asyncGetExited(spool);
-        await rm(dir, { recursive: true, force: true });
+        await removeScratch(dir);
       }
     },
   };

@@ -2,7 +2,7 @@
 // recovered data directory and waiting until it is promoted, and the state recorded at T that
 // each tool's recovery must reproduce (a marker row, a row count and a sum).
 import { existsSync } from 'node:fs';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
@@ -146,4 +146,15 @@ export async function startUntilPromoted(o: {
 
 export async function stopServer(data: string): Promise<void> {
   await asPostgres(join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+}
+
+/**
+ * Removes a run's scratch directory, retrying while something still writes into it (a process the
+ * stopped server started may outlive it briefly); one still left is removed with the work directory,
+ * and never hides the run's own error.
+ */
+export async function removeScratch(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 300 }).catch((err: unknown) =>
+    console.log(`  (${dir} not removed yet: ${err instanceof Error ? err.message : String(err)})`),
+  );
 }
