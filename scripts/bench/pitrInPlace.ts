@@ -1,10 +1,10 @@
 // pgwarden's downtime in npm run bench:pitr: in-place pointInTimeRecovery runs of the live cluster
 // to the end of the archive (the rehearsals' target), after all the other runs (an in-place run
 // changes the live cluster and adds a timeline to the archive; its archive_command then feeds
-// pgwarden's archive only, as it would without pgBackRest beside it). The live cluster is started again;
-// each run goes through plan, stage and whatever else precedes the approval while it serves, and
-// its downtime is the wall time from the `approve` signal to the run's result (stop, swap,
-// recover, verify: the cluster is down or not yet checked throughout). Each run's verify step
+// pgwarden's archive only, as it would without pgBackRest beside it). The live cluster is started
+// again; each run goes through plan, stage and whatever else precedes the approval while it
+// serves, and its downtime is the wall time from the `approve` signal to the run's result (stop,
+// swap, recover, verify: the cluster is down or not yet checked throughout). Each run's verify step
 // checks the state at T, and the benchmark checks the recovered live cluster again.
 import { dirname, join } from 'node:path';
 import type { Client } from '@temporalio/client';
