@@ -28,6 +28,8 @@ export const ErrorType = {
   /** WAL a backup needs did not reach the archive in time (pg_stat_archiver's state is named). */
   WalNotArchived: 'WalNotArchived',
   BadTarget: 'BadTarget',
+  /** An approved step whose second look found what the approver was not told of: nothing done. */
+  ApprovalStale: 'ApprovalStale',
   WalGap: 'WalGap',
   RecoveryFailed: 'RecoveryFailed',
   ClusterControlFailed: 'ClusterControlFailed',

@@ -188,7 +188,11 @@ export function createStandbyWorkflowId(cluster: string, standby: string, starte
   return `pgwarden/${cluster}/standby/${standby}/${startedAt}`;
 }
 
-/** `pgwarden/main/promote/replica1/20261122T121500Z` */
-export function promoteStandbyWorkflowId(cluster: string, standby: string, startedAt: string): string {
-  return `pgwarden/${cluster}/promote/${standby}/${startedAt}`;
+/**
+ * `pgwarden/main/promote`: one per cluster, whichever standby, so that a second promotion cannot start
+ * while one runs (Temporal refuses a running id: WorkflowExecutionAlreadyStarted); once it closed the
+ * id is free again (the default reuse policy) and status/approve/reject name its newest run.
+ */
+export function promoteStandbyWorkflowId(cluster: string): string {
+  return `pgwarden/${cluster}/promote`;
 }

@@ -1,6 +1,7 @@
 // promoteStandby's judgement, pure: is the standby caught up to the repository's WAL archive, by
 // how much is it behind, what must the approver be warned of (a primary still up: split brain; an
-// archive that already holds the timeline the promotion would start), and the approval text.
+// archive that already holds a later timeline, another standby promoted), the approval text, and
+// promote's second look: what changed since the approver read it.
 import { HISTORY_NAME, parseLsn, parseSegmentName, segmentName, segmentOf, WAL_SEGMENT_BYTES } from './wal.js';
 
 /** One look at a standby about to be promoted, at its primary, and at the cluster's archive. */
@@ -14,8 +15,10 @@ export interface PromotionLook {
   receiveLsn: string | null;
   replayLsn: string | null;
   replayPaused: boolean;
-  /** Its restore_command; '' when it has none; undefined when it could not be read. */
-  restoreCommand?: string;
+  /** Whether it has a restore_command (never the command itself: it may hold credentials); undefined when it could not be read. */
+  hasRestoreCommand?: boolean;
+  /** The other configured standbys that answered and are not in recovery: "replica2 (db3:5432)". */
+  otherPrimaries?: string[];
   primary: { address: string; reachable: false; error: string } | PrimarySeen;
   /** The newest archived segment on the standby's timeline, and the timelines whose history is archived. */
   archive: { lastSegment?: string; newerSegment?: string; histories: number[] };
@@ -84,14 +87,22 @@ export function judgePromotion(look: PromotionLook): PromotionJudgement {
       behindBytes = Number(archiveEnd - replay);
       behindSegments = Number(parseSegmentName(lastSegment)!.segment - segmentOf(replay) + 1n);
     }
-  } else notes.push(`the archive holds no WAL of timeline ${look.timeline}: nothing to compare the standby with`);
-  if (newerSegment)
+  } else
     warnings.push(
-      `the archive holds WAL of a later timeline than the standby's ${look.timeline} (${newerSegment}): another server was promoted or recovered from this archive; the standby has not followed it`,
+      `the archive holds no WAL of timeline ${look.timeline}: nothing to compare the standby with, so what it lacks cannot be told. Check that this worker's repository is the one the primary archives to (not another or a host-local one) before approving`,
     );
-  if (histories.includes(look.timeline + 1) && !look.restoreCommand)
+  const later = histories.filter((t) => t > look.timeline);
+  if (later.length || newerSegment)
     warnings.push(
-      `the archive already holds timeline ${look.timeline + 1}'s history and the standby has no restore_command to see it: promoted, it would start timeline ${look.timeline + 1} again and its archiving (wal-push) would refuse that history file. Give it restore_command = pgwarden wal-get (createStandby does) before promoting`,
+      `the archive holds ${later.length ? `the history of timeline${later.length > 1 ? 's' : ''} ${later.join(', ')}` : ''}${later.length && newerSegment ? ' and ' : ''}${newerSegment ? `WAL of timeline ${parseSegmentName(newerSegment)!.timeline} (${newerSegment})` : ''}, later than the standby's ${look.timeline}: another server was promoted or recovered from this archive (a second promotion in this cluster?); the standby has not followed it`,
+    );
+  if (histories.includes(look.timeline + 1) && !look.hasRestoreCommand)
+    warnings.push(
+      `the standby has no restore_command to see timeline ${look.timeline + 1}'s archived history: promoted, it would start timeline ${look.timeline + 1} again and its archiving (wal-push) would refuse that history file. Give it restore_command = pgwarden wal-get (createStandby does) before promoting`,
+    );
+  for (const other of look.otherPrimaries ?? [])
+    warnings.push(
+      `ANOTHER CONFIGURED STANDBY, ${other}, ANSWERS AND IS NOT IN RECOVERY: it was promoted already (a second promotion in this cluster?); promoting this one too makes two primaries`,
     );
   const p = look.primary;
   if (!p.reachable) notes.push(`the primary ${p.address} is unreachable (${p.error})`);
@@ -103,6 +114,12 @@ export function judgePromotion(look: PromotionLook): PromotionJudgement {
   if (p.reachable && p.currentLsn && look.receiveLsn && parseLsn(p.currentLsn) > parseLsn(look.receiveLsn))
     notes.push(
       `the primary is at ${p.currentLsn}, ${mib(Number(parseLsn(p.currentLsn) - parseLsn(look.receiveLsn)))} beyond what the standby received`,
+    );
+  const unreplayed =
+    look.receiveLsn && look.replayLsn ? Number(parseLsn(look.receiveLsn) - parseLsn(look.replayLsn)) : 0;
+  if (unreplayed > 0)
+    notes.push(
+      `it received ${mib(unreplayed)} of WAL it has not replayed yet (receive ${look.receiveLsn} − replay ${look.replayLsn}): it replays all of it before it ends recovery, which takes as long as replaying it takes`,
     );
   if (look.replayPaused)
     notes.push(
@@ -135,4 +152,39 @@ export function promotionApprovalText(cluster: string, look: PromotionLook, judg
     `Promote standby ${look.standby} (${look.address}) of ${cluster} to primary: it ends recovery after replaying what it has (${judged.detail}) and starts a new timeline after ${look.timeline}; this cannot be undone (the old primary must then be rebuilt as a standby of it).${lost}`,
     ...judged.notes.map((n) => `Note: ${n}.`),
   ].join(' ');
+}
+
+/** What a warning is about, so that a second look can tell a new danger from one the approver read. */
+const WARNING_KINDS: [string, RegExp][] = [
+  ['primary-up', /^THE PRIMARY .* IS UP AND NOT IN RECOVERY/],
+  ['other-primary', /^ANOTHER CONFIGURED STANDBY, (.*), ANSWERS/],
+  ['later-timeline', /^the archive holds .*, later than the standby's/],
+  ['no-restore-command', /^the standby has no restore_command/],
+  ['no-archive', /^the archive holds no WAL of timeline/],
+];
+const kindOf = (warning: string) => {
+  for (const [kind, re] of WARNING_KINDS) {
+    const m = re.exec(warning);
+    // Each other primary is its own danger: the approver read of replica2, not of replica3.
+    if (m) return m[1] ? `${kind}:${m[1]}` : kind;
+  }
+  return warning;
+};
+
+/**
+ * promote's second look, just before pg_promote(): why it must not go on (the approval is stale), or
+ * undefined. Refused: a warning of a kind the approval did not carry (the primary up again, another
+ * standby promoted, a later timeline archived), or behind the archive without allowBehindArchive.
+ */
+export function staleApproval(
+  now: PromotionJudgement,
+  approved: { warnings: readonly string[]; allowBehindArchive: boolean },
+): string | undefined {
+  const read = new Set(approved.warnings.map(kindOf));
+  const fresh = now.warnings.filter((w) => !read.has(kindOf(w)));
+  const why = [
+    ...fresh.map((w) => `${w} (not in the approval)`),
+    ...(!now.caughtUp && !approved.allowBehindArchive ? [`it is ${now.detail}`] : []),
+  ];
+  return why.length ? why.join('; ') : undefined;
 }

@@ -1,8 +1,10 @@
 // promoteStandby: the DR runbook's "promote the standby", approval-gated. plan (the standby in
 // recovery, its primary — unreachable is the usual case —, the cluster's WAL archive; waits, bounded,
 // until the standby has replayed through the archive's end, and refuses one still behind unless
-// allowBehindArchive) → approve (what would be lost, split brain if the primary is up) → promote
-// (pg_promote, until it accepts writes). A rejection or no answer touches nothing.
+// allowBehindArchive) → approve (what would be lost, split brain if the primary is up, another
+// promotion in the cluster) → promote (a second look: refused if anything the approver was not
+// warned of is true now; then pg_promote, until it accepts writes). A rejection or no answer touches
+// nothing. One promotion per cluster at a time: the CLI starts it as pgwarden/<cluster>/promote.
 import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
@@ -47,6 +49,11 @@ export interface PromoteStandbyResult {
 }
 
 const quick = proxyActivities<Activities>(QUICK_ACTIVITY);
+/**
+ * The promotion ends when the standby has replayed all it received (hours for one paused for long):
+ * a long start-to-close timeout; the heartbeat timeout detects a dead worker.
+ */
+const promoting = proxyActivities<Activities>({ ...QUICK_ACTIVITY, startToCloseTimeout: '24 hours' });
 
 function bound(name: string, timeout: string): number {
   try {
@@ -108,9 +115,17 @@ async function promote(input: PromoteStandbyInput): Promise<PromoteStandbyResult
     return { ...base, outcome: decision ? 'rejected' : 'timed-out', decision, next: [], steps: timings };
   }
   step('promote', `pg_promote() on ${look.address}`);
-  const promoted = await quick.promoteToPrimary.executeWithOptions(
+  // What the approver read goes to the second look as arguments (not part of the command sequence).
+  const promoted = await promoting.promoteToPrimary.executeWithOptions(
     { summary: `promote standby ${input.standby} and wait until it accepts writes` },
-    [{ ...who, fromTimeline: look.timeline }],
+    [
+      {
+        ...who,
+        fromTimeline: look.timeline,
+        planWarnings: judged.warnings,
+        allowBehindArchive: !!input.allowBehindArchive,
+      },
+    ],
   );
   finish();
   const next = [

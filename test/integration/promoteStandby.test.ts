@@ -3,12 +3,15 @@
 // (pg_basebackup -R, which copies the primary's archive_command) and the real Temporal dev
 // server: a standby behind the archive (replay paused while the primary wrote and
 // archived more) is refused in plan with nothing touched; with the primary up the approval warns of
-// split brain and a rejection leaves the standby in recovery; with the primary stopped (the
-// disaster) the approved standby is promoted, accepts writes, has the primary's last committed row,
+// split brain, a second promotion in the cluster cannot start while it waits, and a rejection
+// leaves the standby in recovery; a standby promoted while the primary ran is warned of in every
+// later approval; approved while the primary was down but it started again before the approval:
+// promote's second look refuses, nothing done; with the primary stopped (the disaster) the approved
+// standby is promoted, accepts writes, has the primary's last committed row,
 // its archiving puts the new timeline's history file and the old timeline's last, partial segment
 // into the same archive, and the promotion run again finds its work done.
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MockActivityEnvironment, type TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
@@ -18,7 +21,7 @@ import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup 
 import { testSecrets } from '../helpers/config.js';
 import { waitForStep } from '../helpers/pitr.js';
 import { PG_BIN } from '../helpers/require.js';
-import { startStandby, type TestStandby } from '../helpers/standby.js';
+import { startStandby, waitStreaming, type TestStandby } from '../helpers/standby.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
 import { runFailure } from '../helpers/workflowRuns.js';
 
@@ -90,7 +93,7 @@ it('a standby behind the archive (replay paused) is refused in plan; nothing is 
   const cli = await pgwarden('standby', 'promote', '--cluster', 'main', '--standby', 'replica1');
   expect(Date.now() - began).toBeLessThan(20_000); // a paused replay is not waited for
   expect(cli.exitCode).toBe(1);
-  expect(cli.stdout).toMatch(/^started promoteStandby pgwarden\/main\/promote\/replica1\/\d{8}T\d{6}Z$/);
+  expect(cli.stdout).toMatch(/^started promoteStandby pgwarden\/main\/promote$/);
   const failure = { message: String(cli.stderr) };
   expect(failure.message.split('\n')).toHaveLength(1);
   expect(failure.message).toMatch(
@@ -118,6 +121,13 @@ it('with the primary up, the approval warns of split brain; a rejection leaves t
   expect(progress.detail).toMatch(
     /^WARNING: THE PRIMARY 127\.0\.0\.1:\d+ IS UP AND NOT IN RECOVERY: promoting makes two primaries \(split brain\)/,
   );
+  // One promotion per cluster at a time, whichever standby.
+  const second = await pgwarden('standby', 'promote', '--cluster', 'main', '--standby', 'replica2');
+  expect(second.exitCode).toBe(1);
+  expect(second.stderr).toMatch(
+    /a promotion of cluster "main" is running already \(pgwarden\/main\/promote\): one at a time/,
+  );
+  expect((await handle.describe()).status.name).toBe('RUNNING');
   expect(progress.detail).toMatch(/caught up to the archive/);
   expect((await pgwarden('reject', workflowId, '--approver', 'bob', '--reason', 'db1 is still up')).exitCode).toBe(0);
   const result = (await handle.result()) as PromoteStandbyResult;
@@ -155,18 +165,47 @@ it('allowBehindArchive: the approval says what is lost; promoted, a paused stand
   expect((await replica2.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
 }, 90_000);
 
+const pgCtl = (...args: string[]) => {
+  const cmd = [join(PG_BIN, 'pg_ctl'), '-D', setup.cluster.dataDir, ...args];
+  return execa(isRoot ? 'runuser' : cmd[0]!, isRoot ? ['-u', 'postgres', '--', ...cmd] : cmd.slice(1));
+};
+
+it('approved while the primary was down, but it started again before the approval: refused, nothing done', async () => {
+  await pgCtl('-m', 'fast', '-w', 'stop');
+  const handle = await start('restarted');
+  const progress = await waitForStep(handle, 'approve', 60_000);
+  expect(progress.detail).toMatch(/Note: the primary 127\.0\.0\.1:\d+ is unreachable/);
+  // replica2, promoted in the test before while the primary ran: a second primary, warned of.
+  expect(progress.detail).toMatch(
+    /^WARNING: ANOTHER CONFIGURED STANDBY, replica2 \(127\.0\.0\.1:\d+\), ANSWERS AND IS NOT IN RECOVERY/,
+  );
+  expect(progress.detail).not.toContain('THE PRIMARY');
+  await pgCtl('-l', join(dirname(setup.cluster.dataDir), 'server.log'), '-w', '-t', '60', 'start');
+  await handle.signal('approve', { approver: 'alice', reason: 'INC-42: db1 is gone (it is not)' });
+  const failure = await runFailure(handle);
+  expect(failure.type).toBe('ApprovalStale');
+  expect(failure.message).toMatch(
+    /^not promoted: since the approval, THE PRIMARY 127\.0\.0\.1:\d+ IS UP AND NOT IN RECOVERY.*\(not in the approval\)\. Nothing done \(standby replica1 is still in recovery\); start again/,
+  );
+  expect(await inRecovery()).toBe(true);
+  expect((await setup.cluster.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(false);
+  // Streaming from it again before the disaster below stops it once more: a standby (without
+  // restore_command) that missed the WAL of this restart would be behind the archive, and refused.
+  await waitStreaming(setup.cluster, 'replica1');
+}, 90_000);
+
 it('the disaster: primary stopped, the caught-up standby approved, promoted, writable, with the last row', async () => {
   await setup.cluster.query(`INSERT INTO items (batch) VALUES ('last')`);
   const [{ lsn }] = (await setup.cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
     { lsn: string },
   ];
   // A clean stop (the shutdown checkpoint reaches the standby too); its directory stays.
-  const pgCtl = [join(PG_BIN, 'pg_ctl'), '-D', setup.cluster.dataDir, '-m', 'fast', '-w', 'stop'];
-  await execa(isRoot ? 'runuser' : pgCtl[0]!, isRoot ? ['-u', 'postgres', '--', ...pgCtl] : pgCtl.slice(1));
+  await pgCtl('-m', 'fast', '-w', 'stop');
 
   const handle = await start('promoted');
   const progress = await waitForStep(handle, 'approve', 60_000);
-  expect(progress.detail).not.toContain('WARNING');
+  expect(progress.detail).not.toContain('THE PRIMARY');
+  expect(progress.detail).toMatch(/^WARNING: ANOTHER CONFIGURED STANDBY, replica2 /); // promoted earlier: warned of
   expect(progress.detail).toMatch(/Note: the primary 127\.0\.0\.1:\d+ is unreachable/);
   expect(await inRecovery()).toBe(true); // nothing before the approval
   await handle.signal('approve', { approver: 'alice', reason: 'INC-42: db1 is gone' });

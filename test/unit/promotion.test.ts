@@ -1,7 +1,13 @@
 // promoteStandby's judgement: caught up to the archive or by how much behind, and what the approver
-// must be warned of.
+// must be warned of, and promote's second look: what changed since the approval.
 import { describe, expect, it } from 'vitest';
-import { archiveEndOf, judgePromotion, promotionApprovalText, type PromotionLook } from '../../src/lib/promotion.js';
+import {
+  archiveEndOf,
+  judgePromotion,
+  promotionApprovalText,
+  staleApproval,
+  type PromotionLook,
+} from '../../src/lib/promotion.js';
 
 const look = (over: Partial<PromotionLook> = {}): PromotionLook => ({
   standby: 'replica1',
@@ -11,7 +17,7 @@ const look = (over: Partial<PromotionLook> = {}): PromotionLook => ({
   receiveLsn: '0/5000000',
   replayLsn: '0/5000000',
   replayPaused: false,
-  restoreCommand: 'pgwarden wal-get %f %p',
+  hasRestoreCommand: true,
   primary: { address: 'db1:5432', reachable: false, error: 'ECONNREFUSED' },
   archive: { lastSegment: '000000010000000000000004', histories: [] },
   ...over,
@@ -65,12 +71,39 @@ describe('judgePromotion', () => {
     expect(down.notes.join()).toMatch(/db1:5432 is unreachable \(ECONNREFUSED\)/);
   });
 
-  it('warns when the archive already holds the next timeline and the standby cannot see it', () => {
-    const archive = { lastSegment: '000000010000000000000004', histories: [2] };
-    expect(judgePromotion(look({ archive, restoreCommand: '' })).warnings.join()).toMatch(
-      /already holds timeline 2's history/,
+  it('a later timeline in the archive (a history, or WAL) is a second promotion; no restore_command to see it is another', () => {
+    const archive = { lastSegment: '000000010000000000000004', histories: [1, 3] };
+    const seen = judgePromotion(look({ archive })).warnings;
+    expect(seen).toHaveLength(1);
+    expect(seen[0]).toMatch(
+      /^the archive holds the history of timeline 3, later than the standby's 1.*second promotion/,
     );
-    expect(judgePromotion(look({ archive })).warnings).toEqual([]);
+    expect(judgePromotion(look({ archive: { ...archive, histories: [1] } })).warnings).toEqual([]);
+    const noRestore = judgePromotion(look({ archive: { ...archive, histories: [2] }, hasRestoreCommand: false }));
+    expect(noRestore.warnings.join(' | ')).toMatch(/timeline 2, later.* \| the standby has no restore_command/);
+    const walOnly = {
+      lastSegment: '000000010000000000000004',
+      newerSegment: '000000020000000000000005',
+      histories: [],
+    };
+    expect(judgePromotion(look({ archive: walOnly })).warnings.join()).toMatch(
+      /holds WAL of timeline 2 \(000000020000000000000005\), later/,
+    );
+  });
+
+  it('another configured standby out of recovery is a warning; no WAL of its timeline in the archive is one', () => {
+    expect(judgePromotion(look({ otherPrimaries: ['replica2 (db3:5432)'] })).warnings.join()).toMatch(
+      /^ANOTHER CONFIGURED STANDBY, replica2 \(db3:5432\), ANSWERS AND IS NOT IN RECOVERY/,
+    );
+    const empty = judgePromotion(look({ archive: { histories: [] } }));
+    expect(empty.caughtUp).toBe(true);
+    expect(empty.warnings.join()).toMatch(/archive holds no WAL of timeline 1.*this worker's repository/);
+  });
+
+  it('notes what it received and has not replayed (receive − replay)', () => {
+    const j = judgePromotion(look({ receiveLsn: '0/9000000', replayLsn: '0/5000000' }));
+    expect(j.notes.join()).toMatch(/received 64\.0 MiB of WAL it has not replayed yet/);
+    expect(judgePromotion(look()).notes.join()).not.toMatch(/not replayed/);
   });
 
   it('the approval text puts warnings first and says what is lost when behind', () => {
@@ -83,5 +116,43 @@ describe('judgePromotion', () => {
     expect(text).toMatch(
       /LAST 16\.0 MiB OF ARCHIVED WAL \(1 segment, from 0\/4000000 to 0\/5000000\) IS NOT ON THE NEW PRIMARY/,
     );
+  });
+});
+
+describe("staleApproval (promote's second look)", () => {
+  const up = { address: 'db1:5432', reachable: true as const, inRecovery: false, currentLsn: '0/5000100' };
+  const approved = (l: PromotionLook, allowBehindArchive = false) => ({
+    warnings: judgePromotion(l).warnings,
+    allowBehindArchive,
+  });
+
+  it('refuses a danger the approval did not carry: the primary up again, another standby promoted', () => {
+    const plan = approved(look());
+    expect(staleApproval(judgePromotion(look()), plan)).toBeUndefined();
+    expect(staleApproval(judgePromotion(look({ primary: up })), plan)).toMatch(
+      /THE PRIMARY db1:5432 IS UP.*\(not in the approval\)/,
+    );
+    const withReplica2 = approved(look({ otherPrimaries: ['replica2 (db3:5432)'] }));
+    expect(
+      staleApproval(judgePromotion(look({ otherPrimaries: ['replica2 (db3:5432)'] })), withReplica2),
+    ).toBeUndefined();
+    expect(staleApproval(judgePromotion(look({ otherPrimaries: ['replica3 (db4:5432)'] })), withReplica2)).toMatch(
+      /replica3/,
+    );
+  });
+
+  it('the same warnings with other numbers are not new; the split brain approved stays approved', () => {
+    const plan = approved(look({ primary: up }));
+    const later = look({
+      primary: { ...up, currentLsn: '0/7000000' },
+      archive: { lastSegment: '000000010000000000000004', histories: [] },
+    });
+    expect(staleApproval(judgePromotion(later), plan)).toBeUndefined();
+  });
+
+  it('behind the archive now: refused unless allowBehindArchive', () => {
+    const behind = judgePromotion(look({ replayLsn: '0/4000000' }));
+    expect(staleApproval(behind, approved(look()))).toMatch(/^it is 16\.0 MiB \(1 segment\) behind the archive/);
+    expect(staleApproval(behind, approved(look(), true))).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@
 // behind the archive with replay paused is refused without asking, unless allowBehindArchive, and
 // then the approval says what is lost. With PGWARDEN_RECORD_HISTORIES=1 each run's history is
 // recorded for the replay test.
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { judgePromotion, type PromotionLook } from '../../src/lib/promotion.js';
@@ -28,7 +29,7 @@ const lookAt = (replayLsn: string, replayPaused = false): PromotionLook => ({
   receiveLsn: '0/6000000',
   replayLsn,
   replayPaused,
-  restoreCommand: 'pgwarden wal-get --cluster main %f %p',
+  hasRestoreCommand: true,
   primary: { address: 'db1:5432', reachable: false, error: 'ECONNREFUSED' },
   archive: { lastSegment: '000000010000000000000005', histories: [] },
 });
@@ -103,8 +104,16 @@ it('behind the archive with replay paused: refused in plan at once, nothing aske
   );
 });
 
-it('allowBehindArchive: the approval says what would be lost', async () => {
-  const { detail, calls } = await withStubRun(env, 'wf-promote', stubs(pausedBehind), async (run) => {
+it('allowBehindArchive: the approval says what would be lost; promote gets what the approver read', async () => {
+  let promoteInput: unknown;
+  const overrides = {
+    ...pausedBehind,
+    promoteToPrimary: async (input: unknown) => {
+      promoteInput = input;
+      return { timeline: 2, switchLsn: '0/4800000', currentLsn: '0/48000D0', already: false };
+    },
+  };
+  const { detail, calls } = await withStubRun(env, 'wf-promote', stubs(overrides), async (run) => {
     const handle = await start(run, 'allowed', { allowBehindArchive: true });
     await waitForStep(handle, 'approve');
     const detail = ((await handle.query('progress')) as { detail: string }).detail;
@@ -116,6 +125,31 @@ it('allowBehindArchive: the approval says what would be lost', async () => {
     /LAST 24\.0 MiB OF ARCHIVED WAL \(2 segments, from 0\/4800000 to 0\/6000000\) IS NOT ON THE NEW PRIMARY/,
   );
   expect(calls).toEqual(['watchPromotionCandidate', 'notifyApproval', 'promoteToPrimary']);
+  expect(promoteInput).toEqual({
+    cluster: 'main',
+    standby: 'replica1',
+    fromTimeline: 1,
+    planWarnings: judgePromotion(lookAt('0/4800000', true)).warnings,
+    allowBehindArchive: true,
+  });
+});
+
+it("promote's second look refuses (the primary started again): the run fails with its message, once", async () => {
+  const stale = async () => {
+    throw ApplicationFailure.nonRetryable(
+      'not promoted: since the approval, THE PRIMARY db1:5432 IS UP (not in the approval). Nothing done',
+      'ApprovalStale',
+    );
+  };
+  const { failure, calls } = await withStubRun(env, 'wf-promote', stubs({ promoteToPrimary: stale }), async (run) => {
+    const handle = await start(run, 'stale');
+    await waitForStep(handle, 'approve');
+    await handle.signal('approve', { approver: 'alice', reason: 'INC-42' });
+    return { failure: await runFailure(handle), calls: run.calls };
+  });
+  expect(failure).toMatchObject({ type: 'ApprovalStale' });
+  expect(failure.message).toMatch(/^not promoted: since the approval, THE PRIMARY .*Nothing done/);
+  expect(calls.filter((c) => c === 'promoteToPrimary')).toHaveLength(1);
 });
 
 it('a catchUpTimeout that is not a duration fails before anything runs', async () => {

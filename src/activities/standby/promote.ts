@@ -1,11 +1,19 @@
 // promoteStandby's activities, over SQL (no data directory is touched, so they run on the shared
 // queue): a look at the standby, its primary and the cluster's WAL archive, watched until the
 // standby has replayed through the archive's end (bounded); then pg_promote() and the wait until it
-// accepts writes. Safe to repeat: a server already promoted past the planned timeline is success.
+// accepts writes, after a second look that refuses if anything changed the approver was not told of
+// (the approval may be 24 h old). Safe to repeat: a server already promoted past the planned
+// timeline is success.
 import { Context } from '@temporalio/activity';
 import type pg from 'pg';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
-import { archiveEndOf, judgePromotion, type PromotionJudgement, type PromotionLook } from '../../lib/promotion.js';
+import {
+  archiveEndOf,
+  judgePromotion,
+  staleApproval,
+  type PromotionJudgement,
+  type PromotionLook,
+} from '../../lib/promotion.js';
 import { withConnection } from '../../postgres/connection.js';
 import { readStandbySelf, standbyRef } from '../../postgres/replication.js';
 import { openRepository } from '../../storage/clusterRepository.js';
@@ -27,6 +35,14 @@ export interface PromotionWatch {
   judged: PromotionJudgement;
   /** Replay did not move during this watch. */
   stalled: boolean;
+}
+
+/** What the approver read, for promote's second look (activity arguments: not part of the command sequence). */
+export interface PromoteInput extends PromotionInput {
+  fromTimeline: number;
+  /** plan's warnings, as in the approval (absent in runs started before the second look: none). */
+  planWarnings?: string[];
+  allowBehindArchive?: boolean;
 }
 
 export interface Promoted {
@@ -64,12 +80,15 @@ export function createPromotionActivities(ctx: PitrContext) {
     const address = `${configured.host}:${configured.port}`;
     const seen = await withConnection(ref, ref.config.maintenanceDatabase, env, async (client) => {
       const self = await readStandbySelf(client);
-      if (!self.inRecovery) return { self, timeline: 0, restoreCommand: undefined };
-      const restoreCommand = await client.query<{ restore_command: string }>('SHOW restore_command').then(
-        (r) => r.rows[0]!.restore_command,
-        () => undefined,
-      );
-      return { self, timeline: await standbyTimeline(client), restoreCommand };
+      if (!self.inRecovery) return { self, timeline: 0, hasRestoreCommand: undefined };
+      // Only whether it has one: the command may embed credentials, and looks land in the history.
+      const hasRestoreCommand = await client
+        .query<{ set: boolean }>(`SELECT current_setting('restore_command') <> '' AS set`)
+        .then(
+          (r) => r.rows[0]!.set,
+          () => undefined,
+        );
+      return { self, timeline: await standbyTimeline(client), hasRestoreCommand };
     });
     if (!seen.self.inRecovery)
       throw nonRetryable(
@@ -84,6 +103,20 @@ export function createPromotionActivities(ctx: PitrContext) {
       );
       return { address: primaryAddress, reachable: true as const, inRecovery: rows[0]!.r, currentLsn: rows[0]!.lsn };
     }).catch((err: Error) => ({ address: primaryAddress, reachable: false as const, error: err.message }));
+    // Another configured standby out of recovery was promoted already: a second primary in the cluster.
+    const others = (primary.config.standbys ?? []).filter((s) => s.name !== input.standby);
+    const otherPrimaries = (
+      await Promise.all(
+        others.map((s) => {
+          const r = standbyRef(primary, s);
+          return withConnection(r, r.config.maintenanceDatabase, env, async (client) =>
+            (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r
+              ? undefined
+              : `${s.name} (${s.host}:${s.port})`,
+          ).catch(() => undefined); // one not answering cannot be told of
+        }),
+      )
+    ).filter((o): o is string => o !== undefined);
     // The committed WAL files (those with a record, <name>.json), by name only: no record is read.
     const { wal } = openRepository(config, input.cluster);
     const names = (await wal.repository.storage.names(wal.repository.keyOf(wal.dir)))
@@ -97,7 +130,8 @@ export function createPromotionActivities(ctx: PitrContext) {
       receiveLsn: seen.self.receiveLsn,
       replayLsn: seen.self.replayLsn,
       replayPaused: seen.self.replayPaused,
-      ...(seen.restoreCommand !== undefined ? { restoreCommand: seen.restoreCommand } : {}),
+      ...(seen.hasRestoreCommand !== undefined ? { hasRestoreCommand: seen.hasRestoreCommand } : {}),
+      ...(otherPrimaries.length ? { otherPrimaries } : {}),
       primary: primarySeen,
       archive: archiveEndOf(names, seen.timeline),
     };
@@ -129,31 +163,48 @@ export function createPromotionActivities(ctx: PitrContext) {
   }
 
   /**
-   * pg_promote() on the standby (replay resumed first when paused), then until it is out of recovery
-   * and accepts a write transaction. A server already out of recovery on a later timeline than the
-   * plan's was promoted (a retry): success. Bounded by the activity's timeout, heartbeating.
+   * A second look first (the approval may be hours old): refused, nothing done, when anything the
+   * approver was not warned of is true now. Then pg_promote() on the standby (replay resumed first
+   * when paused), and until it is out of recovery and accepts a write transaction, heartbeating its
+   * replay position (it replays all it received first: hours for a standby paused for long). A server
+   * already out of recovery on a later timeline than the plan's was promoted (a retry): success.
    */
-  async function promoteToPrimary(input: PromotionInput & { fromTimeline: number }): Promise<Promoted> {
+  async function promoteToPrimary(input: PromoteInput): Promise<Promoted> {
     const activity = Context.current();
     const ref = standbyConnection(input);
     const db = ref.config.maintenanceDatabase;
     const state = async (client: pg.Client) =>
       (
-        await client.query<{ r: boolean; wal: string | null }>(
-          `SELECT pg_is_in_recovery() AS r, CASE WHEN NOT pg_is_in_recovery() THEN pg_walfile_name(pg_current_wal_lsn()) END AS wal`,
+        await client.query<{ r: boolean; wal: string | null; replay: string | null; receive: string | null }>(
+          `SELECT pg_is_in_recovery() AS r, CASE WHEN NOT pg_is_in_recovery() THEN pg_walfile_name(pg_current_wal_lsn()) END AS wal,
+                  pg_last_wal_replay_lsn()::text AS replay, pg_last_wal_receive_lsn()::text AS receive`,
         )
       ).rows[0]!;
+    const promotedAlready = (before: { wal: string | null }) => {
+      const timeline = timelineOfWal(before.wal!);
+      if (timeline <= input.fromTimeline)
+        throw nonRetryable(
+          ErrorType.InvalidInput,
+          `standby ${input.standby} is not in recovery but still on timeline ${timeline}: it is not the standby the plan saw; nothing done`,
+        );
+      return true;
+    };
+    const first = await withConnection(ref, db, env, state);
+    if (first.r) {
+      const seen = await watchPromotionCandidate(input);
+      const why = staleApproval(seen.judged, {
+        warnings: input.planWarnings ?? [],
+        allowBehindArchive: !!input.allowBehindArchive,
+      });
+      if (why)
+        throw nonRetryable(
+          ErrorType.ApprovalStale,
+          `not promoted: since the approval, ${why}. Nothing done (standby ${input.standby} is still in recovery); start again for a new plan and approval`,
+        );
+    }
     const already = await withConnection(ref, db, env, async (client) => {
       const before = await state(client);
-      if (!before.r) {
-        const timeline = timelineOfWal(before.wal!);
-        if (timeline <= input.fromTimeline)
-          throw nonRetryable(
-            ErrorType.InvalidInput,
-            `standby ${input.standby} is not in recovery but still on timeline ${timeline}: it is not the standby the plan saw; nothing done`,
-          );
-        return true;
-      }
+      if (!before.r) return promotedAlready(before);
       // PostgreSQL 13+ ends a pause at promotion (12 waited for a resume): resumed first all the same.
       if ((await client.query<{ p: boolean }>('SELECT pg_is_wal_replay_paused() AS p')).rows[0]!.p)
         await client.query('SELECT pg_wal_replay_resume()');
@@ -164,7 +215,7 @@ export function createPromotionActivities(ctx: PitrContext) {
     for (;;) {
       const done = await withConnection(ref, db, env, async (client) => {
         const now = await state(client);
-        activity.heartbeat({ phase: 'promote', inRecovery: now.r });
+        activity.heartbeat({ phase: 'promote', inRecovery: now.r, replayLsn: now.replay, receiveLsn: now.receive });
         if (now.r) return undefined;
         // A write transaction: an xid is assigned only on a server that accepts writes.
         await client.query('BEGIN');

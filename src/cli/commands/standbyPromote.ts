@@ -1,8 +1,8 @@
 // `pgwarden standby promote`: start a promoteStandby: the DR runbook's "promote the standby", after
-// checking it is caught up to the archive, and only once approved.
+// checking it is caught up to the archive, and only once approved. One per cluster at a time.
 import { Option, type Command } from 'commander';
 import type { Config } from '../../config/index.js';
-import { formatBackupId, promoteStandbyWorkflowId } from '../../lib/ids.js';
+import { promoteStandbyWorkflowId } from '../../lib/ids.js';
 import type { PromoteStandbyInput, PromoteStandbyResult } from '../../workflows/promoteStandby.js';
 import { requireCluster, UserError } from '../errors.js';
 import { formatDuration } from '../format.js';
@@ -14,7 +14,7 @@ export function registerStandbyPromote(standby: Command, config: () => Config): 
   standby
     .command('promote')
     .description(
-      'start a promoteStandby: check the standby is in recovery and has replayed through the end of the WAL archive (waiting, bounded), say whether the primary is still up (split brain), wait for approval, then pg_promote() it and wait until it accepts writes',
+      'start a promoteStandby (pgwarden/<cluster>/promote: one per cluster at a time): check the standby is in recovery and has replayed through the end of the WAL archive (waiting, bounded), say whether the primary is still up (split brain), wait for approval, then pg_promote() it and wait until it accepts writes',
     )
     .requiredOption('--cluster <name>', 'cluster name from the config')
     .requiredOption('--standby <name>', 'standby name from clusters.<cluster>.standbys')
@@ -33,7 +33,7 @@ export function registerStandbyPromote(standby: Command, config: () => Config): 
     .addHelpText(
       'after',
       '\nExamples:\n  pgwarden standby promote --cluster main --standby replica1 --wait\n' +
-        '  pgwarden approve pgwarden/main/promote/replica1/20261122T121500Z --approver alice --reason "INC-42: db1 lost"',
+        '  pgwarden approve pgwarden/main/promote --approver alice --reason "INC-42: db1 lost"',
     )
     .action(
       async (opts: {
@@ -60,13 +60,18 @@ export function registerStandbyPromote(standby: Command, config: () => Config): 
           approvalTimeout: opts.approvalTimeout,
         };
         const client = await connectClient(cfg);
-        const workflowId = promoteStandbyWorkflowId(opts.cluster, opts.standby, formatBackupId(new Date()));
+        const workflowId = promoteStandbyWorkflowId(opts.cluster);
         const handle = await startRun(
           client,
           cfg,
           { cluster: opts.cluster, kind: 'promote' },
           { workflowId, args: [input] },
-        );
+        ).catch((err: Error) => {
+          if (err.name !== 'WorkflowExecutionAlreadyStartedError') throw err;
+          throw new UserError(
+            `a promotion of cluster "${opts.cluster}" is running already (${workflowId}): one at a time. See it with pgwarden status ${workflowId}; approve, reject or wait for it to end before starting another`,
+          );
+        });
         if (!opts.json) console.log(`started promoteStandby ${workflowId}`);
         if (!opts.wait) return reportPlan(handle, !!opts.json, true);
         const r = await waitWithProgress<PromoteStandbyResult>(handle, !!opts.json);
