@@ -126,6 +126,10 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     // last segment is archived (on a standby only with archive_mode = always, and then only once the
     // primary switched: switchWhileStandbyWaits; otherwise archiveStopSegment below). Tar to stdout
     // carries PostgreSQL's backup_manifest inside.
+    const fromStandby = input.source?.role === 'standby';
+    // From a standby, the backup's WAL sender is found there by this name (switchWhileStandbyWaits).
+    const appName = `pgwarden base ${input.backupId}`;
+    const toolEnv = postgres.libpqEnv(from, from.config.maintenanceDatabase, env);
     const basebackup = startTool(
       'pg_basebackup',
       postgres.pgTool('pg_basebackup', from.config, info.versionNum),
@@ -138,7 +142,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
         `--label=pgwarden ${input.backupId}`,
         '--manifest-checksums=SHA256',
       ],
-      { env: { ...TOOL_ENV, ...postgres.libpqEnv(from, from.config.maintenanceDatabase, env) }, signal },
+      { env: { ...TOOL_ENV, ...toolEnv, ...(fromStandby && { PGAPPNAME: appName }) }, signal },
     );
     let source = basebackup.child.stdout!;
     let zstd: Tool | undefined;
@@ -154,10 +158,14 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     const extract = startManifestExtract(compression.algorithm === 'zstd', signal);
     const stored = new Sha256Stage();
     const timer = setInterval(() => ctx.heartbeat({ phase: 'base', storedBytes: stored.bytes }), 2000);
-    const stopNudging =
-      input.source?.role === 'standby'
-        ? switchWhileStandbyWaits({ config, env, cluster: input.cluster, standby: from })
-        : () => undefined;
+    let nudgeFailure: Error | undefined;
+    const fail = (err: Error) => {
+      nudgeFailure ??= err;
+      basebackup.child.kill('SIGTERM');
+    };
+    const stopNudging = fromStandby
+      ? switchWhileStandbyWaits({ config, env, cluster: input.cluster, standby: from, applicationName: appName, fail })
+      : () => undefined;
     let artifact: Artifact;
     let backupManifest: string;
     try {
@@ -168,6 +176,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
         counters: { stored },
       });
       const [b, z, s] = await Promise.allSettled([basebackup.exited, zstd?.exited, storing]);
+      if (nudgeFailure) throw nudgeFailure;
       if (b.status === 'rejected') throw describeToolFailure(b.reason);
       if (z.status === 'rejected') throw describeToolFailure(z.reason);
       if (s.status === 'rejected') throw s.reason;
@@ -184,7 +193,7 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     }
 
     const range = walRange(backupManifest);
-    if (input.source?.role === 'standby') {
+    if (fromStandby) {
       const beat = (waitingFor: string) => ctx.heartbeat({ phase: 'archive', waitingFor, storedBytes: stored.bytes });
       await archiveStopSegment({ config, env, cluster: input.cluster, ...range, beat, signal });
     }

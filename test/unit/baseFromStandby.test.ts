@@ -1,7 +1,7 @@
 // The last WAL segment a base backup needs, from its stop LSN: a standby's backup may end exactly on a
 // segment boundary (its last replayed record a WAL switch), and then needs nothing of the next one.
 import { expect, it } from 'vitest';
-import { lastSegmentOf } from '../../src/activities/baseFromStandby.js';
+import { backupSegments, lastSegmentOf } from '../../src/activities/baseFromStandby.js';
 import { planRecoveryPath } from '../../src/lib/recoveryPath.js';
 
 it('the segment holding the byte before the stop LSN', () => {
@@ -9,6 +9,15 @@ it('the segment holding the byte before the stop LSN', () => {
   expect(lastSegmentOf(1, '0/3000000')).toBe('000000010000000000000002');
   expect(lastSegmentOf(2, '1/0')).toBe('0000000200000000000000FF');
   expect(lastSegmentOf(1, '1/1')).toBe('000000010000000100000000');
+});
+
+it('every segment from the one holding the start to the last one, each waited for by its own record', () => {
+  expect(backupSegments(1, '0/2000028', '0/4000100')).toEqual([
+    '000000010000000000000002',
+    '000000010000000000000003',
+    '000000010000000000000004',
+  ]);
+  expect(backupSegments(1, '0/2000028', '0/3000000')).toEqual(['000000010000000000000002']);
 });
 
 it("PITR's plan: a standby's backup stopping on a segment boundary is restorable with the WAL before it", () => {
