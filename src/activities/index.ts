@@ -42,7 +42,7 @@ export type Activities = ReturnType<typeof createActivities>;
 export type { VerifyPlan, VerifyTarget, RestoreResult, CompareResult } from './verify/verify.js';
 export type { LogicalBackupInput, LogicalBackupResult, PreflightResult, BackupProgress } from './logicalBackup.js';
 export type { BaseBackupInput, BaseBackupResult, BasePreflight } from './baseBackup.js';
-export type { RecoveryPlan, RecoveryOutcome, RecoveryMode } from './pitr/index.js';
+export type { PreReplayOutcome, RecoveryPlan, RecoveryOutcome, RecoveryMode } from './pitr/index.js';
 export type { StandbyPlan, StandbyStreaming } from './standby/index.js';
 export type { ArchiverHealth, WalRetentionResult, WalArchiveSize } from './walMaintenance.js';
 export type { SyncResult, RetentionResult, CheckDepth } from './offsite/sync.js';

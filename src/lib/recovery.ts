@@ -63,7 +63,9 @@ const RECOVERY_SETTINGS: {
   // The plan's timeline, not 'latest': a branch an earlier rolled-back recovery left in the
   // archive is newer, and is not this cluster's history.
   { name: 'recovery_target_timeline', value: (_t, o) => String(o.timeline) },
-  { name: 'recovery_target_action', value: () => 'promote' },
+  // 'shutdown' for an in-place recovery's replay before the approval: the server stops at the
+  // target without promoting, and the start after the approval replays from its last restartpoint.
+  { name: 'recovery_target_action', value: (_t, o) => o.action ?? 'promote' },
   { name: 'recovery_target_time', value: (t) => ('time' in t ? t.time : undefined) },
   { name: 'recovery_target_lsn', value: (t) => ('lsn' in t ? t.lsn : undefined) },
   { name: 'recovery_target_name', value: (t) => ('name' in t ? t.name : undefined) },
@@ -74,6 +76,8 @@ export interface RecoverySettingsOptions {
   restoreCommand: string;
   /** The timeline the plan chose. */
   timeline: number;
+  /** What the server does at the target; default 'promote'. */
+  action?: 'promote' | 'shutdown';
 }
 
 /** Every recovery setting name pgwarden may write, and resets after an in-place recovery. */

@@ -1,8 +1,9 @@
 // pointInTimeRecovery: the seven steps of DESIGN.md (replaces prepare-recovery.sh,
 // execute-recovery.sh, restore-pitr.sh): plan → stage → approve → stop → swap → recover → verify.
-// In-place mode waits for approval before touching anything and rolls back to the moved-aside data
-// directory if anything after the swap fails. Rehearsal mode recovers a scratch copy on a free
-// port, never touches the live cluster, asks nobody, and removes the copy at the end.
+// In-place mode replays the staged copy to the target beside the running cluster (pre-replay), then
+// waits for approval before touching anything, replays only what is left after it, and rolls back
+// to the moved-aside data directory if anything after the swap fails. Rehearsal mode recovers a
+// scratch copy on a free port, never touches the live cluster, asks nobody, and removes the copy.
 import {
   ActivityCancellationType,
   ApplicationFailure,
@@ -13,10 +14,12 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '../activities/index.js';
+import type { Activities, PreReplayOutcome, RecoveryMode, RecoveryOutcome, RecoveryPlan } from '../activities/index.js';
 import { LONG_ACTIVITY, QUICK_ACTIVITY } from '../lib/activityOptions.js';
+import { preReplaySentence } from '../lib/preReplayEstimate.js';
 import type { RecoveryTarget } from '../lib/recovery.js';
 import { announceApproval } from './approvalNotice.js';
+import { rehearse } from './pitrRehearsal.js';
 import { showingFailure, showOutcome, trackProgress, waitForApproval, type ApprovalDecision } from './messages.js';
 import { selfLabels } from './selfLabels.js';
 
@@ -37,6 +40,8 @@ export interface PointInTimeRecoveryResult {
   backupId: string;
   decision?: ApprovalDecision;
   recovery?: RecoveryOutcome;
+  /** In place: the replay before the approval, and what it left for after it. */
+  preReplay?: PreReplayOutcome;
   /** Where the previous data directory is kept (in-place). */
   previousDataDirectory?: string;
   /** Seconds per step, in order. */
@@ -119,15 +124,31 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
     step('stage', `base backup ${plan.backupId} and ${plan.walFiles.length} WAL files into ${plan.workDirectory}`);
     let decision: ApprovalDecision | undefined;
     let recovery: RecoveryOutcome;
+    let preReplay: PreReplayOutcome | undefined;
     if (mode === 'in-place') {
       const staged = await host.stageRecovery.executeWithOptions(
         { summary: `stage base backup ${plan.backupId} and ${plan.walFiles.length} WAL files` },
         [plan],
       );
+      // The replay happens before the approval, while the cluster runs: the staged copy recovered
+      // to the target on a private port and shut down there; after the approval only what is left.
+      if (patched('pitr-replay-before-approval')) {
+        step(
+          'pre-replay',
+          `recover the staged copy to ${plan.targetDescription} on a private port while ${input.cluster} runs`,
+        );
+        preReplay = await host.preReplay.executeWithOptions(
+          {
+            summary: `replay before the approval: recover the staged copy of ${input.cluster} to ${plan.targetDescription} on a private port`,
+          },
+          [plan],
+        );
+      }
       const what =
-        staged?.dataDirectory === 'missing' || staged?.dataDirectory === 'empty'
+        (staged?.dataDirectory === 'missing' || staged?.dataDirectory === 'empty'
           ? `${plan.dataDirectory} is ${staged.dataDirectory} on this host (nothing to stop or keep): lay base backup ${plan.backupId} there and recover to ${plan.targetDescription}.`
-          : `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}.`;
+          : `stop ${input.cluster}, keep ${plan.dataDirectory} as ${plan.asideDirectory}, recover base backup ${plan.backupId} to ${plan.targetDescription}.`) +
+        (preReplay ? ` ${preReplaySentence(preReplay, input.cluster)}` : '');
       step('approve', `${what} Approve: pgwarden approve ${workflowInfo().workflowId} --approver NAME --reason TEXT`);
       await announceApproval(
         input.cluster,
@@ -181,42 +202,20 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
         [plan],
       );
       movedAside = swap?.movedAside !== false; // a rebuilt host had no data directory to keep
-      step('recover', plan.targetDescription);
+      step(
+        'recover',
+        preReplay
+          ? `${plan.targetDescription}, from the restartpoint at ${preReplay.restartLsn} (replayed up to ${preReplay.reachedLsn} before the approval)`
+          : plan.targetDescription,
+      );
       recovery = await host.recover.executeWithOptions(
         { summary: `recover ${input.cluster} to ${plan.targetDescription}` },
         [plan],
       );
     } else {
-      // A rehearsal asks nobody: WAL decoding starts with the base backup's unpacking, and replay
-      // as soon as the base is there (restore_command waits for segments not decoded yet).
-      const scope = new CancellationScope();
-      try {
-        recovery = await scope.run(async () => {
-          const staging = host.stageWal
-            .executeWithOptions({ summary: `stage ${plan.walFiles.length} WAL files alongside` }, [plan])
-            .catch(async (err: unknown) => {
-              await CancellationScope.nonCancellable(() => hostQuick.abortWalStaging(plan));
-              throw err;
-            });
-          staging.catch(() => undefined); // observed below; never an unhandled rejection meanwhile
-          await host.stageBaseBackup.executeWithOptions(
-            { summary: `stage base backup ${plan.backupId} into a scratch directory` },
-            [plan],
-          );
-          step('recover', `${plan.targetDescription}; WAL staged alongside`);
-          const [, outcome] = await Promise.all([
-            staging,
-            host.recover.executeWithOptions(
-              { summary: `rehearse: recover a scratch copy of ${input.cluster} to ${plan.targetDescription}` },
-              [plan],
-            ),
-          ]);
-          return outcome;
-        });
-      } catch (err) {
-        scope.cancel();
-        throw err;
-      }
+      recovery = await rehearse(host, hostQuick, plan, input.cluster, () =>
+        step('recover', `${plan.targetDescription}; WAL staged alongside`),
+      );
     }
     step('verify');
     await host.verifyRecovery.executeWithOptions(
@@ -225,14 +224,18 @@ async function recoverToPoint(input: PointInTimeRecoveryInput): Promise<PointInT
     );
     finish();
     done = true;
+    const early = preReplay
+      ? `; replayed before the approval, after it from ${recovery.redoStart ?? preReplay.restartLsn}`
+      : '';
     showOutcome(
-      `${mode === 'in-place' ? 'recovered' : 'rehearsed'} ${input.cluster} to ${plan.targetDescription} from base backup ${plan.backupId}`,
+      `${mode === 'in-place' ? 'recovered' : 'rehearsed'} ${input.cluster} to ${plan.targetDescription} from base backup ${plan.backupId}${early}`,
     );
     return {
       ...base,
       outcome: mode === 'in-place' ? 'recovered' : 'rehearsed',
       decision,
       recovery,
+      ...(preReplay ? { preReplay } : {}),
       previousDataDirectory: mode === 'in-place' && movedAside ? plan.asideDirectory : undefined,
       steps: timings,
     };

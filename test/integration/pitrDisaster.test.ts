@@ -261,13 +261,16 @@ describe('pointInTimeRecovery on a rebuilt host', () => {
       try {
         const handle = await approved({ cluster: 'main', target: { time: t3 } }, async (waiting) => {
           expect(waiting.detail).toContain(`is ${found} on this host (nothing to stop or keep)`);
-          // The staged WAL goes missing after planning: replay cannot start (no checkpoint record).
-          // Every segment, not just the first: which one holds the checkpoint is not this test's business.
+          // The WAL goes missing after the replay before the approval, staged and in the replayed
+          // copy's pg_wal: the start after the approval cannot begin (no checkpoint record).
+          // Every segment: which one holds the checkpoint is not this test's business.
           const work = (await siblings()).find((f) => f.includes('pgwarden-pitr-') && !earlier.includes(f))!;
           const walDir = join(dirname(setup.cluster.dataDir), work, 'wal');
           const segments = (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}$/.test(f));
           expect(segments.length).toBeGreaterThan(0);
           for (const f of segments) await rm(join(walDir, f));
+          const pgWal = join(dirname(setup.cluster.dataDir), work, 'data/pg_wal');
+          for (const f of (await readdir(pgWal)).filter((f) => /^[0-9A-F]{24}$/.test(f))) await rm(join(pgWal, f));
         });
         const message = await failureMessage(handle);
         expect(message).toMatch(/recovery failed and was rolled back: the server stopped during recovery/);

@@ -22,7 +22,7 @@ import { execa } from 'execa';
 import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
-import { waitForStep } from '../helpers/pitr.js';
+import { IN_PLACE_STEPS, waitForStep } from '../helpers/pitr.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
 import { activityResult, runFailure, scheduledActivities } from '../helpers/workflowRuns.js';
 
@@ -201,7 +201,7 @@ describe('pointInTimeRecovery targets proven from the WAL', () => {
     );
     const result = (await handle.result()) as PointInTimeRecoveryResult;
     expect(result).toMatchObject({ outcome: 'recovered' });
-    expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
+    expect(result.steps.map((s) => s.step)).toEqual(IN_PLACE_STEPS);
     expect(await tags()).toEqual(['before', 'b', 'unarchived', 'last']);
     expect(await live()).toMatchObject({ inRecovery: false, timeline: 3 });
     // The segments came from the moved-aside pg_wal into the staged WAL, after the archive's.

@@ -14,7 +14,7 @@ import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../../
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../helpers/archiving.js';
 import { testSecrets } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
-import { waitForStep } from '../helpers/pitr.js';
+import { activityAttempts, IN_PLACE_STEPS, ownQueues, waitForStep } from '../helpers/pitr.js';
 import { startPgwardenWorker, testEnvironment, uniqueQueue, type RunningWorker } from '../helpers/temporal.js';
 import { spawnWorker } from '../helpers/workerProcess.js';
 import { runFailure } from '../helpers/workflowRuns.js';
@@ -153,13 +153,15 @@ describe('pointInTimeRecovery', () => {
     expect(await state()).toMatchObject({ a: 50, c: 10, other: false, timeline: 1, inRecovery: false });
   });
 
-  it('rolls back to the original data directory when a WAL file is lost after planning', async () => {
+  it('rolls back to the original data directory when the WAL is lost after the replay before the approval', async () => {
     const handle = await startPitr({ cluster: 'main', target: { time: targetT } });
     await waitForStep(handle, 'approve');
     const work = (await readdir(join(setup.cluster.dataDir, '..'))).find((f) => f.includes('pgwarden-pitr-'))!;
-    const walDir = join(setup.cluster.dataDir, '..', work, 'wal');
-    const segments = (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort();
-    await rm(join(walDir, segments[0]!)); // the segment the base backup starts in
+    // Staged and in the replayed copy's pg_wal: the start after the approval finds no checkpoint to begin from.
+    for (const dir of ['wal', 'data/pg_wal']) {
+      const walDir = join(setup.cluster.dataDir, '..', work, dir);
+      for (const f of (await readdir(walDir)).filter((f) => /^[0-9A-F]{24}$/.test(f))) await rm(join(walDir, f));
+    }
     await handle.signal('approve', { approver: 'alice', reason: 'drill' });
     const failed = await runFailure(handle);
     expect(failed.type).toBe('RecoveryFailed');
@@ -209,7 +211,7 @@ describe('pointInTimeRecovery', () => {
       outcome: 'recovered',
       decision: { approved: true, approver: 'alice', reason: 'INC-42' },
     });
-    expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
+    expect(result.steps.map((s) => s.step)).toEqual(IN_PLACE_STEPS);
     expect(result.previousDataDirectory).toMatch(/\.pre-pitr-/);
     expect(await state()).toMatchObject({ a: 100, c: 0, other: true, timeline: 2, inRecovery: false });
     // The recovery settings are gone from postgresql.auto.conf; the old data directory is kept.
@@ -238,10 +240,7 @@ describe('pointInTimeRecovery', () => {
 describe('pointInTimeRecovery with a worker killed during recover', () => {
   it('finishes on a new worker: the running recovery is picked up, not started over', async () => {
     const crashQueue = uniqueQueue('pitr-crash');
-    const config = structuredClone(setup.config);
-    config.temporal.taskQueue = crashQueue;
-    config.worker.host = crashQueue;
-    config.clusters.main!.hostQueue = `pgwarden@${crashQueue}`;
+    const config = ownQueues(setup.config, crashQueue);
     const configFile = join(setup.dir, 'crash.json');
     const secrets = testSecrets(setup.cluster, key);
     const first = await spawnWorker(configFile, config, secrets);
@@ -261,16 +260,7 @@ describe('pointInTimeRecovery with a worker killed during recover', () => {
       await second.kill('SIGTERM');
     }
     // The recover activity ran a second attempt (on the new worker).
-    const history = await handle.fetchHistory();
-    const recoverScheduled = new Set(
-      (history.events ?? [])
-        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recover')
-        .map((e) => String(e.eventId)),
-    );
-    const started = (history.events ?? []).filter((e) =>
-      recoverScheduled.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)),
-    );
-    expect(started.map((e) => e.activityTaskStartedEventAttributes!.attempt)).toEqual([2]);
+    expect(await activityAttempts(handle, 'recover')).toEqual([2]);
     expect((await readdir(join(setup.cluster.dataDir, '..'))).filter((f) => f.includes('rehearsal'))).toEqual([]);
   }, 240_000);
 });

@@ -474,6 +474,13 @@ describe('recoverySettings', () => {
     expect(recoverySettings({ latest: true }, options)).toEqual(base);
   });
 
+  it("the replay before an in-place recovery's approval stops at the target: recovery_target_action = 'shutdown'", () => {
+    expect(recoverySettings({ time: '2026-11-22 10:00:00+00' }, { ...options, action: 'shutdown' })).toMatchObject({
+      recovery_target_action: 'shutdown',
+      recovery_target_time: '2026-11-22 10:00:00+00',
+    });
+  });
+
   it('resets every setting it writes, whatever the target', () => {
     const resets = recoverySettingResets();
     for (const target of targets) {

@@ -10,8 +10,10 @@ import type { RecoveryMode, RecoveryPlan } from '../../src/activities/index.js';
 import { nonRetryable } from '../../src/lib/errors.js';
 import { ErrorType } from '../../src/lib/errorTypes.js';
 import type { RecoveryTarget } from '../../src/lib/recovery.js';
+import type { Progress } from '../../src/workflows/messages.js';
 import type { PointInTimeRecoveryResult } from '../../src/workflows/pointInTimeRecovery.js';
 import { recordHistory } from '../helpers/histories.js';
+import { IN_PLACE_STEPS } from '../helpers/pitr.js';
 import { hangingStub, waitForStep, withStubRun, type StubRun } from '../helpers/stubRuns.js';
 import { testEnvironment } from '../helpers/temporal.js';
 import { runFailure, scheduledActivities } from '../helpers/workflowRuns.js';
@@ -43,6 +45,21 @@ function planOf(run: StubRun, mode: RecoveryMode, target: RecoveryTarget): Recov
   };
 }
 
+/** The replay before the approval: 48 MB at 16 MB/s, 16 MB left from the restartpoint. */
+const preReplayed = {
+  standby: false,
+  redoStart: '0/2000028',
+  reachedLsn: '0/5000028',
+  restartLsn: '0/4000028',
+  stoppedAt: 'recovery stopping before commit of transaction 812, time 2026-11-22 04:00:01+00',
+  replayedBytes: 48 * 1024 * 1024,
+  remainingBytes: 16 * 1024 * 1024,
+  seconds: 4,
+  bytesPerSecond: 16 * 1024 * 1024,
+  startSeconds: 1,
+  stopSeconds: 1,
+};
+
 /** Stubs of every activity pointInTimeRecovery proxies, answering as a healthy host does. */
 function stubs(plan: () => RecoveryPlan, overrides: Record<string, (...args: never[]) => unknown> = {}) {
   let archiveAsks = 0;
@@ -68,6 +85,7 @@ function stubs(plan: () => RecoveryPlan, overrides: Record<string, (...args: nev
       archived: [],
     }),
     swapDataDirectory: async () => ({ movedAside: true }),
+    preReplay: async () => preReplayed,
     recover: async () => ({ timeline: 2, reachedLsn: '0/5000028', port: 5433, recoverSeconds: 1 }),
     verifyRecovery: async () => ({ checks: [] }),
     cleanupRecovery: async () => ({}),
@@ -83,11 +101,18 @@ const start = (run: StubRun, id: string, target: RecoveryTarget, extra: object =
     args: [{ cluster: 'main', target, ...extra }],
   });
 
-const beforeApproval = ['fetchRecoveryFromOffsite', 'planRecovery', 'stageRecovery@host', 'notifyApproval'];
+const beforeApproval = [
+  'fetchRecoveryFromOffsite',
+  'planRecovery',
+  'stageRecovery@host',
+  'preReplay@host',
+  'notifyApproval',
+];
 
-it('in place: stages, waits for approval touching nothing, then stop → swap → recover → verify on the host, in order', async () => {
+it('in place: stages and replays the staged copy, waits for approval touching nothing, then stop → swap → recover → verify on the host, in order', async () => {
   const target: RecoveryTarget = { latest: true };
   let plan!: RecoveryPlan;
+  let waiting!: Progress;
   const { result, calls, atApproval } = await withStubRun(
     env,
     'wf-pitr',
@@ -96,6 +121,7 @@ it('in place: stages, waits for approval touching nothing, then stop → swap �
       plan = planOf(run, 'in-place', target);
       const handle = await start(run, 'approved', target);
       await waitForStep(handle, 'approve');
+      waiting = await handle.query<Progress>('progress');
       const atApproval = [...run.calls];
       await handle.signal('approve', approver);
       const result = (await handle.result()) as PointInTimeRecoveryResult;
@@ -122,7 +148,12 @@ it('in place: stages, waits for approval touching nothing, then stop → swap �
     previousDataDirectory: plan.asideDirectory,
     decision: { approved: true, ...approver },
   });
-  expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve', 'stop', 'swap', 'recover', 'verify']);
+  expect(result.steps.map((s) => s.step)).toEqual(IN_PLACE_STEPS);
+  expect(result.preReplay).toEqual(preReplayed);
+  // The approval says what was replayed already and how long the cluster will be down:
+  // stop 1 s + 16 MB at 16 MB/s + start 1 s + promotion 1 s.
+  expect(waiting.detail).toContain('Replayed already, while main kept running: 48.0 MB of WAL from 0/2000028');
+  expect(waiting.detail).toContain('main will be down about 4 s after the approval');
 });
 
 /** An in-place run answered with `reject`, or not at all (a short approval timeout). */
@@ -149,7 +180,7 @@ it('in place, rejected: ends "rejected" and touches nothing on the host (only th
   const { result, calls } = await unapproved('reject', 'pointInTimeRecovery-in-place-rejected');
   expect(calls).toEqual([...beforeApproval, 'cleanupRecovery@host']);
   expect(result).toMatchObject({ outcome: 'rejected', decision: { approved: false, ...approver } });
-  expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'approve']);
+  expect(result.steps.map((s) => s.step)).toEqual(['plan', 'stage', 'pre-replay', 'approve']);
 });
 
 it('in place, nobody answers: ends "timed-out" at the approval timeout and touches nothing on the host', async () => {

@@ -5,17 +5,19 @@
 import { type PitrDeps, pitrContext } from './context.js';
 import { createHostActivities } from './host.js';
 import { createPlanActivities } from './plan.js';
+import { createPreReplayActivities } from './preReplay.js';
 import { createRecoverActivities } from './recover.js';
 import { createRollbackActivities } from './rollback.js';
 import { createStageActivities } from './stage.js';
 
-export type { ArchiveWait, RecoveryMode, RecoveryOutcome, RecoveryPlan } from './types.js';
+export type { ArchiveWait, PreReplayOutcome, RecoveryMode, RecoveryOutcome, RecoveryPlan } from './types.js';
 
 export function createClusterActivities(deps: PitrDeps) {
   const ctx = pitrContext(deps);
   const { planRecovery } = createPlanActivities(ctx);
   const { stageRecovery, stageBaseBackup, stageWal, abortWalStaging } = createStageActivities(ctx);
   const { archiveCurrentWal, stopCluster, gatherUnarchivedWal, swapDataDirectory } = createHostActivities(ctx);
+  const { preReplay } = createPreReplayActivities(ctx);
   const { recover, verifyRecovery, cleanupRecovery } = createRecoverActivities(ctx);
   const { rollbackRecovery } = createRollbackActivities(ctx);
   return {
@@ -28,6 +30,7 @@ export function createClusterActivities(deps: PitrDeps) {
     stopCluster,
     gatherUnarchivedWal,
     swapDataDirectory,
+    preReplay,
     recover,
     verifyRecovery,
     cleanupRecovery,

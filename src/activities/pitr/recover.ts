@@ -1,7 +1,7 @@
 // The recover and verify steps: recovery settings written, the server started and followed until
 // promoted, then checked; and the work directory cleaned up.
 import { existsSync } from 'node:fs';
-import { chmod, chown, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
@@ -10,6 +10,7 @@ import { freePortOnLoopback } from '../../host/ports.js';
 import * as postgres from '../../postgres/connection.js';
 import { writeFileAtomic } from '../../host/atomicFile.js';
 import type { PitrContext } from './context.js';
+import { preReplayLogOf, preReplayOf, redoStartOf } from './preReplay.js';
 import { isRunning, pgCtl } from './server.js';
 import {
   collectorOffsets,
@@ -20,38 +21,15 @@ import {
   recoveryLogOf,
   recoveryStopLine,
 } from './serverLog.js';
+import { RECOVERY_BLOCK_HEADER, scratchSettings, writeSettingsBlock } from './settings.js';
 import { stagedRestoreCommand } from './stage.js';
 import type { RecoveryOutcome, RecoveryPlan } from './types.js';
 
-const RECOVERY_BLOCK_HEADER = '\n# pgwarden point-in-time recovery\n';
+export { writeSettingsBlock } from './settings.js';
 
 /** The data directory recovery runs in: the live path (in-place) or the staged copy (rehearsal). */
 const recoveryDir = (plan: RecoveryPlan) =>
   plan.mode === 'in-place' ? plan.dataDirectory : join(plan.workDirectory, 'data');
-
-/**
- * Settings at the end of postgresql.auto.conf (later lines win), under `header`. A repeated attempt
- * replaces its own earlier block instead of stacking another; the file is swapped in atomically
- * and keeps the data directory owner's ownership. Also createStandby's (its own header).
- */
-export async function writeSettingsBlock(
-  dataDir: string,
-  header: string,
-  settings: Record<string, string>,
-  owner: { uid: number; gid: number },
-): Promise<void> {
-  const file = join(dataDir, 'postgresql.auto.conf');
-  const current = existsSync(file) ? await readFile(file, 'utf8') : '';
-  const at = current.indexOf(header);
-  const kept = at === -1 ? current : current.slice(0, at);
-  // Quoted as ALTER SYSTEM does: the config parser treats both ' and \ specially.
-  const block = Object.entries(settings)
-    .map(([k, v]) => `${k} = '${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`)
-    .join('\n');
-  await writeFileAtomic(file, `${kept.replace(/\n*$/, '\n')}${header}${block}\n`);
-  await chown(file, owner.uid, owner.gid);
-  await chmod(file, 0o600);
-}
 
 export function createRecoverActivities({ config, env, clusterRef, cc, at, serverLogOf, runClusterHook }: PitrContext) {
   /**
@@ -77,20 +55,14 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
         restoreCommand: stagedRestoreCommand(walDir),
         timeline: plan.targetTimeline,
       });
-      if (plan.mode === 'rehearsal') {
-        // A drill never reaches the live cluster's archive or port.
-        // Its log is its own: everything on stderr into pg_ctl's log file, never the live cluster's log_directory.
-        Object.assign(settings, {
-          port: String(port),
-          listen_addresses: '127.0.0.1',
-          unix_socket_directories: plan.workDirectory,
-          archive_mode: 'off',
-          logging_collector: 'off',
-          log_destination: 'stderr',
-        });
-      }
+      // A drill never reaches the live cluster's archive or port; its log is its own.
+      if (plan.mode === 'rehearsal') Object.assign(settings, scratchSettings(port, plan.workDirectory));
       const owner = await stat(dataDir);
+      // This block replaces the one of the replay before the approval (its port, its socket, no
+      // archiving); and the standby.signal that replay to `latest` ran under goes: with it, the
+      // server would wait for more WAL instead of promoting.
       await writeSettingsBlock(dataDir, RECOVERY_BLOCK_HEADER, settings, owner);
+      if ((await preReplayOf(plan))?.standby) await rm(join(dataDir, 'standby.signal'), { force: true });
       await writeFile(join(dataDir, 'recovery.signal'), '');
       await chown(join(dataDir, 'recovery.signal'), owner.uid, owner.gid);
       // This start's output begins at the log's current end (the file is durable and shared across starts).
@@ -130,11 +102,15 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
       const state = await probe(cluster, host, port).catch(() => undefined);
       if (state && !state.inRecovery) {
         const log = await serverLog();
-        await keepRecoveryLog(plan, log);
+        // In place, the kept recovery log begins with the replay before the approval (its own file in the work directory).
+        const before = existsSync(preReplayLogOf(plan)) ? await readFile(preReplayLogOf(plan), 'utf8') : '';
+        await keepRecoveryLog(plan, before ? `--- before the approval ---\n${before}\n--- after it ---\n${log}` : log);
+        const redoStart = redoStartOf(log);
         return {
           timeline: state.timeline,
           reachedLsn: state.lsn,
           stoppedAt: recoveryStopLine(log),
+          ...(redoStart ? { redoStart } : {}),
           port,
           recoverSeconds: (Date.now() - started) / 1000,
         };

@@ -38,6 +38,30 @@ export interface RecoveryOutcome {
   reachedLsn: string;
   /** What PostgreSQL logged about where it stopped (e.g. "recovery stopping before commit of transaction 812, time ..."). */
   stoppedAt?: string;
+  /** Where this start's replay began ("redo starts at"): after a replay before the approval, its restartpoint. */
+  redoStart?: string;
   port: number;
   recoverSeconds: number;
+}
+
+/** What the replay before the approval (in place) did, and what it leaves for after the approval. */
+export interface PreReplayOutcome {
+  /** Replay to `latest` ran as a standby (standby.signal) up to the end of the staged WAL. */
+  standby: boolean;
+  /** Where replay began (the base backup's start) and where it got to. */
+  redoStart: string;
+  reachedLsn: string;
+  /** Where the start after the approval begins (the last restartpoint's redo location). */
+  restartLsn: string;
+  /** What PostgreSQL logged about where it stopped (targets other than latest). */
+  stoppedAt?: string;
+  replayedBytes: number;
+  /** Bytes the start after the approval replays again (from the restartpoint to where this replay got). */
+  remainingBytes: number;
+  seconds: number;
+  /** Replay rate measured, bytes per second. */
+  bytesPerSecond: number;
+  /** Measured: the server's start until it accepted connections, and its shutdown. */
+  startSeconds: number;
+  stopSeconds: number;
 }

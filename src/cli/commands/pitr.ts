@@ -3,6 +3,7 @@
 import { Option, type Command } from 'commander';
 import type { Config } from '../../config/index.js';
 import type { RecoveryMode } from '../../activities/pitr/types.js';
+import { formatBytes } from '../../lib/diskSpace.js';
 import { formatBackupId, pitrWorkflowId } from '../../lib/ids.js';
 import type { RecoveryTarget } from '../../lib/recovery.js';
 import type { PointInTimeRecoveryInput, PointInTimeRecoveryResult } from '../../workflows/pointInTimeRecovery.js';
@@ -86,6 +87,10 @@ export function registerPitrCommand(program: Command, config: () => Config): voi
         );
         if (r.recovery.stoppedAt) console.log(`  ${r.recovery.stoppedAt}`);
         console.log(`  steps: ${r.steps.map((s) => `${s.step} ${formatDuration(s.seconds)}`).join(', ')}`);
+        if (r.preReplay)
+          console.log(
+            `  replayed before the approval: ${formatBytes(r.preReplay.replayedBytes)} from ${r.preReplay.redoStart}; after it from ${r.recovery.redoStart ?? r.preReplay.restartLsn}`,
+          );
         if (r.previousDataDirectory) console.log(`  the previous data directory is kept at ${r.previousDataDirectory}`);
       },
     );
