@@ -10,11 +10,15 @@
 // alternating: the copy laid down again, recovery.signal, the restore_command wrapped to time each
 // call, pg_ctl start, timed until pg_is_in_recovery() = false (the end of the archive reached).
 // Before those rounds, the wal-get of segments the fetcher has spooled already, timed alone.
-// Prints the figures and, last, one JSON line. Options: --wal-mb N (default 1024), --runs N.
+// Prints the figures and, last, one JSON line. Options: --wal-mb N (default 1024), --runs N;
+// --before <git revision> adds a fourth side, the prefetching wal-get built from that revision, in
+// the same rounds (a before/after under the same load on shared cores); --no-sync leaves the
+// synchronous wal-get out of the rounds (it still decodes the cp side's plain files).
 import { existsSync } from 'node:fs';
-import { chmod, chown, copyFile, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import pg from 'pg';
 import { startArchivingCluster, switchAndArchive, type ArchivingSetup } from '../../test/helpers/archiving.js';
@@ -26,6 +30,12 @@ import { buildDist, median, option } from './worker.js';
 
 const walMb = option('--wal-mb', 1024);
 const runs = option('--runs', 3);
+const beforeRev = process.argv.includes('--before') ? process.argv[process.argv.indexOf('--before') + 1] : undefined;
+if (beforeRev !== undefined && !/^[\w./~^-]+$/.test(beforeRev))
+  throw new Error(`--before ${beforeRev}: not a revision`);
+const withSync = !process.argv.includes('--no-sync');
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+type Mode = 'sync' | 'async' | 'before';
 const log = (line: string) => console.log(line);
 const isRoot = process.getuid?.() === 0;
 const SEGMENT = /^[0-9A-F]{24}$/;
@@ -45,16 +55,29 @@ exit $rc
 `;
 
 /** The fetcher would leave by itself after 30 s idle; the next side should not share the cores with it. */
-async function stopFetcher(work: string): Promise<void> {
-  const lock = await readFile(join(work, 'spool/main/fetcher.pid'), 'utf8').catch(() => '{}');
+async function stopFetcher(work: string, mode: Mode): Promise<void> {
+  const lock = await readFile(join(work, `spool-${mode}/main/fetcher.pid`), 'utf8').catch(() => '{}');
   const { pid } = JSON.parse(lock) as { pid?: number };
   if (pid) process.kill(pid, 'SIGTERM');
+}
+
+/** The CLI as built from another revision (its sources by `git archive`, this checkout's node_modules). */
+async function buildRevision(rev: string): Promise<string> {
+  const dir = join(ROOT, '.bench', `rev-${process.pid}`);
+  await mkdir(dir, { recursive: true });
+  await execa('bash', ['-c', `git archive ${rev} src tsconfig.json tsconfig.build.json | tar -x -C ${dir}`], {
+    cwd: ROOT,
+  });
+  await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  await execa('npx', ['tsc', '-p', join(dir, 'tsconfig.build.json'), '--outDir', join(dir, 'dist')], { cwd: ROOT });
+  return join(dir, 'dist');
 }
 
 let setup: ArchivingSetup | undefined;
 let key: TestKey | undefined;
 let work = '';
 let dist = '';
+let beforeDist = '';
 try {
   key = await createTestKey();
   work = await mkdtemp(join(tmpdir(), 'pgwarden-bench-walget-'));
@@ -69,6 +92,7 @@ try {
   await chmod(privateKeyFile, 0o600);
   log('building dist/ (the CLI as installed) and a cluster archiving through wal-push');
   dist = await buildDist();
+  if (beforeRev) beforeDist = await buildRevision(beforeRev);
   setup = await startArchivingCluster({ taskQueue: 'bench-walget', key: { ...key, privateKeyFile } });
   const cluster = setup.cluster;
   const base = join(work, 'base');
@@ -104,15 +128,15 @@ try {
   await writeFile(timed, TIMED);
   await chmod(timed, 0o755);
   const config = JSON.parse(await readFile(setup.configFile, 'utf8')) as Record<string, unknown>;
-  const configs = {} as Record<'sync' | 'async', string>;
-  for (const mode of ['sync', 'async'] as const) {
+  const configs = {} as Record<Mode, string>;
+  for (const mode of ['sync', 'async', 'before'] as const) {
     configs[mode] = join(work, `pgwarden-${mode}.json`);
-    const walGet = { async: mode === 'async', spoolDirectory: join(work, 'spool') };
+    const walGet = { async: mode !== 'sync', spoolDirectory: join(work, `spool-${mode}`) };
     await writeFile(configs[mode], JSON.stringify({ ...config, walGet }));
     await chmod(configs[mode], 0o644);
   }
-  const cli = (mode: 'sync' | 'async') =>
-    `env ${PASSPHRASE_ENV}=${key!.passphrase} ${process.execPath} ${join(dist, 'cli/main.js')} --config ${configs[mode]} wal-get --cluster main`;
+  const cli = (mode: Mode) =>
+    `env ${PASSPHRASE_ENV}=${key!.passphrase} ${process.execPath} ${join(mode === 'before' ? beforeDist : dist, 'cli/main.js')} --config ${configs[mode]} wal-get --cluster main`;
 
   log('synchronous wal-get of every segment into a plain directory (the cp side reads it)');
   const syncCalls: number[] = [];
@@ -124,7 +148,7 @@ try {
   log(`  p50 ${p50(syncCalls).toFixed(0)} ms a segment`);
 
   log('prefetched: one wal-get starts the fetcher, then the segments it spooled, one call after the other');
-  const spooled = join(work, 'spool', 'main');
+  const spooled = join(work, 'spool-async', 'main');
   const ahead = segments.slice(1, 9);
   await asPostgres('bash', ['-c', `${cli('async')} ${segments[0]} ${join(work, 'out')}`]);
   for (const deadline = Date.now() + 120_000; !ahead.every((s) => existsSync(join(spooled, s)));) {
@@ -140,7 +164,7 @@ try {
   log(
     `  p50 ${p50(prefetchedCalls).toFixed(0)} ms a segment (${prefetchedCalls.map((ms) => ms.toFixed(0)).join(', ')})`,
   );
-  await stopFetcher(work);
+  await stopFetcher(work, 'async');
   const nodeCalls: number[] = []; // the floor: Node starting and leaving, through the same runuser and bash
   for (let i = 0; i < 8; i++) {
     const t0 = process.hrtime.bigint();
@@ -149,10 +173,11 @@ try {
   }
   log(`  (node -e 0 the same way: p50 ${p50(nodeCalls).toFixed(0)} ms)`);
 
-  const sides = {
+  const sides: Record<string, string> = {
     cp: `cp ${plain}/%f %p`,
-    sync: `${cli('sync')} %f %p`,
+    ...(withSync ? { sync: `${cli('sync')} %f %p` } : {}),
     async: `${cli('async')} %f %p`,
+    ...(beforeRev ? { before: `${cli('before')} %f %p` } : {}),
   };
   const results: Record<string, { seconds: number[]; callMs: number[] }> = {};
   for (let round = 0; round < runs; round++) {
@@ -194,7 +219,7 @@ try {
         const [rc, ms, name] = line.split(' ');
         if (rc === '0' && SEGMENT.test(name ?? '')) r.callMs.push(Number(ms));
       }
-      await stopFetcher(work);
+      if (side !== 'cp') await stopFetcher(work, side as Mode);
       await rm(data, { recursive: true, force: true });
       const last = (await readFile(calls, 'utf8')).trim().split('\n');
       log(`  round ${round + 1} ${side}: ${r.seconds.at(-1)!.toFixed(1)} s; calls (exit ms file): ${last.join(', ')}`);
@@ -213,12 +238,17 @@ try {
       ]),
     ),
     asyncVsCp: Number((p50(results.async!.seconds) / p50(results.cp!.seconds)).toFixed(2)),
+    ...(results.before
+      ? { beforeVsCp: Number((p50(results.before.seconds) / p50(results.cp!.seconds)).toFixed(2)) }
+      : {}),
   };
   log(
-    `catch-up (median of ${runs}): cp ${summary.cpCatchUpSeconds} s, wal-get ${summary.syncCatchUpSeconds} s, prefetching wal-get ${summary.asyncCatchUpSeconds} s (${summary.asyncVsCp}× cp)`,
+    `catch-up (median of ${runs}): cp ${summary.cpCatchUpSeconds} s, ${withSync ? `wal-get ${summary.syncCatchUpSeconds} s, ` : ''}prefetching wal-get ${summary.asyncCatchUpSeconds} s (${summary.asyncVsCp}× cp)` +
+      (beforeRev ? `; as built from ${beforeRev}: ${summary.beforeCatchUpSeconds} s (${summary.beforeVsCp}× cp)` : ''),
   );
   log(
-    `restore_command p50 per segment: cp ${summary.cpCallMsP50} ms, wal-get ${summary.syncCallMsP50} ms, prefetching wal-get ${summary.asyncCallMsP50} ms`,
+    `restore_command p50 per segment: cp ${summary.cpCallMsP50} ms, ${withSync ? `wal-get ${summary.syncCallMsP50} ms, ` : ''}prefetching wal-get ${summary.asyncCallMsP50} ms` +
+      (beforeRev ? `, as built from ${beforeRev} ${summary.beforeCallMsP50} ms` : ''),
   );
   log(JSON.stringify(summary));
 } finally {
@@ -226,4 +256,5 @@ try {
   await key?.remove();
   if (work) await rm(work, { recursive: true, force: true });
   if (dist) await rm(dist, { recursive: true, force: true });
+  if (beforeDist) await rm(dirname(beforeDist), { recursive: true, force: true });
 }
