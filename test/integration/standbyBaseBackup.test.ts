@@ -133,7 +133,7 @@ it('a standby paused past the lag limit: the base backup comes from the primary'
   }
 }, 120_000);
 
-it("a hole in the archive inside a backup's range: the wait names the missing segment, not only the last", async () => {
+it("a hole in the archive inside a backup's range: the wait names the missing segment, not only the last; another timeline is refused", async () => {
   // wal-push with async pushes two at a time: a later segment can be archived while an earlier one failed.
   const dir = join(setup.repository, 'main/wal');
   const segs = (await readdir(dir)).filter((n) => /^00000001[0-9A-F]{16}\.json$/.test(n)).map((n) => n.slice(0, 24));
@@ -144,12 +144,12 @@ it("a hole in the archive inside a backup's range: the wait names the missing se
   const [first, hole, last] = segs.slice(at, at + 3) as [string, string, string];
   const lsnIn = (name: string, offset: bigint) =>
     formatLsn(parseSegmentName(name)!.segment * 16n * 1024n * 1024n + offset);
-  const wait = (timeoutMs: number) =>
+  const wait = (timeoutMs: number, timeline = 1) =>
     archiveStopSegment({
       config: setup.config,
       env: testSecrets(setup.cluster, key),
       cluster: 'main',
-      timeline: 1,
+      timeline,
       startLsn: lsnIn(first, 40n),
       stopLsn: lsnIn(last, 4096n),
       beat: () => undefined,
@@ -166,6 +166,13 @@ it("a hole in the archive inside a backup's range: the wait names the missing se
     await rename(join(dir, `${hole}.json.aside`), join(dir, `${hole}.json`));
   }
   await expect(wait(1500)).resolves.toBe(last);
+  // A backup on another timeline than the primary's (its standby followed another primary): refused
+  // for good, before any switch or wait; a retry from the same standby would not change it.
+  await expect(wait(60_000, 2)).rejects.toMatchObject({
+    type: 'StandbyUnavailable',
+    nonRetryable: true,
+    message: expect.stringMatching(/timeline 2, the primary of "main" on timeline 1/),
+  });
 }, 30_000);
 
 it('the primary not archiving: the wait for the last segment ends in a retryable failure naming the archiver', async () => {
