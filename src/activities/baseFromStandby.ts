@@ -182,8 +182,10 @@ export function switchWhileStandbyWaits(o: {
       const row = { pid: found.pid, waiting: waitingFor };
       waitingSince ??= Date.now();
       if (Date.now() - waitingSince > waitTimeoutMs) {
-        const state = await archiverState(standby);
-        await standby.query('SELECT pg_terminate_backend($1)', [row.pid]);
+        const state = await archiverState(standby).catch((e: Error) => `unreadable (${e.message})`);
+        // Best effort (a user without the right leaves it to notice the stopped pg_basebackup): the
+        // backup fails either way.
+        await standby.query('SELECT pg_terminate_backend($1)', [row.pid]).catch(() => undefined);
         o.fail(
           retryable(
             ErrorType.WalNotArchived,
