@@ -16,6 +16,7 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
+  linkSync,
   openSync,
   readFileSync,
   readSync,
@@ -87,6 +88,7 @@ const sidecar = (spool: string, name: string) => join(spool, `${name}.sha256`);
 export async function getFromSpool(job: FetcherJob, name: string, destination: string): Promise<boolean> {
   if (!parseSegmentName(name) || !existsSync(join(job.archiveDir, walRecordName(name)))) return false;
   openSpool(job.spoolDirectory);
+  writeAtomic(join(job.spoolDirectory, SERVING), servingFor(job));
   writeAtomic(join(job.spoolDirectory, WANTED), name);
   ensureFetcher(job);
   const deadline = Date.now() + WAIT_MS;
@@ -97,6 +99,15 @@ export async function getFromSpool(job: FetcherJob, name: string, destination: s
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+/**
+ * For bin/pgwarden-wal-get, the restore_command that serves a spooled segment without Node: whose
+ * spool this is (the config file, absolute, and the cluster) and the archive its sidecars must
+ * name (as JSON writes it), one a line. The script serves only while it names its own config and
+ * cluster and is newer than the config file.
+ */
+const SERVING = 'serving';
+const servingFor = (job: FetcherJob) => `${job.config}\n${job.cluster}\n${JSON.stringify(job.archiveDir)}\n`;
 
 /** How long wal-get waits for the fetcher to decode its segment before it decodes the segment itself. */
 const WAIT_MS = 30_000;
@@ -128,20 +139,21 @@ function takeSpooled(job: FetcherJob, name: string, destination: string): boolea
     removeSpooled(job.spoolDirectory, name);
     return false;
   }
+  // A second name at the destination first: once `wanted` moves on, the fetcher clears the spool's.
+  try {
+    rmSync(destination, { force: true });
+    linkSync(file, destination);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    // The spool is on another filesystem than pg_wal: a copy.
+    copyFileSync(file, `${destination}.tmp`);
+    renameSync(`${destination}.tmp`, destination);
+  }
   // Recovery asks for the next one next: the fetcher counts from there, and does not take this
   // one, gone from the spool a moment later, for one still to decode.
   const { timeline, segment } = parseSegmentName(name)!;
   writeAtomic(join(job.spoolDirectory, WANTED), segmentName(timeline, segment + 1n));
-  try {
-    renameSync(file, destination);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-    // The spool is on another filesystem than pg_wal: a copy, then the spooled file goes.
-    copyFileSync(file, `${destination}.tmp`);
-    renameSync(`${destination}.tmp`, destination);
-    rmSync(file, { force: true });
-  }
-  rmSync(sidecar(job.spoolDirectory, name), { force: true });
+  removeSpooled(job.spoolDirectory, name);
   return true;
 }
 

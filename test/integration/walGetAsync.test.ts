@@ -14,6 +14,7 @@ import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup 
 import { PASSPHRASE_ENV } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startStandby, type TestStandby } from '../helpers/standby.js';
+import { alive, fetcherPid as walFetcherPid, postgresIds, until } from '../helpers/walSpool.js';
 
 let setup: ArchivingSetup;
 let standby: TestStandby;
@@ -22,20 +23,13 @@ let spoolBase: string;
 const spool = () => join(spoolBase, 'main');
 const walDir = () => join(setup.repository, 'main', 'wal');
 const isRoot = process.getuid?.() === 0;
-const ids = async () =>
-  isRoot
-    ? {
-        uid: Number((await execa('id', ['-u', 'postgres'])).stdout),
-        gid: Number((await execa('id', ['-g', 'postgres'])).stdout),
-      }
-    : undefined;
 
 beforeAll(async () => {
   key = await createTestKey();
   // The private key where the PostgreSQL user (restore_command, the fetcher) reads it.
   const privateKeyFile = join(tmpdir(), `pgwarden-get-key-${randomBytes(4).toString('hex')}.asc`);
   await copyFile(key.privateKeyFile, privateKeyFile);
-  const owner = await ids();
+  const owner = await postgresIds();
   if (owner) await chown(privateKeyFile, owner.uid, owner.gid);
   await chmod(privateKeyFile, 0o600);
   spoolBase = join(tmpdir(), `pgwarden-get-spool-test-${randomBytes(4).toString('hex')}`);
@@ -63,25 +57,9 @@ afterAll(async () => {
   await Promise.all([key?.remove(), rm(spoolBase, { recursive: true, force: true })]);
 });
 
-const fetcherPid = async () =>
-  (JSON.parse(await readFile(join(spool(), 'fetcher.pid'), 'utf8').catch(() => '{}')) as { pid?: number }).pid ?? 0;
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const fetcherPid = () => walFetcherPid(spool());
 const rows = async (q: (sql: string) => Promise<{ n: string }[]>) =>
   Number((await q('SELECT count(*)::text AS n FROM t'))[0]!.n);
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 /** Some rows, then the segment archived; returns its name. */
 const segmentOfRows = async (n: number) => {
   await setup.cluster.query(`INSERT INTO t SELECT generate_series(1, ${n})`);
