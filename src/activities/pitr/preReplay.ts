@@ -7,7 +7,7 @@
 // staged, then a fast shutdown (a restartpoint); after the approval, recovery.signal and the WAL
 // the archive lacked. Nothing here touches the live cluster.
 import { existsSync } from 'node:fs';
-import { chown, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
@@ -19,7 +19,7 @@ import * as postgres from '../../postgres/connection.js';
 import type { PitrContext } from './context.js';
 import { isRunning, pgCtl, serverTool } from './server.js';
 import { keepRecoveryLog, logTail, prepareLog, recoveryStopLine } from './serverLog.js';
-import { RECOVERY_BLOCK_HEADER, scratchSettings, writeSettingsBlock } from './settings.js';
+import { majorOf, RECOVERY_BLOCK_HEADER, scratchSettings, writeSettingsBlock } from './settings.js';
 import { stagedRestoreCommand } from './stage.js';
 import type { PreReplayOutcome, RecoveryPlan } from './types.js';
 
@@ -45,14 +45,18 @@ export function redoStartOf(log: string): string | undefined {
  * the pre-replay's log lines begin with (its log_line_prefix and log_timezone are pgwarden's).
  */
 export function logSeconds(log: string, from: RegExp, to: RegExp): number | undefined {
-  const lines = log.split('\n');
-  const at = (line: string | undefined) => {
-    const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) UTC/.exec(line ?? '');
-    return m ? Date.parse(`${m[1]}T${m[2]}Z`) : undefined;
-  };
-  const start = at(lines.find((l) => from.test(l)));
-  const end = at(lines.findLast((l) => to.test(l)));
+  const start = logTime(log, from);
+  const end = logTime(log, to, true);
   return start !== undefined && end !== undefined && end >= start ? (end - start) / 1000 : undefined;
+}
+
+/** When the first (or last) line matching `re` was logged, in ms since the epoch, by its timestamp. */
+export function logTime(log: string, re: RegExp, last = false): number | undefined {
+  const lines = log.split('\n');
+  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) UTC/.exec(
+    (last ? lines.findLast((l) => re.test(l)) : lines.find((l) => re.test(l))) ?? '',
+  );
+  return m ? Date.parse(`${m[1]}T${m[2]}Z`) : undefined;
 }
 
 /** pg_controldata's fields of a stopped data directory. */
@@ -66,14 +70,39 @@ async function controlData(plan: RecoveryPlan, cc: PitrContext['cc'], dataDir: s
 }
 
 export function createPreReplayActivities({ env, clusterRef, cc, at }: PitrContext) {
-  async function replayLsn(plan: RecoveryPlan, port: number): Promise<bigint | undefined> {
+  /** How far the scratch server replayed; undefined while it does not answer, or when what answers is not it. */
+  async function replayLsn(plan: RecoveryPlan, port: number, dataDir: string): Promise<bigint | undefined> {
     const cluster = clusterRef(plan.cluster);
+    const ours = await realpath(dataDir);
     return postgres
       .withConnection(at(cluster, '127.0.0.1', port), cluster.config.maintenanceDatabase, env, async (client) => {
-        const { rows } = await client.query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn');
+        const { rows } = await client.query<{ lsn: string | null; dir: string }>(
+          `SELECT pg_last_wal_replay_lsn()::text AS lsn, current_setting('data_directory') AS dir`,
+        );
+        // Another server on this port (ours could not bind it) is never taken for ours.
+        if ((await realpath(rows[0]!.dir).catch(() => rows[0]!.dir)) !== ours) return undefined;
         return rows[0]!.lsn ? parseLsn(rows[0]!.lsn) : undefined;
       })
       .catch(() => undefined);
+  }
+
+  /** The replay's settings block, for a server on `port` (a retry's fresh port replaces the block). */
+  async function writePreReplaySettings(plan: RecoveryPlan, dataDir: string, port: number) {
+    const settings = recoverySettings(plan.target, {
+      restoreCommand: stagedRestoreCommand(join(plan.workDirectory, 'wal')),
+      timeline: plan.targetTimeline,
+      action: 'shutdown',
+    });
+    // A standby has no target: it replays what there is and waits for more.
+    if ('latest' in plan.target) delete settings.recovery_target_action;
+    // hot_standby: replay's progress is read from the server while it runs.
+    // Timestamps pgwarden can read: the replay's rate, its start and its shutdown come from its log.
+    Object.assign(settings, scratchSettings(port, plan.workDirectory, await majorOf(dataDir)), {
+      hot_standby: 'on',
+      log_line_prefix: '%m [%p] ',
+      log_timezone: 'UTC',
+    });
+    await writeSettingsBlock(dataDir, RECOVERY_BLOCK_HEADER, settings, await stat(dataDir));
   }
 
   /**
@@ -90,56 +119,57 @@ export function createPreReplayActivities({ env, clusterRef, cc, at }: PitrConte
     const segments = plan.walFiles.map((f) => parseSegmentName(f)?.segment).filter((s) => s !== undefined);
     // `latest`: the end of the WAL staged (the archive when the plan was made).
     const lastSegmentStart = segments.length ? segments.at(-1)! * BigInt(WAL_SEGMENT_BYTES) : 0n;
-    let port: number;
-    let since: number;
-    if (!existsSync(startedMarker(plan))) {
-      port = await freePortOnLoopback();
-      since = Date.now();
-      const settings = recoverySettings(plan.target, {
-        restoreCommand: stagedRestoreCommand(join(plan.workDirectory, 'wal')),
-        timeline: plan.targetTimeline,
-        action: 'shutdown',
-      });
-      // A standby has no target: it replays what there is and waits for more.
-      if (standby) delete settings.recovery_target_action;
-      // hot_standby: replay's progress is read from the server while it runs.
-      // Timestamps pgwarden can read: the replay's rate, its start and its shutdown come from its log.
-      Object.assign(settings, scratchSettings(port, plan.workDirectory), {
-        hot_standby: 'on',
-        log_line_prefix: '%m [%p] ',
-        log_timezone: 'UTC',
-      });
+    // The port, when the replay began, and when its server was last started (a retry's own start resets it).
+    let marker: { port: number; since: number; startedAt?: number };
+    const retry = existsSync(startedMarker(plan));
+    if (!retry) {
+      marker = { port: await freePortOnLoopback(), since: Date.now() };
+      await writePreReplaySettings(plan, dataDir, marker.port);
       const owner = await stat(dataDir);
-      await writeSettingsBlock(dataDir, RECOVERY_BLOCK_HEADER, settings, owner);
       const signal = join(dataDir, standby ? 'standby.signal' : 'recovery.signal');
       await writeFile(signal, '');
       await chown(signal, owner.uid, owner.gid);
       await rm(logFile, { force: true });
       await prepareLog(logFile, owner);
-      await writeFileAtomic(startedMarker(plan), JSON.stringify({ port, since }));
+      await writeFileAtomic(startedMarker(plan), JSON.stringify(marker));
     } else {
-      ({ port, since } = JSON.parse(await readFile(startedMarker(plan), 'utf8')) as { port: number; since: number });
+      marker = JSON.parse(await readFile(startedMarker(plan), 'utf8')) as typeof marker;
     }
     const log = () => readFile(logFile, 'utf8').catch(() => '');
-    const shutAtTarget = async () => /shutdown at recovery target/.test(await log());
+    // At the target: the server exited by itself (recovery_target_action = 'shutdown') and its
+    // control file says it shut down in recovery; the log (in English, lc_messages = 'C') only informs.
+    const shutAtTarget = async () =>
+      !standby &&
+      !(await isRunning(cc(plan), dataDir)) &&
+      (await controlData(plan, cc, dataDir)).get('Database cluster state') === 'shut down in recovery';
     let startSeconds = 0;
-    let startedAt = Date.now();
-    if (!(await isRunning(cc(plan), dataDir)) && !(!standby && (await shutAtTarget()))) {
+    if (!(await isRunning(cc(plan), dataDir)) && !(await shutAtTarget())) {
+      // A retry's server starts on a fresh port: the recorded one may be another server's by now
+      // (pg_ctl -W says nothing of a server that could not bind it).
+      if (retry) {
+        marker.port = await freePortOnLoopback();
+        await writePreReplaySettings(plan, dataDir, marker.port);
+      }
+      marker.startedAt = Date.now();
+      await writeFileAtomic(startedMarker(plan), JSON.stringify(marker));
       const r = await pgCtl(cc(plan), dataDir, ['start', '-l', logFile, '-W'], { reject: false });
       if (r.exitCode !== 0)
         throw nonRetryable(
           ErrorType.RecoveryFailed,
           `the replay before the approval could not start (log ${await keepRecoveryLog(plan, await log())}): ${logTail(await log())}`,
         );
-      startedAt = Date.now();
     }
+    const { port, since } = marker;
+    // A server picked up runs since an earlier attempt started it: its start is the one measured from.
+    const startedAt = marker.startedAt ?? Date.now();
+    const begun = Date.now();
     let reached: bigint | undefined;
     let steadySince = Date.now();
     let stopSeconds: number;
     for (;;) {
       if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
-      const lsn = await replayLsn(plan, port);
-      if (lsn !== undefined && !startSeconds) startSeconds = (Date.now() - startedAt) / 1000;
+      const lsn = await replayLsn(plan, port, dataDir);
+      if (lsn !== undefined && !startSeconds) startSeconds = Math.max((Date.now() - startedAt) / 1000, 0.001);
       if (lsn !== undefined && lsn !== reached) {
         reached = lsn;
         steadySince = Date.now();
@@ -154,8 +184,8 @@ export function createPreReplayActivities({ env, clusterRef, cc, at }: PitrConte
         stopSeconds = (Date.now() - stopping) / 1000;
         break;
       }
-      if (lsn === undefined && Date.now() - startedAt > 2000 && !(await isRunning(cc(plan), dataDir))) {
-        if (!standby && (await shutAtTarget())) {
+      if (lsn === undefined && Date.now() - begun > 2000 && !(await isRunning(cc(plan), dataDir))) {
+        if (await shutAtTarget()) {
           stopSeconds = 1; // read from the log below
           break;
         }
@@ -180,10 +210,15 @@ export function createPreReplayActivities({ env, clusterRef, cc, at }: PitrConte
     const started = text.lastIndexOf('starting PostgreSQL');
     const last = started === -1 ? text : text.slice(text.lastIndexOf('\n', started) + 1);
     const lastRedo = parseLsn(redoStartOf(last) ?? formatLsn(redoStart));
+    // A server picked up from an earlier attempt replayed before this one looked: its rate is
+    // measured from its own start (the log's redo line, else the start recorded), never from this attempt's.
+    startSeconds = logSeconds(last, /starting PostgreSQL/, /redo starts at/) ?? startSeconds;
+    const redoAt = logTime(last, /redo starts at/);
     const replaySeconds =
       (standby ? undefined : logSeconds(last, /redo starts at/, /recovery stopping/)) ??
-      (steadySince - startedAt) / 1000 - startSeconds;
-    startSeconds = logSeconds(last, /starting PostgreSQL/, /redo starts at/) ?? startSeconds;
+      (redoAt !== undefined ? (steadySince - redoAt) / 1000 : (steadySince - startedAt) / 1000 - startSeconds);
+    // `latest` stopped short of the staged WAL's end (a stall): what it did not replay is left for after the approval.
+    const unreplayed = standby && lastSegmentStart > end ? lastSegmentStart - end : 0n;
     if (!standby) stopSeconds = logSeconds(last, /recovery stopping/, /database system is shut down/) ?? stopSeconds;
     const outcome: PreReplayOutcome = {
       standby,
@@ -192,11 +227,12 @@ export function createPreReplayActivities({ env, clusterRef, cc, at }: PitrConte
       restartLsn: formatLsn(restart),
       ...(standby ? {} : { stoppedAt: recoveryStopLine(text) }),
       replayedBytes: replayed,
-      remainingBytes: Number(end - restart),
+      remainingBytes: Number(end - restart + unreplayed),
       seconds,
       bytesPerSecond: Number(end - lastRedo) / Math.max(replaySeconds, 0.1),
       startSeconds,
       stopSeconds,
+      ...(standby ? { archiveWaitSeconds: clusterRef(plan.cluster).config.archiveWaitSeconds } : {}),
     };
     await writeFileAtomic(doneMarker(plan), JSON.stringify(outcome));
     return outcome;

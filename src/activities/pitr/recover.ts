@@ -21,7 +21,7 @@ import {
   recoveryLogOf,
   recoveryStopLine,
 } from './serverLog.js';
-import { RECOVERY_BLOCK_HEADER, scratchSettings, writeSettingsBlock } from './settings.js';
+import { majorOf, RECOVERY_BLOCK_HEADER, scratchSettings, writeSettingsBlock } from './settings.js';
 import { stagedRestoreCommand } from './stage.js';
 import type { RecoveryOutcome, RecoveryPlan } from './types.js';
 
@@ -56,7 +56,8 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
         timeline: plan.targetTimeline,
       });
       // A drill never reaches the live cluster's archive or port; its log is its own.
-      if (plan.mode === 'rehearsal') Object.assign(settings, scratchSettings(port, plan.workDirectory));
+      if (plan.mode === 'rehearsal')
+        Object.assign(settings, scratchSettings(port, plan.workDirectory, await majorOf(dataDir)));
       const owner = await stat(dataDir);
       // This block replaces the one of the replay before the approval (its port, its socket, no
       // archiving); and the standby.signal that replay to `latest` ran under goes: with it, the

@@ -10,17 +10,39 @@ export const RECOVERY_BLOCK_HEADER = '\n# pgwarden point-in-time recovery\n';
 
 /**
  * A scratch server's own settings: never the live cluster's archive, port or log. Everything on
- * stderr goes into pg_ctl's log file, never the live cluster's log_directory.
+ * stderr goes into pg_ctl's log file, never the live cluster's log_directory. What the copy brings
+ * from the backup's configuration is overridden where it could reach the live cluster: no
+ * streaming from a primary (a backup of a standby, or one createStandby built, names the live
+ * primary), no commands on the real archive, no pid file or statistics directory shared with it;
+ * a small server beside the live one (huge_pages = on would fail while the live one holds them);
+ * messages in English, which pgwarden reads in its log.
  */
-export function scratchSettings(port: number, socketDirectory: string): Record<string, string> {
-  return {
+export function scratchSettings(port: number, socketDirectory: string, major = 0): Record<string, string> {
+  const settings: Record<string, string> = {
     port: String(port),
     listen_addresses: '127.0.0.1',
     unix_socket_directories: socketDirectory,
     archive_mode: 'off',
     logging_collector: 'off',
     log_destination: 'stderr',
+    lc_messages: 'C',
+    primary_conninfo: '',
+    primary_slot_name: '',
+    archive_cleanup_command: '',
+    recovery_end_command: '',
+    recovery_min_apply_delay: '0',
+    external_pid_file: '',
+    shared_buffers: '128MB',
+    huge_pages: 'try',
   };
+  // Before PostgreSQL 15 (which has no such setting), the data directory's own.
+  if (major && major < 15) settings.stats_temp_directory = 'pg_stat_tmp';
+  return settings;
+}
+
+/** The major version of the server a data directory is for (0 when it cannot say). */
+export async function majorOf(dataDir: string): Promise<number> {
+  return Number((await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '0')).trim()) || 0;
 }
 
 /**

@@ -64,4 +64,6 @@ export interface PreReplayOutcome {
   /** Measured: the server's start until it accepted connections, and its shutdown. */
   startSeconds: number;
   stopSeconds: number;
+  /** `latest`: the bound of the wait for the archive before the stop (clusters.<name>.archiveWaitSeconds). */
+  archiveWaitSeconds?: number;
 }
