@@ -1,0 +1,102 @@
+// bin/pgwarden-wal-get without PostgreSQL: a copy beside a stand-in `pgwarden` that records its
+// arguments. The script must compute the very identity the Node path records (fileIdentity), write
+// `wanted` as the Node path does, and hand anything else to pgwarden with the same arguments.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileIdentity } from '../../src/archive/getSpool.js';
+
+const SCRIPT = join(import.meta.dirname, '../../bin/pgwarden-wal-get');
+let dir: string;
+let spool: string;
+let config: string;
+const archive = '/repo/main/wal';
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'pgwarden-script-unit-'));
+  await mkdir(join(dir, 'bin'));
+  await copyFile(SCRIPT, join(dir, 'bin', 'pgwarden-wal-get'));
+  await writeFile(join(dir, 'bin', 'pgwarden'), `#!/bin/sh\nprintf '%s\\n' "$@" > "${dir}/node-args"\nexit 7\n`);
+  await chmod(join(dir, 'bin', 'pgwarden'), 0o755);
+  config = join(dir, 'pgwarden.json');
+  await writeFile(config, '{}');
+  await mkdir(join(dir, 'spools'), { mode: 0o700 });
+  spool = join(dir, 'spools', 'main');
+  await mkdir(spool, { mode: 0o700 });
+  await new Promise((r) => setTimeout(r, 20)); // `serving` strictly newer than the config
+  await writeFile(join(spool, 'serving'), `${config}\nmain\n${JSON.stringify(archive)}\n`);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+/** A segment as the fetcher leaves it: the file, then its sidecar naming it. */
+async function spoolSegment(name: string, identity?: string) {
+  await writeFile(join(spool, name), `bytes of ${name}`);
+  const file = identity ?? fileIdentity(join(spool, name));
+  await writeFile(
+    join(spool, `${name}.sha256`),
+    JSON.stringify({ sha256: 'ab'.repeat(32), archiveDir: archive, file }),
+  );
+}
+function run(name: string, extra: string[] = [], cluster = 'main') {
+  const out = join(dir, `out-${name.replace(/\//g, '_')}`);
+  const args = ['--config', config, '--cluster', cluster, '--spool', spool, ...extra, name, out];
+  const r = spawnSync(join(dir, 'bin', 'pgwarden-wal-get'), args, { encoding: 'utf8' });
+  return { code: r.status, out, node: existsSync(join(dir, 'node-args')) };
+}
+
+describe('bin/pgwarden-wal-get', () => {
+  it('is valid sh (and shellcheck-clean when shellcheck is installed)', () => {
+    execFileSync('sh', ['-n', SCRIPT]);
+    if (spawnSync('shellcheck', ['--version']).status === 0) execFileSync('shellcheck', ['-s', 'sh', SCRIPT]);
+  });
+
+  it("serves a segment whose identity is the one the Node path records, and moves 'wanted' as it does", async () => {
+    await rm(join(dir, 'node-args'), { force: true });
+    await spoolSegment('0000000100000003000000FF');
+    const r = run('0000000100000003000000FF');
+    expect(r).toMatchObject({ code: 0, node: false });
+    expect(await readFile(r.out, 'utf8')).toBe('bytes of 0000000100000003000000FF');
+    expect(await readFile(join(spool, 'wanted'), 'utf8')).toBe('000000010000000400000000');
+    expect(existsSync(join(spool, '0000000100000003000000FF'))).toBe(false);
+    expect(existsSync(join(spool, '0000000100000003000000FF.sha256'))).toBe(false);
+  });
+
+  it('hands everything else to pgwarden wal-get with the same config, cluster and files', async () => {
+    const refused: [string, () => Promise<unknown>, string[]?, string?][] = [
+      ['00000002.history', async () => undefined],
+      ['000000010000000000000001.partial', async () => undefined],
+      ['000000010000000000000100', () => spoolSegment('000000010000000000000100')], // not a segment number
+      ['../spools/main/x', async () => undefined],
+      ['000000010000000000000002', async () => undefined], // not spooled
+      ['000000010000000000000003', () => spoolSegment('000000010000000000000003', 'another:file')],
+      ['000000010000000000000004', () => spoolSegment('000000010000000000000004'), [], 'other'],
+    ];
+    for (const [name, prepare, extra, cluster] of refused) {
+      await rm(join(dir, 'node-args'), { force: true });
+      await prepare();
+      const r = run(name, extra, cluster);
+      expect({ name, code: r.code, node: r.node }).toEqual({ name, code: 7, node: true });
+      expect((await readFile(join(dir, 'node-args'), 'utf8')).trim().split('\n')).toEqual([
+        '--config',
+        config,
+        'wal-get',
+        '--cluster',
+        cluster ?? 'main',
+        name,
+        r.out,
+      ]);
+    }
+    // A symlink in the spool, even to a file whose identity the sidecar names, is never followed.
+    await rm(join(dir, 'node-args'), { force: true });
+    await writeFile(join(dir, 'elsewhere'), 'other bytes');
+    await symlink(join(dir, 'elsewhere'), join(spool, '000000010000000000000005'));
+    await writeFile(
+      join(spool, '000000010000000000000005.sha256'),
+      JSON.stringify({ sha256: 'ab'.repeat(32), archiveDir: archive, file: fileIdentity(join(dir, 'elsewhere')) }),
+    );
+    expect(run('000000010000000000000005')).toMatchObject({ code: 7, node: true });
+  });
+});
