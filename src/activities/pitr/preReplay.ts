@@ -76,11 +76,14 @@ export function createPreReplayActivities({ env, clusterRef, cc, at }: PitrConte
     const ours = await realpath(dataDir);
     return postgres
       .withConnection(at(cluster, '127.0.0.1', port), cluster.config.maintenanceDatabase, env, async (client) => {
-        const { rows } = await client.query<{ lsn: string | null; dir: string }>(
-          `SELECT pg_last_wal_replay_lsn()::text AS lsn, current_setting('data_directory') AS dir`,
+        // data_directory is readable by superusers and pg_read_all_settings only; without it, not checked.
+        const { rows } = await client.query<{ lsn: string | null; dir: string | null }>(
+          `SELECT pg_last_wal_replay_lsn()::text AS lsn,
+                  CASE WHEN pg_has_role('pg_read_all_settings', 'MEMBER') THEN current_setting('data_directory') END AS dir`,
         );
         // Another server on this port (ours could not bind it) is never taken for ours.
-        if ((await realpath(rows[0]!.dir).catch(() => rows[0]!.dir)) !== ours) return undefined;
+        const dir = rows[0]!.dir;
+        if (dir !== null && (await realpath(dir).catch(() => dir)) !== ours) return undefined;
         return rows[0]!.lsn ? parseLsn(rows[0]!.lsn) : undefined;
       })
       .catch(() => undefined);
