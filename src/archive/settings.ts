@@ -58,9 +58,11 @@ export interface AsyncGetSettings {
 export function asyncGetSettings(
   walGet: { async?: boolean; spoolDirectory?: string; prefetch?: number } | undefined,
   cluster: string,
+  /** Whose default spool (the user restore_command runs as); this process's by default. */
+  uid: number | undefined = process.getuid?.(),
 ): AsyncGetSettings | undefined {
   if (!walGet?.async) return undefined;
   // Not wal-push's spool: a host may archive one cluster and restore another under the same name.
-  const base = walGet.spoolDirectory ?? join(tmpdir(), `pgwarden-get-spool-${process.getuid?.() ?? 'user'}`);
+  const base = walGet.spoolDirectory ?? join(tmpdir(), `pgwarden-get-spool-${uid ?? 'user'}`);
   return { spoolDirectory: join(base, cluster), prefetch: walGet.prefetch ?? 8 };
 }

@@ -3,7 +3,8 @@
 // some only in the primary's WAL); createStandby into an empty directory gives a standby that
 // streams under its name and has every row, later ones included; a directory that is not empty
 // waits for approval, and a rejection leaves it exactly as it was.
-import { mkdir, readdir, chown, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, readdir, chown, writeFile, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
@@ -28,6 +29,7 @@ let replica1: string;
 let replica2: string;
 let replica3: string;
 let port1: number;
+let spoolBase: string;
 
 /** A directory owned by the PostgreSQL user, 0700, as an operator prepares one. */
 async function postgresDir(dir: string): Promise<void> {
@@ -51,7 +53,12 @@ async function onStandby<T extends pg.QueryResultRow>(sql: string): Promise<T[]>
 
 beforeAll(async () => {
   env = await testEnvironment();
-  setup = await startArchivingCluster({ taskQueue: queue });
+  // Prefetching on: restore_command is bin/pgwarden-wal-get, which hands what is not spooled to pgwarden wal-get.
+  spoolBase = join(tmpdir(), `pgwarden-standby-spool-${process.pid}`);
+  setup = await startArchivingCluster({
+    taskQueue: queue,
+    extra: { walGet: { async: true, spoolDirectory: spoolBase } },
+  });
   replica1 = join(setup.dir, 'standbys/replica1');
   replica2 = join(setup.dir, 'standbys/replica2');
   await postgresDir(replica1); // empty: a new host's
@@ -88,6 +95,11 @@ afterAll(async () => {
       reject: false,
     });
   await setup?.remove();
+  const { pid } = JSON.parse(await readFile(join(spoolBase, 'main', 'fetcher.pid'), 'utf8').catch(() => '{}')) as {
+    pid?: number;
+  };
+  if (pid) process.kill(pid, 'SIGKILL');
+  await rm(spoolBase, { recursive: true, force: true });
 });
 
 it('builds a streaming standby from the repository into an empty directory, with every row', async () => {
@@ -134,7 +146,9 @@ it('builds a streaming standby from the repository into an empty directory, with
   expect((await onStandby<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0]!.r).toBe(true);
   // The password is in a passfile beside the data directory (the server's user's, 0600), not in the settings.
   const auto = await readFile(join(replica1, 'postgresql.auto.conf'), 'utf8');
-  expect(auto).toMatch(/restore_command = '.*wal-get.*--cluster.*main.*%f %p'/);
+  const restore = /^restore_command = (.*)$/m.exec(auto)?.[1] ?? '';
+  expect(restore).toMatch(/pgwarden-wal-get.*--config.*--cluster.*main.*--spool.*%f %p'$/);
+  expect(restore).toContain(join(spoolBase, 'main'));
   expect(auto).not.toContain(setup.cluster.password);
   expect(await readdir(dirname(replica1))).toEqual(
     expect.arrayContaining(['replica1', 'replica1.pgpass', 'replica1.log']),

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StandbyConfig } from '../../config/replication.js';
+import { asyncGetSettings } from '../../archive/settings.js';
 import { writeFileAtomic } from '../../host/atomicFile.js';
 import { defaultConfigPath } from '../../lib/configOverrides.js';
 import { ErrorType, nonRetryable } from '../../lib/errors.js';
@@ -23,8 +24,8 @@ import type { StandbyPlan } from './types.js';
 
 const STANDBY_BLOCK_HEADER = '\n# pgwarden standby\n';
 
-/** bin/pgwarden of this installation (the same relative path from src/activities/standby and dist/activities/standby). */
-const pgwardenBinary = () => fileURLToPath(new URL('../../../bin/pgwarden', import.meta.url));
+/** bin/pgwarden (or bin/pgwarden-wal-get) of this installation (the same relative path from src/activities/standby and dist/activities/standby). */
+const pgwardenBinary = (suffix = '') => fileURLToPath(new URL(`../../../bin/pgwarden${suffix}`, import.meta.url));
 const shellWord = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 /** A libpq conninfo value, quoted. */
 const conninfoValue = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
@@ -139,7 +140,12 @@ export function createStandbyBuildActivities(ctx: PitrContext) {
       await writeFileAtomic(passfile, `${line}\n`);
       await chown(passfile, owner.uid, owner.gid);
     }
-    const walGet = [pgwardenBinary(), '--config', defaultConfigPath(env), 'wal-get', '--cluster', plan.cluster];
+    const configFile = defaultConfigPath(env);
+    // With walGet.async, bin/pgwarden-wal-get serves what the fetcher spooled without starting Node.
+    const spool = asyncGetSettings(config.walGet, plan.cluster, owner.uid)?.spoolDirectory;
+    const walGet = spool
+      ? [pgwardenBinary('-wal-get'), '--config', configFile, '--cluster', plan.cluster, '--spool', spool]
+      : [pgwardenBinary(), '--config', configFile, 'wal-get', '--cluster', plan.cluster];
     const settings: Record<string, string> = {
       port: String(plan.port),
       primary_conninfo: Object.entries(conninfo)
