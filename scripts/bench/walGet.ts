@@ -13,7 +13,9 @@
 // Prints the figures and, last, one JSON line. Options: --wal-mb N (default 1024), --runs N;
 // --before <git revision> adds a fourth side, the prefetching wal-get built from that revision, in
 // the same rounds (a before/after under the same load on shared cores); --no-sync leaves the
-// synchronous wal-get out of the rounds (it still decodes the cp side's plain files).
+// synchronous wal-get out of the rounds (it still decodes the cp side's plain files). The `script`
+// side is bin/pgwarden-wal-get (a spooled segment served without Node, the rest by the built CLI)
+// with the prefetching config, its own spool; its served calls are timed alone as the others'.
 import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -35,7 +37,7 @@ if (beforeRev !== undefined && !/^[\w./~^-]+$/.test(beforeRev))
   throw new Error(`--before ${beforeRev}: not a revision`);
 const withSync = !process.argv.includes('--no-sync');
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-type Mode = 'sync' | 'async' | 'before';
+type Mode = 'sync' | 'async' | 'before' | 'script';
 const log = (line: string) => console.log(line);
 const isRoot = process.getuid?.() === 0;
 const SEGMENT = /^[0-9A-F]{24}$/;
@@ -129,7 +131,7 @@ try {
   await chmod(timed, 0o755);
   const config = JSON.parse(await readFile(setup.configFile, 'utf8')) as Record<string, unknown>;
   const configs = {} as Record<Mode, string>;
-  for (const mode of ['sync', 'async', 'before'] as const) {
+  for (const mode of ['sync', 'async', 'before', 'script'] as const) {
     configs[mode] = join(work, `pgwarden-${mode}.json`);
     const walGet = { async: mode !== 'sync', spoolDirectory: join(work, `spool-${mode}`) };
     await writeFile(configs[mode], JSON.stringify({ ...config, walGet }));
@@ -137,6 +139,17 @@ try {
   }
   const cli = (mode: Mode) =>
     `env ${PASSPHRASE_ENV}=${key!.passphrase} ${process.execPath} ${join(mode === 'before' ? beforeDist : dist, 'cli/main.js')} --config ${configs[mode]} wal-get --cluster main`;
+  // The script beside a `pgwarden` that runs the built CLI (bin/pgwarden would run dist/ or the sources).
+  const scriptBin = join(work, 'bin');
+  await mkdir(scriptBin);
+  await copyFile(join(ROOT, 'bin', 'pgwarden-wal-get'), join(scriptBin, 'pgwarden-wal-get'));
+  await writeFile(
+    join(scriptBin, 'pgwarden'),
+    `#!/bin/sh\nexec ${process.execPath} ${join(dist, 'cli/main.js')} "$@"\n`,
+  );
+  for (const f of ['pgwarden', 'pgwarden-wal-get']) await chmod(join(scriptBin, f), 0o755);
+  const trace = join(work, 'trace-script.txt'); // one line a call, in the calls' order: served or node
+  const script = `env ${PASSPHRASE_ENV}=${key.passphrase} PGWARDEN_WAL_GET_TRACE=${trace} ${join(scriptBin, 'pgwarden-wal-get')} --config ${configs.script} --cluster main --spool ${join(work, 'spool-script', 'main')}`;
 
   log('synchronous wal-get of every segment into a plain directory (the cp side reads it)');
   const syncCalls: number[] = [];
@@ -148,23 +161,26 @@ try {
   log(`  p50 ${p50(syncCalls).toFixed(0)} ms a segment`);
 
   log('prefetched: one wal-get starts the fetcher, then the segments it spooled, one call after the other');
-  const spooled = join(work, 'spool-async', 'main');
-  const ahead = segments.slice(1, 9);
-  await asPostgres('bash', ['-c', `${cli('async')} ${segments[0]} ${join(work, 'out')}`]);
-  for (const deadline = Date.now() + 120_000; !ahead.every((s) => existsSync(join(spooled, s)));) {
-    if (Date.now() > deadline) throw new Error('the fetcher did not spool the next segments in 120 s');
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  const prefetchedCalls: number[] = [];
-  for (const s of ahead) {
-    const t0 = process.hrtime.bigint();
-    await asPostgres('bash', ['-c', `${cli('async')} ${s} ${join(work, 'out')}`]);
-    prefetchedCalls.push(since(t0) * 1000);
-  }
-  log(
-    `  p50 ${p50(prefetchedCalls).toFixed(0)} ms a segment (${prefetchedCalls.map((ms) => ms.toFixed(0)).join(', ')})`,
-  );
-  await stopFetcher(work, 'async');
+  const servedCalls = async (mode: 'async' | 'script', command: string): Promise<number[]> => {
+    const spooled = join(work, `spool-${mode}`, 'main');
+    const ahead = segments.slice(1, 9);
+    await asPostgres('bash', ['-c', `${command} ${segments[0]} ${join(work, 'out')}`]);
+    for (const deadline = Date.now() + 120_000; !ahead.every((s) => existsSync(join(spooled, `${s}.sha256`)));) {
+      if (Date.now() > deadline) throw new Error('the fetcher did not spool the next segments in 120 s');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const ms: number[] = [];
+    for (const s of ahead) {
+      const t0 = process.hrtime.bigint();
+      await asPostgres('bash', ['-c', `${command} ${s} ${join(work, 'out')}`]);
+      ms.push(since(t0) * 1000);
+    }
+    await stopFetcher(work, mode);
+    log(`  ${mode}: p50 ${p50(ms).toFixed(0)} ms a segment (${ms.map((x) => x.toFixed(0)).join(', ')})`);
+    return ms;
+  };
+  const prefetchedCalls = await servedCalls('async', cli('async'));
+  const scriptCalls = await servedCalls('script', script);
   const nodeCalls: number[] = []; // the floor: Node starting and leaving, through the same runuser and bash
   for (let i = 0; i < 8; i++) {
     const t0 = process.hrtime.bigint();
@@ -177,15 +193,17 @@ try {
     cp: `cp ${plain}/%f %p`,
     ...(withSync ? { sync: `${cli('sync')} %f %p` } : {}),
     async: `${cli('async')} %f %p`,
+    script: `${script} %f %p`,
     ...(beforeRev ? { before: `${cli('before')} %f %p` } : {}),
   };
-  const results: Record<string, { seconds: number[]; callMs: number[] }> = {};
+  const results: Record<string, { seconds: number[]; callMs: number[]; servedMs?: number[] }> = {};
   for (let round = 0; round < runs; round++) {
     for (const [side, command] of Object.entries(sides)) {
       const r = (results[side] ??= { seconds: [], callMs: [] });
       const data = join(work, `run-${side}`);
       const calls = join(work, `calls-${side}.txt`);
       await rm(calls, { force: true });
+      await rm(trace, { force: true });
       await asPostgres('cp', ['-a', base, data]);
       const port = await freePort();
       await asPostgres('bash', [
@@ -219,6 +237,14 @@ try {
         const [rc, ms, name] = line.split(' ');
         if (rc === '0' && SEGMENT.test(name ?? '')) r.callMs.push(Number(ms));
       }
+      if (side === 'script') {
+        // The calls the script served itself (no Node), by the trace's line for each call.
+        const how = (await readFile(trace, 'utf8')).trim().split('\n');
+        const timedCalls = (await readFile(calls, 'utf8')).trim().split('\n');
+        timedCalls.forEach((line, i) => {
+          if (how[i]?.startsWith('served ')) (r.servedMs ??= []).push(Number(line.split(' ')[1]));
+        });
+      }
       if (side !== 'cp') await stopFetcher(work, side as Mode);
       await rm(data, { recursive: true, force: true });
       const last = (await readFile(calls, 'utf8')).trim().split('\n');
@@ -230,6 +256,9 @@ try {
     segments: segments.length,
     walGetSyncMsP50: Math.round(p50(syncCalls)),
     walGetPrefetchedMsP50: Math.round(p50(prefetchedCalls)),
+    scriptServedMsP50: Math.round(p50(scriptCalls)),
+    scriptServedCalls: results.script?.servedMs?.length ?? 0,
+    scriptServedCallMsP50: Math.round(p50(results.script?.servedMs ?? [])),
     nodeStartMsP50: Math.round(p50(nodeCalls)),
     ...Object.fromEntries(
       Object.entries(results).flatMap(([side, r]) => [
@@ -238,16 +267,17 @@ try {
       ]),
     ),
     asyncVsCp: Number((p50(results.async!.seconds) / p50(results.cp!.seconds)).toFixed(2)),
+    scriptVsCp: Number((p50(results.script!.seconds) / p50(results.cp!.seconds)).toFixed(2)),
     ...(results.before
       ? { beforeVsCp: Number((p50(results.before.seconds) / p50(results.cp!.seconds)).toFixed(2)) }
       : {}),
   };
   log(
-    `catch-up (median of ${runs}): cp ${summary.cpCatchUpSeconds} s, ${withSync ? `wal-get ${summary.syncCatchUpSeconds} s, ` : ''}prefetching wal-get ${summary.asyncCatchUpSeconds} s (${summary.asyncVsCp}× cp)` +
+    `catch-up (median of ${runs}): cp ${summary.cpCatchUpSeconds} s, ${withSync ? `wal-get ${summary.syncCatchUpSeconds} s, ` : ''}prefetching wal-get ${summary.asyncCatchUpSeconds} s (${summary.asyncVsCp}× cp), bin/pgwarden-wal-get ${summary.scriptCatchUpSeconds} s (${summary.scriptVsCp}× cp)` +
       (beforeRev ? `; as built from ${beforeRev}: ${summary.beforeCatchUpSeconds} s (${summary.beforeVsCp}× cp)` : ''),
   );
   log(
-    `restore_command p50 per segment: cp ${summary.cpCallMsP50} ms, ${withSync ? `wal-get ${summary.syncCallMsP50} ms, ` : ''}prefetching wal-get ${summary.asyncCallMsP50} ms` +
+    `restore_command p50 per segment: cp ${summary.cpCallMsP50} ms, ${withSync ? `wal-get ${summary.syncCallMsP50} ms, ` : ''}prefetching wal-get ${summary.asyncCallMsP50} ms, bin/pgwarden-wal-get ${summary.scriptCallMsP50} ms (the ${summary.scriptServedCalls} calls it served without Node: ${summary.scriptServedCallMsP50} ms)` +
       (beforeRev ? `, as built from ${beforeRev} ${summary.beforeCallMsP50} ms` : ''),
   );
   log(JSON.stringify(summary));
