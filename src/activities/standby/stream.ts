@@ -14,6 +14,11 @@ import type { StandbyPlan, StandbyStreaming } from './types.js';
 
 /** How long one call watches before it reports back (the workflow shows the detail and asks again). */
 const WATCH_MS = 20_000;
+/**
+ * `pg_ctl start -W` returns before the postmaster writes postmaster.pid, which takes seconds on a
+ * loaded host: a server is judged stopped only once it has not been running for this long.
+ */
+const START_GRACE_MS = 15_000;
 
 async function tailOf(file: string): Promise<string> {
   const handle = await open(file, 'r').catch(() => undefined);
@@ -68,12 +73,21 @@ export function createStandbyStreamActivities(ctx: PitrContext) {
   async function waitForStreaming(plan: StandbyPlan): Promise<StandbyStreaming> {
     const activity = Context.current();
     const until = Date.now() + WATCH_MS;
+    let downSince: number | undefined;
     for (;;) {
-      if (!(await isRunning(cc(plan), plan.dataDirectory)))
-        throw nonRetryable(
-          ErrorType.RecoveryFailed,
-          `the standby's server in ${plan.dataDirectory} stopped (log ${standbyLogOf(plan)}): ${logTail(await tailOf(standbyLogOf(plan)))}`,
-        );
+      if (!(await isRunning(cc(plan), plan.dataDirectory))) {
+        downSince ??= Date.now();
+        if (Date.now() - downSince >= START_GRACE_MS)
+          throw nonRetryable(
+            ErrorType.RecoveryFailed,
+            `the standby's server in ${plan.dataDirectory} stopped (log ${standbyLogOf(plan)}): ${logTail(await tailOf(standbyLogOf(plan)))}`,
+          );
+        activity.heartbeat({ phase: 'stream', detail: 'waiting for the server to start' });
+        await new Promise((r) => setTimeout(r, 500));
+        activity.cancellationSignal.throwIfAborted();
+        continue;
+      }
+      downSince = undefined;
       const seen = await look(plan);
       activity.heartbeat({ phase: 'stream', ...seen });
       if (seen.streaming || Date.now() >= until) return seen;
