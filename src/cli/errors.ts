@@ -160,5 +160,20 @@ export function reportError(err: unknown): void {
   }
   process.stderr.write(`pgwarden: ${oneLine(err)}\n`);
   if (!isExpected(err) && process.env.PGWARDEN_DEBUG) console.error(err);
-  process.exitCode = err instanceof UsageError ? err.exitCode : 1;
+  process.exitCode = err instanceof UsageError ? usageExitCode(err) : 1;
+}
+
+/**
+ * PostgreSQL's own commands: a usage mistake in wal-get (restore_command) exits 126, which stops
+ * recovery, never 1, which it reads as "not in the archive" and ends recovery early; wal-push
+ * (archive_command, retried on any nonzero exit) the same, so a mistake is never a success.
+ */
+const WAL_COMMANDS = new Set(['pgwarden wal-get', 'pgwarden wal-push']);
+export const EXIT_USAGE_WAL = 126;
+
+function usageExitCode(err: UsageError, argv = process.argv.slice(2)): number {
+  // A mistake before the command's name (`pgwarden --bogus wal-get ...`) is the program's.
+  const wal =
+    WAL_COMMANDS.has(err.helpOf) || (err.helpOf === 'pgwarden' && argv.some((a) => WAL_COMMANDS.has(`pgwarden ${a}`)));
+  return wal ? EXIT_USAGE_WAL : err.exitCode;
 }

@@ -1,11 +1,12 @@
 // bin/pgwarden-wal-get without PostgreSQL: a copy beside a stand-in `pgwarden` that records its
 // arguments. The script must compute the very identity the Node path records (fileIdentity), write
 // `wanted` as the Node path does, and hand anything else to pgwarden with the same arguments.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileIdentity } from '../../src/archive/getSpool.js';
 
@@ -99,4 +100,86 @@ describe('bin/pgwarden-wal-get', () => {
     );
     expect(run('000000010000000000000005')).toMatchObject({ code: 7, node: true });
   });
+
+  it('takes --opt=value and -c forms; any call it cannot read exits 126 (fatal), never 1, without pgwarden', async () => {
+    await rm(join(dir, 'node-args'), { force: true });
+    await spoolSegment('000000010000000000000010');
+    const out = join(dir, 'out-forms');
+    const forms = [`-c${config}`, `--cluster=main`, `--spool=${spool}`, '000000010000000000000010', out];
+    const served = spawnSync(join(dir, 'bin', 'pgwarden-wal-get'), forms, { encoding: 'utf8' });
+    expect({ code: served.status, node: existsSync(join(dir, 'node-args')) }).toEqual({ code: 0, node: false });
+    expect(await readFile(out, 'utf8')).toBe('bytes of 000000010000000000000010');
+    await spoolSegment('000000010000000000000011');
+    const short = [
+      '-c',
+      config,
+      '--config=' + config,
+      '--cluster',
+      'main',
+      '--spool',
+      spool,
+      '000000010000000000000011',
+      out,
+    ];
+    expect(spawnSync(join(dir, 'bin', 'pgwarden-wal-get'), short).status).toBe(0);
+
+    const seg = '000000010000000000000012';
+    const unreadable = [
+      [],
+      ['--config', config, '--cluster', 'main', '--spool', spool, '--bogus', seg, out],
+      ['--config', config, '--cluster', 'main', '--spool', spool, '-x', seg, out],
+      ['--config', config, '--spool', spool, seg, out], // no cluster
+      ['--cluster', 'main', '--spool', spool, seg, out], // no config
+      ['--config', config, '--cluster', 'main', '--spool', spool, seg], // no %p
+      ['--config', config, '--cluster', 'main', '--spool', spool, seg, out, 'third'],
+      ['--config', config, '--cluster', 'main', '--spool'], // option without its value
+      ['--config', config, '--cluster'],
+      ['-c'],
+      ['--config', config, '--cluster', 'main', '--spool', spool, '--', seg, out],
+    ];
+    for (const args of unreadable) {
+      await rm(join(dir, 'node-args'), { force: true });
+      const r = spawnSync(join(dir, 'bin', 'pgwarden-wal-get'), args, { encoding: 'utf8' });
+      expect({ args, code: r.status, node: existsSync(join(dir, 'node-args')) }).toEqual({
+        args,
+        code: 126,
+        node: false,
+      });
+      expect(r.stderr).toMatch(/^pgwarden-wal-get: cannot read its arguments/);
+    }
+  });
+});
+
+describe('pgwarden wal-get and wal-push usage mistakes', () => {
+  it('exit 126, which stops recovery, never 1 ("not in the archive"); wal-push stays nonzero', async () => {
+    const run = promisify(execFile);
+    const pgwarden = join(import.meta.dirname, '../../bin/pgwarden');
+    const env = { ...process.env, PGWARDEN_FROM_SOURCE: '1' };
+    const calls = [
+      [
+        '--config',
+        '/nonexistent.json',
+        'wal-get',
+        '--cluster',
+        'main',
+        '--spool',
+        '/x',
+        '000000010000000000000001',
+        '/tmp/x',
+      ],
+      ['--config', '/nonexistent.json', 'wal-get', '000000010000000000000001', '/tmp/x'],
+      ['--bogus', 'wal-get', '--cluster', 'main', '000000010000000000000001', '/tmp/x'],
+      ['--config', '/nonexistent.json', 'wal-push', '--cluster', 'main', 'only-one'],
+      ['--config', '/nonexistent.json', 'wal-push', '--bogus', '--cluster', 'main', 'a', 'b'],
+    ];
+    const codes = await Promise.all(
+      calls.map((args) =>
+        run(pgwarden, args, { env }).then(
+          () => 0,
+          (err: { code: number }) => err.code,
+        ),
+      ),
+    );
+    expect(codes).toEqual([126, 126, 126, 126, 126]);
+  }, 60_000);
 });
