@@ -10,12 +10,14 @@ import { join } from 'node:path';
 import { walRecordName } from '../lib/layout.js';
 import { isWalFileName } from '../lib/wal.js';
 import { configPath, parseWalArgs, readPlainConfig, walPushSettings } from './fastPath.js';
-import { getFromSpool, type FetcherJob } from './getSpool.js';
+import { configIdentity, getFromSpool, hasEnvOverrides, type FetcherJob } from './getSpool.js';
 import { asyncGetSettings } from './settings.js';
 
 export async function fastWalGet(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   const call = parseWalArgs(args, 'wal-get');
   if (!call || !isWalFileName(call.positional[0])) return false;
+  // The config's identity before it is read: replaced in between, the script sees another file.
+  const source = { identity: configIdentity(configPath(call.config, env)), overrides: hasEnvOverrides(env) };
   const raw = await readPlainConfig(call.config, env);
   const job = raw && fetcherJob(raw, call.cluster, configPath(call.config, env));
   if (!job) return false;
@@ -25,7 +27,7 @@ export async function fastWalGet(args: string[], env: NodeJS.ProcessEnv = proces
     return true;
   }
   try {
-    return await getFromSpool(job, name, destination);
+    return await getFromSpool(job, name, destination, source);
   } catch (err) {
     // The spool cannot be used (its directory's owner or mode): the archive still can.
     console.error(`pgwarden: wal-get ${name}: ${(err as Error).message}; fetching it from the archive`);

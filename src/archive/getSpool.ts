@@ -85,10 +85,15 @@ const sidecar = (spool: string, name: string) => join(spool, `${name}.sha256`);
  * WAIT_MS passed): the caller then fetches it itself. History files, `.partial` and `.backup` files
  * are never prefetched (false): what follows a timeline switch is not guessed.
  */
-export async function getFromSpool(job: FetcherJob, name: string, destination: string): Promise<boolean> {
+export async function getFromSpool(
+  job: FetcherJob,
+  name: string,
+  destination: string,
+  source: ConfigSource = { overrides: true },
+): Promise<boolean> {
   if (!parseSegmentName(name) || !existsSync(join(job.archiveDir, walRecordName(name)))) return false;
   openSpool(job.spoolDirectory);
-  writeAtomic(join(job.spoolDirectory, SERVING), servingFor(job));
+  writeAtomic(join(job.spoolDirectory, SERVING), servingFor(job, source));
   writeAtomic(join(job.spoolDirectory, WANTED), name);
   ensureFetcher(job);
   const deadline = Date.now() + WAIT_MS;
@@ -100,14 +105,35 @@ export async function getFromSpool(job: FetcherJob, name: string, destination: s
   }
 }
 
+/** Where the job's settings came from: the config file as it was before it was read, and the environment. */
+export interface ConfigSource {
+  /** configIdentity() of the config file, taken before it was read. */
+  identity?: string;
+  /** PGWARDEN__* overrides were in the environment (the file alone does not say the settings). */
+  overrides: boolean;
+}
+
+/** Which config file this is (device, inode, size, mtime and ctime in ns), as the script's `stat` prints it. */
+export function configIdentity(file: string): string | undefined {
+  const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+  return st && [st.dev, st.ino, st.size, st.mtimeNs, st.ctimeNs].join(':');
+}
+
+/** PGWARDEN__* overrides in the environment (src/lib/configOverrides.ts). */
+export const hasEnvOverrides = (env: NodeJS.ProcessEnv): boolean =>
+  Object.entries(env).some(([k, v]) => k.startsWith('PGWARDEN__') && v !== undefined);
+
 /**
  * For bin/pgwarden-wal-get, the restore_command that serves a spooled segment without Node: whose
- * spool this is (the config file, absolute, and the cluster) and the archive its sidecars must
- * name (as JSON writes it), one a line. The script serves only while it names its own config and
- * cluster and is newer than the config file.
+ * spool this is (the config file, absolute, and the cluster), the archive its sidecars must name
+ * (as JSON writes it), the config file's identity when it was read, and whether environment
+ * overrides were in force, one a line. The script serves only while it names its own config and
+ * cluster, the config file is still that very file, and no overrides were (or are) in force.
  */
 const SERVING = 'serving';
-const servingFor = (job: FetcherJob) => `${job.config}\n${job.cluster}\n${JSON.stringify(job.archiveDir)}\n`;
+const servingFor = (job: FetcherJob, source: ConfigSource) =>
+  `${job.config}\n${job.cluster}\n${JSON.stringify(job.archiveDir)}\n${source.identity ?? 'unknown'}\n` +
+  `${source.overrides ? 'overrides' : 'no overrides'}\n`;
 
 /** How long wal-get waits for the fetcher to decode its segment before it decodes the segment itself. */
 const WAIT_MS = 30_000;

@@ -2,13 +2,13 @@
 // arguments. The script must compute the very identity the Node path records (fileIdentity), write
 // `wanted` as the Node path does, and hand anything else to pgwarden with the same arguments.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fileIdentity } from '../../src/archive/getSpool.js';
+import { configIdentity, fileIdentity } from '../../src/archive/getSpool.js';
 
 const SCRIPT = join(import.meta.dirname, '../../bin/pgwarden-wal-get');
 let dir: string;
@@ -28,8 +28,16 @@ beforeAll(async () => {
   spool = join(dir, 'spools', 'main');
   await mkdir(spool, { mode: 0o700 });
   await new Promise((r) => setTimeout(r, 20)); // `serving` strictly newer than the config
-  await writeFile(join(spool, 'serving'), `${config}\nmain\n${JSON.stringify(archive)}\n`);
+  await writeServing();
 });
+
+/** `serving` as wal-get writes it: config, cluster, archive, the config's identity, the overrides. */
+async function writeServing(overrides = 'no overrides') {
+  await writeFile(
+    join(spool, 'serving'),
+    `${config}\nmain\n${JSON.stringify(archive)}\n${configIdentity(config)}\n${overrides}\n`,
+  );
+}
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** A segment as the fetcher leaves it: the file, then its sidecar naming it. */
@@ -41,10 +49,10 @@ async function spoolSegment(name: string, identity?: string) {
     JSON.stringify({ sha256: 'ab'.repeat(32), archiveDir: archive, file }),
   );
 }
-function run(name: string, extra: string[] = [], cluster = 'main') {
+function run(name: string, extra: string[] = [], cluster = 'main', env: NodeJS.ProcessEnv = process.env) {
   const out = join(dir, `out-${name.replace(/\//g, '_')}`);
   const args = ['--config', config, '--cluster', cluster, '--spool', spool, ...extra, name, out];
-  const r = spawnSync(join(dir, 'bin', 'pgwarden-wal-get'), args, { encoding: 'utf8' });
+  const r = spawnSync(join(dir, 'bin', 'pgwarden-wal-get'), args, { encoding: 'utf8', env });
   return { code: r.status, out, node: existsSync(join(dir, 'node-args')) };
 }
 
@@ -99,6 +107,31 @@ describe('bin/pgwarden-wal-get', () => {
       JSON.stringify({ sha256: 'ab'.repeat(32), archiveDir: archive, file: fileIdentity(join(dir, 'elsewhere')) }),
     );
     expect(run('000000010000000000000005')).toMatchObject({ code: 7, node: true });
+  });
+
+  it('goes to pgwarden when the config is another file than `serving` names, or overrides are in force', async () => {
+    const node = async (name: string, env?: NodeJS.ProcessEnv) => {
+      await rm(join(dir, 'node-args'), { force: true });
+      await spoolSegment(name);
+      return run(name, [], 'main', env);
+    };
+    // Overrides in force when `serving` was written, or in the script's environment.
+    await writeServing('overrides');
+    expect(await node('000000010000000000000020')).toMatchObject({ code: 7, node: true });
+    await writeServing();
+    const env = { ...process.env, PGWARDEN__walGet__async: 'false' };
+    expect(await node('000000010000000000000021', env)).toMatchObject({ code: 7, node: true });
+    expect(await node('000000010000000000000022')).toMatchObject({ code: 0, node: false });
+
+    // The config replaced by a copy naming another archive, its mtime older than `serving`'s.
+    const copy = join(dir, 'copy.json');
+    await writeFile(copy, '{"other":"archive"}');
+    const old = new Date(Date.now() - 3_600_000);
+    await utimes(copy, old, old);
+    await rename(copy, config);
+    expect(await node('000000010000000000000023')).toMatchObject({ code: 7, node: true });
+    await writeServing(); // as the next wal-get writes it
+    expect(await node('000000010000000000000024')).toMatchObject({ code: 0, node: false });
   });
 
   it('takes --opt=value and -c forms; any call it cannot read exits 126 (fatal), never 1, without pgwarden', async () => {
