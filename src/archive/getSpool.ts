@@ -232,7 +232,8 @@ export async function spool(job: FetcherJob, name: string, data: Uint8Array, sha
 export function clearSpool(spool: string, before?: bigint): void {
   const temporary = before === undefined || before < 0n;
   for (const f of readdirSync(spool)) {
-    if (/^[0-9A-F]{24}(\.sha256)?\.tmp$/.test(f)) {
+    // The fetcher's, and `wanted.<pid>` of a bin/pgwarden-wal-get killed before its rename.
+    if (/^[0-9A-F]{24}(\.sha256)?\.tmp$|^wanted\.[0-9]+$/.test(f)) {
       if (temporary) rmSync(join(spool, f), { force: true });
       continue;
     }

@@ -150,7 +150,13 @@ describe('wal-get fast path: the archive and the spool', () => {
 
   it("clears what recovery went past, and a fetcher's temporary files only as it starts or leaves", () => {
     const at = (f: string) => join(job.spoolDirectory, f);
-    for (const f of [`${name}.tmp`, `${name}.sha256.tmp`, '000000010000000000000006', '000000010000000000000008'])
+    for (const f of [
+      `${name}.tmp`,
+      `${name}.sha256.tmp`,
+      'wanted.4242', // bin/pgwarden-wal-get's, killed before its rename
+      '000000010000000000000006',
+      '000000010000000000000008',
+    ])
       writeFileSync(at(f), '');
     clearSpool(job.spoolDirectory, 7n); // a decoder is writing the .tmp files
     expect([`${name}.tmp`, `${name}.sha256.tmp`, '000000010000000000000008'].every((f) => existsSync(at(f)))).toBe(
@@ -158,7 +164,7 @@ describe('wal-get fast path: the archive and the spool', () => {
     );
     expect(existsSync(at('000000010000000000000006'))).toBe(false);
     clearSpool(job.spoolDirectory, -1n); // a fetcher starting: those of one killed go
-    expect(existsSync(at(`${name}.tmp`)) || existsSync(at(`${name}.sha256.tmp`))).toBe(false);
+    expect([`${name}.tmp`, `${name}.sha256.tmp`, 'wanted.4242'].some((f) => existsSync(at(f)))).toBe(false);
     expect(existsSync(at('000000010000000000000008'))).toBe(true);
   });
 

@@ -2,7 +2,19 @@
 // arguments. The script must compute the very identity the Node path records (fileIdentity), write
 // `wanted` as the Node path does, and hand anything else to pgwarden with the same arguments.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +81,7 @@ describe('bin/pgwarden-wal-get', () => {
     expect(r).toMatchObject({ code: 0, node: false });
     expect(await readFile(r.out, 'utf8')).toBe('bytes of 0000000100000003000000FF');
     expect(await readFile(join(spool, 'wanted'), 'utf8')).toBe('000000010000000400000000');
+    expect((await readdir(spool)).filter((f) => f.startsWith('wanted.'))).toEqual([]);
     expect(existsSync(join(spool, '0000000100000003000000FF'))).toBe(false);
     expect(existsSync(join(spool, '0000000100000003000000FF.sha256'))).toBe(false);
   });
@@ -107,6 +120,14 @@ describe('bin/pgwarden-wal-get', () => {
       JSON.stringify({ sha256: 'ab'.repeat(32), archiveDir: archive, file: fileIdentity(join(dir, 'elsewhere')) }),
     );
     expect(run('000000010000000000000005')).toMatchObject({ code: 7, node: true });
+
+    // Installed as a symlink elsewhere: pgwarden is found beside the script itself.
+    await rm(join(dir, 'node-args'), { force: true });
+    await mkdir(join(dir, 'elsewhere-bin'), { recursive: true });
+    await symlink(join(dir, 'bin', 'pgwarden-wal-get'), join(dir, 'elsewhere-bin', 'wal-get-link'));
+    const args = ['--config', config, '--cluster', 'main', '--spool', spool, '00000002.history', join(dir, 'o')];
+    expect(spawnSync(join(dir, 'elsewhere-bin', 'wal-get-link'), args).status).toBe(7);
+    expect(existsSync(join(dir, 'node-args'))).toBe(true);
   });
 
   it('goes to pgwarden when the config is another file than `serving` names, or overrides are in force', async () => {
