@@ -18,6 +18,9 @@ import { EMPTY_ORIGINAL, NO_ORIGINAL, WAL_BATCH, type PitrContext } from './cont
 import { isRunning, pgCtl } from './server.js';
 import type { ArchiveWait, RecoveryPlan } from './types.js';
 
+/** How long one archiveCurrentWal call looks for the switched segment before the workflow's timer takes over. */
+const ARCHIVE_LOOK_MS = 3_000;
+
 export function createHostActivities({ config, env, clusterRef, cc, runClusterHook }: PitrContext) {
   /** The stop step: pre-stop hook, then a clean (fast) shutdown, confirmed. Stopped already is fine. */
   async function stopCluster(plan: RecoveryPlan): Promise<string> {
@@ -78,10 +81,18 @@ export function createHostActivities({ config, env, clusterRef, cc, runClusterHo
       }
     }
     const archive = openRepository(config, input.plan.cluster).wal;
-    if (await archive.record(waiting.segment!))
-      return { ...waiting, done: true, detail: `the archive has every segment up to ${waiting.segment}` };
-    const waited = (Date.now() - Date.parse(waiting.since)) / 1000;
     const bound = cluster.config.archiveWaitSeconds;
+    // The cluster is still up but about to stop: a healthy archiver takes a fraction of a second, so
+    // look often for a few seconds here rather than leave it to the workflow's 2-second timer, which
+    // the downtime would otherwise include.
+    const lookUntil = Math.min(Date.now() + ARCHIVE_LOOK_MS, Date.parse(waiting.since) + bound * 1000);
+    for (;;) {
+      if (await archive.record(waiting.segment!))
+        return { ...waiting, done: true, detail: `the archive has every segment up to ${waiting.segment}` };
+      if (Date.now() >= lookUntil) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const waited = (Date.now() - Date.parse(waiting.since)) / 1000;
     if (waited >= bound)
       return {
         ...waiting,
