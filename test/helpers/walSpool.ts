@@ -1,6 +1,8 @@
 // Shared by the prefetching wal-get's tests (walGetAsync, walGetScript): its fetcher's process and
 // the PostgreSQL user's ids.
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, chown, copyFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 
@@ -33,3 +35,13 @@ export const postgresIds = async (): Promise<{ uid: number; gid: number } | unde
         gid: Number((await execa('id', ['-g', 'postgres'])).stdout),
       }
     : undefined;
+
+/** A copy of the private key the PostgreSQL user can read (restore_command and the fetcher run as that user), 0600. */
+export async function keyForPostgres(privateKey: string, label: string): Promise<string> {
+  const file = join(tmpdir(), `pgwarden-${label}-key-${randomBytes(4).toString('hex')}.asc`);
+  await copyFile(privateKey, file);
+  const owner = await postgresIds();
+  if (owner) await chown(file, owner.uid, owner.gid);
+  await chmod(file, 0o600);
+  return file;
+}

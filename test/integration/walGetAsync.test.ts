@@ -5,7 +5,7 @@
 // spooled (the fetcher checks only the decoded bytes, and decryption catches the damage first).
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -14,7 +14,7 @@ import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup 
 import { PASSPHRASE_ENV } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startStandby, type TestStandby } from '../helpers/standby.js';
-import { alive, fetcherPid as walFetcherPid, postgresIds, until } from '../helpers/walSpool.js';
+import { alive, fetcherPid as walFetcherPid, keyForPostgres, until } from '../helpers/walSpool.js';
 
 let setup: ArchivingSetup;
 let standby: TestStandby;
@@ -26,12 +26,7 @@ const isRoot = process.getuid?.() === 0;
 
 beforeAll(async () => {
   key = await createTestKey();
-  // The private key where the PostgreSQL user (restore_command, the fetcher) reads it.
-  const privateKeyFile = join(tmpdir(), `pgwarden-get-key-${randomBytes(4).toString('hex')}.asc`);
-  await copyFile(key.privateKeyFile, privateKeyFile);
-  const owner = await postgresIds();
-  if (owner) await chown(privateKeyFile, owner.uid, owner.gid);
-  await chmod(privateKeyFile, 0o600);
+  const privateKeyFile = await keyForPostgres(key.privateKeyFile, 'get');
   spoolBase = join(tmpdir(), `pgwarden-get-spool-test-${randomBytes(4).toString('hex')}`);
   setup = await startArchivingCluster({
     taskQueue: 'wal-get-async',

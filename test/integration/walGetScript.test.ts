@@ -5,7 +5,7 @@
 // started again by the Node path; history files and another cluster's spool go to Node.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, chmod, chown, copyFile, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -14,7 +14,7 @@ import { PGWARDEN, startArchivingCluster, switchAndArchive, type ArchivingSetup 
 import { PASSPHRASE_ENV } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
 import { startStandby, type TestStandby } from '../helpers/standby.js';
-import { alive, fetcherPid as walFetcherPid, postgresIds, until } from '../helpers/walSpool.js';
+import { alive, fetcherPid as walFetcherPid, keyForPostgres, until } from '../helpers/walSpool.js';
 
 const SCRIPT = join(PGWARDEN, '..', 'pgwarden-wal-get');
 let setup: ArchivingSetup;
@@ -28,11 +28,7 @@ const isRoot = process.getuid?.() === 0;
 
 beforeAll(async () => {
   key = await createTestKey();
-  const privateKeyFile = join(tmpdir(), `pgwarden-script-key-${randomBytes(4).toString('hex')}.asc`);
-  await copyFile(key.privateKeyFile, privateKeyFile);
-  const owner = await postgresIds();
-  if (owner) await chown(privateKeyFile, owner.uid, owner.gid);
-  await chmod(privateKeyFile, 0o600);
+  const privateKeyFile = await keyForPostgres(key.privateKeyFile, 'script');
   spoolBase = join(tmpdir(), `pgwarden-script-spool-${randomBytes(4).toString('hex')}`);
   setup = await startArchivingCluster({
     taskQueue: 'wal-get-script',
