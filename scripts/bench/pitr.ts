@@ -43,6 +43,7 @@ import { freePort } from '../../test/helpers/ports.js';
 import { PG_BIN } from '../../test/helpers/require.js';
 import { buildBenchDatabase } from './database.js';
 import { inPlaceRuns } from './pitrInPlace.js';
+import { activityTimeline } from './pitrTimeline.js';
 import { timeWalPush } from './pitrWalPush.js';
 import { archiveBothScript, setUpPgbackrest, type Pgbackrest, type PgbackrestRecovery } from './pitrPgbackrest.js';
 import {
@@ -328,7 +329,9 @@ async function main() {
         await removeScratch(dir);
       }
     };
-    const pgwardenRun = async (i: number): Promise<{ seconds: number; result: PointInTimeRecoveryResult }> => {
+    const pgwardenRun = async (
+      i: number,
+    ): Promise<{ seconds: number; result: PointInTimeRecoveryResult; timeline: string }> => {
       const started = process.hrtime.bigint();
       const result = (await client.workflow.execute('pointInTimeRecovery', {
         taskQueue: TASK_QUEUE,
@@ -350,13 +353,13 @@ async function main() {
         .find((r) => Array.isArray(r?.checks));
       if (checked?.checks?.length !== stateChecks(state).length)
         throw new Error(`pgwarden recovery ${i + 1}: its verify step did not run the checks of the state at T`);
-      return { seconds, result };
+      return { seconds, result, timeline: activityTimeline(history.events ?? []) };
     };
 
     log('recovery to the last commit, median of 3 each (manual, pgBackRest and pgwarden runs alternate)');
     const manualRuns: ManualRecovery[] = [];
     const pgbackrestRuns: PgbackrestRecovery[] = [];
-    const pgwardenRuns: { seconds: number; result: PointInTimeRecoveryResult }[] = [];
+    const pgwardenRuns: { seconds: number; result: PointInTimeRecoveryResult; timeline: string }[] = [];
     const steps = (r: PointInTimeRecoveryResult) => r.steps.map((s) => `${s.step} ${s.seconds.toFixed(1)}`).join(', ');
     for (let i = 0; i < 3; i++) {
       const m = await manualRun(i);
@@ -375,6 +378,7 @@ async function main() {
         `  pgwarden #${i + 1}: ${run.seconds.toFixed(1)} s (${steps(run.result)}; recoverSeconds ${run.result.recovery?.recoverSeconds.toFixed(1)}, ` +
           `timeline ${run.result.recovery?.timeline}, reached ${run.result.recovery?.reachedLsn}); state at T checked by its verify step`,
       );
+      log(`    its activities (seconds since the run started): ${run.timeline}`);
     }
     const manualSeconds = median(manualRuns, (r) => r.seconds).seconds;
     const pgbackrestSeconds = median(pgbackrestRuns, (r) => r.seconds).seconds;
