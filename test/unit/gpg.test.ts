@@ -1,4 +1,5 @@
-// Decryption by stock gpg in a throwaway keyring: what openpgp encrypted comes back byte for byte,
+// Decryption by stock gpg in a throwaway keyring: what pgwarden encrypts now (gpg) and encrypted
+// before (openpgp in the worker) comes back byte for byte,
 // the failures say why in gpg's words, and keyrings of dead workers are removed.
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -6,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
+import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpgFailure, openKeyring } from '../../src/stream/gpg.js';
 import { feedFile, loadRecipientKeys, storeArtifact } from '../../src/stream/pipeline.js';
@@ -54,9 +56,25 @@ async function decrypt(
 }
 
 describe('gpg decryption', () => {
-  it('returns what openpgp encrypted, byte for byte', async () => {
+  it('returns what pgwarden encrypted, byte for byte', async () => {
     const data = randomBytes(3 << 20);
     const { out, exit } = await decrypt(await encrypted(data, key), key.privateKeyFile, key.passphrase);
+    expect(exit.status).toBe('fulfilled');
+    expect(out.equals(data)).toBe(true);
+  });
+
+  it('returns what earlier versions encrypted with openpgp in the worker, byte for byte', async () => {
+    const data = randomBytes(1 << 20);
+    const message = await openpgp.createMessage({ binary: data });
+    const bytes = await openpgp.encrypt({
+      message,
+      encryptionKeys: (await loadRecipientKeys([key.publicKeyFile])).keys,
+      format: 'binary',
+      config: { aeadProtect: false, preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
+    });
+    const path = join(dir, 'openpgp-made.gpg');
+    await writeFile(path, bytes);
+    const { out, exit } = await decrypt(path, key.privateKeyFile, key.passphrase);
     expect(exit.status).toBe('fulfilled');
     expect(out.equals(data)).toBe(true);
   });

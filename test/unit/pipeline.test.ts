@@ -72,6 +72,15 @@ describe('storeArtifact', () => {
     expect(files).not.toContain('b.zst');
   });
 
+  it('fails, leaving only the partial file, when gpg cannot encrypt (not a short message taken for whole)', async () => {
+    const path = join(dir, 'c.gpg');
+    const store = storeArtifact(chunks(randomBytes(1 << 20)), path, {
+      recipients: { keys: [{ armor: () => 'not a key' } as unknown as openpgp.PublicKey], fingerprints: ['X'] },
+    });
+    await expect(store).rejects.toThrow(/gpg --encrypt failed/);
+    expect(await readdir(dir)).not.toContain('c.gpg');
+  });
+
   it('keeps memory bounded on a large stream', async () => {
     // Big enough that buffering the stream would show far above V8's garbage, which comes and goes
     // with the machine's load (up to ~110 MB seen for this pipeline on a loaded CI machine).

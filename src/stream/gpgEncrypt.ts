@@ -1,0 +1,66 @@
+// OpenPGP encryption by stock GnuPG as a stream stage: `gpg --encrypt --recipient-file <key>...` in
+// a child process, as wal-push does (src/archive/push.ts). It writes what the openpgp library wrote
+// before in this process — PKESK packets and SEIPD v1 with MDC, no OpenPGP-level compression (the
+// data is compressed already) — so backups of either kind decrypt alike, with gpg or openpgp. The
+// cipher runs in C on another core instead of on the worker's JavaScript thread, and no web-stream
+// buffers pile up in the worker (measured in docs/benchmarks.md, fullBackup).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Duplex, PassThrough, Writable } from 'node:stream';
+import { ErrorType, nonRetryable } from '../lib/errors.js';
+import { startTool, TOOL_ENV, type ToolError } from './processes.js';
+
+/**
+ * Where the throwaway homes go: `<prefix><pid>-XXXXXX`, the form of gpg.ts's keyrings, so that its
+ * cleanup of a dead worker's keyrings (at every keyring it opens) removes a dead worker's homes too.
+ */
+const HOME_PREFIX = '/tmp/pgwarden-gpg-';
+
+/**
+ * A stage that encrypts what is written to it to every key in `armoredKeys` (public keys, armored).
+ * The keys are written to a throwaway gpg home (mode 0700, removed when gpg exits; a dead worker's is
+ * removed by the next keyring's cleanup, see HOME_PREFIX), so nobody's own GnuPG state is read or changed. A failing
+ * gpg fails the stage with gpg's own message; aborting `signal` stops gpg.
+ */
+export function gpgEncryptStage(armoredKeys: readonly string[], signal?: AbortSignal): Duplex {
+  const home = mkdtempSync(`${HOME_PREFIX}${process.pid}-`);
+  const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart'];
+  args.push('--trust-model', 'always', '--compress-algo', 'none');
+  armoredKeys.forEach((key, i) => {
+    const file = join(home, `recipient-${i}.asc`);
+    writeFileSync(file, key, { mode: 0o600 });
+    args.push('--recipient-file', file);
+  });
+  const gpg = startTool('gpg --encrypt', 'gpg', [...args, '--output', '-', '--encrypt'], {
+    stdin: 'pipe',
+    env: { ...TOOL_ENV, GNUPGHOME: home },
+    signal,
+  });
+  // gpg refusing (exit status) is about the keys, and stays so on a retry; killed, it may not be.
+  const failed = gpg.exited.then(
+    () => undefined,
+    (err: ToolError) => (err.exitCode === null ? err : nonRetryable(ErrorType.KeyUnreadable, err.message)),
+  );
+  void gpg.exited.catch(() => undefined).finally(() => rmSync(home, { recursive: true, force: true }));
+  // The readable side ends only once gpg has exited 0: a gpg that dies early must not look like a
+  // short, complete message.
+  const output = new PassThrough();
+  gpg.child.stdout!.pipe(output, { end: false });
+  gpg.child.stdout!.on('end', () => void failed.then((err) => (err ? output.destroy(err) : output.end())));
+  // Writing into a gpg that died (EPIPE) reports why it died instead.
+  const stdin = gpg.child.stdin!;
+  stdin.on('error', () => undefined);
+  const input = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      stdin.write(chunk, (err) => (err ? void failed.then((why) => done(why ?? err)) : done()));
+    },
+    final(done) {
+      stdin.end(done);
+    },
+  });
+  const stage = Duplex.from({ writable: input, readable: output });
+  stage.on('close', () => {
+    if (gpg.child.exitCode === null && gpg.child.signalCode === null) gpg.child.kill();
+  });
+  return stage;
+}
