@@ -4,7 +4,7 @@ import { chmod, copyFile, mkdtemp, rename, rm, symlink } from 'node:fs/promises'
 import { join } from 'node:path';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import { artifactName } from '../lib/layout.js';
-import { startTool, TOOL_ENV } from '../stream/processes.js';
+import { startTool, TOOL_ENV, type PriorityGroup } from '../stream/processes.js';
 import type { WalArchive, WalDecryption, WalRecord } from './walArchive.js';
 
 /**
@@ -14,7 +14,8 @@ import type { WalArchive, WalDecryption, WalRecord } from './walArchive.js';
  * measured), and the work runs beside the worker's thread. Every file is checked like decodeWal
  * does: the stored bytes' sha256 before, the original bytes' sha256 after. Each file appears in
  * `outDir` by rename, complete. Returns the names the archive no longer has (nothing is written
- * for those) and the bytes written.
+ * for those) and the bytes written. `priority`: the tools' group, for decoding that may yield the
+ * cores to what is waited for first (a recovery's base backup unpacking beside it).
  */
 export async function decodeWalBatch(
   archive: WalArchive,
@@ -22,6 +23,7 @@ export async function decodeWalBatch(
   decryption: WalDecryption | undefined,
   outDir: string,
   signal?: AbortSignal,
+  priority?: PriorityGroup,
 ): Promise<{ bytes: number; missing: string[] }> {
   // Loaded here: wal-get (restore_command, once per file) starts faster without openpgp.
   const { hashFile } = await import('../stream/pipeline.js');
@@ -65,7 +67,7 @@ export async function decodeWalBatch(
       await decryption.keyring
         .decryptFiles(
           encrypted.map((r) => join(scratch, r.stored)),
-          { passphrase: decryption.passphrase, signal },
+          { passphrase: decryption.passphrase, signal, priority },
         )
         .catch((err: unknown) => {
           signal?.throwIfAborted();
@@ -79,7 +81,7 @@ export async function decodeWalBatch(
         'zstd -d',
         'zstd',
         ['-d', '-q', '-f', '--rm', '--', ...compressed.map((r) => join(scratch, `${r.name}.zst`))],
-        { env: TOOL_ENV, signal, stdout: 'ignore' },
+        { env: TOOL_ENV, signal, stdout: 'ignore', priority },
       );
       await zstd.exited.catch((err: Error) => {
         signal?.throwIfAborted();

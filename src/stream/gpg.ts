@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { startTool, TOOL_ENV, type Tool, type ToolError } from './processes.js';
+import { startTool, TOOL_ENV, type PriorityGroup, type Tool, type ToolError } from './processes.js';
 
 export interface GpgKeyring {
   home: string;
@@ -14,8 +14,11 @@ export interface GpgKeyring {
   decrypt(options: { passphrase?: string; signal?: AbortSignal }): Tool;
   /** Decrypts a small message held in memory (a WAL file). */
   decryptBuffer(data: Uint8Array, passphrase?: string): Promise<Buffer>;
-  /** Decrypts `<file>.gpg` files to `<file>` beside them, in one gpg process. */
-  decryptFiles(files: string[], options: { passphrase?: string; signal?: AbortSignal }): Promise<void>;
+  /** Decrypts `<file>.gpg` files to `<file>` beside them, in one gpg process (in `priority`'s group, if given). */
+  decryptFiles(
+    files: string[],
+    options: { passphrase?: string; signal?: AbortSignal; priority?: PriorityGroup },
+  ): Promise<void>;
   /** Stops the keyring's gpg-agent and deletes the keyring. */
   remove(): Promise<void>;
 }
@@ -68,7 +71,7 @@ export async function openKeyring(privateKeyFile: string): Promise<GpgKeyring> {
       });
       return Buffer.concat(parts);
     },
-    async decryptFiles(files, { passphrase, signal }) {
+    async decryptFiles(files, { passphrase, signal, priority }) {
       const gpg = startTool(
         'gpg --decrypt-files',
         'gpg',
@@ -86,7 +89,7 @@ export async function openKeyring(privateKeyFile: string): Promise<GpgKeyring> {
           '--',
           ...files,
         ],
-        { env: { ...TOOL_ENV, GNUPGHOME: home }, signal, secretFd3: passphrase ?? '', stdout: 'ignore' },
+        { env: { ...TOOL_ENV, GNUPGHOME: home }, signal, secretFd3: passphrase ?? '', stdout: 'ignore', priority },
       );
       await gpg.exited.catch((err: ToolError) => {
         throw nonRetryable(

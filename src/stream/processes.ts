@@ -2,6 +2,7 @@
 // dump needs pg_dump's stdout handed to zstd as its stdin, a kernel pipe that no JavaScript copy
 // sits in (measured: it saves a core-second per 300 MB), which plain spawn does directly.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { getPriority, setPriority } from 'node:os';
 import type { Readable } from 'node:stream';
 
 /** The environment of tools that need no connection: PATH only, no secret. */
@@ -41,6 +42,40 @@ export interface ToolOptions {
   okSignals?: NodeJS.Signals[];
   /** Written to the process's file descriptor 3, then closed: a secret kept out of argv and env. */
   secretFd3?: string;
+  /** The process runs in this group, at its nice value (best effort). */
+  priority?: PriorityGroup;
+}
+
+/**
+ * Processes started at a nice value that can be raised back to the worker's own while they run:
+ * work that may wait yields the cores to what may not, until it is what is waited for.
+ * Best effort: a worker without the right to lower a nice value (not root) leaves it as it was.
+ */
+export class PriorityGroup {
+  private readonly running = new Set<number>();
+  constructor(private niceness: number) {}
+  /** From now on, the running processes and those started later at the worker's own priority. */
+  raise(): void {
+    if (this.niceness === 0) return;
+    this.niceness = 0;
+    for (const pid of this.running) renice(pid, getPriority());
+  }
+  /** @internal startTool's */
+  add(child: ChildProcess): void {
+    if (child.pid === undefined) return;
+    const pid = child.pid;
+    if (this.niceness) renice(pid, getPriority() + this.niceness);
+    this.running.add(pid);
+    child.once('exit', () => this.running.delete(pid));
+  }
+}
+
+function renice(pid: number, niceness: number): void {
+  try {
+    setPriority(pid, Math.min(niceness, 19));
+  } catch {
+    // Gone already, or not allowed: it keeps the priority it has.
+  }
 }
 
 export function startTool(name: string, file: string, args: string[], options: ToolOptions = {}): Tool {
@@ -53,6 +88,7 @@ export function startTool(name: string, file: string, args: string[], options: T
       ...(options.secretFd3 !== undefined ? ['pipe' as const] : []),
     ],
   });
+  options.priority?.add(child);
   if (options.secretFd3 !== undefined) {
     const fd3 = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', f: () => void): void };
     fd3.on('error', () => undefined); // a process that exits without reading it fails on its own

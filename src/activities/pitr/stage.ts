@@ -11,7 +11,7 @@ import { openRepository } from '../../storage/clusterRepository.js';
 import { decodeWal, openWalDecryption } from '../../storage/walArchive.js';
 import { decodeWalBatch } from '../../storage/walDecodeBatch.js';
 import { backupDecryptionKey } from '../../stream/decryptionKey.js';
-import { startTool, TOOL_ENV } from '../../stream/processes.js';
+import { PriorityGroup, startTool, TOOL_ENV } from '../../stream/processes.js';
 import { readBack } from '../../stream/readBack.js';
 import { markInUse } from '../retention.js';
 import { WAL_BATCH, type PitrContext } from './context.js';
@@ -127,6 +127,9 @@ export function createStageActivities({ config, env }: PitrContext) {
       () => ctx.heartbeat({ phase: 'stage-wal', walFiles: done, of: plan.walFiles.length }),
       2000,
     );
+    const baseMarker = join(plan.workDirectory, 'BASE-STAGED');
+    const priority = new PriorityGroup(existsSync(baseMarker) ? 0 : 10);
+    const watch = setInterval(() => existsSync(baseMarker) && priority.raise(), 100);
     try {
       const decodeOne = async (name: string) => {
         signal.throwIfAborted();
@@ -149,9 +152,13 @@ export function createStageActivities({ config, env }: PitrContext) {
       await writeFile(join(walDir, '.histories'), '');
       // Segments in batches (one gpg and one zstd process each, decodeWalBatch), oldest first, so
       // a recovery replaying meanwhile finds what it asks for next.
+      // While the base backup still unpacks beside it, decoding runs at nice 10: recovery waits for
+      // the base first, so the base chain (gpg, zstd, tar) gets the cores (bench:pitr, medium size,
+      // paired runs: base staged in 1.70 s against 2.02 s). Once the base is there, replay waits for
+      // the WAL: the running tools and later ones go back to the worker's own priority (within 0.1 s).
       const decodeBatch = async (names: string[]) => {
         signal.throwIfAborted();
-        const result = await decodeWalBatch(archive, names, decryption, walDir, signal);
+        const result = await decodeWalBatch(archive, names, decryption, walDir, signal, priority);
         if (result.missing.length)
           throw nonRetryable(ErrorType.WalGap, `WAL file ${result.missing[0]} left the archive after the plan step`);
         bytes += result.bytes;
@@ -166,6 +173,7 @@ export function createStageActivities({ config, env }: PitrContext) {
       await writeFile(join(walDir, '.complete'), '');
     } finally {
       clearInterval(timer);
+      clearInterval(watch);
       await decryption?.keyring.remove();
     }
     return { bytes, walFiles: plan.walFiles.length };
