@@ -125,7 +125,9 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
           `the server stopped during recovery (log ${await keepRecoveryLog(plan, log)}): ${logTail(log)}`,
         );
       }
-      await new Promise((r) => setTimeout(r, 250));
+      // Every 100 ms: the promotion is seen ~0.1 s sooner on average than at 250 ms, for a
+      // connection attempt a tenth of a second (refused at once while the server starts up).
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
