@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createZstdCompress } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { gpgEncryptStage } from './gpgEncrypt.js';
+import { streamed } from './memory.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { PARTIAL_SUFFIX } from '../lib/layout.js';
 import { fsyncPath, inheritOwner, PRIVATE_FILE_MODE } from '../host/atomicFile.js';
@@ -28,13 +29,17 @@ export class ByteCounter extends Transform {
   }
 }
 
-/** sha256 and size of the bytes that pass. */
+/**
+ * sha256 and size of the bytes that pass. Every chunk counts toward the next scavenge (memory.ts):
+ * the stored bytes come from a pipe in fresh 64 KiB buffers, which would otherwise pile up.
+ */
 export class Sha256Stage extends Transform {
   bytes = 0;
   private readonly hash = createHash('sha256');
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
+    streamed(chunk.length);
     done(null, chunk);
   }
   digest(): string {
