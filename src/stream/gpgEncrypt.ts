@@ -6,9 +6,9 @@
 // buffers pile up in the worker (measured in docs/benchmarks.md, fullBackup).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Duplex, PassThrough, Writable } from 'node:stream';
+import { Duplex, PassThrough, Writable, type Readable } from 'node:stream';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
-import { startTool, TOOL_ENV, type ToolError } from './processes.js';
+import { startTool, TOOL_ENV, type Tool, type ToolError } from './processes.js';
 
 /**
  * Where the throwaway homes go: `<prefix><pid>-XXXXXX`, the form of gpg.ts's keyrings, so that its
@@ -16,13 +16,23 @@ import { startTool, TOOL_ENV, type ToolError } from './processes.js';
  */
 const HOME_PREFIX = '/tmp/pgwarden-gpg-';
 
+export interface GpgEncrypt {
+  /** gpg reading the plain bytes on its stdin and writing the OpenPGP message on its stdout. */
+  tool: Tool;
+  /** Resolves when gpg has exited: undefined when it succeeded, else why it failed. */
+  failure: Promise<Error | undefined>;
+}
+
 /**
- * A stage that encrypts what is written to it to every key in `armoredKeys` (public keys, armored).
- * The keys are written to a throwaway gpg home (mode 0700, removed when gpg exits; a dead worker's is
- * removed by the next keyring's cleanup, see HOME_PREFIX), so nobody's own GnuPG state is read or changed. A failing
- * gpg fails the stage with gpg's own message; aborting `signal` stops gpg.
+ * Starts `gpg --encrypt` to every key in `armoredKeys` (public keys, armored), reading `stdin` (a
+ * pipe this process writes, or another process's stdout). The keys are written to a throwaway gpg
+ * home (mode 0700, removed when gpg exits; a dead worker's is removed by the next keyring's cleanup,
+ * see HOME_PREFIX), so nobody's own GnuPG state is read or changed. Aborting `signal` stops gpg.
  */
-export function gpgEncryptStage(armoredKeys: readonly string[], signal?: AbortSignal): Duplex {
+export function startGpgEncrypt(
+  armoredKeys: readonly string[],
+  options: { stdin: 'pipe' | Readable; signal?: AbortSignal },
+): GpgEncrypt {
   const home = mkdtempSync(`${HOME_PREFIX}${process.pid}-`);
   const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart'];
   args.push('--trust-model', 'always', '--compress-algo', 'none');
@@ -31,17 +41,26 @@ export function gpgEncryptStage(armoredKeys: readonly string[], signal?: AbortSi
     writeFileSync(file, key, { mode: 0o600 });
     args.push('--recipient-file', file);
   });
-  const gpg = startTool('gpg --encrypt', 'gpg', [...args, '--output', '-', '--encrypt'], {
-    stdin: 'pipe',
+  const tool = startTool('gpg --encrypt', 'gpg', [...args, '--output', '-', '--encrypt'], {
+    stdin: options.stdin,
     env: { ...TOOL_ENV, GNUPGHOME: home },
-    signal,
+    signal: options.signal,
   });
   // gpg refusing (exit status) is about the keys, and stays so on a retry; killed, it may not be.
-  const failed = gpg.exited.then(
+  const failure = tool.exited.then(
     () => undefined,
     (err: ToolError) => (err.exitCode === null ? err : nonRetryable(ErrorType.KeyUnreadable, err.message)),
   );
-  void gpg.exited.catch(() => undefined).finally(() => rmSync(home, { recursive: true, force: true }));
+  void failure.finally(() => rmSync(home, { recursive: true, force: true }));
+  return { tool, failure };
+}
+
+/**
+ * A stage that encrypts what is written to it (startGpgEncrypt). A failing gpg fails the stage with
+ * gpg's own message; aborting `signal` stops gpg.
+ */
+export function gpgEncryptStage(armoredKeys: readonly string[], signal?: AbortSignal): Duplex {
+  const { tool: gpg, failure: failed } = startGpgEncrypt(armoredKeys, { stdin: 'pipe', signal });
   // The readable side ends only once gpg has exited 0: a gpg that dies early must not look like a
   // short, complete message.
   const output = new PassThrough();
