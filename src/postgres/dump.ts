@@ -6,7 +6,6 @@ import { Transform, type Readable, type TransformCallback, type Writable } from 
 import type pg from 'pg';
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import type { Artifact, TableCount } from '../lib/manifest.js';
@@ -38,7 +37,9 @@ export interface DumpResult {
 }
 
 export async function dumpDatabase(args: DumpArgs): Promise<DumpResult> {
-  const fifoDir = await mkdtemp(join(tmpdir(), 'pgwarden-toc-'));
+  // Named like the worker's throwaway gpg homes (`/tmp/pgwarden-gpg-<pid>-*`): should this worker
+  // die mid-dump, the next keyring it or another worker opens removes the directory (stream/gpg.ts).
+  const fifoDir = await mkdtemp(`/tmp/pgwarden-gpg-${process.pid}-`);
   try {
     const fifo = join(fifoDir, 'toc');
     await execa('mkfifo', ['-m', '600', fifo], { env: TOOL_ENV, extendEnv: false });
