@@ -11,7 +11,7 @@ import * as postgres from '../../postgres/connection.js';
 import { writeFileAtomic } from '../../host/atomicFile.js';
 import type { PitrContext } from './context.js';
 import { preReplayLogOf, preReplayOf, redoStartOf } from './preReplay.js';
-import { isRunning, pgCtl } from './server.js';
+import { isRunning, mayAcceptConnections, pgCtl } from './server.js';
 import {
   collectorOffsets,
   keepRecoveryLog,
@@ -98,9 +98,13 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
     }
     const cluster = clusterRef(plan.cluster);
     const host = plan.mode === 'rehearsal' ? '127.0.0.1' : cluster.config.host;
+    let lastLook = 0;
     for (;;) {
       if (ctx.cancellationSignal.aborted) throw new Error('cancelled');
-      const state = await probe(cluster, host, port).catch(() => undefined);
+      // Only once the server may accept connections: a refused attempt is a FATAL line in its log.
+      const state = (await mayAcceptConnections(dataDir))
+        ? await probe(cluster, host, port).catch(() => undefined)
+        : undefined;
       if (state && !state.inRecovery) {
         const log = await serverLog();
         // In place, the kept recovery log begins with the replay before the approval (its own file in the work directory).
@@ -117,16 +121,20 @@ export function createRecoverActivities({ config, env, clusterRef, cc, at, serve
         };
       }
       ctx.heartbeat({ phase: 'replay', lsn: state?.lsn });
-      // A server that just started may not have written postmaster.pid yet.
-      if (!state && Date.now() - startedAt > 5000 && !(await isRunning(cc(plan), dataDir))) {
-        const log = await serverLog();
-        throw nonRetryable(
-          ErrorType.RecoveryFailed,
-          `the server stopped during recovery (log ${await keepRecoveryLog(plan, log)}): ${logTail(log)}`,
-        );
+      // A server that just started may not have written postmaster.pid yet. pg_ctl status once a
+      // second at most: a long replay would otherwise spawn it ten times a second.
+      if (!state && Date.now() - startedAt > 5000 && Date.now() - lastLook >= 1000) {
+        lastLook = Date.now();
+        if (!(await isRunning(cc(plan), dataDir))) {
+          const log = await serverLog();
+          throw nonRetryable(
+            ErrorType.RecoveryFailed,
+            `the server stopped during recovery (log ${await keepRecoveryLog(plan, log)}): ${logTail(log)}`,
+          );
+        }
       }
-      // Every 100 ms: the promotion is seen ~0.1 s sooner on average than at 250 ms, for a
-      // connection attempt a tenth of a second (refused at once while the server starts up).
+      // Every 100 ms: the promotion is seen ~0.1 s sooner on average than at 250 ms; while the server
+      // starts up the look is at postmaster.pid, not a connection attempt (each would log a FATAL line).
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -46,6 +46,20 @@ export async function isRunning(clusterConfig: ClusterConfig, dataDir: string): 
   return r.exitCode === 0;
 }
 
+/**
+ * Whether the server says (postmaster.pid's status line) that it may accept connections: while it is
+ * "starting" (recovery not yet consistent) each connection attempt only adds a FATAL line to its log.
+ * A file that cannot be read, or has no status line, says nothing: then it is worth a try.
+ */
+export async function mayAcceptConnections(dataDir: string): Promise<boolean> {
+  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch((err: NodeJS.ErrnoException) =>
+    err.code === 'ENOENT' ? '' : undefined,
+  );
+  if (text === undefined) return true;
+  const status = text.split('\n')[7]?.trim();
+  return status !== 'starting' && status !== 'stopping' && text !== '';
+}
+
 /** Who owns the cluster's files: the data directory's owner or, on a rebuilt host where it is missing, its parent's. */
 export async function dataOwner(dataDirectory: string): Promise<{ uid: number; gid: number }> {
   const existing = existsSync(dataDirectory) ? dataDirectory : dirname(dataDirectory);
