@@ -1,8 +1,7 @@
 // The throwaway gpg home directories that pushes leave behind when they are killed mid-push.
-import { lstatSync, readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { processStartTime } from '../host/processStart.js';
+import { leftoverDirs } from '../host/leftoverDirs.js';
 import { GPG_HOME_PREFIX } from './push.js';
 
 /** A directory of the older unnamed form (`pgwarden-walpush-XXXXXX`) this old is no push's any more. */
@@ -14,29 +13,13 @@ const UNNAMED_HOME_MAX_AGE_MS = 60 * 60_000;
  * Returns the paths removed.
  */
 export function removeLeftoverGpgHomes(dir = tmpdir()): string[] {
-  const removed: string[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return removed;
-  }
-  for (const name of names) {
-    const m = new RegExp(`^${GPG_HOME_PREFIX}(?:(\\d+)-)?[A-Za-z0-9]{6}$`).exec(name);
-    if (!m) continue;
-    const path = join(dir, name);
+  const pattern = new RegExp(`^${GPG_HOME_PREFIX}(?:(\\d+)-)?[A-Za-z0-9]{6}$`);
+  return leftoverDirs(dir, pattern, UNNAMED_HOME_MAX_AGE_MS).filter((path) => {
     try {
-      const st = lstatSync(path);
-      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue; // another user's: not ours to judge
-      const gone = m[1]
-        ? processStartTime(Number(m[1])) === undefined
-        : Date.now() - st.mtimeMs > UNNAMED_HOME_MAX_AGE_MS;
-      if (!gone) continue;
       rmSync(path, { recursive: true, force: true });
-      removed.push(path);
+      return true;
     } catch {
-      // Removed meanwhile, or unreadable: the next pusher looks again.
+      return false; // unreadable: the next pusher looks again
     }
-  }
-  return removed;
+  });
 }

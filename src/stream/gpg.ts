@@ -2,9 +2,10 @@
 // `gpg` in a child process: it runs beside the restore instead of on the worker's JavaScript
 // thread (measured: 0.7 s against 3.1 s for 300 MB, and no decrypt buffers in the worker), and
 // every verified backup is thereby proven readable by the tool an operator would reach for.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { leftoverDirs } from '../host/leftoverDirs.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { startTool, TOOL_ENV, type PriorityGroup, type Tool, type ToolError } from './processes.js';
 
@@ -113,22 +114,13 @@ async function removeKeyring(home: string): Promise<void> {
   await rm(home, { recursive: true, force: true });
 }
 
-/** Keyrings of worker processes that died without cleaning up (SIGKILL, power loss). */
+/**
+ * This user's keyrings, gpg homes and FIFO directories of worker processes that died without
+ * cleaning up (SIGKILL, power loss); never another user's (a root worker's are not the PostgreSQL
+ * user's wal-get's to remove). Best effort: a directory that cannot be removed fails no keyring.
+ */
 async function removeOrphanedKeyrings(): Promise<void> {
-  const names = await readdir('/tmp').catch(() => [] as string[]);
-  for (const name of names) {
-    const pid = Number(/^pgwarden-gpg-(\d+)-/.exec(name)?.[1]);
-    if (pid && !isAlive(pid)) await removeKeyring(`/tmp/${name}`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  for (const home of leftoverDirs('/tmp', /^pgwarden-gpg-(\d+)-/)) await removeKeyring(home).catch(() => undefined);
 }
 
 /** gpg's own words for why it could not decrypt, as one line. */

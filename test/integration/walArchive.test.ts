@@ -1,8 +1,10 @@
 // `pgwarden wal-push` / `wal-get` as PostgreSQL runs them (the real CLI, separate processes): the
 // same segment twice is success, a different file under an archived name is refused, what a crash
-// can leave behind is never served, and a corrupt archived file stops recovery instead of ending it.
+// can leave behind is never served, a root worker's leftover in /tmp does not stop the PostgreSQL
+// user's wal-get, and a corrupt archived file stops recovery instead of ending it.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chown, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -10,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PGWARDEN } from '../helpers/archiving.js';
 import { PASSPHRASE_ENV, testConfig } from '../helpers/config.js';
 import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { keyForPostgres, postgresIds } from '../helpers/walSpool.js';
 
 let dir: string;
 let key: TestKey;
@@ -101,6 +104,48 @@ describe('wal-push and wal-get', () => {
     expect((await cli('wal-push', '--cluster', 'main', path, name)).exitCode).toBe(0);
     expect((await cli('wal-get', '--cluster', 'main', name, join(dir, 'p'))).exitCode).toBe(0);
     expect((await readFile(join(dir, 'p'))).equals(data)).toBe(true);
+  });
+
+  it("as the PostgreSQL user, is not stopped by a root worker's leftover in /tmp, and removes its own user's", async () => {
+    const postgres = await postgresIds();
+    if (!postgres) return; // not root: no other user to be
+    // A worker (root) killed mid-dump leaves its FIFO directory or gpg home, mode 0700; so does a
+    // PostgreSQL-user fetcher its keyring. Their pid: a process that has exited.
+    const child = execa('true');
+    await child;
+    const dead = child.pid!;
+    const rootLeft = `/tmp/pgwarden-gpg-${dead}-r${randomBytes(3).toString('hex')}`;
+    const ownLeft = `/tmp/pgwarden-gpg-${dead}-p${randomBytes(3).toString('hex')}`;
+    // And one of its own it cannot remove (root's directory inside): best effort, no failure.
+    const ownStuck = `/tmp/pgwarden-gpg-${dead}-s${randomBytes(3).toString('hex')}`;
+    for (const d of [rootLeft, ownLeft, ownStuck, join(ownStuck, 'root')]) {
+      await mkdir(d, { mode: 0o700 });
+      await writeFile(join(d, 'toc'), 'x');
+    }
+    await execa('chown', ['-R', `${postgres.uid}:${postgres.gid}`, ownLeft, dir]);
+    await chown(ownStuck, postgres.uid, postgres.gid);
+    const privateKeyFile = await keyForPostgres(key.privateKeyFile, 'walcli');
+    const asPostgres = join(dir, 'postgres.config.json');
+    const config = JSON.parse(await readFile(configFile, 'utf8')) as { encryption: { privateKeyFile: string } };
+    config.encryption.privateKeyFile = privateKeyFile;
+    await writeFile(asPostgres, JSON.stringify(config));
+    try {
+      const argv = [PGWARDEN, '--config', asPostgres, 'wal-get', '--cluster', 'main', SEGMENT, join(dir, 'pg')];
+      const got = await execa('runuser', ['-u', 'postgres', '--', ...argv], {
+        reject: false,
+        env: { [PASSPHRASE_ENV]: key.passphrase, PGWARDEN_FROM_SOURCE: '1' },
+        cwd: dir,
+      });
+      expect(got.exitCode, got.stderr).toBe(0);
+      expect((await readFile(join(dir, 'pg'))).length).toBe(16 * 1024 * 1024);
+      expect(await readFile(join(rootLeft, 'toc'), 'utf8')).toBe('x');
+      expect(existsSync(ownLeft)).toBe(false);
+      expect(existsSync(join(ownStuck, 'root', 'toc'))).toBe(true);
+    } finally {
+      await Promise.all(
+        [rootLeft, ownLeft, ownStuck, privateKeyFile].map((p) => rm(p, { recursive: true, force: true })),
+      );
+    }
   });
 
   it('stops recovery (exit above 125) when an archived file is corrupt, naming it', async () => {

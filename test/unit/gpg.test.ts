@@ -2,7 +2,7 @@
 // before (openpgp in the worker) comes back byte for byte,
 // the failures say why in gpg's words, and keyrings of dead workers are removed.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -117,13 +117,27 @@ describe('gpg decryption', () => {
     expect((await decrypt(path, join(out, 'backup.key.asc'), 'not-it')).exit.status).toBe('rejected');
   });
 
-  it('removes keyrings left by a worker that died', async () => {
-    const orphan = '/tmp/pgwarden-gpg-2147483646-test';
-    await mkdir(orphan, { recursive: true });
+  it("removes this user's keyrings left by a worker that died, never another user's or a symlink", async () => {
+    // This user's (root's, in CI): a PostgreSQL-user wal-get running meanwhile leaves it alone.
+    const orphan = `/tmp/pgwarden-gpg-2147483646-${randomBytes(3).toString('hex')}`;
+    const foreign = `${orphan}-nobody`;
+    const link = `${orphan}-link`;
+    await mkdir(orphan, { mode: 0o700 });
     await writeFile(join(orphan, 'leftover'), 'x');
-    const keyring = await openKeyring(key.privateKeyFile);
-    await keyring.remove();
-    await expect(stat(orphan)).rejects.toThrow();
+    await mkdir(foreign, { mode: 0o700 });
+    await writeFile(join(foreign, 'leftover'), 'x');
+    const isRoot = process.getuid?.() === 0;
+    if (isRoot) await chown(foreign, 65534, 65534);
+    await symlink(dir, link);
+    try {
+      const keyring = await openKeyring(key.privateKeyFile);
+      await keyring.remove();
+      await expect(stat(orphan)).rejects.toThrow();
+      if (isRoot) expect((await stat(join(foreign, 'leftover'))).isFile()).toBe(true);
+      expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    } finally {
+      await Promise.all([orphan, foreign, link].map((p) => rm(p, { recursive: true, force: true })));
+    }
   });
 });
 
