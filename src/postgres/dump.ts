@@ -7,9 +7,10 @@ import type pg from 'pg';
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
 import type { Artifact, TableCount } from '../lib/manifest.js';
-import { startGpgEncrypt, type GpgEncrypt } from '../stream/gpgEncrypt.js';
+import { brokenPipe, prepareGpgEncrypt, type GpgEncrypt, type PreparedGpgEncrypt } from '../stream/gpgEncrypt.js';
 import { storeArtifact, type Compression, type RecipientKeys, type Sha256Stage } from '../stream/pipeline.js';
 import * as postgres from './connection.js';
 import { startChain, startTool, TOOL_ENV, ToolError, type Tool } from '../stream/processes.js';
@@ -43,13 +44,20 @@ export async function dumpDatabase(args: DumpArgs): Promise<DumpResult> {
   try {
     const fifo = join(fifoDir, 'toc');
     await execa('mkfifo', ['-m', '600', fifo], { env: TOOL_ENV, extendEnv: false });
-    return await dumpThrough(args, fifo);
+    // gpg's home and keys before any process starts: should that throw, nothing is left running
+    // (pg_dump holding its snapshot) with nobody to wait for it.
+    const prepared = args.recipients && prepareGpgEncrypt(args.recipients.keys.map((key) => key.armor()));
+    try {
+      return await dumpThrough(args, fifo, prepared);
+    } finally {
+      prepared?.discard();
+    }
   } finally {
     await rm(fifoDir, { recursive: true, force: true });
   }
 }
 
-async function dumpThrough(args: DumpArgs, fifo: string): Promise<DumpResult> {
+async function dumpThrough(args: DumpArgs, fifo: string, prepared?: PreparedGpgEncrypt): Promise<DumpResult> {
   const { signal } = args;
   const pgDump = startTool(
     'pg_dump',
@@ -81,11 +89,8 @@ async function dumpThrough(args: DumpArgs, fifo: string): Promise<DumpResult> {
   source.destroy();
   source = tee.child.stdout!;
   let gpg: GpgEncrypt | undefined;
-  if (args.recipients) {
-    gpg = startGpgEncrypt(
-      args.recipients.keys.map((key) => key.armor()),
-      { stdin: source, signal },
-    );
+  if (prepared) {
+    gpg = prepared.start({ stdin: source, signal });
     source.destroy();
     source = gpg.tool.child.stdout!;
   }
@@ -108,12 +113,9 @@ async function dumpThrough(args: DumpArgs, fifo: string): Promise<DumpResult> {
     }),
     storing,
   ]);
-  // pg_dump failing is the root cause whenever it fails: report that, not the broken pipe after it.
-  const failed = [dumped, compressed, teed].find((r) => r.status === 'rejected');
-  if (failed || encrypted.status === 'rejected' || stored.status === 'rejected') {
+  if (stored.status === 'rejected' || [dumped, compressed, teed, encrypted].some((r) => r.status === 'rejected')) {
     toc.abort();
-    if (failed) throw describeToolFailure((failed as PromiseRejectedResult).reason);
-    throw ((encrypted.status === 'rejected' ? encrypted : stored) as PromiseRejectedResult).reason;
+    throw failureCause(dumped, compressed, teed, encrypted, stored, args.path);
   }
   const listing = await toc.listing.catch((err: unknown) => {
     throw nonRetryable(
@@ -127,6 +129,43 @@ async function dumpThrough(args: DumpArgs, fifo: string): Promise<DumpResult> {
   }
   const tocEntries = listing.split('\n').filter((l) => l.trim() !== '' && !l.startsWith(';')).length;
   return { artifact: { name: args.name, role: 'dump', ...stored.value }, tocEntries, tables: await tablesPromise };
+}
+
+type Settled = PromiseSettledResult<unknown>;
+const reason = (r: Settled) => (r.status === 'rejected' ? (r.reason as unknown) : undefined);
+
+/**
+ * Which failure to report when the chain failed. One process failing takes the others down with it
+ * (a closed pipe: SIGPIPE, EPIPE, ECONNRESET, gpg's "write error"), so those are consequences; the
+ * cause is the store when it failed (a full disk makes gpg's write fail, which says nothing about
+ * the keys), else gpg when it names a key problem, else the tool that failed on its own.
+ */
+function failureCause(
+  dumped: Settled,
+  compressed: Settled,
+  teed: Settled,
+  encrypted: Settled,
+  stored: Settled,
+  path: string,
+) {
+  const store = reason(stored);
+  if (store !== undefined) return storeFailure(store, path);
+  const gpg = reason(encrypted);
+  if (gpg instanceof ApplicationFailure) return gpg; // KeyUnreadable: a key gpg cannot use
+  const own = [dumped, compressed, teed].map(reason).find((err) => err !== undefined && !brokenPipe(err));
+  if (own !== undefined) return describeToolFailure(own);
+  if (gpg !== undefined && !brokenPipe(gpg)) return gpg as Error;
+  // Only broken pipes: report the first, retryable.
+  return describeToolFailure([dumped, compressed, teed, encrypted].map(reason).find((err) => err !== undefined));
+}
+
+/** Writing the artifact failed (full disk, I/O error, its directory gone): worth a retry. */
+function storeFailure(err: unknown, path: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e instanceof ApplicationFailure || e.name === 'AbortError' || typeof e.code !== 'string') return err;
+  const type =
+    e.code === 'ENOSPC' || e.code === 'EDQUOT' ? ErrorType.InsufficientDiskSpace : ErrorType.RepositoryUnavailable;
+  return retryable(type, `storing ${path} failed: ${e.message}`);
 }
 
 interface TocCheck {
@@ -156,7 +195,9 @@ function startTocCheck(pgRestore: string, compressed: boolean, fifo: string, sig
   restore!.child.stdout!.on('data', (d: Buffer) => {
     if (out.length < 64 << 20) out += d.toString();
   });
-  return { listing: restore!.exited.then(() => out), abort: () => controller.abort() };
+  const listing = restore!.exited.then(() => out);
+  listing.catch(() => undefined); // read only when the dump succeeded; never an unhandled rejection
+  return { listing, abort: () => controller.abort() };
 }
 
 /** Globals (roles, tablespaces) through the same stages, compressed in this process (they are small). */

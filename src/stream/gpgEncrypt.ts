@@ -24,35 +24,82 @@ export interface GpgEncrypt {
 }
 
 /**
- * Starts `gpg --encrypt` to every key in `armoredKeys` (public keys, armored), reading `stdin` (a
- * pipe this process writes, or another process's stdout). The keys are written to a throwaway gpg
- * home (mode 0700, removed when gpg exits; a dead worker's is removed by the next keyring's cleanup,
- * see HOME_PREFIX), so nobody's own GnuPG state is read or changed. Aborting `signal` stops gpg.
+ * gpg's stderr says it could not use a recipient's key (unusable, expired, revoked, unreadable):
+ * the same on a retry. Anything else (a write error on its output, a crash) is not about the keys.
+ */
+export function gpgKeyProblem(stderr: string): boolean {
+  return /skipped: |unusable public key|no public key|no valid openpgp data|invalid recipient|no valid addressees|wrong key usage|key (has )?(expired|revoked)/i.test(
+    stderr,
+  );
+}
+
+/** gpg, or a tool beside it, failed because the reader of its output went away: a consequence, not a cause. */
+export function brokenPipe(err: unknown): boolean {
+  const e = err as Partial<ToolError>;
+  return e.signal === 'SIGPIPE' || /broken pipe|EPIPE|ECONNRESET|connection reset/i.test(e.stderr ?? '');
+}
+
+export interface PreparedGpgEncrypt {
+  /** Starts gpg; the home is removed once it exits. */
+  start(options: { stdin: 'pipe' | Readable; signal?: AbortSignal }): GpgEncrypt;
+  /** Removes the home when gpg was never started. */
+  discard(): void;
+}
+
+/**
+ * Writes the keys in `armoredKeys` (public keys, armored) to a throwaway gpg home (mode 0700, removed
+ * when gpg exits; a dead worker's is removed by the next keyring's cleanup, see HOME_PREFIX), so
+ * nobody's own GnuPG state is read or changed. Everything that can throw happens here, before any
+ * process is started: a caller prepares before it starts the processes that feed gpg.
+ */
+export function prepareGpgEncrypt(armoredKeys: readonly string[]): PreparedGpgEncrypt {
+  const home = mkdtempSync(`${HOME_PREFIX}${process.pid}-`);
+  const remove = () => rmSync(home, { recursive: true, force: true });
+  const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart'];
+  args.push('--trust-model', 'always', '--compress-algo', 'none');
+  try {
+    armoredKeys.forEach((key, i) => {
+      const file = join(home, `recipient-${i}.asc`);
+      writeFileSync(file, key, { mode: 0o600 });
+      args.push('--recipient-file', file);
+    });
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  let started = false;
+  return {
+    start(options) {
+      const tool = startTool('gpg --encrypt', 'gpg', [...args, '--output', '-', '--encrypt'], {
+        stdin: options.stdin,
+        env: { ...TOOL_ENV, GNUPGHOME: home },
+        signal: options.signal,
+      });
+      started = true;
+      // A key gpg cannot use stays so on a retry; killed, or a write error, it may not be.
+      const failure = tool.exited.then(
+        () => undefined,
+        (err: ToolError) =>
+          err.exitCode !== null && gpgKeyProblem(err.stderr) ? nonRetryable(ErrorType.KeyUnreadable, err.message) : err,
+      );
+      void failure.finally(remove);
+      return { tool, failure };
+    },
+    discard() {
+      if (!started) remove();
+    },
+  };
+}
+
+/**
+ * Starts `gpg --encrypt` to every key in `armoredKeys` (prepareGpgEncrypt), reading `stdin` (a pipe
+ * this process writes, or another process's stdout). Aborting `signal` stops gpg.
  */
 export function startGpgEncrypt(
   armoredKeys: readonly string[],
   options: { stdin: 'pipe' | Readable; signal?: AbortSignal },
 ): GpgEncrypt {
-  const home = mkdtempSync(`${HOME_PREFIX}${process.pid}-`);
-  const args = ['--homedir', home, '--batch', '--no-tty', '--quiet', '--no-autostart'];
-  args.push('--trust-model', 'always', '--compress-algo', 'none');
-  armoredKeys.forEach((key, i) => {
-    const file = join(home, `recipient-${i}.asc`);
-    writeFileSync(file, key, { mode: 0o600 });
-    args.push('--recipient-file', file);
-  });
-  const tool = startTool('gpg --encrypt', 'gpg', [...args, '--output', '-', '--encrypt'], {
-    stdin: options.stdin,
-    env: { ...TOOL_ENV, GNUPGHOME: home },
-    signal: options.signal,
-  });
-  // gpg refusing (exit status) is about the keys, and stays so on a retry; killed, it may not be.
-  const failure = tool.exited.then(
-    () => undefined,
-    (err: ToolError) => (err.exitCode === null ? err : nonRetryable(ErrorType.KeyUnreadable, err.message)),
-  );
-  void failure.finally(() => rmSync(home, { recursive: true, force: true }));
-  return { tool, failure };
+  return prepareGpgEncrypt(armoredKeys).start(options);
 }
 
 /**

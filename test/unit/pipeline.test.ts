@@ -8,6 +8,8 @@ import { Readable } from 'node:stream';
 import { zstdDecompressSync } from 'node:zlib';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApplicationFailure } from '@temporalio/common';
+import { startGpgEncrypt } from '../../src/stream/gpgEncrypt.js';
 import { loadRecipientKeys, RateLimit, storeArtifact } from '../../src/stream/pipeline.js';
 
 let dir: string;
@@ -106,6 +108,30 @@ describe('storeArtifact', () => {
     expect(stored.rawBytes).toBe(total);
     // 512 MiB went through; the process grew by far less than that.
     expect(peak - before).toBeLessThan(192 << 20);
+  });
+});
+
+describe('startGpgEncrypt', () => {
+  async function failure(keys: string[], readerGone: boolean) {
+    const gpg = startGpgEncrypt(keys, { stdin: 'pipe' });
+    if (readerGone) gpg.tool.child.stdout!.destroy();
+    else gpg.tool.child.stdout!.resume();
+    gpg.tool.child.stdin!.on('error', () => undefined);
+    gpg.tool.child.stdin!.end(randomBytes(4 << 20));
+    return (await gpg.failure) as ApplicationFailure | undefined;
+  }
+
+  it("output whose reader went away (a store that failed): retryable, gpg's write error, not a key problem", async () => {
+    const err = await failure([(await loadRecipientKeys([publicKeyFile])).keys[0]!.armor()], true);
+    expect(err?.message).toMatch(/^gpg --encrypt failed .*(Broken pipe|SIGPIPE)/);
+    expect(err).not.toBeInstanceOf(ApplicationFailure);
+  });
+
+  it('a key gpg cannot read: KeyUnreadable, not retried', async () => {
+    const err = await failure(['not a key'], false);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect(err).toMatchObject({ type: 'KeyUnreadable', nonRetryable: true });
+    expect(err?.message).toMatch(/^gpg --encrypt failed \(exit code 2\)/);
   });
 });
 
