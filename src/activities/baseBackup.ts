@@ -1,22 +1,18 @@
-// The physical base backup of a cluster: pg_basebackup (tar to stdout, WAL from the archive) → zstd
-// (a kernel pipe) → this process, where the compressed tar passes through encryption and sha256
-// into the repository and, on the way, into `zstd -d | tar -xO backup_manifest`, which both proves
-// the tar reads back and yields PostgreSQL's backup_manifest (its WAL range and file checksums).
+// The physical base backup of a cluster: the checks before it, the chain that stores it
+// (postgres/baseStream.ts: pg_basebackup | zstd → gpg, sha256, the repository), its manifest.
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { Writable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import type { Config } from '../config/index.js';
 import { ErrorType, nonRetryable } from '../lib/errors.js';
 import { backupIdProblem } from '../lib/ids.js';
 import { artifactName } from '../lib/layout.js';
 import { MANIFEST_FORMAT, type Artifact, type BackupSourceRecord, type BaseManifest } from '../lib/manifest.js';
-import { describeToolFailure, FeedWhileOpen } from '../postgres/dump.js';
+import { startBaseStream } from '../postgres/baseStream.js';
 import { PGWARDEN_VERSION } from './logicalBackup.js';
-import { loadRecipientKeys, Sha256Stage, storeArtifact } from '../stream/pipeline.js';
+import { loadRecipientKeys, Sha256Stage } from '../stream/pipeline.js';
 import { writeFileAtomic } from '../host/atomicFile.js';
 import * as postgres from '../postgres/connection.js';
-import { startTool, TOOL_ENV, type Tool } from '../stream/processes.js';
 import { openRepository } from '../storage/clusterRepository.js';
 import { pickBackupSource, sourceRef } from './backupSource.js';
 import { archiveStopSegment, checkStandbySource, switchWhileStandbyWaits } from './baseFromStandby.js';
@@ -130,10 +126,10 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     // From a standby, the backup's WAL sender is found there by this name (switchWhileStandbyWaits).
     const appName = `pgwarden base ${input.backupId}`;
     const toolEnv = postgres.libpqEnv(from, from.config.maintenanceDatabase, env);
-    const basebackup = startTool(
-      'pg_basebackup',
-      postgres.pgTool('pg_basebackup', from.config, info.versionNum),
-      [
+    const stored = new Sha256Stage();
+    const chain = startBaseStream({
+      command: postgres.pgTool('pg_basebackup', from.config, info.versionNum),
+      args: [
         '--pgdata=-',
         '--format=tar',
         '--wal-method=none',
@@ -142,26 +138,19 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
         `--label=pgwarden ${input.backupId}`,
         '--manifest-checksums=SHA256',
       ],
-      { env: { ...TOOL_ENV, ...toolEnv, ...(fromStandby && { PGAPPNAME: appName }) }, signal },
-    );
-    let source = basebackup.child.stdout!;
-    let zstd: Tool | undefined;
-    if (compression.algorithm === 'zstd') {
-      zstd = startTool('zstd', 'zstd', [`-${compression.level}`, '-T0', '-c', '-q'], {
-        stdin: source,
-        env: TOOL_ENV,
-        signal,
-      });
-      source.destroy();
-      source = zstd.child.stdout!;
-    }
-    const extract = startManifestExtract(compression.algorithm === 'zstd', signal);
-    const stored = new Sha256Stage();
+      env: { ...toolEnv, ...(fromStandby && { PGAPPNAME: appName }) },
+      compression,
+      recipients,
+      path: join(dir, name),
+      signal,
+      maxRate: config.limits.maxRate,
+      stored,
+    });
     const timer = setInterval(() => ctx.heartbeat({ phase: 'base', storedBytes: stored.bytes }), 2000);
     let nudgeFailure: Error | undefined;
     const fail = (err: Error) => {
       nudgeFailure ??= err;
-      basebackup.child.kill('SIGTERM');
+      chain.kill();
     };
     const stopNudging = fromStandby
       ? switchWhileStandbyWaits({ config, env, cluster: input.cluster, standby: from, applicationName: appName, fail })
@@ -169,24 +158,12 @@ export function createBaseBackupActivities({ config, env }: { config: Config; en
     let artifact: Artifact;
     let backupManifest: string;
     try {
-      const storing = storeArtifact(source.pipe(new FeedWhileOpen(extract.input)), join(dir, name), {
-        recipients,
-        signal,
-        maxRate: config.limits.maxRate,
-        counters: { stored },
+      const { backupManifest: m, ...s } = await chain.result.catch((err: unknown) => {
+        throw nudgeFailure ?? err;
       });
-      const [b, z, s] = await Promise.allSettled([basebackup.exited, zstd?.exited, storing]);
       if (nudgeFailure) throw nudgeFailure;
-      if (b.status === 'rejected') throw describeToolFailure(b.reason);
-      if (z.status === 'rejected') throw describeToolFailure(z.reason);
-      if (s.status === 'rejected') throw s.reason;
-      artifact = { name, role: 'base', ...s.value };
-      backupManifest = await extract.manifest.catch((err: Error) => {
-        throw nonRetryable(
-          ErrorType.SanityCheckFailed,
-          `the stored tar does not read back with its backup_manifest: ${err.message}`,
-        );
-      });
+      artifact = { name, role: 'base', ...s };
+      backupManifest = m;
     } finally {
       clearInterval(timer);
       stopNudging();
@@ -259,35 +236,4 @@ export function walRange(backupManifest: string): { timeline: number; startLsn: 
     throw nonRetryable(ErrorType.SanityCheckFailed, `backup_manifest has ${ranges.length} WAL ranges; expected one`);
   const r = ranges[0]!;
   return { timeline: r.Timeline, startLsn: r['Start-LSN'], stopLsn: r['End-LSN'] };
-}
-
-/** `zstd -d | tar -xO backup_manifest` over the stored (compressed) bytes, reading all of them. */
-function startManifestExtract(
-  compressed: boolean,
-  signal: AbortSignal,
-): { input: Writable; manifest: Promise<string> } {
-  let tar: Tool;
-  let input: Writable;
-  if (compressed) {
-    const unzstd = startTool('zstd -d', 'zstd', ['-d', '-c', '-q'], { stdin: 'pipe', env: TOOL_ENV, signal });
-    tar = startTool('tar', 'tar', ['-xOf', '-', 'backup_manifest'], {
-      stdin: unzstd.child.stdout!,
-      env: TOOL_ENV,
-      signal,
-    });
-    unzstd.child.stdout!.destroy();
-    input = unzstd.child.stdin!;
-    unzstd.exited.catch(() => undefined);
-  } else {
-    tar = startTool('tar', 'tar', ['-xOf', '-', 'backup_manifest'], { stdin: 'pipe', env: TOOL_ENV, signal });
-    input = tar.child.stdin!;
-  }
-  input.on('error', () => undefined);
-  const parts: Buffer[] = [];
-  tar.child.stdout!.on('data', (d: Buffer) => parts.push(d));
-  const manifest = tar.exited.then(() => Buffer.concat(parts).toString('utf8'));
-  // Awaited only once storing succeeded: when storing fails first, tar's failure must not surface
-  // as an unhandled rejection (it would take the worker down).
-  manifest.catch(() => undefined);
-  return { input, manifest };
 }

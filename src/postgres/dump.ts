@@ -7,10 +7,10 @@ import type pg from 'pg';
 import { execa } from 'execa';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { ErrorType, nonRetryable, retryable } from '../lib/errors.js';
+import { chainFailed, failureCause } from '../stream/failureCause.js';
 import type { Artifact, TableCount } from '../lib/manifest.js';
-import { brokenPipe, prepareGpgEncrypt, type GpgEncrypt, type PreparedGpgEncrypt } from '../stream/gpgEncrypt.js';
+import { prepareGpgEncrypt, type GpgEncrypt, type PreparedGpgEncrypt } from '../stream/gpgEncrypt.js';
 import { storeArtifact, type Compression, type RecipientKeys, type Sha256Stage } from '../stream/pipeline.js';
 import * as postgres from './connection.js';
 import { startChain, startTool, TOOL_ENV, ToolError, type Tool } from '../stream/processes.js';
@@ -113,9 +113,10 @@ async function dumpThrough(args: DumpArgs, fifo: string, prepared?: PreparedGpgE
     }),
     storing,
   ]);
-  if (stored.status === 'rejected' || [dumped, compressed, teed, encrypted].some((r) => r.status === 'rejected')) {
+  const outcome = { tools: [dumped, compressed, teed], gpg: encrypted, stored, path: args.path };
+  if (chainFailed(outcome) || stored.status === 'rejected') {
     toc.abort();
-    throw failureCause(dumped, compressed, teed, encrypted, stored, args.path);
+    throw failureCause(outcome, (err) => describeToolFailure(err));
   }
   const listing = await toc.listing.catch((err: unknown) => {
     throw nonRetryable(
@@ -129,43 +130,6 @@ async function dumpThrough(args: DumpArgs, fifo: string, prepared?: PreparedGpgE
   }
   const tocEntries = listing.split('\n').filter((l) => l.trim() !== '' && !l.startsWith(';')).length;
   return { artifact: { name: args.name, role: 'dump', ...stored.value }, tocEntries, tables: await tablesPromise };
-}
-
-type Settled = PromiseSettledResult<unknown>;
-const reason = (r: Settled) => (r.status === 'rejected' ? (r.reason as unknown) : undefined);
-
-/**
- * Which failure to report when the chain failed. One process failing takes the others down with it
- * (a closed pipe: SIGPIPE, EPIPE, ECONNRESET, gpg's "write error"), so those are consequences; the
- * cause is the store when it failed (a full disk makes gpg's write fail, which says nothing about
- * the keys), else gpg when it names a key problem, else the tool that failed on its own.
- */
-function failureCause(
-  dumped: Settled,
-  compressed: Settled,
-  teed: Settled,
-  encrypted: Settled,
-  stored: Settled,
-  path: string,
-) {
-  const store = reason(stored);
-  if (store !== undefined) return storeFailure(store, path);
-  const gpg = reason(encrypted);
-  if (gpg instanceof ApplicationFailure) return gpg; // KeyUnreadable: a key gpg cannot use
-  const own = [dumped, compressed, teed].map(reason).find((err) => err !== undefined && !brokenPipe(err));
-  if (own !== undefined) return describeToolFailure(own);
-  if (gpg !== undefined && !brokenPipe(gpg)) return gpg as Error;
-  // Only broken pipes: report the first, retryable.
-  return describeToolFailure([dumped, compressed, teed, encrypted].map(reason).find((err) => err !== undefined));
-}
-
-/** Writing the artifact failed (full disk, I/O error, its directory gone): worth a retry. */
-function storeFailure(err: unknown, path: string): unknown {
-  const e = err as NodeJS.ErrnoException;
-  if (e instanceof ApplicationFailure || e.name === 'AbortError' || typeof e.code !== 'string') return err;
-  const type =
-    e.code === 'ENOSPC' || e.code === 'EDQUOT' ? ErrorType.InsufficientDiskSpace : ErrorType.RepositoryUnavailable;
-  return retryable(type, `storing ${path} failed: ${e.message}`);
 }
 
 interface TocCheck {

@@ -1,9 +1,11 @@
 // A throwaway OpenPGP key made by stock GnuPG, to prove pgwarden's output decrypts with `gpg`.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
+import * as openpgp from 'openpgp';
+import type { RecipientKeys } from '../../src/stream/pipeline.js';
 import { requireBinary } from './require.js';
 
 export interface TestKey {
@@ -51,5 +53,37 @@ export async function createTestKey(): Promise<TestKey> {
       await execa('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { reject: false });
       await rm(home, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Recipients for a pipeline that bypass loadRecipientKeys: a good test key, and a key that can only
+ * sign (openpgp reads it, gpg refuses to encrypt to it), made in `dir`.
+ */
+export async function testRecipients(
+  good: TestKey,
+  dir: string,
+): Promise<{ good: RecipientKeys; signOnly: RecipientKeys }> {
+  const home = join(dir, 'signonly');
+  await execa('mkdir', ['-m', '700', home]);
+  const args = ['--homedir', home, '--batch'];
+  await execa('gpg', [
+    ...args,
+    '--passphrase',
+    '',
+    '--quick-generate-key',
+    's <s@pgwarden.test>',
+    'ed25519',
+    'sign',
+    'never',
+  ]);
+  const { stdout } = await execa('gpg', [...args, '--armor', '--export', 's@pgwarden.test']);
+  await execa('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { reject: false });
+  return {
+    good: {
+      keys: [await openpgp.readKey({ armoredKey: await readFile(good.publicKeyFile, 'utf8') })],
+      fingerprints: ['good'],
+    },
+    signOnly: { keys: [await openpgp.readKey({ armoredKey: stdout })], fingerprints: ['sign-only'] },
   };
 }

@@ -4,17 +4,16 @@
 // gpg (not "pg_dump failed"); a store that cannot write is a retryable storage error (not a key
 // error); pg_dump failing on its own is still named; and nothing is started when gpg's keys cannot
 // even be written.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { execa } from 'execa';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dumpDatabase } from '../../src/postgres/dump.js';
 import { Sha256Stage, type RecipientKeys } from '../../src/stream/pipeline.js';
 import { startCluster, type TestCluster } from '../helpers/postgres.js';
-import { createTestKey, type TestKey } from '../helpers/gpg.js';
+import { createTestKey, testRecipients, type TestKey } from '../helpers/gpg.js';
 import { PG_BIN } from '../helpers/require.js';
 import pg from 'pg';
 
@@ -35,28 +34,7 @@ beforeAll(async () => {
     'app',
   );
   goodKey = await createTestKey();
-  good = {
-    keys: [await openpgp.readKey({ armoredKey: await readFile(goodKey.publicKeyFile, 'utf8') })],
-    fingerprints: ['good'],
-  };
-  // A key that can only sign: openpgp reads it, gpg refuses to encrypt to it.
-  const home = join(dir, 'signonly');
-  await execa('mkdir', ['-m', '700', home]);
-  await execa('gpg', [
-    '--homedir',
-    home,
-    '--batch',
-    '--passphrase',
-    '',
-    '--quick-generate-key',
-    'sign only <s@pgwarden.test>',
-    'ed25519',
-    'sign',
-    'never',
-  ]);
-  const { stdout } = await execa('gpg', ['--homedir', home, '--batch', '--armor', '--export', 's@pgwarden.test']);
-  signOnly = { keys: [await openpgp.readKey({ armoredKey: stdout })], fingerprints: ['sign-only'] };
-  await execa('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { reject: false });
+  ({ good, signOnly } = await testRecipients(goodKey, dir));
 }, 120_000);
 
 afterAll(async () => {
