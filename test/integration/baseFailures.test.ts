@@ -5,45 +5,25 @@
 // error naming gpg (before: "pg_basebackup failed (signal SIGPIPE)", retried); a store that cannot
 // write is a retryable storage error (before: pg_basebackup's SIGPIPE); pg_basebackup failing on its
 // own is still named.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { startBaseStream } from '../../src/postgres/baseStream.js';
 import { Sha256Stage, type RecipientKeys } from '../../src/stream/pipeline.js';
-import { startCluster, type TestCluster } from '../helpers/postgres.js';
-import { createTestKey, testRecipients, type TestKey } from '../helpers/gpg.js';
+import { useChainFailureSetup } from '../helpers/chainFailures.js';
 import { PG_BIN } from '../helpers/require.js';
 
-let cluster: TestCluster;
-let dir: string;
-let good: RecipientKeys;
-let goodKey: TestKey;
-let signOnly: RecipientKeys;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pgwarden-basefail-'));
-  cluster = await startCluster();
-  goodKey = await createTestKey();
-  ({ good, signOnly } = await testRecipients(goodKey, dir));
-}, 120_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  await goodKey?.remove();
-  await rm(dir, { recursive: true, force: true });
-});
+const setup = useChainFailureSetup('pgwarden-basefail-');
 
 /** The chain as createBaseBackup starts it (a cluster's ~30 MB tar: more than the pipes hold), failing. */
 async function base(options: { recipients: RecipientKeys; path?: string; env?: Record<string, string> }) {
   const chain = startBaseStream({
     command: join(PG_BIN, 'pg_basebackup'),
     args: ['--pgdata=-', '--format=tar', '--wal-method=none', '--checkpoint=fast', '--no-password'],
-    env: options.env ?? cluster.env(),
+    env: options.env ?? setup.cluster.env(),
     compression: { algorithm: 'zstd', level: 1 },
     recipients: options.recipients,
-    path: options.path ?? join(dir, `base-${Date.now()}.tar.zst.gpg`),
+    path: options.path ?? join(setup.dir, `base-${Date.now()}.tar.zst.gpg`),
     signal: new AbortController().signal,
     stored: new Sha256Stage(),
   });
@@ -56,7 +36,7 @@ async function base(options: { recipients: RecipientKeys; path?: string; env?: R
 }
 
 it('a key gpg cannot use: a non-retryable key error naming gpg, not pg_basebackup', async () => {
-  const err = await base({ recipients: signOnly });
+  const err = await base({ recipients: setup.signOnly });
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect(err.message).toMatch(/^gpg --encrypt failed .*Unusable public key/);
   expect(err.type).toBe('KeyUnreadable');
@@ -64,7 +44,7 @@ it('a key gpg cannot use: a non-retryable key error naming gpg, not pg_basebacku
 });
 
 it("a store that cannot write (its directory gone): a retryable storage error, not pg_basebackup's", async () => {
-  const err = await base({ recipients: good, path: join(dir, 'gone', 'base.tar.zst.gpg') });
+  const err = await base({ recipients: setup.good, path: join(setup.dir, 'gone', 'base.tar.zst.gpg') });
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect(err.message).toMatch(/^storing .*gone\/base\.tar\.zst\.gpg failed: ENOENT/);
   expect(err.type).toBe('RepositoryUnavailable');
@@ -72,7 +52,7 @@ it("a store that cannot write (its directory gone): a retryable storage error, n
 });
 
 it('pg_basebackup failing on its own (a port nobody listens on) is still named pg_basebackup', async () => {
-  const err = await base({ recipients: good, env: { ...cluster.env(), PGPORT: '1' } });
+  const err = await base({ recipients: setup.good, env: { ...setup.cluster.env(), PGPORT: '1' } });
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect(err.message).toMatch(/^pg_basebackup failed .*(connection|connect)/i);
   expect(err.type).toBe('DumpFailed');

@@ -4,43 +4,24 @@
 // gpg (not "pg_dump failed"); a store that cannot write is a retryable storage error (not a key
 // error); pg_dump failing on its own is still named; and nothing is started when gpg's keys cannot
 // even be written.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import * as openpgp from 'openpgp';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { dumpDatabase } from '../../src/postgres/dump.js';
 import { Sha256Stage, type RecipientKeys } from '../../src/stream/pipeline.js';
-import { startCluster, type TestCluster } from '../helpers/postgres.js';
-import { createTestKey, testRecipients, type TestKey } from '../helpers/gpg.js';
+import { useChainFailureSetup } from '../helpers/chainFailures.js';
 import { PG_BIN } from '../helpers/require.js';
 import pg from 'pg';
 
-let cluster: TestCluster;
-let dir: string;
-let good: RecipientKeys;
-let goodKey: TestKey;
-let signOnly: RecipientKeys;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'pgwarden-dumpfail-'));
-  cluster = await startCluster();
-  await cluster.query('CREATE DATABASE app');
+const setup = useChainFailureSetup('pgwarden-dumpfail-', async (c) => {
+  await c.query('CREATE DATABASE app');
   // ~13 MB that zstd halves at most: more than every pipe between the processes holds, so a process
   // that dies early leaves the others writing into closed pipes.
-  await cluster.query(
+  await c.query(
     'CREATE TABLE blob AS SELECT g, md5(random()::text) || md5(random()::text) AS t FROM generate_series(1, 200000) g',
     'app',
   );
-  goodKey = await createTestKey();
-  ({ good, signOnly } = await testRecipients(goodKey, dir));
-}, 120_000);
-
-afterAll(async () => {
-  await cluster?.stop();
-  await goodKey?.remove();
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** dumpDatabase of `app` as fullBackup runs it (zstd, gpg), in a transaction that exported its snapshot. */
@@ -52,10 +33,10 @@ async function dump(options: {
   then?: () => Promise<void>;
 }) {
   const client = new pg.Client({
-    host: cluster.host,
-    port: cluster.port,
-    user: cluster.user,
-    password: cluster.password,
+    host: setup.cluster.host,
+    port: setup.cluster.port,
+    user: setup.cluster.user,
+    password: setup.cluster.password,
     database: 'app',
   });
   await client.connect();
@@ -65,10 +46,10 @@ async function dump(options: {
     return await dumpDatabase({
       client,
       snapshot: rows[0]!.s,
-      path: options.path ?? join(dir, `dump-${Date.now()}.pgdump.zst.gpg`),
+      path: options.path ?? join(setup.dir, `dump-${Date.now()}.pgdump.zst.gpg`),
       name: 'dump.pgdump.zst.gpg',
       tool: (name) => join(PG_BIN, name),
-      env: cluster.env(options.database ?? 'app'),
+      env: setup.cluster.env(options.database ?? 'app'),
       compression: { algorithm: 'zstd', level: 1 },
       recipients: options.recipients,
       signal: new AbortController().signal,
@@ -88,7 +69,7 @@ async function dump(options: {
 }
 
 it('a key gpg cannot use: a non-retryable key error naming gpg, not pg_dump', async () => {
-  const err = await dump({ recipients: signOnly });
+  const err = await dump({ recipients: setup.signOnly });
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect(err.message).toMatch(/^gpg --encrypt failed .*Unusable public key/);
   expect(err.type).toBe('KeyUnreadable');
@@ -96,8 +77,8 @@ it('a key gpg cannot use: a non-retryable key error naming gpg, not pg_dump', as
 });
 
 it("a store that cannot write (its directory gone): a retryable storage error, not the key's", async () => {
-  const path = join(dir, 'gone', 'dump.pgdump.zst.gpg');
-  const err = await dump({ recipients: good, path });
+  const path = join(setup.dir, 'gone', 'dump.pgdump.zst.gpg');
+  const err = await dump({ recipients: setup.good, path });
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect(err.message).toMatch(/^storing .*gone\/dump\.pgdump\.zst\.gpg failed: ENOENT/);
   expect(err.type).toBe('RepositoryUnavailable');
@@ -105,7 +86,7 @@ it("a store that cannot write (its directory gone): a retryable storage error, n
 });
 
 it('pg_dump failing on its own (no such database) is still named pg_dump', async () => {
-  const err = await dump({ recipients: good, database: 'nosuchdb' });
+  const err = await dump({ recipients: setup.good, database: 'nosuchdb' });
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect(err.message).toMatch(/^pg_dump failed .*"nosuchdb" does not exist/);
   expect(err.type).toBe('DumpFailed');
@@ -124,7 +105,7 @@ it('keys gpg cannot be given: nothing started, no pg_dump left holding a snapsho
     // was started to connect and take it.
     then: async () => {
       await new Promise((r) => setTimeout(r, 1500));
-      dumping = await cluster.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'");
+      dumping = await setup.cluster.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'");
     },
   });
   expect((err as Error).message).toBe('no armor');
