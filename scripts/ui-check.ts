@@ -100,7 +100,8 @@ async function pageText(url: string, png?: string): Promise<string> {
   } finally {
     browser.kill('SIGTERM');
     await browser;
-    await rm(profile, { recursive: true, force: true });
+    // Chromium's helper processes can still write into the profile for a moment after it exits.
+    await rm(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
 }
 
